@@ -1,0 +1,1 @@
+"""Authentication of front connections: the auth driver interface and principals."""

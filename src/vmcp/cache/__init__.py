@@ -1,0 +1,1 @@
+"""The cache layer: driver interface and the built-in ``memory`` driver."""

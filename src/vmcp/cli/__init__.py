@@ -1,0 +1,40 @@
+"""The ``vmcp`` command line. Commands are thin: they call the layers, never hold logic."""
+
+from __future__ import annotations
+
+import click
+
+from vmcp import __version__
+from vmcp.cli.config_cmd import config_group
+from vmcp.cli.gateway_cmd import info_command, list_command, start_command
+from vmcp.cli.plugins_cmd import plugins_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vmcp")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    envvar="VMCP_CONFIG",
+    help="Configuration file (default: $VMCP_HOME/config/vmcp.toml).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """vmcp: many MCP servers, shown to any MCP client as one."""
+    ctx.obj = {"config_path": config_path}
+
+
+cli.add_command(start_command)
+cli.add_command(list_command)
+cli.add_command(info_command)
+cli.add_command(config_group)
+cli.add_command(plugins_group)
+
+
+def main() -> None:
+    """Entry point of the ``vmcp`` script: adds plugin commands, then runs the CLI."""
+    from vmcp.plugins import register_plugin_commands
+
+    register_plugin_commands(cli)
+    cli()

@@ -1,0 +1,272 @@
+"""Configuration: pydantic models for the whole gateway, and where they are read from.
+
+The effective configuration is the defaults shipped in ``vmcp/defaults/`` overlaid with
+``$VMCP_HOME/config/vmcp.toml`` (or ``--config PATH``). Mounts come from the ``[servers]``
+table of that file, and from ``servers.toml`` beside it; when neither defines any server
+the shipped demo mount table is used, so a fresh install does something real.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from vmcp.fileutil import atomic_write_text
+
+MOUNT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_FIELD_MSG_RE = re.compile(r"^[a-z_]+: ")
+
+
+class ConfigError(Exception):
+    """A configuration file is invalid; ``problems`` holds one located message each."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(problems))
+        self.source = source
+        self.problems = problems
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class GatewaySettings(_Model):
+    """How the gateway presents itself and aggregates."""
+
+    name: str = "vmcp"
+    separator: str = "__"
+    page_size: int = Field(100, ge=1, le=10_000)
+    request_timeout: float = Field(60.0, gt=0)
+    startup_timeout: float = Field(20.0, gt=0)
+    shutdown_grace: float = Field(5.0, ge=0)
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    instructions: str | None = None
+
+    @field_validator("separator")
+    @classmethod
+    def _separator_is_name_safe(cls, value: str) -> str:
+        if not value or not re.fullmatch(r"[A-Za-z0-9_.-]{1,8}", value):
+            raise ValueError("must be 1-8 characters from A-Z a-z 0-9 _ . -")
+        return value
+
+
+class LoggingSettings(_Model):
+    """Where the gateway's log goes and how much of it."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    file: str | None = None
+    json_lines: bool = False
+
+
+class CacheSettings(_Model):
+    """Which cache driver to use, and its settings."""
+
+    model_config = ConfigDict(extra="allow")
+
+    backend: str = "memory"
+    enabled: bool = True
+    ttl: float = Field(300.0, ge=0)
+
+
+class MonitoringSettings(_Model):
+    """Metrics exposition."""
+
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+
+
+class AuthSettings(_Model):
+    """Which auth driver front connections use, and its settings."""
+
+    model_config = ConfigDict(extra="allow")
+
+    driver: str = "none"
+
+
+class RepositoryConfig(_Model):
+    """One source of server manifests."""
+
+    model_config = ConfigDict(extra="allow")
+
+    url: str
+    type: str
+
+
+class MountConfig(_Model):
+    """One mounted server: where it is, how to reach it, how it is exposed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    transport: str = "stdio"
+    enabled: bool = True
+    # stdio
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    # remote (http, sse, ws)
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    # exposure
+    prefix: str | None = None
+    timeout: float | None = Field(None, gt=0)
+    startup_timeout: float | None = Field(None, gt=0)
+    replicas: int = Field(1, ge=1, le=64)
+    balancer: str = "round_robin"
+    trusted: bool = False
+    description: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        if not MOUNT_ID_RE.fullmatch(value):
+            raise ValueError(
+                "mount id must match ^[a-z0-9][a-z0-9-]{0,47}$ (lowercase letters, digits, '-')"
+            )
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_shape(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
+            raise ValueError("prefix must be 0-64 characters from A-Z a-z 0-9 _ . -")
+        return value
+
+    @model_validator(mode="after")
+    def _transport_needs(self) -> MountConfig:
+        if self.transport == "stdio" and not self.command:
+            raise ValueError("command: field required for transport 'stdio'")
+        if self.transport != "stdio" and not self.url:
+            raise ValueError(f"url: field required for transport {self.transport!r}")
+        return self
+
+    @property
+    def exposed_prefix(self) -> str:
+        """The prefix tool and prompt names get (the id unless set; may be empty)."""
+        return self.id if self.prefix is None else self.prefix
+
+
+class VmcpConfig(_Model):
+    """The whole effective configuration."""
+
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    transports: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    servers: dict[str, MountConfig] = Field(default_factory=dict)
+    repositories: dict[str, RepositoryConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ids_from_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("servers"), dict):
+            data = dict(data)
+            data["servers"] = {
+                key: ({"id": key, **value} if isinstance(value, dict) else value)
+                for key, value in data["servers"].items()
+            }
+        return data
+
+
+def vmcp_home() -> Path:
+    """The state folder: ``$VMCP_HOME`` or ``~/.vmcp``."""
+    return Path(os.environ.get("VMCP_HOME") or Path.home() / ".vmcp")
+
+
+def default_config_path() -> Path:
+    """Where ``vmcp.toml`` is read from when ``--config`` is not given."""
+    return vmcp_home() / "config" / "vmcp.toml"
+
+
+def expand_vars(value: str, environ: dict[str, str] | None = None) -> str:
+    """Replace ``${VAR}`` with the variable's value (empty when unset)."""
+    env = os.environ if environ is None else environ
+    return _VAR_RE.sub(lambda m: env.get(m.group(1), ""), value)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from exc
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read: {exc.strerror or exc}"]) from exc
+
+
+def _defaults(name: str) -> dict[str, Any]:
+    return tomllib.loads(resources.files("vmcp.defaults").joinpath(name).read_text("utf-8"))
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "servers":
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    """One ``dotted.location: message`` line per pydantic error."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = "field required"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown setting"
+        if _FIELD_MSG_RE.match(msg):  # a model-level check naming its field ("command: ...")
+            lines.append(f"{loc}.{msg}" if loc else msg)
+        else:
+            lines.append(f"{loc}: {msg}" if loc else msg)
+    return lines
+
+
+def load_config(path: Path | None = None) -> tuple[VmcpConfig, Path]:
+    """Read and validate the effective configuration.
+
+    :returns: the config and the path it was read from (which may not exist).
+    :raises ConfigError: with one located message per problem.
+    """
+    source = path or default_config_path()
+    data = _defaults("vmcp.toml")
+    user: dict[str, Any] = {}
+    if path is not None or source.exists():
+        user = _read_toml(source)
+    data = _merge(data, user)
+    servers: dict[str, Any] = dict(user.get("servers", {}))
+    servers_file = source.parent / "servers.toml"
+    has_servers_file = servers_file.exists()
+    if has_servers_file:
+        servers.update(_read_toml(servers_file).get("servers", {}))
+    if not servers and not has_servers_file and "servers" not in user:
+        servers = _defaults("servers.toml")["servers"]
+    data["servers"] = servers
+    try:
+        return VmcpConfig.model_validate(data), source
+    except ValidationError as exc:
+        raise ConfigError(str(source), format_errors(exc)) from exc
+
+
+def save_toml_text(path: Path, text: str) -> None:
+    """Write a config file atomically, creating its folder."""
+    atomic_write_text(path, text)
+
+
+def python_executable() -> str:
+    """The interpreter running vmcp, exported as ``${VMCP_PYTHON}`` for mount commands."""
+    return sys.executable

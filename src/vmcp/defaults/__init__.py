@@ -1,0 +1,1 @@
+"""Configuration shipped with vmcp: used when the user has none."""

@@ -1,0 +1,1 @@
+"""Repository sources of server manifests."""

@@ -1,0 +1,1 @@
+"""The routing engine: balancers, and the policies applied to every routed call."""

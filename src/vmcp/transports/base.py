@@ -1,0 +1,112 @@
+"""The transport driver interface (entry-point group ``vmcp.transports``).
+
+A transport moves JSON-RPC messages, one ``dict`` each, over one wire format. It has two sides:
+
+* **front**: :meth:`Transport.serve` accepts client connections and, for each, asks the
+  :class:`FrontHost` for a session and feeds it the client's messages;
+* **back**: :meth:`Transport.connect` opens a :class:`Connection` to one backend replica.
+
+A transport never interprets MCP: ids, names and sessions are the gateway's business.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from vmcp.auth.base import Principal
+    from vmcp.config import MountConfig
+
+JsonMessage = dict[str, Any]
+
+
+class ConnectionClosed(Exception):
+    """The other end of a connection went away; carries a human-readable reason."""
+
+
+class Connection(ABC):
+    """A message channel to one backend replica (the client side of one MCP connection)."""
+
+    @abstractmethod
+    async def send(self, message: JsonMessage) -> None:
+        """Send one message; raise :class:`ConnectionClosed` when the backend is gone."""
+
+    @abstractmethod
+    async def receive(self) -> JsonMessage | bytes:
+        """Return the next message, or the raw bytes of one that is not valid JSON.
+
+        Raise :class:`ConnectionClosed` at the end of the stream.
+        """
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Close politely (for a process: close stdin, wait, SIGTERM, SIGKILL). Idempotent."""
+
+
+class FrontPeer(Protocol):
+    """What a front transport gives the gateway for one client connection."""
+
+    def send(self, message: JsonMessage, related_to: Any = None) -> None:
+        """Queue one message for the client without blocking.
+
+        ``related_to`` is the id of the client request this message belongs to (progress, a
+        log line, a sampling request), or None; stream transports ignore it, HTTP uses it to
+        pick the response stream.
+        """
+
+
+class FrontSessionHandle(Protocol):
+    """What the gateway gives a front transport for one client connection."""
+
+    def handle(self, message: JsonMessage) -> None:
+        """Take one decoded message from the client."""
+
+    def handle_bytes(self, data: bytes) -> None:
+        """Take one raw message (a line or frame); malformed JSON gets a -32700 reply."""
+
+    async def aclose(self) -> None:
+        """The client went away: cancel its work and release its subscriptions."""
+
+
+class FrontHost(Protocol):
+    """The gateway, as seen by a front transport."""
+
+    def open_session(
+        self, peer: FrontPeer, principal: Principal | None = None
+    ) -> FrontSessionHandle:
+        """Start a session for a new client connection."""
+
+
+class Transport(ABC):
+    """A transport driver. Instances are created once per process with no arguments."""
+
+    #: the driver name used in configuration (``transport = "stdio"``)
+    name: str = ""
+
+    @abstractmethod
+    async def serve(
+        self,
+        host: FrontHost,
+        settings: Mapping[str, Any],
+        ready: Callable[[str], Awaitable[None] | None],
+    ) -> None:
+        """Serve front clients until cancelled.
+
+        :param host: where new client connections get their session.
+        :param settings: this transport's table from the ``[transports.<name>]`` config.
+        :param ready: call once listening, with a description of where (e.g. a URL).
+        """
+
+    @abstractmethod
+    async def connect(
+        self, mount: MountConfig, env: dict[str, str], headers: dict[str, str]
+    ) -> Connection:
+        """Open a connection to one replica of a backend.
+
+        :param mount: the mount's configuration.
+        :param env: environment for a spawned process (already expanded).
+        :param headers: headers for a remote backend (credentials from config, never the
+            front client's).
+        """
