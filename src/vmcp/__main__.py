@@ -1,0 +1,5 @@
+"""``python -m vmcp`` runs the command line."""
+
+from vmcp.cli import main
+
+main()
