@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from vmcp.auth.base import Principal
-    from vmcp.config import MountConfig
+    from vmcp.config import MountConfig, VmcpConfig
 
 JsonMessage = dict[str, Any]
 
@@ -72,6 +72,17 @@ class FrontSessionHandle(Protocol):
 
 class FrontHost(Protocol):
     """The gateway, as seen by a front transport."""
+
+    @property
+    def config(self) -> VmcpConfig:
+        """The gateway's effective configuration (read only)."""
+
+    @property
+    def auth_required(self) -> bool:
+        """True when an auth driver that really checks credentials is configured."""
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """Authenticate a remote connection from its headers; raise ``AuthError`` to refuse."""
 
     def open_session(
         self, peer: FrontPeer, principal: Principal | None = None
