@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import tomllib
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,10 @@ class GatewaySettings(_Model):
     startup_timeout: float = Field(20.0, gt=0)
     shutdown_grace: float = Field(5.0, ge=0)
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    #: how long lists of backends that never announce changes are trusted before re-reading
+    list_ttl: float = Field(10.0, ge=0)
+    #: which front transports `vmcp start` serves when --transport is not given
+    fronts: list[str] = Field(default_factory=lambda: ["stdio"])
     instructions: str | None = None
 
     @field_validator("separator")
@@ -189,7 +194,7 @@ def default_config_path() -> Path:
     return vmcp_home() / "config" / "vmcp.toml"
 
 
-def expand_vars(value: str, environ: dict[str, str] | None = None) -> str:
+def expand_vars(value: str, environ: Mapping[str, str] | None = None) -> str:
     """Replace ``${VAR}`` with the variable's value (empty when unset)."""
     env = os.environ if environ is None else environ
     return _VAR_RE.sub(lambda m: env.get(m.group(1), ""), value)

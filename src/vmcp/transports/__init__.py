@@ -1,1 +1,1 @@
-"""Transports: the wire formats vmcp speaks, on the front (serving clients) and back (to backends)."""
+"""Transports: the wire formats vmcp speaks to clients (front) and backends (back)."""

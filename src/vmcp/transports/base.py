@@ -33,6 +33,14 @@ class Connection(ABC):
     async def send(self, message: JsonMessage) -> None:
         """Send one message; raise :class:`ConnectionClosed` when the backend is gone."""
 
+    def send_nowait(self, message: JsonMessage) -> bool:
+        """Send without waiting when the wire allows it (a pipe write); return False if not.
+
+        The gateway calls this first on its hot path and falls back to :meth:`send`.
+        Raise :class:`ConnectionClosed` when the backend is gone.
+        """
+        return False
+
     @abstractmethod
     async def receive(self) -> JsonMessage | bytes:
         """Return the next message, or the raw bytes of one that is not valid JSON.

@@ -1,0 +1,1 @@
+"""The front side: sessions, dispatch, aggregation, namespace and the reverse-request relay."""

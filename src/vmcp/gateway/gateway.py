@@ -1,0 +1,562 @@
+"""The gateway: mounts, the namespace over them, front sessions, and the relay between them.
+
+It is the :class:`~vmcp.transports.base.FrontHost` every front transport serves, and the
+:class:`~vmcp.upstream.session.UpstreamEvents` listener of every backend connection: what a
+backend sends on its own initiative (progress, logs, list changes, resource updates,
+sampling, elicitation, roots, task status) is routed here to the one front session it
+belongs to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vmcp.auth.base import AuthError, Principal
+from vmcp.config import VmcpConfig
+from vmcp.gateway.middleware import all_visible, chain
+from vmcp.gateway.namespace import Namespace
+from vmcp.gateway.session import LOG_LEVELS, FrontSession
+from vmcp.plugins import get_plugin_manager, load_driver
+from vmcp.protocol import jsonrpc
+from vmcp.protocol.errors import INVALID_PARAMS, RpcError
+from vmcp.registry.catalog import CHANGED_KINDS, LIST_KINDS
+from vmcp.registry.mount import Mount
+from vmcp.transports.base import FrontPeer, JsonMessage, Transport
+from vmcp.upstream.session import UpstreamSession
+
+log = logging.getLogger("vmcp.gateway")
+
+_KIND_NOTIFICATION = {
+    "tools": "notifications/tools/list_changed",
+    "prompts": "notifications/prompts/list_changed",
+    "resources": "notifications/resources/list_changed",
+    "resource_templates": "notifications/resources/list_changed",
+}
+RELATED_TASK = "io.modelcontextprotocol/related-task"
+
+
+@dataclass(slots=True)
+class TaskEntry:
+    """A task a backend created for one front session."""
+
+    session: FrontSession
+    mount_id: str
+    upstream: UpstreamSession
+    backend_task_id: str
+
+
+class Gateway:
+    """The running gateway."""
+
+    def __init__(self, config: VmcpConfig) -> None:
+        self.config = config
+        self.mounts: dict[str, Mount] = {}
+        self.namespace = Namespace((), config.gateway.separator)
+        self.sessions: dict[str, FrontSession] = {}
+        #: gateway progress token -> (session, the client's token, the client's request id)
+        self.progress: dict[int, tuple[FrontSession, Any, Any]] = {}
+        #: (upstream, backend request id) -> (session, client-side id) of relayed requests
+        self.reverse: dict[tuple[UpstreamSession, Any], tuple[FrontSession, int]] = {}
+        self.tasks: dict[str, TaskEntry] = {}
+        self._task_ids: dict[tuple[UpstreamSession, str], str] = {}
+        self._elicitations: dict[tuple[UpstreamSession, str], tuple[FrontSession, str]] = {}
+        self.subscribers: dict[tuple[str, str], set[FrontSession]] = {}
+        self._counter = itertools.count(1)
+        self._backend_log_rank: int | None = None
+        self._transports: dict[str, Transport] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
+        self._pm = get_plugin_manager()
+        self.middleware = chain(
+            [m for m in self._pm.hook.vmcp_request_middleware(gateway=self) if m is not None])
+        self.visible = all_visible(
+            [f for f in self._pm.hook.vmcp_visibility_filter(gateway=self) if f is not None])
+        self._auth: Any = None
+
+    # -- FrontHost ------------------------------------------------------------------------
+
+    @property
+    def auth_required(self) -> bool:
+        """True when the configured auth driver really checks credentials."""
+        return self._auth_provider() is not None and not self._auth.loopback_only
+
+    def _auth_provider(self) -> Any:
+        if self._auth is None:
+            settings = self.config.auth.model_dump()
+            name = settings.pop("driver")
+            if name == "none":
+                return None
+            self._auth = load_driver("auth", name)(**settings)
+        return self._auth
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """Authenticate a remote connection (anonymous when no auth driver is configured)."""
+        provider = self._auth_provider()
+        if provider is None:
+            return Principal("anonymous")
+        principal: Principal = await provider.authenticate(headers)
+        if principal is None:
+            raise AuthError("not authenticated")
+        return principal
+
+    def open_session(self, peer: FrontPeer, principal: Principal | None = None) -> FrontSession:
+        """Start a session for a new front connection."""
+        session = FrontSession(self, peer, principal, secrets.token_hex(8))
+        self.sessions[session.session_id] = session
+        return session
+
+    async def session_closed(self, session: FrontSession) -> None:
+        """Release what a departed session held."""
+        self.sessions.pop(session.session_id, None)
+        for token in [t for t, entry in self.progress.items() if entry[0] is session]:
+            del self.progress[token]
+        for task_id in [t for t, entry in self.tasks.items() if entry.session is session]:
+            entry = self.tasks.pop(task_id)
+            self._task_ids.pop((entry.upstream, entry.backend_task_id), None)
+        for key in [k for k, entry in self._elicitations.items() if entry[0] is session]:
+            del self._elicitations[key]
+        for route in list(session.subscriptions):
+            with contextlib.suppress(RpcError):
+                await self.unsubscribe(session, route)
+        if session.log_rank is not None:
+            self.log_levels_changed()
+
+    # -- mounts ---------------------------------------------------------------------------
+
+    def transport(self, name: str) -> Transport:
+        """The (single) instance of a transport driver."""
+        transport = self._transports.get(name)
+        if transport is None:
+            transport = load_driver("transports", name)()
+            self._transports[name] = transport
+        return transport
+
+    async def start(self) -> None:
+        """Mount every configured server, then tell plugins the gateway is up."""
+        await self.start_mounts()
+        await self._call_hook(self._pm.hook.vmcp_gateway_started)
+
+    async def start_mounts(self) -> None:
+        """Start every enabled mount concurrently; a failing one is logged, not fatal."""
+        mounts = []
+        for mount_config in self.config.servers.values():
+            if not mount_config.enabled:
+                continue
+            try:
+                transport = self.transport(mount_config.transport)
+                balancer = load_driver("balancers", mount_config.balancer)()
+            except Exception as exc:
+                log.error("mount %s: %s", mount_config.id, exc)
+                continue
+            mount = Mount(mount_config, transport, balancer)
+            self.mounts[mount.mount_id] = mount
+            mounts.append(mount)
+        await asyncio.gather(*(self._bring_up(m) for m in mounts))
+        self._rebuild()
+        for mount in mounts:
+            if mount.state == "up":
+                await self._call_hook(self._pm.hook.vmcp_server_mounted, mount_id=mount.mount_id)
+
+    async def _bring_up(self, mount: Mount) -> None:
+        settings = self.config.gateway
+        timeout = mount.config.startup_timeout or settings.startup_timeout
+        prepare = self._pm.hook.vmcp_backend_prepare
+        try:
+            await asyncio.gather(*(
+                mount.start_replica(replica, self, timeout, prepare) for replica in mount.replicas))
+            await mount.refresh(tuple(LIST_KINDS), timeout)
+        except Exception as exc:
+            reason = _describe(exc)
+            log.error("mount %s failed to start: %s", mount.mount_id, reason)
+            mount.error = reason
+            await mount.stop()
+            mount.state = "failed"
+            return
+        probe = Namespace(
+            [m for m in self.mounts.values() if m.state == "up"] + [mount],
+            settings.separator,
+        )
+        mount.state = "up"
+        if mount.mount_id in probe.collisions:
+            problem = probe.collisions[mount.mount_id]
+            log.error("mount %s refused: %s", mount.mount_id, problem)
+            await mount.stop()
+            mount.state = "failed"
+            mount.error = problem
+            return
+        log.info("mounted %s (%s)", mount.mount_id, mount.primary.server_info.get("name", "?")
+                 if mount.primary else "?")
+
+    async def stop(self) -> None:
+        """Close every session and every backend."""
+        await self._call_hook(self._pm.hook.vmcp_gateway_stopping)
+        for session in list(self.sessions.values()):
+            await session.aclose()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*(m.stop() for m in self.mounts.values()), return_exceptions=True)
+
+    def _rebuild(self) -> None:
+        self.namespace = Namespace(self.mounts.values(), self.config.gateway.separator)
+        for mount_id, problem in self.namespace.collisions.items():
+            log.warning("mount %s: %s; the later item is hidden", mount_id, problem)
+
+    async def _call_hook(self, hook: Any, **kwargs: Any) -> None:
+        for outcome in hook(gateway=self, **kwargs):
+            if isinstance(outcome, Awaitable):
+                try:
+                    await outcome
+                except Exception:
+                    log.exception("plugin hook %s failed", hook.name)
+
+    def front_capabilities(self) -> dict[str, Any]:
+        """The union of what the mounted backends offer, as the gateway can serve it."""
+        caps: dict[str, Any] = {"logging": {}}
+        for mount in self.mounts.values():
+            backend = mount.capabilities
+            for kind in ("tools", "prompts"):
+                if kind in backend:
+                    caps[kind] = {"listChanged": True}
+            if "resources" in backend:
+                resources = caps.setdefault("resources", {"listChanged": True})
+                if isinstance(backend["resources"], dict) and backend["resources"].get("subscribe"):
+                    resources["subscribe"] = True
+            if "completions" in backend:
+                caps["completions"] = {}
+            tasks = backend.get("tasks")
+            if isinstance(tasks, dict):
+                caps["tasks"] = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
+        return caps
+
+    # -- lists ----------------------------------------------------------------------------
+
+    def stale_kinds(self, kind: str) -> bool:
+        """True when a mount that does not announce changes to ``kind`` is due a re-read."""
+        ttl = self.config.gateway.list_ttl
+        now = time.monotonic()
+        return any(
+            m.state == "up" and not m.announces_changes(kind) and now - m.fetched_at[kind] > ttl
+            for m in self.mounts.values()
+        )
+
+    async def refresh_stale(self, kind: str) -> None:
+        """Re-read ``kind`` from every mount that is due, then rebuild the namespace."""
+        kinds = ("resources", "resource_templates") if kind.startswith("resource") else (kind,)
+        ttl = self.config.gateway.list_ttl
+        now = time.monotonic()
+        due = [m for m in self.mounts.values() if m.state == "up"
+               and not m.announces_changes(kind) and now - m.fetched_at[kind] > ttl]
+        await asyncio.gather(*(self._refresh(m, kinds, announce=False) for m in due))
+
+    async def _refresh(self, mount: Mount, kinds: tuple[str, ...], announce: bool) -> None:
+        before = {kind: mount.catalog[kind] for kind in kinds}
+        try:
+            await mount.refresh(kinds, self.config.gateway.request_timeout)
+        except RpcError as exc:
+            log.warning("mount %s: re-reading %s failed: %s", mount.mount_id, kinds, exc.message)
+            return
+        self._rebuild()
+        changed = [kind for kind in kinds if mount.catalog[kind] != before[kind]]
+        if announce or changed:
+            self.broadcast_list_changed(kinds if announce else changed)
+
+    def broadcast_list_changed(self, kinds: Iterable[str]) -> None:
+        """Tell every initialized client that some lists changed."""
+        for method in dict.fromkeys(_KIND_NOTIFICATION[kind] for kind in kinds):
+            message = jsonrpc.notification(method)
+            for session in self.sessions.values():
+                if session.initialized:
+                    session.send(message)
+
+    # -- result mapping (backend -> front) ------------------------------------------------
+
+    def map_tool_result(
+        self, session: FrontSession, upstream: UpstreamSession, result: dict[str, Any]
+    ) -> None:
+        """Map URIs inside a tool result, and the task id of a task-creating call."""
+        self.namespace.map_contents(upstream.mount_id, result.get("content"))
+        task = result.get("task")
+        if isinstance(task, dict):
+            self._map_task(session, upstream, task)
+
+    def map_prompt_result(
+        self, session: FrontSession, upstream: UpstreamSession, result: dict[str, Any]
+    ) -> None:
+        """Map URIs of embedded resources inside prompt messages."""
+        messages = result.get("messages")
+        if isinstance(messages, list):
+            self.namespace.map_contents(
+                upstream.mount_id, [m.get("content") for m in messages if isinstance(m, dict)])
+
+    def map_read_result(
+        self, session: FrontSession, upstream: UpstreamSession, result: dict[str, Any]
+    ) -> None:
+        """Map the URIs of ``resources/read`` contents."""
+        self.namespace.map_resource_contents(upstream.mount_id, result.get("contents"))
+
+    def map_task_object(
+        self, session: FrontSession, upstream: UpstreamSession, result: dict[str, Any]
+    ) -> None:
+        """Map the task id of a ``tasks/get`` or ``tasks/cancel`` result."""
+        self._map_task(session, upstream, result)
+
+    def _map_task(
+        self, session: FrontSession, upstream: UpstreamSession, task: dict[str, Any]
+    ) -> None:
+        backend_id = task.get("taskId")
+        if not isinstance(backend_id, str):
+            return
+        task_id = self._task_ids.get((upstream, backend_id))
+        if task_id is None:  # a task just created: it belongs to the session that asked
+            task_id = f"{upstream.mount_id}.{secrets.token_hex(8)}"
+            self.tasks[task_id] = TaskEntry(session, upstream.mount_id, upstream, backend_id)
+            self._task_ids[(upstream, backend_id)] = task_id
+        task["taskId"] = task_id
+
+    async def list_tasks(self, session: FrontSession, cursor: Any) -> dict[str, Any]:
+        """The tasks this session created, as each backend reports them now."""
+        if cursor is not None:
+            raise RpcError(INVALID_PARAMS, f"Invalid cursor: {cursor!r}")
+        by_upstream: dict[UpstreamSession, dict[str, str]] = {}
+        for task_id, entry in self.tasks.items():
+            if entry.session is session:
+                by_upstream.setdefault(entry.upstream, {})[entry.backend_task_id] = task_id
+        listed: list[dict[str, Any]] = []
+        for upstream, ids in by_upstream.items():
+            result = await upstream.request("tasks/list", None, self.config.gateway.request_timeout)
+            for task in result.get("tasks") or []:
+                if isinstance(task, dict) and task.get("taskId") in ids:
+                    listed.append({**task, "taskId": ids[task["taskId"]]})
+        return {"tasks": listed}
+
+    def progress_token(self, session: FrontSession, token: Any, request_id: Any) -> int:
+        """A gateway-wide progress token standing for a client's own."""
+        gateway_token = next(self._counter)
+        self.progress[gateway_token] = (session, token, request_id)
+        return gateway_token
+
+    def map_elicitation(self, session: FrontSession, upstream: UpstreamSession, eid: str) -> str:
+        """A gateway elicitation id standing for a backend's, for the completion notice."""
+        front_id = f"{upstream.mount_id}.{next(self._counter)}.{eid}"
+        self._elicitations[(upstream, eid)] = (session, front_id)
+        return front_id
+
+    # -- subscriptions --------------------------------------------------------------------
+
+    async def subscribe(self, session: FrontSession, route: tuple[str, str]) -> dict[str, Any]:
+        """Subscribe a session; the backend hears of it only for the first subscriber."""
+        subscribers = self.subscribers.setdefault(route, set())
+        if session in subscribers:
+            return {}
+        first = not subscribers
+        subscribers.add(session)
+        session.subscriptions.add(route)
+        if first:
+            try:
+                await self._backend_request(route[0], "resources/subscribe", {"uri": route[1]})
+            except RpcError:
+                subscribers.discard(session)
+                session.subscriptions.discard(route)
+                if not subscribers:
+                    del self.subscribers[route]
+                raise
+        return {}
+
+    async def unsubscribe(self, session: FrontSession, route: tuple[str, str]) -> dict[str, Any]:
+        """Unsubscribe a session; the backend hears of it when the last one leaves."""
+        session.subscriptions.discard(route)
+        subscribers = self.subscribers.get(route)
+        if not subscribers or session not in subscribers:
+            return {}
+        subscribers.discard(session)
+        if not subscribers:
+            del self.subscribers[route]
+            mount = self.mounts.get(route[0])
+            if mount is not None and mount.state == "up":
+                await self._backend_request(route[0], "resources/unsubscribe", {"uri": route[1]})
+        return {}
+
+    async def _backend_request(self, mount_id: str, method: str, params: dict[str, Any]) -> Any:
+        mount = self.mounts.get(mount_id)
+        upstream = mount.primary if mount is not None else None
+        if upstream is None:
+            raise RpcError(-32000, f"Backend {mount_id!r} is unavailable")
+        timeout = mount.config.timeout or self.config.gateway.request_timeout  # type: ignore[union-attr]
+        return await upstream.request(method, params, timeout)
+
+    # -- logging levels -------------------------------------------------------------------
+
+    def log_levels_changed(self) -> None:
+        """Give backends the most verbose level any client asked for."""
+        ranks = [s.log_rank for s in self.sessions.values() if s.log_rank is not None]
+        rank = min(ranks) if ranks else None
+        if rank is None or rank == self._backend_log_rank:
+            return
+        self._backend_log_rank = rank
+        for mount in self.mounts.values():
+            for replica in mount.replicas:
+                upstream = replica.upstream
+                if upstream is not None and upstream.alive and "logging" in upstream.capabilities:
+                    upstream.forward("logging/setLevel", {"level": LOG_LEVELS[rank]},
+                                     _ignore, self.config.gateway.request_timeout)
+
+    def roots_changed(self, session: FrontSession) -> None:
+        """A client's roots changed: tell every backend (they ask us for roots again)."""
+        for mount in self.mounts.values():
+            for replica in mount.replicas:
+                if replica.upstream is not None and replica.upstream.alive:
+                    replica.upstream.notify("notifications/roots/list_changed")
+
+    # -- UpstreamEvents -------------------------------------------------------------------
+
+    def _related(self, upstream: UpstreamSession) -> tuple[FrontSession, Any] | None:
+        """The session (and its request) most likely to have caused a backend's message."""
+        for pending in reversed(upstream.pending.values()):
+            owner = pending.owner
+            if owner is not None and not owner[0].closed:
+                return owner  # type: ignore[no-any-return]
+        return None
+
+    def upstream_notification(self, upstream: UpstreamSession, message: JsonMessage) -> None:
+        """Route a backend notification to the session(s) it belongs to."""
+        method = message.get("method")
+        params = message.get("params")
+        params = params if isinstance(params, dict) else {}
+        if method == "notifications/progress":
+            entry = self.progress.get(params.get("progressToken"))  # type: ignore[arg-type]
+            if entry is not None:
+                session, token, request_id = entry
+                session.send(jsonrpc.notification(method, {**params, "progressToken": token}),
+                             request_id)
+        elif method == "notifications/message":
+            self._relay_log(upstream, message, params)
+        elif method in CHANGED_KINDS:
+            self._schedule_refresh(upstream.mount_id, CHANGED_KINDS[method])
+        elif method == "notifications/resources/updated":
+            self._relay_updated(upstream, params)
+        elif method == "notifications/cancelled":
+            target = self.reverse.pop((upstream, params.get("requestId")), None)
+            if target is not None:
+                target[0].cancel_reverse(target[1], params.get("reason"))
+        elif method == "notifications/elicitation/complete":
+            found = self._elicitations.pop((upstream, params.get("elicitationId")), None)  # type: ignore[arg-type]
+            if found is not None:
+                found[0].send(jsonrpc.notification(method, {**params, "elicitationId": found[1]}))
+        elif method == "notifications/tasks/status":
+            task_id = self._task_ids.get((upstream, params.get("taskId")))  # type: ignore[arg-type]
+            if task_id is not None:
+                self.tasks[task_id].session.send(
+                    jsonrpc.notification(method, {**params, "taskId": task_id}))
+        else:
+            log.debug("backend %s sent %s; not relayed", upstream.mount_id, method)
+
+    def _relay_log(
+        self, upstream: UpstreamSession, message: JsonMessage, params: dict[str, Any]
+    ) -> None:
+        level = params.get("level")
+        related = self._related(upstream)
+        if related is not None:
+            if related[0].wants_log(level):
+                related[0].send(message, related[1])
+            return
+        for session in self.sessions.values():
+            if session.initialized and session.wants_log(level):
+                session.send(message)
+
+    def _relay_updated(self, upstream: UpstreamSession, params: dict[str, Any]) -> None:
+        uri = params.get("uri")
+        if not isinstance(uri, str):
+            return
+        subscribers = self.subscribers.get((upstream.mount_id, uri))
+        if not subscribers:
+            return
+        front = self.namespace.front_uri(upstream.mount_id, uri)
+        message = jsonrpc.notification("notifications/resources/updated", {**params, "uri": front})
+        for session in subscribers:
+            session.send(message)
+
+    def _schedule_refresh(self, mount_id: str, kinds: tuple[str, ...]) -> None:
+        mount = self.mounts.get(mount_id)
+        if mount is None or mount.state != "up":
+            return
+        self._spawn(self._refresh(mount, kinds, announce=True))
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def upstream_request(self, upstream: UpstreamSession, message: JsonMessage) -> None:
+        """Relay a backend's request to the front client that caused it."""
+        method = message.get("method")
+        if method == "ping":
+            upstream.respond(jsonrpc.result(message.get("id"), {}))
+            return
+        target = self._request_target(upstream, message)
+        if target is None:
+            upstream.respond(jsonrpc.error(message.get("id"), RpcError(
+                -32603, f"No connected client can answer {method}")))
+            return
+        target[0].relay_request(upstream, message, target[1])
+
+    def _request_target(
+        self, upstream: UpstreamSession, message: JsonMessage
+    ) -> tuple[FrontSession, Any] | None:
+        params = message.get("params")
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        related_task = meta.get(RELATED_TASK) if isinstance(meta, dict) else None
+        if isinstance(related_task, dict):
+            task_id = self._task_ids.get((upstream, related_task.get("taskId")))  # type: ignore[arg-type]
+            if task_id is not None:
+                related_task["taskId"] = task_id
+                return self.tasks[task_id].session, None
+        related = self._related(upstream)
+        if related is not None:
+            return related
+        for session in reversed(self.sessions.values()):
+            if session.initialized:
+                return session, None
+        return None
+
+    def upstream_closed(self, upstream: UpstreamSession, reason: str) -> None:
+        """A backend went away: its items leave the lists, clients hear of it."""
+        mount = self.mounts.get(upstream.mount_id)
+        for key in [k for k in self.reverse if k[0] is upstream]:
+            session, client_id = self.reverse.pop(key)
+            session.cancel_reverse(client_id, f"backend {upstream.mount_id} went away")
+        if mount is None or mount.state != "up" or mount.primary is not None:
+            return
+        log.warning("backend %s went away: %s", mount.mount_id, reason)
+        mount.state = "down"
+        mount.error = reason
+        had = [kind for kind, items in mount.catalog.items() if items]
+        for kind in mount.catalog:
+            mount.catalog[kind] = []
+        for route in [r for r in self.subscribers if r[0] == mount.mount_id]:
+            for session in self.subscribers.pop(route):
+                session.subscriptions.discard(route)
+        self._rebuild()
+        self.broadcast_list_changed(had)
+        self._spawn(self._call_hook(self._pm.hook.vmcp_server_unmounted, mount_id=mount.mount_id))
+
+
+def _ignore(message: JsonMessage) -> None:
+    if "error" in message:
+        log.debug("backend refused a gateway request: %s", message["error"])
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, RpcError):
+        return exc.message
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+

@@ -1,0 +1,518 @@
+"""A front session: one connected client, its state, and the dispatch of what it sends.
+
+Routed requests (``tools/call``, ``resources/read`` ...) take a path with no task and no
+copy of the response: the request is forwarded with a fresh backend id and the backend's
+response object is sent on with the client's id put back. Lists are answered from the
+gateway's namespace snapshot. Only requests that must wait on several things (subscriptions,
+stale lists, middleware) run in a task of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from vmcp import __version__
+from vmcp.auth.base import Principal
+from vmcp.gateway.middleware import Caller, RoutedRequest
+from vmcp.gateway.paging import page
+from vmcp.protocol import jsonrpc
+from vmcp.protocol.errors import (
+    BACKEND_UNAVAILABLE,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    RESOURCE_NOT_FOUND,
+    RpcError,
+)
+from vmcp.protocol.versions import negotiate
+from vmcp.transports.base import FrontPeer, JsonMessage
+from vmcp.upstream.session import UpstreamSession
+
+if TYPE_CHECKING:
+    from vmcp.gateway.gateway import Gateway
+    from vmcp.registry.mount import Replica
+
+log = logging.getLogger("vmcp.gateway")
+
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+LEVEL_RANK = {name: rank for rank, name in enumerate(LOG_LEVELS)}
+
+#: list method -> (namespace list kind, result key)
+LIST_METHODS = {
+    "tools/list": ("tools", "tools"),
+    "prompts/list": ("prompts", "prompts"),
+    "resources/list": ("resources", "resources"),
+    "resources/templates/list": ("resource_templates", "resourceTemplates"),
+}
+Mapper = Callable[["FrontSession", UpstreamSession, dict[str, Any]], None]
+RequestHandler = Callable[[Any, dict[str, Any], str], None]
+
+
+class FrontSession:
+    """One front client connection."""
+
+    def __init__(
+        self, gateway: Gateway, peer: FrontPeer, principal: Principal | None, session_id: str
+    ) -> None:
+        self.gateway = gateway
+        self.peer = peer
+        self.caller = Caller(session_id, principal)
+        self.client_capabilities: dict[str, Any] = {}
+        self.client_info: dict[str, Any] = {}
+        self.protocol_version: str | None = None
+        self.initialized = False
+        self.closed = False
+        #: the minimum level of log notifications wanted, or None for all
+        self.log_rank: int | None = None
+        #: client request id -> (upstream, backend id, gateway progress token)
+        self.inflight: dict[Any, tuple[UpstreamSession, int, int | None]] = {}
+        self.tasks: dict[Any, asyncio.Task[None]] = {}
+        #: client-side id of a relayed server->client request -> (upstream, backend id)
+        self.reverse: dict[int, tuple[UpstreamSession, Any]] = {}
+        self.affinity: dict[str, Replica] = {}
+        self.subscriptions: set[tuple[str, str]] = set()
+        self._reverse_ids = 0
+        self._requests: dict[str, RequestHandler] = {
+            "initialize": self._initialize,
+            "ping": self._ping,
+            "tools/list": self._list,
+            "prompts/list": self._list,
+            "resources/list": self._list,
+            "resources/templates/list": self._list,
+            "tools/call": self._tools_call,
+            "prompts/get": self._prompts_get,
+            "resources/read": self._resources_read,
+            "completion/complete": self._complete,
+            "resources/subscribe": self._subscribe,
+            "resources/unsubscribe": self._unsubscribe,
+            "logging/setLevel": self._set_level,
+            "tasks/get": self._task_call,
+            "tasks/result": self._task_call,
+            "tasks/cancel": self._task_call,
+            "tasks/list": self._tasks_list,
+        }
+
+    @property
+    def session_id(self) -> str:
+        """The gateway-wide id of this session."""
+        return self.caller.session_id
+
+    # -- input ----------------------------------------------------------------------------
+
+    def handle_bytes(self, data: bytes) -> None:
+        """Take one raw message; malformed JSON gets -32700 and the session goes on."""
+        try:
+            message = jsonrpc.decode(data)
+        except RpcError as exc:
+            self.peer.send(jsonrpc.error(None, exc))
+            return
+        self.handle(message)
+
+    def handle(self, message: Any) -> None:
+        """Take one decoded message from the client."""
+        if not isinstance(message, dict):
+            reason = "batches are not supported" if isinstance(message, list) else "not an object"
+            err = RpcError(INVALID_REQUEST, f"Invalid request: {reason}")
+            self.peer.send(jsonrpc.error(None, err))
+            return
+        method = message.get("method")
+        if method is None:
+            self._client_response(message)
+            return
+        if "id" not in message:
+            self._notification(method, message.get("params"))
+            return
+        request_id = message["id"]
+        if not isinstance(method, str) or not isinstance(request_id, (str, int)) or isinstance(
+            request_id, bool
+        ):
+            self.peer.send(jsonrpc.error(
+                request_id if isinstance(request_id, (str, int)) else None,
+                RpcError(INVALID_REQUEST, "Invalid request: bad method or id"),
+            ))
+            return
+        params = message.get("params")
+        if params is None:
+            params = {}
+        elif not isinstance(params, dict):
+            self._fail(request_id, RpcError(INVALID_PARAMS, "params must be an object"))
+            return
+        handler = self._requests.get(method)
+        if handler is None:
+            self._fail(request_id, RpcError(METHOD_NOT_FOUND, f"Method not found: {method}"))
+            return
+        try:
+            handler(request_id, params, method)
+        except RpcError as exc:
+            self._fail(request_id, exc)
+
+    def _notification(self, method: Any, params: Any) -> None:
+        params = params if isinstance(params, dict) else {}
+        if method == "notifications/initialized":
+            self.initialized = True
+        elif method == "notifications/cancelled":
+            self._cancelled(params.get("requestId"), params.get("reason"))
+        elif method == "notifications/roots/list_changed":
+            self.gateway.roots_changed(self)
+        else:
+            log.debug("ignored notification %s from session %s", method, self.session_id)
+
+    # -- output helpers -------------------------------------------------------------------
+
+    def _reply(self, request_id: Any, result: dict[str, Any]) -> None:
+        if not self.closed:
+            self.peer.send(jsonrpc.result(request_id, result), request_id)
+
+    def _fail(self, request_id: Any, err: RpcError) -> None:
+        if not self.closed:
+            self.peer.send(jsonrpc.error(request_id, err), request_id)
+
+    def send(self, message: JsonMessage, related_to: Any = None) -> None:
+        """Send a message the gateway originates or relays (dropped once closed)."""
+        if not self.closed:
+            self.peer.send(message, related_to)
+
+    def _spawn(self, request_id: Any, work: Coroutine[Any, Any, dict[str, Any]]) -> None:
+        async def run() -> None:
+            try:
+                self._reply(request_id, await work)
+            except RpcError as exc:
+                self._fail(request_id, exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("request %r failed", request_id)
+                self._fail(request_id, RpcError(-32603, f"Internal error: {exc}"))
+            finally:
+                self.tasks.pop(request_id, None)
+
+        self.tasks[request_id] = asyncio.get_running_loop().create_task(run())
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _initialize(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+        caps = params.get("capabilities")
+        self.client_capabilities = caps if isinstance(caps, dict) else {}
+        info = params.get("clientInfo")
+        self.client_info = info if isinstance(info, dict) else {}
+        self.protocol_version = negotiate(params.get("protocolVersion"))
+        settings = self.gateway.config.gateway
+        result: dict[str, Any] = {
+            "protocolVersion": self.protocol_version,
+            "capabilities": self.gateway.front_capabilities(),
+            "serverInfo": {"name": settings.name, "title": "vmcp gateway", "version": __version__},
+        }
+        if settings.instructions:
+            result["instructions"] = settings.instructions
+        self._reply(request_id, result)
+
+    def _ping(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+        self._reply(request_id, {})
+
+    def _set_level(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+        level = params.get("level")
+        if level not in LEVEL_RANK:
+            raise RpcError(INVALID_PARAMS, f"Invalid log level: {level!r}")
+        self.log_rank = LEVEL_RANK[level]
+        self.gateway.log_levels_changed()
+        self._reply(request_id, {})
+
+    def wants_log(self, level: Any) -> bool:
+        """True when a log notification at ``level`` passes this client's ``setLevel``."""
+        return self.log_rank is None or LEVEL_RANK.get(level, 0) >= self.log_rank
+
+    # -- lists ----------------------------------------------------------------------------
+
+    def _list(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+        kind, key = LIST_METHODS[method]
+        gateway = self.gateway
+        if gateway.stale_kinds(kind):
+            self._spawn(request_id, self._list_fresh(kind, key, params))
+            return
+        self._reply(request_id, self._list_page(kind, key, params))
+
+    async def _list_fresh(self, kind: str, key: str, params: dict[str, Any]) -> dict[str, Any]:
+        await self.gateway.refresh_stale(kind)
+        return self._list_page(kind, key, params)
+
+    def _list_page(self, kind: str, key: str, params: dict[str, Any]) -> dict[str, Any]:
+        ns = self.gateway.namespace
+        items = {
+            "tools": ns.tool_list,
+            "prompts": ns.prompt_list,
+            "resources": ns.resource_list,
+            "resource_templates": ns.template_list,
+        }[kind]
+        visible = self.gateway.visible
+        if visible is not None:
+            caller, label = self.caller, kind.removesuffix("s")
+            items = [
+                item for item, (mount_id, name) in zip(items, ns.list_routes[kind], strict=True)
+                if visible(caller, mount_id, label, name)
+            ]
+        return page(kind, key, items, params.get("cursor"), self.gateway.config.gateway.page_size)
+
+    # -- routed requests ------------------------------------------------------------------
+
+    def _check_visible(self, mount_id: str, kind: str, name: str) -> bool:
+        visible = self.gateway.visible
+        return visible is None or visible(self.caller, mount_id, kind, name)
+
+    def _tools_call(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+        name = params.get("name")
+        route = self.gateway.namespace.tools.get(name) if isinstance(name, str) else None
+        if route is None or not self._check_visible(route[0], "tool", route[1]):
+            raise RpcError(INVALID_PARAMS, f"Unknown tool: {name}")
+        mount_id, original = route
+        if original != name:
+            params = {**params, "name": original}
+        self._route(request_id, mount_id, "tools/call", params, self.gateway.map_tool_result)
+
+    def _prompts_get(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+        name = params.get("name")
+        route = self.gateway.namespace.prompts.get(name) if isinstance(name, str) else None
+        if route is None or not self._check_visible(route[0], "prompt", route[1]):
+            raise RpcError(INVALID_PARAMS, f"Unknown prompt: {name}")
+        mount_id, original = route
+        if original != name:
+            params = {**params, "name": original}
+        self._route(request_id, mount_id, "prompts/get", params, self.gateway.map_prompt_result)
+
+    def _resource_route(self, uri: Any) -> tuple[str, str]:
+        route = self.gateway.namespace.route_uri(uri) if isinstance(uri, str) else None
+        if route is None or not self._check_visible(route[0], "resource", route[1]):
+            raise RpcError(RESOURCE_NOT_FOUND, f"Resource not found: {uri}", {"uri": uri})
+        return route
+
+    def _resources_read(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+        mount_id, uri = self._resource_route(params.get("uri"))
+        if uri != params["uri"]:
+            params = {**params, "uri": uri}
+        self._route(request_id, mount_id, "resources/read", params, self.gateway.map_read_result)
+
+    def _complete(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+        ref = params.get("ref")
+        ns = self.gateway.namespace
+        route: tuple[str, str] | None = None
+        if isinstance(ref, dict) and ref.get("type") == "ref/prompt":
+            name = ref.get("name")
+            route = ns.prompts.get(name) if isinstance(name, str) else None
+            if route is not None and self._check_visible(route[0], "prompt", route[1]):
+                params = {**params, "ref": {**ref, "name": route[1]}}
+            else:
+                raise RpcError(INVALID_PARAMS, f"Unknown prompt: {name}")
+        elif isinstance(ref, dict) and ref.get("type") == "ref/resource":
+            uri = ref.get("uri")
+            owner = ns.template_owner.get(uri) if isinstance(uri, str) else None
+            if owner is not None:
+                route = (owner, uri)  # type: ignore[assignment]
+            else:
+                route = self._resource_route(uri)
+                params = {**params, "ref": {**ref, "uri": route[1]}}
+        else:
+            raise RpcError(INVALID_PARAMS, "completion ref must be ref/prompt or ref/resource")
+        self._route(request_id, route[0], "completion/complete", params, None)
+
+    def _timeout(self, mount_id: str) -> float:
+        mount = self.gateway.mounts.get(mount_id)
+        timeout = mount.config.timeout if mount is not None else None
+        return timeout or self.gateway.config.gateway.request_timeout
+
+    def _route(
+        self,
+        request_id: Any,
+        mount_id: str,
+        method: str,
+        params: dict[str, Any],
+        mapper: Mapper | None,
+    ) -> None:
+        """Forward a request to a replica of one mount and relay its response."""
+        mount = self.gateway.mounts.get(mount_id)
+        replica = mount.pick(self.affinity.get(mount_id)) if mount is not None else None
+        if replica is None or replica.upstream is None:
+            raise RpcError(BACKEND_UNAVAILABLE, f"Backend {mount_id!r} is unavailable")
+        self.affinity[mount_id] = replica
+        self._forward(request_id, replica.upstream, mount_id, method, params, mapper,
+                      self._timeout(mount_id))
+
+    def _forward(
+        self,
+        request_id: Any,
+        upstream: UpstreamSession,
+        mount_id: str,
+        method: str,
+        params: dict[str, Any],
+        mapper: Mapper | None,
+        timeout: float | None,
+    ) -> None:
+        """The hot path: send with a fresh id, relay the response object with ours put back."""
+        gateway = self.gateway
+        token = None
+        meta = params.get("_meta")
+        if isinstance(meta, dict) and "progressToken" in meta:
+            token = gateway.progress_token(self, meta["progressToken"], request_id)
+            params = {**params, "_meta": {**meta, "progressToken": token}}
+        if gateway.middleware is not None:
+            request = RoutedRequest(self.caller, mount_id, method, params)
+            self._spawn(
+                request_id, self._through_middleware(request, upstream, timeout, mapper, token))
+            return
+        callback = partial(self._relay, request_id, upstream, mapper, token)
+        backend_id = upstream.forward(method, params, callback, timeout, (self, request_id))
+        if backend_id in upstream.pending:
+            self.inflight[request_id] = (upstream, backend_id, token)
+
+    def _relay(
+        self, request_id: Any, upstream: UpstreamSession, mapper: Mapper | None,
+        token: int | None, message: JsonMessage,
+    ) -> None:
+        self.inflight.pop(request_id, None)
+        if token is not None:
+            self.gateway.progress.pop(token, None)
+        if self.closed:
+            return
+        if mapper is not None:
+            result = message.get("result")
+            if isinstance(result, dict):
+                mapper(self, upstream, result)
+        message["id"] = request_id
+        self.peer.send(message, request_id)
+
+    async def _through_middleware(
+        self, request: RoutedRequest, upstream: UpstreamSession, timeout: float | None,
+        mapper: Mapper | None, token: int | None,
+    ) -> dict[str, Any]:
+        async def call_backend(routed: RoutedRequest) -> dict[str, Any]:
+            return await upstream.request(routed.method, routed.params, timeout, (self, None))
+
+        assert self.gateway.middleware is not None
+        try:
+            result = await self.gateway.middleware(request, call_backend)
+        finally:
+            if token is not None:
+                self.gateway.progress.pop(token, None)
+        if mapper is not None:
+            mapper(self, upstream, result)
+        return result
+
+    def _cancelled(self, request_id: Any, reason: Any) -> None:
+        entry = self.inflight.pop(request_id, None)
+        if entry is not None:
+            upstream, backend_id, token = entry
+            upstream.cancel(backend_id, str(reason or "cancelled by the client"))
+            if token is not None:
+                self.gateway.progress.pop(token, None)
+        task = self.tasks.pop(request_id, None)
+        if task is not None:
+            task.cancel()
+
+    # -- subscriptions --------------------------------------------------------------------
+
+    def _subscribe(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+        route = self._resource_route(params.get("uri"))
+        self._spawn(request_id, self.gateway.subscribe(self, route))
+
+    def _unsubscribe(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+        route = self._resource_route(params.get("uri"))
+        self._spawn(request_id, self.gateway.unsubscribe(self, route))
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def _task_call(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+        task_id = params.get("taskId")
+        entry = self.gateway.tasks.get(task_id) if isinstance(task_id, str) else None
+        if entry is None or entry.session is not self:
+            raise RpcError(INVALID_PARAMS, f"Unknown task: {task_id}")
+        params = {**params, "taskId": entry.backend_task_id}
+        if method == "tasks/result":  # waits for the task itself: no timeout of its own
+            self._forward(request_id, entry.upstream, entry.mount_id, method, params,
+                          self.gateway.map_tool_result, None)
+        else:
+            self._forward(request_id, entry.upstream, entry.mount_id, method, params,
+                          self.gateway.map_task_object, self._timeout(entry.mount_id))
+
+    def _tasks_list(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+        self._spawn(request_id, self.gateway.list_tasks(self, params.get("cursor")))
+
+    # -- server -> client requests --------------------------------------------------------
+
+    def relay_request(self, upstream: UpstreamSession, message: JsonMessage, related: Any) -> None:
+        """Send a backend's request (sampling, elicitation, roots) on to this client."""
+        method = message.get("method")
+        params = message.get("params")
+        params = params if isinstance(params, dict) else {}
+        missing = self._missing_capability(method, params)
+        if missing:
+            upstream.respond(jsonrpc.error(message.get("id"), RpcError(
+                METHOD_NOT_FOUND, f"The connected client does not support {missing}")))
+            return
+        self._reverse_ids += 1
+        client_id = self._reverse_ids
+        self.reverse[client_id] = (upstream, message.get("id"))
+        self.gateway.reverse[(upstream, message.get("id"))] = (self, client_id)
+        if method == "elicitation/create" and isinstance(params.get("elicitationId"), str):
+            params = {**params, "elicitationId": self.gateway.map_elicitation(
+                self, upstream, params["elicitationId"])}
+        self.send(jsonrpc.request(client_id, method, params), related)  # type: ignore[arg-type]
+
+    def _missing_capability(self, method: Any, params: dict[str, Any]) -> str | None:
+        caps = self.client_capabilities
+        if method == "sampling/createMessage":
+            sampling = caps.get("sampling")
+            if not isinstance(sampling, dict):
+                return "sampling"
+            if params.get("tools") and "tools" not in sampling:
+                return "sampling with tools"
+        elif method == "elicitation/create":
+            elicitation = caps.get("elicitation")
+            if not isinstance(elicitation, dict):
+                return "elicitation"
+            mode = params.get("mode", "form")
+            if mode == "url" and "url" not in elicitation:
+                return "URL elicitation"
+            if mode == "form" and elicitation and "form" not in elicitation:
+                return "form elicitation"
+        elif method == "roots/list" and not isinstance(caps.get("roots"), dict):
+            return "roots"
+        return None
+
+    def _client_response(self, message: JsonMessage) -> None:
+        entry = self.reverse.pop(message.get("id"), None)  # type: ignore[arg-type]
+        if entry is None:
+            log.debug("session %s answered an unknown request %r", self.session_id,
+                      message.get("id"))
+            return
+        upstream, backend_id = entry
+        self.gateway.reverse.pop((upstream, backend_id), None)
+        message["id"] = backend_id
+        upstream.respond(message)
+
+    def cancel_reverse(self, client_id: int, reason: Any) -> None:
+        """The backend withdrew a request it made through this session."""
+        if self.reverse.pop(client_id, None) is not None:
+            params: dict[str, Any] = {"requestId": client_id}
+            if reason:
+                params["reason"] = reason
+            self.send(jsonrpc.notification("notifications/cancelled", params))
+
+    # -- teardown -------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """The client went away: cancel its work and release what it held."""
+        if self.closed:
+            return
+        self.closed = True
+        for request_id in list(self.inflight):
+            self._cancelled(request_id, "client disconnected")
+        for task in list(self.tasks.values()):
+            task.cancel()
+        for client_id, (upstream, backend_id) in list(self.reverse.items()):
+            self.gateway.reverse.pop((upstream, backend_id), None)
+            upstream.respond(jsonrpc.error(backend_id, RpcError(
+                BACKEND_UNAVAILABLE, "the client that was asked has disconnected")))
+            del self.reverse[client_id]
+        await self.gateway.session_closed(self)

@@ -1,0 +1,1 @@
+"""Server management: mounts, their replicas, and what each backend offers."""

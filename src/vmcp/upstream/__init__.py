@@ -1,0 +1,1 @@
+"""The back side: one client connection to one backend replica."""

@@ -1,0 +1,277 @@
+"""One MCP client session to one backend replica.
+
+It owns the handshake, mints the backend-side JSON-RPC ids, keeps the table of requests in
+flight, enforces timeouts (sending ``notifications/cancelled`` on expiry) and fails every
+pending request at once when the backend goes away. Everything the backend sends that is
+not a response is handed to an :class:`UpstreamEvents` listener (the gateway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from vmcp.protocol import jsonrpc
+from vmcp.protocol.errors import BACKEND_UNAVAILABLE, REQUEST_TIMEOUT, RpcError
+from vmcp.protocol.versions import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION
+from vmcp.transports.base import Connection, ConnectionClosed, JsonMessage
+
+log = logging.getLogger("vmcp.upstream")
+
+#: what vmcp declares to every backend: it relays each of these to a capable front client
+CLIENT_CAPABILITIES: dict[str, Any] = {
+    "sampling": {"context": {}, "tools": {}},
+    "elicitation": {"form": {}, "url": {}},
+    "roots": {"listChanged": True},
+}
+
+ResponseCallback = Callable[[JsonMessage], None]
+
+
+class UpstreamEvents(Protocol):
+    """Receives what a backend sends on its own initiative."""
+
+    def upstream_notification(self, upstream: UpstreamSession, message: JsonMessage) -> None:
+        """A notification from the backend."""
+
+    def upstream_request(self, upstream: UpstreamSession, message: JsonMessage) -> None:
+        """A server-to-client request (sampling, elicitation, roots, ping)."""
+
+    def upstream_closed(self, upstream: UpstreamSession, reason: str) -> None:
+        """The backend went away; its pending requests have already been failed."""
+
+
+class Pending:
+    """A request in flight to the backend."""
+
+    __slots__ = ("callback", "owner", "timer")
+
+    def __init__(self, callback: ResponseCallback, owner: Any) -> None:
+        self.callback = callback
+        #: who the request is for (a front session), used to relate backend-initiated traffic
+        self.owner = owner
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class UpstreamSession:
+    """The client side of one MCP connection to one backend replica."""
+
+    def __init__(
+        self,
+        mount_id: str,
+        replica_id: str,
+        connection: Connection,
+        events: UpstreamEvents,
+        client_name: str = "vmcp",
+        client_version: str = "0",
+    ) -> None:
+        self.mount_id = mount_id
+        self.replica_id = replica_id
+        self.connection = connection
+        self.events = events
+        self.client_info = {"name": client_name, "version": client_version}
+        self.pending: dict[int, Pending] = {}
+        self.server_info: dict[str, Any] = {}
+        self.capabilities: dict[str, Any] = {}
+        self.instructions: str | None = None
+        self.protocol_version = LATEST_HANDSHAKE_VERSION
+        self.closed_reason: str | None = None
+        self._next_id = 0
+        self._reader: asyncio.Task[None] | None = None
+        self._queue: asyncio.Queue[JsonMessage] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        """True until the backend goes away or the session is closed."""
+        return self.closed_reason is None
+
+    async def start(self, timeout: float) -> None:
+        """Start reading and perform the ``initialize`` handshake."""
+        self._reader = self._loop.create_task(self._read_loop(), name=f"upstream:{self.mount_id}")
+        params = {
+            "protocolVersion": LATEST_HANDSHAKE_VERSION,
+            "capabilities": CLIENT_CAPABILITIES,
+            "clientInfo": self.client_info,
+        }
+        result = await self.request("initialize", params, timeout)
+        version = result.get("protocolVersion")
+        if version not in HANDSHAKE_VERSIONS:
+            raise RpcError(BACKEND_UNAVAILABLE, f"backend speaks unsupported version {version!r}")
+        self.protocol_version = version
+        self.capabilities = result.get("capabilities") or {}
+        self.server_info = result.get("serverInfo") or {}
+        self.instructions = result.get("instructions")
+        self.notify("notifications/initialized")
+
+    async def aclose(self) -> None:
+        """Fail what is in flight and close the connection politely."""
+        self._fail_all("backend connection closed by the gateway")
+        if self.closed_reason is None:
+            self.closed_reason = "closed"
+        for task in (self._writer, self._reader):
+            if task is not None and not task.done():
+                task.cancel()
+        await self.connection.aclose()
+
+    # -- sending --------------------------------------------------------------------------
+
+    def _send(self, message: JsonMessage) -> None:
+        if self.closed_reason is not None:
+            raise ConnectionClosed(self.closed_reason)
+        if self._queue is None:
+            if self.connection.send_nowait(message):
+                return
+            self._queue = asyncio.Queue()
+            self._writer = self._loop.create_task(self._write_loop())
+        self._queue.put_nowait(message)
+
+    async def _write_loop(self) -> None:
+        assert self._queue is not None
+        while True:
+            message = await self._queue.get()
+            try:
+                await self.connection.send(message)
+            except ConnectionClosed as exc:
+                self._closed(str(exc))
+                return
+
+    def forward(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        callback: ResponseCallback,
+        timeout: float | None,
+        owner: Any = None,
+    ) -> int:
+        """Send a request; ``callback`` gets the response message (result or error).
+
+        Returns the backend-side id. The callback is called exactly once: with the backend's
+        response, a timeout error (after ``notifications/cancelled`` went to the backend), or
+        an error when the backend goes away.
+        """
+        self._next_id += 1
+        request_id = self._next_id
+        pending = Pending(callback, owner)
+        self.pending[request_id] = pending
+        try:
+            self._send(jsonrpc.request(request_id, method, params))
+        except ConnectionClosed as exc:
+            del self.pending[request_id]
+            callback(_error_message(request_id, self._unavailable(str(exc))))
+            return request_id
+        if timeout is not None:
+            pending.timer = self._loop.call_later(timeout, self._expire, request_id, timeout)
+        return request_id
+
+    async def request(
+        self, method: str, params: dict[str, Any] | None, timeout: float | None,
+        owner: Any = None,
+    ) -> dict[str, Any]:
+        """Send a request and return its result; raise :class:`RpcError` on an error."""
+        future: asyncio.Future[JsonMessage] = self._loop.create_future()
+
+        def done(message: JsonMessage) -> None:
+            if not future.done():
+                future.set_result(message)
+
+        request_id = self.forward(method, params, done, timeout, owner)
+        try:
+            message = await future
+        except asyncio.CancelledError:
+            self.cancel(request_id, "cancelled by the gateway")
+            raise
+        if "error" in message:
+            raise RpcError.from_error(message["error"])
+        result = message.get("result")
+        return result if isinstance(result, dict) else {}
+
+    def cancel(self, request_id: int, reason: str) -> bool:
+        """Drop a request in flight and tell the backend; False if it was not in flight."""
+        pending = self.pending.pop(request_id, None)
+        if pending is None:
+            return False
+        if pending.timer is not None:
+            pending.timer.cancel()
+        with contextlib.suppress(ConnectionClosed):
+            self.notify("notifications/cancelled", {"requestId": request_id, "reason": reason})
+        return True
+
+    def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+        """Send a notification (dropped silently when the backend is gone)."""
+        with contextlib.suppress(ConnectionClosed):
+            self._send(jsonrpc.notification(method, params))
+
+    def respond(self, message: JsonMessage) -> None:
+        """Send a response to a request the backend made."""
+        with contextlib.suppress(ConnectionClosed):
+            self._send(message)
+
+    # -- receiving ------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        receive = self.connection.receive
+        pending = self.pending
+        events = self.events
+        try:
+            while True:
+                message = await receive()
+                if not isinstance(message, dict):
+                    log.warning("backend %s sent a malformed message; ignored", self.mount_id)
+                    continue
+                if "method" not in message:
+                    entry = pending.pop(message.get("id"), None)  # type: ignore[arg-type]
+                    if entry is not None:
+                        if entry.timer is not None:
+                            entry.timer.cancel()
+                        entry.callback(message)
+                elif "id" in message:
+                    events.upstream_request(self, message)
+                else:
+                    events.upstream_notification(self, message)
+        except ConnectionClosed as exc:
+            self._closed(str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("reading from backend %s failed", self.mount_id)
+            self._closed(f"read failed: {exc}")
+
+    def _closed(self, reason: str) -> None:
+        if self.closed_reason is not None:
+            return
+        self.closed_reason = reason
+        self._fail_all(reason)
+        self.events.upstream_closed(self, reason)
+
+    def _fail_all(self, reason: str) -> None:
+        pending, self.pending = self.pending, {}
+        for request_id, entry in pending.items():
+            if entry.timer is not None:
+                entry.timer.cancel()
+            entry.callback(_error_message(request_id, self._unavailable(reason)))
+
+    def _unavailable(self, reason: str) -> RpcError:
+        return RpcError(BACKEND_UNAVAILABLE, f"Backend {self.mount_id!r} is unavailable: {reason}")
+
+    def _expire(self, request_id: int, timeout: float) -> None:
+        entry = self.pending.get(request_id)
+        if entry is None:
+            return
+        entry.timer = None
+        self.cancel(request_id, f"timed out after {timeout:g}s")
+        err = RpcError(
+            REQUEST_TIMEOUT,
+            f"Request to backend {self.mount_id!r} timed out after {timeout:g}s",
+        )
+        entry.callback(_error_message(request_id, err))
+
+
+def _error_message(request_id: int, err: RpcError) -> JsonMessage:
+    return jsonrpc.error(request_id, err)
