@@ -1,0 +1,232 @@
+"""Helpers for the end-to-end gateway tests (imported by ``conftest.py`` and the tests).
+
+Every test writes its own configuration into a temporary folder, starts ``vmcp start`` as a
+child process through the SDK's ``stdio_client`` and talks to it with a real ``ClientSession``.
+Backends are the fixture servers in ``tests/fixtures/servers/`` (and, in one test, the PyPI
+package ``mcp-server-time``). The ``stdio_client`` context ends the gateway, and the gateway
+ends its backends, so no process outlives its test.
+
+Waiting is done on events set from the client's callbacks (``Notifications.wait_for``), each
+wait guarded by ``anyio.fail_after``; no test sleeps to synchronise.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import mcp.types as types
+from mcp import ClientSession, StdioServerParameters, stdio_client
+
+FIXTURE_SERVERS = Path(__file__).resolve().parent.parent / "fixtures" / "servers"
+ALPHA = FIXTURE_SERVERS / "alpha.py"
+BETA = FIXTURE_SERVERS / "beta.py"
+
+#: Seconds allowed for the gateway (and its backends) to start and answer ``initialize``.
+CONNECT_TIMEOUT = 30.0
+#: Seconds allowed for anything a test waits for after that.
+EVENT_TIMEOUT = 10.0
+
+T = TypeVar("T")
+
+
+def backend(script: Path, **settings: Any) -> dict[str, Any]:
+    """A stdio mount running a fixture server file with this interpreter."""
+    return {"command": sys.executable, "args": [str(script)], **settings}
+
+
+def module_backend(module: str, **settings: Any) -> dict[str, Any]:
+    """A stdio mount running ``python -m module`` with this interpreter."""
+    return {"command": sys.executable, "args": ["-m", module], **settings}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return (
+            "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        )
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    # JSON strings, numbers and booleans are valid TOML values.
+    return json.dumps(value)
+
+
+def write_config(
+    path: Path, servers: dict[str, dict[str, Any]], gateway: dict[str, Any] | None = None
+) -> Path:
+    """Write a ``vmcp.toml`` with a ``[gateway]`` table and one ``[servers.<id>]`` per mount.
+
+    Mounts are written in the order of ``servers``, which is the mount-config order.
+    """
+    lines: list[str] = []
+    if gateway:
+        lines.append("[gateway]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in gateway.items()]
+        lines.append("")
+    for mount_id, settings in servers.items():
+        lines.append(f"[servers.{mount_id}]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in settings.items()]
+        lines.append("")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+class Notifications:
+    """A ``message_handler`` that records every server notification and lets tests await one."""
+
+    def __init__(self) -> None:
+        self.items: list[types.ServerNotification | Exception] = []
+        self._changed = anyio.Event()
+
+    async def __call__(self, message: types.ServerNotification | Exception) -> None:
+        """Record one incoming message (called by ``ClientSession``)."""
+        self.items.append(message)
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    def matching(self, predicate: Callable[[Any], bool]) -> list[Any]:
+        """Every recorded message for which ``predicate`` holds."""
+        return [item for item in self.items if predicate(item)]
+
+    async def wait_for(
+        self, predicate: Callable[[Any], bool], count: int = 1, timeout: float = EVENT_TIMEOUT
+    ) -> list[Any]:
+        """Wait until ``count`` recorded messages satisfy ``predicate``; return them."""
+        with anyio.fail_after(timeout):
+            while len(found := self.matching(predicate)) < count:
+                await self._changed.wait()
+        return found
+
+    async def wait_for_type(self, kind: type[T], count: int = 1) -> list[T]:
+        """Wait until ``count`` notifications of type ``kind`` arrived."""
+        return await self.wait_for(lambda item: isinstance(item, kind), count)
+
+
+@dataclass
+class Gateway:
+    """One gateway configuration, ready to be started with :meth:`connect`."""
+
+    home: Path
+    config: Path | None
+    log: Path
+    initialize_result: types.InitializeResult | None = field(default=None, init=False)
+
+    def command_args(self, *command: str) -> list[str]:
+        """Arguments for ``python`` to run ``vmcp [--config C] <command...>``."""
+        config = ["--config", str(self.config)] if self.config is not None else []
+        return ["-m", "vmcp", *config, *command]
+
+    def env(self) -> dict[str, str]:
+        """Environment additions for the gateway process."""
+        return {"VMCP_HOME": str(self.home)}
+
+    def server_parameters(self) -> StdioServerParameters:
+        """How ``stdio_client`` starts ``vmcp start``."""
+        return StdioServerParameters(
+            command=sys.executable, args=self.command_args("start"), env=self.env()
+        )
+
+    @asynccontextmanager
+    async def connect(
+        self, *, initialize: bool = True, **session_args: Any
+    ) -> AsyncIterator[ClientSession]:
+        """Start the gateway and yield a connected (by default initialized) ``ClientSession``.
+
+        ``session_args`` go to ``ClientSession`` (callbacks, ``message_handler``...).
+        """
+        with self.log.open("a", encoding="utf-8") as errlog:
+            async with (
+                stdio_client(self.server_parameters(), errlog=errlog) as (read, write),
+                ClientSession(read, write, **session_args) as session,
+            ):
+                if initialize:
+                    with anyio.fail_after(CONNECT_TIMEOUT):
+                        self.initialize_result = await session.initialize()
+                yield session
+
+    def log_text(self) -> str:
+        """What the gateway wrote to stderr so far."""
+        return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+
+
+async def collect_pages(
+    fetch: Callable[[str | None], Any], items_of: Callable[[Any], list[T]]
+) -> list[list[T]]:
+    """Call ``fetch(cursor)`` until there is no ``nextCursor``; return the items page by page."""
+    pages: list[list[T]] = []
+    cursor: str | None = None
+    with anyio.fail_after(EVENT_TIMEOUT):
+        while True:
+            result = await fetch(cursor)
+            pages.append(items_of(result))
+            cursor = result.next_cursor
+            if cursor is None:
+                return pages
+            assert len(pages) < 1000, "pagination does not end"
+
+
+def cursor_params(cursor: str | None) -> types.PaginatedRequestParams | None:
+    """``PaginatedRequestParams`` for a cursor, or ``None`` for the first page."""
+    return None if cursor is None else types.PaginatedRequestParams(cursor=cursor)
+
+
+async def all_tools(session: ClientSession) -> list[types.Tool]:
+    """Every tool, following pagination."""
+    pages = await collect_pages(
+        lambda c: session.list_tools(params=cursor_params(c)), lambda r: r.tools
+    )
+    return [tool for page in pages for tool in page]
+
+
+async def all_prompts(session: ClientSession) -> list[types.Prompt]:
+    """Every prompt, following pagination."""
+    pages = await collect_pages(
+        lambda c: session.list_prompts(params=cursor_params(c)), lambda r: r.prompts
+    )
+    return [prompt for page in pages for prompt in page]
+
+
+async def all_resources(session: ClientSession) -> list[types.Resource]:
+    """Every resource, following pagination."""
+    pages = await collect_pages(
+        lambda c: session.list_resources(params=cursor_params(c)), lambda r: r.resources
+    )
+    return [resource for page in pages for resource in page]
+
+
+async def all_templates(session: ClientSession) -> list[types.ResourceTemplate]:
+    """Every resource template, following pagination."""
+    pages = await collect_pages(
+        lambda c: session.list_resource_templates(params=cursor_params(c)),
+        lambda r: r.resource_templates,
+    )
+    return [template for page in pages for template in page]
+
+
+def texts(result: types.CallToolResult | types.GetPromptResult) -> list[str]:
+    """The text of every text content block of a tool result or prompt."""
+    if isinstance(result, types.GetPromptResult):
+        blocks = [message.content for message in result.messages]
+    else:
+        blocks = list(result.content)
+    return [block.text for block in blocks if isinstance(block, types.TextContent)]
+
+
+@asynccontextmanager
+async def direct(script: Path, **session_args: Any) -> AsyncIterator[ClientSession]:
+    """Connect straight to a fixture server (no gateway), initialized."""
+    params = StdioServerParameters(command=sys.executable, args=[str(script)])
+    async with (
+        stdio_client(params) as (read, write),
+        ClientSession(read, write, **session_args) as session,
+    ):
+        with anyio.fail_after(CONNECT_TIMEOUT):
+            await session.initialize()
+        yield session
