@@ -52,10 +52,18 @@ ALPHA_TOOLS = [
 
 async def test_alpha_lists_paginate() -> None:
     async with direct(ALPHA) as session:
-        pages = await collect_pages(lambda c: session.list_tools(params=cursor_params(c)), lambda r: r.tools)
+        pages = await collect_pages(
+            lambda c: session.list_tools(params=cursor_params(c)), lambda r: r.tools
+        )
         assert [len(page) for page in pages] == [2] * 8 + [1]
         assert [tool.name for page in pages for tool in page] == ALPHA_TOOLS
-        assert [p.name for p in await all_prompts(session)] == ["greet", "review", "summary", "plan", "haiku"]
+        assert [p.name for p in await all_prompts(session)] == [
+            "greet",
+            "review",
+            "summary",
+            "plan",
+            "haiku",
+        ]
         assert [str(r.uri) for r in await all_resources(session)] == [
             "shared://readme",
             "alpha://doc/1",
@@ -136,12 +144,15 @@ async def test_alpha_progress_logging_and_completion() -> None:
         await session.set_logging_level("warning")
         await session.call_tool("log_levels", {})
         await notes.wait_for(
-            lambda n: isinstance(n, types.LoggingMessageNotification) and n.params.level == "critical"
+            lambda n: (
+                isinstance(n, types.LoggingMessageNotification) and n.params.level == "critical"
+            )
         )
         assert [entry.level for entry in logs] == ["warning", "error", "critical"]
 
         completion = await session.complete(
-            types.PromptReference(type="ref/prompt", name="review"), {"name": "language", "value": "p"}
+            types.PromptReference(type="ref/prompt", name="review"),
+            {"name": "language", "value": "p"},
         )
         assert completion.completion.values == ["perl", "php", "python"]
 
@@ -157,7 +168,9 @@ async def test_alpha_client_requests() -> None:
             role="assistant", content=types.TextContent(type="text", text="42"), model="test-model"
         )
 
-    async def elicitation(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+    async def elicitation(
+        context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult:
         seen.setdefault("elicitation", []).append(params)  # type: ignore[union-attr]
         if isinstance(params, types.ElicitRequestURLParams):
             return types.ElicitResult(action="accept")
@@ -174,9 +187,14 @@ async def test_alpha_client_requests() -> None:
         list_roots_callback=roots,
         message_handler=notes,
     ) as session:
-        assert texts(await session.call_tool("sample", {"prompt": "meaning?"})) == ["sampled: 42 (test-model)"]
+        assert texts(await session.call_tool("sample", {"prompt": "meaning?"})) == [
+            "sampled: 42 (test-model)"
+        ]
         form = await session.call_tool("elicit_form", {})
-        assert form.structured_content == {"action": "accept", "content": {"name": "Ada", "age": 36}}
+        assert form.structured_content == {
+            "action": "accept",
+            "content": {"name": "Ada", "age": 36},
+        }
         url = await session.call_tool("elicit_url", {})
         assert texts(url) == ["url elicitation: accept"]
         await notes.wait_for_type(types.ElicitCompleteNotification)
@@ -230,18 +248,31 @@ async def test_alpha_crash_ends_the_call() -> None:
 async def test_beta() -> None:
     notes = Notifications()
     async with direct(BETA, message_handler=notes) as session:
-        assert [tool.name for tool in await all_tools(session)] == ["echo", "whoami", "links", "touch"]
+        assert [tool.name for tool in await all_tools(session)] == [
+            "echo",
+            "whoami",
+            "links",
+            "touch",
+        ]
         assert [prompt.name for prompt in await all_prompts(session)] == ["greet", "review"]
-        assert [str(r.uri) for r in await all_resources(session)] == ["shared://readme", "beta://info"]
+        assert [str(r.uri) for r in await all_resources(session)] == [
+            "shared://readme",
+            "beta://info",
+        ]
         assert [t.uri_template for t in await all_templates(session)] == ["beta://notes/{id}"]
         assert texts(await session.call_tool("echo", {"text": "x"})) == ["beta: x"]
         links = await session.call_tool("links", {})
-        assert [block.type for block in links.content] == ["resource_link", "resource_link", "resource"]
+        assert [block.type for block in links.content] == [
+            "resource_link",
+            "resource_link",
+            "resource",
+        ]
         read = await session.read_resource("shared://readme")
         assert isinstance(read.contents[0], types.TextResourceContents)
         assert read.contents[0].text == "beta readme"
         completion = await session.complete(
-            types.PromptReference(type="ref/prompt", name="review"), {"name": "language", "value": "j"}
+            types.PromptReference(type="ref/prompt", name="review"),
+            {"name": "language", "value": "j"},
         )
         assert completion.completion.values == ["java", "javascript", "julia"]
         await session.subscribe_resource("shared://readme")
