@@ -29,5 +29,5 @@ class CacheBackend(ABC):
     async def delete_prefix(self, prefix: str) -> int:
         """Forget every key starting with ``prefix``; return how many were dropped."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, empty on purpose
         """Release connections or files. The default does nothing."""

@@ -44,5 +44,5 @@ class Balancer(ABC):
             for balancers that keep affinity; others may ignore it.
         """
 
-    def observe(self, replica: Replica, latency: float, ok: bool) -> None:
+    def observe(self, replica: Replica, latency: float, ok: bool) -> None:  # noqa: B027 - optional hook, empty on purpose
         """Learn from a finished call (latency in seconds). The default ignores it."""
