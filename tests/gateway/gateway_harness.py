@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -76,6 +76,20 @@ def write_config(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+@contextmanager
+def unwrap_single_errors() -> Iterator[None]:
+    """Re-raise the lone exception inside nested task-group exception groups (readable failures)."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        inner: BaseException = group
+        while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
+            inner = inner.exceptions[0]
+        if inner is group:
+            raise
+        raise inner from None
 
 
 class Notifications:
@@ -141,7 +155,7 @@ class Gateway:
 
         ``session_args`` go to ``ClientSession`` (callbacks, ``message_handler``...).
         """
-        with self.log.open("a", encoding="utf-8") as errlog:
+        with self.log.open("a", encoding="utf-8") as errlog, unwrap_single_errors():
             async with (
                 stdio_client(self.server_parameters(), errlog=errlog) as (read, write),
                 ClientSession(read, write, **session_args) as session,
@@ -223,10 +237,11 @@ def texts(result: types.CallToolResult | types.GetPromptResult) -> list[str]:
 async def direct(script: Path, **session_args: Any) -> AsyncIterator[ClientSession]:
     """Connect straight to a fixture server (no gateway), initialized."""
     params = StdioServerParameters(command=sys.executable, args=[str(script)])
-    async with (
-        stdio_client(params) as (read, write),
-        ClientSession(read, write, **session_args) as session,
-    ):
-        with anyio.fail_after(CONNECT_TIMEOUT):
-            await session.initialize()
-        yield session
+    with unwrap_single_errors():
+        async with (
+            stdio_client(params) as (read, write),
+            ClientSession(read, write, **session_args) as session,
+        ):
+            with anyio.fail_after(CONNECT_TIMEOUT):
+                await session.initialize()
+            yield session
