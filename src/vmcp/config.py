@@ -20,6 +20,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vmcp.fileutil import atomic_write_text
+from vmcp.routing.circuit import CircuitSettings
+from vmcp.routing.retry import RetrySettings
 
 MOUNT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -105,6 +107,41 @@ class RepositoryConfig(_Model):
     type: str
 
 
+class HealthSettings(_Model):
+    """Periodic ``ping`` of every replica (``[servers.<id>.health]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: seconds between pings; 0 turns health checks off
+    interval: float = Field(30.0, ge=0)
+    timeout: float = Field(5.0, gt=0)
+    #: consecutive failed pings before a replica is marked unhealthy
+    unhealthy_after: int = Field(2, ge=1)
+
+
+class RestartSettings(_Model):
+    """Restarting backends that exit (``[servers.<id>.restart]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    initial_backoff: float = Field(0.5, ge=0)
+    max_backoff: float = Field(30.0, ge=0)
+    #: more restarts than this within ``window_seconds`` is a crash loop: the replica fails
+    max_restarts: int = Field(5, ge=0)
+    window_seconds: float = Field(60.0, gt=0)
+
+
+class LimitSettings(_Model):
+    """Resource limits for spawned backends (``[servers.<id>.limits]``); unset = inherited."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpu_seconds: int | None = Field(None, ge=1)
+    address_space_mb: int | None = Field(None, ge=16)
+    open_files: int | None = Field(None, ge=16)
+
+
 class MountConfig(_Model):
     """One mounted server: where it is, how to reach it, how it is exposed."""
 
@@ -118,17 +155,35 @@ class MountConfig(_Model):
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     # remote (http, sse, ws)
     url: str | None = None
+    #: one replica per URL (instead of ``url``)
+    urls: list[str] = Field(default_factory=list)
     headers: dict[str, str] = Field(default_factory=dict)
     # exposure
     prefix: str | None = None
+    description: str = ""
+    #: trust the server's tool annotations (readOnlyHint, idempotentHint)
+    trusted: bool = False
+    # routing
     timeout: float | None = Field(None, gt=0)
+    #: per-method timeouts, e.g. {"tools/call" = 120}
+    method_timeouts: dict[str, float] = Field(default_factory=dict)
+    #: hard maximum for a call whose progress notifications keep extending its timeout
+    max_timeout: float | None = Field(None, gt=0)
     startup_timeout: float | None = Field(None, gt=0)
     replicas: int = Field(1, ge=1, le=64)
     balancer: str = "round_robin"
-    trusted: bool = False
-    description: str = ""
+    balancer_settings: dict[str, Any] = Field(default_factory=dict)
+    #: keep every call of one front session on one replica (backends with session state)
+    sticky: bool = False
+    max_in_flight: int | None = Field(None, ge=1)
+    max_queue: int = Field(0, ge=0)
+    circuit: CircuitSettings = Field(default_factory=CircuitSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    restart: RestartSettings = Field(default_factory=RestartSettings)
 
     @field_validator("id")
     @classmethod
@@ -150,9 +205,20 @@ class MountConfig(_Model):
     def _transport_needs(self) -> MountConfig:
         if self.transport == "stdio" and not self.command:
             raise ValueError("command: field required for transport 'stdio'")
-        if self.transport != "stdio" and not self.url:
+        if self.transport != "stdio" and not (self.url or self.urls):
             raise ValueError(f"url: field required for transport {self.transport!r}")
         return self
+
+    @property
+    def replica_count(self) -> int:
+        """How many replicas run: one per URL when ``urls`` is set, else ``replicas``."""
+        return len(self.urls) if self.urls else self.replicas
+
+    def replica_config(self, index: int) -> MountConfig:
+        """The configuration replica ``index`` connects with (its own URL, if listed)."""
+        if not self.urls:
+            return self
+        return self.model_copy(update={"url": self.urls[index]})
 
     @property
     def exposed_prefix(self) -> str:

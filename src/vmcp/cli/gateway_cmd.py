@@ -81,6 +81,7 @@ async def _inspect(config: VmcpConfig, mount_id: str) -> dict[str, Any]:
             "protocolVersion": upstream.protocol_version,
             "capabilities": upstream.capabilities,
             "instructions": upstream.instructions,
+            "health": mount.describe(),
             **mount.catalog,
         }
     finally:
@@ -105,6 +106,10 @@ def info_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:
     server = info["server"]
     click.echo(f"{mount_id}: {server.get('name', '?')} {server.get('version', '')}".rstrip())
     click.echo(f"protocol: {info['protocolVersion']}")
+    for replica in info["health"]["replicas"]:
+        click.echo(f"replica {replica['id']}: {replica['state']}, "
+                   f"{'healthy' if replica['healthy'] else 'unhealthy'}, "
+                   f"circuit {replica['circuit']}")
     for kind, key in (("tools", "name"), ("prompts", "name"), ("resources", "uri"),
                       ("resource_templates", "uriTemplate")):
         items = info[kind]

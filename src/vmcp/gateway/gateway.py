@@ -28,7 +28,8 @@ from vmcp.plugins import get_plugin_manager, load_driver
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import INVALID_PARAMS, RpcError
 from vmcp.registry.catalog import CHANGED_KINDS, LIST_KINDS
-from vmcp.registry.mount import Mount
+from vmcp.registry.mount import Mount, Replica
+from vmcp.registry.supervisor import Supervisor
 from vmcp.transports.base import FrontPeer, JsonMessage, Transport
 from vmcp.upstream.session import UpstreamSession
 
@@ -80,6 +81,7 @@ class Gateway:
         self.visible = all_visible(
             [f for f in self._pm.hook.vmcp_visibility_filter(gateway=self) if f is not None])
         self._auth: Any = None
+        self.supervisor = Supervisor(self)
 
     # -- FrontHost ------------------------------------------------------------------------
 
@@ -165,13 +167,32 @@ class Gateway:
             if mount.state == "up":
                 await self._call_hook(self._pm.hook.vmcp_server_mounted, mount_id=mount.mount_id)
 
+    def startup_timeout(self, mount: Mount) -> float:
+        """How long one replica of ``mount`` may take to start."""
+        return mount.config.startup_timeout or self.config.gateway.startup_timeout
+
+    def prepare_hook(self) -> Any:
+        """The ``vmcp_backend_prepare`` hook, called before every backend start."""
+        return self._pm.hook.vmcp_backend_prepare
+
     async def _bring_up(self, mount: Mount) -> None:
         settings = self.config.gateway
-        timeout = mount.config.startup_timeout or settings.startup_timeout
-        prepare = self._pm.hook.vmcp_backend_prepare
+        timeout = self.startup_timeout(mount)
+        prepare = self.prepare_hook()
         try:
-            await asyncio.gather(*(
-                mount.start_replica(replica, self, timeout, prepare) for replica in mount.replicas))
+            outcomes = await asyncio.gather(
+                *(mount.start_replica(replica, self, timeout, prepare)
+                  for replica in mount.replicas),
+                return_exceptions=True,
+            )
+            failures = [o for o in outcomes if isinstance(o, BaseException)]
+            if len(failures) == len(outcomes):
+                raise failures[0]
+            for replica, outcome in zip(mount.replicas, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    log.warning("replica %s failed to start: %s", replica.replica_id,
+                                _describe(outcome))
+                    self.supervisor.replica_lost(mount, replica)
             await mount.refresh(tuple(LIST_KINDS), timeout)
         except Exception as exc:
             reason = _describe(exc)
@@ -192,11 +213,37 @@ class Gateway:
             mount.state = "failed"
             mount.error = problem
             return
+        for replica in mount.replicas:
+            if replica.alive:
+                self.supervisor.watch(mount, replica)
         log.info("mounted %s (%s)", mount.mount_id, mount.primary.server_info.get("name", "?")
                  if mount.primary else "?")
 
+    async def replica_up(self, mount: Mount, replica: Replica) -> None:
+        """A replica came back: watch it, and bring its mount's items back if it was down."""
+        self.supervisor.watch(mount, replica)
+        upstream = replica.upstream
+        if upstream is not None and self._backend_log_rank is not None and (
+                "logging" in upstream.capabilities):
+            upstream.forward("logging/setLevel", {"level": LOG_LEVELS[self._backend_log_rank]},
+                             _ignore, self.config.gateway.request_timeout)
+        if mount.state == "up":
+            return
+        try:
+            await mount.refresh(tuple(LIST_KINDS), self.startup_timeout(mount))
+        except RpcError as exc:
+            log.warning("mount %s: reading lists after restart failed: %s", mount.mount_id,
+                        exc.message)
+            return
+        mount.state = "up"
+        mount.error = None
+        self._rebuild()
+        self.broadcast_list_changed([kind for kind, items in mount.catalog.items() if items])
+        await self._call_hook(self._pm.hook.vmcp_server_mounted, mount_id=mount.mount_id)
+
     async def stop(self) -> None:
         """Close every session and every backend."""
+        await self.supervisor.stop()
         await self._call_hook(self._pm.hook.vmcp_gateway_stopping)
         for session in list(self.sessions.values()):
             await session.aclose()
@@ -436,6 +483,7 @@ class Gateway:
                 session, token, request_id = entry
                 session.send(jsonrpc.notification(method, {**params, "progressToken": token}),
                              request_id)
+                session.extend(request_id)
         elif method == "notifications/message":
             self._relay_log(upstream, message, params)
         elif method in CHANGED_KINDS:
@@ -527,12 +575,19 @@ class Gateway:
         return None
 
     def upstream_closed(self, upstream: UpstreamSession, reason: str) -> None:
-        """A backend went away: its items leave the lists, clients hear of it."""
+        """A backend went away: restart it; if its mount is left with no replica, its items
+        leave the lists and clients hear of it."""
         mount = self.mounts.get(upstream.mount_id)
         for key in [k for k in self.reverse if k[0] is upstream]:
             session, client_id = self.reverse.pop(key)
             session.cancel_reverse(client_id, f"backend {upstream.mount_id} went away")
-        if mount is None or mount.state != "up" or mount.primary is not None:
+        if mount is None:
+            return
+        for replica in mount.replicas:
+            if replica.upstream is upstream:
+                log.warning("replica %s went away: %s", replica.replica_id, reason)
+                self.supervisor.replica_lost(mount, replica)
+        if mount.state != "up" or mount.primary is not None:
             return
         log.warning("backend %s went away: %s", mount.mount_id, reason)
         mount.state = "down"

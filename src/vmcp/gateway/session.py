@@ -13,7 +13,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from functools import partial
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from vmcp import __version__
 from vmcp.auth.base import Principal
@@ -29,12 +32,13 @@ from vmcp.protocol.errors import (
     RpcError,
 )
 from vmcp.protocol.versions import negotiate
+from vmcp.routing.retry import REPLICA_FAILURES, may_retry
 from vmcp.transports.base import FrontPeer, JsonMessage
 from vmcp.upstream.session import UpstreamSession
 
 if TYPE_CHECKING:
     from vmcp.gateway.gateway import Gateway
-    from vmcp.registry.mount import Replica
+    from vmcp.registry.mount import Mount, Replica
 
 log = logging.getLogger("vmcp.gateway")
 
@@ -317,11 +321,6 @@ class FrontSession:
             raise RpcError(INVALID_PARAMS, "completion ref must be ref/prompt or ref/resource")
         self._route(request_id, route[0], "completion/complete", params, None)
 
-    def _timeout(self, mount_id: str) -> float:
-        mount = self.gateway.mounts.get(mount_id)
-        timeout = mount.config.timeout if mount is not None else None
-        return timeout or self.gateway.config.gateway.request_timeout
-
     def _route(
         self,
         request_id: Any,
@@ -330,49 +329,103 @@ class FrontSession:
         params: dict[str, Any],
         mapper: Mapper | None,
     ) -> None:
-        """Forward a request to a replica of one mount and relay its response."""
-        mount = self.gateway.mounts.get(mount_id)
-        replica = mount.pick(self.affinity.get(mount_id)) if mount is not None else None
-        if replica is None or replica.upstream is None:
+        """Send a request to a replica of one mount and relay its response."""
+        gateway = self.gateway
+        mount = gateway.mounts.get(mount_id)
+        if mount is None:
             raise RpcError(BACKEND_UNAVAILABLE, f"Backend {mount_id!r} is unavailable")
-        self.affinity[mount_id] = replica
-        self._forward(request_id, replica.upstream, mount_id, method, params, mapper,
-                      self._timeout(mount_id))
+        limit = mount.config.max_in_flight
+        if limit is not None and mount.in_flight >= limit:
+            if len(mount.waiting) >= mount.config.max_queue:
+                raise RpcError(BACKEND_UNAVAILABLE, f"Backend {mount_id!r} is overloaded: "
+                               f"{limit} requests in flight and its queue is full")
+            mount.waiting.append(partial(self._dequeued, request_id, mount_id, method, params,
+                                         mapper))
+            return
+        timeout = mount.timeout_for(method, gateway.config.gateway.request_timeout)
+        retry = mount.config.retry
+        if gateway.middleware is not None:
+            replica = self._pick(mount)
+            params, token = self._progress(request_id, params)
+            request = RoutedRequest(self.caller, mount_id, method, params)
+            self._spawn(request_id, self._through_middleware(
+                request, replica, timeout, mapper, token))
+        elif retry.attempts > 1 and may_retry(method, params, retry, mount.safe_tools):
+            params, token = self._progress(request_id, params)
+            self._spawn(request_id, self._with_retries(
+                request_id, mount, method, params, mapper, timeout, token))
+        else:
+            replica = self._pick(mount)
+            self._forward(request_id, mount, replica, replica.upstream,  # type: ignore[arg-type]
+                          method, params, mapper, timeout)
+
+    def _dequeued(self, request_id: Any, mount_id: str, method: str, params: dict[str, Any],
+                  mapper: Mapper | None) -> None:
+        if self.closed:
+            return
+        try:
+            self._route(request_id, mount_id, method, params, mapper)
+        except RpcError as exc:
+            self._fail(request_id, exc)
+
+    def _pick(self, mount: Mount, exclude: set[Replica] | frozenset[Replica] = frozenset(),
+              ) -> Replica:
+        sticky = mount.config.sticky
+        replica = mount.pick(self.session_id, self.affinity.get(mount.mount_id) if sticky
+                             else None, exclude)
+        if replica is None:
+            raise RpcError(BACKEND_UNAVAILABLE, mount.unavailable_reason())
+        if sticky:
+            self.affinity[mount.mount_id] = replica
+        return replica
+
+    def _progress(self, request_id: Any, params: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """Swap a client's progress token for a gateway-wide one."""
+        meta = params.get("_meta")
+        if isinstance(meta, dict) and "progressToken" in meta:
+            token = self.gateway.progress_token(self, meta["progressToken"], request_id)
+            return {**params, "_meta": {**meta, "progressToken": token}}, token
+        return params, None
 
     def _forward(
         self,
         request_id: Any,
+        mount: Mount,
+        replica: Replica | None,
         upstream: UpstreamSession,
-        mount_id: str,
         method: str,
         params: dict[str, Any],
         mapper: Mapper | None,
         timeout: float | None,
     ) -> None:
         """The hot path: send with a fresh id, relay the response object with ours put back."""
-        gateway = self.gateway
-        token = None
-        meta = params.get("_meta")
-        if isinstance(meta, dict) and "progressToken" in meta:
-            token = gateway.progress_token(self, meta["progressToken"], request_id)
-            params = {**params, "_meta": {**meta, "progressToken": token}}
-        if gateway.middleware is not None:
-            request = RoutedRequest(self.caller, mount_id, method, params)
-            self._spawn(
-                request_id, self._through_middleware(request, upstream, timeout, mapper, token))
-            return
-        callback = partial(self._relay, request_id, upstream, mapper, token)
-        backend_id = upstream.forward(method, params, callback, timeout, (self, request_id))
+        params, token = self._progress(request_id, params)
+        if replica is not None:
+            replica.breaker.before_call()
+        started = perf_counter() if mount.observed else 0.0
+        callback = partial(self._relay, request_id, mount, replica, upstream, mapper, token,
+                           started)
+        backend_id = upstream.forward(method, params, callback, timeout, (self, request_id),
+                                      mount.config.max_timeout)
         if backend_id in upstream.pending:
             self.inflight[request_id] = (upstream, backend_id, token)
 
     def _relay(
-        self, request_id: Any, upstream: UpstreamSession, mapper: Mapper | None,
-        token: int | None, message: JsonMessage,
+        self, request_id: Any, mount: Mount, replica: Replica | None, upstream: UpstreamSession,
+        mapper: Mapper | None, token: int | None, started: float, message: JsonMessage,
     ) -> None:
         self.inflight.pop(request_id, None)
         if token is not None:
             self.gateway.progress.pop(token, None)
+        if replica is not None:
+            error = message.get("error")
+            ok = error is None or not (isinstance(error, dict)
+                                       and error.get("code") in REPLICA_FAILURES)
+            replica.breaker.record(ok)
+            if mount.observed:
+                mount.balancer.observe(replica, perf_counter() - started, ok)
+        if mount.waiting:
+            mount.waiting.popleft()()
         if self.closed:
             return
         if mapper is not None:
@@ -382,12 +435,76 @@ class FrontSession:
         message["id"] = request_id
         self.peer.send(message, request_id)
 
+    def extend(self, request_id: Any) -> None:
+        """Progress arrived for a call: its timeout starts again (up to its hard maximum)."""
+        entry = self.inflight.get(request_id)
+        if entry is not None:
+            entry[0].extend(entry[1])
+
+    async def _call_replica(
+        self, mount: Mount, replica: Replica, method: str, params: dict[str, Any],
+        timeout: float | None, request_id: Any,
+    ) -> dict[str, Any]:
+        upstream = replica.upstream
+        assert upstream is not None
+        replica.breaker.before_call()
+        started = perf_counter()
+        ok = False
+        try:
+            result = await upstream.request(method, params, timeout, (self, request_id))
+            ok = True
+            return result
+        except RpcError as exc:
+            ok = exc.code not in REPLICA_FAILURES
+            raise
+        finally:
+            replica.breaker.record(ok)
+            if mount.observed:
+                mount.balancer.observe(replica, perf_counter() - started, ok)
+
+    async def _with_retries(
+        self, request_id: Any, mount: Mount, method: str, params: dict[str, Any],
+        mapper: Mapper | None, timeout: float | None, token: int | None,
+    ) -> dict[str, Any]:
+        """Repeat a safe request on failure, failing over to replicas not yet tried."""
+        settings = mount.config.retry
+        budget = mount.retry_budget
+        budget.record_request()
+        tried: set[Replica] = set()
+
+        def worth_retrying(exc: BaseException) -> bool:
+            return (isinstance(exc, RpcError) and exc.code in REPLICA_FAILURES
+                    and budget.try_spend())
+
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(settings.attempts),
+                wait=wait_exponential_jitter(initial=settings.initial_backoff,
+                                             max=settings.max_backoff),
+                retry=retry_if_exception(worth_retrying),
+                reraise=True,
+            ):
+                with attempt:
+                    replica = self._pick(mount, tried)
+                    tried.add(replica)
+                    result = await self._call_replica(mount, replica, method, params, timeout,
+                                                      request_id)
+        finally:
+            if token is not None:
+                self.gateway.progress.pop(token, None)
+        if mapper is not None:
+            mapper(self, replica.upstream, result)  # type: ignore[arg-type]
+        return result
+
     async def _through_middleware(
-        self, request: RoutedRequest, upstream: UpstreamSession, timeout: float | None,
+        self, request: RoutedRequest, replica: Replica, timeout: float | None,
         mapper: Mapper | None, token: int | None,
     ) -> dict[str, Any]:
+        mount = self.gateway.mounts[request.mount_id]
+
         async def call_backend(routed: RoutedRequest) -> dict[str, Any]:
-            return await upstream.request(routed.method, routed.params, timeout, (self, None))
+            return await self._call_replica(mount, replica, routed.method, routed.params,
+                                            timeout, None)
 
         assert self.gateway.middleware is not None
         try:
@@ -396,7 +513,7 @@ class FrontSession:
             if token is not None:
                 self.gateway.progress.pop(token, None)
         if mapper is not None:
-            mapper(self, upstream, result)
+            mapper(self, replica.upstream, result)  # type: ignore[arg-type]
         return result
 
     def _cancelled(self, request_id: Any, reason: Any) -> None:
@@ -428,12 +545,16 @@ class FrontSession:
         if entry is None or entry.session is not self:
             raise RpcError(INVALID_PARAMS, f"Unknown task: {task_id}")
         params = {**params, "taskId": entry.backend_task_id}
+        mount = self.gateway.mounts.get(entry.mount_id)
+        if mount is None or not entry.upstream.alive:
+            raise RpcError(BACKEND_UNAVAILABLE, f"Backend {entry.mount_id!r} is unavailable")
         if method == "tasks/result":  # waits for the task itself: no timeout of its own
-            self._forward(request_id, entry.upstream, entry.mount_id, method, params,
+            self._forward(request_id, mount, None, entry.upstream, method, params,
                           self.gateway.map_tool_result, None)
         else:
-            self._forward(request_id, entry.upstream, entry.mount_id, method, params,
-                          self.gateway.map_task_object, self._timeout(entry.mount_id))
+            timeout = mount.timeout_for(method, self.gateway.config.gateway.request_timeout)
+            self._forward(request_id, mount, None, entry.upstream, method, params,
+                          self.gateway.map_task_object, timeout)
 
     def _tasks_list(self, request_id: Any, params: dict[str, Any], method: str) -> None:
         self._spawn(request_id, self.gateway.list_tasks(self, params.get("cursor")))

@@ -6,40 +6,70 @@ import asyncio
 import logging
 import os
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any, Literal
 
 from vmcp import __version__
 from vmcp.config import MountConfig, expand_vars, python_executable
 from vmcp.registry.catalog import LIST_KINDS, fetch_list
 from vmcp.routing.balancer import Balancer
+from vmcp.routing.circuit import CircuitBreaker
+from vmcp.routing.retry import RetryBudget
 from vmcp.transports.base import Transport
 from vmcp.upstream.session import UpstreamEvents, UpstreamSession
 
 log = logging.getLogger("vmcp.registry")
 
 MountState = Literal["starting", "up", "down", "failed"]
+ReplicaState = Literal["starting", "up", "down", "restarting", "failed", "removed"]
 
 
 class Replica:
     """One running copy of a mount's backend."""
 
-    __slots__ = ("draining", "replica_id", "upstream")
+    __slots__ = ("breaker", "config", "draining", "healthy", "replica_id", "restarts", "state",
+                 "upstream")
 
-    def __init__(self, replica_id: str) -> None:
+    def __init__(self, replica_id: str, config: MountConfig) -> None:
         self.replica_id = replica_id
+        #: the configuration this replica connects with (its own URL when ``urls`` is set)
+        self.config = config
         self.upstream: UpstreamSession | None = None
+        self.state: ReplicaState = "starting"
         self.draining = False
+        self.healthy = True
+        self.breaker = CircuitBreaker(config.circuit)
+        #: when it was restarted recently (monotonic), to tell a crash loop
+        self.restarts: deque[float] = deque()
+
+    @property
+    def alive(self) -> bool:
+        """Connected and past its handshake."""
+        upstream = self.upstream
+        return upstream is not None and upstream.alive
 
     @property
     def available(self) -> bool:
-        """Up and taking new work."""
-        upstream = self.upstream
-        return upstream is not None and upstream.alive and not self.draining
+        """Taking new work: alive, healthy, not draining, circuit not open."""
+        return self.alive and self.healthy and not self.draining and self.breaker.allows()
 
     @property
     def in_flight(self) -> int:
         """Requests sent and not yet answered."""
-        return len(self.upstream.pending) if self.upstream is not None else 0
+        upstream = self.upstream
+        return len(upstream.pending) if upstream is not None else 0
+
+    def describe(self) -> dict[str, Any]:
+        """State for ``vmcp info`` and ``vmcp status``."""
+        return {
+            "id": self.replica_id,
+            "state": self.state,
+            "healthy": self.healthy,
+            "draining": self.draining,
+            "circuit": self.breaker.state,
+            "in_flight": self.in_flight,
+        }
 
 
 class Mount:
@@ -49,12 +79,23 @@ class Mount:
         self.config = config
         self.transport = transport
         self.balancer = balancer
-        self.replicas = [Replica(f"{config.id}-{n}") for n in range(config.replicas)]
+        #: True when the balancer wants to hear each call's latency and outcome
+        self.observed = type(balancer).observe is not Balancer.observe
+        self.replicas = [
+            Replica(f"{config.id}-{n}", config.replica_config(n))
+            for n in range(config.replica_count)
+        ]
+        self._next_replica = len(self.replicas)
         self.state: MountState = "starting"
         self.error: str | None = None
         self.catalog: dict[str, list[dict[str, Any]]] = {kind: [] for kind in LIST_KINDS}
         #: when each list was last read (monotonic seconds)
         self.fetched_at: dict[str, float] = dict.fromkeys(LIST_KINDS, 0.0)
+        self.retry_budget = RetryBudget(config.retry)
+        #: tools a trusted server annotates as read-only or idempotent (safe to retry)
+        self.safe_tools: frozenset[str] = frozenset()
+        #: calls waiting for an in-flight slot (load shedding)
+        self.waiting: deque[Callable[[], None]] = deque()
 
     @property
     def mount_id(self) -> str:
@@ -65,7 +106,10 @@ class Mount:
     def primary(self) -> UpstreamSession | None:
         """The first live replica's session: the source of capabilities and lists."""
         for replica in self.replicas:
-            if replica.available:
+            if replica.alive and not replica.draining:
+                return replica.upstream
+        for replica in self.replicas:
+            if replica.alive:
                 return replica.upstream
         return None
 
@@ -75,14 +119,46 @@ class Mount:
         upstream = self.primary
         return upstream.capabilities if upstream is not None else {}
 
-    def pick(self, affinity: Replica | None = None) -> Replica | None:
-        """The replica a new request goes to (sticking to ``affinity`` while it is up)."""
-        if affinity is not None and affinity.available:
-            return affinity
-        if len(self.replicas) == 1:
-            replica = self.replicas[0]
+    @property
+    def in_flight(self) -> int:
+        """Requests in flight over every replica."""
+        return sum(replica.in_flight for replica in self.replicas)
+
+    def pick(
+        self, session_key: str, sticky: Replica | None = None,
+        exclude: frozenset[Replica] | set[Replica] = frozenset(),
+    ) -> Replica | None:
+        """The replica a request goes to, or None when none is available."""
+        if sticky is not None and sticky.available and sticky not in exclude:
+            return sticky
+        replicas = self.replicas
+        if exclude:
+            replicas = [r for r in replicas if r not in exclude] or replicas
+        if len(replicas) == 1:
+            replica = replicas[0]
             return replica if replica.available else None
-        return self.balancer.pick(self.replicas)
+        return self.balancer.pick(replicas, session_key)
+
+    def unavailable_reason(self) -> str:
+        """Why no replica can take a call, for the error a client gets."""
+        if all(r.alive and not r.breaker.allows() for r in self.replicas):
+            return f"every replica of mount {self.mount_id!r} has its circuit open"
+        if all(r.draining for r in self.replicas):
+            return f"every replica of mount {self.mount_id!r} is draining"
+        return f"Backend {self.mount_id!r} is unavailable" + (
+            f": {self.error}" if self.error else "")
+
+    def timeout_for(self, method: str, default: float) -> float:
+        """The timeout of ``method`` on this mount."""
+        config = self.config
+        return config.method_timeouts.get(method) or config.timeout or default
+
+    def add_replica(self) -> Replica:
+        """A new replica slot (started by the caller)."""
+        replica = Replica(f"{self.mount_id}-{self._next_replica}", self.config.replica_config(0))
+        self._next_replica += 1
+        self.replicas.append(replica)
+        return replica
 
     def backend_env(self) -> dict[str, str]:
         """The environment a stdio replica is spawned with (``${VAR}`` expanded)."""
@@ -108,8 +184,9 @@ class Mount:
         headers = self.backend_headers()
         if prepare is not None:
             prepare(mount=self.config, env=env, headers=headers)
+        replica.state = "starting"
         connection = await asyncio.wait_for(
-            self.transport.connect(self.config, env, headers), timeout
+            self.transport.connect(replica.config, env, headers), timeout
         )
         upstream = UpstreamSession(self.mount_id, replica.replica_id, connection, events,
                                    client_version=__version__)
@@ -117,8 +194,12 @@ class Mount:
             await upstream.start(timeout)
         except BaseException:
             await upstream.aclose()
+            replica.state = "down"
             raise
         replica.upstream = upstream
+        replica.state = "up"
+        replica.healthy = True
+        replica.breaker = CircuitBreaker(self.config.circuit)
 
     async def refresh(self, kinds: tuple[str, ...], timeout: float) -> None:
         """Re-read some of the backend's lists."""
@@ -132,6 +213,12 @@ class Mount:
         for kind, items in zip(kinds, results, strict=True):
             self.catalog[kind] = items
             self.fetched_at[kind] = now
+        if "tools" in kinds and self.config.trusted:
+            self.safe_tools = frozenset(
+                tool["name"] for tool in self.catalog["tools"]
+                if isinstance(tool.get("annotations"), dict)
+                and (tool["annotations"].get("readOnlyHint")
+                     or tool["annotations"].get("idempotentHint")))
 
     def announces_changes(self, kind: str) -> bool:
         """True when the backend promised ``list_changed`` notifications for ``kind``."""
@@ -145,5 +232,17 @@ class Mount:
             *(r.upstream.aclose() for r in self.replicas if r.upstream is not None),
             return_exceptions=True,
         )
+        for replica in self.replicas:
+            replica.state = "down"
         for kind in self.catalog:
             self.catalog[kind] = []
+
+    def describe(self) -> dict[str, Any]:
+        """State for ``vmcp info`` and ``vmcp status``."""
+        return {
+            "id": self.mount_id,
+            "state": self.state,
+            "error": self.error,
+            "in_flight": self.in_flight,
+            "replicas": [replica.describe() for replica in self.replicas],
+        }

@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
+import signal
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from vmcp.config import MountConfig, expand_vars
+from vmcp.config import LimitSettings, MountConfig, expand_vars
 from vmcp.protocol import jsonrpc
 from vmcp.transports.base import (
     Connection,
@@ -112,14 +114,37 @@ class ProcessConnection(Connection):
             try:
                 await asyncio.wait_for(proc.wait(), _STOP_WAIT)
             except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.terminate()
+                _signal_group(proc.pid, signal.SIGTERM)
                 try:
                     await asyncio.wait_for(proc.wait(), _STOP_WAIT)
                 except TimeoutError:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
+                    _signal_group(proc.pid, signal.SIGKILL)
                     await proc.wait()
+        # Children the backend left behind in its process group go with it.
+        _signal_group(proc.pid, signal.SIGKILL)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+def _limiter(limits: LimitSettings) -> Callable[[], None] | None:
+    """A pre-exec function applying resource limits in the child, or None when unset."""
+    wanted = [
+        (resource.RLIMIT_CPU, limits.cpu_seconds),
+        (resource.RLIMIT_AS, limits.address_space_mb and limits.address_space_mb * 1024 * 1024),
+        (resource.RLIMIT_NOFILE, limits.open_files),
+    ]
+    chosen = [(kind, value) for kind, value in wanted if value]
+    if not chosen:
+        return None
+
+    def apply() -> None:
+        for kind, value in chosen:
+            resource.setrlimit(kind, (value, value))
+
+    return apply
 
 
 async def _pump_stderr(mount_id: str, stream: asyncio.StreamReader) -> None:
@@ -207,7 +232,10 @@ class StdioTransport(Transport):
                 env=env,
                 cwd=env_expand(mount.cwd, env) if mount.cwd else None,
                 limit=1 << 26,
+                # Its own session and process group: signals to vmcp's terminal don't reach
+                # it, and stopping it reaches every process it started.
                 start_new_session=True,
+                preexec_fn=_limiter(mount.limits),
             )
         except OSError as exc:
             raise ConnectionClosed(f"cannot start {command!r}: {exc.strerror or exc}") from exc

@@ -47,13 +47,16 @@ class UpstreamEvents(Protocol):
 class Pending:
     """A request in flight to the backend."""
 
-    __slots__ = ("callback", "owner", "timer")
+    __slots__ = ("callback", "deadline", "owner", "timeout", "timer")
 
     def __init__(self, callback: ResponseCallback, owner: Any) -> None:
         self.callback = callback
         #: who the request is for (a front session), used to relate backend-initiated traffic
         self.owner = owner
         self.timer: asyncio.TimerHandle | None = None
+        self.timeout: float | None = None
+        #: the loop time past which progress no longer extends the timeout (None: never)
+        self.deadline: float | None = None
 
 
 class UpstreamSession:
@@ -149,6 +152,7 @@ class UpstreamSession:
         callback: ResponseCallback,
         timeout: float | None,
         owner: Any = None,
+        hard_timeout: float | None = None,
     ) -> int:
         """Send a request; ``callback`` gets the response message (result or error).
 
@@ -167,8 +171,23 @@ class UpstreamSession:
             callback(_error_message(request_id, self._unavailable(str(exc))))
             return request_id
         if timeout is not None:
+            pending.timeout = timeout
             pending.timer = self._loop.call_later(timeout, self._expire, request_id, timeout)
+            if hard_timeout is not None:
+                pending.deadline = self._loop.time() + hard_timeout
         return request_id
+
+    def extend(self, request_id: int) -> None:
+        """Restart a request's timeout (progress arrived), never past its hard deadline."""
+        pending = self.pending.get(request_id)
+        if pending is None or pending.deadline is None or pending.timer is None:
+            return
+        assert pending.timeout is not None
+        remaining = min(pending.timeout, pending.deadline - self._loop.time())
+        if remaining > 0:
+            pending.timer.cancel()
+            pending.timer = self._loop.call_later(remaining, self._expire, request_id,
+                                                  pending.timeout)
 
     async def request(
         self, method: str, params: dict[str, Any] | None, timeout: float | None,

@@ -1,0 +1,107 @@
+"""A circuit breaker per replica: closed -> open -> half-open -> closed.
+
+Closed: calls flow; failures are counted in a sliding time window. The breaker opens after
+``failure_threshold`` consecutive failures, or when at least ``min_requests`` calls in the
+window failed at ``failure_rate`` or more. Open: the replica is skipped for ``open_seconds``.
+Half-open: up to ``half_open_probes`` calls go through; a success closes the breaker, a
+failure opens it again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CircuitState = Literal["closed", "open", "half_open"]
+
+
+class CircuitSettings(BaseModel):
+    """Per-mount breaker settings (``[servers.<id>.circuit]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    failure_threshold: int = Field(5, ge=1)
+    failure_rate: float = Field(0.5, gt=0, le=1)
+    min_requests: int = Field(10, ge=1)
+    window_seconds: float = Field(30.0, gt=0)
+    open_seconds: float = Field(10.0, gt=0)
+    half_open_probes: int = Field(1, ge=1)
+
+
+class CircuitBreaker:
+    """The breaker of one replica."""
+
+    __slots__ = ("_calls", "_clock", "_consecutive", "_opened_at", "_probes", "settings",
+                 "state")
+
+    def __init__(
+        self, settings: CircuitSettings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.settings = settings
+        self.state: CircuitState = "closed"
+        self._clock = clock
+        self._calls: deque[tuple[float, bool]] = deque()
+        self._consecutive = 0
+        self._opened_at = 0.0
+        self._probes = 0
+
+    def allows(self) -> bool:
+        """True when a call may go to this replica now (does not consume a probe)."""
+        if not self.settings.enabled or self.state == "closed":
+            return True
+        if self.state == "open":
+            return self._clock() - self._opened_at >= self.settings.open_seconds
+        return self._probes < self.settings.half_open_probes
+
+    def before_call(self) -> None:
+        """A call is about to be sent: an open breaker past its pause turns half-open."""
+        if self.state == "open" and self.allows():
+            self.state = "half_open"
+            self._probes = 0
+        if self.state == "half_open":
+            self._probes += 1
+
+    def record(self, ok: bool) -> None:
+        """The outcome of a call (``ok`` False for timeouts and lost connections)."""
+        if not self.settings.enabled:
+            return
+        if self.state == "half_open":
+            if ok:
+                self._close()
+            else:
+                self._open()
+            return
+        now = self._clock()
+        calls = self._calls
+        calls.append((now, ok))
+        horizon = now - self.settings.window_seconds
+        while calls and calls[0][0] < horizon:
+            calls.popleft()
+        self._consecutive = 0 if ok else self._consecutive + 1
+        if self.state == "closed" and not ok and self._tripped():
+            self._open()
+
+    def _tripped(self) -> bool:
+        settings = self.settings
+        if self._consecutive >= settings.failure_threshold:
+            return True
+        if len(self._calls) < settings.min_requests:
+            return False
+        failures = sum(1 for _, ok in self._calls if not ok)
+        return failures / len(self._calls) >= settings.failure_rate
+
+    def _open(self) -> None:
+        self.state = "open"
+        self._opened_at = self._clock()
+        self._probes = 0
+
+    def _close(self) -> None:
+        self.state = "closed"
+        self._calls.clear()
+        self._consecutive = 0
+        self._probes = 0
