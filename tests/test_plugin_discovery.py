@@ -102,19 +102,28 @@ def site(tmp_path: Path) -> Path:
 def run(
     python: str | Path, args: list[str], tmp_path: Path, site: Path | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m vmcp ARGS`` isolated from the user's home and entry-point cache."""
+    """Run ``python -m vmcp ARGS``."""
+    return _isolated([str(python), "-m", "vmcp", *args], tmp_path, site, env)
+
+
+def run_script(script: str, tmp_path: Path, site: Path) -> list[str]:
+    """Run a Python snippet with ``site`` on the path; return its output lines."""
+    result = _isolated([sys.executable, "-c", textwrap.dedent(script)], tmp_path, site, {})
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def _isolated(
+    argv: list[str], tmp_path: Path, site: Path | None, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` isolated from the user's home and entry-point cache."""
     environ = {k: v for k, v in os.environ.items() if k != "VMCP_DISABLE_PLUGINS"}
     environ.update(VMCP_HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "cache"))
     environ.update(env)
     if site is not None:
         environ["PYTHONPATH"] = str(site)
     return subprocess.run(
-        [str(python), "-m", "vmcp", *args],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=60,
-        check=False,
+        argv, capture_output=True, text=True, env=environ, timeout=60, check=False
     )
 
 
@@ -188,8 +197,7 @@ def test_disabled_plugin_does_not_load(tmp_path: Path, site: Path) -> None:
 
 
 def test_load_driver_finds_plugin_driver_and_names_a_broken_one(tmp_path: Path, site: Path) -> None:
-    script = textwrap.dedent(
-        """
+    script = """
         from vmcp.plugins import PluginError, load_driver
         print(load_driver("caches", "good").__name__)
         try:
@@ -197,17 +205,7 @@ def test_load_driver_finds_plugin_driver_and_names_a_broken_one(tmp_path: Path, 
         except PluginError as exc:
             print(exc)
         """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(site), "XDG_CACHE_HOME": str(tmp_path / "c")},
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    good, broken = result.stdout.splitlines()
+    good, broken = run_script(script, tmp_path, site)
     assert good == "GoodCache"
     assert broken == (
         "driver vmcp.caches:broken from vmcp-brokenplug failed to load: "
@@ -215,7 +213,7 @@ def test_load_driver_finds_plugin_driver_and_names_a_broken_one(tmp_path: Path, 
     )
 
 
-def test_unknown_hook_and_command_clash_are_reported(tmp_path: Path) -> None:
+def test_plugin_mistakes_are_reported(tmp_path: Path) -> None:
     folder = tmp_path / "site"
     folder.mkdir()
     write_distribution(
@@ -224,7 +222,13 @@ def test_unknown_hook_and_command_clash_are_reported(tmp_path: Path) -> None:
     write_distribution(
         folder, "vmcp-clash", "vmcp_clash", CLASH_MODULE, {"vmcp": {"clash": "vmcp_clash"}}
     )
+    write_distribution(
+        folder, "vmcp-singular", "vmcp_singular", "class X: pass\n", {"vmcp.cache": {"x": "m:X"}}
+    )
     listed = records(run(sys.executable, ["plugins", "list", "--json"], tmp_path, folder))
+    assert listed["vmcp-singular"]["status"] == (
+        "failed: unknown entry-point group 'vmcp.cache' (vmcp.cache:x)"
+    )
     assert listed["vmcp-typo"]["status"] == (
         "failed: PluginError: unknown hook vmcp_regster_commands (vmcp:typo)"
     )
@@ -234,6 +238,30 @@ def test_unknown_hook_and_command_clash_are_reported(tmp_path: Path) -> None:
     kept = run(sys.executable, ["config", "path"], tmp_path, folder)
     assert kept.returncode == 0, kept.stderr
     assert "hijacked" not in kept.stdout
+
+    env = {"VMCP_DISABLE_PLUGINS": "typo"}
+    listed = records(run(sys.executable, ["plugins", "list", "--json"], tmp_path, folder, **env))
+    assert listed["vmcp-typo"]["status"] == "disabled"
+
+
+def test_a_driver_name_provided_twice_is_an_error(tmp_path: Path, site: Path) -> None:
+    write_distribution(
+        site,
+        "vmcp-twin",
+        "vmcp_twin",
+        "class Cache: pass\n",
+        {"vmcp.caches": {"good": "vmcp_twin:Cache"}},
+    )
+    script = """
+        from vmcp.plugins import PluginError, load_driver
+        try:
+            load_driver("caches", "good")
+        except PluginError as exc:
+            print(exc)
+        """
+    assert run_script(script, tmp_path, site) == [
+        "driver vmcp.caches:good is provided more than once: vmcp-goodplug, vmcp-twin"
+    ]
 
 
 def test_real_wheel_installed_next_to_vmcp(tmp_path: Path) -> None:

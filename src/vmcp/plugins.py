@@ -155,8 +155,11 @@ def _normalized(name: str) -> str:
 
 
 def vmcp_distributions() -> Iterator[metadata.Distribution]:
-    """Installed distributions with entry points in ``vmcp`` or ``vmcp.*``, first on the path
-    wins when one is found twice."""
+    """Installed distributions with entry points in ``vmcp`` or ``vmcp.*``.
+
+    A distribution found twice on the path counts once: the first one found wins, as it does
+    for imports.
+    """
     seen: set[str] = set()
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
@@ -292,7 +295,6 @@ def inventory() -> list[PluginRecord]:
     from :func:`get_plugin_manager`, which loaded them already.
     """
     pm = get_plugin_manager()
-    known_groups = set(DRIVER_GROUPS.values())
     records = []
     for dist in vmcp_distributions():
         dist_name = dist.metadata["Name"]
@@ -307,7 +309,7 @@ def inventory() -> list[PluginRecord]:
                     record.hooks.extend(pm.hooks_of(ep.name))
             elif _is_vmcp_group(ep.group):
                 record.drivers.append(label)
-                error = _try_driver(ep, known_groups)
+                error = _try_driver(ep)
                 if error:
                     errors.append(f"{error} ({label})")
         errors.extend(
@@ -323,9 +325,9 @@ def inventory() -> list[PluginRecord]:
     return sorted(records, key=lambda r: _normalized(r.name))
 
 
-def _try_driver(ep: metadata.EntryPoint, known_groups: set[str]) -> str | None:
+def _try_driver(ep: metadata.EntryPoint) -> str | None:
     """Load one driver entry point; return why it does not work, or None."""
-    if ep.group not in known_groups:
+    if ep.group not in DRIVER_GROUPS.values():
         return f"unknown entry-point group {ep.group!r}"
     try:
         ep.load()
