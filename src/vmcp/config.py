@@ -56,6 +56,8 @@ class GatewaySettings(_Model):
     #: which front transports `vmcp start` serves when --transport is not given
     fronts: list[str] = Field(default_factory=lambda: ["stdio"])
     instructions: str | None = None
+    #: the persona of a connection that brings none (unset: full access)
+    default_persona: str | None = None
 
     @field_validator("separator")
     @classmethod
@@ -96,6 +98,10 @@ class AuthSettings(_Model):
     model_config = ConfigDict(extra="allow")
 
     driver: str = "none"
+    #: this gateway's canonical URL (the audience tokens must name; in the RFC 9728 metadata)
+    resource: str | None = None
+    #: OAuth authorization servers that issue tokens for this gateway (RFC 9728 metadata)
+    authorization_servers: list[str] = Field(default_factory=list)
 
 
 class RepositoryConfig(_Model):
@@ -166,6 +172,8 @@ class MountConfig(_Model):
     description: str = ""
     #: trust the server's tool annotations (readOnlyHint, idempotentHint)
     trusted: bool = False
+    #: tools (the backend's names) a read-only persona may call on this mount
+    read_only_tools: list[str] = Field(default_factory=list)
     # routing
     timeout: float | None = Field(None, gt=0)
     #: per-method timeouts, e.g. {"tools/call" = 120}
