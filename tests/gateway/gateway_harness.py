@@ -22,7 +22,10 @@ from typing import Any, TypeVar
 
 import anyio
 import mcp.types as types
+from anyio.abc import Process
+from anyio.streams.text import TextReceiveStream
 from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.client.stdio import get_default_environment
 
 FIXTURE_SERVERS = Path(__file__).resolve().parent.parent / "fixtures" / "servers"
 ALPHA = FIXTURE_SERVERS / "alpha.py"
@@ -245,3 +248,87 @@ async def direct(script: Path, **session_args: Any) -> AsyncIterator[ClientSessi
             with anyio.fail_after(CONNECT_TIMEOUT):
                 await session.initialize()
             yield session
+
+
+class RawClient:
+    """JSON-RPC lines written to and read from a gateway process's stdio, by hand."""
+
+    def __init__(self, process: Process) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self.process = process
+        self._lines = TextReceiveStream(process.stdout)
+        self._buffer = ""
+
+    async def send_line(self, line: str) -> None:
+        """Write one line (a newline is added)."""
+        assert self.process.stdin is not None
+        await self.process.stdin.send((line + "\n").encode())
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Write one JSON-RPC message."""
+        await self.send_line(json.dumps(message))
+
+    async def receive(self) -> dict[str, Any]:
+        """Read the next line of stdout; every line must be one JSON object."""
+        with anyio.fail_after(CONNECT_TIMEOUT):
+            while "\n" not in self._buffer:
+                self._buffer += await self._lines.receive()
+        line, self._buffer = self._buffer.split("\n", 1)
+        message = json.loads(line)  # nothing but protocol lines on stdout
+        assert isinstance(message, dict)
+        return message
+
+    async def receive_response(self, request_id: int | str | None) -> dict[str, Any]:
+        """Read until the response with ``request_id``, skipping notifications."""
+        while True:
+            message = await self.receive()
+            if "method" not in message and message.get("id") == request_id:
+                return message
+            assert "method" in message, f"unexpected response {message}"
+
+
+@asynccontextmanager
+async def raw_gateway(gateway: Gateway) -> AsyncIterator[RawClient]:
+    """Start ``vmcp start`` with plain pipes; yield a :class:`RawClient`; end the process.
+
+    Fails the test if the gateway does not exit once its stdin is closed.
+    """
+    with gateway.log.open("a") as errlog:
+        process = await anyio.open_process(
+            [sys.executable, *gateway.command_args("start")],
+            env={**get_default_environment(), **gateway.env()},
+            stderr=errlog,
+        )
+        async with process:
+            try:
+                yield RawClient(process)
+            finally:
+                assert process.stdin is not None
+                await process.stdin.aclose()
+                with anyio.move_on_after(EVENT_TIMEOUT):
+                    await process.wait()
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+                    raise AssertionError("vmcp start did not exit when its stdin closed")
+
+
+async def raw_initialize(
+    client: RawClient, capabilities: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The handshake by hand: ``initialize`` (id ``"init"``) then ``notifications/initialized``."""
+    await client.send(
+        {
+            "jsonrpc": "2.0",
+            "id": "init",
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": capabilities or {},
+                "clientInfo": {"name": "raw-test", "version": "0"},
+            },
+        }
+    )
+    result = await client.receive_response("init")
+    await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    return result
