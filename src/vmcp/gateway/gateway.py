@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vmcp.auth.base import AuthError, Principal
-from vmcp.config import VmcpConfig
+from vmcp.config import MountConfig, VmcpConfig
 from vmcp.gateway.middleware import all_visible, chain
 from vmcp.gateway.namespace import Namespace
 from vmcp.gateway.session import LOG_LEVELS, FrontSession
@@ -146,6 +146,14 @@ class Gateway:
         await self.start_mounts()
         await self._call_hook(self._pm.hook.vmcp_gateway_started)
 
+    def _create_mount(self, mount_config: MountConfig) -> Mount:
+        transport = self.transport(mount_config.transport)
+        balancer = load_driver("balancers", mount_config.balancer)(
+            **mount_config.balancer_settings)
+        mount = Mount(mount_config, transport, balancer)
+        self.mounts[mount.mount_id] = mount
+        return mount
+
     async def start_mounts(self) -> None:
         """Start every enabled mount concurrently; a failing one is logged, not fatal."""
         mounts = []
@@ -153,19 +161,68 @@ class Gateway:
             if not mount_config.enabled:
                 continue
             try:
-                transport = self.transport(mount_config.transport)
-                balancer = load_driver("balancers", mount_config.balancer)()
+                mounts.append(self._create_mount(mount_config))
             except Exception as exc:
                 log.error("mount %s: %s", mount_config.id, exc)
-                continue
-            mount = Mount(mount_config, transport, balancer)
-            self.mounts[mount.mount_id] = mount
-            mounts.append(mount)
         await asyncio.gather(*(self._bring_up(m) for m in mounts))
         self._rebuild()
         for mount in mounts:
             if mount.state == "up":
                 await self._call_hook(self._pm.hook.vmcp_server_mounted, mount_id=mount.mount_id)
+
+    async def add_mount(self, mount_config: MountConfig) -> Mount:
+        """Mount a server on the running gateway; clients get ``list_changed``.
+
+        :raises ValueError: the id is already mounted.
+        :raises PluginError: its transport or balancer is not installed.
+        """
+        if mount_config.id in self.mounts:
+            raise ValueError(f"mount {mount_config.id!r} is already mounted")
+        mount = self._create_mount(mount_config)
+        await self._bring_up(mount)
+        self._rebuild()
+        if mount.state == "up":
+            self.broadcast_list_changed([k for k, items in mount.catalog.items() if items])
+            await self._call_hook(self._pm.hook.vmcp_server_mounted, mount_id=mount.mount_id)
+        return mount
+
+    async def remove_mount(self, mount_id: str) -> None:
+        """Unmount a server from the running gateway; clients get ``list_changed``.
+
+        Calls in flight to it get an error at once; sessions stay connected.
+
+        :raises KeyError: nothing is mounted under that id.
+        """
+        mount = self.mounts.pop(mount_id)
+        had = [kind for kind, items in mount.catalog.items() if items]
+        for route in [r for r in self.subscribers if r[0] == mount_id]:
+            for session in self.subscribers.pop(route):
+                session.subscriptions.discard(route)
+        for task_id in [t for t, entry in self.tasks.items() if entry.mount_id == mount_id]:
+            entry = self.tasks.pop(task_id)
+            self._task_ids.pop((entry.upstream, entry.backend_task_id), None)
+        await mount.stop()
+        self._rebuild()
+        self.broadcast_list_changed(had)
+        await self._call_hook(self._pm.hook.vmcp_server_unmounted, mount_id=mount_id)
+
+    async def apply_config(self, config: VmcpConfig) -> dict[str, list[str]]:
+        """Switch to a new configuration: mounts that left, came or changed are unmounted,
+        mounted or remounted; the others keep running untouched."""
+        old = self.config.servers
+        new = {k: v for k, v in config.servers.items() if v.enabled}
+        removed = [k for k in self.mounts if k not in new]
+        changed = [k for k in self.mounts if k in new and new[k] != old.get(k)]
+        added = [k for k in new if k not in self.mounts]
+        self.config = config
+        for mount_id in removed + changed:
+            await self.remove_mount(mount_id)
+        for mount_id in changed + added:
+            try:
+                await self.add_mount(new[mount_id])
+            except Exception as exc:
+                log.error("mount %s: %s", mount_id, exc)
+        return {"removed": removed, "changed": changed, "added": added}
 
     def startup_timeout(self, mount: Mount) -> float:
         """How long one replica of ``mount`` may take to start."""

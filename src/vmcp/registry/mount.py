@@ -226,14 +226,14 @@ class Mount:
         return isinstance(capability, dict) and bool(capability.get("listChanged"))
 
     async def stop(self) -> None:
-        """Close every replica."""
+        """Close every replica (none of them is restarted)."""
         self.state = "down"
+        for replica in self.replicas:
+            replica.state = "removed"
         await asyncio.gather(
             *(r.upstream.aclose() for r in self.replicas if r.upstream is not None),
             return_exceptions=True,
         )
-        for replica in self.replicas:
-            replica.state = "down"
         for kind in self.catalog:
             self.catalog[kind] = []
 
