@@ -37,6 +37,30 @@ class ConfigError(Exception):
         self.problems = problems
 
 
+#: the methods whose results the cache layer may keep (keys of the ``method_ttl`` tables)
+CACHEABLE_METHODS = (
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "completion/complete",
+    "tools/call",
+)
+
+
+def check_method_ttl(value: dict[str, float]) -> dict[str, float]:
+    """Validate a ``method_ttl`` table: cacheable methods only, times to live of 0 or more."""
+    unknown = sorted(set(value) - set(CACHEABLE_METHODS))
+    if unknown:
+        raise ValueError(
+            f"not cacheable: {', '.join(unknown)} (one of {', '.join(CACHEABLE_METHODS)})")
+    negative = sorted(method for method, ttl in value.items() if ttl < 0)
+    if negative:
+        raise ValueError(f"time to live must be 0 or more: {', '.join(negative)}")
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -83,6 +107,17 @@ class CacheSettings(_Model):
     backend: str = "memory"
     enabled: bool = True
     ttl: float = Field(300.0, ge=0)
+    #: per-method time to live, e.g. {"tools/list" = 3600}; 0 = that method is never cached
+    method_ttl: dict[str, float] = Field(default_factory=dict)
+    #: seconds one cache operation may take before the call goes on without the cache
+    timeout: float = Field(1.0, gt=0)
+    #: after the cache backend failed, seconds served without it before it is tried again
+    retry_interval: float = Field(5.0, ge=0)
+
+    @field_validator("method_ttl")
+    @classmethod
+    def _method_ttl_shape(cls, value: dict[str, float]) -> dict[str, float]:
+        return check_method_ttl(value)
 
 
 class MonitoringSettings(_Model):
@@ -174,6 +209,17 @@ class MountConfig(_Model):
     trusted: bool = False
     #: tools (the backend's names) a read-only persona may call on this mount
     read_only_tools: list[str] = Field(default_factory=list)
+    # caching (the [cache] table chooses the driver)
+    #: time to live of this mount's cached entries (default: [cache] ttl); 0 = never cached
+    cache_ttl: float | None = Field(None, ge=0)
+    #: per-method time to live for this mount, e.g. {"resources/read" = 30}
+    cache_method_ttl: dict[str, float] = Field(default_factory=dict)
+    #: tools (the backend's names, fnmatch patterns) whose results are cached
+    cache_tools: list[str] = Field(default_factory=list)
+    #: resource URIs (the backend's, fnmatch patterns) whose reads are cached
+    cache_resources: list[str] = Field(default_factory=list)
+    #: cached results are shared by every persona (the backend answers everyone alike)
+    cache_public: bool = False
     # routing
     timeout: float | None = Field(None, gt=0)
     #: per-method timeouts, e.g. {"tools/call" = 120}
@@ -201,6 +247,11 @@ class MountConfig(_Model):
                 "mount id must match ^[a-z0-9][a-z0-9-]{0,47}$ (lowercase letters, digits, '-')"
             )
         return value
+
+    @field_validator("cache_method_ttl")
+    @classmethod
+    def _cache_method_ttl_shape(cls, value: dict[str, float]) -> dict[str, float]:
+        return check_method_ttl(value)
 
     @field_validator("prefix")
     @classmethod
