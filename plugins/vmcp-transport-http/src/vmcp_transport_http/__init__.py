@@ -1,0 +1,1 @@
+"""vmcp transports over HTTP."""

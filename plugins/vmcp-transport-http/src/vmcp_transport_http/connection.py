@@ -1,0 +1,143 @@
+"""What both HTTP back connections share: the inbox, background tasks, closing, the pool lease."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import aiohttp
+
+from vmcp.protocol.errors import BACKEND_UNAVAILABLE
+from vmcp.transports.base import Connection, ConnectionClosed, JsonMessage
+from vmcp_transport_http.client_pool import ClientPool
+from vmcp_transport_http.messages import decode_message
+from vmcp_transport_http.sse import ServerSentEvent, iter_events
+
+log = logging.getLogger("vmcp.transports.http")
+
+#: the largest message (JSON body or SSE event) accepted from a backend
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: seconds to establish a TCP connection when the mount sets no startup timeout
+CONNECT_TIMEOUT = 20.0
+_END = object()
+
+
+def error_reply(request_id: Any, message: str, code: int = BACKEND_UNAVAILABLE) -> JsonMessage:
+    """A JSON-RPC error response standing in for one the backend could not give."""
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+class HttpConnection(Connection):
+    """A connection whose messages arrive from HTTP responses read by background tasks."""
+
+    def __init__(
+        self, pool: ClientPool, url: str, headers: dict[str, str], connect_timeout: float
+    ) -> None:
+        self.url = url
+        self._pool = pool
+        self._http = pool.acquire()
+        self._extra_headers = dict(headers)
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout)
+        self._inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._closed: str | None = None
+        self._released = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- the gateway's side ---------------------------------------------------------------
+    async def receive(self) -> JsonMessage | bytes:
+        """The next message from the backend; :class:`ConnectionClosed` once it is gone."""
+        item = await self._inbox.get()
+        if item is _END:
+            self._inbox.put_nowait(_END)  # every later receive() ends the same way
+            raise ConnectionClosed(self._closed or "closed")
+        return item
+
+    async def aclose(self) -> None:
+        """Stop reading, end the remote session where the wire has one, release the pool."""
+        if self._released:
+            return
+        self._released = True
+        self.fail("closed by the gateway")
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await self._end_session()
+        finally:
+            await self._pool.release()
+
+    async def _end_session(self) -> None:
+        """Tell the backend the session is over (nothing by default)."""
+
+    # -- for subclasses -------------------------------------------------------------------
+    def check_open(self) -> None:
+        """Raise :class:`ConnectionClosed` if the connection has ended."""
+        if self._closed is not None:
+            raise ConnectionClosed(self._closed)
+
+    def deliver(self, item: JsonMessage | bytes) -> None:
+        """Hand one received message to :meth:`receive`."""
+        if self._closed is None:
+            self._inbox.put_nowait(item)
+
+    def deliver_text(self, data: str | bytes) -> None:
+        """Decode one received body or event and hand it over (raw bytes if not JSON)."""
+        self.deliver(decode_message(data))
+
+    def fail(self, reason: str) -> None:
+        """End the connection: :meth:`receive` raises once the queued messages are read."""
+        if self._closed is None:
+            self._closed = reason
+            self._inbox.put_nowait(_END)
+            if reason != "closed by the gateway":
+                log.info("%s: connection ended: %s", self.url, reason)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a reader in the background; an unexpected error ends the connection."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._reaped)
+
+    def _reaped(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.fail(f"{type(exc).__name__}: {exc}")
+
+    def headers(self, accept: str) -> dict[str, str]:
+        """The mount's headers plus ``Accept`` (subclasses add their own)."""
+        return {**self._extra_headers, "Accept": accept}
+
+    def request(
+        self, method: str, url: str, headers: dict[str, str], **kwargs: Any
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        """One HTTP request on the pooled session; redirects are never followed.
+
+        A redirect could carry the mount's credentials to another origin, so it is an error.
+        """
+        kwargs.setdefault("timeout", self._timeout)
+        return self._http.request(method, url, headers=headers, allow_redirects=False, **kwargs)
+
+    async def open_stream(self, url: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
+        """Start a GET whose response the caller keeps open (and must ``close()``)."""
+        return await self._http.get(
+            url, headers=headers, allow_redirects=False, timeout=self._timeout
+        )
+
+    @staticmethod
+    def events(response: aiohttp.ClientResponse) -> AsyncIterator[ServerSentEvent]:
+        """The SSE events of a response body."""
+        return iter_events(response.content.iter_any(), MAX_MESSAGE_BYTES)
+
+    @staticmethod
+    async def read_limited(response: aiohttp.ClientResponse) -> bytes:
+        """A response body of at most :data:`MAX_MESSAGE_BYTES` (``ValueError`` beyond)."""
+        body = bytearray()
+        async for chunk in response.content.iter_any():
+            body += chunk
+            if len(body) > MAX_MESSAGE_BYTES:
+                raise ValueError(f"response body larger than {MAX_MESSAGE_BYTES} bytes")
+        return bytes(body)

@@ -1,0 +1,49 @@
+"""The ``sse`` transport driver: the deprecated HTTP+SSE of MCP 2024-11-05, front and back."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from vmcp.config import MountConfig
+from vmcp.transports.base import Connection, FrontHost, Transport
+from vmcp_transport_http.client_pool import ClientPool
+from vmcp_transport_http.connection import CONNECT_TIMEOUT
+from vmcp_transport_http.legacy_client import LegacySseConnection
+from vmcp_transport_http.legacy_server import LegacySseServer
+from vmcp_transport_http.security import refuse_insecure_bind
+from vmcp_transport_http.server import run_app
+from vmcp_transport_http.settings import LegacySseSettings, parse_settings
+
+
+class LegacySseTransport(Transport):
+    """The HTTP+SSE transport, for clients and servers that predate Streamable HTTP.
+
+    Front: serves ``[transports.sse]`` (default ``http://127.0.0.1:3001/sse``).
+    Back: mounts ``transport = "sse"`` servers by the ``url`` of their event stream.
+    """
+
+    name = "sse"
+
+    def __init__(self) -> None:
+        self._pool = ClientPool()
+
+    async def serve(
+        self,
+        host: FrontHost,
+        settings: Mapping[str, Any],
+        ready: Callable[[str], Awaitable[None] | None],
+    ) -> None:
+        """Serve front clients until cancelled (refusing an unauthenticated public bind)."""
+        config = parse_settings(LegacySseSettings, self.name, settings)
+        refuse_insecure_bind(self.name, config, host.auth_required)
+        server = LegacySseServer(host, config)
+        await run_app(server.app(), config, config.sse_path, ready, server.stop)
+
+    async def connect(
+        self, mount: MountConfig, env: dict[str, str], headers: dict[str, str]
+    ) -> Connection:
+        """Open the mount's event stream and wait for its ``endpoint`` event."""
+        assert mount.url is not None  # the mount config requires a url for remote transports
+        timeout = mount.startup_timeout or CONNECT_TIMEOUT
+        return await LegacySseConnection.open(self._pool, mount.url, headers, timeout)

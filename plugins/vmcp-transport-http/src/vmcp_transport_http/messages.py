@@ -1,0 +1,99 @@
+"""JSON-RPC framing over HTTP: decoding bodies, telling messages apart, id-less error replies.
+
+A transport never interprets MCP; it only needs to know whether a message is a request, a
+response or a notification, and which request id a response answers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from vmcp.protocol.errors import INVALID_REQUEST, PARSE_ERROR
+
+JSON_TYPE = "application/json"
+SSE_TYPE = "text/event-stream"
+
+
+class HttpProblem(Exception):
+    """A request refused with an HTTP status and a JSON-RPC error body.
+
+    Raised anywhere in a handler; the server's middleware turns it into the response.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: int = INVALID_REQUEST,
+        *,
+        request_id: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.request_id = request_id
+        self.headers = headers or {}
+
+    def response(self) -> web.Response:
+        """The HTTP response this problem is answered with."""
+        body = {
+            "jsonrpc": "2.0",
+            "id": self.request_id,
+            "error": {"code": self.code, "message": self.message},
+        }
+        return web.json_response(body, status=self.status, headers=self.headers)
+
+
+def decode_body(body: bytes) -> list[dict[str, Any]] | dict[str, Any]:
+    """Decode a POSTed body: one message (a dict) or a batch (a non-empty list of dicts).
+
+    :raises HttpProblem: 400 with -32700 for bad JSON, -32600 for anything else malformed.
+    """
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HttpProblem(400, f"Parse error: {exc}", PARSE_ERROR) from exc
+    if isinstance(data, dict):
+        return data
+    if isinstance(data, list) and data and all(isinstance(m, dict) for m in data):
+        return data
+    raise HttpProblem(400, "Invalid Request: expected a JSON-RPC message or a batch of them")
+
+
+def decode_message(data: str | bytes) -> dict[str, Any] | bytes:
+    """Decode one received message; the raw bytes when it is not a JSON object."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        message = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return raw
+    return message if isinstance(message, dict) else raw
+
+
+def encode_message(message: dict[str, Any]) -> str:
+    """One message as compact JSON text (never containing a raw newline)."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def is_request(message: dict[str, Any]) -> bool:
+    """A request: has a method and an id."""
+    return "method" in message and "id" in message
+
+
+def is_response(message: dict[str, Any]) -> bool:
+    """A response or error response: has an id and no method."""
+    return "method" not in message and "id" in message
+
+
+def request_key(request_id: Any) -> str | int | None:
+    """A request id usable as a dict key (JSON-RPC ids are strings or integers); else None."""
+    if isinstance(request_id, bool):
+        return None
+    if isinstance(request_id, str | int):
+        return request_id
+    return None

@@ -1,0 +1,98 @@
+"""What both HTTP fronts share: the aiohttp application, authentication, listening, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+
+import anyio
+from aiohttp import web
+
+from vmcp.auth.base import AuthError, Principal
+from vmcp.transports.base import FrontHost
+from vmcp_transport_http.messages import HttpProblem
+from vmcp_transport_http.security import Handler, HostOriginPolicy
+from vmcp_transport_http.settings import FrontSettings
+
+log = logging.getLogger("vmcp.transports.http")
+
+#: seconds open connections get to finish once the front is stopping
+SHUTDOWN_GRACE = 3.0
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",
+}
+
+
+@web.middleware
+async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except HttpProblem as problem:
+        return problem.response()
+
+
+def build_app(settings: FrontSettings) -> web.Application:
+    """An application with problem reporting and the ``Host``/``Origin`` checks installed."""
+    policy = HostOriginPolicy(settings)
+    return web.Application(
+        middlewares=[_problems, policy.middleware()],
+        client_max_size=settings.max_body_bytes,
+    )
+
+
+async def authenticate(host: FrontHost, request: web.Request) -> Principal:
+    """The caller of one HTTP request, or :class:`HttpProblem` with the auth driver's status."""
+    try:
+        return await host.authenticate(request.headers)
+    except AuthError as exc:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        raise HttpProblem(exc.status, str(exc) or "Unauthorized", headers=headers) from exc
+
+
+def _url(host: str, port: int, path: str) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{path}"
+
+
+async def run_app(
+    app: web.Application,
+    settings: FrontSettings,
+    path: str,
+    ready: Callable[[str], Awaitable[None] | None],
+    on_stop: Callable[[], Awaitable[None]],
+) -> None:
+    """Listen, report the URL of ``path`` (with the real port) to ``ready``, serve until cancelled.
+
+    On the way out ``on_stop`` ends every client session, then the listener closes.
+    """
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_GRACE,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            where = f"{settings.host}:{settings.port}"
+            raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from exc
+        port = runner.addresses[0][1]
+        url = _url(settings.host, port, path)
+        log.info("listening on %s", url)
+        result = ready(url)
+        if inspect.isawaitable(result):
+            await result
+        await asyncio.Event().wait()
+    finally:
+        with anyio.move_on_after(SHUTDOWN_GRACE * 2, shield=True):
+            await on_stop()
+            await runner.cleanup()

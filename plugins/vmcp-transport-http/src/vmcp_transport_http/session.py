@@ -1,0 +1,176 @@
+"""One Streamable HTTP client session: its SSE streams, message routing and idle expiry.
+
+The session is the :class:`~vmcp.transports.base.FrontPeer` the gateway writes to. A response,
+and anything sent ``related_to`` a request, goes on the stream of the POST that carried that
+request; everything else (and anything for a POST answered with plain JSON, or whose stream
+has ended) goes on the session's standalone GET stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from vmcp.auth.base import Principal
+from vmcp.transports.base import FrontSessionHandle, JsonMessage
+from vmcp_transport_http.messages import is_response, request_key
+from vmcp_transport_http.streams import EventStream
+
+log = logging.getLogger("vmcp.transports.http")
+
+#: key of the standalone (GET) stream; POST streams are numbered from 1
+GET_STREAM = "0"
+#: the error that ends the stream of a request the client cancelled (as LSP's RequestCancelled)
+REQUEST_CANCELLED = -32800
+#: ended POST streams kept per session so a client that lost one can still replay it
+RETAINED_STREAMS = 32
+
+
+@dataclass(eq=False)
+class PostStream:
+    """The reply stream of one POST: the requests it carried and whether it speaks SSE."""
+
+    stream: EventStream
+    pending: set[str | int]
+    sse: bool
+    #: request ids carried, in order (a batch's JSON reply keeps this order)
+    ids: list[str | int] = field(default_factory=list)
+
+
+class HttpSession:
+    """A client session of the Streamable HTTP front."""
+
+    def __init__(
+        self,
+        session_id: str,
+        principal: Principal | None,
+        *,
+        replay_buffer: int,
+        idle_timeout: float,
+        on_idle: Callable[[HttpSession], None],
+    ) -> None:
+        self.id = session_id
+        self.principal = principal
+        self.handle: FrontSessionHandle | None = None
+        self.closed = False
+        self._replay = replay_buffer
+        self._idle_timeout = idle_timeout
+        self._on_idle = on_idle
+        self._timer: asyncio.TimerHandle | None = None
+        self._active = 0
+        self._counter = 0
+        self.get_stream = EventStream(GET_STREAM, replay_buffer)
+        self._by_request: dict[str | int, PostStream] = {}
+        self._by_key: dict[str, PostStream] = {}
+        self._ended: OrderedDict[str, EventStream] = OrderedDict()
+
+    # -- the gateway's side -------------------------------------------------------------
+    def send(self, message: JsonMessage, related_to: Any = None) -> None:
+        """Queue a message for the client on the stream it belongs to (never blocks)."""
+        if self.closed:
+            return
+        if is_response(message):
+            key = request_key(message.get("id"))
+            post = self._by_request.get(key) if key is not None else None
+            if post is not None:
+                post.stream.append(message)
+                self._answered(post, key)
+                return
+        elif related_to is not None:
+            key = request_key(related_to)
+            post = self._by_request.get(key) if key is not None else None
+            if post is not None and post.sse:
+                post.stream.append(message)
+                return
+        self.get_stream.append(message)
+
+    def _answered(self, post: PostStream, key: str | int) -> None:
+        post.pending.discard(key)
+        del self._by_request[key]
+        if post.pending:
+            return
+        post.stream.finish()
+        del self._by_key[post.stream.key]
+        self._ended[post.stream.key] = post.stream
+        while len(self._ended) > RETAINED_STREAMS:
+            self._ended.popitem(last=False)
+
+    # -- the transport's side -----------------------------------------------------------
+    def deliver(self, message: JsonMessage) -> None:
+        """Pass one message from the client to the gateway.
+
+        A request the client cancels gets no response, but on this wire only a response ends
+        its stream: so the stream of a cancelled request is ended with a -32800 error.
+        """
+        if self.handle is None or self.closed:
+            return
+        self.handle.handle(message)
+        if message.get("method") == "notifications/cancelled":
+            params = message.get("params")
+            key = request_key(params.get("requestId")) if isinstance(params, dict) else None
+            if key is not None and key in self._by_request:
+                error = {"code": REQUEST_CANCELLED, "message": "Request cancelled"}
+                self.send({"jsonrpc": "2.0", "id": key, "error": error})
+
+    def in_flight(self, key: str | int) -> bool:
+        """Whether a request with this id awaits its response on some stream."""
+        return key in self._by_request
+
+    def open_post(self, keys: list[str | int], *, sse: bool) -> PostStream:
+        """Register the reply stream of a POST carrying requests with these ids."""
+        self._counter += 1
+        post = PostStream(EventStream(str(self._counter), self._replay), set(keys), sse, keys)
+        self._by_key[post.stream.key] = post
+        for key in keys:
+            self._by_request[key] = post
+        return post
+
+    def find_stream(self, last_event_id: str) -> tuple[EventStream, int] | None:
+        """The stream a ``Last-Event-ID`` names and the sequence number to resume after."""
+        key, _, seq = last_event_id.rpartition("-")
+        if not seq.isdigit():
+            return None
+        if key == GET_STREAM:
+            return self.get_stream, int(seq)
+        post = self._by_key.get(key)
+        stream = post.stream if post is not None else self._ended.get(key)
+        return (stream, int(seq)) if stream is not None else None
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Hold the session open while an HTTP request of it is being served."""
+        self._active += 1
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            yield
+        finally:
+            self._active -= 1
+            self.arm_idle_timer()
+
+    def arm_idle_timer(self) -> None:
+        """Start the idle countdown if nothing of the session is in flight."""
+        if self._active or self.closed or self._timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._idle_timeout, self._on_idle, self)
+
+    async def close(self) -> None:
+        """End the session: streams end, the gateway is told the client went away."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.get_stream.finish()
+        for post in self._by_key.values():
+            post.stream.finish()
+        if self.handle is not None:
+            await self.handle.aclose()

@@ -1,0 +1,263 @@
+"""The Streamable HTTP back side: vmcp as a client of a remote MCP server's endpoint.
+
+Each request is POSTed on its own (concurrently) and its reply read as JSON or as an SSE
+stream, resumed with ``Last-Event-ID`` if it breaks. Notifications and responses are POSTed in
+order. The session id from ``initialize`` and the negotiated ``MCP-Protocol-Version`` go on
+every later request; after ``notifications/initialized`` the GET stream is opened for
+unsolicited messages. A 404 once a session exists means the backend forgot it: the connection
+ends so the gateway re-initializes. Closing sends DELETE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import aiohttp
+
+from vmcp.protocol.errors import INTERNAL_ERROR
+from vmcp.transports.base import JsonMessage
+from vmcp_transport_http.client_pool import ClientPool
+from vmcp_transport_http.connection import HttpConnection, error_reply
+from vmcp_transport_http.messages import (
+    JSON_TYPE,
+    SSE_TYPE,
+    decode_message,
+    is_request,
+    is_response,
+)
+
+log = logging.getLogger("vmcp.transports.http")
+
+SESSION_HEADER = "Mcp-Session-Id"
+VERSION_HEADER = "MCP-Protocol-Version"
+#: seconds before reconnecting a stream when the server suggested no ``retry``
+DEFAULT_RETRY = 1.0
+#: reconnections tried for a broken reply stream, and failures in a row tolerated on GET
+RECONNECT_ATTEMPTS = 3
+#: seconds the closing DELETE may take
+DELETE_TIMEOUT = 5.0
+
+
+class StreamableHttpConnection(HttpConnection):
+    """A connection to one remote MCP endpoint over Streamable HTTP."""
+
+    def __init__(
+        self, pool: ClientPool, url: str, headers: dict[str, str], connect_timeout: float
+    ) -> None:
+        super().__init__(pool, url, headers, connect_timeout)
+        self.session_id: str | None = None
+        self.protocol_version: str | None = None
+        self._initialize_id: Any = None
+        self._listening = False
+
+    def _mcp_headers(self, accept: str) -> dict[str, str]:
+        headers = self.headers(accept)
+        if self.session_id is not None:
+            headers[SESSION_HEADER] = self.session_id
+        if self.protocol_version is not None:
+            headers[VERSION_HEADER] = self.protocol_version
+        return headers
+
+    async def send(self, message: JsonMessage) -> None:
+        """POST one message: a request in the background, anything else before returning."""
+        self.check_open()
+        if is_request(message):
+            if message.get("method") == "initialize":
+                self._initialize_id = message.get("id")
+            self.spawn(self._exchange(message))
+            return
+        await self._post_one_way(message)
+        if message.get("method") == "notifications/initialized" and not self._listening:
+            self._listening = True
+            self.spawn(self._listen())
+
+    # -- replies --------------------------------------------------------------------------
+    def _take(self, item: JsonMessage | bytes) -> None:
+        """Deliver a received message, learning the protocol version from ``initialize``."""
+        if (
+            self._initialize_id is not None
+            and isinstance(item, dict)
+            and is_response(item)
+            and item.get("id") == self._initialize_id
+        ):
+            self._initialize_id = None
+            result = item.get("result")
+            version = result.get("protocolVersion") if isinstance(result, dict) else None
+            if isinstance(version, str):
+                self.protocol_version = version
+        self.deliver(item)
+
+    async def _post_one_way(self, message: JsonMessage) -> None:
+        try:
+            async with self.request(
+                "POST", self.url, self._mcp_headers(f"{JSON_TYPE}, {SSE_TYPE}"), json=message
+            ) as response:
+                if response.status == 404 and self.session_id is not None:
+                    self.fail("the backend ended the session (HTTP 404)")
+                elif response.status >= 300:
+                    log.warning("%s: HTTP %s for a %s", self.url, response.status, _kind(message))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.fail(f"cannot reach {self.url}: {exc}")
+        self.check_open()
+
+    async def _exchange(self, message: JsonMessage) -> None:
+        request_id = message.get("id")
+        try:
+            async with self.request(
+                "POST", self.url, self._mcp_headers(f"{JSON_TYPE}, {SSE_TYPE}"), json=message
+            ) as response:
+                await self._reply(message, response)
+        except (aiohttp.ClientConnectorError, TimeoutError) as exc:
+            self.fail(f"cannot reach {self.url}: {exc}")
+        except (aiohttp.ClientError, ValueError) as exc:
+            self.deliver(error_reply(request_id, f"{self.url}: {exc}"))
+
+    async def _reply(self, message: JsonMessage, response: aiohttp.ClientResponse) -> None:
+        request_id = message.get("id")
+        initialize = message.get("method") == "initialize"
+        if initialize and (session_id := response.headers.get(SESSION_HEADER)):
+            self.session_id = session_id
+        if response.status == 404 and self.session_id is not None and not initialize:
+            self.fail("the backend ended the session (HTTP 404)")
+            return
+        if response.status == 202 or response.status >= 300:
+            self._take(await _error_from(response, request_id))
+            return
+        if response.content_type == JSON_TYPE:
+            body = await self.read_limited(response)
+            try:
+                data = json.loads(body)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                self._take(body)
+                return
+            for item in data if isinstance(data, list) else [data]:
+                self._take(item if isinstance(item, dict) else json.dumps(item).encode())
+        elif response.content_type == SSE_TYPE:
+            answered, last_id, retry = await self._read_events(response, request_id, None)
+            if not answered:
+                await self._resume(request_id, last_id, retry)
+        else:
+            reason = f"unexpected Content-Type {response.content_type!r} from {self.url}"
+            self._take(error_reply(request_id, reason, INTERNAL_ERROR))
+
+    async def _read_events(
+        self, response: aiohttp.ClientResponse, request_id: Any, last_id: str | None
+    ) -> tuple[bool, str | None, float]:
+        """Deliver a stream's messages until it ends, or until the reply to ``request_id``.
+
+        :returns: whether the reply came, the last event id seen, the retry delay to use.
+        """
+        retry = DEFAULT_RETRY
+        try:
+            async for event in self.events(response):
+                if event.id is not None:
+                    last_id = event.id
+                if event.retry is not None:
+                    retry = event.retry / 1000
+                if not event.data:
+                    continue  # a priming event: only its id matters
+                item = decode_message(event.data)
+                self._take(item)
+                if _answers(item, request_id):
+                    return True, last_id, retry
+        except aiohttp.ClientError as exc:
+            log.debug("%s: event stream broke: %s", self.url, exc)
+        return False, last_id, retry
+
+    async def _resume(self, request_id: Any, last_id: str | None, retry: float) -> None:
+        """Reconnect a reply stream that broke before the reply, from ``Last-Event-ID``."""
+        for _ in range(RECONNECT_ATTEMPTS):
+            if last_id is None:
+                break  # the server gave no event id: the stream cannot be resumed
+            await asyncio.sleep(retry)
+            headers = {**self._mcp_headers(SSE_TYPE), "Last-Event-ID": last_id}
+            try:
+                async with self.request("GET", self.url, headers) as response:
+                    if response.status != 200 or response.content_type != SSE_TYPE:
+                        break
+                    answered, seen, retry = await self._read_events(response, request_id, last_id)
+                    if answered:
+                        return
+                    last_id = seen
+            except aiohttp.ClientError as exc:
+                log.debug("%s: resuming a reply stream failed: %s", self.url, exc)
+        self._take(error_reply(request_id, f"{self.url}: reply stream ended without a reply"))
+
+    # -- the GET stream -------------------------------------------------------------------
+    async def _listen(self) -> None:
+        """Keep the standalone stream open for unsolicited messages, resuming after breaks."""
+        last_id: str | None = None
+        retry = DEFAULT_RETRY
+        failures = 0
+        while failures < RECONNECT_ATTEMPTS:
+            headers = self._mcp_headers(SSE_TYPE)
+            if last_id is not None:
+                headers["Last-Event-ID"] = last_id
+            try:
+                async with self.request("GET", self.url, headers) as response:
+                    if response.status == 405:
+                        return  # this backend offers no GET stream
+                    if response.status == 404 and last_id is None:
+                        self.fail("the backend ended the session (HTTP 404)")
+                        return
+                    if response.status == 200 and response.content_type == SSE_TYPE:
+                        failures = 0
+                        _, last_id, retry = await self._read_events(response, None, last_id)
+                    else:
+                        failures += 1
+                        last_id = None
+            except aiohttp.ClientConnectorError as exc:
+                self.fail(f"cannot reach {self.url}: {exc}")
+                return
+            except aiohttp.ClientError as exc:
+                log.debug("%s: GET stream failed: %s", self.url, exc)
+                failures += 1
+            await asyncio.sleep(retry)
+        log.warning("%s: giving up on the GET stream after %d failures", self.url, failures)
+
+    # -- closing --------------------------------------------------------------------------
+    async def _end_session(self) -> None:
+        if self.session_id is None:
+            return
+        try:
+            async with self.request(
+                "DELETE",
+                self.url,
+                self._mcp_headers(f"{JSON_TYPE}, {SSE_TYPE}"),
+                timeout=aiohttp.ClientTimeout(total=DELETE_TIMEOUT),
+            ) as response:
+                if response.status not in (200, 202, 204, 404, 405):
+                    log.info("%s: DELETE answered HTTP %s", self.url, response.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.debug("%s: DELETE failed: %s", self.url, exc)
+
+
+async def _error_from(response: aiohttp.ClientResponse, request_id: Any) -> JsonMessage:
+    """The reply for a request refused at the HTTP level: the server's JSON-RPC error if any."""
+    if response.content_type == JSON_TYPE:
+        try:
+            body = await response.json()
+        except (aiohttp.ClientError, ValueError):
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            return {"jsonrpc": "2.0", "id": request_id, "error": body["error"]}
+    if response.status == 202:
+        return error_reply(request_id, "the backend answered a request with 202", INTERNAL_ERROR)
+    return error_reply(request_id, f"the backend answered HTTP {response.status}", INTERNAL_ERROR)
+
+
+def _answers(item: JsonMessage | bytes, request_id: Any) -> bool:
+    """Whether ``item`` is the response to the request ``request_id`` (None: to nothing)."""
+    return (
+        request_id is not None
+        and isinstance(item, dict)
+        and is_response(item)
+        and item.get("id") == request_id
+    )
+
+
+def _kind(message: JsonMessage) -> str:
+    return str(message.get("method") or "response")

@@ -1,0 +1,276 @@
+"""The Streamable HTTP front: one endpoint taking POST, GET and DELETE (MCP 2025-03-26 on).
+
+* POST carries one message (or a 2025-03-26 batch). Notifications and responses get 202. A
+  request gets ``text/event-stream`` when the client accepts it (progress, logs and
+  server→client requests belonging to it come first, then its response), else one JSON body.
+* ``initialize`` without ``Mcp-Session-Id`` opens a session; its id (cryptographically random)
+  comes back in that header. Unknown or expired ids get 404; DELETE ends a session; sessions
+  with nothing in flight expire after ``session_idle_timeout``.
+* GET opens the session's standalone stream, or with ``Last-Event-ID`` replays and resumes
+  the stream that event belongs to.
+* ``MCP-Protocol-Version``, when sent, must be a version vmcp speaks (400 otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Any
+
+from aiohttp import web
+
+from vmcp.auth.base import Principal
+from vmcp.protocol.errors import METHOD_NOT_FOUND
+from vmcp.protocol.versions import DEFAULT_HTTP_VERSION, HANDSHAKE_VERSIONS
+from vmcp.transports.base import FrontHost
+from vmcp_transport_http.messages import (
+    JSON_TYPE,
+    SSE_TYPE,
+    HttpProblem,
+    decode_body,
+    is_request,
+    request_key,
+)
+from vmcp_transport_http.security import read_body
+from vmcp_transport_http.server import SSE_HEADERS, authenticate, build_app
+from vmcp_transport_http.session import HttpSession, PostStream
+from vmcp_transport_http.settings import StreamableSettings
+from vmcp_transport_http.sse import encode_event
+from vmcp_transport_http.streams import pump
+
+log = logging.getLogger("vmcp.transports.http")
+
+SESSION_HEADER = "Mcp-Session-Id"
+VERSION_HEADER = "MCP-Protocol-Version"
+#: first revision whose clients understand a priming event (an id with empty data)
+PRIMING_SINCE = "2025-11-25"
+
+
+def _sessionless(payload: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``initialize`` request a POST without a session must be; else the refusal."""
+    if isinstance(payload, dict) and is_request(payload):
+        if payload.get("method") == "initialize" and request_key(payload["id"]) is not None:
+            return payload
+        if payload.get("method") == "server/discover":
+            # vmcp speaks the handshake era only: tell dual-era clients so at once.
+            raise HttpProblem(
+                404,
+                "Method not found: server/discover (this server speaks the handshake era)",
+                METHOD_NOT_FOUND,
+                request_id=payload.get("id"),
+            )
+    raise HttpProblem(400, f"Bad Request: missing {SESSION_HEADER} header (send initialize first)")
+
+
+def _offered_version(initialize: dict[str, Any]) -> str:
+    """The protocol version an ``initialize`` request offers."""
+    params = initialize.get("params")
+    version = params.get("protocolVersion") if isinstance(params, dict) else None
+    return version if isinstance(version, str) else DEFAULT_HTTP_VERSION
+
+
+def _negotiate(request: web.Request) -> bool:
+    """Whether to answer a request POST with SSE (else JSON); 406 when neither is acceptable."""
+    json_ok, sse = _accepts(request)
+    if not (json_ok or sse):
+        raise HttpProblem(406, f"Not Acceptable: accept {JSON_TYPE} or {SSE_TYPE}")
+    return sse
+
+
+def _accepts(request: web.Request) -> tuple[bool, bool]:
+    """(JSON acceptable, SSE explicitly asked for) from the ``Accept`` header."""
+    types = {
+        part.split(";", 1)[0].strip().lower()
+        for part in request.headers.get("Accept", "*/*").split(",")
+    }
+    json_ok = bool(types & {JSON_TYPE, "application/*", "*/*"})
+    return json_ok, bool(types & {SSE_TYPE, "text/*"})
+
+
+class StreamableHttpServer:
+    """Serves front clients over Streamable HTTP, one :class:`HttpSession` per client."""
+
+    def __init__(self, host: FrontHost, settings: StreamableSettings) -> None:
+        self.host = host
+        self.settings = settings
+        self.sessions: dict[str, HttpSession] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def app(self) -> web.Application:
+        """The aiohttp application serving the endpoint."""
+        app = build_app(self.settings)
+        app.router.add_route("POST", self.settings.path, self.post)
+        app.router.add_route("GET", self.settings.path, self.get)
+        app.router.add_route("DELETE", self.settings.path, self.delete)
+        return app
+
+    async def stop(self) -> None:
+        """End every session (the front is shutting down)."""
+        sessions, self.sessions = list(self.sessions.values()), {}
+        for session in sessions:
+            await session.close()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _session(self, request: web.Request, principal: Principal) -> HttpSession:
+        session_id = request.headers.get(SESSION_HEADER)
+        if not session_id:
+            raise HttpProblem(400, f"Bad Request: missing {SESSION_HEADER} header")
+        session = self.sessions.get(session_id)
+        # A session answers only to the caller that opened it; to anyone else it does not exist.
+        if session is None or session.principal != principal:
+            raise HttpProblem(404, "Not Found: unknown or expired session")
+        return session
+
+    @staticmethod
+    def _check_version(request: web.Request) -> str:
+        version = request.headers.get(VERSION_HEADER)
+        if version is None:
+            return DEFAULT_HTTP_VERSION
+        if version not in HANDSHAKE_VERSIONS:
+            supported = "supported: " + ", ".join(HANDSHAKE_VERSIONS)
+            raise HttpProblem(
+                400, f"Bad Request: unsupported protocol version {version!r} ({supported})"
+            )
+        return version
+
+    def _expire(self, session: HttpSession) -> None:
+        idle = self.settings.session_idle_timeout
+        log.info("session %s expired after %.0fs idle", session.id[:8], idle)
+        self._discard(session)
+
+    def _discard(self, session: HttpSession) -> None:
+        if self.sessions.get(session.id) is session:
+            del self.sessions[session.id]
+        task = asyncio.get_running_loop().create_task(session.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def _open_session(self, principal: Principal) -> HttpSession:
+        if len(self.sessions) >= self.settings.max_sessions:
+            raise HttpProblem(503, "Service Unavailable: too many open sessions")
+        session = HttpSession(
+            secrets.token_urlsafe(32),
+            principal,
+            replay_buffer=self.settings.replay_buffer,
+            idle_timeout=self.settings.session_idle_timeout,
+            on_idle=self._expire,
+        )
+        session.handle = self.host.open_session(session, principal)
+        self.sessions[session.id] = session
+        return session
+
+    # -- POST -----------------------------------------------------------------------------
+    async def post(self, request: web.Request) -> web.StreamResponse:
+        """Take one message (or batch) from the client."""
+        principal = await authenticate(self.host, request)
+        if request.content_type != JSON_TYPE:
+            raise HttpProblem(415, f"Unsupported Media Type: Content-Type must be {JSON_TYPE}")
+        payload = decode_body(await read_body(request, self.settings.max_body_bytes))
+        if SESSION_HEADER not in request.headers:
+            initialize = _sessionless(payload)
+            self._check_version(request)
+            sse = _negotiate(request)
+            session = self._open_session(principal)
+            return await self._reply(
+                request, session, [initialize], sse, _offered_version(initialize), opening=True
+            )
+        session = self._session(request, principal)
+        version = self._check_version(request)
+        messages = payload if isinstance(payload, list) else [payload]
+        if not any(is_request(m) for m in messages):
+            for message in messages:
+                session.deliver(message)
+            return web.Response(status=202)
+        return await self._reply(request, session, messages, _negotiate(request), version)
+
+    async def _reply(
+        self,
+        request: web.Request,
+        session: HttpSession,
+        messages: list[dict[str, Any]],
+        sse: bool,
+        version: str,
+        *,
+        opening: bool = False,
+    ) -> web.StreamResponse:
+        keys = [request_key(m["id"]) for m in messages if is_request(m)]
+        unique = {k for k in keys if k is not None}
+        if len(unique) != len(keys):
+            raise HttpProblem(400, "Invalid Request: ids must be unique strings or integers")
+        if any(session.in_flight(k) for k in unique):
+            raise HttpProblem(409, "Conflict: a request with this id is already in flight")
+        post = session.open_post([k for k in keys if k is not None], sse=sse)
+        with session.active():
+            for message in messages:
+                session.deliver(message)
+            if sse:
+                response = await self._stream_reply(request, session, post, version)
+            else:
+                response = await self._json_reply(session, post)
+        if opening and _failed(post):
+            self._discard(session)  # a refused initialize leaves no session behind
+        return response
+
+    async def _stream_reply(
+        self, request: web.Request, session: HttpSession, post: PostStream, version: str
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={**SSE_HEADERS, SESSION_HEADER: session.id})
+        await response.prepare(request)
+        if version >= PRIMING_SINCE:
+            # An id before any data lets the client resume even if nothing else reached it.
+            await response.write(encode_event("", event_id=post.stream.event_id(0)))
+        await pump(post.stream, response, 0, self.settings.keepalive_interval)
+        await response.write_eof()
+        return response
+
+    async def _json_reply(self, session: HttpSession, post: PostStream) -> web.Response:
+        stream = post.stream
+        while not stream.finished:
+            await stream.changed(stream.version)
+        replies = stream.messages()
+        if not replies:
+            raise HttpProblem(404, "Not Found: the session ended before the request completed")
+        body = replies if len(post.ids) > 1 else replies[0]
+        return web.json_response(body, headers={SESSION_HEADER: session.id})
+
+    # -- GET ------------------------------------------------------------------------------
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        """Open the standalone stream, or resume a stream after ``Last-Event-ID``."""
+        principal = await authenticate(self.host, request)
+        session = self._session(request, principal)
+        self._check_version(request)
+        if not _accepts(request)[1]:
+            raise HttpProblem(406, f"Not Acceptable: GET needs Accept: {SSE_TYPE}")
+        last_event_id = request.headers.get("Last-Event-ID")
+        if last_event_id is None:
+            stream, after = session.get_stream, session.get_stream.delivered
+        else:
+            found = session.find_stream(last_event_id)
+            if found is None or found[0].drained(found[1]):
+                # Nothing will ever follow that event: say so, or the client retries forever.
+                raise HttpProblem(404, "Not Found: no stream to resume after that Last-Event-ID")
+            stream, after = found
+        with session.active():
+            response = web.StreamResponse(headers={**SSE_HEADERS, SESSION_HEADER: session.id})
+            await response.prepare(request)
+            await pump(stream, response, after, self.settings.keepalive_interval)
+            await response.write_eof()
+        return response
+
+    # -- DELETE ---------------------------------------------------------------------------
+    async def delete(self, request: web.Request) -> web.Response:
+        """End a session at the client's request."""
+        principal = await authenticate(self.host, request)
+        session = self._session(request, principal)
+        self._check_version(request)
+        del self.sessions[session.id]
+        await session.close()
+        return web.Response(status=200)
+
+
+def _failed(post: PostStream) -> bool:
+    """Whether the (single) request of a POST was answered with an error."""
+    return any("error" in message for message in post.stream.messages() if "id" in message)
