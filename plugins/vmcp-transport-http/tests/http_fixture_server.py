@@ -1,0 +1,92 @@
+"""A small MCP server written with the SDK, used as a backend by the HTTP transport tests.
+
+``python http_fixture_server.py stdio`` serves stdio. ``... http [--json]`` serves Streamable
+HTTP (``--json``: plain JSON replies) and ``... sse`` the legacy HTTP+SSE transport, both on a
+free loopback port printed as ``PORT <n>`` on stdout once listening.
+
+Tools: ``echo(text)``, ``add(a, b)``, ``slow(steps)`` (a progress notification and a log line
+per step), ``sample(prompt)`` (asks the client to sample), ``header(name)`` (the value of an
+HTTP request header, or ``"-"``).
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import warnings
+
+import anyio
+import mcp.types as types
+import uvicorn
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.shared.exceptions import MCPDeprecationWarning
+
+warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
+
+server = MCPServer("http-fixture")
+
+
+@server.tool()
+def echo(text: str) -> str:
+    """Echo the text back."""
+    return f"echo: {text}"
+
+
+@server.tool()
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@server.tool()
+async def slow(steps: int, ctx: Context) -> str:
+    """Report progress and log once per step, then answer."""
+    for step in range(1, steps + 1):
+        await ctx.report_progress(step, steps, f"step {step}")
+        await ctx.info(f"did step {step}")
+    return f"done {steps}"
+
+
+@server.tool()
+async def sample(prompt: str, ctx: Context) -> str:
+    """Ask the client's model; return what it said."""
+    result = await ctx.session.create_message(
+        [types.SamplingMessage(role="user", content=types.TextContent(type="text", text=prompt))],
+        max_tokens=50,
+        related_request_id=ctx.request_id,
+    )
+    content = result.content
+    return f"sampled: {content.text if isinstance(content, types.TextContent) else content}"
+
+
+@server.tool()
+def header(name: str, ctx: Context) -> str:
+    """The value of one header of the HTTP request that carried this call."""
+    headers = ctx.headers or {}
+    return headers.get(name.lower(), "-")
+
+
+async def _serve_http(mode: str, json_response: bool) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    if mode == "http":
+        app = server.streamable_http_app(json_response=json_response)
+    else:
+        app = server.sse_app()
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    await uvicorn.Server(config).serve(sockets=[sock])
+
+
+def main() -> None:
+    """Serve in the mode named on the command line."""
+    mode = sys.argv[1] if len(sys.argv) > 1 else "stdio"
+    if mode == "stdio":
+        server.run("stdio")
+    else:
+        anyio.run(_serve_http, mode, "--json" in sys.argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,330 @@
+"""The Streamable HTTP front, in process, against a scripted fake gateway, over real sockets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+from http_harness import EVENT_TIMEOUT, FakeHost, serve_front
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from vmcp_transport_http.sse import ServerSentEvent, iter_events
+from vmcp_transport_http.streamable import StreamableHttpTransport
+
+from vmcp.config import ConfigError
+
+pytestmark = pytest.mark.anyio
+
+BOTH = "application/json, text/event-stream"
+SESSION = "Mcp-Session-Id"
+
+
+def message(method: str, request_id: Any = None, **params: Any) -> dict[str, Any]:
+    msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if request_id is not None:
+        msg["id"] = request_id
+    if params:
+        msg["params"] = params
+    return msg
+
+
+INITIALIZE = message(
+    "initialize", 0, protocolVersion="2025-11-25", capabilities={}, clientInfo={"name": "t"}
+)
+
+
+class Client:
+    """Raw HTTP calls to one front."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http = http
+        self.url = url
+        self.session_id: str | None = None
+
+    def headers(self, accept: str = BOTH, **extra: str) -> dict[str, str]:
+        headers = {"Accept": accept, "MCP-Protocol-Version": "2025-11-25", **extra}
+        if self.session_id is not None:
+            headers[SESSION] = self.session_id
+        return headers
+
+    async def post(self, body: Any, accept: str = BOTH, **extra: str) -> aiohttp.ClientResponse:
+        return await self.http.post(self.url, json=body, headers=self.headers(accept, **extra))
+
+    async def initialize(self) -> list[ServerSentEvent]:
+        response = await self.post(INITIALIZE)
+        assert response.status == 200, await response.text()
+        self.session_id = response.headers[SESSION]
+        return await events(response)
+
+
+async def events(
+    response: aiohttp.ClientResponse, count: int | None = None
+) -> list[ServerSentEvent]:
+    """The events of an SSE response: all of them, or the first ``count``."""
+    assert response.content_type == "text/event-stream"
+    found: list[ServerSentEvent] = []
+    with anyio.fail_after(EVENT_TIMEOUT):
+        async for event in iter_events(response.content.iter_any(), 1 << 20):
+            found.append(event)
+            if len(found) == count:
+                break
+    return found
+
+
+def data(found: list[ServerSentEvent]) -> list[dict[str, Any]]:
+    return [json.loads(e.data) for e in found if e.data]
+
+
+@pytest.fixture
+async def host() -> FakeHost:
+    return FakeHost()
+
+
+@pytest.fixture
+async def client(host: FakeHost) -> AsyncIterator[Client]:
+    async with (
+        serve_front(StreamableHttpTransport(), host, session_idle_timeout=60) as url,
+        aiohttp.ClientSession() as http,
+    ):
+        yield Client(http, url)
+
+
+async def test_ready_reports_the_real_port_and_path(client: Client) -> None:
+    assert client.url.startswith("http://127.0.0.1:")
+    assert client.url.endswith("/mcp")
+    assert int(client.url.split(":")[2].split("/")[0]) > 0
+
+
+async def test_initialize_mints_a_random_session_and_streams_the_reply(client: Client) -> None:
+    found = await client.initialize()
+    assert client.session_id is not None and len(client.session_id) >= 40
+    assert all(0x21 <= ord(c) <= 0x7E for c in client.session_id)
+    priming, reply = found
+    assert priming.data == "" and priming.id == "1-0"
+    assert reply.id == "1-1"
+    assert json.loads(reply.data)["result"]["protocolVersion"] == "2025-11-25"
+    other = Client(client.http, client.url)
+    await other.initialize()
+    assert other.session_id != client.session_id
+
+
+async def test_notifications_and_responses_get_202(client: Client, host: FakeHost) -> None:
+    await client.initialize()
+    response = await client.post(message("notifications/initialized"))
+    assert response.status == 202
+    response = await client.post({"jsonrpc": "2.0", "id": "x", "result": {}})
+    assert response.status == 202
+    assert host.sessions[0].received[-2:] == [
+        message("notifications/initialized"),
+        {"jsonrpc": "2.0", "id": "x", "result": {}},
+    ]
+
+
+async def test_related_messages_go_on_the_post_stream(client: Client) -> None:
+    await client.initialize()
+    found = data(await events(await client.post(message("chatty", 7, count=3))))
+    assert [m.get("params") for m in found[:3]] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert found[3] == {"jsonrpc": "2.0", "id": 7, "result": {"sent": 3}}
+
+
+async def test_unrelated_messages_go_on_the_get_stream(client: Client) -> None:
+    await client.initialize()
+    reply = data(await events(await client.post(message("unsolicited", 1))))
+    assert reply == [{"jsonrpc": "2.0", "id": 1, "result": {}}]
+    stream = await client.http.get(client.url, headers=client.headers("text/event-stream"))
+    assert stream.status == 200
+    (note,) = data(await events(stream, 1))
+    assert note["method"] == "notifications/tools/list_changed"
+    stream.close()
+
+
+async def test_a_json_only_client_gets_json_and_related_messages_on_get(client: Client) -> None:
+    await client.initialize()
+    response = await client.post(message("chatty", 3, count=2), accept="application/json")
+    assert response.status == 200 and response.content_type == "application/json"
+    assert await response.json() == {"jsonrpc": "2.0", "id": 3, "result": {"sent": 2}}
+    stream = await client.http.get(client.url, headers=client.headers("text/event-stream"))
+    assert [m["params"] for m in data(await events(stream, 2))] == [{"n": 0}, {"n": 1}]
+    stream.close()
+
+
+async def test_a_batch_gets_every_reply(client: Client) -> None:
+    await client.initialize()
+    batch = [message("echo", 1, v=1), message("echo", 2, v=2)]
+    found = data(await events(await client.post(batch)))
+    assert sorted(m["id"] for m in found) == [1, 2]
+    response = await client.post([message("echo", 3, v=3), message("echo", 4)], "application/json")
+    assert [m["id"] for m in await response.json()] == [3, 4]
+
+
+async def test_a_server_to_client_request_is_answered_by_post(client: Client) -> None:
+    await client.initialize()
+    response = await client.post(message("ask", 5))
+    (ask,) = data(await events(response, 2))[-1:]
+    assert ask["method"] == "sampling/createMessage"
+    answer = await client.post({"jsonrpc": "2.0", "id": ask["id"], "result": {"text": "hi"}})
+    assert answer.status == 202
+    rest = data(await events(response))
+    assert rest == [{"jsonrpc": "2.0", "id": 5, "result": {"answer": {"text": "hi"}}}]
+
+
+async def test_resume_a_broken_stream_after_last_event_id(client: Client) -> None:
+    await client.initialize()
+    held = await client.post(message("hold", 1))
+    (priming,) = await events(held, 1)
+    held.close()  # the connection breaks before the reply
+    release = await client.post(message("release", 2))
+    assert data(await events(release)) == [{"jsonrpc": "2.0", "id": 2, "result": {}}]
+    headers = client.headers("text/event-stream", **{"Last-Event-ID": priming.id or ""})
+    resumed = await client.http.get(client.url, headers=headers)
+    replay = await events(resumed)
+    assert data(replay) == [{"jsonrpc": "2.0", "id": 1, "result": {"released": True}}]
+    assert replay[0].id == f"{priming.id.split('-')[0]}-1"  # type: ignore[union-attr]
+    again = await client.http.get(client.url, headers=headers)
+    assert data(await events(again)) == data(replay)  # the buffer keeps it for another try
+    done = {**headers, "Last-Event-ID": replay[0].id or ""}
+    assert (await client.http.get(client.url, headers=done)).status == 404
+
+
+async def test_a_request_id_already_in_flight_is_refused(client: Client) -> None:
+    await client.initialize()
+    held = await client.post(message("hold", 1))
+    await events(held, 1)
+    assert (await client.post(message("echo", 1))).status == 409
+    held.close()
+
+
+async def test_session_errors(client: Client) -> None:
+    no_session = await client.post(message("tools/list", 1))
+    assert no_session.status == 400
+    discover = await client.post(message("server/discover", 9))
+    assert discover.status == 404
+    body = await discover.json()
+    assert body["id"] == 9 and body["error"]["code"] == -32601
+    client.session_id = "not-a-session"
+    unknown = await client.post(message("tools/list", 1))
+    assert unknown.status == 404
+    assert (await unknown.json())["error"]["code"] == -32600
+
+
+async def test_delete_ends_the_session(client: Client, host: FakeHost) -> None:
+    await client.initialize()
+    response = await client.http.delete(client.url, headers=client.headers())
+    assert response.status == 200
+    with anyio.fail_after(EVENT_TIMEOUT):
+        await host.sessions[0].closed.wait()
+    assert (await client.post(message("echo", 1))).status == 404
+    assert (await client.http.delete(client.url, headers=client.headers())).status == 404
+
+
+async def test_protocol_version_header(client: Client) -> None:
+    await client.initialize()
+    bad = await client.post(message("echo", 1), **{"MCP-Protocol-Version": "1999-01-01"})
+    assert bad.status == 400
+    assert "1999-01-01" in (await bad.json())["error"]["message"]
+    headers = client.headers()
+    del headers["MCP-Protocol-Version"]  # absent: assumed 2025-03-26, accepted
+    ok = await client.http.post(client.url, json=message("echo", 2), headers=headers)
+    assert data(await events(ok)) == [{"jsonrpc": "2.0", "id": 2, "result": {}}]
+
+
+async def test_malformed_requests(client: Client) -> None:
+    await client.initialize()
+    headers = {**client.headers(), "Content-Type": "application/json"}
+    bad_json = await client.http.post(client.url, data=b"{nope", headers=headers)
+    assert bad_json.status == 400
+    assert (await bad_json.json())["error"]["code"] == -32700
+    text = await client.http.post(
+        client.url, data=b"{}", headers={**headers, "Content-Type": "text/plain"}
+    )
+    assert text.status == 415
+    assert (await client.post(message("echo", 1), accept="text/html")).status == 406
+
+
+async def test_host_and_origin_are_checked(client: Client) -> None:
+    evil = await client.post(INITIALIZE, Origin="http://evil.example")
+    assert evil.status == 403
+    rebound = await client.post(INITIALIZE, Host="evil.example:3000")
+    assert rebound.status == 403
+    local = await client.post(INITIALIZE, Origin="http://localhost:5173", Host="localhost:1")
+    assert local.status == 200
+
+
+async def test_body_size_limit(host: FakeHost) -> None:
+    async with (
+        serve_front(StreamableHttpTransport(), host, max_body_bytes=2048) as url,
+        aiohttp.ClientSession() as http,
+    ):
+        big = {**INITIALIZE, "params": {**INITIALIZE["params"], "pad": "x" * 4096}}
+        response = await http.post(url, json=big, headers={"Accept": BOTH})
+        assert response.status == 413
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(8):
+                yield b" " * 1024  # no Content-Length: the limit applies while reading
+
+        headers = {"Accept": BOTH, "Content-Type": "application/json"}
+        streamed = await http.post(url, data=chunks(), headers=headers)
+        assert streamed.status == 413
+    assert host.sessions == []
+
+
+async def test_idle_sessions_expire(host: FakeHost) -> None:
+    async with (
+        serve_front(StreamableHttpTransport(), host, session_idle_timeout=0.2) as url,
+        aiohttp.ClientSession() as http,
+    ):
+        client = Client(http, url)
+        await client.initialize()
+        with anyio.fail_after(EVENT_TIMEOUT):
+            await host.sessions[0].closed.wait()
+        assert (await client.post(message("echo", 1))).status == 404
+
+
+async def test_authentication(tmp_path: Any) -> None:
+    host = FakeHost(token="s3cret")
+    async with (
+        serve_front(StreamableHttpTransport(), host) as url,
+        aiohttp.ClientSession() as http,
+    ):
+        client = Client(http, url)
+        refused = await client.post(INITIALIZE)
+        assert refused.status == 401
+        assert refused.headers["WWW-Authenticate"] == "Bearer"
+        response = await client.post(INITIALIZE, Authorization="Bearer s3cret")
+        assert response.status == 200
+        client.session_id = response.headers[SESSION]
+        assert (await client.post(message("echo", 1))).status == 401
+
+
+async def test_a_public_bind_without_auth_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"refusing to serve http on '0\.0\.0\.0'"):
+        async with serve_front(StreamableHttpTransport(), FakeHost(), host="0.0.0.0"):
+            pass
+
+
+async def test_bad_settings_are_reported_with_their_location() -> None:
+    with pytest.raises(ConfigError) as caught:
+        async with serve_front(StreamableHttpTransport(), FakeHost(), path="mcp", prot=1):
+            pass
+    assert any(p.startswith("transports.http.path:") for p in caught.value.problems)
+    assert "transports.http.prot: unknown setting" in caught.value.problems
+
+
+async def test_the_sdk_client_works_against_the_front(host: FakeHost) -> None:
+    async with serve_front(StreamableHttpTransport(), host) as url:
+        async with (
+            streamable_http_client(url) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            with anyio.fail_after(EVENT_TIMEOUT):
+                result = await session.initialize()
+            assert result.server_info.name == "fake"
+        with anyio.fail_after(EVENT_TIMEOUT):
+            await host.sessions[0].closed.wait()  # the SDK sent DELETE on the way out
+    received = [m.get("method") for m in host.sessions[0].received]
+    assert received == ["initialize", "notifications/initialized"]
