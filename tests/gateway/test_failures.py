@@ -27,9 +27,12 @@ pytestmark = pytest.mark.anyio
 async def test_backend_killed_mid_call(
     make_gateway: Callable[..., Gateway], two_backends: dict[str, dict[str, Any]]
 ) -> None:
-    """The call in flight fails at once (-32000); alpha's tools leave the list (list_changed)."""
+    """The call in flight fails at once (-32000); alpha's tools leave the list (list_changed).
+
+    Restarts are off here; ``test_routing`` covers a dead backend coming back.
+    """
     notes = Notifications()
-    gateway = make_gateway(two_backends)
+    gateway = make_gateway({**two_backends, "alpha": backend(ALPHA, restart={"enabled": False})})
     async with gateway.connect(message_handler=notes) as session:
         assert "alpha__crash" in [tool.name for tool in await all_tools(session)]
         with anyio.fail_after(EVENT_TIMEOUT), pytest.raises(MCPError) as caught:

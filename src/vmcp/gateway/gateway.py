@@ -19,11 +19,14 @@ from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vmcp.auth.base import AuthError, Principal
+from vmcp.auth.base import AuthError, AuthProvider, Principal
+from vmcp.auth.metadata import resource_metadata_url, www_authenticate
 from vmcp.config import MountConfig, VmcpConfig
+from vmcp.gateway.access import PersonaAccess, personas_in_play
 from vmcp.gateway.middleware import all_visible, chain
 from vmcp.gateway.namespace import Namespace
 from vmcp.gateway.session import LOG_LEVELS, FrontSession
+from vmcp.persona import PersonaStore
 from vmcp.plugins import get_plugin_manager, load_driver
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import INVALID_PARAMS, RpcError
@@ -57,8 +60,10 @@ class TaskEntry:
 class Gateway:
     """The running gateway."""
 
-    def __init__(self, config: VmcpConfig) -> None:
+    def __init__(self, config: VmcpConfig, default_principal: Principal | None = None) -> None:
         self.config = config
+        #: the principal of a session opened without one (stdio; ``vmcp start --persona``)
+        self.default_principal = default_principal
         self.mounts: dict[str, Mount] = {}
         self.namespace = Namespace((), config.gateway.separator)
         self.sessions: dict[str, FrontSession] = {}
@@ -78,9 +83,13 @@ class Gateway:
         self._pm = get_plugin_manager()
         self.middleware = chain(
             [m for m in self._pm.hook.vmcp_request_middleware(gateway=self) if m is not None])
+        #: persona enforcement; None when no connection can carry a persona
+        self.access = (PersonaAccess(self, PersonaStore.default())
+                       if personas_in_play(config, default_principal) else None)
         self.visible = all_visible(
-            [f for f in self._pm.hook.vmcp_visibility_filter(gateway=self) if f is not None])
-        self._auth: Any = None
+            ([self.access.visible] if self.access is not None else [])
+            + [f for f in self._pm.hook.vmcp_visibility_filter(gateway=self) if f is not None])
+        self._auth: AuthProvider | None = None
         self.supervisor = Supervisor(self)
 
     # -- FrontHost ------------------------------------------------------------------------
@@ -88,29 +97,42 @@ class Gateway:
     @property
     def auth_required(self) -> bool:
         """True when the configured auth driver really checks credentials."""
-        return self._auth_provider() is not None and not self._auth.loopback_only
+        return not self._auth_provider().loopback_only
 
-    def _auth_provider(self) -> Any:
+    def _auth_provider(self) -> AuthProvider:
         if self._auth is None:
             settings = self.config.auth.model_dump()
-            name = settings.pop("driver")
-            if name == "none":
-                return None
-            self._auth = load_driver("auth", name)(**settings)
+            self._auth = load_driver("auth", settings.pop("driver"))(**settings)
         return self._auth
 
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
-        """Authenticate a remote connection (anonymous when no auth driver is configured)."""
-        provider = self._auth_provider()
-        if provider is None:
-            return Principal("anonymous")
-        principal: Principal = await provider.authenticate(headers)
-        if principal is None:
-            raise AuthError("not authenticated")
+        """Authenticate a remote connection with the configured auth driver.
+
+        :raises AuthError: refused; its ``www_authenticate`` is the challenge to send.
+        """
+        try:
+            principal: Principal | None = await self._auth_provider().authenticate(headers)
+            if principal is None:
+                raise AuthError("not authenticated")
+        except AuthError as exc:
+            if exc.www_authenticate is None:
+                exc.www_authenticate = www_authenticate(
+                    resource_metadata_url(self.config.auth.resource, headers))
+            raise
+        return principal
+
+    def effective_principal(self, principal: Principal | None) -> Principal | None:
+        """The principal a session acts as: the default one when it brings none, with
+        ``[gateway] default_persona`` when it has no persona of its own."""
+        principal = principal or self.default_principal
+        default = self.config.gateway.default_persona
+        if default and (principal is None or principal.persona is None):
+            return Principal(principal.name if principal is not None else "local", default)
         return principal
 
     def open_session(self, peer: FrontPeer, principal: Principal | None = None) -> FrontSession:
         """Start a session for a new front connection."""
+        principal = self.effective_principal(principal)
         session = FrontSession(self, peer, principal, secrets.token_hex(8))
         self.sessions[session.session_id] = session
         return session
@@ -144,6 +166,8 @@ class Gateway:
     async def start(self) -> None:
         """Mount every configured server, then tell plugins the gateway is up."""
         await self.start_mounts()
+        if self.access is not None:
+            self._spawn(self.access.watch())
         await self._call_hook(self._pm.hook.vmcp_gateway_started)
 
     def _create_mount(self, mount_config: MountConfig) -> Mount:
@@ -165,6 +189,7 @@ class Gateway:
             except Exception as exc:
                 log.error("mount %s: %s", mount_config.id, exc)
         await asyncio.gather(*(self._bring_up(m) for m in mounts))
+        await self._refuse_collisions()
         self._rebuild()
         for mount in mounts:
             if mount.state == "up":
@@ -180,9 +205,11 @@ class Gateway:
             raise ValueError(f"mount {mount_config.id!r} is already mounted")
         mount = self._create_mount(mount_config)
         await self._bring_up(mount)
+        await self._refuse_collisions()
         self._rebuild()
         if mount.state == "up":
-            self.broadcast_list_changed([k for k, items in mount.catalog.items() if items])
+            self.broadcast_list_changed(
+                [k for k, items in mount.catalog.items() if items], mount.mount_id)
             await self._call_hook(self._pm.hook.vmcp_server_mounted, mount_id=mount.mount_id)
         return mount
 
@@ -203,7 +230,7 @@ class Gateway:
             self._task_ids.pop((entry.upstream, entry.backend_task_id), None)
         await mount.stop()
         self._rebuild()
-        self.broadcast_list_changed(had)
+        self.broadcast_list_changed(had, mount_id)
         await self._call_hook(self._pm.hook.vmcp_server_unmounted, mount_id=mount_id)
 
     async def apply_config(self, config: VmcpConfig) -> dict[str, list[str]]:
@@ -224,6 +251,20 @@ class Gateway:
                 log.error("mount %s: %s", mount_id, exc)
         return {"removed": removed, "changed": changed, "added": added}
 
+    async def _refuse_collisions(self) -> None:
+        """Fail every mount whose unprefixed names collide with an earlier mount's.
+
+        Checked in mount order once mounts are up, so the later mount in the configuration
+        is the one refused, however fast each backend started.
+        """
+        probe = Namespace(self.mounts.values(), self.config.gateway.separator)
+        for mount_id, problem in probe.collisions.items():
+            mount = self.mounts[mount_id]
+            log.error("mount %s refused: %s", mount_id, problem)
+            await mount.stop()
+            mount.state = "failed"
+            mount.error = problem
+
     def startup_timeout(self, mount: Mount) -> float:
         """How long one replica of ``mount`` may take to start."""
         return mount.config.startup_timeout or self.config.gateway.startup_timeout
@@ -233,7 +274,6 @@ class Gateway:
         return self._pm.hook.vmcp_backend_prepare
 
     async def _bring_up(self, mount: Mount) -> None:
-        settings = self.config.gateway
         timeout = self.startup_timeout(mount)
         prepare = self.prepare_hook()
         try:
@@ -258,18 +298,7 @@ class Gateway:
             await mount.stop()
             mount.state = "failed"
             return
-        probe = Namespace(
-            [m for m in self.mounts.values() if m.state == "up"] + [mount],
-            settings.separator,
-        )
         mount.state = "up"
-        if mount.mount_id in probe.collisions:
-            problem = probe.collisions[mount.mount_id]
-            log.error("mount %s refused: %s", mount.mount_id, problem)
-            await mount.stop()
-            mount.state = "failed"
-            mount.error = problem
-            return
         for replica in mount.replicas:
             if replica.alive:
                 self.supervisor.watch(mount, replica)
@@ -295,7 +324,8 @@ class Gateway:
         mount.state = "up"
         mount.error = None
         self._rebuild()
-        self.broadcast_list_changed([kind for kind, items in mount.catalog.items() if items])
+        self.broadcast_list_changed(
+            [kind for kind, items in mount.catalog.items() if items], mount.mount_id)
         await self._call_hook(self._pm.hook.vmcp_server_mounted, mount_id=mount.mount_id)
 
     async def stop(self) -> None:
@@ -312,6 +342,8 @@ class Gateway:
         self.namespace = Namespace(self.mounts.values(), self.config.gateway.separator)
         for mount_id, problem in self.namespace.collisions.items():
             log.warning("mount %s: %s; the later item is hidden", mount_id, problem)
+        if self.access is not None:
+            self.access.catalog_changed()
 
     async def _call_hook(self, hook: Any, **kwargs: Any) -> None:
         for outcome in hook(gateway=self, **kwargs):
@@ -370,15 +402,20 @@ class Gateway:
         self._rebuild()
         changed = [kind for kind in kinds if mount.catalog[kind] != before[kind]]
         if announce or changed:
-            self.broadcast_list_changed(kinds if announce else changed)
+            self.broadcast_list_changed(kinds if announce else changed, mount.mount_id)
 
-    def broadcast_list_changed(self, kinds: Iterable[str]) -> None:
-        """Tell every initialized client that some lists changed."""
+    def broadcast_list_changed(self, kinds: Iterable[str], mount_id: str | None = None) -> None:
+        """Tell every initialized client that some lists changed (of ``mount_id``: only the
+        clients whose persona may know of that mount)."""
         for method in dict.fromkeys(_KIND_NOTIFICATION[kind] for kind in kinds):
             message = jsonrpc.notification(method)
             for session in self.sessions.values():
-                if session.initialized:
+                if session.initialized and (mount_id is None or self.may_notice(session, mount_id)):
                     session.send(message)
+
+    def may_notice(self, session: FrontSession, mount_id: str) -> bool:
+        """True when the session's persona lets it know that ``mount_id`` exists."""
+        return self.access is None or self.access.sees_mount(session.caller, mount_id)
 
     # -- result mapping (backend -> front) ------------------------------------------------
 
@@ -573,7 +610,8 @@ class Gateway:
                 related[0].send(message, related[1])
             return
         for session in self.sessions.values():
-            if session.initialized and session.wants_log(level):
+            if (session.initialized and session.wants_log(level)
+                    and self.may_notice(session, upstream.mount_id)):
                 session.send(message)
 
     def _relay_updated(self, upstream: UpstreamSession, params: dict[str, Any]) -> None:
@@ -585,8 +623,10 @@ class Gateway:
             return
         front = self.namespace.front_uri(upstream.mount_id, uri)
         message = jsonrpc.notification("notifications/resources/updated", {**params, "uri": front})
+        visible = self.visible
         for session in subscribers:
-            session.send(message)
+            if visible is None or visible(session.caller, upstream.mount_id, "resource", uri):
+                session.send(message)
 
     def _schedule_refresh(self, mount_id: str, kinds: tuple[str, ...]) -> None:
         mount = self.mounts.get(mount_id)
@@ -627,7 +667,7 @@ class Gateway:
         if related is not None:
             return related
         for session in reversed(self.sessions.values()):
-            if session.initialized:
+            if session.initialized and self.may_notice(session, upstream.mount_id):
                 return session, None
         return None
 
@@ -656,7 +696,7 @@ class Gateway:
             for session in self.subscribers.pop(route):
                 session.subscriptions.discard(route)
         self._rebuild()
-        self.broadcast_list_changed(had)
+        self.broadcast_list_changed(had, mount.mount_id)
         self._spawn(self._call_hook(self._pm.hook.vmcp_server_unmounted, mount_id=mount.mount_id))
 
 
