@@ -1,0 +1,206 @@
+"""The HTTP load generator: MCP over Streamable HTTP written as raw HTTP/1.1 on asyncio streams.
+
+No HTTP library and no SDK: each client is one keep-alive TCP connection and one MCP session
+(``initialize``, ``notifications/initialized``), then sequential ``tools/call`` POSTs. Bodies
+are read by ``Content-Length`` or chunked encoding; a ``text/event-stream`` reply is scanned
+for its ``data:`` lines. Every answer is checked to carry a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from bench.stats import BenchError
+
+PROTOCOL_VERSION = "2025-06-18"
+ACCEPT_BOTH = "application/json, text/event-stream"
+ACCEPT_JSON = "application/json"
+_INITIALIZE = json.dumps({
+    "jsonrpc": "2.0", "id": 0, "method": "initialize",
+    "params": {"protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+               "clientInfo": {"name": "vmcp-bench", "version": "1"}},
+}).encode()
+_INITIALIZED = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
+
+
+class HttpMcpClient:
+    """One MCP session over one keep-alive HTTP/1.1 connection."""
+
+    def __init__(self, url: str, accept: str = ACCEPT_BOTH) -> None:
+        parts = urlsplit(url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.path = parts.path or "/"
+        self.accept = accept
+        self.session_id: str | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._head = (
+            f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nAccept: {accept}\r\n"
+        )
+
+    async def connect(self) -> None:
+        """Open the TCP connection."""
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+
+    async def post(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """POST one message; returns (status, headers with lower-case names, body)."""
+        assert self._reader is not None and self._writer is not None
+        extra = ""
+        if self.session_id is not None:
+            extra = (f"Mcp-Session-Id: {self.session_id}\r\n"
+                     f"MCP-Protocol-Version: {PROTOCOL_VERSION}\r\n")
+        head = f"{self._head}{extra}Content-Length: {len(body)}\r\n\r\n"
+        self._writer.write(head.encode() + body)
+        return await self._read_response()
+
+    async def _read_response(self) -> tuple[int, dict[str, str], bytes]:
+        assert self._reader is not None
+        reader = self._reader
+        status_line = await reader.readline()
+        if not status_line:
+            raise BenchError("the server closed the connection")
+        status = int(status_line.split(b" ", 2)[1])
+        headers: dict[str, str] = {}
+        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if status in (204, 304) or "content-length" in headers:
+            payload = await reader.readexactly(int(headers.get("content-length", 0)))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            payload = await _read_chunked(reader)
+        elif headers.get("connection", "").lower() == "close":
+            payload = await reader.read()
+        else:
+            payload = b""
+        return status, headers, payload
+
+    async def request(self, body: bytes) -> dict[str, Any]:
+        """POST one request and return the JSON-RPC response (JSON or SSE reply)."""
+        status, headers, payload = await self.post(body)
+        if status != 200:
+            raise BenchError(f"HTTP {status}: {payload[:300]!r}")
+        if headers.get("content-type", "").startswith("text/event-stream"):
+            for line in payload.splitlines():
+                if line.startswith(b"data:") and line[5:].strip():
+                    message = json.loads(line[5:])
+                    if "method" not in message:
+                        return message  # type: ignore[no-any-return]
+            raise BenchError(f"no response in the event stream: {payload[:300]!r}")
+        return json.loads(payload)  # type: ignore[no-any-return]
+
+    async def start_session(self) -> None:
+        """Open a new MCP session on this connection (``initialize``, then ``initialized``)."""
+        self.session_id = None
+        status, headers, payload = await self.post(_INITIALIZE)
+        session = headers.get("mcp-session-id")
+        if status != 200 or not session:
+            raise BenchError(f"initialize got HTTP {status} and no session: {payload[:300]!r}")
+        self.session_id = session
+        status, _, payload = await self.post(_INITIALIZED)
+        if status != 202:
+            raise BenchError(f"notifications/initialized got HTTP {status}: {payload[:200]!r}")
+
+    async def end_session(self) -> None:
+        """DELETE the MCP session, so the server can forget it at once."""
+        if self.session_id is None or self._writer is None:
+            return
+        self._writer.write((
+            f"DELETE {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Mcp-Session-Id: {self.session_id}\r\nContent-Length: 0\r\n\r\n").encode())
+        await self._read_response()
+        self.session_id = None
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError):
+                await self._writer.wait_closed()
+
+
+async def open_session(url: str, accept: str = ACCEPT_BOTH) -> HttpMcpClient:
+    """A connected client with an initialized MCP session."""
+    client = HttpMcpClient(url, accept)
+    await client.connect()
+    await client.start_session()
+    return client
+
+
+async def _end(client: HttpMcpClient) -> None:
+    try:
+        await client.end_session()
+    finally:
+        await client.close()
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    parts = []
+    while True:
+        size = int((await reader.readline()).split(b";", 1)[0], 16)
+        if size == 0:
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(parts)
+        parts.append(await reader.readexactly(size))
+        await reader.readexactly(2)
+
+
+async def _calls(client: HttpMcpClient, tool: str, count: int, latencies: list[int]) -> None:
+    clock = time.perf_counter_ns
+    for n in range(count):
+        body = (b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"'
+                + tool.encode() + b'","arguments":{"text":"hello"}}}') % (n + 1)
+        start = clock()
+        message = await client.request(body)
+        latencies.append(clock() - start)
+        if "result" not in message:
+            raise BenchError(f"tools/call failed: {message}")
+
+
+async def load(
+    url: str, tool: str, clients: int, calls_per_client: int, accept: str = ACCEPT_BOTH,
+    timeout: float = 300.0,
+) -> tuple[float, list[int]]:
+    """``clients`` sessions each making sequential calls; (seconds, per-call nanoseconds).
+
+    Sessions are opened before the clock starts; the clock covers the calls only.
+    """
+    async with asyncio.timeout(timeout):
+        sessions = await asyncio.gather(*(open_session(url, accept) for _ in range(clients)))
+        latencies: list[int] = []
+        try:
+            start = time.perf_counter()
+            await asyncio.gather(*(_calls(s, tool, calls_per_client, latencies)
+                                   for s in sessions))
+            elapsed = time.perf_counter() - start
+        finally:
+            await asyncio.gather(*(_end(s) for s in sessions))
+    return elapsed, latencies
+
+
+async def idle_sessions(url: str, count: int, connections: int = 8,
+                        timeout: float = 300.0) -> int:
+    """Open ``count`` MCP sessions over a few connections and leave them idle; returns count."""
+    async with asyncio.timeout(timeout):
+        per_connection = [count // connections + (1 if i < count % connections else 0)
+                          for i in range(connections)]
+
+        async def opener(n: int) -> int:
+            client = HttpMcpClient(url)
+            await client.connect()
+            try:
+                for _ in range(n):
+                    await client.start_session()
+            finally:
+                await client.close()
+            return n
+
+        opened = await asyncio.gather(*(opener(n) for n in per_connection if n))
+    return sum(opened)

@@ -1,0 +1,148 @@
+"""Processes under test: configurations, command lines, servers that announce a URL, memory.
+
+Every child gets ``PYTHONPATH`` pointing at the repository (so ``-m bench.…`` works from the
+gateway's backends too) and a private ``VMCP_HOME``, so nothing of the user's own vmcp
+configuration leaks into a measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.stats import BenchError
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+_ANNOUNCE = re.compile(r"serving (\S+) on (\S+)")
+
+
+def bench_env(home: Path) -> dict[str, str]:
+    """The environment of every child: this one, plus the repository on the path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env["VMCP_HOME"] = str(home)
+    env.pop("VMCP_CONFIG", None)
+    return env
+
+
+def fixture_argv(tools: int = 1, list_changed: bool = True, delay: float = 0.0) -> list[str]:
+    """The command line of a fixture backend."""
+    argv = [PYTHON, "-m", "bench.fixture_backend", "--tools", str(tools)]
+    if list_changed:
+        argv.append("--list-changed")
+    if delay:
+        argv += ["--delay", f"{delay:g}"]
+    return argv
+
+
+def fixture_mount(tools: int = 1, list_changed: bool = True, delay: float = 0.0) -> dict[str, Any]:
+    """A ``[servers.<id>]`` table running a fixture backend."""
+    argv = fixture_argv(tools, list_changed, delay)
+    return {"command": argv[0], "args": argv[1:]}
+
+
+def relay_argv(backend: Sequence[str]) -> list[str]:
+    """The parse-and-forward relay in front of ``backend``."""
+    return [PYTHON, "-m", "bench.relay", "--", *backend]
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)  # JSON strings, numbers and booleans are TOML values
+
+
+def write_config(
+    path: Path,
+    servers: Mapping[str, Mapping[str, Any]],
+    gateway: Mapping[str, Any] | None = None,
+    transports: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Path:
+    """A ``vmcp.toml`` with these mounts (an empty ``[servers]`` when there are none)."""
+    lines = ["[logging]", 'level = "warning"', ""]
+    if gateway:
+        lines += ["[gateway]", *(f"{k} = {_toml(v)}" for k, v in gateway.items()), ""]
+    for name, settings in (transports or {}).items():
+        lines += [f"[transports.{name}]", *(f"{k} = {_toml(v)}" for k, v in settings.items()), ""]
+    if not servers:
+        lines += ["[servers]", ""]
+    for mount_id, settings in servers.items():
+        lines += [f"[servers.{mount_id}]", *(f"{k} = {_toml(v)}" for k, v in settings.items()), ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def gateway_argv(config: Path, front: str = "stdio", launcher: Sequence[str] = ()) -> list[str]:
+    """``vmcp start`` on ``config`` serving one front (``launcher`` replaces ``-m vmcp``)."""
+    head = list(launcher) if launcher else [PYTHON, "-m", "vmcp"]
+    return [*head, "--config", str(config), "start", "-t", front, "--log-level", "warning"]
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of one process (not its children), in KiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+    if match is None:
+        raise BenchError(f"no VmRSS for process {pid}")
+    return int(match.group(1))
+
+
+class ServerProcess:
+    """A child that serves on a port and announces ``serving <name> on <url>`` on stderr."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], log: Path,
+                 timeout: float = 60.0) -> None:
+        self.argv = list(argv)
+        self.log = log
+        self.url: str | None = None
+        self._ready = threading.Event()
+        self.process = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, env=dict(env), cwd=REPO,
+        )
+        self._copier = threading.Thread(target=self._copy_stderr, daemon=True)
+        self._copier.start()
+        if not self._ready.wait(timeout) or self.url is None:
+            self.close()
+            tail = log.read_text("utf-8", "replace")[-1500:] if log.exists() else ""
+            raise BenchError(f"{' '.join(self.argv[:4])} ... did not start serving:\n{tail}")
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self.process.pid
+
+    def _copy_stderr(self) -> None:
+        assert self.process.stderr is not None
+        with self.log.open("ab") as out:
+            for line in self.process.stderr:
+                out.write(line)
+                out.flush()
+                match = _ANNOUNCE.search(line.decode("utf-8", "replace"))
+                if match and self.url is None:
+                    self.url = match.group(2)
+                    self._ready.set()
+        self._ready.set()
+
+    def close(self) -> None:
+        """SIGTERM (the gateway's polite stop), then SIGKILL if it lingers."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._copier.join(5)

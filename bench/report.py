@@ -1,0 +1,153 @@
+"""The issue's targets checked against one run's figures, and the printed table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Results = dict[str, Any]
+
+
+def _ok(results: Results, *path: str) -> Any:
+    """The nested value at ``path`` when that scenario produced numbers, else None."""
+    node: Any = results
+    for key in path:
+        if not isinstance(node, dict) or node.get("status") in ("skipped", "error"):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else round(a / b, 3)
+
+
+def targets(results: Results) -> list[dict[str, Any]]:
+    """Each target of the issue: the measured value, its limit, pass/miss (None: not measured)."""
+    s = results.get("scenarios", {})
+    stdio = _ok(s, "stdio", "targets") or {}
+    added = _ok(s, "stdio", "added_p50_us") or {}
+    http32 = _ok(s, "http", "levels", "32") or {}
+    lists = _ok(s, "tools_list", "targets") or {}
+    session = _ok(s, "memory", "per_session", "per_session_kib")
+    start = _ok(s, "startup", "targets") or {}
+    direct_tput = stdio.get("direct", {}).get("calls_per_s")
+
+    def made(name: str, value: float | None, limit: float, better: str, unit: str,
+             detail: str) -> dict[str, Any]:
+        passed = None
+        if value is not None:
+            passed = value <= limit if better == "<=" else value >= limit
+        return {"target": name, "value": value, "limit": limit, "better": better,
+                "unit": unit, "pass": passed, "detail": detail if value is not None else ""}
+
+    relay_added, gateway_added = added.get("relay"), added.get("gateway")
+    return [
+        made("stdio added p50 latency vs relay floor", _ratio(gateway_added, relay_added),
+             2.0, "<=", "x",
+             f"gateway +{gateway_added} us, relay +{relay_added} us over direct"),
+        made("stdio pipelined throughput vs direct",
+             _ratio(stdio.get("gateway", {}).get("calls_per_s"), direct_tput), 0.5, ">=", "x",
+             "relay floor reaches "
+             f"{_ratio(stdio.get('relay', {}).get('calls_per_s'), direct_tput)}x of direct"),
+        made("http throughput at 32 clients vs direct HTTP",
+             _ratio(http32.get("gateway", {}).get("calls_per_s"),
+                    http32.get("direct", {}).get("calls_per_s")), 0.5, ">=", "x",
+             "gateway answering SSE (what MCP clients ask for)"),
+        made(f"warm tools/list, {_ok(s, 'tools_list', 'tools')} tools in "
+             f"{_ok(s, 'tools_list', 'mounts')} mounts, p50 at the client",
+             _ms(lists.get("warm", {}).get("p50_us")), 5.0, "<=", "ms",
+             f"all {lists.get('warm', {}).get('pages')} pages at the default page size"),
+        made("gateway memory per idle HTTP session", session, 50.0, "<=", "KiB", ""),
+        made(f"start-up with {_ok(s, 'startup', 'mounts')} stdio mounts vs slowest single backend",
+             _ratio(start.get("gateway_all", {}).get("seconds"),
+                    start.get("direct", {}).get("seconds")), 1.2, "<=", "x",
+             f"gateway alone {start.get('gateway_empty', {}).get('seconds')} s"),
+    ]
+
+
+def _ms(micros: float | None) -> float | None:
+    return None if micros is None else round(micros / 1000, 3)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.3g}"
+    return str(value)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    cells = [headers, *[[_fmt(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                       enumerate(zip(row, widths, strict=True))) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return ["  " + line for line in lines]
+
+
+def _section(title: str, scenario: dict[str, Any] | None,
+             body: Callable[[dict[str, Any]], list[str]]) -> list[str]:
+    if scenario is None:
+        return []
+    status = scenario.get("status")
+    if status == "skipped":
+        return [f"{title}: skipped ({scenario.get('reason')})", ""]
+    if status == "error":
+        return [f"{title}: ERROR {scenario.get('error')}", ""]
+    return [title, *body(scenario), ""]
+
+
+def render(results: Results) -> str:
+    """The human-readable report: one table per scenario, then the targets."""
+    s = results["scenarios"]
+    out = [f"vmcp bench ({results['meta']['mode']}, {results['meta']['reps']} repetitions, "
+           f"medians; {results['meta']['cpus']} CPUs)", ""]
+
+    def stdio(r: dict[str, Any]) -> list[str]:
+        return _table(["stdio -> stdio", "p50 us", "p99 us", "mean us", "added p50 us",
+                       "pipelined calls/s"], [
+            [name, t["p50_us"], t["p99_us"], t["mean_us"],
+             r["added_p50_us"].get(name, 0.0), t["calls_per_s"]]
+            for name, t in r["targets"].items()])
+
+    def http(r: dict[str, Any]) -> list[str]:
+        rows = [[f"{clients} clients / {name}", t["calls_per_s"], t["p50_us"], t["p99_us"]]
+                for clients, level in r["levels"].items() for name, t in level.items()]
+        return _table(["http -> stdio", "calls/s", "p50 us", "p99 us"], rows)
+
+    def lists(r: dict[str, Any]) -> list[str]:
+        return _table([f"tools/list {r['tools']} tools", "pages", "p50 ms", "p99 ms"], [
+            [name, t["pages"], _ms(t["p50_us"]), _ms(t["p99_us"])]
+            for name, t in r["targets"].items()])
+
+    def memory(r: dict[str, Any]) -> list[str]:
+        mount = r["per_mount"]
+        session = r["per_session"]
+        rows = [[f"per mount ({mount['tools_per_mount']} tools)", mount["per_mount_kib"]],
+                ["gateway with 1 mount", mount["rss_one_mount_kib"]]]
+        if session.get("status") == "ok":
+            rows.append([f"per idle HTTP session ({session['sessions']})",
+                         session["per_session_kib"]])
+        else:
+            rows.append(["per idle HTTP session", f"skipped: {session.get('reason')}"])
+        return _table(["gateway RSS", "KiB"], rows)
+
+    def startup(r: dict[str, Any]) -> list[str]:
+        return _table([f"start-up, {r['mounts']} mounts", "seconds"],
+                      [[name, t["seconds"]] for name, t in r["targets"].items()])
+
+    out += _section("stdio front -> stdio backend", s.get("stdio"), stdio)
+    out += _section("HTTP front -> stdio backend", s.get("http"), http)
+    out += _section("tools/list", s.get("tools_list"), lists)
+    out += _section("memory", s.get("memory"), memory)
+    out += _section("start-up", s.get("startup"), startup)
+    out.append("targets")
+    rows = []
+    for t in results["targets"]:
+        verdict = {True: "PASS", False: "MISS", None: "not run"}[t["pass"]]
+        rows.append([t["target"], f"{_fmt(t['value'])} {t['unit']}",
+                     f"{t['better']} {_fmt(t['limit'])} {t['unit']}", verdict, t["detail"]])
+    out += _table(["target", "measured", "limit", "", "detail"], rows)
+    return "\n".join(out)

@@ -1,0 +1,58 @@
+"""HTTP front -> stdio backend: throughput and latency at several numbers of concurrent clients.
+
+Targets: the fixture served over HTTP in-process by aiohttp (``direct``, the same HTTP stack as
+the gateway's front), and the gateway's ``http`` front with the fixture as its one stdio mount,
+asked the way MCP clients ask (``Accept`` both JSON and SSE: ``gateway``) and with ``Accept:
+application/json`` only (``gateway_json``, to show what SSE framing costs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from bench.http_client import ACCEPT_BOTH, ACCEPT_JSON, load
+from bench.procs import PYTHON, ServerProcess, fixture_mount
+from bench.scenarios.common import MOUNT, Workspace, http_unavailable, interleaved
+from bench.settings import BenchSettings
+from bench.stats import latency_summary, median_of_runs
+
+TARGETS = ("direct", "gateway", "gateway_json")
+
+
+def run(settings: BenchSettings) -> dict[str, Any]:
+    """Every level, every target interleaved; medians over the repetitions."""
+    reason = http_unavailable()
+    if reason is not None:
+        return {"status": "skipped", "reason": reason}
+    space = Workspace(settings, "http")
+    with contextlib.ExitStack() as stack:
+        direct = ServerProcess([PYTHON, "-m", "bench.http_fixture"], space.env,
+                               space.log("direct"))
+        stack.callback(direct.close)
+        gateway = ServerProcess(space.gateway("gateway", {MOUNT: fixture_mount()}, front="http"),
+                                space.env, space.log("gateway"))
+        stack.callback(gateway.close)
+        plan = {
+            "direct": (direct.url, "tool_0", ACCEPT_JSON),
+            "gateway": (gateway.url, f"{MOUNT}__tool_0", ACCEPT_BOTH),
+            "gateway_json": (gateway.url, f"{MOUNT}__tool_0", ACCEPT_JSON),
+        }
+
+        def measure(name: str, clients: int, calls: int) -> dict[str, float]:
+            url, tool, accept = plan[name]
+            per_client = max(1, calls // clients)
+            seconds, nanos = asyncio.run(load(url, tool, clients, per_client, accept))  # type: ignore[arg-type]
+            return {**latency_summary(nanos), "calls_per_s": round(len(nanos) / seconds, 1)}
+
+        for name in TARGETS:  # warm up every path once
+            measure(name, 8, max(64, settings.http_calls // 4))
+        levels: dict[str, Any] = {}
+        for clients in settings.http_levels:
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in TARGETS}
+            for _, name in interleaved(settings.reps, TARGETS):
+                runs[name].append(measure(name, clients, settings.http_calls))
+            levels[str(clients)] = {
+                name: {**median_of_runs(runs[name]), "runs": runs[name]} for name in TARGETS}
+    return {"status": "ok", "levels": levels}

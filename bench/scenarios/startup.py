@@ -1,0 +1,67 @@
+"""Start-up: ``vmcp start`` to the first answered request, with 10 stdio mounts.
+
+Each fixture backend sleeps before serving (standing in for a real server's start-up work):
+mount ``n`` of ``N`` for ``slowest * n / N`` seconds. Every figure is the time from spawning
+the process to the answer of a ``tools/call`` (after ``initialize``) routed to the slowest
+backend:
+
+* ``direct_slowest``: the slowest backend started alone, no gateway (the longest of all);
+* ``gateway_empty``: the gateway with no mounts, ``initialize`` only (its own fixed cost);
+* ``gateway_one``: the gateway with the slowest backend as its one mount;
+* ``gateway_all``: the gateway with all the mounts (they start concurrently).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bench.procs import fixture_argv, fixture_mount
+from bench.scenarios.common import Workspace, interleaved
+from bench.settings import BenchSettings
+from bench.stats import median_of_runs
+from bench.stdio_client import StdioTarget, call_lines, check_answers
+
+TARGETS = ("direct", "gateway_empty", "gateway_one", "gateway_all")
+
+
+def run(settings: BenchSettings) -> dict[str, Any]:
+    """Start each target afresh, interleaved; medians over the repetitions."""
+    space = Workspace(settings, "startup")
+    count = settings.startup_mounts
+    delays = {f"m{n:02d}": round(settings.startup_slowest * n / count, 3)
+              for n in range(1, count + 1)}
+    slowest = max(delays, key=lambda mount: delays[mount])
+    every = {mount: fixture_mount(delay=delay) for mount, delay in delays.items()}
+    argv = {
+        "gateway_empty": space.gateway("empty", {}),
+        "gateway_one": space.gateway("one", {slowest: every[slowest]}),
+        "gateway_all": space.gateway("all", every),
+    }
+    tool = {"gateway_empty": None, "gateway_one": f"{slowest}__tool_0",
+            "gateway_all": f"{slowest}__tool_0"}
+
+    def start(command: list[str], call: str | None) -> float:
+        target = StdioTarget(command, space.env, space.root, space.log("start"))
+        try:
+            target.initialize()
+            if call is not None:
+                check_answers(target.sequential(call_lines(call, range(1, 2)))[1], range(1, 2))
+            return time.perf_counter() - target.started
+        finally:
+            target.close()
+
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in TARGETS}
+    for _, name in interleaved(settings.startup_reps, TARGETS):
+        if name == "direct":
+            each = [start(fixture_argv(delay=d), "tool_0") for d in delays.values()]
+            runs[name].append({"seconds": round(max(each), 4)})
+        else:
+            runs[name].append({"seconds": round(start(argv[name], tool[name]), 4)})
+    return {
+        "status": "ok",
+        "mounts": count,
+        "slowest_delay_s": settings.startup_slowest,
+        "targets": {name: {**median_of_runs(runs[name]), "runs": runs[name]}
+                    for name in TARGETS},
+    }

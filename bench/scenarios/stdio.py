@@ -1,0 +1,76 @@
+"""stdio front -> stdio backend: sequential latency and pipelined throughput.
+
+Three targets answer the same ``tools/call`` from the same fixture backend: the backend itself
+(``direct``), the parse-and-forward relay in front of it (``relay``, the floor), and the gateway
+with it as its one mount (``gateway``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from bench.procs import fixture_argv, fixture_mount, relay_argv
+from bench.scenarios.common import MOUNT, Workspace, interleaved
+from bench.settings import BenchSettings
+from bench.stats import latency_summary, median_of_runs
+from bench.stdio_client import StdioTarget, call_lines, check_answers
+
+TARGETS = ("direct", "relay", "gateway")
+
+
+def run(settings: BenchSettings) -> dict[str, Any]:
+    """Measure the three targets, interleaved; medians over the repetitions."""
+    space = Workspace(settings, "stdio")
+    argv = {
+        "direct": fixture_argv(),
+        "relay": relay_argv(fixture_argv()),
+        "gateway": space.gateway("gateway", {MOUNT: fixture_mount()}),
+    }
+    tools = {"direct": "tool_0", "relay": "tool_0", "gateway": f"{MOUNT}__tool_0"}
+    with contextlib.ExitStack() as stack:
+        targets: dict[str, StdioTarget] = {}
+        for name in TARGETS:
+            target = StdioTarget(argv[name], space.env, space.root, space.log(name))
+            stack.callback(target.close)
+            target.initialize()
+            targets[name] = target
+        next_id = dict.fromkeys(TARGETS, 1)
+
+        def lines(name: str, count: int) -> tuple[list[bytes], range]:
+            ids = range(next_id[name], next_id[name] + count)
+            next_id[name] += count
+            return call_lines(tools[name], ids), ids
+
+        for name, target in targets.items():  # warm up every path once
+            batch, ids = lines(name, settings.warmup)
+            check_answers(target.sequential(batch)[1], ids)
+            batch, ids = lines(name, settings.warmup)
+            check_answers(target.pipelined(batch)[1], ids)
+
+        latency: dict[str, list[dict[str, float]]] = {name: [] for name in TARGETS}
+        throughput: dict[str, list[dict[str, float]]] = {name: [] for name in TARGETS}
+        for _, name in interleaved(settings.reps, TARGETS):
+            batch, ids = lines(name, settings.latency_calls)
+            nanos, answers = targets[name].sequential(batch)
+            check_answers(answers, ids)
+            latency[name].append(latency_summary(nanos))
+        for _, name in interleaved(settings.reps, TARGETS):
+            batch, ids = lines(name, settings.pipeline_calls)
+            seconds, answers = targets[name].pipelined(batch)
+            check_answers(answers, ids)
+            throughput[name].append({"calls_per_s": round(len(batch) / seconds, 1)})
+
+    result: dict[str, Any] = {"status": "ok", "targets": {}}
+    for name in TARGETS:
+        result["targets"][name] = {
+            **median_of_runs(latency[name]),
+            **median_of_runs(throughput[name]),
+            "runs": {"latency": latency[name], "throughput": throughput[name]},
+        }
+    t = result["targets"]
+    result["added_p50_us"] = {
+        "relay": round(t["relay"]["p50_us"] - t["direct"]["p50_us"], 1),
+        "gateway": round(t["gateway"]["p50_us"] - t["direct"]["p50_us"], 1),
+    }
+    return result

@@ -1,0 +1,54 @@
+"""How much each scenario measures: the full run, and ``--quick`` (a few seconds, 1 repetition)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """Counts and sizes of one benchmark run."""
+
+    #: repetitions of every measurement (targets interleaved in each); medians are reported
+    reps: int = 5
+    #: sequential stdio calls per repetition (after ``warmup`` unrecorded ones)
+    latency_calls: int = 3000
+    warmup: int = 500
+    #: pipelined stdio calls per repetition
+    pipeline_calls: int = 20_000
+    #: concurrent HTTP clients, and calls per level and repetition (spread over the clients)
+    http_levels: tuple[int, ...] = (1, 8, 32, 128)
+    http_calls: int = 3000
+    #: the aggregated list: mounts x tools each, and complete reads per repetition
+    list_mounts: int = 20
+    list_tools: int = 50
+    list_reads: int = 100
+    cold_reads: int = 30
+    #: idle HTTP sessions opened for the memory figure, and mounts added for the per-mount one
+    idle_sessions: int = 1000
+    memory_mounts: int = 20
+    memory_reps: int = 3
+    #: start-up: mounts, and the simulated start-up work of the slowest (the others less)
+    startup_mounts: int = 10
+    startup_slowest: float = 1.0
+    startup_reps: int = 3
+    #: the command that replaces ``python -m vmcp`` for the gateway (experiments)
+    gateway_launcher: tuple[str, ...] = ()
+    #: scenarios to run (all when empty)
+    only: tuple[str, ...] = ()
+    workdir: Path = field(default_factory=Path)
+
+    @classmethod
+    def quick(cls) -> BenchSettings:
+        """Tiny counts, one repetition: proves every scenario works, in seconds."""
+        return cls(
+            reps=1, latency_calls=200, warmup=20, pipeline_calls=500, http_calls=128,
+            list_mounts=4, list_tools=10, list_reads=5, cold_reads=3, idle_sessions=50,
+            memory_mounts=2, memory_reps=1, startup_mounts=3, startup_slowest=0.05,
+            startup_reps=1,
+        )
+
+    def with_(self, **changes: object) -> BenchSettings:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]

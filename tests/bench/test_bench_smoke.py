@@ -1,0 +1,74 @@
+"""The benchmark harness runs end to end: ``python -m bench --quick`` gives every scenario numbers.
+
+Only the structure of the results is checked, never a timing: the figures of a quick run on a
+busy test machine mean nothing, but a scenario that stopped working shows up here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = ("stdio", "http", "tools_list", "memory", "startup")
+
+
+def _http_available() -> bool:
+    from vmcp.plugins import load_driver
+
+    try:
+        load_driver("transports", "http")
+    except Exception:
+        return False
+    return True
+
+
+def _numbers(node: Any) -> list[float]:
+    if isinstance(node, dict):
+        return [n for value in node.values() for n in _numbers(value)]
+    if isinstance(node, list):
+        return [n for value in node for n in _numbers(value)]
+    if isinstance(node, int | float) and not isinstance(node, bool):
+        return [float(node)]
+    return []
+
+
+def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
+    """One quick run: every scenario ok (HTTP ones may only be skipped without the driver)."""
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=110,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())
+    http = _http_available()
+    scenarios = results["scenarios"]
+    assert set(scenarios) == set(SCENARIOS)
+    for name in SCENARIOS:
+        if name == "http" and not http:
+            assert scenarios[name]["status"] == "skipped"
+            continue
+        assert scenarios[name]["status"] == "ok", scenarios[name]
+    for name in ("direct", "relay", "gateway"):
+        target = scenarios["stdio"]["targets"][name]
+        assert target["p50_us"] > 0 and target["calls_per_s"] > 0
+    for name in ("direct", "warm", "warm_one_page", "cold"):
+        assert scenarios["tools_list"]["targets"][name]["p50_us"] > 0
+    for name in ("direct", "gateway_empty", "gateway_one", "gateway_all"):
+        assert scenarios["startup"]["targets"][name]["seconds"] > 0
+    assert scenarios["memory"]["per_mount"]["rss_one_mount_kib"] > 0
+    if http:
+        levels = scenarios["http"]["levels"]
+        assert set(levels) == {"1", "8", "32", "128"}
+        for level in levels.values():
+            for name in ("direct", "gateway", "gateway_json"):
+                assert level[name]["calls_per_s"] > 0 and level[name]["p50_us"] > 0
+        assert _numbers(scenarios["memory"]["per_session"])
+    verdicts = {t["target"]: t["pass"] for t in results["targets"]}
+    assert len(verdicts) == 6
+    assert all(v is not None for k, v in verdicts.items() if http or "http" not in k.lower())
+    assert "targets" in done.stdout
