@@ -1,0 +1,292 @@
+"""The install side of the repository system: resolve, plan, install, switch, mount, remove.
+
+:class:`ServerManager` ties the search index, the installed-versions store and the mount
+table together. It never prompts: the CLI asks the user, then calls it. Every step that can
+fail does so before anything visible changes: an install is built in its version folder and
+recorded only when complete (and removed on any failure), the current version and the mounts
+are switched after that, and every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from vmcp.repository.errors import InstallError
+from vmcp.repository.index import IndexEntry, SearchIndex
+from vmcp.repository.installed import InstalledStore, InstallRecord, ServerState
+from vmcp.repository.manifest import ServerManifest
+from vmcp.repository.methods import InstallMethod, choose_method
+from vmcp.repository.mount_entry import mount_entry
+from vmcp.repository.mounts import LAUNCH_KEYS, MountTable, mount_id_for
+from vmcp.repository.versions import version_key
+
+
+@dataclass
+class InstallPlan:
+    """What installing one version will do, for the user to read before it happens."""
+
+    entry: IndexEntry
+    manifest: ServerManifest
+    method: InstallMethod
+    target: Path
+    installed: bool
+
+    def lines(self) -> list[str]:
+        """A description of the plan: the server, the folder and every command to run."""
+        head = (f"{self.manifest.name} {self.manifest.version} from source "
+                f"'{self.entry.source}' via {self.method.kind}")
+        if self.installed:
+            return [head, f"  already installed in {self.target}"]
+        steps = [f"  $ {step}" for step in self.method.steps(self.target)]
+        return [head, f"  into {self.target}", *steps]
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """``NAME[@VERSION]`` as (name, version or None)."""
+    name, sep, version = spec.partition("@")
+    return name, (version if sep and version else None)
+
+
+class ServerManager:
+    """Operations on installed servers."""
+
+    def __init__(self, index: SearchIndex, store: InstalledStore, table: MountTable) -> None:
+        self.index = index
+        self.store = store
+        self.table = table
+
+    # -- finding ----------------------------------------------------------------------------
+
+    def resolve(self, spec: str, source: str | None = None) -> IndexEntry:
+        """The index entry ``NAME[@VERSION]`` names (the newest version when none is given).
+
+        :raises InstallError: nothing or several different servers match.
+        """
+        name, version = split_spec(spec)
+        entries = self.index.lookup(name, source)
+        where = f" in source {source!r}" if source else ""
+        if not entries:
+            raise InstallError(
+                f"no server {name!r}{where} in the index (try `vmcp search`, `vmcp repo sync`)"
+            )
+        names = sorted({e.name for e in entries})
+        if len(names) > 1:
+            raise InstallError(f"{name!r} is ambiguous: {', '.join(names)}; give the full name")
+        if version is not None:
+            matching = [e for e in entries if e.version == version]
+            if not matching:
+                known = ", ".join(dict.fromkeys(e.version for e in entries))
+                raise InstallError(f"{names[0]} has no version {version}{where} (known: {known})")
+            entries = matching
+        return sorted(entries, key=lambda e: (-_rank(entries, e), e.source))[0]
+
+    def installed_name(self, spec: str) -> tuple[str, str | None]:
+        """The installed server ``NAME[@VERSION]`` refers to (full or short name).
+
+        :raises InstallError: nothing installed matches, or several do.
+        """
+        name, version = split_spec(spec)
+        names = self.store.names()
+        if name in names:
+            return name, version
+        short = [n for n in names if n.rsplit("/", 1)[-1].lower() == name.lower()]
+        if len(short) == 1:
+            return short[0], version
+        if short:
+            raise InstallError(f"{name!r} is ambiguous: {', '.join(short)}; give the full name")
+        raise InstallError(f"{name!r} is not installed (see `vmcp installed`)")
+
+    # -- installing -------------------------------------------------------------------------
+
+    def plan(self, entry: IndexEntry, method: str | None = None) -> InstallPlan:
+        """How ``entry`` would be installed (choosing the method unless one is asked for)."""
+        manifest = entry.manifest
+        chosen = choose_method(manifest, method)
+        target = self.store.version_dir(manifest.name, manifest.version)
+        installed = self.store.record(manifest.name, manifest.version) is not None
+        return InstallPlan(entry, manifest, chosen, target, installed)
+
+    async def install(self, plan: InstallPlan) -> InstallRecord:
+        """Carry out ``plan``; on any failure remove everything it created and re-raise."""
+        manifest = plan.manifest
+        existing = self.store.record(manifest.name, manifest.version)
+        if existing is not None:
+            return existing
+        server_dir = self.store.server_dir(manifest.name)
+        new_server = not server_dir.exists()
+        if plan.target.exists():  # the remains of an interrupted install
+            shutil.rmtree(plan.target)
+        plan.target.mkdir(parents=True)
+        try:
+            launch = await plan.method.install(plan.target)
+            declared = plan.method.variables()
+            names = {v.name for v in declared}
+            launch.variables = declared + [v for v in launch.variables if v.name not in names]
+            record = InstallRecord(
+                name=manifest.name,
+                version=manifest.version,
+                source=plan.entry.source,
+                method=plan.method.kind,
+                installed_at=time.time(),
+                launch=launch,
+                description=manifest.description,
+                manifest=plan.entry.document,
+            )
+            self.store.write_record(record)
+        except BaseException:
+            shutil.rmtree(plan.target, ignore_errors=True)
+            if new_server:
+                shutil.rmtree(server_dir, ignore_errors=True)
+            raise
+        return record
+
+    def activate(self, name: str, version: str) -> ServerState:
+        """Make ``version`` the current one, keeping the one before as ``previous``."""
+        state = self.store.state(name)
+        if state.current != version:
+            state.previous = state.current
+            state.current = version
+        self.store.save_state(state)
+        return state
+
+    def newest(self, name: str) -> IndexEntry | None:
+        """The newest indexed version of an installed server, preferring its own source."""
+        state = self.store.state(name)
+        record = self.store.record(name, state.current) if state.current else None
+        if record is not None:
+            own = self.index.lookup(name, record.source)
+            if own:
+                return own[0]
+        entries = self.index.lookup(name)
+        return entries[0] if entries else None
+
+    def rollback(self, name: str) -> tuple[str, str]:
+        """Switch back to the previous version; return (from, to).
+
+        :raises InstallError: there is no previous version installed.
+        """
+        state = self.store.state(name)
+        if not state.previous or self.store.record(name, state.previous) is None:
+            raise InstallError(f"{name} has no previous version to roll back to")
+        old, new = state.current or "", state.previous
+        self.activate(name, new)
+        self.switch_mounts(name, {})
+        return old, new
+
+    # -- mounting ---------------------------------------------------------------------------
+
+    def current_record(self, name: str, version: str | None = None) -> InstallRecord:
+        """The record of ``version`` (or the current one) of an installed server."""
+        wanted = version or self.store.state(name).current
+        record = self.store.record(name, wanted) if wanted else None
+        if record is None:
+            what = f"{name} {wanted}" if wanted else name
+            raise InstallError(f"{what} is not installed")
+        return record
+
+    def mounts_of(self, name: str) -> list[str]:
+        """The mount ids that still use the server (ids removed from the table are dropped)."""
+        state = self.store.state(name)
+        entries = self.table.entries()
+        return [m for m in state.mounts if m in entries]
+
+    def mount(
+        self,
+        name: str,
+        values: Mapping[str, str],
+        mount_id: str | None = None,
+    ) -> str:
+        """Add the server to the mount table; return the mount id.
+
+        :raises InstallError: it is mounted already (without ``mount_id``), the id is used by
+            another server, or a required variable has no value.
+        """
+        record = self.current_record(name)
+        state = self.store.state(name)
+        live = self.mounts_of(name)
+        if mount_id is None:
+            if live:
+                raise InstallError(
+                    f"{name} is mounted already as {', '.join(live)} (use --id for another)"
+                )
+            mount_id = self.table.free_id(mount_id_for(name))
+        elif mount_id in self.table.entries() and mount_id not in live:
+            raise InstallError(f"mount id {mount_id!r} is used by another server")
+        self.table.put(mount_id, mount_entry(record, values))
+        state.mounts = [*live, mount_id] if mount_id not in live else live
+        self.store.save_state(state)
+        return mount_id
+
+    def switch_mounts(self, name: str, values: Mapping[str, str]) -> list[str]:
+        """Point every mount of the server at its current version, keeping the user's settings
+        (prefix, timeouts...) and the variable values each mount already has."""
+        record = self.current_record(name)
+        entries = self.table.entries()
+        switched = []
+        for mount_id in self.mounts_of(name):
+            old = entries[mount_id]
+            new = mount_entry(record, values, old.get("env") or {})
+            kept = {k: v for k, v in old.items() if k not in LAUNCH_KEYS}
+            self.table.put(mount_id, {**kept, **new})
+            switched.append(mount_id)
+        return switched
+
+    def unmount(self, mount_id: str) -> str | None:
+        """Remove a mount; return the installed server that used it, if one did.
+
+        :raises InstallError: there is no such mount.
+        """
+        if not self.table.remove(mount_id):
+            raise InstallError(f"no mount {mount_id!r} in {self.table.path}")
+        for name in self.store.names():
+            state = self.store.state(name)
+            if mount_id in state.mounts:
+                state.mounts.remove(mount_id)
+                self.store.save_state(state)
+                return name
+        return None
+
+    # -- removing ---------------------------------------------------------------------------
+
+    def uninstall(self, name: str, version: str | None = None, force: bool = False) -> list[str]:
+        """Remove one version (or all); return the versions removed.
+
+        Refused while the version is the one mounted, unless ``force``, which unmounts it.
+        """
+        records = self.store.versions(name)
+        if version is not None and all(r.version != version for r in records):
+            raise InstallError(f"{name} {version} is not installed")
+        doomed = [r.version for r in records if version is None or r.version == version]
+        state = self.store.state(name)
+        live = self.mounts_of(name)
+        if live and state.current in doomed:
+            if not force:
+                raise InstallError(
+                    f"{name} is mounted as {', '.join(live)}; unmount it or use --force"
+                )
+            for mount_id in live:
+                self.table.remove(mount_id)
+            state.mounts = []
+        for v in doomed:
+            self.store.remove_version(name, v)
+        left = [r.version for r in records if r.version not in doomed]
+        if not left:
+            self.store.remove_server(name)
+            return doomed
+        if state.current in doomed:
+            fallback = state.previous if state.previous in left else None
+            state.current = fallback or max(left, key=version_key)
+        if state.previous in doomed or state.previous == state.current:
+            state.previous = None
+        self.store.save_state(state)
+        return doomed
+
+
+def _rank(entries: list[IndexEntry], entry: IndexEntry) -> int:
+    """Position of ``entry``'s version from oldest (0) to newest."""
+    order = sorted({e.version for e in entries}, key=version_key)
+    return order.index(entry.version)
