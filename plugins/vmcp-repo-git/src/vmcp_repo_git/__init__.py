@@ -1,0 +1,1 @@
+"""vmcp repository source ``git``: manifests kept in a git repository."""

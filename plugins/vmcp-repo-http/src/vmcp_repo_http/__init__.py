@@ -1,0 +1,1 @@
+"""vmcp repository source ``http``: a static index or an MCP registry over HTTP."""

@@ -1,0 +1,1 @@
+"""vmcp repository source ``pypi``: MCP servers published as Python packages."""
