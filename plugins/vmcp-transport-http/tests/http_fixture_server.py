@@ -70,6 +70,7 @@ async def _serve_http(mode: str, json_response: bool) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # connections wait in the backlog until the server accepts them
     if mode == "http":
         app = server.streamable_http_app(json_response=json_response)
     else:

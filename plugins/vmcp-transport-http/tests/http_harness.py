@@ -98,6 +98,22 @@ class RunningGateway:
     process: Process
     urls: dict[str, str] = field(default_factory=dict)
     stderr: list[str] = field(default_factory=list)
+    _new_line: anyio.Event = field(default_factory=anyio.Event)
+
+    def add_line(self, line: str) -> None:
+        """Record one line of stderr and wake whoever waits for one."""
+        self.stderr.append(line)
+        self._new_line.set()
+        self._new_line = anyio.Event()
+
+    async def wait_for_line(self, text: str, timeout: float = EVENT_TIMEOUT) -> str:
+        """Wait until a line of stderr contains ``text``; return it."""
+        with anyio.fail_after(timeout):
+            while True:
+                found = [line for line in self.stderr if text in line]
+                if found:
+                    return found[0]
+                await self._new_line.wait()
 
     @property
     def url(self) -> str:
@@ -129,7 +145,7 @@ async def run_gateway(config: Path, *fronts: str) -> AsyncIterator[RunningGatewa
             buffer += chunk
             *lines, buffer = buffer.split("\n")
             for line in lines:
-                gateway.stderr.append(line)
+                gateway.add_line(line)
                 if line.startswith("vmcp: serving "):
                     name, _, url = line.removeprefix("vmcp: serving ").partition(" on ")
                     gateway.urls[name] = url

@@ -1,0 +1,280 @@
+"""End to end: ``vmcp start`` serving HTTP to the official SDK clients, and mounting HTTP servers.
+
+Each test writes its own ``vmcp.toml`` with ``port = 0`` and reads the real URL from the
+gateway's ``vmcp: serving <name> on <url>`` line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import httpx2
+import mcp.types as types
+import pytest
+from http_harness import (
+    EVENT_TIMEOUT,
+    fixture_backend,
+    run_gateway,
+    run_to_exit,
+    stdio_fixture,
+    write_config,
+)
+from mcp import ClientSession
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+
+pytestmark = pytest.mark.anyio
+
+BOTH = "application/json, text/event-stream"
+
+
+class Recorder:
+    """Client callbacks that answer sampling and record logs."""
+
+    def __init__(self, reply: str = "hi") -> None:
+        self.reply = reply
+        self.logs: list[Any] = []
+        self.prompts: list[str] = []
+
+    async def sampling(
+        self, context: Any, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult:
+        content = params.messages[0].content
+        self.prompts.append(content.text if isinstance(content, types.TextContent) else "")
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text=self.reply), model="m"
+        )
+
+    async def logging(self, params: types.LoggingMessageNotificationParams) -> None:
+        self.logs.append(params.data)
+
+
+def http_client(**headers: str) -> httpx2.AsyncClient:
+    """An HTTP client for SDK sessions (one may serve many: it has no connection cap)."""
+    return httpx2.AsyncClient(
+        headers=headers,
+        timeout=httpx2.Timeout(30, read=60),
+        limits=httpx2.Limits(max_connections=None, max_keepalive_connections=None),
+    )
+
+
+@asynccontextmanager
+async def http_session(
+    url: str,
+    recorder: Recorder | None = None,
+    http: httpx2.AsyncClient | None = None,
+    **headers: str,
+) -> AsyncIterator[ClientSession]:
+    """An initialized SDK ``ClientSession`` over Streamable HTTP."""
+    recorder = recorder or Recorder()
+    async with AsyncExitStack() as stack:
+        if http is None:
+            http = await stack.enter_async_context(http_client(**headers))
+        read, write = await stack.enter_async_context(streamable_http_client(url, http_client=http))
+        session = await stack.enter_async_context(
+            ClientSession(
+                read,
+                write,
+                sampling_callback=recorder.sampling,
+                logging_callback=recorder.logging,
+            )
+        )
+        with anyio.fail_after(EVENT_TIMEOUT * 3):
+            await session.initialize()
+        yield session
+
+
+def text_of(result: types.CallToolResult) -> str:
+    content = result.content[0]
+    assert isinstance(content, types.TextContent)
+    return content.text
+
+
+def gateway_config(tmp_path: Path, servers: dict[str, Any], **tables: Any) -> Path:
+    transports = tables.pop("transports", {"http": {"port": 0}})
+    config: dict[str, Any] = {f"transports.{n}": s for n, s in transports.items()}
+    config.update({f"servers.{n}": s for n, s in servers.items()})
+    config.update(tables)
+    return write_config(tmp_path / "vmcp.toml", config)
+
+
+async def test_the_sdk_client_uses_the_gateway_over_http(tmp_path: Path) -> None:
+    config = gateway_config(tmp_path, {"fx": stdio_fixture()})
+    async with run_gateway(config, "http") as gateway:
+        assert gateway.url.startswith("http://127.0.0.1:") and gateway.url.endswith("/mcp")
+        recorder = Recorder()
+        async with http_session(gateway.url, recorder) as session:
+            names = {tool.name for tool in (await session.list_tools()).tools}
+            assert {"fx__echo", "fx__slow", "fx__sample"} <= names
+            assert text_of(await session.call_tool("fx__echo", {"text": "a"})) == "echo: a"
+
+            await session.set_logging_level("info")
+            progress: list[float] = []
+
+            async def on_progress(value: float, total: float | None, message: str | None) -> None:
+                progress.append(value)
+
+            with anyio.fail_after(EVENT_TIMEOUT):
+                result = await session.call_tool(
+                    "fx__slow", {"steps": 3}, progress_callback=on_progress
+                )
+            assert text_of(result) == "done 3"
+            assert progress == [1, 2, 3]
+            assert recorder.logs == ["did step 1", "did step 2", "did step 3"]
+
+            with anyio.fail_after(EVENT_TIMEOUT):
+                sampled = await session.call_tool("fx__sample", {"prompt": "hello"})
+            assert text_of(sampled) == "sampled: hi"
+            assert recorder.prompts == ["hello"]
+
+
+async def test_two_clients_with_colliding_ids_get_their_own_replies(tmp_path: Path) -> None:
+    config = gateway_config(tmp_path, {"fx": stdio_fixture()})
+    async with (
+        run_gateway(config, "http") as gateway,
+        http_session(gateway.url) as first,
+        http_session(gateway.url) as second,
+    ):
+        replies: dict[str, str] = {}
+
+        async def ask(session: ClientSession, text: str) -> None:
+            replies[text] = text_of(await session.call_tool("fx__echo", {"text": text}))
+
+        with anyio.fail_after(EVENT_TIMEOUT * 2):
+            async with anyio.create_task_group() as tg:
+                for n in range(10):  # both sessions number their requests 0, 1, 2...
+                    tg.start_soon(ask, first, f"first-{n}")
+                    tg.start_soon(ask, second, f"second-{n}")
+        assert replies == {text: f"echo: {text}" for text in replies}
+        assert len(replies) == 20
+
+
+async def test_two_hundred_concurrent_sessions_do_not_cross(tmp_path: Path) -> None:
+    config = gateway_config(tmp_path, {"fx": stdio_fixture()})
+    async with run_gateway(config, "http") as gateway, http_client() as http:
+        replies: dict[int, str] = {}
+
+        async def client(n: int) -> None:
+            async with http_session(gateway.url, http=http) as session:
+                replies[n] = text_of(await session.call_tool("fx__echo", {"text": f"c{n}"}))
+
+        with anyio.fail_after(120):
+            async with anyio.create_task_group() as tg:
+                for n in range(200):
+                    tg.start_soon(client, n)
+        assert replies == {n: f"echo: c{n}" for n in range(200)}
+
+
+async def test_http_rules_at_the_gateway(tmp_path: Path) -> None:
+    http = {"port": 0, "max_body_bytes": 4096, "session_idle_timeout": 1}
+    config = gateway_config(tmp_path, {"fx": stdio_fixture()}, transports={"http": http})
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t"},
+        },
+    }
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    async with run_gateway(config, "http") as gateway, aiohttp.ClientSession() as web:
+        url = gateway.url
+
+        async def post(body: Any, **headers: str) -> aiohttp.ClientResponse:
+            return await web.post(url, json=body, headers={"Accept": BOTH, **headers})
+
+        assert (await post(initialize, Origin="http://evil.example")).status == 403
+        assert (await post(initialize, Host="rebind.evil.example")).status == 403
+        big = {**initialize, "params": {**initialize["params"], "pad": "x" * 8192}}
+        assert (await post(big)).status == 413
+        discover = await post({"jsonrpc": "2.0", "id": 7, "method": "server/discover"})
+        assert discover.status == 404
+        assert (await discover.json())["error"]["code"] == -32601
+        assert (await post(listing, **{"Mcp-Session-Id": "nope"})).status == 404
+
+        opened = await post(initialize)
+        assert opened.status == 200
+        session = {"Mcp-Session-Id": opened.headers["Mcp-Session-Id"]}
+        await opened.read()
+        bad = await post(listing, **session, **{"MCP-Protocol-Version": "2099-01-01"})
+        assert bad.status == 400
+        ok = await post(listing, **session, **{"MCP-Protocol-Version": "2025-11-25"})
+        assert ok.status == 200
+        assert "fx__echo" in await ok.text()
+
+        # idle for a second: the session expires, its id gets 404, a new initialize works
+        await gateway.wait_for_line("expired after")
+        assert (await post(listing, **session)).status == 404
+        again = await post(initialize)
+        assert again.status == 200 and again.headers["Mcp-Session-Id"] != session["Mcp-Session-Id"]
+        fresh = {"Mcp-Session-Id": again.headers["Mcp-Session-Id"]}
+        await again.read()
+        assert (await web.delete(url, headers=fresh)).status == 200
+        assert (await post(listing, **fresh)).status == 404
+
+
+async def test_legacy_sse_clients_and_two_fronts_in_one_process(tmp_path: Path) -> None:
+    transports = {"http": {"port": 0}, "sse": {"port": 0}}
+    config = gateway_config(tmp_path, {"fx": stdio_fixture()}, transports=transports)
+    async with run_gateway(config, "http", "sse") as gateway:
+        assert gateway.urls["sse"].endswith("/sse")
+        recorder = Recorder(reply="old")
+        async with (
+            sse_client(gateway.urls["sse"]) as (read, write),
+            ClientSession(read, write, sampling_callback=recorder.sampling) as legacy,
+            http_session(gateway.urls["http"]) as modern,
+        ):
+            with anyio.fail_after(EVENT_TIMEOUT):
+                await legacy.initialize()
+                assert text_of(await legacy.call_tool("fx__echo", {"text": "x"})) == "echo: x"
+                sampled = await legacy.call_tool("fx__sample", {"prompt": "p"})
+                assert text_of(sampled) == "sampled: old"
+                assert text_of(await modern.call_tool("fx__add", {"a": 1, "b": 2})) == "3"
+
+
+async def test_the_gateway_mounts_remote_http_and_sse_servers(tmp_path: Path) -> None:
+    async with fixture_backend("http") as http_url, fixture_backend("sse") as sse_url:
+        servers = {
+            "remote": {"transport": "http", "url": http_url, "headers": {"X-Mount-Key": "k1"}},
+            "old": {"transport": "sse", "url": sse_url},
+        }
+        config = gateway_config(tmp_path, servers)
+        async with (
+            run_gateway(config, "http") as gateway,
+            http_session(gateway.url, Authorization="Bearer front-token") as session,
+        ):
+            names = {tool.name for tool in (await session.list_tools()).tools}
+            assert {"remote__echo", "old__echo"} <= names
+            with anyio.fail_after(EVENT_TIMEOUT):
+                assert text_of(await session.call_tool("old__echo", {"text": "s"})) == "echo: s"
+                remote = await session.call_tool("remote__header", {"name": "X-Mount-Key"})
+                assert text_of(remote) == "k1"
+                leaked = await session.call_tool("remote__header", {"name": "Authorization"})
+                assert text_of(leaked) == "-"  # the front client's token never reaches a backend
+                progress: list[float] = []
+
+                async def on_progress(value: float, total: float | None, msg: str | None) -> None:
+                    progress.append(value)
+
+                slow = await session.call_tool(
+                    "remote__slow", {"steps": 2}, progress_callback=on_progress
+                )
+                assert text_of(slow) == "done 2" and progress == [1, 2]
+                sampled = await session.call_tool("remote__sample", {"prompt": "two hops"})
+                assert text_of(sampled) == "sampled: hi"
+
+
+async def test_a_public_bind_without_auth_is_refused_at_start(tmp_path: Path) -> None:
+    transports = {"http": {"host": "0.0.0.0", "port": 0}}
+    config = gateway_config(tmp_path, {"fx": stdio_fixture()}, transports=transports)
+    status, stderr = await run_to_exit(config, "http")
+    assert status != 0
+    assert "refusing to serve http on '0.0.0.0' without authentication" in stderr
+    assert "vmcp: serving" not in stderr
