@@ -1,0 +1,191 @@
+"""Network exposure rules shared by every front transport that listens on a socket.
+
+What the ``http``, ``sse`` and ``ws`` fronts must all do the same way lives here, once:
+
+* :class:`NetworkFrontSettings`: the settings every listening front has (bind address, port,
+  ``Host`` and ``Origin`` allow-lists, the largest message accepted). A transport subclasses it
+  for its own ``[transports.<name>]`` table and reads that table with
+  :func:`parse_front_settings`.
+* :func:`refuse_insecure_bind`: never serve on a non-loopback address unless an auth driver
+  checks callers (anyone who can reach the address could otherwise use every mounted server).
+* :class:`HostOriginPolicy`: DNS-rebinding and cross-site protection. A page on an attacker's
+  domain that re-points that domain at 127.0.0.1 still sends its own domain in ``Host`` and its
+  own origin in ``Origin``; so a ``Host`` is accepted only when it is an IP address literal,
+  ``localhost``, the bind address or listed, and an ``Origin`` (sent by browsers only) only when
+  it is a loopback ``http``/``https`` origin or listed. A refused request gets 403.
+* :func:`front_url`: the address a front reports once listening (with the real port).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vmcp.config import ConfigError, format_errors
+
+#: the default largest message (request body, WebSocket message) a network front accepts
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+_WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::"})
+
+
+class NetworkFrontSettings(BaseModel):
+    """Settings every front that listens on a TCP socket shares.
+
+    Subclasses add their own fields and override ``port`` with their default.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: address to bind; anything but a loopback address needs an auth driver
+    host: str = "127.0.0.1"
+    #: TCP port; 0 picks a free one (the real port is reported when ready)
+    port: int = Field(0, ge=0, le=65535)
+    #: extra ``Host`` header values accepted besides IP literals, loopback names and the bind
+    #: address (``name`` accepts any port, ``name:port`` one port, ``*`` turns the check off)
+    allowed_hosts: list[str] = Field(default_factory=list)
+    #: extra ``Origin`` values accepted besides loopback origins (``*`` turns the check off)
+    allowed_origins: list[str] = Field(default_factory=list)
+    #: the largest message a client may send (HTTP answers 413 above it, WebSocket closes 1009)
+    max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024)
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
+def parse_front_settings(model: type[SettingsT], name: str, raw: Mapping[str, Any]) -> SettingsT:
+    """Validate one ``[transports.<name>]`` table with ``model``.
+
+    :raises ConfigError: with one ``transports.<name>.<field>: problem`` line per problem.
+    """
+    try:
+        return model.model_validate(dict(raw))
+    except ValidationError as exc:
+        problems = [f"transports.{name}.{line}" for line in format_errors(exc)]
+        raise ConfigError(f"[transports.{name}]", problems) from exc
+
+
+def validate_url_path(value: str) -> str:
+    """Check that ``value`` is an absolute URL path such as ``/mcp`` (for pydantic validators).
+
+    :raises ValueError: when it is relative or holds a query, a fragment or a space.
+    """
+    if not value.startswith("/") or any(c in value for c in "?# "):
+        raise ValueError("must be an absolute URL path such as /mcp (no query, no fragment)")
+    return value
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` (a name or an address) can only be reached from this machine."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    address = _ip(host)
+    return address is not None and address.is_loopback
+
+
+def refuse_insecure_bind(name: str, host: str, auth_required: bool) -> None:
+    """Refuse to serve front ``name`` on a non-loopback ``host`` when no auth driver checks callers.
+
+    :raises ConfigError: naming the address and the two ways out.
+    """
+    if auth_required or is_loopback(host):
+        return
+    raise ConfigError(
+        f"[transports.{name}]",
+        [
+            f"transports.{name}.host: refusing to serve {name} on {host!r} without "
+            "authentication: anyone who can reach this address could use every mounted "
+            'server. Configure an auth driver ([auth] driver = "token") or bind to 127.0.0.1'
+        ],
+    )
+
+
+def split_host_header(value: str) -> str:
+    """The host name of a ``Host`` header value, without port or IPv6 brackets, lowercased."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    if value.count(":") == 1:
+        return value.split(":", 1)[0]
+    return value
+
+
+class HostOriginPolicy:
+    """The ``Host`` and ``Origin`` allow-lists of one front.
+
+    :param bind_host: the address the front listens on (accepted as a ``Host`` name unless
+        it is a wildcard such as ``0.0.0.0``).
+    :param allowed_hosts: extra ``Host`` values (``name``, ``name:port`` or ``*``).
+    :param allowed_origins: extra ``Origin`` values (``scheme://host[:port]`` or ``*``).
+    """
+
+    def __init__(
+        self, bind_host: str, allowed_hosts: list[str], allowed_origins: list[str]
+    ) -> None:
+        self._any_host = "*" in allowed_hosts
+        self._hosts = {h.strip().lower() for h in allowed_hosts}
+        self._host_names = {split_host_header(h) for h in allowed_hosts if h.count(":") != 1}
+        bind = bind_host.strip("[]").lower()
+        if bind not in _WILDCARD_BINDS:
+            self._host_names.add(bind)
+        self._any_origin = "*" in allowed_origins
+        self._origins = {o.strip().rstrip("/").lower() for o in allowed_origins}
+
+    @classmethod
+    def from_settings(cls, settings: NetworkFrontSettings) -> HostOriginPolicy:
+        """The policy a front's settings describe."""
+        return cls(settings.host, settings.allowed_hosts, settings.allowed_origins)
+
+    def host_allowed(self, host: str | None) -> bool:
+        """Whether a ``Host`` header value is acceptable (a missing one is not)."""
+        if self._any_host:
+            return True
+        if not host:
+            return False
+        name = split_host_header(host)
+        return (
+            name in LOOPBACK_NAMES
+            or _ip(name) is not None
+            or name in self._host_names
+            or host.strip().lower() in self._hosts
+        )
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        """Whether an ``Origin`` header value is acceptable (absent is: not from a browser)."""
+        if origin is None or self._any_origin:
+            return True
+        origin = origin.strip().rstrip("/").lower()
+        if origin in self._origins:
+            return True
+        try:
+            parts = urlsplit(origin)
+            hostname = parts.hostname or ""
+        except ValueError:
+            return False
+        return parts.scheme in ("http", "https") and is_loopback(hostname)
+
+    def refusal(self, host: str | None, origin: str | None) -> str | None:
+        """Why a request with these ``Host`` and ``Origin`` values is refused (403), or None."""
+        if not self.host_allowed(host):
+            return "Forbidden: Host header not allowed"
+        if not self.origin_allowed(origin):
+            return "Forbidden: Origin not allowed"
+        return None
+
+
+def front_url(scheme: str, host: str, port: int, path: str) -> str:
+    """``scheme://host:port/path``, with brackets around an IPv6 address."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port}{path}"

@@ -1,0 +1,116 @@
+"""The network exposure rules every listening front shares (``vmcp.transports.netsec``)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import Field, field_validator
+
+from vmcp.config import ConfigError
+from vmcp.transports.netsec import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    HostOriginPolicy,
+    NetworkFrontSettings,
+    front_url,
+    is_loopback,
+    parse_front_settings,
+    refuse_insecure_bind,
+    validate_url_path,
+)
+
+
+class DemoSettings(NetworkFrontSettings):
+    """A front's own table, the way a transport plugin declares it."""
+
+    port: int = Field(4000, ge=0, le=65535)
+    path: str = "/mcp"
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return validate_url_path(value)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost",
+                                  "LOCALHOST", "ip6-localhost"])
+def test_loopback_hosts(host: str) -> None:
+    assert is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.2", "example.com", ""])
+def test_other_hosts_are_not_loopback(host: str) -> None:
+    assert not is_loopback(host)
+
+
+def test_non_loopback_bind_needs_an_auth_driver() -> None:
+    refuse_insecure_bind("ws", "127.0.0.1", auth_required=False)
+    refuse_insecure_bind("ws", "0.0.0.0", auth_required=True)
+    with pytest.raises(ConfigError) as refused:
+        refuse_insecure_bind("ws", "0.0.0.0", auth_required=False)
+    [problem] = refused.value.problems
+    assert problem.startswith("transports.ws.host: refusing to serve ws on '0.0.0.0'")
+    assert "[auth]" in problem and "127.0.0.1" in problem
+    assert refused.value.source == "[transports.ws]"
+
+
+def test_host_header_defaults_accept_loopback_names_and_ip_literals() -> None:
+    policy = HostOriginPolicy("127.0.0.1", [], [])
+    for host in ("localhost:3000", "LOCALHOST", "127.0.0.1:3001", "[::1]:3001", "::1",
+                 "10.1.2.3"):
+        assert policy.host_allowed(host), host
+    for host in ("evil.example", "evil.example:3001", "localhost.evil.example", "", None):
+        assert not policy.host_allowed(host), host
+
+
+def test_host_allow_list_by_name_by_port_and_wildcard() -> None:
+    by_name = HostOriginPolicy("127.0.0.1", ["gw.example"], [])
+    assert by_name.host_allowed("gw.example:443")
+    assert by_name.host_allowed("GW.example")
+    by_port = HostOriginPolicy("127.0.0.1", ["gw.example:8080"], [])
+    assert by_port.host_allowed("gw.example:8080")
+    assert not by_port.host_allowed("gw.example:9090")
+    assert HostOriginPolicy("127.0.0.1", ["*"], []).host_allowed("anything.example")
+    assert HostOriginPolicy("myhost.lan", [], []).host_allowed("myhost.lan:3001")
+    assert not HostOriginPolicy("0.0.0.0", [], []).host_allowed("0.0.0.0.example")
+
+
+def test_origin_checks() -> None:
+    policy = HostOriginPolicy("127.0.0.1", [], ["https://App.example/"])
+    for origin in (None, "http://localhost:5173", "https://127.0.0.1", "http://[::1]:8080",
+                   "https://app.example", "HTTPS://APP.EXAMPLE/"):
+        assert policy.origin_allowed(origin), origin
+    for origin in ("http://evil.example", "null", "file://", "ws://localhost",
+                   "https://app.example:444", "http://[bad"):
+        assert not policy.origin_allowed(origin), origin
+    assert HostOriginPolicy("127.0.0.1", [], ["*"]).origin_allowed("http://evil.example")
+
+
+def test_refusal_names_what_was_refused() -> None:
+    policy = HostOriginPolicy.from_settings(DemoSettings())
+    assert policy.refusal("localhost", None) is None
+    assert policy.refusal("evil.example", None) == "Forbidden: Host header not allowed"
+    assert policy.refusal("localhost", "http://evil.example") == "Forbidden: Origin not allowed"
+
+
+def test_settings_shape_and_located_errors() -> None:
+    settings = parse_front_settings(DemoSettings, "demo", {"allowed_origins": ["https://a"]})
+    assert (settings.host, settings.port, settings.path) == ("127.0.0.1", 4000, "/mcp")
+    assert settings.max_message_bytes == DEFAULT_MAX_MESSAGE_BYTES
+    with pytest.raises(ConfigError) as invalid:
+        parse_front_settings(DemoSettings, "demo", {"port": 70000, "path": "mcp", "nope": 1,
+                                                    "max_message_bytes": 10})
+    problems = "\n".join(invalid.value.problems)
+    assert invalid.value.source == "[transports.demo]"
+    for located in ("transports.demo.port:", "transports.demo.path: must be an absolute URL path",
+                    "transports.demo.nope: unknown setting", "transports.demo.max_message_bytes:"):
+        assert located in problems
+
+
+@pytest.mark.parametrize("path", ["/mcp?x=1", "/a#b", "/a b", "relative"])
+def test_url_paths_must_be_plain_absolute_paths(path: str) -> None:
+    with pytest.raises(ValueError, match="absolute URL path"):
+        validate_url_path(path)
+
+
+def test_front_url_brackets_ipv6() -> None:
+    assert front_url("ws", "127.0.0.1", 3001, "/mcp") == "ws://127.0.0.1:3001/mcp"
+    assert front_url("http", "::1", 80, "/") == "http://[::1]:80/"
