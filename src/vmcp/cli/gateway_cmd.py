@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from vmcp.cli.common import config_from_context
-from vmcp.config import MountConfig, VmcpConfig
+from vmcp.config import ConfigError, MountConfig, VmcpConfig
 from vmcp.gateway.gateway import Gateway
 from vmcp.gateway.runner import serve
 from vmcp.logs import configure_logging
@@ -33,7 +33,14 @@ def start_command(ctx: click.Context, transports: tuple[str, ...], log_level: st
         except PluginError as exc:
             raise click.ClickException(str(exc)) from exc
     configure_logging(config.logging, log_level)
-    asyncio.run(serve(config, fronts))
+    try:
+        asyncio.run(serve(config, fronts))
+    except ConfigError as exc:  # a front refused its settings (e.g. an unsafe bind)
+        for problem in exc.problems:
+            click.echo(f"error: {exc.source}: {problem}", err=True)
+        raise SystemExit(2) from exc
+    except OSError as exc:  # a front could not listen
+        raise click.ClickException(str(exc)) from exc
 
 
 def _describe_mount(mount: MountConfig) -> str:
