@@ -1,0 +1,1 @@
+"""vmcp's WebSocket transport (driver ``ws``): one JSON-RPC message per text frame."""

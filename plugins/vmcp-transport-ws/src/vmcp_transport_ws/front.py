@@ -1,0 +1,221 @@
+"""The WebSocket front: serves MCP clients, one gateway session per connection.
+
+Every check happens in the opening handshake, before a session exists: the path (404), the
+``Host`` and ``Origin`` headers against the allow-lists (403; a repeated one is 400), the
+auth driver (its status and ``WWW-Authenticate`` challenge) and the ``mcp`` subprotocol
+(selected when offered; a client offering no subprotocol is served too, one offering only
+others gets 400).
+
+After it, each frame carries one JSON-RPC message (text frames; a binary frame holding UTF-8
+JSON is read the same way, malformed JSON is answered with -32700 and the session goes on).
+Everything the gateway sends the client (responses, notifications, relayed server-to-client
+requests) goes on the same socket through a per-connection queue drained by a writer task, so
+the gateway never waits on a slow client; one that stops reading for ``max_queued_messages``
+messages is disconnected (1008). A message over ``max_message_bytes`` closes the connection
+with 1009; a peer that stops answering pings is closed with 1011; stopping the gateway closes
+every connection with 1001.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed, NegotiationError
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from vmcp.auth.base import AuthError, Principal
+from vmcp.protocol import jsonrpc
+from vmcp.transports.base import FrontHost, JsonMessage
+from vmcp.transports.netsec import HostOriginPolicy, front_url, refuse_insecure_bind
+from vmcp_transport_ws.settings import WsFrontSettings
+
+log = logging.getLogger("vmcp.transports.ws")
+
+SUBPROTOCOL = Subprotocol("mcp")
+#: seconds the closing handshake may take, per connection and for the whole server
+CLOSE_TIMEOUT = 3.0
+
+
+class ClientPeer:
+    """One client connection as the gateway sees it: :meth:`send` queues, never blocks."""
+
+    __slots__ = ("_max_queued", "_overflowed", "_queue", "_wakeup", "_websocket", "closed")
+
+    def __init__(self, websocket: ServerConnection, max_queued: int) -> None:
+        self._websocket = websocket
+        self._max_queued = max_queued
+        self._queue: deque[str] = deque()
+        self._wakeup = asyncio.Event()
+        self._overflowed = False
+        self.closed = False
+
+    def send(self, message: JsonMessage, related_to: Any = None) -> None:
+        """Queue one message for the client (dropped once the connection is closing)."""
+        if self.closed:
+            return
+        if len(self._queue) >= self._max_queued:
+            self.closed = self._overflowed = True
+            self._queue.clear()
+        else:
+            self._queue.append(jsonrpc.encode(message))
+        self._wakeup.set()
+
+    async def write_loop(self) -> None:
+        """Send queued messages in order until the connection closes."""
+        queue = self._queue
+        websocket = self._websocket
+        try:
+            while True:
+                self._wakeup.clear()
+                while queue:
+                    await websocket.send(queue.popleft())
+                if self._overflowed:
+                    log.warning("ws client %s is not reading; disconnected",
+                                _remote(websocket))
+                    await websocket.close(CloseCode.POLICY_VIOLATION,
+                                          "too many messages queued: the client is not reading")
+                    return
+                await self._wakeup.wait()
+        except ConnectionClosed:
+            self.closed = True
+
+
+def _remote(websocket: ServerConnection) -> str:
+    address = websocket.remote_address
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)
+
+
+def _single_header(headers: Headers, name: str) -> str | None:
+    """The one value of a header, or None when absent.
+
+    :raises ValueError: when the header is repeated (never read as absent: a second
+        ``Origin`` must not hide the first).
+    """
+    values = headers.get_all(name)
+    if len(values) > 1:
+        raise ValueError(f"Bad Request: more than one {name} header")
+    return values[0] if values else None
+
+
+def _select_subprotocol(
+    connection: ServerConnection, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    if SUBPROTOCOL in offered:
+        return SUBPROTOCOL
+    if offered:
+        raise NegotiationError(f"unsupported subprotocol; this server speaks {SUBPROTOCOL!r}")
+    return None
+
+
+class WebSocketFront:
+    """One listening WebSocket front, serving the gateway ``host`` with ``settings``."""
+
+    def __init__(self, host: FrontHost, settings: WsFrontSettings) -> None:
+        self.host = host
+        self.settings = settings
+        self.policy = HostOriginPolicy.from_settings(settings)
+        self._principals: weakref.WeakKeyDictionary[ServerConnection, Principal] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def run(self, ready: Callable[[str], Awaitable[None] | None]) -> None:
+        """Listen, report the URL (with the real port) to ``ready``, serve until cancelled.
+
+        :raises ConfigError: a non-loopback bind without an auth driver.
+        :raises OSError: the address cannot be bound.
+        """
+        settings = self.settings
+        refuse_insecure_bind("ws", settings.host, self.host.auth_required)
+        try:
+            server = await serve(
+                self._serve_connection,
+                settings.host,
+                settings.port,
+                subprotocols=[SUBPROTOCOL],
+                select_subprotocol=_select_subprotocol,
+                process_request=self._check_request,
+                compression="deflate" if settings.compression else None,
+                server_header=None,
+                ping_interval=settings.ping_interval or None,
+                ping_timeout=settings.ping_timeout,
+                close_timeout=CLOSE_TIMEOUT,
+                max_size=settings.max_message_bytes,
+            )
+        except OSError as exc:
+            where = f"{settings.host}:{settings.port}"
+            raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from exc
+        try:
+            port = next(iter(server.sockets)).getsockname()[1]
+            url = front_url("ws", settings.host, port, settings.path)
+            log.info("listening on %s", url)
+            result = ready(url)
+            if inspect.isawaitable(result):
+                await result
+            await server.wait_closed()  # returns only once closed: serve until cancelled
+        finally:
+            await _shut_down(server)
+
+    async def _check_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        """The opening-handshake checks; a response refuses the connection."""
+        if urlsplit(request.path).path != self.settings.path:
+            return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
+        try:
+            host = _single_header(request.headers, "Host")
+            origin = _single_header(request.headers, "Origin")
+        except ValueError as exc:
+            return connection.respond(HTTPStatus.BAD_REQUEST, f"{exc}\n")
+        refusal = self.policy.refusal(host, origin)
+        if refusal is not None:
+            log.warning("refused ws connection from %s: %s", _remote(connection), refusal)
+            return connection.respond(HTTPStatus.FORBIDDEN, f"{refusal}\n")
+        try:
+            principal = await self.host.authenticate(request.headers)
+        except AuthError as exc:
+            response = connection.respond(exc.status, f"{exc or 'Unauthorized'}\n")
+            # the driver's RFC 6750 challenge when it gives one (newer AuthError), else plain
+            challenge = getattr(exc, "www_authenticate", None)
+            if challenge or exc.status == HTTPStatus.UNAUTHORIZED:
+                response.headers["WWW-Authenticate"] = challenge or "Bearer"
+            return response
+        self._principals[connection] = principal
+        return None
+
+    async def _serve_connection(self, websocket: ServerConnection) -> None:
+        """One client: a gateway session fed from the socket, answered through the peer."""
+        peer = ClientPeer(websocket, self.settings.max_queued_messages)
+        session = self.host.open_session(peer, self._principals.pop(websocket, None))
+        writer = asyncio.get_running_loop().create_task(peer.write_loop())
+        log.debug("ws client %s connected", _remote(websocket))
+        try:
+            while True:
+                session.handle_bytes(await websocket.recv(decode=False))
+        except ConnectionClosed as exc:
+            log.debug("ws client %s left: %s", _remote(websocket), exc)
+        finally:
+            peer.closed = True
+            writer.cancel()
+            await session.aclose()
+
+
+async def _shut_down(server: Server) -> None:
+    """Close every connection with 1001 and stop listening, within a bounded time."""
+    server.close()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(server.wait_closed(), CLOSE_TIMEOUT * 2)

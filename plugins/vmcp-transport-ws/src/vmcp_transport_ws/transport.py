@@ -1,0 +1,44 @@
+"""The ``ws`` transport driver: MCP over WebSocket, front (serve) and back (connect).
+
+WebSocket is not a standard MCP transport (SEP-1288 is still a proposal), so this follows the
+specification's rules for custom transports: the same JSON-RPC messages, one message per text
+frame, and the session semantics of the handshake era per connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from vmcp.config import MountConfig
+from vmcp.transports.base import Connection, FrontHost, Transport
+from vmcp.transports.netsec import parse_front_settings
+from vmcp_transport_ws.back import open_connection
+from vmcp_transport_ws.front import WebSocketFront
+from vmcp_transport_ws.settings import WsFrontSettings
+
+
+class WebSocketTransport(Transport):
+    """Serves MCP clients on ``ws://host:port/path`` and mounts ``ws://``/``wss://`` servers."""
+
+    name = "ws"
+
+    async def serve(
+        self,
+        host: FrontHost,
+        settings: Mapping[str, Any],
+        ready: Callable[[str], Awaitable[None] | None],
+    ) -> None:
+        """Serve front clients per ``[transports.ws]`` until cancelled.
+
+        :raises ConfigError: the settings are invalid, or they bind a non-loopback address
+            while no auth driver checks callers.
+        """
+        front = WebSocketFront(host, parse_front_settings(WsFrontSettings, "ws", settings))
+        await front.run(ready)
+
+    async def connect(
+        self, mount: MountConfig, env: dict[str, str], headers: dict[str, str]
+    ) -> Connection:
+        """Open a WebSocket to one replica of a ``ws`` mount (see :mod:`vmcp_transport_ws.back`)."""
+        return await open_connection(mount, env, headers)
