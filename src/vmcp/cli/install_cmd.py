@@ -66,6 +66,8 @@ def install_command(
         live = manager.mounts_of(name)
         _show(plan)
         if not no_mount:
+            if not live or mount_id is not None:
+                manager.choose_mount_id(name, mount_id)
             existing = manager.table.entries().get(live[0], {}).get("env") if live else None
             gather_values(plan.method.variables(), values, interactive(yes), existing)
         _run_install(manager, plan, yes)
@@ -199,6 +201,7 @@ def mount_command(
     try:
         full, version = manager.installed_name(spec)
         record = manager.current_record(full, version)
+        manager.choose_mount_id(full, mount_id)
         gather_values(record.launch.variables, values, interactive(yes))
         if version is not None:
             manager.activate(full, version)

@@ -208,18 +208,28 @@ class ServerManager:
         record = self.current_record(name)
         state = self.store.state(name)
         live = self.mounts_of(name)
-        if mount_id is None:
-            if live:
-                raise InstallError(
-                    f"{name} is mounted already as {', '.join(live)} (use --id for another)"
-                )
-            mount_id = self.table.free_id(mount_id_for(name))
-        elif mount_id in self.table.entries() and mount_id not in live:
-            raise InstallError(f"mount id {mount_id!r} is used by another server")
+        mount_id = self.choose_mount_id(name, mount_id)
         self.table.put(mount_id, mount_entry(record, values))
         state.mounts = [*live, mount_id] if mount_id not in live else live
         self.store.save_state(state)
         return mount_id
+
+    def choose_mount_id(self, name: str, wanted: str | None = None) -> str:
+        """The id a new mount of ``name`` gets: ``wanted``, or one derived from the name.
+
+        :raises InstallError: it is mounted already (and no id is given), or ``wanted`` is
+            used by another server.
+        """
+        live = self.mounts_of(name)
+        if wanted is None:
+            if live:
+                raise InstallError(
+                    f"{name} is mounted already as {', '.join(live)} (use --id for another)"
+                )
+            return self.table.free_id(mount_id_for(name))
+        if wanted in self.table.entries() and wanted not in live:
+            raise InstallError(f"mount id {wanted!r} is used by another server")
+        return wanted
 
     def switch_mounts(self, name: str, values: Mapping[str, str]) -> list[str]:
         """Point every mount of the server at its current version, keeping the user's settings

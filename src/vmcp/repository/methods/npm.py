@@ -18,7 +18,7 @@ from vmcp.repository.methods.base import (
 )
 from vmcp.repository.process import run_command
 
-_NPM_OPTIONS = ["--no-audit", "--no-fund", "--loglevel=error"]
+_NPM_OPTIONS = ["--no-audit", "--no-fund", "--update-notifier=false", "--loglevel=error"]
 
 
 class NpmMethod(InstallMethod):

@@ -1,0 +1,104 @@
+"""A tiny MCP server package of our own, built into real wheels, and a static index of them.
+
+The package ``vmcp-test-echo`` (written with the official SDK) has one tool, ``shout``, whose
+answer names the package version, so a test can tell which installed version answered. Its
+only dependency is the ``mcp`` version of this environment, which uv has in its cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+PROJECT = "vmcp-test-echo"
+SERVER_NAME = "io.github.vmcp-tests/echo"
+
+_PYPROJECT = """\
+[project]
+name = "{project}"
+version = "{version}"
+description = "A tiny MCP server for vmcp's repository tests"
+readme = "README.md"
+requires-python = ">=3.11"
+keywords = ["mcp", "echo"]
+dependencies = ["mcp=={mcp_version}"]
+
+[project.scripts]
+{project} = "vmcp_test_echo:main"
+
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+"""
+
+_MODULE = """\
+from mcp.server.mcpserver import MCPServer
+
+VERSION = "{version}"
+server = MCPServer("vmcp-test-echo", version=VERSION)
+
+
+@server.tool()
+def shout(text: str) -> str:
+    \"\"\"Return the text in capitals, with the version that answered.\"\"\"
+    return f"{{text.upper()}}! ({{VERSION}})"
+
+
+def main() -> None:
+    server.run("stdio")
+"""
+
+
+def build_wheel(workdir: Path, version: str, out: Path) -> Path:
+    """Write the package at ``version`` and build its wheel into ``out`` with ``uv build``."""
+    src = workdir / f"echo-{version}"
+    (src / "src" / "vmcp_test_echo").mkdir(parents=True)
+    (src / "pyproject.toml").write_text(_PYPROJECT.format(
+        project=PROJECT, version=version, mcp_version=metadata.version("mcp")))
+    (src / "README.md").write_text(f"# Echo\n\nmcp-name: {SERVER_NAME}\n")
+    (src / "src" / "vmcp_test_echo" / "__init__.py").write_text(_MODULE.format(version=version))
+    subprocess.run(["uv", "build", "--wheel", "--quiet", "--out-dir", str(out), str(src)],
+                   check=True, capture_output=True, timeout=120)
+    wheels = list(out.glob(f"vmcp_test_echo-{version}-*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+def sha256(path: Path) -> str:
+    """The hex sha256 of a file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_index(root: Path, wheels: dict[str, Path], announced: dict[str, str]) -> None:
+    """A static PyPI-compatible index: the simple API pages and the JSON API document.
+
+    :param wheels: version -> wheel file (copied under ``files/``).
+    :param announced: version -> the sha256 the JSON API states (may differ from the file's).
+    """
+    files = root / "files"
+    files.mkdir(parents=True)
+    links = []
+    releases = {}
+    for version, wheel in wheels.items():
+        target = files / wheel.name
+        target.write_bytes(wheel.read_bytes())
+        links.append(f'<a href="../../files/{wheel.name}#sha256={sha256(target)}">{wheel.name}</a>')
+        releases[version] = [{"filename": wheel.name, "url": f"/files/{wheel.name}",
+                              "digests": {"sha256": announced[version]}, "yanked": False}]
+    project_page = root / "simple" / PROJECT / "index.html"
+    project_page.parent.mkdir(parents=True)
+    project_page.write_text("<html><body>\n" + "\n".join(links) + "\n</body></html>\n")
+    (root / "simple" / "index.html").write_text(
+        f'<html><body><a href="{PROJECT}/">{PROJECT}</a></body></html>\n')
+    document = {
+        "info": {"name": PROJECT, "version": max(wheels), "summary": "Echo, loudly",
+                 "keywords": "mcp,echo", "requires_dist": [f"mcp=={metadata.version('mcp')}"],
+                 "description": f"# Echo\n\nmcp-name: {SERVER_NAME}\n"},
+        "releases": releases,
+    }
+    api = root / "pypi" / PROJECT / "json"
+    api.parent.mkdir(parents=True)
+    api.write_text(json.dumps(document))

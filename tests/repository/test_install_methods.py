@@ -1,0 +1,161 @@
+"""MCP bundles and remotes: verified downloads, safe unpacking, variables and secrets, mounts."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import anyio
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from repo_helpers import run_cli, serve_directory
+
+SERVER = '''
+import os
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("bundle-demo")
+
+
+@server.tool()
+def whoami() -> str:
+    """Say which settings reached the server."""
+    return f"{os.environ['GREETING']} token={len(os.environ.get('BUNDLE_TOKEN', ''))}"
+
+
+server.run("stdio")
+'''
+
+
+def bundle(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def bundle_manifest(version: str, url: str, digest: str) -> dict:
+    return {
+        "name": "io.example/bundle", "description": "A bundled demo server", "version": version,
+        "packages": [{
+            "registryType": "mcpb", "identifier": url, "fileSha256": digest,
+            "transport": {"type": "stdio"},
+            "environmentVariables": [
+                {"name": "GREETING", "description": "how to greet", "isRequired": True},
+                {"name": "BUNDLE_TOKEN", "isRequired": True, "isSecret": True},
+            ],
+        }],
+    }
+
+
+def make_site(site: Path, base: str) -> None:
+    """Bundles 1.0.0 (good), 2.0.0 (escapes its folder), 3.0.0 (announced with a wrong hash)."""
+    good = bundle({
+        "manifest.json": json.dumps({"server": {"mcp_config": {
+            "command": sys.executable, "args": ["${__dirname}/server/main.py"]}}}),
+        "server/main.py": SERVER,
+    })
+    evil = bundle({"manifest.json": "{}", "../../escaped.txt": "gotcha"})
+    (site / "good.mcpb").write_bytes(good)
+    (site / "evil.mcpb").write_bytes(evil)
+    servers = [
+        bundle_manifest("1.0.0", f"{base}/good.mcpb", hashlib.sha256(good).hexdigest()),
+        bundle_manifest("2.0.0", f"{base}/evil.mcpb", hashlib.sha256(evil).hexdigest()),
+        bundle_manifest("3.0.0", f"{base}/good.mcpb", "1" * 64),
+        {"name": "io.other/bundle", "description": "A remote one with the same short name",
+         "version": "1.0.0", "remotes": [{
+             "type": "streamable-http", "url": "https://remote.example/mcp",
+             "headers": [
+                 {"name": "Authorization", "value": "Bearer {api_token}", "isSecret": True,
+                  "isRequired": True},
+                 {"name": "X-Region", "value": "{region}", "isRequired": True},
+             ]}]},
+    ]
+    (site / "index.json").write_text(json.dumps(servers))
+
+
+def mounts(home: Path) -> dict:
+    return tomllib.loads((home / "config" / "servers.toml").read_text())["servers"]
+
+
+def every_file_text(root: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in root.rglob("*")
+                   if p.is_file() and p.suffix not in (".pyc", ".sqlite3"))
+
+
+async def _whoami(home: Path) -> str:
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "vmcp", "start"],
+        env={"VMCP_HOME": str(home), "BUNDLE_TOKEN": "s3cret-value"},
+    )
+    with anyio.fail_after(60):
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            result = await session.call_tool("bundle__whoami", {})
+            return result.content[0].text
+
+
+def test_bundles_and_remotes(home: Path, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    with serve_directory(site) as base:
+        make_site(site, base)
+        run_cli("repo", "add", f"{base}/index.json", "--name", "site")
+        run_cli("repo", "sync")
+        versions = home / "installed" / "servers" / "io.example%2Fbundle"
+
+        # the unpacked archive escaping its folder is refused; nothing is left behind
+        evil = run_cli("install", "io.example/bundle@2.0.0", "--yes", "--env", "GREETING=hi",
+                       ok=False)
+        assert "points outside the target folder" in evil.output
+        assert not versions.exists() and not (tmp_path / "escaped.txt").exists()
+        # a hash mismatch is refused before anything is unpacked
+        bad = run_cli("install", "io.example/bundle@3.0.0", "--yes", "--env", "GREETING=hi",
+                      ok=False)
+        assert "sha256 mismatch" in bad.output and not versions.exists()
+        # a required variable must be given when nobody can be asked
+        need = run_cli("install", "io.example/bundle@1.0.0", "--yes", ok=False)
+        assert "required variables without a value: GREETING" in need.output
+
+        out = run_cli("install", "io.example/bundle@1.0.0", "--yes", "--env", "GREETING=hello",
+                      "--env", "BUNDLE_TOKEN=s3cret-value").output
+    assert "BUNDLE_TOKEN is secret and is not stored" in out
+    assert f"download {base}/good.mcpb" in out and "mounted as 'bundle'" in out
+    entry = mounts(home)["bundle"]
+    assert entry["command"] == sys.executable
+    assert entry["args"] == [str(versions / "1.0.0" / "bundle" / "server" / "main.py")]
+    assert entry["env"] == {"GREETING": "hello", "BUNDLE_TOKEN": "${BUNDLE_TOKEN}"}
+    assert anyio.run(_whoami, home) == "hello token=12"
+
+    # the remote with the same short name gets its own mount id; its secret stays a reference
+    short = run_cli("install", "bundle", "--yes", ok=False)
+    assert "ambiguous: io.example/bundle, io.other/bundle" in short.output
+    missing = run_cli("install", "io.other/bundle", "--yes", ok=False)
+    assert "REGION" in missing.output
+    out = run_cli("install", "io.other/bundle", "--yes", "--env", "REGION=eu",
+                  "--env", "API_TOKEN=tok-123").output
+    assert "mounted as 'bundle-2'" in out
+    assert mounts(home)["bundle-2"] == {
+        "description": "A remote one with the same short name", "transport": "http",
+        "url": "https://remote.example/mcp",
+        "headers": {"Authorization": "Bearer ${API_TOKEN}", "X-Region": "eu"},
+    }
+    assert "s3cret-value" not in every_file_text(home)
+    assert "tok-123" not in every_file_text(home)
+
+    # mount and unmount what is installed
+    assert "already as bundle-2" in run_cli("mount", "io.other/bundle", ok=False).output
+    run_cli("mount", "io.other/bundle", "--id", "eu-remote", "--env", "REGION=eu")
+    assert "io.other/bundle stays installed" in run_cli("unmount", "bundle-2").output
+    rows = json.loads(run_cli("installed", "--json").output)
+    assert {r["name"]: r["mounts"] for r in rows} == {
+        "io.example/bundle": ["bundle"], "io.other/bundle": ["eu-remote"]}
+    assert "no mount 'nope'" in run_cli("unmount", "nope", ok=False).output
+    run_cli("uninstall", "io.other/bundle", "--force")
+    assert set(mounts(home)) == {"bundle"}

@@ -1,0 +1,114 @@
+"""From a local package index to a working mount: sync, search, install with uv, talk MCP.
+
+The index serves real wheels of our own tiny MCP server (``echo_package``) at versions 1.0.0
+and 1.1.0, plus 1.0.5 whose JSON-API hash is wrong, so installing it fails midway (after the
+venv was made). The installed server is spawned with the SDK's ``stdio_client``, then reached
+through ``vmcp start``; update, rollback and uninstall follow.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+from echo_package import SERVER_NAME, build_wheel, sha256, write_index
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from repo_helpers import run_cli, serve_directory
+
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def index_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The served index with versions 1.0.0, 1.0.5 (bad hash) and 1.1.0."""
+    work = tmp_path_factory.mktemp("echo")
+    wheels = {v: build_wheel(work, v, work / "dist") for v in ("1.0.0", "1.0.5", "1.1.0")}
+    announced = {v: sha256(w) for v, w in wheels.items()}
+    announced["1.0.5"] = "0" * 64
+    write_index(work / "index", wheels, announced)
+    with serve_directory(work / "index") as url:
+        yield url
+
+
+def mount_table(home: Path) -> dict:
+    path = home / "config" / "servers.toml"
+    return tomllib.loads(path.read_text()).get("servers", {}) if path.exists() else {}
+
+
+async def _shout(params: StdioServerParameters, tool: str) -> tuple[list[str], str]:
+    with anyio.fail_after(TIMEOUT):
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            tools = [t.name for t in (await session.list_tools()).tools]
+            result = await session.call_tool(tool, {"text": "hi"})
+            return tools, result.content[0].text
+
+
+def call_mount(entry: dict) -> tuple[list[str], str]:
+    """Spawn a mount's command directly and call its ``shout`` tool."""
+    params = StdioServerParameters(command=entry["command"], args=entry.get("args", []))
+    return anyio.run(_shout, params, "shout")
+
+
+def call_through_gateway(home: Path, tool: str) -> tuple[list[str], str]:
+    """Start ``vmcp start`` on this home and call ``tool`` through it."""
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "vmcp", "start"], env={"VMCP_HOME": str(home)}
+    )
+    return anyio.run(_shout, params, tool)
+
+
+def test_install_mount_call_update_rollback_uninstall(home: Path, index_url: str) -> None:
+    run_cli("repo", "add", index_url, "--name", "local", "--type", "pypi")
+    sync = run_cli("repo", "sync")
+    assert "local: 3 manifests" in sync.output
+    hits = json.loads(run_cli("search", "echo", "--json").output)
+    assert [(h["name"], h["version"]) for h in hits] == [(SERVER_NAME, "1.1.0")]
+
+    # install a pinned version: the plan is shown, the venv made, the mount added
+    out = run_cli("install", "echo@1.0.0", "--yes").output
+    version_dir = home / "installed" / "servers" / "io.github.vmcp-tests%2Fecho" / "1.0.0"
+    assert f"into {version_dir}" in out and "uv pip install" in out
+    assert "--hash=sha256:" in out and "mounted as 'echo'" in out
+    entry = mount_table(home)["echo"]
+    assert entry["command"] == str(version_dir / "venv" / "bin" / "vmcp-test-echo")
+    tools, text = call_mount(entry)
+    assert tools == ["shout"] and text == "HI! (1.0.0)"
+
+    tools, text = call_through_gateway(home, "echo__shout")
+    assert "echo__shout" in tools and text == "HI! (1.0.0)"
+
+    # a failing install (hash mismatch after the venv exists) leaves nothing behind
+    failed = run_cli("install", "echo@1.0.5", "--yes", ok=False)
+    assert failed.exit_code == 1 and "sha256" in failed.output.lower()
+    assert not (version_dir.parent / "1.0.5").exists()
+    assert mount_table(home)["echo"] == entry
+    assert json.loads(run_cli("installed", "--json").output)[0]["version"] == "1.0.0"
+
+    # update installs the newest and switches the mount; rollback switches back
+    out = run_cli("update", "echo", "--yes").output
+    assert "updated io.github.vmcp-tests/echo 1.0.0 -> 1.1.0; mount echo now uses it" in out
+    assert call_mount(mount_table(home)["echo"])[1] == "HI! (1.1.0)"
+    rows = json.loads(run_cli("installed", "--json").output)
+    assert [(r["version"], r["current"], r["previous"]) for r in rows] == [
+        ("1.1.0", True, False), ("1.0.0", False, True)]
+    assert "is the newest version" in run_cli("update", "echo").output
+
+    assert "back from 1.1.0 to 1.0.0" in run_cli("rollback", "echo").output
+    assert mount_table(home)["echo"] == entry
+
+    # uninstall: refused while mounted, a version not in use goes, --force unmounts
+    refused = run_cli("uninstall", "echo", ok=False)
+    assert refused.exit_code == 1 and "mounted as echo" in refused.output
+    run_cli("uninstall", "echo@1.1.0")
+    assert not (version_dir.parent / "1.1.0").exists()
+    out = run_cli("uninstall", "echo", "--force").output
+    assert "unmounted echo" in out
+    assert not version_dir.parent.exists()
+    assert mount_table(home) == {}
