@@ -44,6 +44,8 @@ ALPHA_TOOLS = [
     "crash",
     "add_tool",
     "touch",
+    "add_prompt",
+    "add_resource",
 ]
 BETA_TOOLS = ["echo", "whoami", "links", "touch"]
 ALPHA_PROMPTS = ["greet", "review", "summary", "plan", "haiku"]
@@ -103,7 +105,7 @@ async def test_gateway_pagination_is_complete_and_ordered(
             lambda c: session.list_tools(params=cursor_params(c)), lambda r: r.tools
         )
         expected_tools = [f"alpha__{n}" for n in ALPHA_TOOLS] + [f"beta__{n}" for n in BETA_TOOLS]
-        assert [len(page) for page in tool_pages] == [3] * 7
+        assert [len(page) for page in tool_pages] == [3] * 7 + [2]
         assert [tool.name for page in tool_pages for tool in page] == expected_tools
 
         prompt_pages = await collect_pages(

@@ -47,6 +47,8 @@ ALPHA_TOOLS = [
     "crash",
     "add_tool",
     "touch",
+    "add_prompt",
+    "add_resource",
 ]
 
 
@@ -55,7 +57,7 @@ async def test_alpha_lists_paginate() -> None:
         pages = await collect_pages(
             lambda c: session.list_tools(params=cursor_params(c)), lambda r: r.tools
         )
-        assert [len(page) for page in pages] == [2] * 8 + [1]
+        assert [len(page) for page in pages] == [2] * 9 + [1]
         assert [tool.name for page in pages for tool in page] == ALPHA_TOOLS
         assert [p.name for p in await all_prompts(session)] == [
             "greet",

@@ -17,6 +17,8 @@ from gateway_harness import (
     EVENT_TIMEOUT,
     Gateway,
     Notifications,
+    all_prompts,
+    all_resources,
     all_tools,
     raw_gateway,
     raw_initialize,
@@ -314,9 +316,40 @@ async def test_tools_list_changed_is_forwarded(
         await session.call_tool("alpha__add_tool", {"name": "fresh"})
         await notes.wait_for_type(types.ToolListChangedNotification)
         after = [tool.name for tool in await all_tools(session)]
-        assert after.index("alpha__fresh") == after.index("alpha__touch") + 1
+        assert after.index("alpha__fresh") == after.index("alpha__add_resource") + 1
         assert after.index("alpha__fresh") < after.index("beta__echo")
         assert texts(await session.call_tool("alpha__fresh", {})) == ["dynamic fresh"]
+
+
+async def test_prompts_list_changed_is_forwarded(
+    make_gateway: Callable[..., Gateway], two_backends: dict[str, dict[str, Any]]
+) -> None:
+    notes = Notifications()
+    gateway = make_gateway(two_backends)
+    async with gateway.connect(message_handler=notes) as session:
+        assert "alpha__limerick" not in [prompt.name for prompt in await all_prompts(session)]
+        await session.call_tool("alpha__add_prompt", {"name": "limerick"})
+        await notes.wait_for_type(types.PromptListChangedNotification)
+        after = [prompt.name for prompt in await all_prompts(session)]
+        assert after.index("alpha__limerick") == after.index("alpha__haiku") + 1
+        prompt = await session.get_prompt("alpha__limerick", {})
+        assert texts(prompt) == ["alpha prompt limerick {}"]
+
+
+async def test_resources_list_changed_is_forwarded(
+    make_gateway: Callable[..., Gateway], two_backends: dict[str, dict[str, Any]]
+) -> None:
+    notes = Notifications()
+    gateway = make_gateway(two_backends)
+    async with gateway.connect(message_handler=notes) as session:
+        assert "alpha://extra/new" not in [str(r.uri) for r in await all_resources(session)]
+        await session.call_tool("alpha__add_resource", {"name": "new"})
+        await notes.wait_for_type(types.ResourceListChangedNotification)
+        after = [str(r.uri) for r in await all_resources(session)]
+        assert after.index("alpha://extra/new") < after.index("beta://info")
+        read = await session.read_resource("alpha://extra/new")
+        assert isinstance(read.contents[0], types.TextResourceContents)
+        assert read.contents[0].text == "alpha extra new"
 
 
 async def test_completion_is_routed_by_prompt_name(
