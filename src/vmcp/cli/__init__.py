@@ -8,8 +8,10 @@ from vmcp import __version__
 from vmcp.cli.config_cmd import config_group
 from vmcp.cli.gateway_cmd import info_command, list_command, start_command
 from vmcp.cli.install_cmd import INSTALL_COMMANDS
+from vmcp.cli.persona_cmd import persona_group
 from vmcp.cli.plugins_cmd import plugins_group
 from vmcp.cli.repo_cmd import repo_group, search_command, show_command
+from vmcp.cli.token_cmd import token_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,6 +34,8 @@ cli.add_command(list_command)
 cli.add_command(info_command)
 cli.add_command(config_group)
 cli.add_command(plugins_group)
+cli.add_command(persona_group)
+cli.add_command(token_group)
 cli.add_command(repo_group)
 cli.add_command(search_command)
 cli.add_command(show_command)

@@ -8,11 +8,13 @@ from typing import Any
 
 import click
 
+from vmcp.auth.base import Principal
 from vmcp.cli.common import config_from_context
 from vmcp.config import ConfigError, MountConfig, VmcpConfig
 from vmcp.gateway.gateway import Gateway
 from vmcp.gateway.runner import serve
 from vmcp.logs import configure_logging
+from vmcp.persona import PersonaError, PersonaStore
 from vmcp.plugins import PluginError, load_driver
 
 
@@ -22,10 +24,18 @@ from vmcp.plugins import PluginError, load_driver
     help="Front transport to serve (repeatable; default: gateway.fronts, i.e. stdio).",
 )
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--persona", help="The stdio client's persona (default: gateway.default_persona).")
 @click.pass_context
-def start_command(ctx: click.Context, transports: tuple[str, ...], log_level: str | None) -> None:
+def start_command(
+    ctx: click.Context, transports: tuple[str, ...], log_level: str | None, persona: str | None
+) -> None:
     """Run the gateway in the foreground, serving MCP clients (stdio by default)."""
     config, _ = config_from_context(ctx)
+    for name in dict.fromkeys(p for p in (persona, config.gateway.default_persona) if p):
+        try:
+            PersonaStore.default().load(name)
+        except PersonaError as exc:
+            raise click.ClickException(str(exc)) from exc
     fronts = list(dict.fromkeys(transports or config.gateway.fronts))
     for name in fronts:
         try:
@@ -34,7 +44,7 @@ def start_command(ctx: click.Context, transports: tuple[str, ...], log_level: st
             raise click.ClickException(str(exc)) from exc
     configure_logging(config.logging, log_level)
     try:
-        asyncio.run(serve(config, fronts))
+        asyncio.run(serve(config, fronts, Principal("stdio", persona) if persona else None))
     except ConfigError as exc:  # a front refused its settings (e.g. an unsafe bind)
         for problem in exc.problems:
             click.echo(f"error: {exc.source}: {problem}", err=True)

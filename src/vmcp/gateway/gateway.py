@@ -21,6 +21,7 @@ from typing import Any
 
 from vmcp.auth.base import AuthError, AuthProvider, Principal
 from vmcp.auth.metadata import resource_metadata_url, www_authenticate
+from vmcp.cache.layer import CacheLayer
 from vmcp.config import MountConfig, VmcpConfig
 from vmcp.gateway.access import PersonaAccess, personas_in_play
 from vmcp.gateway.middleware import all_visible, chain
@@ -91,6 +92,8 @@ class Gateway:
             + [f for f in self._pm.hook.vmcp_visibility_filter(gateway=self) if f is not None])
         self._auth: AuthProvider | None = None
         self.supervisor = Supervisor(self)
+        #: the cache layer, opened by start(); None when caching is off or its driver is missing
+        self.cache: CacheLayer | None = None
 
     # -- FrontHost ------------------------------------------------------------------------
 
@@ -168,6 +171,7 @@ class Gateway:
         await self.start_mounts()
         if self.access is not None:
             self._spawn(self.access.watch())
+        await self._open_cache()
         await self._call_hook(self._pm.hook.vmcp_gateway_started)
 
     def _create_mount(self, mount_config: MountConfig) -> Mount:
@@ -178,6 +182,7 @@ class Gateway:
         self.mounts[mount.mount_id] = mount
         return mount
 
+        mount.cache = self.cache
     async def start_mounts(self) -> None:
         """Start every enabled mount concurrently; a failing one is logged, not fatal."""
         mounts = []
@@ -320,6 +325,8 @@ class Gateway:
         except RpcError as exc:
             log.warning("mount %s: reading lists after restart failed: %s", mount.mount_id,
                         exc.message)
+        if self.cache is not None:
+            await self.cache.mount_changed(mount.mount_id)
             return
         mount.state = "up"
         mount.error = None
@@ -342,6 +349,25 @@ class Gateway:
         self.namespace = Namespace(self.mounts.values(), self.config.gateway.separator)
         for mount_id, problem in self.namespace.collisions.items():
             log.warning("mount %s: %s; the later item is hidden", mount_id, problem)
+        if self.cache is not None:
+            await self.cache.aclose()
+
+    async def _open_cache(self) -> None:
+        """Open the ``[cache]`` layer; a missing or broken driver leaves the gateway uncached."""
+        try:
+            cache = CacheLayer.from_config(self.config)
+            if cache is not None:
+                await cache.start(self._lists_changed_elsewhere)
+        except Exception as exc:
+            log.error("cache disabled: %s", exc)
+            return
+        self.cache = cache
+
+    def _lists_changed_elsewhere(self, mount_id: str, kinds: tuple[str, ...]) -> None:
+        """Another gateway sharing the cache saw lists of ``mount_id`` change: re-read them."""
+        mount = self.mounts.get(mount_id)
+        if mount is not None and mount.state == "up":
+            self._spawn(self._refresh(mount, kinds, announce=False))
         if self.access is not None:
             self.access.catalog_changed()
 
@@ -398,6 +424,8 @@ class Gateway:
             await mount.refresh(kinds, self.config.gateway.request_timeout)
         except RpcError as exc:
             log.warning("mount %s: re-reading %s failed: %s", mount.mount_id, kinds, exc.message)
+        if announce and self.cache is not None:  # the backend said so: cached lists are stale
+            await self.cache.lists_changed(mount.mount_id, kinds)
             return
         self._rebuild()
         changed = [kind for kind in kinds if mount.catalog[kind] != before[kind]]
@@ -583,7 +611,10 @@ class Gateway:
         elif method in CHANGED_KINDS:
             self._schedule_refresh(upstream.mount_id, CHANGED_KINDS[method])
         elif method == "notifications/resources/updated":
-            self._relay_updated(upstream, params)
+            if self.cache is not None:  # drop cached reads before subscribers re-read
+                self._spawn(self._resource_updated(upstream, params))
+            else:
+                self._relay_updated(upstream, params)
         elif method == "notifications/cancelled":
             target = self.reverse.pop((upstream, params.get("requestId")), None)
             if target is not None:
@@ -633,6 +664,12 @@ class Gateway:
         if mount is None or mount.state != "up":
             return
         self._spawn(self._refresh(mount, kinds, announce=True))
+    async def _resource_updated(self, upstream: UpstreamSession, params: dict[str, Any]) -> None:
+        uri = params.get("uri")
+        if self.cache is not None and isinstance(uri, str):
+            await self.cache.resource_updated(upstream.mount_id, uri)
+        self._relay_updated(upstream, params)
+
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -693,6 +730,8 @@ class Gateway:
         for kind in mount.catalog:
             mount.catalog[kind] = []
         for route in [r for r in self.subscribers if r[0] == mount.mount_id]:
+        if self.cache is not None:
+            self._spawn(self.cache.mount_changed(mount.mount_id))
             for session in self.subscribers.pop(route):
                 session.subscriptions.discard(route)
         self._rebuild()

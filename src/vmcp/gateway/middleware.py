@@ -17,6 +17,15 @@ class Caller:
     session_id: str
     principal: Principal | None = None
 
+    @property
+    def persona(self) -> str | None:
+        """The persona this caller acts as (None: full access), fixed for the session.
+
+        The key that decides what the caller may see: caches key shared entries on it.
+        """
+        principal = self.principal
+        return principal.persona if principal is not None else None
+
 
 @dataclass(slots=True)
 class RoutedRequest:

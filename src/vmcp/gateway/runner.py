@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from vmcp.auth.base import Principal
 from vmcp.config import VmcpConfig
 from vmcp.gateway.gateway import Gateway
 
@@ -20,9 +21,11 @@ def _announce(name: str, where: str) -> None:
     print(f"vmcp: serving {name} on {where}", file=sys.stderr, flush=True)
 
 
-async def serve(config: VmcpConfig, fronts: Sequence[str]) -> None:
+async def serve(
+    config: VmcpConfig, fronts: Sequence[str], principal: Principal | None = None
+) -> None:
     """Run the gateway until a stream front ends (its client left) or a signal arrives."""
-    gateway = Gateway(config)
+    gateway = Gateway(config, principal)
     transports = {name: gateway.transport(name) for name in fronts}
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()

@@ -312,7 +312,7 @@ class FrontSession:
         elif isinstance(ref, dict) and ref.get("type") == "ref/resource":
             uri = ref.get("uri")
             owner = ns.template_owner.get(uri) if isinstance(uri, str) else None
-            if owner is not None:
+            if owner is not None and self._check_visible(owner, "resource_template", uri):
                 route = (owner, uri)  # type: ignore[assignment]
             else:
                 route = self._resource_route(uri)
