@@ -1,0 +1,1 @@
+"""vmcp's ``jwt`` auth driver: front clients present JWTs issued by an OAuth server."""
