@@ -1,8 +1,9 @@
-"""A tiny MCP server package of our own, built into real wheels, and a static index of them.
+"""Tiny MCP server packages of our own, built into real wheels, and a static index of them.
 
 The package ``vmcp-test-echo`` (written with the official SDK) has one tool, ``shout``, whose
 answer names the package version, so a test can tell which installed version answered. Its
 only dependency is the ``mcp`` version of this environment, which uv has in its cache.
+:data:`PLAIN_MODULE` is a dependency-free server for installs without uv.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ description = "A tiny MCP server for vmcp's repository tests"
 readme = "README.md"
 requires-python = ">=3.11"
 keywords = ["mcp", "echo"]
-dependencies = ["mcp=={mcp_version}"]
+dependencies = [{dependencies}]
 
 [project.scripts]
-{project} = "vmcp_test_echo:main"
+{project} = "{package}:main"
 
 [build-system]
 requires = ["hatchling"]
@@ -52,17 +53,48 @@ def main() -> None:
 """
 
 
-def build_wheel(workdir: Path, version: str, out: Path) -> Path:
-    """Write the package at ``version`` and build its wheel into ``out`` with ``uv build``."""
-    src = workdir / f"echo-{version}"
-    (src / "src" / "vmcp_test_echo").mkdir(parents=True)
+PLAIN_MODULE = """\
+import json
+import sys
+
+VERSION = "{version}"
+
+
+def main() -> None:
+    for line in sys.stdin:
+        msg = json.loads(line)
+        if "id" not in msg:
+            continue
+        if msg["method"] == "initialize":
+            result = {{"protocolVersion": msg["params"]["protocolVersion"],
+                      "capabilities": {{"tools": {{}}}},
+                      "serverInfo": {{"name": "plain", "version": VERSION}}}}
+        elif msg["method"] == "tools/list":
+            result = {{"tools": [{{"name": "ping", "inputSchema": {{"type": "object"}}}}]}}
+        else:
+            result = {{"content": [{{"type": "text", "text": "pong " + VERSION}}]}}
+        print(json.dumps({{"jsonrpc": "2.0", "id": msg["id"], "result": result}}), flush=True)
+"""
+
+
+def build_wheel(
+    workdir: Path, version: str, out: Path, project: str = PROJECT, module: str = _MODULE
+) -> Path:
+    """Write a package at ``version`` and build its wheel into ``out`` with ``uv build``.
+
+    The SDK-based ``module`` depends on ``mcp``; :data:`PLAIN_MODULE` depends on nothing.
+    """
+    package = project.replace("-", "_")
+    src = workdir / f"{project}-{version}"
+    (src / "src" / package).mkdir(parents=True)
+    needs = f'"mcp=={metadata.version("mcp")}"' if module is _MODULE else ""
     (src / "pyproject.toml").write_text(_PYPROJECT.format(
-        project=PROJECT, version=version, mcp_version=metadata.version("mcp")))
+        project=project, package=package, version=version, dependencies=needs))
     (src / "README.md").write_text(f"# Echo\n\nmcp-name: {SERVER_NAME}\n")
-    (src / "src" / "vmcp_test_echo" / "__init__.py").write_text(_MODULE.format(version=version))
+    (src / "src" / package / "__init__.py").write_text(module.format(version=version))
     subprocess.run(["uv", "build", "--wheel", "--quiet", "--out-dir", str(out), str(src)],
                    check=True, capture_output=True, timeout=120)
-    wheels = list(out.glob(f"vmcp_test_echo-{version}-*.whl"))
+    wheels = list(out.glob(f"{package}-{version}-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
 
@@ -72,8 +104,14 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_index(root: Path, wheels: dict[str, Path], announced: dict[str, str]) -> None:
-    """A static PyPI-compatible index: the simple API pages and the JSON API document.
+def write_index(
+    root: Path,
+    wheels: dict[str, Path],
+    announced: dict[str, str],
+    project: str = PROJECT,
+    server_name: str = SERVER_NAME,
+) -> None:
+    """A static PyPI-compatible index of one project: the simple API and the JSON API.
 
     :param wheels: version -> wheel file (copied under ``files/``).
     :param announced: version -> the sha256 the JSON API states (may differ from the file's).
@@ -88,17 +126,17 @@ def write_index(root: Path, wheels: dict[str, Path], announced: dict[str, str]) 
         links.append(f'<a href="../../files/{wheel.name}#sha256={sha256(target)}">{wheel.name}</a>')
         releases[version] = [{"filename": wheel.name, "url": f"/files/{wheel.name}",
                               "digests": {"sha256": announced[version]}, "yanked": False}]
-    project_page = root / "simple" / PROJECT / "index.html"
+    project_page = root / "simple" / project / "index.html"
     project_page.parent.mkdir(parents=True)
     project_page.write_text("<html><body>\n" + "\n".join(links) + "\n</body></html>\n")
     (root / "simple" / "index.html").write_text(
-        f'<html><body><a href="{PROJECT}/">{PROJECT}</a></body></html>\n')
+        f'<html><body><a href="{project}/">{project}</a></body></html>\n')
     document = {
-        "info": {"name": PROJECT, "version": max(wheels), "summary": "Echo, loudly",
+        "info": {"name": project, "version": max(wheels), "summary": "Echo, loudly",
                  "keywords": "mcp,echo", "requires_dist": [f"mcp=={metadata.version('mcp')}"],
-                 "description": f"# Echo\n\nmcp-name: {SERVER_NAME}\n"},
+                 "description": f"# Echo\n\nmcp-name: {server_name}\n"},
         "releases": releases,
     }
-    api = root / "pypi" / PROJECT / "json"
+    api = root / "pypi" / project / "json"
     api.parent.mkdir(parents=True)
     api.write_text(json.dumps(document))
