@@ -108,5 +108,9 @@ class MemoryCache(CacheBackend):
             self._drop(key)
         return len(doomed)
 
+    def evictions(self) -> int:
+        """Entries dropped so far to stay within ``max_entries`` and ``max_bytes``."""
+        return self.stats.evictions
+
     def _drop(self, key: str) -> None:
         self._bytes -= self._entries.pop(key).size

@@ -168,10 +168,10 @@ class Gateway:
 
     async def start(self) -> None:
         """Mount every configured server, then tell plugins the gateway is up."""
+        await self._open_cache()
         await self.start_mounts()
         if self.access is not None:
             self._spawn(self.access.watch())
-        await self._open_cache()
         await self._call_hook(self._pm.hook.vmcp_gateway_started)
 
     def _create_mount(self, mount_config: MountConfig) -> Mount:
@@ -179,10 +179,10 @@ class Gateway:
         balancer = load_driver("balancers", mount_config.balancer)(
             **mount_config.balancer_settings)
         mount = Mount(mount_config, transport, balancer)
+        mount.cache = self.cache
         self.mounts[mount.mount_id] = mount
         return mount
 
-        mount.cache = self.cache
     async def start_mounts(self) -> None:
         """Start every enabled mount concurrently; a failing one is logged, not fatal."""
         mounts = []
@@ -320,13 +320,13 @@ class Gateway:
                              _ignore, self.config.gateway.request_timeout)
         if mount.state == "up":
             return
+        if self.cache is not None:
+            await self.cache.mount_changed(mount.mount_id)
         try:
             await mount.refresh(tuple(LIST_KINDS), self.startup_timeout(mount))
         except RpcError as exc:
             log.warning("mount %s: reading lists after restart failed: %s", mount.mount_id,
                         exc.message)
-        if self.cache is not None:
-            await self.cache.mount_changed(mount.mount_id)
             return
         mount.state = "up"
         mount.error = None
@@ -344,11 +344,6 @@ class Gateway:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*(m.stop() for m in self.mounts.values()), return_exceptions=True)
-
-    def _rebuild(self) -> None:
-        self.namespace = Namespace(self.mounts.values(), self.config.gateway.separator)
-        for mount_id, problem in self.namespace.collisions.items():
-            log.warning("mount %s: %s; the later item is hidden", mount_id, problem)
         if self.cache is not None:
             await self.cache.aclose()
 
@@ -368,6 +363,11 @@ class Gateway:
         mount = self.mounts.get(mount_id)
         if mount is not None and mount.state == "up":
             self._spawn(self._refresh(mount, kinds, announce=False))
+
+    def _rebuild(self) -> None:
+        self.namespace = Namespace(self.mounts.values(), self.config.gateway.separator)
+        for mount_id, problem in self.namespace.collisions.items():
+            log.warning("mount %s: %s; the later item is hidden", mount_id, problem)
         if self.access is not None:
             self.access.catalog_changed()
 
@@ -419,13 +419,13 @@ class Gateway:
         await asyncio.gather(*(self._refresh(m, kinds, announce=False) for m in due))
 
     async def _refresh(self, mount: Mount, kinds: tuple[str, ...], announce: bool) -> None:
+        if announce and self.cache is not None:  # the backend said so: cached lists are stale
+            await self.cache.lists_changed(mount.mount_id, kinds)
         before = {kind: mount.catalog[kind] for kind in kinds}
         try:
             await mount.refresh(kinds, self.config.gateway.request_timeout)
         except RpcError as exc:
             log.warning("mount %s: re-reading %s failed: %s", mount.mount_id, kinds, exc.message)
-        if announce and self.cache is not None:  # the backend said so: cached lists are stale
-            await self.cache.lists_changed(mount.mount_id, kinds)
             return
         self._rebuild()
         changed = [kind for kind in kinds if mount.catalog[kind] != before[kind]]
@@ -659,17 +659,17 @@ class Gateway:
             if visible is None or visible(session.caller, upstream.mount_id, "resource", uri):
                 session.send(message)
 
-    def _schedule_refresh(self, mount_id: str, kinds: tuple[str, ...]) -> None:
-        mount = self.mounts.get(mount_id)
-        if mount is None or mount.state != "up":
-            return
-        self._spawn(self._refresh(mount, kinds, announce=True))
     async def _resource_updated(self, upstream: UpstreamSession, params: dict[str, Any]) -> None:
         uri = params.get("uri")
         if self.cache is not None and isinstance(uri, str):
             await self.cache.resource_updated(upstream.mount_id, uri)
         self._relay_updated(upstream, params)
 
+    def _schedule_refresh(self, mount_id: str, kinds: tuple[str, ...]) -> None:
+        mount = self.mounts.get(mount_id)
+        if mount is None or mount.state != "up":
+            return
+        self._spawn(self._refresh(mount, kinds, announce=True))
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -725,13 +725,13 @@ class Gateway:
             return
         log.warning("backend %s went away: %s", mount.mount_id, reason)
         mount.state = "down"
+        if self.cache is not None:
+            self._spawn(self.cache.mount_changed(mount.mount_id))
         mount.error = reason
         had = [kind for kind, items in mount.catalog.items() if items]
         for kind in mount.catalog:
             mount.catalog[kind] = []
         for route in [r for r in self.subscribers if r[0] == mount.mount_id]:
-        if self.cache is not None:
-            self._spawn(self.cache.mount_changed(mount.mount_id))
             for session in self.subscribers.pop(route):
                 session.subscriptions.discard(route)
         self._rebuild()

@@ -342,6 +342,10 @@ class FrontSession:
             mount.waiting.append(partial(self._dequeued, request_id, mount_id, method, params,
                                          mapper))
             return
+        cache = gateway.cache
+        if cache is not None and (ttl := cache.request_ttl(mount.config, method, params)):
+            self._spawn(request_id, self._cached(request_id, mount, method, params, mapper, ttl))
+            return
         timeout = mount.timeout_for(method, gateway.config.gateway.request_timeout)
         retry = mount.config.retry
         if gateway.middleware is not None:
@@ -358,6 +362,42 @@ class FrontSession:
             replica = self._pick(mount)
             self._forward(request_id, mount, replica, replica.upstream,  # type: ignore[arg-type]
                           method, params, mapper, timeout)
+
+    async def _cached(
+        self, request_id: Any, mount: Mount, method: str, params: dict[str, Any],
+        mapper: Mapper | None, ttl: float,
+    ) -> dict[str, Any]:
+        """A cacheable request: the cache answers, or the backend does and the cache keeps it
+        (middleware, when there is some, wraps both)."""
+        gateway = self.gateway
+        cache = gateway.cache
+        assert cache is not None
+        replica = self._pick(mount)
+        upstream = replica.upstream
+        timeout = mount.timeout_for(method, gateway.config.gateway.request_timeout)
+        retry = mount.config.retry
+        principal = self.caller.principal
+        persona = principal.persona if principal is not None else None
+
+        async def fetch(routed: RoutedRequest) -> dict[str, Any]:
+            if retry.attempts > 1 and may_retry(routed.method, routed.params, retry,
+                                                mount.safe_tools):
+                return await self._with_retries(request_id, mount, routed.method, routed.params,
+                                                None, timeout, None)
+            return await self._call_replica(mount, replica, routed.method, routed.params,
+                                            timeout, request_id)
+
+        async def call_backend(routed: RoutedRequest) -> dict[str, Any]:
+            return await cache.call(mount.config, routed.method, routed.params, persona, ttl,
+                                    partial(fetch, routed))
+
+        request = RoutedRequest(self.caller, mount.mount_id, method, params)
+        middleware = gateway.middleware
+        result = await (call_backend(request) if middleware is None
+                        else middleware(request, call_backend))
+        if mapper is not None:
+            mapper(self, upstream, result)  # type: ignore[arg-type]
+        return result
 
     def _dequeued(self, request_id: Any, mount_id: str, method: str, params: dict[str, Any],
                   mapper: Mapper | None) -> None:

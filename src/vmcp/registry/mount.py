@@ -8,7 +8,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from vmcp import __version__
 from vmcp.config import MountConfig, expand_vars, python_executable
@@ -18,6 +18,9 @@ from vmcp.routing.circuit import CircuitBreaker
 from vmcp.routing.retry import RetryBudget
 from vmcp.transports.base import Transport
 from vmcp.upstream.session import UpstreamEvents, UpstreamSession
+
+if TYPE_CHECKING:
+    from vmcp.cache.layer import CacheLayer
 
 log = logging.getLogger("vmcp.registry")
 
@@ -96,6 +99,8 @@ class Mount:
         self.safe_tools: frozenset[str] = frozenset()
         #: calls waiting for an in-flight slot (load shedding)
         self.waiting: deque[Callable[[], None]] = deque()
+        #: the gateway's cache, read through for lists (None: lists always come from the backend)
+        self.cache: CacheLayer | None = None
 
     @property
     def mount_id(self) -> str:
@@ -209,7 +214,8 @@ class Mount:
                 self.catalog[kind] = []
             return
         now = time.monotonic()
-        results = await asyncio.gather(*(fetch_list(upstream, kind, timeout) for kind in kinds))
+        results = await asyncio.gather(
+            *(self._read_list(upstream, kind, timeout) for kind in kinds))
         for kind, items in zip(kinds, results, strict=True):
             self.catalog[kind] = items
             self.fetched_at[kind] = now
@@ -219,6 +225,16 @@ class Mount:
                 if isinstance(tool.get("annotations"), dict)
                 and (tool["annotations"].get("readOnlyHint")
                      or tool["annotations"].get("idempotentHint")))
+
+    async def _read_list(
+        self, upstream: UpstreamSession, kind: str, timeout: float
+    ) -> list[dict[str, Any]]:
+        """One whole list: from the cache when it has it, else from the backend."""
+        if self.cache is None:
+            return await fetch_list(upstream, kind, timeout)
+        return await self.cache.list_items(self.config, LIST_KINDS[kind][0],
+                                           self.announces_changes(kind),
+                                           lambda: fetch_list(upstream, kind, timeout))
 
     def announces_changes(self, kind: str) -> bool:
         """True when the backend promised ``list_changed`` notifications for ``kind``."""
