@@ -9,7 +9,7 @@ import pytest
 from vmcp.repository.base import RawManifest
 from vmcp.repository.manifest import ManifestError
 from vmcp.repository.parse import parse_all, parse_manifest
-from vmcp.repository.versions import newest, version_key
+from vmcp.repository.versions import version_key
 
 OFFICIAL = {
     "$schema": "https://static.modelcontextprotocol.io/schemas/2025-09-29/server.schema.json",
@@ -137,4 +137,4 @@ def test_versions_sort_numerically_with_prereleases_first() -> None:
     versions = ["1.10.0", "1.2.0", "1.2.0-beta.1", "1.2.0rc1", "0.9", "1.2", "2.0.0a1"]
     assert sorted(versions, key=version_key) == [
         "0.9", "1.2.0-beta.1", "1.2.0rc1", "1.2.0", "1.2", "1.10.0", "2.0.0a1"]
-    assert newest(["v1.9.9", "v1.10.0"]) == "v1.10.0"
+    assert max(["v1.9.9", "v1.10.0"], key=version_key) == "v1.10.0"

@@ -151,8 +151,3 @@ class InstalledStore:
         for sub in folder.glob(f"*/{RECORD_FILE}"):
             sub.unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
-
-    def prune(self, name: str) -> None:
-        """Remove the server's folder when nothing installed is left in it."""
-        if not self.versions(name):
-            shutil.rmtree(self.server_dir(name), ignore_errors=True)

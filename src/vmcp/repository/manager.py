@@ -82,7 +82,8 @@ class ServerManager:
                 known = ", ".join(dict.fromkeys(e.version for e in entries))
                 raise InstallError(f"{names[0]} has no version {version}{where} (known: {known})")
             entries = matching
-        return sorted(entries, key=lambda e: (-_rank(entries, e), e.source))[0]
+        order = sorted({e.version for e in entries}, key=version_key)
+        return sorted(entries, key=lambda e: (-order.index(e.version), e.source))[0]
 
     def installed_name(self, spec: str) -> tuple[str, str | None]:
         """The installed server ``NAME[@VERSION]`` refers to (full or short name).
@@ -294,9 +295,3 @@ class ServerManager:
             state.previous = None
         self.store.save_state(state)
         return doomed
-
-
-def _rank(entries: list[IndexEntry], entry: IndexEntry) -> int:
-    """Position of ``entry``'s version from oldest (0) to newest."""
-    order = sorted({e.version for e in entries}, key=version_key)
-    return order.index(entry.version)

@@ -38,8 +38,3 @@ def version_key(version: str) -> tuple[tuple[int, ...], int, tuple[str, ...]]:
     parts = tuple(re.findall(r"[a-z]+|\d+", rest))
     padded = tuple(part.zfill(12) if part.isdigit() else part for part in parts)
     return numbers, 0 if is_pre else 1, padded
-
-
-def newest(versions: list[str]) -> str | None:
-    """The highest of ``versions``, or None when there is none."""
-    return max(versions, key=version_key) if versions else None
