@@ -97,7 +97,8 @@ async def test_backend_that_never_answers_times_out(make_gateway: Callable[..., 
 
 
 async def test_hung_call_does_not_block_other_calls(make_gateway: Callable[..., Gateway]) -> None:
-    gateway = make_gateway({"slow": backend(ALPHA, timeout=1.0), "beta": backend(BETA)})
+    # A longer timeout than above, so the other calls surely finish while the hang is pending.
+    gateway = make_gateway({"slow": backend(ALPHA, timeout=3.0), "beta": backend(BETA)})
     async with gateway.connect() as session:
         codes: list[int] = []
 
