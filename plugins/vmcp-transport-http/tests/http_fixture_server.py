@@ -2,7 +2,7 @@
 
 ``python http_fixture_server.py stdio`` serves stdio. ``... http [--json]`` serves Streamable
 HTTP (``--json``: plain JSON replies) and ``... sse`` the legacy HTTP+SSE transport, both on a
-free loopback port printed as ``PORT <n>`` on stdout once listening.
+loopback port (a free one, or ``--port N``) printed as ``PORT <n>`` on stdout once listening.
 
 Tools: ``echo(text)``, ``add(a, b)``, ``slow(steps)`` (a progress notification and a log line
 per step), ``sample(prompt)`` (asks the client to sample), ``header(name)`` (the value of an
@@ -66,10 +66,10 @@ def header(name: str, ctx: Context) -> str:
     return headers.get(name.lower(), "-")
 
 
-async def _serve_http(mode: str, json_response: bool) -> None:
+async def _serve_http(mode: str, json_response: bool, port: int) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     sock.listen(128)  # connections wait in the backlog until the server accepts them
     if mode == "http":
         app = server.streamable_http_app(json_response=json_response)
@@ -86,7 +86,8 @@ def main() -> None:
     if mode == "stdio":
         server.run("stdio")
     else:
-        anyio.run(_serve_http, mode, "--json" in sys.argv)
+        port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 0
+        anyio.run(_serve_http, mode, "--json" in sys.argv, port)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ START_TIMEOUT = 30.0
 EVENT_TIMEOUT = 10.0
 
 
-async def _stop(process: Process) -> None:
+async def stop_process(process: Process) -> None:
+    """End a child process: SIGTERM, then SIGKILL if it does not exit in time."""
     if process.returncode is None:
         process.send_signal(signal.SIGTERM)
         with anyio.move_on_after(EVENT_TIMEOUT, shield=True):
@@ -46,9 +47,11 @@ async def _stop(process: Process) -> None:
                 await process.wait()
 
 
-@asynccontextmanager
-async def fixture_backend(mode: str, *flags: str) -> AsyncIterator[str]:
-    """Run ``http_fixture_server.py`` in ``http`` or ``sse`` mode; yield its endpoint URL."""
+async def start_fixture_backend(mode: str, *flags: str) -> tuple[Process, str]:
+    """Start ``http_fixture_server.py`` in ``http`` or ``sse`` mode; return it and its URL.
+
+    The caller ends the process (:func:`stop_process`).
+    """
     process = await anyio.open_process(
         [sys.executable, str(FIXTURE), mode, *flags], stdout=subprocess.PIPE, stderr=None
     )
@@ -61,9 +64,20 @@ async def fixture_backend(mode: str, *flags: str) -> AsyncIterator[str]:
                 if "\n" in line:
                     break
         port = int(line.split()[1])
-        yield f"http://127.0.0.1:{port}/{'mcp' if mode == 'http' else 'sse'}"
+    except BaseException:
+        await stop_process(process)
+        raise
+    return process, f"http://127.0.0.1:{port}/{'mcp' if mode == 'http' else 'sse'}"
+
+
+@asynccontextmanager
+async def fixture_backend(mode: str, *flags: str) -> AsyncIterator[str]:
+    """Run ``http_fixture_server.py`` in ``http`` or ``sse`` mode; yield its endpoint URL."""
+    process, url = await start_fixture_backend(mode, *flags)
+    try:
+        yield url
     finally:
-        await _stop(process)
+        await stop_process(process)
 
 
 def _toml(value: Any) -> str:
@@ -163,9 +177,9 @@ async def run_gateway(config: Path, *fronts: str) -> AsyncIterator[RunningGatewa
             try:
                 yield gateway
             finally:
-                await _stop(process)
+                await stop_process(process)
     finally:
-        await _stop(process)
+        await stop_process(process)
         print("--- gateway stderr ---\n" + "\n".join(gateway.stderr))
 
 
@@ -263,27 +277,29 @@ class FakeSession:
 class FakeHost:
     """A :class:`~vmcp.transports.base.FrontHost` that hands out :class:`FakeSession` objects.
 
-    With ``token`` set, requests must carry ``Authorization: Bearer <token>``.
+    With ``tokens`` set, requests must carry ``Authorization: Bearer <token>`` with one of
+    them; the token is the caller's name.
     """
 
-    def __init__(self, token: str | None = None) -> None:
+    def __init__(self, *tokens: str) -> None:
         self.config = VmcpConfig()
-        self.token = token
+        self.tokens = set(tokens)
         self.sessions: list[FakeSession] = []
         self.closed: list[FakeSession] = []
 
     @property
     def auth_required(self) -> bool:
-        """Whether a token is checked."""
-        return self.token is not None
+        """Whether tokens are checked."""
+        return bool(self.tokens)
 
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
-        """Check the bearer token when one is configured."""
-        if self.token is None:
+        """Check the bearer token when tokens are configured."""
+        if not self.tokens:
             return Principal("anonymous")
-        if headers.get("Authorization") != f"Bearer {self.token}":
+        token = headers.get("Authorization", "").removeprefix("Bearer ")
+        if token not in self.tokens:
             raise AuthError("missing or wrong bearer token", 401)
-        return Principal("tester")
+        return Principal(token)
 
     def open_session(self, peer: FrontPeer, principal: Principal | None = None) -> FakeSession:
         """A new scripted session."""

@@ -190,6 +190,21 @@ async def test_resume_a_broken_stream_after_last_event_id(client: Client) -> Non
     assert (await client.http.get(client.url, headers=done)).status == 404
 
 
+async def test_a_cancelled_request_ends_its_stream(client: Client, host: FakeHost) -> None:
+    await client.initialize()
+    held = await client.post(message("hold", 1))
+    await events(held, 1)
+    cancel = message("notifications/cancelled", requestId=1, reason="changed my mind")
+    assert (await client.post(cancel)).status == 202
+    (ended,) = data(await events(held))
+    assert ended == {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "error": {"code": -32800, "message": "Request cancelled"},
+    }
+    assert host.sessions[0].received[-1] == cancel  # the gateway was told, too
+
+
 async def test_a_request_id_already_in_flight_is_refused(client: Client) -> None:
     await client.initialize()
     held = await client.post(message("hold", 1))
@@ -285,8 +300,8 @@ async def test_idle_sessions_expire(host: FakeHost) -> None:
         assert (await client.post(message("echo", 1))).status == 404
 
 
-async def test_authentication(tmp_path: Any) -> None:
-    host = FakeHost(token="s3cret")
+async def test_authentication_and_session_owners() -> None:
+    host = FakeHost("alice", "bob")
     async with (
         serve_front(StreamableHttpTransport(), host) as url,
         aiohttp.ClientSession() as http,
@@ -295,10 +310,25 @@ async def test_authentication(tmp_path: Any) -> None:
         refused = await client.post(INITIALIZE)
         assert refused.status == 401
         assert refused.headers["WWW-Authenticate"] == "Bearer"
-        response = await client.post(INITIALIZE, Authorization="Bearer s3cret")
+        response = await client.post(INITIALIZE, Authorization="Bearer alice")
         assert response.status == 200
+        assert host.sessions[0].principal is not None
+        assert host.sessions[0].principal.name == "alice"
         client.session_id = response.headers[SESSION]
         assert (await client.post(message("echo", 1))).status == 401
+        # a session answers only to whoever opened it
+        assert (await client.post(message("echo", 1), Authorization="Bearer bob")).status == 404
+        mine = await client.post(message("echo", 1), Authorization="Bearer alice")
+        assert data(await events(mine)) == [{"jsonrpc": "2.0", "id": 1, "result": {}}]
+
+
+async def test_the_session_count_is_bounded(host: FakeHost) -> None:
+    async with (
+        serve_front(StreamableHttpTransport(), host, max_sessions=1) as url,
+        aiohttp.ClientSession() as http,
+    ):
+        await Client(http, url).initialize()
+        assert (await Client(http, url).post(INITIALIZE)).status == 503
 
 
 async def test_a_public_bind_without_auth_is_refused() -> None:

@@ -21,14 +21,20 @@ from http_harness import (
     fixture_backend,
     run_gateway,
     run_to_exit,
+    start_fixture_backend,
     stdio_fixture,
+    stop_process,
     write_config,
 )
 from mcp import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    # logging/setLevel and sampling are deprecated in 2026-07-28, and still what vmcp relays
+    pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning"),
+]
 
 BOTH = "application/json, text/event-stream"
 
@@ -54,6 +60,25 @@ class Recorder:
         self.logs.append(params.data)
 
 
+class Notes:
+    """A ``message_handler`` that records the method of every notification; tests await one."""
+
+    def __init__(self) -> None:
+        self.methods: list[str] = []
+        self._changed = anyio.Event()
+
+    async def __call__(self, message: Any) -> None:
+        self.methods.append(getattr(message, "method", type(message).__name__))
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    async def wait_for(self, method: str, count: int = 1, timeout: float = EVENT_TIMEOUT) -> None:
+        """Wait until ``method`` was received ``count`` times."""
+        with anyio.fail_after(timeout):
+            while self.methods.count(method) < count:
+                await self._changed.wait()
+
+
 def http_client(**headers: str) -> httpx2.AsyncClient:
     """An HTTP client for SDK sessions (one may serve many: it has no connection cap)."""
     return httpx2.AsyncClient(
@@ -68,6 +93,7 @@ async def http_session(
     url: str,
     recorder: Recorder | None = None,
     http: httpx2.AsyncClient | None = None,
+    message_handler: Notes | None = None,
     **headers: str,
 ) -> AsyncIterator[ClientSession]:
     """An initialized SDK ``ClientSession`` over Streamable HTTP."""
@@ -82,6 +108,7 @@ async def http_session(
                 write,
                 sampling_callback=recorder.sampling,
                 logging_callback=recorder.logging,
+                message_handler=message_handler,
             )
         )
         with anyio.fail_after(EVENT_TIMEOUT * 3):
@@ -278,3 +305,28 @@ async def test_a_public_bind_without_auth_is_refused_at_start(tmp_path: Path) ->
     assert status != 0
     assert "refusing to serve http on '0.0.0.0' without authentication" in stderr
     assert "vmcp: serving" not in stderr
+
+
+async def test_a_restarted_http_backend_is_initialized_again(tmp_path: Path) -> None:
+    first, url = await start_fixture_backend("http")
+    try:
+        config = gateway_config(tmp_path, {"remote": {"transport": "http", "url": url}})
+        notes = Notes()
+        async with (
+            run_gateway(config, "http") as gateway,
+            http_session(gateway.url, message_handler=notes) as session,
+        ):
+            with anyio.fail_after(EVENT_TIMEOUT):
+                assert text_of(await session.call_tool("remote__echo", {"text": "1"})) == "echo: 1"
+            first.kill()  # it crashes, and comes back on the same port without the session
+            await first.wait()
+            port = url.split(":")[2].split("/")[0]
+            async with fixture_backend("http", "--port", port):
+                # the mount's tools leave the list, then come back once it is re-initialized
+                await notes.wait_for("notifications/tools/list_changed", count=2, timeout=30)
+                with anyio.fail_after(EVENT_TIMEOUT):
+                    result = await session.call_tool("remote__echo", {"text": "2"})
+                assert text_of(result) == "echo: 2"
+        assert any("went away" in line for line in gateway.stderr)
+    finally:
+        await stop_process(first)

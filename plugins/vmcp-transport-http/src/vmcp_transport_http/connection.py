@@ -74,6 +74,11 @@ class HttpConnection(Connection):
         """Tell the backend the session is over (nothing by default)."""
 
     # -- for subclasses -------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """Whether the connection has ended (background readers stop retrying)."""
+        return self._closed is not None
+
     def check_open(self) -> None:
         """Raise :class:`ConnectionClosed` if the connection has ended."""
         if self._closed is not None:

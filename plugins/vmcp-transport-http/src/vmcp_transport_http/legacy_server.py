@@ -83,9 +83,8 @@ class LegacySseServer:
         self._streams.add(stream)
         try:
             endpoint = f"{self.settings.messages_path}?session_id={session_id}"
-            await response.write(encode_event(endpoint, event="endpoint"))
-            await pump(stream, response, 0, self.settings.keepalive_interval)
-            await response.write_eof()
+            first = encode_event(endpoint, event="endpoint")
+            await pump(stream, response, 0, self.settings.keepalive_interval, first=first)
         finally:
             del self.sessions[session_id]
             self._streams.discard(stream)

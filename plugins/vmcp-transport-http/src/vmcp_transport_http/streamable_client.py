@@ -170,7 +170,7 @@ class StreamableHttpConnection(HttpConnection):
     async def _resume(self, request_id: Any, last_id: str | None, retry: float) -> None:
         """Reconnect a reply stream that broke before the reply, from ``Last-Event-ID``."""
         for _ in range(RECONNECT_ATTEMPTS):
-            if last_id is None:
+            if last_id is None or self.closed:
                 break  # the server gave no event id: the stream cannot be resumed
             await asyncio.sleep(retry)
             headers = {**self._mcp_headers(SSE_TYPE), "Last-Event-ID": last_id}
@@ -192,7 +192,7 @@ class StreamableHttpConnection(HttpConnection):
         last_id: str | None = None
         retry = DEFAULT_RETRY
         failures = 0
-        while failures < RECONNECT_ATTEMPTS:
+        while failures < RECONNECT_ATTEMPTS and not self.closed:
             headers = self._mcp_headers(SSE_TYPE)
             if last_id is not None:
                 headers["Last-Event-ID"] = last_id
@@ -216,7 +216,8 @@ class StreamableHttpConnection(HttpConnection):
                 log.debug("%s: GET stream failed: %s", self.url, exc)
                 failures += 1
             await asyncio.sleep(retry)
-        log.warning("%s: giving up on the GET stream after %d failures", self.url, failures)
+        if failures:
+            log.warning("%s: giving up on the GET stream after %d failures", self.url, failures)
 
     # -- closing --------------------------------------------------------------------------
     async def _end_session(self) -> None:

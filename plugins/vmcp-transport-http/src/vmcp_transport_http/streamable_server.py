@@ -219,11 +219,10 @@ class StreamableHttpServer:
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={**SSE_HEADERS, SESSION_HEADER: session.id})
         await response.prepare(request)
-        if version >= PRIMING_SINCE:
-            # An id before any data lets the client resume even if nothing else reached it.
-            await response.write(encode_event("", event_id=post.stream.event_id(0)))
-        await pump(post.stream, response, 0, self.settings.keepalive_interval)
-        await response.write_eof()
+        # An id before any data lets the client resume even if nothing else reached it.
+        priming = encode_event("", event_id=post.stream.event_id(0))
+        first = priming if version >= PRIMING_SINCE else None
+        await pump(post.stream, response, 0, self.settings.keepalive_interval, first=first)
         return response
 
     async def _json_reply(self, session: HttpSession, post: PostStream) -> web.Response:
@@ -257,7 +256,6 @@ class StreamableHttpServer:
             response = web.StreamResponse(headers={**SSE_HEADERS, SESSION_HEADER: session.id})
             await response.prepare(request)
             await pump(stream, response, after, self.settings.keepalive_interval)
-            await response.write_eof()
         return response
 
     # -- DELETE ---------------------------------------------------------------------------

@@ -127,24 +127,32 @@ async def pump(
     response: web.StreamResponse,
     after: int,
     keepalive: float,
+    *,
+    first: bytes | None = None,
 ) -> None:
-    """Write the events of ``stream`` numbered above ``after`` to ``response`` as they come.
+    """Write ``first``, then the events of ``stream`` numbered above ``after`` as they come.
 
-    Returns when the stream is drained or another connection took it over; a client that goes
-    away raises ``ConnectionResetError`` (or cancels the handler) and the events stay buffered.
+    Ends the response once the stream is drained, or when another connection takes the stream
+    over. A client that goes away ends it early; what it missed stays buffered for a replay.
     """
     token = stream.attach()
     cursor = after
-    while stream.attached(token):
-        version = stream.version
-        for seq, message in stream.events_after(cursor):
-            if not stream.attached(token):
-                return
-            frame = encode_event(encode_message(message), event_id=stream.event_id(seq))
-            await response.write(frame)
-            cursor = seq
-            stream.mark_delivered(seq)
-        if stream.drained(cursor):
-            return
-        if not await stream.changed(version, keepalive):
-            await response.write(KEEPALIVE)
+    try:
+        if first is not None:
+            await response.write(first)
+        while stream.attached(token):
+            version = stream.version
+            for seq, message in stream.events_after(cursor):
+                if not stream.attached(token):
+                    break
+                frame = encode_event(encode_message(message), event_id=stream.event_id(seq))
+                await response.write(frame)
+                cursor = seq
+                stream.mark_delivered(seq)
+            if stream.drained(cursor):
+                break
+            if not await stream.changed(version, keepalive):
+                await response.write(KEEPALIVE)
+        await response.write_eof()
+    except ConnectionResetError:
+        log.debug("stream %s: the client went away", stream.key)
