@@ -1,0 +1,1 @@
+"""vmcp cache driver ``redis`` (redis.asyncio)."""
