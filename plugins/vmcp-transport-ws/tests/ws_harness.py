@@ -120,11 +120,15 @@ async def ws_streams(
 
 @asynccontextmanager
 async def ws_session(
-    url: str, *, origin: Origin | None = None, **session_args: Any
+    url: str,
+    *,
+    origin: Origin | None = None,
+    headers: dict[str, str] | None = None,
+    **session_args: Any,
 ) -> AsyncIterator[tuple[ClientSession, ClientConnection]]:
     """An initialized SDK ``ClientSession`` over a new WebSocket (offering ``mcp``)."""
     async with (
-        connect(url, subprotocols=[MCP], origin=origin) as websocket,
+        connect(url, subprotocols=[MCP], origin=origin, additional_headers=headers) as websocket,
         ws_streams(websocket) as (read, write),
         ClientSession(read, write, **session_args) as session,
     ):
