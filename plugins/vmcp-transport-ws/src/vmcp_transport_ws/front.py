@@ -189,10 +189,8 @@ class WebSocketFront:
             principal = await self.host.authenticate(request.headers)
         except AuthError as exc:
             response = connection.respond(exc.status, f"{exc or 'Unauthorized'}\n")
-            # the driver's RFC 6750 challenge when it gives one (newer AuthError), else plain
-            challenge = getattr(exc, "www_authenticate", None)
-            if challenge or exc.status == HTTPStatus.UNAUTHORIZED:
-                response.headers["WWW-Authenticate"] = challenge or "Bearer"
+            if exc.www_authenticate:  # the RFC 6750 challenge, with the resource metadata URL
+                response.headers["WWW-Authenticate"] = exc.www_authenticate
             return response
         self._principals[connection] = principal
         return None
