@@ -271,7 +271,7 @@ async def test_host_and_origin_are_checked(client: Client) -> None:
 
 async def test_body_size_limit(host: FakeHost) -> None:
     async with (
-        serve_front(StreamableHttpTransport(), host, max_body_bytes=2048) as url,
+        serve_front(StreamableHttpTransport(), host, max_message_bytes=2048) as url,
         aiohttp.ClientSession() as http,
     ):
         big = {**INITIALIZE, "params": {**INITIALIZE["params"], "pad": "x" * 4096}}

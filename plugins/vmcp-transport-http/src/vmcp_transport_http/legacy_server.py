@@ -103,7 +103,7 @@ class LegacySseServer:
             raise HttpProblem(404, "Not Found: unknown or closed session")
         if request.content_type != JSON_TYPE:
             raise HttpProblem(415, f"Unsupported Media Type: Content-Type must be {JSON_TYPE}")
-        payload = decode_body(await read_body(request, self.settings.max_body_bytes))
+        payload = decode_body(await read_body(request, self.settings.max_message_bytes))
         for message in payload if isinstance(payload, list) else [payload]:
             session.handle.handle(message)
         return web.Response(status=202, text="Accepted")

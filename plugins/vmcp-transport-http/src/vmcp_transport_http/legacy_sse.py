@@ -7,13 +7,13 @@ from typing import Any
 
 from vmcp.config import MountConfig
 from vmcp.transports.base import Connection, FrontHost, Transport
+from vmcp.transports.netsec import parse_front_settings
 from vmcp_transport_http.client_pool import ClientPool
 from vmcp_transport_http.connection import CONNECT_TIMEOUT
 from vmcp_transport_http.legacy_client import LegacySseConnection
 from vmcp_transport_http.legacy_server import LegacySseServer
-from vmcp_transport_http.security import refuse_insecure_bind
 from vmcp_transport_http.server import run_app
-from vmcp_transport_http.settings import LegacySseSettings, parse_settings
+from vmcp_transport_http.settings import LegacySseSettings
 
 
 class LegacySseTransport(Transport):
@@ -35,10 +35,9 @@ class LegacySseTransport(Transport):
         ready: Callable[[str], Awaitable[None] | None],
     ) -> None:
         """Serve front clients until cancelled (refusing an unauthenticated public bind)."""
-        config = parse_settings(LegacySseSettings, self.name, settings)
-        refuse_insecure_bind(self.name, config, host.auth_required)
+        config = parse_front_settings(LegacySseSettings, self.name, settings)
         server = LegacySseServer(host, config)
-        await run_app(server.app(), config, config.sse_path, ready, server.stop)
+        await run_app(self.name, host, server.app(), config, config.sse_path, ready, server.stop)
 
     async def connect(
         self, mount: MountConfig, env: dict[str, str], headers: dict[str, str]

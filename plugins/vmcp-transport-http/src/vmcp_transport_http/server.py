@@ -12,8 +12,9 @@ from aiohttp import web
 
 from vmcp.auth.base import AuthError, Principal
 from vmcp.transports.base import FrontHost
+from vmcp.transports.netsec import front_url, refuse_insecure_bind
 from vmcp_transport_http.messages import HttpProblem
-from vmcp_transport_http.security import Handler, HostOriginPolicy
+from vmcp_transport_http.security import Handler, host_origin_middleware
 from vmcp_transport_http.settings import FrontSettings
 
 log = logging.getLogger("vmcp.transports.http")
@@ -38,10 +39,9 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
 
 def build_app(settings: FrontSettings) -> web.Application:
     """An application with problem reporting and the ``Host``/``Origin`` checks installed."""
-    policy = HostOriginPolicy(settings)
     return web.Application(
-        middlewares=[_problems, policy.middleware()],
-        client_max_size=settings.max_body_bytes,
+        middlewares=[_problems, host_origin_middleware(settings)],
+        client_max_size=settings.max_message_bytes,
     )
 
 
@@ -54,12 +54,9 @@ async def authenticate(host: FrontHost, request: web.Request) -> Principal:
         raise HttpProblem(exc.status, str(exc) or "Unauthorized", headers=headers) from exc
 
 
-def _url(host: str, port: int, path: str) -> str:
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}{path}"
-
-
 async def run_app(
+    name: str,
+    host: FrontHost,
     app: web.Application,
     settings: FrontSettings,
     path: str,
@@ -68,8 +65,10 @@ async def run_app(
 ) -> None:
     """Listen, report the URL of ``path`` (with the real port) to ``ready``, serve until cancelled.
 
+    Before listening, a non-loopback bind without an auth driver is refused (``ConfigError``).
     On the way out ``on_stop`` ends every client session, then the listener closes.
     """
+    refuse_insecure_bind(name, settings.host, host.auth_required)
     runner = web.AppRunner(
         app,
         handle_signals=False,
@@ -86,7 +85,7 @@ async def run_app(
             where = f"{settings.host}:{settings.port}"
             raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from exc
         port = runner.addresses[0][1]
-        url = _url(settings.host, port, path)
+        url = front_url("http", settings.host, port, path)
         log.info("listening on %s", url)
         result = ready(url)
         if inspect.isawaitable(result):

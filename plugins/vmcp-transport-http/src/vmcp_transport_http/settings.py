@@ -1,39 +1,21 @@
-"""Settings of the front servers, read from ``[transports.http]`` and ``[transports.sse]``."""
+"""Settings of the front servers, read from ``[transports.http]`` and ``[transports.sse]``.
+
+What every listening front shares (bind address, port, ``Host``/``Origin`` allow-lists, the
+largest message) comes from the kernel's :class:`~vmcp.transports.netsec.NetworkFrontSettings`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, TypeVar
+from pydantic import Field, field_validator
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from vmcp.config import ConfigError, format_errors
-
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+from vmcp.transports.netsec import NetworkFrontSettings, validate_url_path
 
 
-def _path_shape(value: str) -> str:
-    if not value.startswith("/") or any(c in value for c in "?#") or " " in value:
-        raise ValueError("must be an absolute URL path such as /mcp (no query, no fragment)")
-    return value
+class FrontSettings(NetworkFrontSettings):
+    """What both HTTP fronts share."""
 
-
-class FrontSettings(BaseModel):
-    """What every HTTP front server shares: where it listens and what it accepts."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    #: address to bind; anything but a loopback address needs an auth driver
-    host: str = "127.0.0.1"
     #: TCP port; 0 picks a free one (the real port is reported when ready)
     port: int = Field(3000, ge=0, le=65535)
-    #: extra ``Host`` header values accepted besides the loopback names and the bind address
-    #: (``name`` accepts any port, ``name:port`` one port, ``*`` turns the check off)
-    allowed_hosts: list[str] = Field(default_factory=list)
-    #: extra ``Origin`` values accepted besides loopback origins (``*`` turns the check off)
-    allowed_origins: list[str] = Field(default_factory=list)
-    #: largest request body accepted (413 above it)
-    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1024)
     #: seconds between SSE keep-alive comments on an idle stream
     keepalive_interval: float = Field(15.0, gt=0)
 
@@ -53,7 +35,7 @@ class StreamableSettings(FrontSettings):
     @field_validator("path")
     @classmethod
     def _check_path(cls, value: str) -> str:
-        return _path_shape(value)
+        return validate_url_path(value)
 
 
 class LegacySseSettings(FrontSettings):
@@ -71,19 +53,4 @@ class LegacySseSettings(FrontSettings):
     @field_validator("sse_path", "messages_path")
     @classmethod
     def _check_paths(cls, value: str) -> str:
-        return _path_shape(value)
-
-
-SettingsT = TypeVar("SettingsT", bound=FrontSettings)
-
-
-def parse_settings(model: type[SettingsT], name: str, raw: Mapping[str, Any]) -> SettingsT:
-    """Validate one ``[transports.<name>]`` table.
-
-    :raises ConfigError: with one located message per problem.
-    """
-    try:
-        return model.model_validate(dict(raw))
-    except ValidationError as exc:
-        problems = [f"transports.{name}.{line}" for line in format_errors(exc)]
-        raise ConfigError(f"[transports.{name}]", problems) from exc
+        return validate_url_path(value)

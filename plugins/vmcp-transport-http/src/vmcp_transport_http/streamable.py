@@ -7,11 +7,11 @@ from typing import Any
 
 from vmcp.config import MountConfig
 from vmcp.transports.base import Connection, FrontHost, Transport
+from vmcp.transports.netsec import parse_front_settings
 from vmcp_transport_http.client_pool import ClientPool
 from vmcp_transport_http.connection import CONNECT_TIMEOUT
-from vmcp_transport_http.security import refuse_insecure_bind
 from vmcp_transport_http.server import run_app
-from vmcp_transport_http.settings import StreamableSettings, parse_settings
+from vmcp_transport_http.settings import StreamableSettings
 from vmcp_transport_http.streamable_client import StreamableHttpConnection
 from vmcp_transport_http.streamable_server import StreamableHttpServer
 
@@ -35,10 +35,9 @@ class StreamableHttpTransport(Transport):
         ready: Callable[[str], Awaitable[None] | None],
     ) -> None:
         """Serve front clients until cancelled (refusing an unauthenticated public bind)."""
-        config = parse_settings(StreamableSettings, self.name, settings)
-        refuse_insecure_bind(self.name, config, host.auth_required)
+        config = parse_front_settings(StreamableSettings, self.name, settings)
         server = StreamableHttpServer(host, config)
-        await run_app(server.app(), config, config.path, ready, server.stop)
+        await run_app(self.name, host, server.app(), config, config.path, ready, server.stop)
 
     async def connect(
         self, mount: MountConfig, env: dict[str, str], headers: dict[str, str]

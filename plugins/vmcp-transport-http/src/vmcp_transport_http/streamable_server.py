@@ -168,7 +168,7 @@ class StreamableHttpServer:
         principal = await authenticate(self.host, request)
         if request.content_type != JSON_TYPE:
             raise HttpProblem(415, f"Unsupported Media Type: Content-Type must be {JSON_TYPE}")
-        payload = decode_body(await read_body(request, self.settings.max_body_bytes))
+        payload = decode_body(await read_body(request, self.settings.max_message_bytes))
         if SESSION_HEADER not in request.headers:
             initialize = _sessionless(payload)
             self._check_version(request)
