@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -79,4 +80,21 @@ def test_unsafe_or_invalid_settings_are_refused(
     )
     assert finished.returncode == 2, finished.stderr
     assert problem in finished.stderr
+    assert "Traceback" not in finished.stderr
+
+
+def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path / "vmcp.toml", {"transports.ws": {"port": port},
+                                                       "servers": {}})
+        finished = subprocess.run(
+            [sys.executable, "-m", "vmcp", "--config", str(config), "start", "-t", "ws"],
+            capture_output=True, text=True, timeout=CONNECT_TIMEOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, "VMCP_HOME": str(tmp_path / "home")},
+        )
+    assert finished.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in finished.stderr
     assert "Traceback" not in finished.stderr

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -157,8 +158,8 @@ class WebSocketFront:
                 max_size=settings.max_message_bytes,
             )
         except OSError as exc:
-            where = f"{settings.host}:{settings.port}"
-            raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from exc
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise OSError(f"cannot listen on {settings.host}:{settings.port}: {reason}") from exc
         try:
             port = next(iter(server.sockets)).getsockname()[1]
             url = front_url("ws", settings.host, port, settings.path)
