@@ -234,6 +234,8 @@ class Gateway:
             entry = self.tasks.pop(task_id)
             self._task_ids.pop((entry.upstream, entry.backend_task_id), None)
         await mount.stop()
+        if self.cache is not None:
+            await self.cache.mount_changed(mount_id)
         self._rebuild()
         self.broadcast_list_changed(had, mount_id)
         await self._call_hook(self._pm.hook.vmcp_server_unmounted, mount_id=mount_id)
