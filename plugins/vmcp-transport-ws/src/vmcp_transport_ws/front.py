@@ -178,11 +178,11 @@ class WebSocketFront:
         if urlsplit(request.path).path != self.settings.path:
             return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
         try:
-            host = _single_header(request.headers, "Host")
-            origin = _single_header(request.headers, "Origin")
+            host_header = _single_header(request.headers, "Host")
+            origin_header = _single_header(request.headers, "Origin")
         except ValueError as exc:
             return connection.respond(HTTPStatus.BAD_REQUEST, f"{exc}\n")
-        refusal = self.policy.refusal(host, origin)
+        refusal = self.policy.refusal(host_header, origin_header)
         if refusal is not None:
             log.warning("refused ws connection from %s: %s", _remote(connection), refusal)
             return connection.respond(HTTPStatus.FORBIDDEN, f"{refusal}\n")
