@@ -144,13 +144,17 @@ class StreamableHttpConnection(HttpConnection):
             self._take(error_reply(request_id, reason, INTERNAL_ERROR))
 
     async def _read_events(
-        self, response: aiohttp.ClientResponse, request_id: Any, last_id: str | None
+        self,
+        response: aiohttp.ClientResponse,
+        request_id: Any,
+        last_id: str | None,
+        retry: float = DEFAULT_RETRY,
     ) -> tuple[bool, str | None, float]:
         """Deliver a stream's messages until it ends, or until the reply to ``request_id``.
 
+        :param last_id: the last event id seen so far; ``retry``: the reconnection delay so far.
         :returns: whether the reply came, the last event id seen, the retry delay to use.
         """
-        retry = DEFAULT_RETRY
         try:
             async for event in self.events(response):
                 if event.id is not None:
@@ -178,7 +182,9 @@ class StreamableHttpConnection(HttpConnection):
                 async with self.request("GET", self.url, headers) as response:
                     if response.status != 200 or response.content_type != SSE_TYPE:
                         break
-                    answered, seen, retry = await self._read_events(response, request_id, last_id)
+                    answered, seen, retry = await self._read_events(
+                        response, request_id, last_id, retry
+                    )
                     if answered:
                         return
                     last_id = seen
@@ -205,7 +211,7 @@ class StreamableHttpConnection(HttpConnection):
                         return
                     if response.status == 200 and response.content_type == SSE_TYPE:
                         failures = 0
-                        _, last_id, retry = await self._read_events(response, None, last_id)
+                        _, last_id, retry = await self._read_events(response, None, last_id, retry)
                     else:
                         failures += 1
                         last_id = None
