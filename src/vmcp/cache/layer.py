@@ -183,7 +183,7 @@ class CacheLayer:
         ttl = rules.ttl.get(method)
         if ttl is not None and not announced:
             ttl = min(ttl, self.list_ttl)
-        if not ttl or ttl <= 0:
+        if not ttl:  # not cached for this mount, or list_ttl is 0
             return await fetch()
         key = keys.entry_key(mount.id, rules.fingerprint, method, {}, keys.PUBLIC_SCOPE)
         return await self._through(mount.id, key, ttl, True, fetch)  # type: ignore[no-any-return]
