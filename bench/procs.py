@@ -99,6 +99,12 @@ def rss_kib(pid: int) -> int:
     return int(match.group(1))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time used so far by one process (all its threads, no children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class ServerProcess:
     """A child that serves on a port and announces ``serving <name> on <url>`` on stderr."""
 

@@ -107,15 +107,17 @@ def render(results: Results) -> str:
 
     def stdio(r: dict[str, Any]) -> list[str]:
         return _table(["stdio -> stdio", "p50 us", "p99 us", "mean us", "added p50 us",
-                       "pipelined calls/s"], [
-            [name, t["p50_us"], t["p99_us"], t["mean_us"],
-             r["added_p50_us"].get(name, 0.0), t["calls_per_s"]]
+                       "cpu us/call", "pipelined calls/s", "cpu us/call"], [
+            [name, t["p50_us"], t["p99_us"], t["mean_us"], r["added_p50_us"].get(name, 0.0),
+             t["cpu_us_per_call"], t["calls_per_s"], t["cpu_us_per_pipelined_call"]]
             for name, t in r["targets"].items()])
 
     def http(r: dict[str, Any]) -> list[str]:
-        rows = [[f"{clients} clients / {name}", t["calls_per_s"], t["p50_us"], t["p99_us"]]
+        rows = [[f"{clients} clients / {name}", t["calls_per_s"], t["p50_us"], t["p99_us"],
+                 t["cpu_us_per_call"]]
                 for clients, level in r["levels"].items() for name, t in level.items()]
-        return _table(["http -> stdio", "calls/s", "p50 us", "p99 us"], rows)
+        return _table(["http -> stdio", "calls/s", "p50 us", "p99 us", "server cpu us/call"],
+                      rows)
 
     def lists(r: dict[str, Any]) -> list[str]:
         return _table([f"tools/list {r['tools']} tools", "pages", "p50 ms", "p99 ms"], [

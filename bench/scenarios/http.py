@@ -3,7 +3,8 @@
 Targets: the fixture served over HTTP in-process by aiohttp (``direct``, the same HTTP stack as
 the gateway's front), and the gateway's ``http`` front with the fixture as its one stdio mount,
 asked the way MCP clients ask (``Accept`` both JSON and SSE: ``gateway``) and with ``Accept:
-application/json`` only (``gateway_json``, to show what SSE framing costs).
+application/json`` only (``gateway_json``, to show what SSE framing costs). The CPU time the
+server process used per call (opening and closing the sessions included) is reported too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 from typing import Any
 
 from bench.http_client import ACCEPT_BOTH, ACCEPT_JSON, load
-from bench.procs import PYTHON, ServerProcess, fixture_mount
+from bench.procs import PYTHON, ServerProcess, cpu_seconds, fixture_mount
 from bench.scenarios.common import MOUNT, Workspace, http_unavailable, interleaved
 from bench.settings import BenchSettings
 from bench.stats import latency_summary, median_of_runs
@@ -35,16 +36,20 @@ def run(settings: BenchSettings) -> dict[str, Any]:
                                 space.env, space.log("gateway"))
         stack.callback(gateway.close)
         plan = {
-            "direct": (direct.url, "tool_0", ACCEPT_JSON),
-            "gateway": (gateway.url, f"{MOUNT}__tool_0", ACCEPT_BOTH),
-            "gateway_json": (gateway.url, f"{MOUNT}__tool_0", ACCEPT_JSON),
+            "direct": (direct, "tool_0", ACCEPT_JSON),
+            "gateway": (gateway, f"{MOUNT}__tool_0", ACCEPT_BOTH),
+            "gateway_json": (gateway, f"{MOUNT}__tool_0", ACCEPT_JSON),
         }
 
         def measure(name: str, clients: int, calls: int) -> dict[str, float]:
-            url, tool, accept = plan[name]
+            server, tool, accept = plan[name]
+            assert server.url is not None
             per_client = max(1, calls // clients)
-            seconds, nanos = asyncio.run(load(url, tool, clients, per_client, accept))  # type: ignore[arg-type]
-            return {**latency_summary(nanos), "calls_per_s": round(len(nanos) / seconds, 1)}
+            before = cpu_seconds(server.pid)
+            seconds, nanos = asyncio.run(load(server.url, tool, clients, per_client, accept))
+            cpu = cpu_seconds(server.pid) - before  # sessions opened and closed included
+            return {**latency_summary(nanos), "calls_per_s": round(len(nanos) / seconds, 1),
+                    "cpu_us_per_call": round(cpu * 1e6 / len(nanos), 1)}
 
         for name in TARGETS:  # warm up every path once
             measure(name, 8, max(64, settings.http_calls // 4))

@@ -2,7 +2,8 @@
 
 Three targets answer the same ``tools/call`` from the same fixture backend: the backend itself
 (``direct``), the parse-and-forward relay in front of it (``relay``, the floor), and the gateway
-with it as its one mount (``gateway``).
+with it as its one mount (``gateway``). Besides wall-clock figures, the CPU time each target
+process itself used per call (the backend excluded) is reported.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from bench.procs import fixture_argv, fixture_mount, relay_argv
+from bench.procs import cpu_seconds, fixture_argv, fixture_mount, relay_argv
 from bench.scenarios.common import MOUNT, Workspace, interleaved
 from bench.settings import BenchSettings
 from bench.stats import latency_summary, median_of_runs
@@ -50,14 +51,20 @@ def run(settings: BenchSettings) -> dict[str, Any]:
 
         latency: dict[str, list[dict[str, float]]] = {name: [] for name in TARGETS}
         throughput: dict[str, list[dict[str, float]]] = {name: [] for name in TARGETS}
+        #: CPU seconds the target process used, and calls made: (sequential, pipelined)
+        cpu = {name: [0.0, 0.0] for name in TARGETS}
         for _, name in interleaved(settings.reps, TARGETS):
             batch, ids = lines(name, settings.latency_calls)
+            before = cpu_seconds(targets[name].pid)
             nanos, answers = targets[name].sequential(batch)
+            cpu[name][0] += cpu_seconds(targets[name].pid) - before
             check_answers(answers, ids)
             latency[name].append(latency_summary(nanos))
         for _, name in interleaved(settings.reps, TARGETS):
             batch, ids = lines(name, settings.pipeline_calls)
+            before = cpu_seconds(targets[name].pid)
             seconds, answers = targets[name].pipelined(batch)
+            cpu[name][1] += cpu_seconds(targets[name].pid) - before
             check_answers(answers, ids)
             throughput[name].append({"calls_per_s": round(len(batch) / seconds, 1)})
 
@@ -66,6 +73,11 @@ def run(settings: BenchSettings) -> dict[str, Any]:
         result["targets"][name] = {
             **median_of_runs(latency[name]),
             **median_of_runs(throughput[name]),
+            # from CPU-time ticks summed over all repetitions: coarse, but blind to other load
+            "cpu_us_per_call": round(
+                cpu[name][0] * 1e6 / (settings.reps * settings.latency_calls), 1),
+            "cpu_us_per_pipelined_call": round(
+                cpu[name][1] * 1e6 / (settings.reps * settings.pipeline_calls), 1),
             "runs": {"latency": latency[name], "throughput": throughput[name]},
         }
     t = result["targets"]
