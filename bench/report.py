@@ -102,8 +102,10 @@ def _section(title: str, scenario: dict[str, Any] | None,
 def render(results: Results) -> str:
     """The human-readable report: one table per scenario, then the targets."""
     s = results["scenarios"]
-    out = [f"vmcp bench ({results['meta']['mode']}, {results['meta']['reps']} repetitions, "
-           f"medians; {results['meta']['cpus']} CPUs)", ""]
+    meta = results["meta"]
+    out = [f"vmcp bench ({meta['mode']}, {meta['reps']} repetitions, medians; {meta['cpus']} "
+           f"CPUs; 1-min load average {meta['loadavg_before'][0]} before, "
+           f"{meta['loadavg_after'][0]} after)", ""]
 
     def stdio(r: dict[str, Any]) -> list[str]:
         return _table(["stdio -> stdio", "p50 us", "p99 us", "mean us", "added p50 us",

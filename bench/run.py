@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.gateway_launcher:
         settings = settings.with_(gateway_launcher=tuple(shlex.split(args.gateway_launcher)))
     names = args.only or list(SCENARIOS)
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="vmcp-bench-") as scratch:
         workdir = args.logs or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +106,9 @@ def main(argv: list[str] | None = None) -> None:
             "commit": _git_commit(),
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "settings": settings_record,
+            # other work on the machine shows up as noise in wall-clock figures
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         },
         "scenarios": scenarios,
     }
