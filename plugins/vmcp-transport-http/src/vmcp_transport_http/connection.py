@@ -60,7 +60,7 @@ class HttpConnection(Connection):
         if self._released:
             return
         self._released = True
-        self.fail("closed by the gateway")
+        self.fail("closed by the gateway", quiet=True)
         tasks = [t for t in self._tasks if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
@@ -93,12 +93,12 @@ class HttpConnection(Connection):
         """Decode one received body or event and hand it over (raw bytes if not JSON)."""
         self.deliver(decode_message(data))
 
-    def fail(self, reason: str) -> None:
+    def fail(self, reason: str, *, quiet: bool = False) -> None:
         """End the connection: :meth:`receive` raises once the queued messages are read."""
         if self._closed is None:
             self._closed = reason
             self._inbox.put_nowait(_END)
-            if reason != "closed by the gateway":
+            if not quiet:
                 log.info("%s: connection ended: %s", self.url, reason)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -70,22 +70,24 @@ def _offered_version(initialize: dict[str, Any]) -> str:
     return version if isinstance(version, str) else DEFAULT_HTTP_VERSION
 
 
-def _negotiate(request: web.Request) -> bool:
-    """Whether to answer a request POST with SSE (else JSON); 406 when neither is acceptable."""
-    json_ok, sse = _accepts(request)
-    if not (json_ok or sse):
-        raise HttpProblem(406, f"Not Acceptable: accept {JSON_TYPE} or {SSE_TYPE}")
-    return sse
-
-
-def _accepts(request: web.Request) -> tuple[bool, bool]:
-    """(JSON acceptable, SSE explicitly asked for) from the ``Accept`` header."""
-    types = {
+def _media_types(request: web.Request) -> set[str]:
+    """The media types the ``Accept`` header lists (``*/*`` when there is none)."""
+    return {
         part.split(";", 1)[0].strip().lower()
         for part in request.headers.get("Accept", "*/*").split(",")
     }
-    json_ok = bool(types & {JSON_TYPE, "application/*", "*/*"})
-    return json_ok, bool(types & {SSE_TYPE, "text/*"})
+
+
+def _negotiate(request: web.Request) -> bool:
+    """Whether to answer a request POST with SSE (when the client names it), else JSON.
+
+    :raises HttpProblem: 406 when the client accepts neither.
+    """
+    types = _media_types(request)
+    sse = bool(types & {SSE_TYPE, "text/*"})
+    if not (sse or types & {JSON_TYPE, "application/*", "*/*"}):
+        raise HttpProblem(406, f"Not Acceptable: accept {JSON_TYPE} or {SSE_TYPE}")
+    return sse
 
 
 class StreamableHttpServer:
@@ -241,7 +243,7 @@ class StreamableHttpServer:
         principal = await authenticate(self.host, request)
         session = self._session(request, principal)
         self._check_version(request)
-        if not _accepts(request)[1]:
+        if not _media_types(request) & {SSE_TYPE, "text/*", "*/*"}:
             raise HttpProblem(406, f"Not Acceptable: GET needs Accept: {SSE_TYPE}")
         last_event_id = request.headers.get("Last-Event-ID")
         if last_event_id is None:
