@@ -198,7 +198,7 @@ async def test_two_hundred_concurrent_sessions_do_not_cross(tmp_path: Path) -> N
 
 
 async def test_http_rules_at_the_gateway(tmp_path: Path) -> None:
-    http = {"port": 0, "max_message_bytes": 4096, "session_idle_timeout": 1}
+    http = {"port": 0, "max_message_bytes": 4096, "session_idle_timeout": 3}
     config = gateway_config(tmp_path, {"fx": stdio_fixture()}, transports={"http": http})
     initialize = {
         "jsonrpc": "2.0",
@@ -236,7 +236,7 @@ async def test_http_rules_at_the_gateway(tmp_path: Path) -> None:
         assert ok.status == 200
         assert "fx__echo" in await ok.text()
 
-        # idle for a second: the session expires, its id gets 404, a new initialize works
+        # idle for 3 s: the session expires, its id gets 404, a new initialize works
         await gateway.wait_for_line("expired after")
         assert (await post(listing, **session)).status == 404
         again = await post(initialize)
