@@ -92,6 +92,9 @@ class Gateway:
             + [f for f in self._pm.hook.vmcp_visibility_filter(gateway=self) if f is not None])
         self._auth: AuthProvider | None = None
         self.supervisor = Supervisor(self)
+        #: request counting (vmcp.monitoring.metrics.GatewayMetrics); None unless
+        #: ``[monitoring] metrics_port`` is set
+        self.metrics: Any = None
         #: the cache layer, opened by start(); None when caching is off or its driver is missing
         self.cache: CacheLayer | None = None
 
@@ -315,6 +318,8 @@ class Gateway:
     async def replica_up(self, mount: Mount, replica: Replica) -> None:
         """A replica came back: watch it, and bring its mount's items back if it was down."""
         self.supervisor.watch(mount, replica)
+        if self.metrics is not None:
+            self.metrics.backend_restarted(mount.mount_id)
         upstream = replica.upstream
         if upstream is not None and self._backend_log_rank is not None and (
                 "logging" in upstream.capabilities):
@@ -327,8 +332,12 @@ class Gateway:
         try:
             await mount.refresh(tuple(LIST_KINDS), self.startup_timeout(mount))
         except RpcError as exc:
+            # Treat it as a failed start: close the replica and let the supervisor retry.
             log.warning("mount %s: reading lists after restart failed: %s", mount.mount_id,
                         exc.message)
+            if replica.upstream is not None:
+                await replica.upstream.aclose()
+            self.supervisor.replica_lost(mount, replica)
             return
         mount.state = "up"
         mount.error = None
