@@ -1,9 +1,9 @@
 """The access policy: personas compiled into a fast ``visible(persona, mount, kind, name)``.
 
-Patterns are compiled once into one regular expression per rule list, so a check is a few
-dictionary lookups and at most two regex matches. The policy is rebuilt (never mutated)
-when a persona changes; only the per-mount sets of read-only tools are replaced in place
-when a mount's catalog changes.
+Patterns are compiled once into one regular expression per rule list, and every decision on
+a tool or prompt is remembered, so a repeated check is one dictionary lookup. The policy is
+rebuilt (never mutated) when a persona changes; only the per-mount sets of read-only tools
+are replaced when a mount's catalog changes, which forgets the remembered decisions.
 """
 
 from __future__ import annotations
@@ -60,8 +60,20 @@ class Policy:
             }
             for name, persona in personas.items()
         }
-        #: mount id -> the backend names of its read-only tools
-        self.read_only_tools: dict[str, frozenset[str]] = {}
+        self._read_only_tools: dict[str, frozenset[str]] = {}
+        #: (persona, mount, kind, name) -> decision, for tools and prompts (names the
+        #: catalogs bound; resource URIs are not remembered, templates make them unbounded)
+        self._decided: dict[tuple[str, str, str, str], bool] = {}
+
+    @property
+    def read_only_tools(self) -> dict[str, frozenset[str]]:
+        """Mount id -> the backend names of its read-only tools."""
+        return self._read_only_tools
+
+    @read_only_tools.setter
+    def read_only_tools(self, value: dict[str, frozenset[str]]) -> None:
+        self._read_only_tools = value
+        self._decided = {}
 
     def sees_server(self, persona: str, mount_id: str) -> bool:
         """True when ``persona`` has ``mount_id`` enabled."""
@@ -74,16 +86,21 @@ class Policy:
         ``kind`` is ``tool``, ``prompt``, ``resource`` or ``resource_template``; resources
         and templates are visible on every enabled server.
         """
-        servers = self._access.get(persona)
-        if servers is None:
-            return False
-        access = servers.get(mount_id)
+        if kind != "tool" and kind != "prompt":
+            servers = self._access.get(persona)
+            return servers is not None and mount_id in servers
+        key = (persona, mount_id, kind, name)
+        decided = self._decided.get(key)
+        if decided is None:
+            decided = self._decided[key] = self._decide(persona, mount_id, kind, name)
+        return decided
+
+    def _decide(self, persona: str, mount_id: str, kind: str, name: str) -> bool:
+        access = self._access.get(persona, {}).get(mount_id)
         if access is None:
             return False
-        if kind == "tool":
-            if access.read_only and name not in self.read_only_tools.get(mount_id, ()):
-                return False
-            return _passes(name, access.allow_tools, access.deny_tools)
         if kind == "prompt":
             return _passes(name, access.allow_prompts, access.deny_prompts)
-        return True
+        if access.read_only and name not in self._read_only_tools.get(mount_id, ()):
+            return False
+        return _passes(name, access.allow_tools, access.deny_tools)
