@@ -97,6 +97,10 @@ class LoggingSettings(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     file: str | None = None
     json_lines: bool = False
+    #: rotate the log file when it reaches this many bytes (0: never)
+    max_bytes: int = Field(10 * 1024 * 1024, ge=0)
+    #: rotated files kept beside it (``vmcp.log.1`` ... ``vmcp.log.N``)
+    backup_count: int = Field(5, ge=0)
 
 
 class CacheSettings(_Model):
