@@ -8,9 +8,11 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from functools import partial
 
 from vmcp.auth.base import Principal
 from vmcp.config import VmcpConfig
+from vmcp.control.runtime import GatewayRuntime, RunOptions
 from vmcp.gateway.gateway import Gateway
 
 log = logging.getLogger("vmcp.gateway")
@@ -22,37 +24,57 @@ def _announce(name: str, where: str) -> None:
 
 
 async def serve(
-    config: VmcpConfig, fronts: Sequence[str], principal: Principal | None = None
+    config: VmcpConfig, fronts: Sequence[str], principal: Principal | None = None,
+    options: RunOptions | None = None,
 ) -> None:
-    """Run the gateway until a stream front ends (its client left) or a signal arrives."""
+    """Run the gateway until a stream front ends (its client left), a signal arrives or
+    ``vmcp stop`` asks; a stop asked for lets calls in flight finish (``shutdown_grace``)."""
     gateway = Gateway(config, principal)
     transports = {name: gateway.transport(name) for name in fronts}
     loop = asyncio.get_running_loop()
-    main = asyncio.current_task()
-    assert main is not None
+    runtime = GatewayRuntime(gateway, list(transports), options or RunOptions())
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, main.cancel)
+            loop.add_signal_handler(signum, runtime.stop.set)
     servers: list[asyncio.Task[None]] = []
     try:
-        await gateway.start()
-        servers = [
-            loop.create_task(
-                transport.serve(gateway, config.transports.get(name, {}),
-                                lambda where, name=name: _announce(name, where)),
-                name=f"front:{name}",
-            )
-            for name, transport in transports.items()
-        ]
-        done, _ = await asyncio.wait(servers, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+        async with runtime:
+            try:
+                await gateway.start()
+                runtime.gateway_started()
+                servers = [
+                    loop.create_task(
+                        transport.serve(gateway, config.transports.get(name, {}),
+                                        partial(_ready, runtime, name)),
+                        name=f"front:{name}",
+                    )
+                    for name, transport in transports.items()
+                ]
+                stopping = loop.create_task(runtime.stop.wait())
+                try:
+                    done, _ = await asyncio.wait([*servers, stopping],
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stopping.cancel()
+                for task in done:
+                    if task is not stopping and not task.cancelled() and (
+                            task.exception() is not None):
+                        raise task.exception()  # type: ignore[misc]
+                if runtime.stop.is_set():
+                    log.info("stopping: calls in flight get %gs to finish",
+                             gateway.config.gateway.shutdown_grace)
+                    await runtime.drain(gateway.config.gateway.shutdown_grace)
+            finally:
+                for task in servers:
+                    task.cancel()
+                await asyncio.gather(*servers, return_exceptions=True)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(gateway.stop(),
+                                           gateway.config.gateway.shutdown_grace + 10)
     except asyncio.CancelledError:
         log.info("stopping on signal")
-    finally:
-        for task in servers:
-            task.cancel()
-        await asyncio.gather(*servers, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(gateway.stop(), config.gateway.shutdown_grace + 10)
+
+
+def _ready(runtime: GatewayRuntime, name: str, where: str) -> None:
+    _announce(name, where)
+    runtime.front_ready(name, where)

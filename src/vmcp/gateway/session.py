@@ -445,6 +445,9 @@ class FrontSession:
         started = perf_counter() if mount.observed else 0.0
         callback = partial(self._relay, request_id, mount, replica, upstream, mapper, token,
                            started)
+        metrics = self.gateway.metrics
+        if metrics is not None:
+            callback = metrics.track(mount.mount_id, method, callback)
         backend_id = upstream.forward(method, params, callback, timeout, (self, request_id),
                                       mount.config.max_timeout)
         if backend_id in upstream.pending:
@@ -490,6 +493,7 @@ class FrontSession:
         replica.breaker.before_call()
         started = perf_counter()
         ok = False
+        result: dict[str, Any] | None = None
         try:
             result = await upstream.request(method, params, timeout, (self, request_id))
             ok = True
@@ -501,6 +505,9 @@ class FrontSession:
             replica.breaker.record(ok)
             if mount.observed:
                 mount.balancer.observe(replica, perf_counter() - started, ok)
+            if self.gateway.metrics is not None:
+                self.gateway.metrics.record_call(mount.mount_id, method, result,
+                                                 perf_counter() - started)
 
     async def _with_retries(
         self, request_id: Any, mount: Mount, method: str, params: dict[str, Any],

@@ -1,0 +1,75 @@
+"""The control endpoint: a Unix socket in ``run/``, owner-only, served by the running gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from pathlib import Path
+
+from vmcp.control.ops import Operations
+from vmcp.control.protocol import MAX_LINE, ControlError, failure, success
+
+log = logging.getLogger("vmcp.control")
+
+
+class ControlServer:
+    """Accepts control connections and answers each request line with one response line."""
+
+    def __init__(self, path: Path, operations: Operations) -> None:
+        self.path = path
+        self.operations = operations
+        self._server: asyncio.AbstractServer | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        """Listen (replacing a socket file a dead gateway left); only the owner may connect.
+
+        The caller holds the instance lock, so a socket file already there is stale. ``run/``
+        is owner-only, so nobody else can reach the socket before its mode is set.
+        """
+        self.path.unlink(missing_ok=True)
+        self._server = await asyncio.start_unix_server(self._serve, str(self.path),
+                                                       limit=MAX_LINE)
+        self.path.chmod(0o600)
+        log.info("control endpoint on %s", self.path)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            while line := await reader.readline():
+                writer.write(await self._answer(line))
+                await writer.drain()
+        except (ConnectionError, ValueError):  # ValueError: a line over the limit
+            pass
+        finally:
+            self._writers.discard(writer)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _answer(self, line: bytes) -> bytes:
+        try:
+            message = json.loads(line)
+        except ValueError as exc:
+            return failure(ControlError(f"not JSON: {exc}"))
+        if not isinstance(message, dict):
+            return failure(ControlError("a request is a JSON object"))
+        try:
+            return success(await self.operations.run(message.get("op"), message.get("args", {})))
+        except ControlError as exc:
+            return failure(exc)
+        except Exception as exc:
+            log.exception("control operation failed")
+            return failure(ControlError(f"internal error: {exc}"))
+
+    async def aclose(self) -> None:
+        """Stop listening, drop open control connections and remove the socket."""
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+            self._server = None
+        self.path.unlink(missing_ok=True)

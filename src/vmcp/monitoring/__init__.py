@@ -1,0 +1,1 @@
+"""Monitoring: Prometheus metrics of the running gateway (``[monitoring] metrics_port``)."""
