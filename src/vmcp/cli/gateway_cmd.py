@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import click
 
 from vmcp.auth.base import Principal
 from vmcp.cli.common import config_from_context
-from vmcp.config import ConfigError, MountConfig, VmcpConfig
+from vmcp.cli.ops_cmd import control_call, live_gateway, run_options, start_detached
+from vmcp.cli.output import echo_json, fail, table
+from vmcp.config import ConfigError, VmcpConfig
+from vmcp.control.instance import AlreadyRunning
+from vmcp.control.ops import mount_info, mount_row
+from vmcp.control.runtime import effective_logging
 from vmcp.gateway.gateway import Gateway
 from vmcp.gateway.runner import serve
-from vmcp.logs import configure_logging
+from vmcp.logs import config_secrets, configure_logging
 from vmcp.persona import PersonaError, PersonaStore
 from vmcp.plugins import PluginError, load_driver
 
@@ -25,11 +29,16 @@ from vmcp.plugins import PluginError, load_driver
 )
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--persona", help="The stdio client's persona (default: gateway.default_persona).")
+@click.option("--detach", "-d", is_flag=True,
+              help="Run in the background (network fronts only); see vmcp status and stop.")
+@click.option("--ready-fd", type=int, hidden=True)
 @click.pass_context
 def start_command(
-    ctx: click.Context, transports: tuple[str, ...], log_level: str | None, persona: str | None
+    ctx: click.Context, transports: tuple[str, ...], log_level: str | None, persona: str | None,
+    detach: bool, ready_fd: int | None,
 ) -> None:
-    """Run the gateway in the foreground, serving MCP clients (stdio by default)."""
+    """Run the gateway in the foreground, serving MCP clients (stdio by default), or in the
+    background with -d."""
     config, _ = config_from_context(ctx)
     for name in dict.fromkeys(p for p in (persona, config.gateway.default_persona) if p):
         try:
@@ -42,9 +51,16 @@ def start_command(
             load_driver("transports", name)
         except PluginError as exc:
             raise click.ClickException(str(exc)) from exc
-    configure_logging(config.logging, log_level)
+    if detach:
+        start_detached(ctx, config, fronts, log_level)
+        return
+    options = run_options(ctx, config, log_level, ready_fd)
+    configure_logging(effective_logging(config, options), log_level, config_secrets(config))
     try:
-        asyncio.run(serve(config, fronts, Principal("stdio", persona) if persona else None))
+        asyncio.run(serve(config, fronts, Principal("stdio", persona) if persona else None,
+                          options))
+    except AlreadyRunning as exc:
+        fail(str(exc))
     except ConfigError as exc:  # a front refused its settings (e.g. an unsafe bind)
         for problem in exc.problems:
             click.echo(f"error: {exc.source}: {problem}", err=True)
@@ -53,32 +69,28 @@ def start_command(
         raise click.ClickException(str(exc)) from exc
 
 
-def _describe_mount(mount: MountConfig) -> str:
-    if mount.transport == "stdio":
-        return " ".join([mount.command or "", *mount.args])
-    return mount.url or ""
-
-
 @click.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def list_command(ctx: click.Context, as_json: bool) -> None:
-    """List the configured mounts."""
-    config, _ = config_from_context(ctx)
-    mounts = list(config.servers.values())
+    """List the mounts: live state and tool count from the running gateway, else the
+    configuration."""
+    client = live_gateway()
+    if client is not None:
+        rows = control_call(client, "list")
+    else:
+        config, _ = config_from_context(ctx)
+        rows = [{**mount_row(m, None), "state": "enabled" if m.enabled else "disabled"}
+                for m in config.servers.values()]
     if as_json:
-        click.echo(json.dumps([
-            {"id": m.id, "transport": m.transport, "target": _describe_mount(m),
-             "prefix": m.exposed_prefix, "enabled": m.enabled, "replicas": m.replicas}
-            for m in mounts], indent=2))
+        echo_json(rows)
         return
-    if not mounts:
+    if not rows:
         click.echo("no servers configured")
         return
-    width = max(len(m.id) for m in mounts)
-    for m in mounts:
-        state = "" if m.enabled else "  (disabled)"
-        click.echo(f"{m.id:<{width}}  {m.transport:<6} {_describe_mount(m)}{state}")
+    table(["ID", "TRANSPORT", "STATE", "TOOLS", "TARGET"],
+          [[r["id"], r["transport"], r["state"], r["tools"], r["target"]] for r in rows],
+          colour_columns=(2,))
 
 
 async def _inspect(config: VmcpConfig, mount_id: str) -> dict[str, Any]:
@@ -90,17 +102,7 @@ async def _inspect(config: VmcpConfig, mount_id: str) -> dict[str, Any]:
         if mount is None or mount.state != "up":
             reason = mount.error if mount is not None else "could not be created"
             raise click.ClickException(f"mount {mount_id!r} did not start: {reason}")
-        upstream = mount.primary
-        assert upstream is not None
-        return {
-            "id": mount_id,
-            "server": upstream.server_info,
-            "protocolVersion": upstream.protocol_version,
-            "capabilities": upstream.capabilities,
-            "instructions": upstream.instructions,
-            "health": mount.describe(),
-            **mount.catalog,
-        }
+        return mount_info(mount)
     finally:
         await gateway.stop()
 
@@ -110,15 +112,20 @@ async def _inspect(config: VmcpConfig, mount_id: str) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def info_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:
-    """Start one mount briefly and show what its server offers."""
-    config, _ = config_from_context(ctx)
-    if mount_id not in config.servers:
-        known = ", ".join(config.servers) or "none"
-        raise click.ClickException(f"unknown mount {mount_id!r} (configured: {known})")
-    configure_logging(config.logging, "error")
-    info = asyncio.run(_inspect(config, mount_id))
+    """Show what a mount's server offers: from the running gateway, or by starting that
+    one mount briefly."""
+    client = live_gateway()
+    if client is not None:
+        info = control_call(client, "info", id=mount_id)
+    else:
+        config, _ = config_from_context(ctx)
+        if mount_id not in config.servers:
+            known = ", ".join(config.servers) or "none"
+            raise click.ClickException(f"unknown mount {mount_id!r} (configured: {known})")
+        configure_logging(config.logging, "error", config_secrets(config))
+        info = asyncio.run(_inspect(config, mount_id))
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        echo_json(info)
         return
     server = info["server"]
     click.echo(f"{mount_id}: {server.get('name', '?')} {server.get('version', '')}".rstrip())
