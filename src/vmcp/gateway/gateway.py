@@ -87,9 +87,10 @@ class Gateway:
         #: persona enforcement; None when no connection can carry a persona
         self.access = (PersonaAccess(self, PersonaStore.default())
                        if personas_in_play(config, default_principal) else None)
+        self._plugin_filters = [
+            f for f in self._pm.hook.vmcp_visibility_filter(gateway=self) if f is not None]
         self.visible = all_visible(
-            ([self.access.visible] if self.access is not None else [])
-            + [f for f in self._pm.hook.vmcp_visibility_filter(gateway=self) if f is not None])
+            ([self.access.visible] if self.access is not None else []) + self._plugin_filters)
         self._auth: AuthProvider | None = None
         self.supervisor = Supervisor(self)
         #: request counting (vmcp.monitoring.metrics.GatewayMetrics); None unless
@@ -251,7 +252,10 @@ class Gateway:
         removed = [k for k in self.mounts if k not in new]
         changed = [k for k in self.mounts if k in new and new[k] != old.get(k)]
         added = [k for k in new if k not in self.mounts]
+        if config.auth != self.config.auth:
+            self._auth = None  # the next authentication uses the new [auth] settings
         self.config = config
+        self._install_access()
         for mount_id in removed + changed:
             await self.remove_mount(mount_id)
         for mount_id in changed + added:
@@ -260,6 +264,15 @@ class Gateway:
             except Exception as exc:
                 log.error("mount %s: %s", mount_id, exc)
         return {"removed": removed, "changed": changed, "added": added}
+
+    def _install_access(self) -> None:
+        """Install persona enforcement when a new configuration puts personas in play."""
+        if self.access is not None or not personas_in_play(self.config, self.default_principal):
+            return
+        self.access = PersonaAccess(self, PersonaStore.default())
+        self.access.catalog_changed()
+        self.visible = all_visible([self.access.visible, *self._plugin_filters])
+        self._spawn(self.access.watch())
 
     async def _refuse_collisions(self) -> None:
         """Fail every mount whose unprefixed names collide with an earlier mount's.
