@@ -130,6 +130,16 @@ def wait_gone(pid: int, timeout: float = 10.0) -> bool:
     return True
 
 
+def wait_for_text(path: Path, text: str, timeout: float = 15.0) -> bool:
+    """Bounded wait for a line another process writes to a file (polls the file)."""
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and text in path.read_text()):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def scrape(url: str) -> dict[str, float]:
     """The samples of a Prometheus exposition, ``name{labels}`` -> value."""
     with urllib.request.urlopen(url, timeout=10) as response:

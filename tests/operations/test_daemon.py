@@ -17,7 +17,16 @@ import pytest
 from click.testing import Result
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
-from ops_harness import ALPHA, REPLICA, Home, alive, backend, scrape, wait_gone
+from ops_harness import (
+    ALPHA,
+    REPLICA,
+    Home,
+    alive,
+    backend,
+    scrape,
+    wait_for_text,
+    wait_gone,
+)
 
 EVENT_TIMEOUT = 15.0
 
@@ -193,4 +202,59 @@ def test_detached_stdio_is_refused(home: Home) -> None:
     out = home.cli("start", "-d")
     assert out.exit_code == 2
     assert "cannot serve stdio" in out.stderr
+    assert not home.pid_file.exists()
+
+
+@pytest.mark.anyio
+async def test_stop_lets_a_call_in_flight_finish(home: Home) -> None:
+    config = daemon_config(alpha=backend(ALPHA))
+    config["gateway"]["shutdown_grace"] = 20.0
+    home.write(config)
+    started = home.vmcp("start", "-d")
+    assert started.returncode == 0, started.stderr
+    url = re.search(r"http: (\S+)", started.stdout).group(1)  # type: ignore[union-attr]
+    log = home.path / "logs" / "vmcp.log"
+    asked, release = anyio.Event(), anyio.Event()
+
+    async def sampling(context: Any, params: types.CreateMessageRequestParams) -> Any:
+        # The call stays in flight at the backend until the gateway has begun to stop.
+        asked.set()
+        await release.wait()
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text="late answer"),
+            model="test-model")
+
+    results: list[types.CallToolResult] = []
+    stopped: list[subprocess.CompletedProcess[str]] = []
+    answered, gone = anyio.Event(), anyio.Event()
+    async with (
+        streamable_http_client(url) as (read, write),
+        ClientSession(read, write, sampling_callback=sampling) as session,
+        anyio.create_task_group() as group,
+    ):
+        with anyio.fail_after(EVENT_TIMEOUT):
+            await session.initialize()
+
+        async def call() -> None:
+            results.append(await session.call_tool("alpha__sample", {"prompt": "hi"}))
+            answered.set()
+
+        async def stop() -> None:
+            stopped.append(await anyio.to_thread.run_sync(home.vmcp, "stop"))
+            gone.set()
+
+        group.start_soon(call)
+        with anyio.fail_after(EVENT_TIMEOUT):
+            await asked.wait()
+        group.start_soon(stop)
+        drains = await anyio.to_thread.run_sync(wait_for_text, log, "calls in flight get")
+        assert drains, "the gateway should log that it lets the call finish"
+        release.set()
+        with anyio.fail_after(EVENT_TIMEOUT):
+            await answered.wait()
+    text = results[0].content[0].text  # type: ignore[union-attr]
+    assert text == "sampled: late answer (test-model)"
+    with anyio.fail_after(EVENT_TIMEOUT):
+        await gone.wait()
+    assert stopped[0].returncode == 0, stopped[0].stderr
     assert not home.pid_file.exists()
