@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,14 @@ from bench.stats import BenchError
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 _ANNOUNCE = re.compile(r"serving (\S+) on (\S+)")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A child's command line and environment."""
+
+    argv: list[str]
+    env: dict[str, str]
 
 
 def bench_env(home: Path) -> dict[str, str]:
@@ -108,15 +117,14 @@ def cpu_seconds(pid: int) -> float:
 class ServerProcess:
     """A child that serves on a port and announces ``serving <name> on <url>`` on stderr."""
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], log: Path,
-                 timeout: float = 60.0) -> None:
-        self.argv = list(argv)
+    def __init__(self, command: Command, log: Path, timeout: float = 60.0) -> None:
+        self.argv = command.argv
         self.log = log
         self.url: str | None = None
         self._ready = threading.Event()
         self.process = subprocess.Popen(
             self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, env=dict(env), cwd=REPO,
+            stderr=subprocess.PIPE, env=command.env, cwd=REPO,
         )
         self._copier = threading.Thread(target=self._copy_stderr, daemon=True)
         self._copier.start()

@@ -15,10 +15,11 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from bench.procs import Command
 from bench.stats import BenchError
 
 PROTOCOL_VERSION = "2025-06-18"
@@ -56,18 +57,15 @@ def check_answers(lines: Sequence[bytes], ids: range) -> None:
 class StdioTarget:
     """A child process speaking MCP on its stdin/stdout (a backend, the relay or the gateway)."""
 
-    def __init__(
-        self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: Path,
-        timeout: float = 120.0,
-    ) -> None:
-        self.argv = list(argv)
+    def __init__(self, command: Command, cwd: Path, log: Path, timeout: float = 120.0) -> None:
+        self.argv = command.argv
         self.timeout = timeout
         self.log = log
         self.started = time.perf_counter()
         with log.open("ab") as err:
             self.process = subprocess.Popen(
                 self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                env=dict(env), cwd=cwd,
+                env=command.env, cwd=cwd,
             )
         assert self.process.stdin is not None and self.process.stdout is not None
         self._fd = self.process.stdin.fileno()

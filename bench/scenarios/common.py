@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.procs import bench_env, gateway_argv, write_config
+from bench.procs import Command, bench_env, gateway_argv, write_config
 from bench.settings import BenchSettings
 
 #: the mount id every single-backend scenario uses; its tools are ``bench__tool_<n>``
@@ -30,18 +30,27 @@ class Workspace:
         """A fresh log file for one child's stderr."""
         return self.root / f"{label}-{next(self._counter)}.log"
 
+    def command(self, argv: list[str]) -> Command:
+        """A child (not a gateway) run in this workspace's environment."""
+        return Command(argv, self.env)
+
     def gateway(
         self,
         label: str,
         servers: Mapping[str, Mapping[str, Any]],
         gateway: Mapping[str, Any] | None = None,
         front: str = "stdio",
-    ) -> list[str]:
-        """Write a configuration and return the ``vmcp start`` command line serving it."""
+    ) -> Command:
+        """Write a configuration and return the ``vmcp start`` serving it.
+
+        Each gateway gets a VMCP_HOME of its own: a home holds one running gateway at a time.
+        """
         transports = {"http": {"port": 0}} if front == "http" else None
-        config = write_config(self.root / f"{label}-{next(self._counter)}" / "vmcp.toml",
-                              servers, gateway, transports)
-        return gateway_argv(config, front, self.settings.gateway_launcher)
+        folder = self.root / f"{label}-{next(self._counter)}"
+        config = write_config(folder / "vmcp.toml", servers, gateway, transports)
+        (folder / "home").mkdir(exist_ok=True)
+        return Command(gateway_argv(config, front, self.settings.gateway_launcher),
+                       {**self.env, "VMCP_HOME": str(folder / "home")})
 
 
 def interleaved(reps: int, names: Sequence[str]) -> Iterator[tuple[int, str]]:

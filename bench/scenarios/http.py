@@ -29,11 +29,11 @@ def run(settings: BenchSettings) -> dict[str, Any]:
         return {"status": "skipped", "reason": reason}
     space = Workspace(settings, "http")
     with contextlib.ExitStack() as stack:
-        direct = ServerProcess([PYTHON, "-m", "bench.http_fixture"], space.env,
+        direct = ServerProcess(space.command([PYTHON, "-m", "bench.http_fixture"]),
                                space.log("direct"))
         stack.callback(direct.close)
         gateway = ServerProcess(space.gateway("gateway", {MOUNT: fixture_mount()}, front="http"),
-                                space.env, space.log("gateway"))
+                                space.log("gateway"))
         stack.callback(gateway.close)
         plan = {
             "direct": (direct, "tool_0", ACCEPT_JSON),

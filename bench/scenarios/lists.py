@@ -33,8 +33,8 @@ def run(settings: BenchSettings) -> dict[str, Any]:
     def table(list_changed: bool) -> dict[str, dict[str, Any]]:
         return {f"m{n:02d}": fixture_mount(tools, list_changed) for n in range(mounts)}
 
-    argv = {
-        "direct": fixture_argv(total),
+    commands = {
+        "direct": space.command(fixture_argv(total)),
         "warm": space.gateway("warm", table(True)),
         "warm_one_page": space.gateway("warm1", table(True), {"page_size": total}),
         "cold": space.gateway("cold", table(False), {"page_size": total, "list_ttl": 0}),
@@ -46,7 +46,7 @@ def run(settings: BenchSettings) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         targets: dict[str, StdioTarget] = {}
         for name in TARGETS:
-            target = StdioTarget(argv[name], space.env, space.root, space.log(name))
+            target = StdioTarget(commands[name], space.root, space.log(name))
             stack.callback(target.close)
             target.initialize()
             target.timed_lists(2, total)  # warm up

@@ -40,8 +40,8 @@ def run(settings: BenchSettings) -> dict[str, Any]:
 def _per_session(settings: BenchSettings, space: Workspace) -> dict[str, Any]:
     runs = []
     for _ in range(settings.memory_reps):
-        argv = space.gateway("gateway", {MOUNT: fixture_mount()}, front="http")
-        gateway = ServerProcess(argv, space.env, space.log("gateway"))
+        command = space.gateway("gateway", {MOUNT: fixture_mount()}, front="http")
+        gateway = ServerProcess(command, space.log("gateway"))
         try:
             assert gateway.url is not None
             asyncio.run(load(gateway.url, f"{MOUNT}__tool_0", 1, 10))
@@ -72,8 +72,7 @@ def _per_mount(settings: BenchSettings, space: Workspace) -> dict[str, Any]:
         rss = {}
         for label, servers in tables.items():
             with contextlib.ExitStack() as stack:
-                target = StdioTarget(space.gateway(label, servers), space.env, space.root,
-                                     space.log(label))
+                target = StdioTarget(space.gateway(label, servers), space.root, space.log(label))
                 stack.callback(target.close)
                 target.initialize()
                 target.timed_lists(1, len(servers) * MOUNT_TOOLS)

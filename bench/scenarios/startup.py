@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.procs import fixture_argv, fixture_mount
+from bench.procs import Command, fixture_argv, fixture_mount
 from bench.scenarios.common import Workspace, interleaved
 from bench.settings import BenchSettings
 from bench.stats import median_of_runs
@@ -33,7 +33,7 @@ def run(settings: BenchSettings) -> dict[str, Any]:
               for n in range(1, count + 1)}
     slowest = max(delays, key=lambda mount: delays[mount])
     every = {mount: fixture_mount(delay=delay) for mount, delay in delays.items()}
-    argv = {
+    commands = {
         "gateway_empty": space.gateway("empty", {}),
         "gateway_one": space.gateway("one", {slowest: every[slowest]}),
         "gateway_all": space.gateway("all", every),
@@ -41,8 +41,8 @@ def run(settings: BenchSettings) -> dict[str, Any]:
     tool = {"gateway_empty": None, "gateway_one": f"{slowest}__tool_0",
             "gateway_all": f"{slowest}__tool_0"}
 
-    def start(command: list[str], call: str | None) -> float:
-        target = StdioTarget(command, space.env, space.root, space.log("start"))
+    def start(command: Command, call: str | None) -> float:
+        target = StdioTarget(command, space.root, space.log("start"))
         try:
             target.initialize()
             if call is not None:
@@ -54,10 +54,11 @@ def run(settings: BenchSettings) -> dict[str, Any]:
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in TARGETS}
     for _, name in interleaved(settings.startup_reps, TARGETS):
         if name == "direct":
-            each = [start(fixture_argv(delay=d), "tool_0") for d in delays.values()]
+            each = [start(space.command(fixture_argv(delay=d)), "tool_0")
+                    for d in delays.values()]
             runs[name].append({"seconds": round(max(each), 4)})
         else:
-            runs[name].append({"seconds": round(start(argv[name], tool[name]), 4)})
+            runs[name].append({"seconds": round(start(commands[name], tool[name]), 4)})
     return {
         "status": "ok",
         "mounts": count,

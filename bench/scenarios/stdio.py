@@ -23,16 +23,16 @@ TARGETS = ("direct", "relay", "gateway")
 def run(settings: BenchSettings) -> dict[str, Any]:
     """Measure the three targets, interleaved; medians over the repetitions."""
     space = Workspace(settings, "stdio")
-    argv = {
-        "direct": fixture_argv(),
-        "relay": relay_argv(fixture_argv()),
+    commands = {
+        "direct": space.command(fixture_argv()),
+        "relay": space.command(relay_argv(fixture_argv())),
         "gateway": space.gateway("gateway", {MOUNT: fixture_mount()}),
     }
     tools = {"direct": "tool_0", "relay": "tool_0", "gateway": f"{MOUNT}__tool_0"}
     with contextlib.ExitStack() as stack:
         targets: dict[str, StdioTarget] = {}
         for name in TARGETS:
-            target = StdioTarget(argv[name], space.env, space.root, space.log(name))
+            target = StdioTarget(commands[name], space.root, space.log(name))
             stack.callback(target.close)
             target.initialize()
             targets[name] = target
