@@ -16,7 +16,7 @@ from functools import partial
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from vmcp import __version__
 from vmcp.auth.base import Principal
@@ -32,7 +32,7 @@ from vmcp.protocol.errors import (
     RpcError,
 )
 from vmcp.protocol.versions import negotiate
-from vmcp.routing.retry import REPLICA_FAILURES, may_retry
+from vmcp.routing.retry import REPLICA_FAILURES, backoff, may_retry
 from vmcp.transports.base import FrontPeer, JsonMessage
 from vmcp.upstream.session import UpstreamSession
 
@@ -526,8 +526,7 @@ class FrontSession:
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(settings.attempts),
-                wait=wait_exponential_jitter(initial=settings.initial_backoff,
-                                             max=settings.max_backoff),
+                wait=backoff(settings.initial_backoff, settings.max_backoff),
                 retry=retry_if_exception(worth_retrying),
                 reraise=True,
             ):

@@ -10,11 +10,12 @@ import time
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
-from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
 from vmcp.config import RestartSettings
 from vmcp.protocol.errors import RpcError
 from vmcp.registry.mount import Mount, Replica
+from vmcp.routing.retry import backoff
 from vmcp.upstream.session import UpstreamEvents
 
 log = logging.getLogger("vmcp.registry")
@@ -37,7 +38,7 @@ def restart_delay(settings: RestartSettings, recent_restarts: int) -> float:
     """Exponential backoff with jitter, growing with the restarts seen recently."""
     state = RetryCallState(None, None, (), {})
     state.attempt_number = recent_restarts + 1
-    wait = wait_exponential_jitter(initial=settings.initial_backoff, max=settings.max_backoff)
+    wait = backoff(settings.initial_backoff, settings.max_backoff)
     return 0.0 if recent_restarts == 0 else float(wait(state))
 
 
@@ -84,8 +85,7 @@ class Supervisor:
             await asyncio.sleep(restart_delay(settings, len(replica.restarts)))
             retrying = AsyncRetrying(
                 stop=stop_after_attempt(max(1, settings.max_restarts - len(replica.restarts))),
-                wait=wait_exponential_jitter(initial=settings.initial_backoff,
-                                             max=settings.max_backoff),
+                wait=backoff(settings.initial_backoff, settings.max_backoff),
                 reraise=True,
             )
             async for attempt in retrying:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from tenacity import wait_exponential_jitter
 
 from vmcp.protocol.errors import BACKEND_UNAVAILABLE, REQUEST_TIMEOUT
 
@@ -34,6 +35,12 @@ class RetrySettings(BaseModel):
     budget_window_seconds: float = Field(10.0, gt=0)
     #: tools that are safe to repeat, by exact name as the backend names them
     idempotent_tools: list[str] = Field(default_factory=list)
+
+
+def backoff(initial: float, maximum: float) -> wait_exponential_jitter:
+    """Exponential backoff from ``initial`` seconds up to ``maximum``, jittered by up to
+    ``initial`` (tenacity's default jitter of a whole second would swamp short backoffs)."""
+    return wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
 
 
 def may_retry(
