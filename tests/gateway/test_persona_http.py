@@ -125,6 +125,16 @@ async def test_token_auth_and_two_personas_over_http(tmp_path: Path) -> None:
             refused = await post_initialize(url, token)
             assert refused.status_code == 401
             assert refused.headers["www-authenticate"].startswith("Bearer")
+        # The challenge names the RFC 9728 metadata, served without a token.
+        challenge = refused.headers["www-authenticate"]
+        assert 'resource_metadata="' in challenge
+        metadata_url = challenge.split('resource_metadata="')[1].split('"')[0]
+        async with httpx2.AsyncClient(timeout=EVENT_TIMEOUT) as http:
+            path_form = url.replace("/mcp", "/.well-known/oauth-protected-resource/mcp")
+            for where in (metadata_url, path_form):
+                document = (await http.get(where)).json()
+                assert document["resource"] == url
+                assert document["bearer_methods_supported"] == ["header"]
         assert (await post_initialize(url, revoked)).status_code == 200
         tokens.revoke(doomed.id)
         assert (await post_initialize(url, revoked)).status_code == 401

@@ -11,6 +11,7 @@ import anyio
 from aiohttp import web
 
 from vmcp.auth.base import AuthError, Principal
+from vmcp.auth.metadata import metadata_paths, protected_resource_metadata
 from vmcp.transports.base import FrontHost
 from vmcp.transports.netsec import front_url, refuse_insecure_bind
 from vmcp_transport_http.messages import HttpProblem
@@ -46,12 +47,32 @@ def build_app(settings: FrontSettings) -> web.Application:
 
 
 async def authenticate(host: FrontHost, request: web.Request) -> Principal:
-    """The caller of one HTTP request, or :class:`HttpProblem` with the auth driver's status."""
+    """The caller of one HTTP request, or :class:`HttpProblem` with the auth driver's status
+    and its ``WWW-Authenticate`` challenge (which names the protected-resource metadata)."""
     try:
         return await host.authenticate(request.headers)
     except AuthError as exc:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        raise HttpProblem(exc.status, str(exc) or "Unauthorized", headers=headers) from exc
+        challenge = getattr(exc, "www_authenticate", None) or "Bearer"
+        raise HttpProblem(exc.status, str(exc) or "Unauthorized",
+                          headers={"WWW-Authenticate": challenge}) from exc
+
+
+def add_metadata_routes(app: web.Application, host: FrontHost, mcp_path: str) -> None:
+    """Serve the RFC 9728 protected-resource metadata MCP clients look for after a 401.
+
+    Answered without authentication at ``/.well-known/oauth-protected-resource[/<path>]``;
+    404 when no auth driver is configured (there is nothing to discover).
+    """
+
+    async def metadata(request: web.Request) -> web.Response:
+        resource = f"{request.scheme}://{request.host}{mcp_path}"
+        document = protected_resource_metadata(host.config.auth, resource)
+        if document is None:
+            raise web.HTTPNotFound()
+        return web.json_response(document)
+
+    for path in metadata_paths(mcp_path):
+        app.router.add_route("GET", path, metadata)
 
 
 async def run_app(

@@ -33,7 +33,12 @@ from vmcp_transport_http.messages import (
     request_key,
 )
 from vmcp_transport_http.security import read_body
-from vmcp_transport_http.server import SSE_HEADERS, authenticate, build_app
+from vmcp_transport_http.server import (
+    SSE_HEADERS,
+    add_metadata_routes,
+    authenticate,
+    build_app,
+)
 from vmcp_transport_http.session import HttpSession, PostStream
 from vmcp_transport_http.settings import StreamableSettings
 from vmcp_transport_http.sse import encode_event
@@ -45,6 +50,8 @@ SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
 #: first revision whose clients understand a priming event (an id with empty data)
 PRIMING_SINCE = "2025-11-25"
+#: milliseconds a client is told to wait before reconnecting a broken stream (priming event)
+RETRY_MS = 1000
 
 
 def _sessionless(payload: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
@@ -105,6 +112,7 @@ class StreamableHttpServer:
         app.router.add_route("POST", self.settings.path, self.post)
         app.router.add_route("GET", self.settings.path, self.get)
         app.router.add_route("DELETE", self.settings.path, self.delete)
+        add_metadata_routes(app, self.host, self.settings.path)
         return app
 
     async def stop(self) -> None:
@@ -212,8 +220,11 @@ class StreamableHttpServer:
                 response = await self._stream_reply(request, session, post, version)
             else:
                 response = await self._json_reply(session, post)
-        if opening and _failed(post):
-            self._discard(session)  # a refused initialize leaves no session behind
+        if opening:
+            if _failed(post):
+                self._discard(session)  # a refused initialize leaves no session behind
+            else:
+                session.protocol_version = _negotiated(post)
         return response
 
     async def _stream_reply(
@@ -221,9 +232,11 @@ class StreamableHttpServer:
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={**SSE_HEADERS, SESSION_HEADER: session.id})
         await response.prepare(request)
-        # An id before any data lets the client resume even if nothing else reached it.
-        priming = encode_event("", event_id=post.stream.event_id(0))
-        first = priming if version >= PRIMING_SINCE else None
+        # An id before any data lets the client resume even if nothing else reached it. A
+        # client that negotiated 2025-11-25 understands it whatever version header it sends.
+        priming = encode_event("", event_id=post.stream.event_id(0), retry=RETRY_MS)
+        newest = max(version, session.protocol_version or version)
+        first = priming if newest >= PRIMING_SINCE else None
         await pump(post.stream, response, 0, self.settings.keepalive_interval, first=first)
         return response
 
@@ -274,3 +287,13 @@ class StreamableHttpServer:
 def _failed(post: PostStream) -> bool:
     """Whether the (single) request of a POST was answered with an error."""
     return any("error" in message for message in post.stream.messages() if "id" in message)
+
+
+def _negotiated(post: PostStream) -> str | None:
+    """The ``protocolVersion`` of the ``initialize`` result a POST carried, if any."""
+    for message in post.stream.messages():
+        result = message.get("result")
+        if "id" in message and isinstance(result, dict):
+            version = result.get("protocolVersion")
+            return version if isinstance(version, str) else None
+    return None
