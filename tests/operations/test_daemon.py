@@ -113,6 +113,7 @@ async def test_daemon_lifecycle(home: Home) -> None:
 
     status = home.cli_json("status")
     assert status["running"] and status["pid"] == gateway_pid
+    assert status["log"] == str(home.path / "logs" / "vmcp.log")
     assert status["fronts"] == [{"name": "http", "where": url}]
     assert [(m["id"], m["state"]) for m in status["mounts"]] == [("alpha", "up")]
     backend_pids = [r["pid"] for m in status["mounts"] for r in m["replicas"]]

@@ -110,6 +110,9 @@ def _print_status(status: dict[str, Any]) -> None:
     counted = (f"{requests['total']} ({requests['errors']} errors)" if requests
                else "not counted (set [monitoring] metrics_port)")
     click.echo(f"requests: {counted}")
+    cache = status.get("cache")
+    if cache:
+        click.echo(f"cache:    {cache.get('hits', 0)} hits, {cache.get('misses', 0)} misses")
     if status.get("metrics"):
         click.echo(f"metrics:  {status['metrics']}")
     if status.get("log"):

@@ -86,6 +86,12 @@ def _replica_pid(mount: Mount, replica_id: str) -> int | None:
     return None
 
 
+def _cache_snapshot(gateway: Gateway) -> dict[str, int] | None:
+    """The cache layer's counters (hits, misses ...), or None without a cache."""
+    snapshot = getattr(getattr(gateway, "cache", None), "snapshot", None)
+    return snapshot() if snapshot is not None else None
+
+
 class Operations:
     """Runs control requests; each operation takes the request's ``args``."""
 
@@ -147,6 +153,7 @@ class Operations:
             "mounts": [self._mount_status(m) for m in gateway.mounts.values()],
             "requests": dict(zip(("total", "errors"), metrics.totals(), strict=True))
             if metrics is not None else None,
+            "cache": _cache_snapshot(gateway),
             "metrics": state.metrics_url,
             "log": state.log_file,
             "shutdown_grace": gateway.config.gateway.shutdown_grace,
