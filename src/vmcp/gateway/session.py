@@ -266,25 +266,23 @@ class FrontSession:
         visible = self.gateway.visible
         return visible is None or visible(self.caller, mount_id, kind, name)
 
-    def _tools_call(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+    def _named_route(self, params: dict[str, Any], kind: str) -> tuple[str, dict[str, Any]]:
+        """The mount owning a tool or prompt name, and the params with the backend's name."""
         name = params.get("name")
-        route = self.gateway.namespace.tools.get(name) if isinstance(name, str) else None
-        if route is None or not self._check_visible(route[0], "tool", route[1]):
-            raise RpcError(INVALID_PARAMS, f"Unknown tool: {name}")
+        names = self.gateway.namespace.tools if kind == "tool" else self.gateway.namespace.prompts
+        route = names.get(name) if isinstance(name, str) else None
+        if route is None or not self._check_visible(route[0], kind, route[1]):
+            raise RpcError(INVALID_PARAMS, f"Unknown {kind}: {name}")
         mount_id, original = route
-        if original != name:
-            params = {**params, "name": original}
-        self._route(request_id, mount_id, "tools/call", params, self.gateway.map_tool_result)
+        return mount_id, params if original == name else {**params, "name": original}
+
+    def _tools_call(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+        mount_id, params = self._named_route(params, "tool")
+        self._route(request_id, mount_id, method, params, self.gateway.map_tool_result)
 
     def _prompts_get(self, request_id: Any, params: dict[str, Any], method: str) -> None:
-        name = params.get("name")
-        route = self.gateway.namespace.prompts.get(name) if isinstance(name, str) else None
-        if route is None or not self._check_visible(route[0], "prompt", route[1]):
-            raise RpcError(INVALID_PARAMS, f"Unknown prompt: {name}")
-        mount_id, original = route
-        if original != name:
-            params = {**params, "name": original}
-        self._route(request_id, mount_id, "prompts/get", params, self.gateway.map_prompt_result)
+        mount_id, params = self._named_route(params, "prompt")
+        self._route(request_id, mount_id, method, params, self.gateway.map_prompt_result)
 
     def _resource_route(self, uri: Any) -> tuple[str, str]:
         route = self.gateway.namespace.route_uri(uri) if isinstance(uri, str) else None
