@@ -58,6 +58,8 @@ class HttpSession:
         self.principal = principal
         self.handle: FrontSessionHandle | None = None
         self.closed = False
+        #: the protocol version the session's ``initialize`` settled on (None until then)
+        self.protocol_version: str | None = None
         self._replay = replay_buffer
         self._idle_timeout = idle_timeout
         self._on_idle = on_idle

@@ -16,11 +16,22 @@ KEEPALIVE = b": keep-alive\n\n"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
-def encode_event(data: str, *, event: str | None = "message", event_id: str | None = None) -> bytes:
-    """One event in wire form; multi-line data becomes several ``data:`` lines."""
+def encode_event(
+    data: str,
+    *,
+    event: str | None = "message",
+    event_id: str | None = None,
+    retry: int | None = None,
+) -> bytes:
+    """One event in wire form; multi-line data becomes several ``data:`` lines.
+
+    ``retry`` (milliseconds) tells the client how long to wait before reconnecting.
+    """
     lines = []
     if event_id is not None:
         lines.append(f"id: {event_id}")
+    if retry is not None:
+        lines.append(f"retry: {retry}")
     if event is not None:
         lines.append(f"event: {event}")
     lines.extend(f"data: {line}" for line in _LINE_BREAK.split(data))
