@@ -112,6 +112,25 @@ async def test_initialize_mints_a_random_session_and_streams_the_reply(client: C
     assert other.session_id != client.session_id
 
 
+async def test_priming_follows_the_negotiated_version_and_sets_a_retry_delay(
+    client: Client,
+) -> None:
+    await client.initialize()
+    # The version header names an older revision, but the session negotiated 2025-11-25.
+    old_header = {"MCP-Protocol-Version": "2025-03-26"}
+    found = await events(await client.post(message("echo", 1), **old_header))
+    assert found[0].data == "" and found[0].retry == 1000
+    assert data(found) == [{"jsonrpc": "2.0", "id": 1, "result": {}}]
+
+    older = Client(client.http, client.url)
+    params = {**INITIALIZE["params"], "protocolVersion": "2025-06-18"}
+    response = await older.post({**INITIALIZE, "params": params})
+    older.session_id = response.headers[SESSION]
+    assert all(e.data for e in await events(response))
+    found = await events(await older.post(message("echo", 1), **old_header))
+    assert all(e.data for e in found)
+
+
 async def test_notifications_and_responses_get_202(client: Client, host: FakeHost) -> None:
     await client.initialize()
     response = await client.post(message("notifications/initialized"))

@@ -36,9 +36,9 @@ def test_line_endings_comments_bom_and_fields() -> None:
     ]
 
 
-def test_priming_event_has_an_id_and_no_data() -> None:
-    assert SseParser(1024).feed(encode_event("", event_id="1-0")) == [
-        ServerSentEvent(data="", id="1-0")
+def test_priming_event_has_an_id_a_retry_delay_and_no_data() -> None:
+    assert SseParser(1024).feed(encode_event("", event_id="1-0", retry=1000)) == [
+        ServerSentEvent(data="", id="1-0", retry=1000)
     ]
 
 
