@@ -16,6 +16,7 @@ from vmcp_transport_http.sse import ServerSentEvent, iter_events
 from vmcp_transport_http.streamable import StreamableHttpTransport
 
 from vmcp.config import ConfigError
+from vmcp.protocol.errors import REQUEST_CANCELLED
 
 pytestmark = pytest.mark.anyio
 
@@ -219,7 +220,7 @@ async def test_a_cancelled_request_ends_its_stream(client: Client, host: FakeHos
     assert ended == {
         "jsonrpc": "2.0",
         "id": 1,
-        "error": {"code": -32800, "message": "Request cancelled"},
+        "error": {"code": REQUEST_CANCELLED, "message": "Request cancelled"},
     }
     assert host.sessions[0].received[-1] == cancel  # the gateway was told, too
 

@@ -14,6 +14,9 @@ BACKEND_UNAVAILABLE = -32000
 #: the request was not answered within its timeout (the SDK's REQUEST_TIMEOUT)
 REQUEST_TIMEOUT = -32001
 RESOURCE_NOT_FOUND = -32002
+#: the client cancelled the request (LSP's RequestCancelled); used where a wire must end a
+#: cancelled request with a response, as the Streamable HTTP front ends the request's stream
+REQUEST_CANCELLED = -32800
 
 
 class RpcError(Exception):

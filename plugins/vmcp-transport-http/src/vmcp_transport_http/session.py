@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vmcp.auth.base import Principal
+from vmcp.protocol.errors import REQUEST_CANCELLED
 from vmcp.transports.base import FrontSessionHandle, JsonMessage
 from vmcp_transport_http.messages import is_response, request_key
 from vmcp_transport_http.streams import EventStream
@@ -25,8 +26,6 @@ log = logging.getLogger("vmcp.transports.http")
 
 #: key of the standalone (GET) stream; POST streams are numbered from 1
 GET_STREAM = "0"
-#: the error that ends the stream of a request the client cancelled (as LSP's RequestCancelled)
-REQUEST_CANCELLED = -32800
 #: ended POST streams kept per session so a client that lost one can still replay it
 RETAINED_STREAMS = 32
 
