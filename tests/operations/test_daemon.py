@@ -15,7 +15,7 @@ import anyio
 import mcp.types as types
 import pytest
 from click.testing import Result
-from mcp import ClientSession
+from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from ops_harness import (
     ALPHA,
@@ -208,14 +208,12 @@ def test_detached_stdio_is_refused(home: Home) -> None:
 
 @pytest.mark.anyio
 async def test_stop_lets_a_call_in_flight_finish(home: Home) -> None:
-    config = daemon_config(alpha=backend(ALPHA))
-    config["gateway"]["shutdown_grace"] = 20.0
-    home.write(config)
-    started = home.vmcp("start", "-d")
-    assert started.returncode == 0, started.stderr
-    url = re.search(r"http: (\S+)", started.stdout).group(1)  # type: ignore[union-attr]
-    log = home.path / "logs" / "vmcp.log"
-    asked, release = anyio.Event(), anyio.Event()
+    # A foreground gateway (its client over stdio reads to the end without transport errors
+    # when it goes); the stop path is the detached gateway's.
+    home.write({"gateway": {"shutdown_grace": 20.0}, "servers.alpha": backend(ALPHA)})
+    params = StdioServerParameters(command=sys.executable, args=["-m", "vmcp", "start"],
+                                   env=home.env())
+    asked, release, answered, gone = anyio.Event(), anyio.Event(), anyio.Event(), anyio.Event()
 
     async def sampling(context: Any, params: types.CreateMessageRequestParams) -> Any:
         # The call stays in flight at the backend until the gateway has begun to stop.
@@ -227,35 +225,35 @@ async def test_stop_lets_a_call_in_flight_finish(home: Home) -> None:
 
     results: list[types.CallToolResult] = []
     stopped: list[subprocess.CompletedProcess[str]] = []
-    answered, gone = anyio.Event(), anyio.Event()
-    async with (
-        streamable_http_client(url) as (read, write),
-        ClientSession(read, write, sampling_callback=sampling) as session,
-        anyio.create_task_group() as group,
-    ):
-        with anyio.fail_after(EVENT_TIMEOUT):
-            await session.initialize()
+    with (home.path / "stderr.log").open("w") as errlog:
+        async with (
+            stdio_client(params, errlog=errlog) as (read, write),
+            ClientSession(read, write, sampling_callback=sampling) as session,
+            anyio.create_task_group() as group,
+        ):
+            with anyio.fail_after(EVENT_TIMEOUT):
+                await session.initialize()
 
-        async def call() -> None:
-            results.append(await session.call_tool("alpha__sample", {"prompt": "hi"}))
-            answered.set()
+            async def call() -> None:
+                results.append(await session.call_tool("alpha__sample", {"prompt": "hi"}))
+                answered.set()
 
-        async def stop() -> None:
-            stopped.append(await anyio.to_thread.run_sync(home.vmcp, "stop"))
-            gone.set()
+            async def stop() -> None:
+                stopped.append(await anyio.to_thread.run_sync(home.vmcp, "stop"))
+                gone.set()
 
-        group.start_soon(call)
-        with anyio.fail_after(EVENT_TIMEOUT):
-            await asked.wait()
-        group.start_soon(stop)
-        drains = await anyio.to_thread.run_sync(wait_for_text, log, "calls in flight get")
-        assert drains, "the gateway should log that it lets the call finish"
-        release.set()
-        with anyio.fail_after(EVENT_TIMEOUT):
-            await answered.wait()
+            group.start_soon(call)
+            with anyio.fail_after(EVENT_TIMEOUT):
+                await asked.wait()
+            group.start_soon(stop)
+            drains = await anyio.to_thread.run_sync(
+                wait_for_text, home.path / "stderr.log", "calls in flight get")
+            assert drains, "the gateway should log that it lets the call finish"
+            release.set()
+            with anyio.fail_after(EVENT_TIMEOUT):
+                await answered.wait()
+                await gone.wait()
     text = results[0].content[0].text  # type: ignore[union-attr]
     assert text == "sampled: late answer (test-model)"
-    with anyio.fail_after(EVENT_TIMEOUT):
-        await gone.wait()
     assert stopped[0].returncode == 0, stopped[0].stderr
     assert not home.pid_file.exists()
