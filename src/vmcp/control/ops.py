@@ -224,7 +224,7 @@ class Operations:
         """Re-read the configuration and apply it; an invalid one changes nothing.
 
         Mounts are changed live; settings only read at start-up (fronts, transports,
-        monitoring, auth) are named in ``restart_needed``.
+        monitoring) are named in ``restart_needed``.
         """
         async with self._reload_lock:
             config = self._read_config()
@@ -235,8 +235,7 @@ class Operations:
             pending = [name for name, before, after in (
                 ("gateway.fronts", old.gateway.fronts, config.gateway.fronts),
                 ("transports", old.transports, config.transports),
-                ("monitoring", old.monitoring, config.monitoring),
-                ("auth", old.auth, config.auth)) if before != after]
+                ("monitoring", old.monitoring, config.monitoring)) if before != after]
             return {**changes, "restart_needed": pending}
 
     async def _local(self) -> LocalSession:
