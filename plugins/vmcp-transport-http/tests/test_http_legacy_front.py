@@ -9,9 +9,15 @@ from http_harness import EVENT_TIMEOUT, FakeHost, serve_front
 from mcp import ClientSession
 from mcp.client.sse import sse_client
 from vmcp_transport_http.legacy_sse import LegacySseTransport
+from vmcp_transport_http.settings import LegacySseSettings, StreamableSettings
 from vmcp_transport_http.sse import iter_events
 
 pytestmark = pytest.mark.anyio
+
+
+def test_default_port_is_apart_from_the_http_and_ws_fronts() -> None:
+    assert LegacySseSettings().port == 3002
+    assert StreamableSettings().port == 3000  # and ws defaults to 3001
 
 
 async def test_the_sdk_legacy_client_works_against_the_front() -> None:

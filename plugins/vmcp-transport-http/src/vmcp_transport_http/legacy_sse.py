@@ -19,7 +19,7 @@ from vmcp_transport_http.settings import LegacySseSettings
 class LegacySseTransport(Transport):
     """The HTTP+SSE transport, for clients and servers that predate Streamable HTTP.
 
-    Front: serves ``[transports.sse]`` (default ``http://127.0.0.1:3001/sse``).
+    Front: serves ``[transports.sse]`` (default ``http://127.0.0.1:3002/sse``).
     Back: mounts ``transport = "sse"`` servers by the ``url`` of their event stream.
     """
 

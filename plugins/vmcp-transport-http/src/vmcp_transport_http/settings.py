@@ -41,8 +41,9 @@ class StreamableSettings(FrontSettings):
 class LegacySseSettings(FrontSettings):
     """Settings of the deprecated HTTP+SSE front (``[transports.sse]``)."""
 
-    #: defaults one above the Streamable HTTP port so both fronts can run from one process
-    port: int = Field(3001, ge=0, le=65535)
+    #: its own default, apart from ``http`` (3000) and ``ws`` (3001), so every network front
+    #: can run from one process
+    port: int = Field(3002, ge=0, le=65535)
     #: where clients open their event stream (GET)
     sse_path: str = "/sse"
     #: where clients POST their messages (the ``endpoint`` event points here)
