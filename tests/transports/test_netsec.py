@@ -10,6 +10,7 @@ from vmcp.transports.netsec import (
     DEFAULT_MAX_MESSAGE_BYTES,
     HostOriginPolicy,
     NetworkFrontSettings,
+    check_network_front,
     front_url,
     is_loopback,
     parse_front_settings,
@@ -50,6 +51,17 @@ def test_non_loopback_bind_needs_an_auth_driver() -> None:
     assert problem.startswith("transports.ws.host: refusing to serve ws on '0.0.0.0'")
     assert "[auth]" in problem and "127.0.0.1" in problem
     assert refused.value.source == "[transports.ws]"
+
+
+def test_check_network_front_validates_then_refuses_a_public_bind_without_auth() -> None:
+    assert check_network_front(DemoSettings, "demo", {"port": 0}, False).port == 0
+    assert check_network_front(DemoSettings, "demo", {"host": "0.0.0.0"}, True).port == 4000
+    with pytest.raises(ConfigError) as invalid:
+        check_network_front(DemoSettings, "demo", {"port": -1}, True)
+    assert invalid.value.problems[0].startswith("transports.demo.port:")
+    with pytest.raises(ConfigError) as refused:
+        check_network_front(DemoSettings, "demo", {"host": "0.0.0.0"}, False)
+    assert "refusing to serve demo on '0.0.0.0'" in refused.value.problems[0]
 
 
 def test_host_header_defaults_accept_loopback_names_and_ip_literals() -> None:

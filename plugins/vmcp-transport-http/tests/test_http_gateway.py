@@ -6,6 +6,7 @@ gateway's ``vmcp: serving <name> on <url>`` line.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -298,13 +299,23 @@ async def test_the_gateway_mounts_remote_http_and_sse_servers(tmp_path: Path) ->
                 assert text_of(sampled) == "sampled: hi"
 
 
-async def test_a_public_bind_without_auth_is_refused_at_start(tmp_path: Path) -> None:
-    transports = {"http": {"host": "0.0.0.0", "port": 0}}
-    config = gateway_config(tmp_path, {"fx": stdio_fixture()}, transports=transports)
-    status, stderr = await run_to_exit(config, "http")
-    assert status != 0
-    assert "refusing to serve http on '0.0.0.0' without authentication" in stderr
+def marker_mount(marker: Path) -> dict[str, Any]:
+    """A mount whose process creates ``marker`` as soon as it is spawned."""
+    return {"command": sys.executable, "args": ["-c", f"open({str(marker)!r}, 'w').close()"]}
+
+
+@pytest.mark.parametrize("front", ["http", "sse"])
+async def test_a_public_bind_without_auth_is_refused_before_any_backend_starts(
+    tmp_path: Path, front: str
+) -> None:
+    marker = tmp_path / "spawned"
+    transports = {front: {"host": "0.0.0.0", "port": 0}}
+    config = gateway_config(tmp_path, {"marker": marker_mount(marker)}, transports=transports)
+    status, stderr = await run_to_exit(config, front)
+    assert status == 2
+    assert f"refusing to serve {front} on '0.0.0.0' without authentication" in stderr
     assert "vmcp: serving" not in stderr
+    assert not marker.exists()  # refused before the gateway spawned its backends
 
 
 async def test_a_restarted_http_backend_is_initialized_again(tmp_path: Path) -> None:

@@ -72,7 +72,10 @@ async def test_ws_beside_stdio_and_http_in_one_process(tmp_path: Path) -> None:
 def test_unsafe_or_invalid_settings_are_refused(
     tmp_path: Path, settings: dict[str, object], problem: str
 ) -> None:
-    config = write_config(tmp_path / "vmcp.toml", {"transports.ws": settings, "servers": {}})
+    marker = tmp_path / "spawned"  # the backend creates it as soon as it is spawned
+    backend = {"command": sys.executable, "args": ["-c", f"open({str(marker)!r}, 'w').close()"]}
+    config = write_config(tmp_path / "vmcp.toml", {"transports.ws": settings,
+                                                   "servers.marker": backend})
     finished = subprocess.run(
         [sys.executable, "-m", "vmcp", "--config", str(config), "start", "--transport", "ws"],
         capture_output=True, text=True, timeout=CONNECT_TIMEOUT, stdin=subprocess.DEVNULL,
@@ -81,6 +84,7 @@ def test_unsafe_or_invalid_settings_are_refused(
     assert finished.returncode == 2, finished.stderr
     assert problem in finished.stderr
     assert "Traceback" not in finished.stderr
+    assert not marker.exists()  # refused before any backend was started
 
 
 def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:

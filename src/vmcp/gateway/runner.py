@@ -31,6 +31,8 @@ async def serve(
     ``vmcp stop`` asks; a stop asked for lets calls in flight finish (``shutdown_grace``)."""
     gateway = Gateway(config, principal)
     transports = {name: gateway.transport(name) for name in fronts}
+    for name, transport in transports.items():  # refuse a bad front before any backend starts
+        transport.check_front(config.transports.get(name, {}), gateway)
     loop = asyncio.get_running_loop()
     runtime = GatewayRuntime(gateway, list(transports), options or RunOptions())
     for signum in (signal.SIGTERM, signal.SIGINT):

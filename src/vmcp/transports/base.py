@@ -104,6 +104,22 @@ class Transport(ABC):
     #: the driver name used in configuration (``transport = "stdio"``)
     name: str = ""
 
+    def check_front(  # noqa: B027 (optional: the default accepts every setting)
+        self, settings: Mapping[str, Any], host: FrontHost
+    ) -> None:
+        """Refuse front settings that cannot or must not be served, before anything starts.
+
+        ``vmcp start`` calls this for every front it is about to serve before it spawns any
+        backend, so that a bad ``[transports.<name>]`` table (invalid values, a non-loopback
+        bind without an auth driver) fails at once instead of after every mount has started.
+        The default accepts everything; :meth:`serve` still gets the same settings and may
+        check them again.
+
+        :param settings: this transport's table from the ``[transports.<name>]`` config.
+        :param host: the gateway that would be served (e.g. its ``auth_required``).
+        :raises ConfigError: naming each problem.
+        """
+
     @abstractmethod
     async def serve(
         self,

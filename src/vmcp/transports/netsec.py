@@ -8,6 +8,8 @@ What the ``http``, ``sse`` and ``ws`` fronts must all do the same way lives here
   :func:`parse_front_settings`.
 * :func:`refuse_insecure_bind`: never serve on a non-loopback address unless an auth driver
   checks callers (anyone who can reach the address could otherwise use every mounted server).
+  :func:`check_network_front` does both checks for a transport's ``check_front``, which runs
+  before any backend is started.
 * :class:`HostOriginPolicy`: DNS-rebinding and cross-site protection. A page on an attacker's
   domain that re-points that domain at 127.0.0.1 still sends its own domain in ``Host`` and its
   own origin in ``Origin``; so a ``Host`` is accepted only when it is an IP address literal,
@@ -110,6 +112,23 @@ def refuse_insecure_bind(name: str, host: str, auth_required: bool) -> None:
             'server. Configure an auth driver ([auth] driver = "token") or bind to 127.0.0.1'
         ],
     )
+
+
+FrontSettingsT = TypeVar("FrontSettingsT", bound=NetworkFrontSettings)
+
+
+def check_network_front(
+    model: type[FrontSettingsT], name: str, raw: Mapping[str, Any], auth_required: bool
+) -> FrontSettingsT:
+    """What a listening front's :meth:`~vmcp.transports.base.Transport.check_front` does:
+    validate its ``[transports.<name>]`` table with ``model`` and refuse a non-loopback bind
+    when no auth driver checks callers (:func:`refuse_insecure_bind`).
+
+    :raises ConfigError: naming each problem.
+    """
+    settings = parse_front_settings(model, name, raw)
+    refuse_insecure_bind(name, settings.host, auth_required)
+    return settings
 
 
 def split_host_header(value: str) -> str:

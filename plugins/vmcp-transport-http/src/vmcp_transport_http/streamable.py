@@ -7,7 +7,7 @@ from typing import Any
 
 from vmcp.config import MountConfig
 from vmcp.transports.base import Connection, FrontHost, Transport
-from vmcp.transports.netsec import parse_front_settings
+from vmcp.transports.netsec import check_network_front, parse_front_settings
 from vmcp_transport_http.client_pool import ClientPool
 from vmcp_transport_http.connection import CONNECT_TIMEOUT
 from vmcp_transport_http.server import run_app
@@ -27,6 +27,10 @@ class StreamableHttpTransport(Transport):
 
     def __init__(self) -> None:
         self._pool = ClientPool()
+
+    def check_front(self, settings: Mapping[str, Any], host: FrontHost) -> None:
+        """Refuse invalid settings and an unauthenticated public bind before anything starts."""
+        check_network_front(StreamableSettings, self.name, settings, host.auth_required)
 
     async def serve(
         self,

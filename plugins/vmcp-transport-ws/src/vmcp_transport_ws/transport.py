@@ -12,7 +12,7 @@ from typing import Any
 
 from vmcp.config import MountConfig
 from vmcp.transports.base import Connection, FrontHost, Transport
-from vmcp.transports.netsec import parse_front_settings
+from vmcp.transports.netsec import check_network_front, parse_front_settings
 from vmcp_transport_ws.back import open_connection
 from vmcp_transport_ws.front import WebSocketFront
 from vmcp_transport_ws.settings import WsFrontSettings
@@ -22,6 +22,10 @@ class WebSocketTransport(Transport):
     """Serves MCP clients on ``ws://host:port/path`` and mounts ``ws://``/``wss://`` servers."""
 
     name = "ws"
+
+    def check_front(self, settings: Mapping[str, Any], host: FrontHost) -> None:
+        """Refuse invalid settings and an unauthenticated public bind before anything starts."""
+        check_network_front(WsFrontSettings, self.name, settings, host.auth_required)
 
     async def serve(
         self,
