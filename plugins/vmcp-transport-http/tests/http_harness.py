@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,13 +136,16 @@ class RunningGateway:
 
 
 @asynccontextmanager
-async def run_gateway(config: Path, *fronts: str) -> AsyncIterator[RunningGateway]:
-    """Start ``vmcp --config CONFIG start --transport F...``; yield once every front is ready.
+async def run_gateway(
+    config: Path, *fronts: str, options: Sequence[str] = ()
+) -> AsyncIterator[RunningGateway]:
+    """Start ``vmcp --config CONFIG start --transport F... OPTIONS``; yield once every front is
+    ready.
 
     The URLs come from the ``vmcp: serving <name> on <url>`` lines on stderr, which is drained
     for the whole run (and printed at the end, so a failing test shows it).
     """
-    args = [sys.executable, "-m", "vmcp", "--config", str(config), "start"]
+    args = [sys.executable, "-m", "vmcp", "--config", str(config), "start", *options]
     for front in fronts:
         args += ["--transport", front]
     env = {**os.environ, "VMCP_HOME": str(config.parent / "home")}
@@ -183,9 +186,11 @@ async def run_gateway(config: Path, *fronts: str) -> AsyncIterator[RunningGatewa
         print("--- gateway stderr ---\n" + "\n".join(gateway.stderr))
 
 
-async def run_to_exit(config: Path, *fronts: str) -> tuple[int, str]:
+async def run_to_exit(
+    config: Path, *fronts: str, options: Sequence[str] = ()
+) -> tuple[int, str]:
     """Run ``vmcp start`` expecting it to stop by itself; return its exit status and stderr."""
-    args = [sys.executable, "-m", "vmcp", "--config", str(config), "start"]
+    args = [sys.executable, "-m", "vmcp", "--config", str(config), "start", *options]
     for front in fronts:
         args += ["--transport", front]
     env = {**os.environ, "VMCP_HOME": str(config.parent / "home")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -31,11 +32,14 @@ from vmcp.plugins import PluginError, load_driver
 @click.option("--persona", help="The stdio client's persona (default: gateway.default_persona).")
 @click.option("--detach", "-d", is_flag=True,
               help="Run in the background (network fronts only); see vmcp status and stop.")
+@click.option("--host", help="Address the network front binds (over [transports.<name>] host).")
+@click.option("--port", type=click.IntRange(0, 65535),
+              help="Port of the network front, 0 for a free one (over [transports.<name>] port).")
 @click.option("--ready-fd", type=int, hidden=True)
 @click.pass_context
 def start_command(
     ctx: click.Context, transports: tuple[str, ...], log_level: str | None, persona: str | None,
-    detach: bool, ready_fd: int | None,
+    detach: bool, host: str | None, port: int | None, ready_fd: int | None,
 ) -> None:
     """Run the gateway in the foreground, serving MCP clients (stdio by default), or in the
     background with -d."""
@@ -51,10 +55,13 @@ def start_command(
             load_driver("transports", name)
         except PluginError as exc:
             raise click.ClickException(str(exc)) from exc
+    overrides = _front_overrides(fronts, host, port)
     if detach:
-        start_detached(ctx, config, fronts, log_level)
+        start_args = [arg for key, value in (("--host", host), ("--port", port))
+                      if value is not None for arg in (key, str(value))]
+        start_detached(ctx, config, fronts, log_level, start_args)
         return
-    options = run_options(ctx, config, log_level, ready_fd)
+    options = replace(run_options(ctx, config, log_level, ready_fd), front_overrides=overrides)
     configure_logging(effective_logging(config, options), log_level, config_secrets(config))
     try:
         asyncio.run(serve(config, fronts, Principal("stdio", persona) if persona else None,
@@ -67,6 +74,29 @@ def start_command(
         raise SystemExit(2) from exc
     except OSError as exc:  # a front could not listen
         raise click.ClickException(str(exc)) from exc
+
+
+def _front_overrides(
+    fronts: list[str], host: str | None, port: int | None
+) -> dict[str, dict[str, Any]]:
+    """The ``--host``/``--port`` settings for each network front (every front but stdio).
+
+    :raises click.UsageError: no network front is started, or ``--port`` would give several
+        fronts the same port.
+    """
+    given: dict[str, Any] = {key: value for key, value in (("host", host), ("port", port))
+                             if value is not None}
+    if not given:
+        return {}
+    network = [name for name in fronts if name != "stdio"]
+    if not network:
+        raise click.UsageError("--host and --port set where a network front listens: "
+                               "start one too (e.g. --transport http)")
+    if port is not None and len(network) > 1:
+        raise click.UsageError(
+            f"--port gives one front its port, but {len(network)} network fronts are starting "
+            f"({', '.join(network)}): set their ports in [transports.<name>] port instead")
+    return dict.fromkeys(network, given)
 
 
 @click.command("list")

@@ -60,8 +60,9 @@ def control_call(client: ControlClient, op: str, **args: Any) -> Any:
 
 
 def start_detached(ctx: click.Context, config: VmcpConfig, fronts: Sequence[str],
-                   log_level: str | None) -> None:
-    """``vmcp start -d``: start the gateway in the background and report where it listens."""
+                   log_level: str | None, start_args: Sequence[str] = ()) -> None:
+    """``vmcp start -d``: start the gateway in the background and report where it listens
+    (``start_args``: more ``vmcp start`` options for it)."""
     if "stdio" in fronts:
         fail("a detached gateway cannot serve stdio: choose a network front "
              "(-t http, -t ws) or set [gateway] fronts", 2)
@@ -69,7 +70,7 @@ def start_detached(ctx: click.Context, config: VmcpConfig, fronts: Sequence[str]
     raw = (ctx.find_root().obj or {}).get("config_path")
     try:
         report = daemon.detach(paths, raw, fronts, log_level,
-                               config.gateway.startup_timeout + READY_MARGIN)
+                               config.gateway.startup_timeout + READY_MARGIN, start_args)
     except AlreadyRunning as exc:
         fail(str(exc))
     except daemon.DaemonError as exc:

@@ -36,9 +36,11 @@ class DaemonError(Exception):
 
 def detach(
     paths: RunPaths, config_path: str | None, fronts: Sequence[str], log_level: str | None,
-    wait: float,
+    wait: float, start_args: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Start the gateway in the background and wait (up to ``wait`` s) until it is ready.
+
+    ``start_args`` are more ``vmcp start`` options for it (e.g. ``--port 8000``).
 
     :returns: what it reported: pid, fronts (name -> address), metrics URL, control socket.
     :raises AlreadyRunning: a gateway already runs with this home.
@@ -57,6 +59,7 @@ def detach(
         command += ["-t", name]
     if log_level:
         command += ["--log-level", log_level]
+    command += start_args
     try:
         with paths.output_file.open("ab") as output:
             process = subprocess.Popen(

@@ -15,7 +15,8 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,8 @@ class RunOptions:
     log_level: str | None = None
     #: the log file used instead of ``[logging] file`` (a detached gateway's ``logs/vmcp.log``)
     log_file: str | None = None
+    #: front settings over ``[transports.<name>]`` (``--host``/``--port``), kept over reloads
+    front_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def effective_logging(config: VmcpConfig, options: RunOptions) -> Any:

@@ -29,12 +29,15 @@ async def serve(
 ) -> None:
     """Run the gateway until a stream front ends (its client left), a signal arrives or
     ``vmcp stop`` asks; a stop asked for lets calls in flight finish (``shutdown_grace``)."""
+    options = options or RunOptions()
     gateway = Gateway(config, principal)
     transports = {name: gateway.transport(name) for name in fronts}
+    settings = {name: {**config.transports.get(name, {}), **options.front_overrides.get(name, {})}
+                for name in transports}
     for name, transport in transports.items():  # refuse a bad front before any backend starts
-        transport.check_front(config.transports.get(name, {}), gateway)
+        transport.check_front(settings[name], gateway)
     loop = asyncio.get_running_loop()
-    runtime = GatewayRuntime(gateway, list(transports), options or RunOptions())
+    runtime = GatewayRuntime(gateway, list(transports), options)
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, runtime.stop.set)
@@ -46,8 +49,7 @@ async def serve(
                 runtime.gateway_started()
                 servers = [
                     loop.create_task(
-                        transport.serve(gateway, config.transports.get(name, {}),
-                                        partial(_ready, runtime, name)),
+                        transport.serve(gateway, settings[name], partial(_ready, runtime, name)),
                         name=f"front:{name}",
                     )
                     for name, transport in transports.items()
