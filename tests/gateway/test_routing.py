@@ -137,6 +137,31 @@ async def test_hung_call_times_out_cancels_and_opens_the_circuit(
         assert "circuit open" in refused.value.error.message
 
 
+@pytest.mark.parametrize("max_timeout", [None, 10.0])
+async def test_progress_extends_a_call_up_to_its_hard_maximum(
+    make_gateway: Callable[..., Gateway], max_timeout: float | None,
+) -> None:
+    settings: dict[str, Any] = {"timeout": 0.5}
+    if max_timeout is not None:
+        settings["max_timeout"] = max_timeout
+    steps: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        steps.append(progress)
+
+    async with make_gateway(replicated(1, **settings)).connect() as session:
+        call = session.call_tool("rep__paced", {"steps": 5, "interval": 0.25},
+                                 progress_callback=on_progress)
+        with anyio.fail_after(EVENT_TIMEOUT):
+            if max_timeout is None:  # 1.25 s of work against a 0.5 s timeout
+                with pytest.raises(MCPError) as timed_out:
+                    await call
+                assert timed_out.value.error.code == -32001
+            else:  # each progress notification restarts the 0.5 s
+                assert texts(await call) == ["paced"]
+                assert steps == [1, 2, 3, 4, 5]
+
+
 async def test_overload_fails_fast(make_gateway: Callable[..., Gateway]) -> None:
     gateway = make_gateway(replicated(1, max_in_flight=1, max_queue=0))
     async def hold_the_slot() -> None:

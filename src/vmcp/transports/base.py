@@ -41,6 +41,19 @@ class Connection(ABC):
         """
         return False
 
+    def start_push(
+        self,
+        on_message: Callable[[JsonMessage | bytes], None],
+        on_closed: Callable[[str], None],
+    ) -> bool:
+        """Deliver every message to ``on_message`` as it arrives, instead of :meth:`receive`.
+
+        ``on_closed(reason)`` is called once at the end of the stream. Return False when the
+        connection only supports :meth:`receive` (the default); the gateway then reads in a
+        task of its own.
+        """
+        return False
+
     @abstractmethod
     async def receive(self) -> JsonMessage | bytes:
         """Return the next message, or the raw bytes of one that is not valid JSON.

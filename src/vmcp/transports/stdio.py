@@ -18,6 +18,7 @@ from typing import Any
 
 from vmcp.config import LimitSettings, MountConfig, expand_vars
 from vmcp.protocol import jsonrpc
+from vmcp.protocol.errors import RpcError
 from vmcp.transports.base import (
     Connection,
     ConnectionClosed,
@@ -25,103 +26,257 @@ from vmcp.transports.base import (
     JsonMessage,
     Transport,
 )
+from vmcp.transports.lines import LineSplitter, LineWriter
 
 log = logging.getLogger("vmcp.transports.stdio")
 
-#: above this many buffered bytes a writer waits for the pipe to drain
-_HIGH_WATER = 1 << 20
 _STOP_WAIT = 2.0
+#: the largest line a backend may send (its messages are relayed, so this is generous)
+_BACKEND_LIMIT = 1 << 26
 
 
-class _LineWriter:
-    """Writes encoded lines to an asyncio pipe without awaiting on the common path."""
+class _BackendProtocol(asyncio.SubprocessProtocol):
+    """Receives a backend process's stdout (messages) and stderr (log lines)."""
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self._writer = writer
+    def __init__(self, mount_id: str) -> None:
+        self.mount_id = mount_id
+        self.backend_log = logging.getLogger(f"vmcp.backend.{mount_id}")
+        self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.stdout_closed = False
+        self.on_message: Callable[[JsonMessage | bytes], None] | None = None
+        self.on_closed: Callable[[str], None] | None = None
+        self.backlog: list[JsonMessage | bytes] = []
+        self.stdout = LineSplitter(_BACKEND_LIMIT, self._line, self._oversize)
+        self.stderr = LineSplitter(64 * 1024, self._log_line, lambda: None)
 
-    def write(self, message: JsonMessage) -> None:
-        self._writer.write(jsonrpc.encode_line(message))
+    def _line(self, line: bytes) -> None:
+        try:
+            message: JsonMessage | bytes = jsonrpc.decode(line)
+        except RpcError:
+            message = line
+        if self.on_message is not None:
+            self.on_message(message)
+        else:
+            self.backlog.append(message)
 
-    @property
-    def congested(self) -> bool:
-        transport = self._writer.transport
-        return transport.get_write_buffer_size() > _HIGH_WATER
+    def _oversize(self) -> None:
+        log.error("backend %s sent a message over the size limit; dropped", self.mount_id)
 
-    async def drain(self) -> None:
-        await self._writer.drain()
+    def _log_line(self, line: bytes) -> None:
+        self.backend_log.info("%s", line.decode("utf-8", "replace").rstrip())
 
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._writer.close()
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        (self.stdout if fd == 1 else self.stderr).feed(data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self.stdout_closed = True
+            self._maybe_closed()
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(0)
+        self._maybe_closed()
+
+    def _maybe_closed(self) -> None:
+        # Report once both happened: every line the backend wrote has been delivered.
+        if self.stdout_closed and self.exited.done() and self.on_closed is not None:
+            callback, self.on_closed = self.on_closed, None
+            callback("")
 
 
 class ProcessConnection(Connection):
-    """A backend MCP server running as a child process."""
+    """A backend MCP server running as a child process.
 
-    def __init__(self, mount_id: str, process: asyncio.subprocess.Process) -> None:
+    Messages are pushed to the upstream session as each line arrives (no reader task);
+    :meth:`receive` serves callers that pull instead.
+    """
+
+    def __init__(
+        self, mount_id: str, transport: asyncio.SubprocessTransport, protocol: _BackendProtocol
+    ) -> None:
         self.mount_id = mount_id
-        self.process = process
-        assert process.stdin is not None and process.stdout is not None
-        self._out = _LineWriter(process.stdin)
-        self._stdout = process.stdout
+        self.transport = transport
+        self.protocol = protocol
+        stdin = transport.get_pipe_transport(0)
+        assert isinstance(stdin, asyncio.WriteTransport)
+        self._out = LineWriter(stdin)
         self._closing = False
+        self._inbox: asyncio.Queue[JsonMessage | bytes | None] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The backend process's id."""
+        return self.transport.get_pid()
+
+    def _exit_reason(self) -> str:
+        code = self.transport.get_returncode()
+        if code is None:
+            return "connection closed"
+        return f"process exited with status {code}"
 
     def send_nowait(self, message: JsonMessage) -> bool:
-        if self._closing or self.process.returncode is not None:
+        if self._closing or self.transport.get_returncode() is not None:
             raise ConnectionClosed(self._exit_reason())
         self._out.write(message)
         return True
 
     async def send(self, message: JsonMessage) -> None:
         self.send_nowait(message)
-        if self._out.congested:
-            try:
-                await self._out.drain()
-            except (ConnectionError, RuntimeError) as exc:
-                raise ConnectionClosed(self._exit_reason()) from exc
+
+    def start_push(
+        self, on_message: Callable[[JsonMessage | bytes], None], on_closed: Callable[[str], None]
+    ) -> bool:
+        protocol = self.protocol
+        protocol.on_message = on_message
+        protocol.on_closed = lambda _: on_closed(self._exit_reason())
+        backlog, protocol.backlog = protocol.backlog, []
+        for message in backlog:
+            on_message(message)
+        protocol._maybe_closed()
+        return True
 
     async def receive(self) -> JsonMessage | bytes:
-        while True:
-            try:
-                line = await self._stdout.readline()
-            except ValueError:  # a line longer than the stream limit: skip it
-                log.error("backend %s sent a message over the size limit; dropped", self.mount_id)
-                continue
-            if not line:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.process.wait(), _STOP_WAIT)
-                raise ConnectionClosed(self._exit_reason())
-            if line.strip():
-                break
-        try:
-            return jsonrpc.decode(line)
-        except Exception:
-            return line
-
-    def _exit_reason(self) -> str:
-        code = self.process.returncode
-        if code is None:
-            return "connection closed"
-        return f"process exited with status {code}"
+        if self._inbox is None:
+            inbox: asyncio.Queue[JsonMessage | bytes | None] = asyncio.Queue()
+            self._inbox = inbox
+            self.start_push(inbox.put_nowait, lambda _: inbox.put_nowait(None))
+        message = await self._inbox.get()
+        if message is None:
+            self._inbox.put_nowait(None)
+            raise ConnectionClosed(self._exit_reason())
+        return message
 
     async def aclose(self) -> None:
         if self._closing:
             return
         self._closing = True
-        proc = self.process
         self._out.close()
-        if proc.returncode is None:
+        exited = self.protocol.exited
+        pid = self.pid
+        if not exited.done():
             try:
-                await asyncio.wait_for(proc.wait(), _STOP_WAIT)
+                await asyncio.wait_for(asyncio.shield(exited), _STOP_WAIT)
             except TimeoutError:
-                _signal_group(proc.pid, signal.SIGTERM)
+                _signal_group(pid, signal.SIGTERM)
                 try:
-                    await asyncio.wait_for(proc.wait(), _STOP_WAIT)
+                    await asyncio.wait_for(asyncio.shield(exited), _STOP_WAIT)
                 except TimeoutError:
-                    _signal_group(proc.pid, signal.SIGKILL)
-                    await proc.wait()
+                    _signal_group(pid, signal.SIGKILL)
+                    await exited
         # Children the backend left behind in its process group go with it.
-        _signal_group(proc.pid, signal.SIGKILL)
+        _signal_group(pid, signal.SIGKILL)
+        self.transport.close()
+
+
+class _StdoutProtocol(asyncio.Protocol):
+    """The gateway's stdout: when the client stops reading, stdin stops being read too."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.stdin: asyncio.ReadTransport | None = None
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.stdin is not None and not self.stdin.is_closing():
+            self.stdin.resume_reading()
+
+
+class _StdinProtocol(asyncio.Protocol):
+    """Feeds the gateway's stdin to the front session, line by line."""
+
+    def __init__(self, splitter: LineSplitter, stdout: _StdoutProtocol) -> None:
+        self.splitter = splitter
+        self.stdout = stdout
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.ReadTransport)
+        self.stdout.stdin = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.splitter.feed(data)
+        if self.stdout.paused and self.stdout.stdin is not None:
+            # The client is not reading our answers: stop reading its requests until it does.
+            self.stdout.stdin.pause_reading()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class _StdoutPeer:
+    """The front client behind the gateway's stdout."""
+
+    def __init__(self, out: LineWriter) -> None:
+        self._out = out
+
+    def send(self, message: JsonMessage, related_to: Any = None) -> None:
+        self._out.write(message)
+
+
+class StdioTransport(Transport):
+    """Newline-delimited JSON-RPC over standard streams (front) and child processes (back)."""
+
+    name = "stdio"
+
+    async def serve(
+        self,
+        host: FrontHost,
+        settings: Mapping[str, Any],
+        ready: Callable[[str], Awaitable[None] | None],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        stdout = _StdoutProtocol()
+        write_transport, _ = await loop.connect_write_pipe(
+            lambda: stdout, os.fdopen(os.dup(1), "wb", 0)
+        )
+        out = LineWriter(write_transport)  # type: ignore[arg-type]
+        session = host.open_session(_StdoutPeer(out))
+        splitter = LineSplitter(host.config.gateway.max_message_bytes, session.handle_bytes,
+                                lambda: session.handle_bytes(b""))  # an over-long line: -32700
+        protocol = _StdinProtocol(splitter, stdout)
+        read_transport, _ = await loop.connect_read_pipe(
+            lambda: protocol, os.fdopen(os.dup(0), "rb", 0))
+        await _maybe_await(ready("stdin/stdout"))
+        try:
+            await protocol.done
+        finally:
+            read_transport.close()
+            await session.aclose()
+            out.close()
+
+    async def connect(
+        self, mount: MountConfig, env: dict[str, str], headers: dict[str, str]
+    ) -> Connection:
+        assert mount.command is not None
+        command = env_expand(mount.command, env)
+        args = [env_expand(arg, env) for arg in mount.args]
+        loop = asyncio.get_running_loop()
+        try:
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _BackendProtocol(mount.id),
+                command,
+                *args,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                cwd=env_expand(mount.cwd, env) if mount.cwd else None,
+                # Its own session and process group: signals to vmcp's terminal don't reach
+                # it, and stopping it reaches every process it started.
+                start_new_session=True,
+                preexec_fn=_limiter(mount.limits),
+            )
+        except OSError as exc:
+            raise ConnectionClosed(f"cannot start {command!r}: {exc.strerror or exc}") from exc
+        return ProcessConnection(mount.id, transport, protocol)
 
 
 def _signal_group(pid: int, signum: int) -> None:
@@ -145,105 +300,6 @@ def _limiter(limits: LimitSettings) -> Callable[[], None] | None:
             resource.setrlimit(kind, (value, value))
 
     return apply
-
-
-async def _pump_stderr(mount_id: str, stream: asyncio.StreamReader) -> None:
-    """Copy a backend's stderr into the gateway log, one record per line."""
-    backend_log = logging.getLogger(f"vmcp.backend.{mount_id}")
-    while True:
-        try:
-            line = await stream.readline()
-        except ValueError:
-            continue
-        if not line:
-            return
-        backend_log.info("%s", line.decode("utf-8", "replace").rstrip())
-
-
-class _StdoutPeer:
-    """The front client behind the gateway's stdout."""
-
-    def __init__(self, out: _LineWriter) -> None:
-        self._out = out
-
-    def send(self, message: JsonMessage, related_to: Any = None) -> None:
-        self._out.write(message)
-
-
-class StdioTransport(Transport):
-    """Newline-delimited JSON-RPC over standard streams (front) and child processes (back)."""
-
-    name = "stdio"
-
-    def __init__(self) -> None:
-        self._stderr_tasks: set[asyncio.Task[None]] = set()
-
-    async def serve(
-        self,
-        host: FrontHost,
-        settings: Mapping[str, Any],
-        ready: Callable[[str], Awaitable[None] | None],
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        limit = host.config.gateway.max_message_bytes
-        reader = asyncio.StreamReader(limit=limit)
-        await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(os.dup(0), "rb", 0)
-        )
-        w_transport, w_protocol = await loop.connect_write_pipe(
-            asyncio.streams.FlowControlMixin, os.fdopen(os.dup(1), "wb", 0)
-        )
-        writer = asyncio.StreamWriter(w_transport, w_protocol, None, loop)
-        out = _LineWriter(writer)
-        session = host.open_session(_StdoutPeer(out))
-        await _maybe_await(ready("stdin/stdout"))
-        try:
-            while True:
-                try:
-                    line = await reader.readline()
-                except ValueError:
-                    session.handle_bytes(b"")  # answered as a parse error; the session goes on
-                    continue
-                if not line:
-                    break
-                if line.strip():
-                    session.handle_bytes(line)
-                if out.congested:
-                    await out.drain()
-        finally:
-            await session.aclose()
-            with contextlib.suppress(Exception):
-                await out.drain()
-            out.close()
-
-    async def connect(
-        self, mount: MountConfig, env: dict[str, str], headers: dict[str, str]
-    ) -> Connection:
-        assert mount.command is not None
-        command = env_expand(mount.command, env)
-        args = [env_expand(arg, env) for arg in mount.args]
-        try:
-            process = await asyncio.create_subprocess_exec(
-                command,
-                *args,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=env,
-                cwd=env_expand(mount.cwd, env) if mount.cwd else None,
-                limit=1 << 26,
-                # Its own session and process group: signals to vmcp's terminal don't reach
-                # it, and stopping it reaches every process it started.
-                start_new_session=True,
-                preexec_fn=_limiter(mount.limits),
-            )
-        except OSError as exc:
-            raise ConnectionClosed(f"cannot start {command!r}: {exc.strerror or exc}") from exc
-        assert process.stderr is not None
-        task = asyncio.get_running_loop().create_task(_pump_stderr(mount.id, process.stderr))
-        self._stderr_tasks.add(task)
-        task.add_done_callback(self._stderr_tasks.discard)
-        return ProcessConnection(mount.id, process)
 
 
 def env_expand(value: str, env: Mapping[str, str]) -> str:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
+import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -47,13 +49,14 @@ class UpstreamEvents(Protocol):
 class Pending:
     """A request in flight to the backend."""
 
-    __slots__ = ("callback", "deadline", "owner", "timeout", "timer")
+    __slots__ = ("callback", "deadline", "expires", "owner", "timeout")
 
     def __init__(self, callback: ResponseCallback, owner: Any) -> None:
         self.callback = callback
         #: who the request is for (a front session), used to relate backend-initiated traffic
         self.owner = owner
-        self.timer: asyncio.TimerHandle | None = None
+        #: loop time at which it times out (None: never)
+        self.expires: float | None = None
         self.timeout: float | None = None
         #: the loop time past which progress no longer extends the timeout (None: never)
         self.deadline: float | None = None
@@ -87,6 +90,9 @@ class UpstreamSession:
         self._queue: asyncio.Queue[JsonMessage] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
+        self._deadlines: list[tuple[float, int]] = []
+        self._sweep: asyncio.TimerHandle | None = None
+        self._sweep_at = math.inf
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -97,7 +103,9 @@ class UpstreamSession:
 
     async def start(self, timeout: float) -> None:
         """Start reading and perform the ``initialize`` handshake."""
-        self._reader = self._loop.create_task(self._read_loop(), name=f"upstream:{self.mount_id}")
+        if not self.connection.start_push(self._on_message, self._closed):
+            self._reader = self._loop.create_task(self._read_loop(),
+                                                  name=f"upstream:{self.mount_id}")
         params = {
             "protocolVersion": LATEST_HANDSHAKE_VERSION,
             "capabilities": CLIENT_CAPABILITIES,
@@ -171,23 +179,55 @@ class UpstreamSession:
             callback(_error_message(request_id, self._unavailable(str(exc))))
             return request_id
         if timeout is not None:
+            now = self._loop.time()
             pending.timeout = timeout
-            pending.timer = self._loop.call_later(timeout, self._expire, request_id, timeout)
             if hard_timeout is not None:
-                pending.deadline = self._loop.time() + hard_timeout
+                pending.deadline = now + hard_timeout
+            self._expire_at(request_id, pending, now + timeout)
         return request_id
 
     def extend(self, request_id: int) -> None:
         """Restart a request's timeout (progress arrived), never past its hard deadline."""
         pending = self.pending.get(request_id)
-        if pending is None or pending.deadline is None or pending.timer is None:
+        if pending is None or pending.deadline is None or pending.timeout is None:
             return
-        assert pending.timeout is not None
-        remaining = min(pending.timeout, pending.deadline - self._loop.time())
-        if remaining > 0:
-            pending.timer.cancel()
-            pending.timer = self._loop.call_later(remaining, self._expire, request_id,
-                                                  pending.timeout)
+        self._expire_at(request_id, pending,
+                        min(self._loop.time() + pending.timeout, pending.deadline))
+
+    # -- timeouts: one timer per connection, over a heap of deadlines -----------------------
+    # A timer per request would cost a heap entry and a handle in the event loop for every
+    # call; here a request only pushes (deadline, id), and answered ones are dropped lazily.
+
+    def _expire_at(self, request_id: int, pending: Pending, when: float) -> None:
+        pending.expires = when
+        heapq.heappush(self._deadlines, (when, request_id))
+        if when < self._sweep_at:
+            self._arm(when)
+        if len(self._deadlines) > 2 * len(self.pending) + 256:
+            self._deadlines = [(e.expires, rid) for rid, e in self.pending.items()
+                               if e.expires is not None]
+            heapq.heapify(self._deadlines)
+
+    def _arm(self, when: float) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+        self._sweep = self._loop.call_at(when, self._sweep_expired)
+        self._sweep_at = when
+
+    def _sweep_expired(self) -> None:
+        self._sweep = None
+        self._sweep_at = math.inf
+        heap, pending = self._deadlines, self.pending
+        now = self._loop.time() + 0.001  # timers may fire a clock tick early
+        while heap and heap[0][0] <= now:
+            when, request_id = heapq.heappop(heap)
+            entry = pending.get(request_id)
+            if entry is not None and entry.expires == when:
+                self._expire(request_id, entry)
+        while heap and (heap[0][1] not in pending or pending[heap[0][1]].expires != heap[0][0]):
+            heapq.heappop(heap)
+        if heap:
+            self._arm(heap[0][0])
 
     async def request(
         self, method: str, params: dict[str, Any] | None, timeout: float | None,
@@ -216,8 +256,6 @@ class UpstreamSession:
         pending = self.pending.pop(request_id, None)
         if pending is None:
             return False
-        if pending.timer is not None:
-            pending.timer.cancel()
         with contextlib.suppress(ConnectionClosed):
             self.notify("notifications/cancelled", {"requestId": request_id, "reason": reason})
         return True
@@ -234,26 +272,25 @@ class UpstreamSession:
 
     # -- receiving ------------------------------------------------------------------------
 
+    def _on_message(self, message: JsonMessage | bytes) -> None:
+        if not isinstance(message, dict):
+            log.warning("backend %s sent a malformed message; ignored", self.mount_id)
+            return
+        if "method" not in message:
+            entry = self.pending.pop(message.get("id"), None)  # type: ignore[arg-type]
+            if entry is not None:
+                entry.callback(message)
+        elif "id" in message:
+            self.events.upstream_request(self, message)
+        else:
+            self.events.upstream_notification(self, message)
+
     async def _read_loop(self) -> None:
         receive = self.connection.receive
-        pending = self.pending
-        events = self.events
+        on_message = self._on_message
         try:
             while True:
-                message = await receive()
-                if not isinstance(message, dict):
-                    log.warning("backend %s sent a malformed message; ignored", self.mount_id)
-                    continue
-                if "method" not in message:
-                    entry = pending.pop(message.get("id"), None)  # type: ignore[arg-type]
-                    if entry is not None:
-                        if entry.timer is not None:
-                            entry.timer.cancel()
-                        entry.callback(message)
-                elif "id" in message:
-                    events.upstream_request(self, message)
-                else:
-                    events.upstream_notification(self, message)
+                on_message(await receive())
         except ConnectionClosed as exc:
             self._closed(str(exc))
         except asyncio.CancelledError:
@@ -271,19 +308,18 @@ class UpstreamSession:
 
     def _fail_all(self, reason: str) -> None:
         pending, self.pending = self.pending, {}
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        self._deadlines = []
         for request_id, entry in pending.items():
-            if entry.timer is not None:
-                entry.timer.cancel()
             entry.callback(_error_message(request_id, self._unavailable(reason)))
 
     def _unavailable(self, reason: str) -> RpcError:
         return RpcError(BACKEND_UNAVAILABLE, f"Backend {self.mount_id!r} is unavailable: {reason}")
 
-    def _expire(self, request_id: int, timeout: float) -> None:
-        entry = self.pending.get(request_id)
-        if entry is None:
-            return
-        entry.timer = None
+    def _expire(self, request_id: int, entry: Pending) -> None:
+        timeout = entry.timeout or 0.0
         self.cancel(request_id, f"timed out after {timeout:g}s")
         err = RpcError(
             REQUEST_TIMEOUT,
