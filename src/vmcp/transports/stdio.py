@@ -14,7 +14,7 @@ import os
 import resource
 import signal
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from vmcp.config import LimitSettings, MountConfig, expand_vars
 from vmcp.protocol import jsonrpc
@@ -98,9 +98,8 @@ class ProcessConnection(Connection):
         self.mount_id = mount_id
         self.transport = transport
         self.protocol = protocol
-        stdin = transport.get_pipe_transport(0)
-        assert isinstance(stdin, asyncio.WriteTransport)
-        self._out = LineWriter(stdin)
+        # uvloop's pipe transports are not asyncio.WriteTransport subclasses; duck-typed.
+        self._out = LineWriter(cast(asyncio.WriteTransport, transport.get_pipe_transport(0)))
         self._closing = False
         self._inbox: asyncio.Queue[JsonMessage | bytes | None] | None = None
 
@@ -194,8 +193,7 @@ class _StdinProtocol(asyncio.Protocol):
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.ReadTransport)
-        self.stdout.stdin = transport
+        self.stdout.stdin = cast(asyncio.ReadTransport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.splitter.feed(data)
