@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from vmcp import eventloop
 from vmcp.auth.base import Principal
 from vmcp.cli.common import config_from_context
 from vmcp.cli.ops_cmd import control_call, live_gateway, run_options, start_detached
@@ -64,8 +65,8 @@ def start_command(
     options = replace(run_options(ctx, config, log_level, ready_fd), front_overrides=overrides)
     configure_logging(effective_logging(config, options), log_level, config_secrets(config))
     try:
-        asyncio.run(serve(config, fronts, Principal("stdio", persona) if persona else None,
-                          options))
+        eventloop.run(serve(config, fronts, Principal("stdio", persona) if persona else None,
+                            options))
     except AlreadyRunning as exc:
         fail(str(exc))
     except ConfigError as exc:  # a front refused its settings (e.g. an unsafe bind)
