@@ -80,7 +80,8 @@ class Gateway:
         self._backend_log_rank: int | None = None
         self._transports: dict[str, Transport] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        self._refreshing: dict[str, asyncio.Task[None]] = {}
+        #: re-reads of stale lists in progress, shared by concurrent list requests
+        self._refreshing: dict[tuple[str, ...], asyncio.Task[None]] = {}
         self._pm = get_plugin_manager()
         self.middleware = chain(
             [m for m in self._pm.hook.vmcp_request_middleware(gateway=self) if m is not None])
@@ -434,27 +435,49 @@ class Gateway:
         )
 
     async def refresh_stale(self, kind: str) -> None:
-        """Re-read ``kind`` from every mount that is due, then rebuild the namespace."""
+        """Re-read ``kind`` from every mount that is due, then rebuild the namespace once.
+
+        Concurrent callers share one re-read.
+        """
         kinds = ("resources", "resource_templates") if kind.startswith("resource") else (kind,)
+        task = self._refreshing.get(kinds)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._refresh_due(kind, kinds))
+            self._refreshing[kinds] = task
+            task.add_done_callback(lambda _: self._refreshing.pop(kinds, None))
+        await asyncio.shield(task)
+
+    async def _refresh_due(self, kind: str, kinds: tuple[str, ...]) -> None:
         ttl = self.config.gateway.list_ttl
         now = time.monotonic()
         due = [m for m in self.mounts.values() if m.state == "up"
                and not m.announces_changes(kind) and now - m.fetched_at[kind] > ttl]
-        await asyncio.gather(*(self._refresh(m, kinds, announce=False) for m in due))
+        changes = await asyncio.gather(*(self._reread(m, kinds) for m in due))
+        self._rebuild()
+        for mount, changed in zip(due, changes, strict=True):
+            if changed:
+                self.broadcast_list_changed(changed, mount.mount_id)
 
-    async def _refresh(self, mount: Mount, kinds: tuple[str, ...], announce: bool) -> None:
-        if announce and self.cache is not None:  # the backend said so: cached lists are stale
-            await self.cache.lists_changed(mount.mount_id, kinds)
+    async def _reread(self, mount: Mount, kinds: tuple[str, ...]) -> list[str]:
+        """Re-read some lists of one mount; the kinds whose content changed."""
         before = {kind: mount.catalog[kind] for kind in kinds}
         try:
             await mount.refresh(kinds, self.config.gateway.request_timeout)
         except RpcError as exc:
             log.warning("mount %s: re-reading %s failed: %s", mount.mount_id, kinds, exc.message)
-            return
+            return []
+        return [kind for kind in kinds if mount.catalog[kind] != before[kind]]
+
+    async def _refresh(self, mount: Mount, kinds: tuple[str, ...], announce: bool) -> None:
+        """Re-read some lists of one mount, rebuild, and tell the clients: of every kind when
+        the backend announced a change (``announce``), else of those that did change."""
+        if announce and self.cache is not None:  # cached copies of these lists are stale now
+            await self.cache.lists_changed(mount.mount_id, kinds)
+        changed = await self._reread(mount, kinds)
         self._rebuild()
-        changed = [kind for kind in kinds if mount.catalog[kind] != before[kind]]
-        if announce or changed:
-            self.broadcast_list_changed(kinds if announce else changed, mount.mount_id)
+        told = list(kinds) if announce else changed
+        if told:
+            self.broadcast_list_changed(told, mount.mount_id)
 
     def broadcast_list_changed(self, kinds: Iterable[str], mount_id: str | None = None) -> None:
         """Tell every initialized client that some lists changed (of ``mount_id``: only the
