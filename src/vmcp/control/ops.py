@@ -81,8 +81,8 @@ def mount_info(mount: Mount) -> dict[str, Any]:
 def _replica_pid(mount: Mount, replica_id: str) -> int | None:
     for replica in mount.replicas:
         if replica.replica_id == replica_id and replica.upstream is not None:
-            process = getattr(replica.upstream.connection, "process", None)
-            return getattr(process, "pid", None)
+            # Process-backed connections (stdio) know their pid; remote ones have none.
+            return getattr(replica.upstream.connection, "pid", None)
     return None
 
 
