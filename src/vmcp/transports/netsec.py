@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vmcp.config import ConfigError, format_errors
+from vmcp.transports.base import FrontHost, Transport
 
 #: the default largest message (request body, WebSocket message) a network front accepts
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -208,3 +209,23 @@ def front_url(scheme: str, host: str, port: int, path: str) -> str:
     """``scheme://host:port/path``, with brackets around an IPv6 address."""
     shown = f"[{host}]" if ":" in host else host
     return f"{scheme}://{shown}:{port}{path}"
+
+
+class NetworkTransport(Transport):
+    """Base of the transports whose front listens on a network address.
+
+    A subclass names its settings model; the settings are checked, and an unauthenticated
+    public bind refused, before the gateway starts anything (:meth:`check_front`).
+    """
+
+    #: the pydantic model of the ``[transports.<name>]`` table
+    settings_model: type[NetworkFrontSettings] = NetworkFrontSettings
+
+    def check_front(self, settings: Mapping[str, Any], host: FrontHost) -> None:
+        """Refuse invalid settings and an unauthenticated public bind before anything starts."""
+        check_network_front(self.settings_model, self.name, settings, host.auth_required)
+
+    def front_settings(self, settings: Mapping[str, Any]) -> Any:
+        """The validated settings of this front (an instance of :attr:`settings_model`)."""
+        return parse_front_settings(self.settings_model, self.name, settings)
+

@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from vmcp.config import MountConfig
-from vmcp.transports.base import Connection, FrontHost, Transport
-from vmcp.transports.netsec import check_network_front, parse_front_settings
+from vmcp.transports.base import Connection, FrontHost
+from vmcp.transports.netsec import NetworkTransport
 from vmcp_transport_http.client_pool import ClientPool
 from vmcp_transport_http.connection import CONNECT_TIMEOUT
 from vmcp_transport_http.legacy_client import LegacySseConnection
@@ -16,21 +16,18 @@ from vmcp_transport_http.server import run_app
 from vmcp_transport_http.settings import LegacySseSettings
 
 
-class LegacySseTransport(Transport):
+class LegacySseTransport(NetworkTransport):
     """The HTTP+SSE transport, for clients and servers that predate Streamable HTTP.
 
     Front: serves ``[transports.sse]`` (default ``http://127.0.0.1:3002/sse``).
     Back: mounts ``transport = "sse"`` servers by the ``url`` of their event stream.
     """
 
+    settings_model = LegacySseSettings
     name = "sse"
 
     def __init__(self) -> None:
         self._pool = ClientPool()
-
-    def check_front(self, settings: Mapping[str, Any], host: FrontHost) -> None:
-        """Refuse invalid settings and an unauthenticated public bind before anything starts."""
-        check_network_front(LegacySseSettings, self.name, settings, host.auth_required)
 
     async def serve(
         self,
@@ -39,7 +36,7 @@ class LegacySseTransport(Transport):
         ready: Callable[[str], Awaitable[None] | None],
     ) -> None:
         """Serve front clients until cancelled (refusing an unauthenticated public bind)."""
-        config = parse_front_settings(LegacySseSettings, self.name, settings)
+        config = self.front_settings(settings)
         server = LegacySseServer(host, config)
         await run_app(self.name, host, server.app(), config, config.sse_path, ready, server.stop)
 

@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from vmcp.config import MountConfig
-from vmcp.transports.base import Connection, FrontHost, Transport
-from vmcp.transports.netsec import check_network_front, parse_front_settings
+from vmcp.transports.base import Connection, FrontHost
+from vmcp.transports.netsec import NetworkTransport
 from vmcp_transport_http.client_pool import ClientPool
 from vmcp_transport_http.connection import CONNECT_TIMEOUT
 from vmcp_transport_http.server import run_app
@@ -16,21 +16,18 @@ from vmcp_transport_http.streamable_client import StreamableHttpConnection
 from vmcp_transport_http.streamable_server import StreamableHttpServer
 
 
-class StreamableHttpTransport(Transport):
+class StreamableHttpTransport(NetworkTransport):
     """MCP's Streamable HTTP transport (2025-03-26 and later).
 
     Front: serves ``[transports.http]`` (default ``http://127.0.0.1:3000/mcp``).
     Back: mounts ``transport = "http"`` servers by ``url`` with the mount's ``headers``.
     """
 
+    settings_model = StreamableSettings
     name = "http"
 
     def __init__(self) -> None:
         self._pool = ClientPool()
-
-    def check_front(self, settings: Mapping[str, Any], host: FrontHost) -> None:
-        """Refuse invalid settings and an unauthenticated public bind before anything starts."""
-        check_network_front(StreamableSettings, self.name, settings, host.auth_required)
 
     async def serve(
         self,
@@ -39,7 +36,7 @@ class StreamableHttpTransport(Transport):
         ready: Callable[[str], Awaitable[None] | None],
     ) -> None:
         """Serve front clients until cancelled (refusing an unauthenticated public bind)."""
-        config = parse_front_settings(StreamableSettings, self.name, settings)
+        config = self.front_settings(settings)
         server = StreamableHttpServer(host, config)
         await run_app(self.name, host, server.app(), config, config.path, ready, server.stop)
 

@@ -11,21 +11,18 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from vmcp.config import MountConfig
-from vmcp.transports.base import Connection, FrontHost, Transport
-from vmcp.transports.netsec import check_network_front, parse_front_settings
+from vmcp.transports.base import Connection, FrontHost
+from vmcp.transports.netsec import NetworkTransport
 from vmcp_transport_ws.back import open_connection
 from vmcp_transport_ws.front import WebSocketFront
 from vmcp_transport_ws.settings import WsFrontSettings
 
 
-class WebSocketTransport(Transport):
+class WebSocketTransport(NetworkTransport):
     """Serves MCP clients on ``ws://host:port/path`` and mounts ``ws://``/``wss://`` servers."""
 
+    settings_model = WsFrontSettings
     name = "ws"
-
-    def check_front(self, settings: Mapping[str, Any], host: FrontHost) -> None:
-        """Refuse invalid settings and an unauthenticated public bind before anything starts."""
-        check_network_front(WsFrontSettings, self.name, settings, host.auth_required)
 
     async def serve(
         self,
@@ -38,7 +35,7 @@ class WebSocketTransport(Transport):
         :raises ConfigError: the settings are invalid, or they bind a non-loopback address
             while no auth driver checks callers.
         """
-        front = WebSocketFront(host, parse_front_settings(WsFrontSettings, "ws", settings))
+        front = WebSocketFront(host, self.front_settings(settings))
         await front.run(ready)
 
     async def connect(
