@@ -339,6 +339,19 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), [f"cannot read: {exc.strerror or exc}"]) from exc
 
 
+def read_table(path: Path, key: str) -> dict[str, Any]:
+    """The ``[key]`` table of a TOML state file ({} when the file or the table is absent).
+
+    :raises ConfigError: the file cannot be read, is not TOML, or ``key`` is not a table.
+    """
+    if not path.exists():
+        return {}
+    table = _read_toml(path).get(key, {})
+    if not isinstance(table, dict):
+        raise ConfigError(str(path), [f"{key}: must be a table"])
+    return table
+
+
 def _defaults(name: str) -> dict[str, Any]:
     return tomllib.loads(resources.files("vmcp.defaults").joinpath(name).read_text("utf-8"))
 

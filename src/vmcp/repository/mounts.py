@@ -7,14 +7,13 @@ checked with that model before anything is written, and the file is rewritten at
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from vmcp import tomlwrite
-from vmcp.config import MOUNT_ID_RE, ConfigError, MountConfig, format_errors
+from vmcp.config import MOUNT_ID_RE, ConfigError, MountConfig, format_errors, read_table
 from vmcp.fileutil import atomic_write_text
 
 _HEADER = (
@@ -42,14 +41,7 @@ class MountTable:
 
         :raises ConfigError: the file is not valid TOML.
         """
-        if not self.path.exists():
-            return {}
-        try:
-            data = tomllib.loads(self.path.read_text("utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(str(self.path), [f"cannot read: {exc}"]) from exc
-        servers = data.get("servers", {})
-        return servers if isinstance(servers, dict) else {}
+        return read_table(self.path, "servers")
 
     def free_id(self, wanted: str) -> str:
         """``wanted``, or ``wanted-2``, ``wanted-3``... whichever is not in the table yet."""

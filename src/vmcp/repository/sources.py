@@ -14,7 +14,6 @@ listed and synced but changed only by editing that file.
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -22,7 +21,7 @@ from urllib.parse import urlparse
 from pydantic import ValidationError
 
 from vmcp import tomlwrite
-from vmcp.config import ConfigError, RepositoryConfig, format_errors
+from vmcp.config import ConfigError, RepositoryConfig, format_errors, read_table
 from vmcp.fileutil import atomic_write_text
 from vmcp.plugins import load_driver
 from vmcp.repository.base import RepositorySource
@@ -77,16 +76,7 @@ class SourceStore:
         self.declared = dict(declared or {})
 
     def _read(self) -> dict[str, dict[str, Any]]:
-        if not self.path.exists():
-            return {}
-        try:
-            data = tomllib.loads(self.path.read_text("utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(str(self.path), [f"cannot read: {exc}"]) from exc
-        table = data.get("repositories", {})
-        if not isinstance(table, dict):
-            raise ConfigError(str(self.path), ["repositories: must be a table"])
-        return table
+        return read_table(self.path, "repositories")
 
     def load(self) -> dict[str, RepositoryConfig]:
         """Every source by name: those of ``vmcp.toml`` then those of ``repositories.toml``.
