@@ -105,24 +105,25 @@ class VmcpPluginManager(pluggy.PluginManager):
         self.failures: list[PluginFailure] = []
 
     def load_entry_points(self, disabled: frozenset[str] = frozenset()) -> None:
-        """Load and register every ``vmcp`` hook plugin, each guarded on its own."""
-        for dist in vmcp_distributions():
-            dist_name = dist.metadata["Name"]
-            for ep in dist.entry_points:
-                if ep.group != HOOK_GROUP:
-                    continue
-                label = f"{ep.group}:{ep.name}"
-                if ep.name in disabled:
-                    self.disabled[ep.name] = dist_name
-                    continue
-                try:
-                    plugin = ep.load()
-                    self.register(plugin, name=ep.name)
-                    self._check_hook_names(plugin)
-                except Exception as exc:
-                    self.failures.append(PluginFailure(dist_name, label, describe(exc)))
-                    continue
-                self.distributions[ep.name] = dist_name
+        """Load and register every ``vmcp`` hook plugin, each guarded on its own.
+
+        Only the entry points of group ``vmcp`` are read, and the metadata of only the
+        distributions that provide them (not that of every installed distribution).
+        """
+        for ep in metadata.entry_points(group=HOOK_GROUP):
+            dist_name = _dist_name(ep)
+            label = f"{ep.group}:{ep.name}"
+            if ep.name in disabled:
+                self.disabled[ep.name] = dist_name
+                continue
+            try:
+                plugin = ep.load()
+                self.register(plugin, name=ep.name)
+                self._check_hook_names(plugin)
+            except Exception as exc:
+                self.failures.append(PluginFailure(dist_name, label, describe(exc)))
+                continue
+            self.distributions[ep.name] = dist_name
 
     def _check_hook_names(self, plugin: object) -> None:
         """Reject a plugin implementing a ``vmcp_`` hook that has no spec (a typo, say)."""
@@ -190,14 +191,17 @@ def get_plugin_manager() -> VmcpPluginManager:
 def register_plugin_commands(cli: click.Group) -> None:
     """Let each hook plugin add its commands to ``cli``, one plugin at a time.
 
-    A plugin that raises, or that replaces a command already present, is recorded as a
-    failure (and its replacement undone); every failure gets one warning on stderr.
+    A plugin that raises, or that replaces a command already present (loaded or, in a
+    group that imports its commands lazily, only listed), is recorded as a failure (and its
+    replacement undone); every failure gets one warning on stderr.
     """
     pm = get_plugin_manager()
+    listing = click.Context(cli)
     for name, plugin in pm.list_name_plugin():
         others = [p for p in pm.get_plugins() if p is not plugin]
         caller = pm.subset_hook_caller("vmcp_register_commands", remove_plugins=others)
         before = dict(cli.commands)
+        taken = cli.list_commands(listing)
         try:
             caller(cli=cli)
         except Exception as exc:
@@ -205,10 +209,15 @@ def register_plugin_commands(cli: click.Group) -> None:
             cli.commands.update(before)
             _fail_registered(pm, name, describe(exc))
             continue
-        for command_name, command in before.items():
-            if cli.commands.get(command_name) is not command:
+        for command_name in taken:
+            command = before.get(command_name)
+            if cli.commands.get(command_name) is command:
+                continue
+            if command is None:  # not loaded yet: the group's own command stays in force
+                del cli.commands[command_name]
+            else:
                 cli.add_command(command, command_name)
-                _fail_registered(pm, name, f"command {command_name!r} is already taken")
+            _fail_registered(pm, name, f"command {command_name!r} is already taken")
     for failure in pm.failures:
         click.echo(
             f"warning: plugin {failure.distribution} ({failure.entry_point}) failed: "
@@ -222,10 +231,15 @@ def _fail_registered(pm: VmcpPluginManager, name: str, error: str) -> None:
     pm.failures.append(PluginFailure(dist, f"{HOOK_GROUP}:{name}", error))
 
 
+def _dist_name(ep: metadata.EntryPoint) -> str:
+    """The name of the distribution that declares ``ep``."""
+    return ep.dist.metadata["Name"] if ep.dist is not None else "an unknown distribution"
+
+
 def _distribution_of(group: str, name: str) -> str:
     for ep in metadata.entry_points(group=group, name=name):
         if ep.dist is not None:
-            return ep.dist.metadata["Name"]
+            return _dist_name(ep)
     return "an unknown distribution"
 
 

@@ -5,28 +5,44 @@ from __future__ import annotations
 import click
 
 from vmcp import __version__
-from vmcp.cli.client_cmd import call_command, tools_command
-from vmcp.cli.config_cmd import config_group
-from vmcp.cli.gateway_cmd import info_command, list_command, start_command
-from vmcp.cli.install_cmd import INSTALL_COMMANDS
-from vmcp.cli.ops_cmd import (
-    mount_command,
-    reload_command,
-    status_command,
-    stop_command,
-    unmount_command,
-)
-from vmcp.cli.persona_cmd import persona_group
-from vmcp.cli.plugins_cmd import plugins_group
-from vmcp.cli.repo_cmd import repo_group, search_command, show_command
-from vmcp.cli.token_cmd import token_group
+from vmcp.cli.lazy import LazyGroup
+
+#: every built-in command, imported only when it runs or is listed (``vmcp start`` loads
+#: the gateway and none of the repository, persona or operations code). ``mount`` and
+#: ``unmount`` are the operations' own: they act on the running gateway and hand installed
+#: servers on to the install commands' versions.
+COMMANDS: dict[str, str] = {
+    "start": "vmcp.cli.gateway_cmd:start_command",
+    "list": "vmcp.cli.gateway_cmd:list_command",
+    "info": "vmcp.cli.gateway_cmd:info_command",
+    "config": "vmcp.cli.config_cmd:config_group",
+    "plugins": "vmcp.cli.plugins_cmd:plugins_group",
+    "persona": "vmcp.cli.persona_cmd:persona_group",
+    "token": "vmcp.cli.token_cmd:token_group",
+    "repo": "vmcp.cli.repo_cmd:repo_group",
+    "search": "vmcp.cli.repo_cmd:search_command",
+    "show": "vmcp.cli.repo_cmd:show_command",
+    "install": "vmcp.cli.install_cmd:install_command",
+    "installed": "vmcp.cli.install_cmd:installed_command",
+    "update": "vmcp.cli.install_cmd:update_command",
+    "rollback": "vmcp.cli.install_cmd:rollback_command",
+    "uninstall": "vmcp.cli.install_cmd:uninstall_command",
+    "stop": "vmcp.cli.ops_cmd:stop_command",
+    "status": "vmcp.cli.ops_cmd:status_command",
+    "reload": "vmcp.cli.ops_cmd:reload_command",
+    "mount": "vmcp.cli.ops_cmd:mount_command",
+    "unmount": "vmcp.cli.ops_cmd:unmount_command",
+    "tools": "vmcp.cli.client_cmd:tools_command",
+    "call": "vmcp.cli.client_cmd:call_command",
+}
 
 EXIT_CODES = """\b
 Exit codes: 0 done; 1 the operation failed or was refused (not running, already
 running, unknown mount, a tool or backend error); 2 bad usage or an invalid configuration."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
+@click.group(cls=LazyGroup, lazy=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(__version__, prog_name="vmcp")
 @click.option(
     "--config",
@@ -39,23 +55,6 @@ running, unknown mount, a tool or backend error); 2 bad usage or an invalid conf
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """vmcp: many MCP servers, shown to any MCP client as one."""
     ctx.obj = {"config_path": config_path}
-
-
-cli.add_command(start_command)
-cli.add_command(list_command)
-cli.add_command(info_command)
-cli.add_command(config_group)
-cli.add_command(plugins_group)
-cli.add_command(persona_group)
-cli.add_command(token_group)
-cli.add_command(repo_group)
-cli.add_command(search_command)
-cli.add_command(show_command)
-# mount and unmount come last: they act on the running gateway and take over the install
-# commands' own (to which they hand installed servers).
-for _command in (*INSTALL_COMMANDS, stop_command, status_command, reload_command,
-                 tools_command, call_command, mount_command, unmount_command):
-    cli.add_command(_command)
 
 
 def main() -> None:

@@ -223,9 +223,3 @@ def unmount_command(ctx: click.Context, mount_id: str) -> None:
         fail(str(exc))
     kept = f"; {name} stays installed" if name else ""
     click.echo(f"unmounted {mount_id!r}{kept}")
-
-
-INSTALL_COMMANDS = (
-    install_command, installed_command, update_command, rollback_command,
-    uninstall_command, mount_command, unmount_command,
-)

@@ -12,10 +12,8 @@ from typing import Any
 
 import click
 
-from vmcp.cli import install_cmd
 from vmcp.cli.common import config_from_context
 from vmcp.cli.output import coloured, echo_json, fail, table
-from vmcp.cli.repo_support import open_manager
 from vmcp.config import ConfigError, VmcpConfig
 from vmcp.control import daemon
 from vmcp.control.client import ControlClient, NotRunning
@@ -173,6 +171,8 @@ def _set_enabled(ctx: click.Context, mount_id: str, enabled: bool) -> Path:
 
 def _installed_mount(ctx: click.Context, mount_id: str) -> bool:
     """True when ``mount_id`` was mounted from an installed server (``vmcp install``)."""
+    from vmcp.cli.repo_support import open_manager  # the repository system, only when needed
+
     manager = open_manager(ctx)
     return any(mount_id in manager.mounts_of(name) for name in manager.store.names())
 
@@ -214,6 +214,8 @@ def mount_command(ctx: click.Context, spec: str, mount_id: str | None,
             click.echo(f"{spec} enabled in {path} (no gateway running: it mounts at the "
                        "next start)")
         return
+    from vmcp.cli import install_cmd  # the repository system, only for installed servers
+
     ctx.invoke(install_cmd.mount_command, spec=spec, mount_id=mount_id, env_pairs=env_pairs,
                yes=yes)
     if client is not None:
@@ -239,6 +241,8 @@ def unmount_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:
             click.echo(f"unmounted {mount_id}")
         return
     if _installed_mount(ctx, mount_id):
+        from vmcp.cli import install_cmd
+
         ctx.invoke(install_cmd.unmount_command, mount_id=mount_id)
         return
     path = _set_enabled(ctx, mount_id, False)

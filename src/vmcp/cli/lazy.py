@@ -1,0 +1,40 @@
+"""A click group that imports a command's module only when that command is used.
+
+``vmcp start`` then loads the gateway and nothing of the repository, persona or operations
+commands; ``vmcp --help`` imports every module, since it shows each command's summary.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+
+class LazyGroup(click.Group):
+    """A group whose built-in commands are named up front and imported on first use.
+
+    ``lazy`` maps a command name to ``"module:attribute"``. The module is imported when the
+    command is invoked or listed (``--help``, completion); from then on the command is an
+    ordinary member of :attr:`commands`. Commands added with :meth:`add_command` (those of
+    plugins) behave as in any group.
+    """
+
+    def __init__(self, *args: Any, lazy: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command name, loaded or not, sorted."""
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command named ``cmd_name``, importing its module the first time."""
+        command = self.commands.get(cmd_name)
+        if command is None and cmd_name in self.lazy:
+            module_name, _, attribute = self.lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module_name), attribute)
+            self.add_command(command, cmd_name)
+        return command

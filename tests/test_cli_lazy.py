@@ -1,0 +1,54 @@
+"""The command line imports a command's module only when that command is used."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+from click.testing import CliRunner
+
+from vmcp.cli import COMMANDS, cli
+
+
+def test_every_lazy_command_resolves_to_the_command_of_that_name() -> None:
+    ctx = click.Context(cli)
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        assert isinstance(command, click.Command), name
+        assert command.name == name
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--help"], env={"VMCP_HOME": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    listed = result.output.split("Commands:", 1)[1].split()
+    assert set(COMMANDS) <= set(listed)
+
+
+def test_start_loads_neither_the_repository_nor_other_commands(tmp_path: Path) -> None:
+    """Resolving ``vmcp start`` imports the gateway, not what other commands need."""
+    script = textwrap.dedent(
+        """
+        import sys
+        import click
+        from vmcp.cli import cli
+
+        cli.get_command(click.Context(cli), "start")
+        loaded = sorted(name for name in sys.modules if name.startswith((
+            "vmcp.repository", "vmcp.cli.install_cmd", "vmcp.cli.repo_cmd",
+            "vmcp.cli.persona_cmd", "vmcp.cli.token_cmd", "vmcp.cli.client_cmd",
+            "vmcp.monitoring", "prometheus_client", "aiohttp", "mcp")))
+        print(loaded)
+        print("vmcp.gateway.runner" in sys.modules)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "VMCP_HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["[]", "True"]
