@@ -90,7 +90,6 @@ class GatewayRuntime:
     async def __aenter__(self) -> GatewayRuntime:
         self._take_lock()
         try:
-            await self._start_metrics()
             await self._start_control()
         except BaseException:
             await self._close()
@@ -119,7 +118,12 @@ class GatewayRuntime:
             log.info("removed the stale pid file of a gateway that is gone (pid %s)",
                      self._lock.stale_pid)
 
-    async def _start_metrics(self) -> None:
+    async def start_metrics(self) -> None:
+        """Serve ``/metrics`` when ``[monitoring] metrics_port`` is set (and count calls).
+
+        ``serve`` runs it while the backends start: importing the Prometheus client takes
+        a while, and nothing is counted before a front serves.
+        """
         settings = self.gateway.config.monitoring
         if settings.metrics_port is None:
             return

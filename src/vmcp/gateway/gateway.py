@@ -15,7 +15,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,24 @@ class TaskEntry:
     mount_id: str
     upstream: UpstreamSession
     backend_task_id: str
+
+
+@dataclass(slots=True)
+class _Opening:
+    """What :meth:`Gateway.start` opens while the backends start up."""
+
+    #: resolved once every backend was spawned (or one reads its lists): open now
+    go: asyncio.Future[None]
+    #: resolved once the cache is open
+    opened: asyncio.Future[None]
+    #: replicas whose connection attempt is not over yet
+    connecting: int = 0
+
+    def connected(self) -> None:
+        """One more replica spawned (or failed to)."""
+        self.connecting -= 1
+        if self.connecting <= 0:
+            _resolve(self.go)
 
 
 class Gateway:
@@ -99,6 +117,8 @@ class Gateway:
         self.metrics: Any = None
         #: the cache layer, opened by start(); None when caching is off or its driver is missing
         self.cache: CacheLayer | None = None
+        #: what start() opens while the backends start (None once it has)
+        self._opening: _Opening | None = None
 
     # -- FrontHost ------------------------------------------------------------------------
 
@@ -171,10 +191,27 @@ class Gateway:
             self._transports[name] = transport
         return transport
 
-    async def start(self) -> None:
-        """Mount every configured server, then tell plugins the gateway is up."""
-        await self._open_cache()
-        await self.start_mounts()
+    async def start(self, alongside: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Mount every configured server, then tell plugins the gateway is up.
+
+        The backends are spawned first. The cache opens, then ``alongside`` runs (the
+        metrics endpoint of ``vmcp start``), while they start up: once every backend was
+        spawned, and before any mount reads its lists (through the cache).
+
+        :raises Exception: what ``alongside`` raised, once the mounts are up or failed.
+        """
+        loop = asyncio.get_running_loop()
+        opening = self._opening = _Opening(loop.create_future(), loop.create_future())
+        services = loop.create_task(self._open_services(opening, alongside))
+        try:
+            await self.start_mounts()
+            _resolve(opening.go)  # nothing was spawned (or a count fell short)
+            await services
+        except BaseException:
+            services.cancel()
+            raise
+        finally:
+            self._opening = None
         if self.access is not None:
             self._spawn(self.access.watch())
         await self._call_hook(self._pm.hook.vmcp_gateway_started)
@@ -198,6 +235,8 @@ class Gateway:
                 mounts.append(self._create_mount(mount_config))
             except Exception as exc:
                 log.error("mount %s: %s", mount_config.id, exc)
+        if self._opening is not None:
+            self._opening.connecting += sum(len(m.replicas) for m in mounts)
         await asyncio.gather(*(self._bring_up(m) for m in mounts))
         await self._refuse_collisions()
         self._rebuild()
@@ -300,9 +339,11 @@ class Gateway:
     async def _bring_up(self, mount: Mount) -> None:
         timeout = self.startup_timeout(mount)
         prepare = self.prepare_hook()
+        opening = self._opening
+        connected = opening.connected if opening is not None else None
         try:
             outcomes = await asyncio.gather(
-                *(mount.start_replica(replica, self, timeout, prepare)
+                *(mount.start_replica(replica, self, timeout, prepare, connected)
                   for replica in mount.replicas),
                 return_exceptions=True,
             )
@@ -314,6 +355,9 @@ class Gateway:
                     log.warning("replica %s failed to start: %s", replica.replica_id,
                                 _describe(outcome))
                     self.supervisor.replica_lost(mount, replica)
+            if opening is not None:  # start(): lists are read through the cache
+                _resolve(opening.go)
+                await asyncio.shield(opening.opened)
             await mount.refresh(tuple(LIST_KINDS), timeout)
         except Exception as exc:
             reason = _describe(exc)
@@ -371,6 +415,19 @@ class Gateway:
         await asyncio.gather(*(m.stop() for m in self.mounts.values()), return_exceptions=True)
         if self.cache is not None:
             await self.cache.aclose()
+
+    async def _open_services(
+        self, opening: _Opening, alongside: Callable[[], Awaitable[None]] | None
+    ) -> None:
+        """What start() opens while the backends start: the cache (then given to every
+        mount), then ``alongside``."""
+        await opening.go
+        await self._open_cache()
+        for mount in self.mounts.values():
+            mount.cache = self.cache
+        _resolve(opening.opened)
+        if alongside is not None:
+            await alongside()
 
     async def _open_cache(self) -> None:
         """Open the ``[cache]`` layer; a missing or broken driver leaves the gateway uncached."""
@@ -784,6 +841,11 @@ class Gateway:
         self._rebuild()
         self.broadcast_list_changed(had, mount.mount_id)
         self._spawn(self._call_hook(self._pm.hook.vmcp_server_unmounted, mount_id=mount.mount_id))
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _ignore(message: JsonMessage) -> None:

@@ -45,7 +45,7 @@ async def serve(
     try:
         async with runtime:
             try:
-                await gateway.start()
+                await gateway.start(alongside=runtime.start_metrics)
                 runtime.gateway_started()
                 servers = [
                     loop.create_task(

@@ -183,16 +183,22 @@ class Mount:
         events: UpstreamEvents,
         timeout: float,
         prepare: Any = None,
+        connected: Callable[[], None] | None = None,
     ) -> None:
-        """Connect one replica and perform its handshake."""
+        """Connect one replica and perform its handshake; ``connected`` is called when the
+        connection attempt is over (a stdio backend spawned, or failed), before the handshake."""
         env = self.backend_env()
         headers = self.backend_headers()
         if prepare is not None:
             prepare(mount=self.config, env=env, headers=headers)
         replica.state = "starting"
-        connection = await asyncio.wait_for(
-            self.transport.connect(replica.config, env, headers), timeout
-        )
+        try:
+            connection = await asyncio.wait_for(
+                self.transport.connect(replica.config, env, headers), timeout
+            )
+        finally:
+            if connected is not None:
+                connected()
         upstream = UpstreamSession(self.mount_id, replica.replica_id, connection, events,
                                    client_version=__version__)
         try:
