@@ -96,6 +96,20 @@ def test_origin_checks() -> None:
     assert HostOriginPolicy("127.0.0.1", [], ["*"]).origin_allowed("http://evil.example")
 
 
+def test_verdicts_are_remembered_per_value_and_the_memo_stays_bounded() -> None:
+    policy = HostOriginPolicy("127.0.0.1", [], [])
+    for _ in range(3):  # the second and third answers come from the memo, unchanged
+        assert policy.host_allowed("localhost:3000")
+        assert not policy.host_allowed("evil.example")
+        assert policy.origin_allowed("http://localhost:5173")
+        assert not policy.origin_allowed("http://evil.example")
+    for n in range(1000):  # ever-new values cannot grow it without bound
+        assert not policy.host_allowed(f"evil-{n}.example")
+        assert not policy.origin_allowed(f"http://evil-{n}.example")
+    assert len(policy._host_verdicts) <= 256 and len(policy._origin_verdicts) <= 256
+    assert policy.host_allowed("127.0.0.1:1") and not policy.host_allowed("evil.example")
+
+
 def test_refusal_names_what_was_refused() -> None:
     policy = HostOriginPolicy.from_settings(DemoSettings())
     assert policy.refusal("localhost", None) is None

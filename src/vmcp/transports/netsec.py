@@ -142,6 +142,19 @@ def split_host_header(value: str) -> str:
     return value
 
 
+#: header values whose verdict a policy remembers (beyond it, it starts over)
+_VERDICTS_KEPT = 256
+
+
+def _remember(verdicts: dict[str, bool], value: str, verdict: bool) -> bool:
+    """Store one verdict, forgetting them all first when the memo is full (a client sending
+    ever-new values cannot grow it without bound); return the verdict."""
+    if len(verdicts) >= _VERDICTS_KEPT:
+        verdicts.clear()
+    verdicts[value] = verdict
+    return verdict
+
+
 class HostOriginPolicy:
     """The ``Host`` and ``Origin`` allow-lists of one front.
 
@@ -162,6 +175,9 @@ class HostOriginPolicy:
             self._host_names.add(bind)
         self._any_origin = "*" in allowed_origins
         self._origins = {o.strip().rstrip("/").lower() for o in allowed_origins}
+        # Verdicts per header value: clients send the same few values on every request.
+        self._host_verdicts: dict[str, bool] = {}
+        self._origin_verdicts: dict[str, bool] = {}
 
     @classmethod
     def from_settings(cls, settings: NetworkFrontSettings) -> HostOriginPolicy:
@@ -174,6 +190,12 @@ class HostOriginPolicy:
             return True
         if not host:
             return False
+        verdict = self._host_verdicts.get(host)
+        if verdict is None:
+            verdict = _remember(self._host_verdicts, host, self._judge_host(host))
+        return verdict
+
+    def _judge_host(self, host: str) -> bool:
         name = split_host_header(host)
         return (
             name in LOOPBACK_NAMES
@@ -186,6 +208,12 @@ class HostOriginPolicy:
         """Whether an ``Origin`` header value is acceptable (absent is: not from a browser)."""
         if origin is None or self._any_origin:
             return True
+        verdict = self._origin_verdicts.get(origin)
+        if verdict is None:
+            verdict = _remember(self._origin_verdicts, origin, self._judge_origin(origin))
+        return verdict
+
+    def _judge_origin(self, origin: str) -> bool:
         origin = origin.strip().rstrip("/").lower()
         if origin in self._origins:
             return True
