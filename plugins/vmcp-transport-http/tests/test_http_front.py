@@ -12,6 +12,7 @@ import pytest
 from http_harness import EVENT_TIMEOUT, FakeHost, serve_front
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from vmcp_transport_http import streamable_server
 from vmcp_transport_http.sse import ServerSentEvent, iter_events
 from vmcp_transport_http.streamable import StreamableHttpTransport
 
@@ -320,6 +321,22 @@ async def test_idle_sessions_expire(host: FakeHost) -> None:
         assert (await client.post(message("echo", 1))).status == 404
 
 
+async def test_a_used_session_outlives_its_first_idle_deadline(host: FakeHost) -> None:
+    async with (
+        serve_front(StreamableHttpTransport(), host, session_idle_timeout=0.3) as url,
+        aiohttp.ClientSession() as http,
+    ):
+        client = Client(http, url)
+        await client.initialize()
+        for n in range(4):  # used every 0.1 s, past the first deadline (0.3 s)
+            await anyio.sleep(0.1)
+            response = await client.post(message("echo", n))
+            assert data(await events(response)) == [{"jsonrpc": "2.0", "id": n, "result": {}}]
+        assert not host.sessions[0].closed.is_set()
+        with anyio.fail_after(EVENT_TIMEOUT):
+            await host.sessions[0].closed.wait()  # then idle: it expires
+
+
 async def test_authentication_and_session_owners() -> None:
     host = FakeHost("alice", "bob")
     async with (
@@ -378,3 +395,64 @@ async def test_the_sdk_client_works_against_the_front(host: FakeHost) -> None:
             await host.sessions[0].closed.wait()  # the SDK sent DELETE on the way out
     received = [m.get("method") for m in host.sessions[0].received]
     assert received == ["initialize", "notifications/initialized"]
+
+
+async def test_a_quick_reply_is_one_complete_body(client: Client) -> None:
+    await client.initialize()
+    response = await client.post(message("chatty", 4, count=2))
+    assert int(response.headers["Content-Length"]) > 0  # not streamed in chunks
+    found = await events(response)
+    assert found[0].data == "" and found[0].retry == 1000  # the priming event still leads
+    assert [e.id for e in found] == ["2-0", "2-1", "2-2", "2-3"]
+    assert data(found)[-1] == {"jsonrpc": "2.0", "id": 4, "result": {"sent": 2}}
+
+
+async def test_a_slow_reply_streams_and_its_headers_do_not_wait_for_it(client: Client) -> None:
+    older = {**INITIALIZE, "params": {**INITIALIZE["params"], "protocolVersion": "2025-06-18"}}
+    response = await client.post(older)
+    client.session_id = response.headers[SESSION]
+    await events(response)
+    old_header = {"MCP-Protocol-Version": "2025-06-18"}
+    with anyio.fail_after(EVENT_TIMEOUT):
+        held = await client.post(message("hold", 1), **old_header)  # returns with the headers
+    assert held.status == 200 and "Content-Length" not in held.headers
+    release = await client.post(message("release", 2), **old_header)
+    assert data(await events(release)) == [{"jsonrpc": "2.0", "id": 2, "result": {}}]
+    assert data(await events(held)) == [{"jsonrpc": "2.0", "id": 1, "result": {"released": True}}]
+
+
+async def test_related_messages_are_not_held_back_for_the_reply(
+    host: FakeHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A grace far beyond the test's patience: only a reply may be waited for, never a
+    # server->client request that the reply depends on.
+    monkeypatch.setattr(streamable_server, "REPLY_GRACE", 3600.0)
+    async with (
+        serve_front(StreamableHttpTransport(), host) as url,
+        aiohttp.ClientSession() as http,
+    ):
+        client = Client(http, url)
+        with anyio.fail_after(EVENT_TIMEOUT):
+            await client.initialize()  # answered at once: not waited for either
+            response = await client.post(message("ask", 5))
+            (priming, ask) = await events(response, 2)
+        assert priming.data == "" and json.loads(ask.data)["method"] == "sampling/createMessage"
+        answer = {"jsonrpc": "2.0", "id": json.loads(ask.data)["id"], "result": {"text": "hi"}}
+        assert (await client.post(answer)).status == 202
+        rest = data(await events(response))
+        assert rest == [{"jsonrpc": "2.0", "id": 5, "result": {"answer": {"text": "hi"}}}]
+
+
+async def test_an_idle_stream_gets_keep_alive_comments(host: FakeHost) -> None:
+    async with (
+        serve_front(StreamableHttpTransport(), host, keepalive_interval=0.05) as url,
+        aiohttp.ClientSession() as http,
+    ):
+        client = Client(http, url)
+        await client.initialize()
+        stream = await client.http.get(client.url, headers=client.headers("text/event-stream"))
+        seen = b""
+        with anyio.fail_after(EVENT_TIMEOUT):
+            while seen.count(b": keep-alive\n\n") < 2:
+                seen += await stream.content.readany()
+        stream.close()

@@ -11,7 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from vmcp.protocol.errors import INVALID_REQUEST, PARSE_ERROR
+from vmcp.protocol.errors import INVALID_REQUEST, PARSE_ERROR, RpcError
+from vmcp.protocol.jsonrpc import decode, encode_line
 
 JSON_TYPE = "application/json"
 SSE_TYPE = "text/event-stream"
@@ -55,9 +56,9 @@ def decode_body(body: bytes) -> list[dict[str, Any]] | dict[str, Any]:
     :raises HttpProblem: 400 with -32700 for bad JSON, -32600 for anything else malformed.
     """
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HttpProblem(400, f"Parse error: {exc}", PARSE_ERROR) from exc
+        data = decode(body)
+    except RpcError as exc:
+        raise HttpProblem(400, exc.message, PARSE_ERROR) from exc
     if isinstance(data, dict):
         return data
     if isinstance(data, list) and data and all(isinstance(m, dict) for m in data):
@@ -75,9 +76,9 @@ def decode_message(data: str | bytes) -> dict[str, Any] | bytes:
     return message if isinstance(message, dict) else raw
 
 
-def encode_message(message: dict[str, Any]) -> str:
-    """One message as compact JSON text (never containing a raw newline)."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+def encode_message(message: dict[str, Any] | list[dict[str, Any]]) -> bytes:
+    """One message (or a batch) as compact UTF-8 JSON ending in its only newline."""
+    return encode_line(message)
 
 
 def is_request(message: dict[str, Any]) -> bool:

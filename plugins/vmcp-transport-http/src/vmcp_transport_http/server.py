@@ -15,7 +15,7 @@ from vmcp.auth.metadata import metadata_paths, protected_resource_metadata
 from vmcp.transports.base import FrontHost
 from vmcp.transports.netsec import front_url, refuse_insecure_bind
 from vmcp_transport_http.messages import HttpProblem
-from vmcp_transport_http.security import Handler, host_origin_middleware
+from vmcp_transport_http.security import front_middleware
 from vmcp_transport_http.settings import FrontSettings
 
 log = logging.getLogger("vmcp.transports.http")
@@ -30,18 +30,10 @@ SSE_HEADERS = {
 }
 
 
-@web.middleware
-async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except HttpProblem as problem:
-        return problem.response()
-
-
 def build_app(settings: FrontSettings) -> web.Application:
     """An application with problem reporting and the ``Host``/``Origin`` checks installed."""
     return web.Application(
-        middlewares=[_problems, host_origin_middleware(settings)],
+        middlewares=[front_middleware(settings)],
         client_max_size=settings.max_message_bytes,
     )
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +29,7 @@ GET_STREAM = "0"
 RETAINED_STREAMS = 32
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class PostStream:
     """The reply stream of one POST: the requests it carried and whether it speaks SSE."""
 
@@ -63,6 +62,7 @@ class HttpSession:
         self._idle_timeout = idle_timeout
         self._on_idle = on_idle
         self._timer: asyncio.TimerHandle | None = None
+        self._idle_since = 0.0
         self._active = 0
         self._counter = 0
         self.get_stream = EventStream(GET_STREAM, replay_buffer)
@@ -118,9 +118,9 @@ class HttpSession:
                 error = {"code": REQUEST_CANCELLED, "message": "Request cancelled"}
                 self.send({"jsonrpc": "2.0", "id": key, "error": error})
 
-    def in_flight(self, key: str | int) -> bool:
-        """Whether a request with this id awaits its response on some stream."""
-        return key in self._by_request
+    def in_flight(self, keys: list[str | int]) -> bool:
+        """Whether a request with one of these ids awaits its response on some stream."""
+        return not self._by_request.keys().isdisjoint(keys)
 
     def open_post(self, keys: list[str | int], *, sse: bool) -> PostStream:
         """Register the reply stream of a POST carrying requests with these ids."""
@@ -142,25 +142,34 @@ class HttpSession:
         stream = post.stream if post is not None else self._ended.get(key)
         return (stream, int(seq)) if stream is not None else None
 
-    @contextmanager
-    def active(self) -> Iterator[None]:
-        """Hold the session open while an HTTP request of it is being served."""
-        self._active += 1
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        try:
-            yield
-        finally:
-            self._active -= 1
-            self.arm_idle_timer()
+    def active(self) -> _Activity:
+        """Hold the session open while an HTTP request of it is being served (``with``)."""
+        return _Activity(self)
 
-    def arm_idle_timer(self) -> None:
-        """Start the idle countdown if nothing of the session is in flight."""
-        if self._active or self.closed or self._timer is not None:
+    def _enter(self) -> None:
+        self._active += 1
+
+    def _leave(self) -> None:
+        # The idle countdown restarts here. Its timer is not moved on every request: when it
+        # fires early (the session was used meanwhile) it is set again for the time left.
+        self._active -= 1
+        if self._active or self.closed:
             return
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._idle_timeout, self._on_idle, self)
+        self._idle_since = loop.time()
+        if self._timer is None:
+            self._timer = loop.call_later(self._idle_timeout, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._timer = None
+        if self._active or self.closed:
+            return  # the end of the last request in flight starts a new countdown
+        loop = asyncio.get_running_loop()
+        left = self._idle_since + self._idle_timeout - loop.time()
+        if left > 0:
+            self._timer = loop.call_later(left, self._idle_check)
+        else:
+            self._on_idle(self)
 
     async def close(self) -> None:
         """End the session: streams end, the gateway is told the client went away."""
@@ -175,3 +184,18 @@ class HttpSession:
             post.stream.finish()
         if self.handle is not None:
             await self.handle.aclose()
+
+
+class _Activity:
+    """The ``with`` block of :meth:`HttpSession.active` (a plain class: it runs per request)."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: HttpSession) -> None:
+        self._session = session
+
+    def __enter__(self) -> None:
+        self._session._enter()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._session._leave()

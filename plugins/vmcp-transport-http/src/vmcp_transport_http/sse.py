@@ -38,6 +38,17 @@ def encode_event(
     return ("\n".join(lines) + "\n\n").encode("utf-8")
 
 
+def message_event(line: bytes, event_id: str | None) -> bytes:
+    """A ``message`` event carrying one line of JSON (``line`` ends with its only newline).
+
+    The same bytes as :func:`encode_event` gives, without splitting lines: compact JSON
+    never contains a line break.
+    """
+    if event_id is None:
+        return b"event: message\ndata: " + line + b"\n"
+    return b"id: " + event_id.encode() + b"\nevent: message\ndata: " + line + b"\n"
+
+
 @dataclass(frozen=True, slots=True)
 class ServerSentEvent:
     """One received event; ``data`` may be empty (a priming event carries only an id)."""

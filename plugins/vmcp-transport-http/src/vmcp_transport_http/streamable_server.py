@@ -3,6 +3,10 @@
 * POST carries one message (or a 2025-03-26 batch). Notifications and responses get 202. A
   request gets ``text/event-stream`` when the client accepts it (progress, logs and
   server→client requests belonging to it come first, then its response), else one JSON body.
+  An event stream complete within ``REPLY_GRACE`` (a quick reply) leaves as one body with a
+  ``Content-Length``, in one write. Any other starts streaming at its first event or when the
+  grace ends, whichever comes first (headers and priming event go out then, with whatever
+  events are ready); later events go out in one write per batch.
 * ``initialize`` without ``Mcp-Session-Id`` opens a session; its id (cryptographically random)
   comes back in that header. Unknown or expired ids get 404; DELETE ends a session; sessions
   with nothing in flight expire after ``session_idle_timeout``.
@@ -14,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from typing import Any
@@ -29,6 +34,7 @@ from vmcp_transport_http.messages import (
     SSE_TYPE,
     HttpProblem,
     decode_body,
+    encode_message,
     is_request,
     request_key,
 )
@@ -42,7 +48,7 @@ from vmcp_transport_http.server import (
 from vmcp_transport_http.session import HttpSession, PostStream
 from vmcp_transport_http.settings import StreamableSettings
 from vmcp_transport_http.sse import encode_event
-from vmcp_transport_http.streams import pump
+from vmcp_transport_http.streams import SharedTimeout, encode_events, pump
 
 log = logging.getLogger("vmcp.transports.http")
 
@@ -52,6 +58,9 @@ VERSION_HEADER = "MCP-Protocol-Version"
 PRIMING_SINCE = "2025-11-25"
 #: milliseconds a client is told to wait before reconnecting a broken stream (priming event)
 RETRY_MS = 1000
+#: seconds an SSE reply waits before it starts streaming: a reply complete by then leaves
+#: as one body (one write); a later one gets its headers (and priming event) at this point
+REPLY_GRACE = 0.05
 
 
 def _sessionless(payload: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
@@ -77,12 +86,15 @@ def _offered_version(initialize: dict[str, Any]) -> str:
     return version if isinstance(version, str) else DEFAULT_HTTP_VERSION
 
 
-def _media_types(request: web.Request) -> set[str]:
+@functools.lru_cache(maxsize=64)
+def _accepted(accept: str) -> frozenset[str]:
+    """The media types an ``Accept`` header value lists (clients send the same few values)."""
+    return frozenset(part.split(";", 1)[0].strip().lower() for part in accept.split(","))
+
+
+def _media_types(request: web.Request) -> frozenset[str]:
     """The media types the ``Accept`` header lists (``*/*`` when there is none)."""
-    return {
-        part.split(";", 1)[0].strip().lower()
-        for part in request.headers.get("Accept", "*/*").split(",")
-    }
+    return _accepted(request.headers.get("Accept", "*/*"))
 
 
 def _negotiate(request: web.Request) -> bool:
@@ -97,6 +109,15 @@ def _negotiate(request: web.Request) -> bool:
     return sse
 
 
+class _EventStreamResponse(web.StreamResponse):
+    """An SSE response whose headers leave with its first events, in one write.
+
+    (aiohttp writes a plain :class:`~aiohttp.web.StreamResponse`'s headers at ``prepare``.)
+    """
+
+    _send_headers_immediately = False
+
+
 class StreamableHttpServer:
     """Serves front clients over Streamable HTTP, one :class:`HttpSession` per client."""
 
@@ -105,6 +126,7 @@ class StreamableHttpServer:
         self.settings = settings
         self.sessions: dict[str, HttpSession] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        self._grace = SharedTimeout(REPLY_GRACE)
 
     def app(self) -> web.Application:
         """The aiohttp application serving the endpoint."""
@@ -130,7 +152,8 @@ class StreamableHttpServer:
             raise HttpProblem(400, f"Bad Request: missing {SESSION_HEADER} header")
         session = self.sessions.get(session_id)
         # A session answers only to the caller that opened it; to anyone else it does not exist.
-        if session is None or session.principal != principal:
+        if session is None or (session.principal is not principal
+                               and session.principal != principal):
             raise HttpProblem(404, "Not Found: unknown or expired session")
         return session
 
@@ -207,12 +230,11 @@ class StreamableHttpServer:
         opening: bool = False,
     ) -> web.StreamResponse:
         keys = [request_key(m["id"]) for m in messages if is_request(m)]
-        unique = {k for k in keys if k is not None}
-        if len(unique) != len(keys):
+        if None in keys or len(set(keys)) != len(keys):
             raise HttpProblem(400, "Invalid Request: ids must be unique strings or integers")
-        if any(session.in_flight(k) for k in unique):
+        if session.in_flight(keys):  # None was refused above
             raise HttpProblem(409, "Conflict: a request with this id is already in flight")
-        post = session.open_post([k for k in keys if k is not None], sse=sse)
+        post = session.open_post(keys, sse=sse)
         with session.active():
             for message in messages:
                 session.deliver(message)
@@ -230,14 +252,24 @@ class StreamableHttpServer:
     async def _stream_reply(
         self, request: web.Request, session: HttpSession, post: PostStream, version: str
     ) -> web.StreamResponse:
-        response = web.StreamResponse(headers={**SSE_HEADERS, SESSION_HEADER: session.id})
-        await response.prepare(request)
+        stream = post.stream
+        headers = {**SSE_HEADERS, SESSION_HEADER: session.id}
         # An id before any data lets the client resume even if nothing else reached it. A
         # client that negotiated 2025-11-25 understands it whatever version header it sends.
-        priming = encode_event("", event_id=post.stream.event_id(0), retry=RETRY_MS)
         newest = max(version, session.protocol_version or version)
-        first = priming if newest >= PRIMING_SINCE else None
-        await pump(post.stream, response, 0, self.settings.keepalive_interval, first=first)
+        first = b""
+        if newest >= PRIMING_SINCE:
+            first = encode_event("", event_id=stream.event_id(0), retry=RETRY_MS)
+        await self._grace.changed(stream, 0)  # 0: whatever was queued since the POST counts
+        if stream.finished:  # a quick reply: the whole stream as one body, in one write
+            events, cursor = encode_events(stream, 0)
+            stream.mark_delivered(cursor)
+            return web.Response(body=first + events, headers=headers)
+        # Headers go out at once when nothing else is ready, else with what is.
+        ready = first or stream.backlog
+        response = (_EventStreamResponse if ready else web.StreamResponse)(headers=headers)
+        await response.prepare(request)
+        await pump(stream, response, 0, self.settings.keepalive_interval, first=first or None)
         return response
 
     async def _json_reply(self, session: HttpSession, post: PostStream) -> web.Response:
@@ -247,8 +279,10 @@ class StreamableHttpServer:
         replies = stream.messages()
         if not replies:
             raise HttpProblem(404, "Not Found: the session ended before the request completed")
-        body = replies if len(post.ids) > 1 else replies[0]
-        return web.json_response(body, headers={SESSION_HEADER: session.id})
+        body = encode_message(replies if len(post.ids) > 1 else replies[0])
+        return web.Response(
+            body=body, content_type=JSON_TYPE, charset="utf-8", headers={SESSION_HEADER: session.id}
+        )
 
     # -- GET ------------------------------------------------------------------------------
     async def get(self, request: web.Request) -> web.StreamResponse:

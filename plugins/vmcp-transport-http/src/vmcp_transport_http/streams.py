@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from vmcp_transport_http.messages import encode_message
-from vmcp_transport_http.sse import KEEPALIVE, encode_event
+from vmcp_transport_http.sse import KEEPALIVE, message_event
 
 log = logging.getLogger("vmcp.transports.http")
 
@@ -28,6 +28,18 @@ class EventStream:
     its stream. ``seq`` 0 is the position before the first event (used by priming events).
     """
 
+    __slots__ = (
+        "_attachment",
+        "_delivered",
+        "_events",
+        "_finished",
+        "_last_seq",
+        "_version",
+        "_waiters",
+        "key",
+        "with_ids",
+    )
+
     def __init__(self, key: str, limit: int, *, with_ids: bool = True) -> None:
         self.key = key
         self.with_ids = with_ids
@@ -37,7 +49,7 @@ class EventStream:
         self._finished = False
         self._attachment = 0
         self._version = 0
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[bool]] = []
 
     @property
     def finished(self) -> bool:
@@ -75,6 +87,8 @@ class EventStream:
 
     def events_after(self, seq: int) -> list[tuple[int, dict[str, Any]]]:
         """The buffered events numbered above ``seq``."""
+        if seq >= self._last_seq:
+            return []
         return [event for event in self._events if event[0] > seq]
 
     def messages(self) -> list[dict[str, Any]]:
@@ -104,22 +118,77 @@ class EventStream:
         """A counter bumped by every append, finish and attachment."""
         return self._version
 
-    async def changed(self, since: int, timeout: float | None = None) -> bool:
-        """Wait until :attr:`version` differs from ``since``; False on timeout."""
+    def changed(self, since: int) -> asyncio.Future[bool]:
+        """A future resolved with True once :attr:`version` differs from ``since`` (already
+        resolved when it does). No task and no timer: whoever awaits it may resolve it
+        first with False to stop waiting (a pump's keep-alive timer does)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         if self._version != since:
-            return True
-        if self._waiter is None or self._waiter.done():
-            self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
-        except TimeoutError:
-            return False
-        return True
+            future.set_result(True)
+            return future
+        if self._waiters:  # drop those resolved by their holder or cancelled
+            self._waiters = [waiter for waiter in self._waiters if not waiter.done()]
+        self._waiters.append(future)
+        return future
 
     def _wake(self) -> None:
         self._version += 1
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(True)
+
+
+def encode_events(stream: EventStream, after: int) -> tuple[bytes, int]:
+    """The wire form of the buffered events numbered above ``after``, and the number of the
+    last of them (``after`` when there is none)."""
+    frames = []
+    cursor = after
+    for seq, message in stream.events_after(after):
+        frames.append(message_event(encode_message(message), stream.event_id(seq)))
+        cursor = seq
+    return b"".join(frames), cursor
+
+
+class SharedTimeout:
+    """Waits for a stream to change that give up after the same ``delay``, with one loop
+    timer for all of them (a timer of its own would cost each wait more than the rest)."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        #: waiting futures and their deadlines, oldest first (so deadlines are in order)
+        self._waiting: dict[asyncio.Future[bool], float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def changed(self, stream: EventStream, since: int) -> bool:
+        """Wait until the stream's version differs from ``since``; False after the delay."""
+        future = stream.changed(since)
+        if future.done():
+            return True
+        loop = asyncio.get_running_loop()
+        self._waiting[future] = loop.time() + self.delay
+        if self._timer is None:
+            self._timer = loop.call_later(self.delay, self._expire)
+        try:
+            return await future
+        finally:
+            self._waiting.pop(future, None)
+
+    def _expire(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._timer = None
+        expired = []
+        for future, deadline in self._waiting.items():
+            if deadline > now:
+                self._timer = loop.call_at(deadline, self._expire)
+                break
+            expired.append(future)
+        for future in expired:
+            del self._waiting[future]
+            if not future.done():
+                future.set_result(False)
 
 
 async def pump(
@@ -132,27 +201,53 @@ async def pump(
 ) -> None:
     """Write ``first``, then the events of ``stream`` numbered above ``after`` as they come.
 
+    Whatever is ready goes out in one write, the last events together with the end of the
+    response. A stream with nothing written for ``keepalive`` seconds gets a comment (one
+    timer per pump, re-armed each time it fires).
+
     Ends the response once the stream is drained, or when another connection takes the stream
     over. A client that goes away ends it early; what it missed stays buffered for a replay.
     """
     token = stream.attach()
     cursor = after
+    loop = asyncio.get_running_loop()
+    timer: asyncio.TimerHandle | None = None
+    waiting: asyncio.Future[bool] | None = None
+    ticked = False
+    quiet = True  # nothing written since the timer last fired
+
+    def tick() -> None:
+        nonlocal timer, ticked
+        timer, ticked = None, True
+        if waiting is not None and not waiting.done():
+            waiting.set_result(False)
+
     try:
-        if first is not None:
-            await response.write(first)
         while stream.attached(token):
             version = stream.version
-            for seq, message in stream.events_after(cursor):
-                if not stream.attached(token):
-                    break
-                frame = encode_event(encode_message(message), event_id=stream.event_id(seq))
-                await response.write(frame)
-                cursor = seq
-                stream.mark_delivered(seq)
+            data, cursor = encode_events(stream, cursor)
+            if first is not None:
+                data, first = first + data, None
             if stream.drained(cursor):
-                break
-            if not await stream.changed(version, keepalive):
+                await response.write_eof(data)
+                stream.mark_delivered(cursor)
+                return
+            if data:
+                await response.write(data)
+                stream.mark_delivered(cursor)
+                quiet = False
+            elif ticked and quiet:
                 await response.write(KEEPALIVE)
+            if ticked:
+                ticked, quiet = False, True
+            if timer is None:
+                timer = loop.call_later(keepalive, tick)
+            waiting = stream.changed(version)
+            await waiting
+            waiting = None
         await response.write_eof()
     except ConnectionResetError:
         log.debug("stream %s: the client went away", stream.key)
+    finally:
+        if timer is not None:
+            timer.cancel()
