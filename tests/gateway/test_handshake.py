@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
 import mcp.types as types
 import pytest
-from gateway_harness import CONNECT_TIMEOUT, EVENT_TIMEOUT, Gateway, raw_gateway, raw_initialize
+from gateway_harness import (
+    BETA,
+    CONNECT_TIMEOUT,
+    EVENT_TIMEOUT,
+    Gateway,
+    backend,
+    raw_gateway,
+    raw_initialize,
+)
 from mcp.shared.exceptions import MCPError
 
 pytestmark = pytest.mark.anyio
@@ -129,3 +141,22 @@ async def test_old_protocol_version_is_echoed(
         )
         init = await client.receive_response(1)
         assert init["result"]["protocolVersion"] == "2025-06-18"
+
+
+async def test_stdio_from_and_to_regular_files(
+    make_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    """Requests read from a file and answers written to one (no pipes: `vmcp start < f > g`)."""
+    gateway = make_gateway({"beta": backend(BETA)})
+    requests, answers = tmp_path / "requests.jsonl", tmp_path / "answers.jsonl"
+    requests.write_text(json.dumps({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "file", "version": "0"}}}) + "\n")
+    with requests.open("rb") as stdin, answers.open("wb") as stdout, anyio.fail_after(30):
+        process = await anyio.run_process(
+            [sys.executable, *gateway.command_args("start")], stdin=stdin, stdout=stdout,
+            env={**os.environ, **gateway.env()}, check=False)
+    assert process.returncode == 0
+    answer = json.loads(answers.read_text().splitlines()[0])
+    assert answer["id"] == 1 and answer["result"]["serverInfo"]["name"] == "vmcp"

@@ -13,6 +13,7 @@ import logging
 import os
 import resource
 import signal
+import stat
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
@@ -232,21 +233,29 @@ class StdioTransport(Transport):
     ) -> None:
         loop = asyncio.get_running_loop()
         stdout = _StdoutProtocol()
-        write_transport, _ = await loop.connect_write_pipe(
-            lambda: stdout, os.fdopen(os.dup(1), "wb", 0)
-        )
-        out = LineWriter(write_transport)  # type: ignore[arg-type]
+        write_transport: Any
+        if _is_file(1):  # event loops watch pipes, sockets and terminals, not regular files
+            write_transport = _FileWriter(1)
+        else:
+            write_transport, _ = await loop.connect_write_pipe(
+                lambda: stdout, os.fdopen(os.dup(1), "wb", 0))
+        out = LineWriter(write_transport)
         session = host.open_session(_StdoutPeer(out))
         splitter = LineSplitter(host.config.gateway.max_message_bytes, session.handle_bytes,
                                 lambda: session.handle_bytes(b""))  # an over-long line: -32700
         protocol = _StdinProtocol(splitter, stdout)
-        read_transport, _ = await loop.connect_read_pipe(
-            lambda: protocol, os.fdopen(os.dup(0), "rb", 0))
+        stop_reading: Callable[[], Any]
+        if _is_file(0):
+            stop_reading = loop.create_task(_read_file(0, protocol)).cancel
+        else:
+            read_transport, _ = await loop.connect_read_pipe(
+                lambda: protocol, os.fdopen(os.dup(0), "rb", 0))
+            stop_reading = read_transport.close
         await _maybe_await(ready("stdin/stdout"))
         try:
             await protocol.done
         finally:
-            read_transport.close()
+            stop_reading()
             await session.aclose()
             out.close()
 
@@ -275,6 +284,37 @@ class StdioTransport(Transport):
         except OSError as exc:
             raise ConnectionClosed(f"cannot start {command!r}: {exc.strerror or exc}") from exc
         return ProcessConnection(mount.id, transport, protocol)
+
+
+def _is_file(fd: int) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+class _FileWriter:
+    """Stands in for a pipe transport when stdout is a regular file (writes do not block)."""
+
+    def __init__(self, fd: int) -> None:
+        self._file = os.fdopen(os.dup(fd), "wb", 0)
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def is_closing(self) -> bool:
+        return self._file.closed
+
+    def close(self) -> None:
+        self._file.close()
+
+
+async def _read_file(fd: int, protocol: _StdinProtocol) -> None:
+    """Feed stdin to the session when it is a regular file, then end as at EOF."""
+    with os.fdopen(os.dup(fd), "rb", 0) as source:
+        while chunk := await asyncio.to_thread(source.read, 1 << 16):
+            protocol.data_received(chunk)
+    protocol.connection_lost(None)
 
 
 def _signal_group(pid: int, signum: int) -> None:
