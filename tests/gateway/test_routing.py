@@ -9,6 +9,7 @@ never answers.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -89,6 +90,28 @@ async def test_single_replica_restart_brings_its_tools_back(
         names = [tool.name for tool in (await session.list_tools()).tools]
         assert "rep__whoami" in names
         assert await pid_of(session) != first
+
+
+async def test_flapping_replica_is_restarted_until_it_crash_loops(
+    make_gateway: Callable[..., Gateway],
+) -> None:
+    notifications = Notifications()
+    gateway = make_gateway(replicated(1, env={"DIE_AFTER": "0.5"}, restart={
+        "initial_backoff": 0.05, "max_backoff": 0.1, "max_restarts": 2, "window_seconds": 60}))
+    async with gateway.connect(message_handler=notifications):
+        # Its tools leave, come back, leave, come back, and leave for good: five changes.
+        await notifications.wait_for(
+            lambda n: isinstance(n, types.ToolListChangedNotification), count=5,
+            timeout=4 * EVENT_TIMEOUT)
+        with anyio.fail_after(EVENT_TIMEOUT):
+            while True:  # the supervisor gives up after the crash loop; status tells
+                status = await anyio.run_process(
+                    [sys.executable, *gateway.command_args("status", "--json")],
+                    env={**os.environ, **gateway.env()})
+                replica = json.loads(status.stdout)["mounts"][0]["replicas"][0]
+                if replica["state"] == "failed":
+                    break
+                await anyio.sleep(0.1)
 
 
 async def test_read_is_retried_on_another_replica_but_write_is_not(
