@@ -26,6 +26,7 @@ from vmcp.control.ops import Operations, RuntimeState
 from vmcp.control.paths import RunPaths
 from vmcp.control.protocol import ControlError
 from vmcp.control.server import ControlServer
+from vmcp.eventloop import off_signals, on_signals
 from vmcp.logs import config_secrets, configure_logging
 
 if TYPE_CHECKING:
@@ -94,13 +95,11 @@ class GatewayRuntime:
         except BaseException:
             await self._close()
             raise
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._reload_on_signal)
+        on_signals((signal.SIGHUP,), self._reload_on_signal)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        off_signals((signal.SIGHUP,))
         await self._close()
 
     def _take_lock(self) -> None:

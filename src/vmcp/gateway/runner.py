@@ -13,6 +13,7 @@ from functools import partial
 from vmcp.auth.base import Principal
 from vmcp.config import VmcpConfig
 from vmcp.control.runtime import GatewayRuntime, RunOptions
+from vmcp.eventloop import on_signals
 from vmcp.gateway.gateway import Gateway
 
 log = logging.getLogger("vmcp.gateway")
@@ -38,9 +39,7 @@ async def serve(
         transport.check_front(settings[name], gateway)
     loop = asyncio.get_running_loop()
     runtime = GatewayRuntime(gateway, list(transports), options)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, runtime.stop.set)
+    on_signals((signal.SIGTERM, signal.SIGINT), runtime.stop.set)
     servers: list[asyncio.Task[None]] = []
     try:
         async with runtime:
