@@ -31,6 +31,29 @@ FIXTURE_SERVERS = Path(__file__).resolve().parent.parent / "fixtures" / "servers
 ALPHA = FIXTURE_SERVERS / "alpha.py"
 BETA = FIXTURE_SERVERS / "beta.py"
 
+#: alpha's tools, in the order it lists them
+ALPHA_TOOLS = [
+    "echo",
+    "add",
+    "fail",
+    "with_meta",
+    "links",
+    "slow",
+    "log_levels",
+    "sample",
+    "elicit_form",
+    "elicit_url",
+    "roots",
+    "block",
+    "hang",
+    "was_cancelled",
+    "crash",
+    "add_tool",
+    "touch",
+    "add_prompt",
+    "add_resource",
+]
+
 #: Seconds allowed for the gateway (and its backends) to start and answer ``initialize``.
 CONNECT_TIMEOUT = 30.0
 #: Seconds allowed for anything a test waits for after that.

@@ -10,6 +10,7 @@ import mcp.types as types
 import pytest
 from gateway_harness import (
     ALPHA,
+    ALPHA_TOOLS,
     BETA,
     EVENT_TIMEOUT,
     Gateway,
@@ -26,27 +27,6 @@ from mcp.shared.exceptions import MCPError
 
 pytestmark = pytest.mark.anyio
 
-ALPHA_TOOLS = [
-    "echo",
-    "add",
-    "fail",
-    "with_meta",
-    "links",
-    "slow",
-    "log_levels",
-    "sample",
-    "elicit_form",
-    "elicit_url",
-    "roots",
-    "block",
-    "hang",
-    "was_cancelled",
-    "crash",
-    "add_tool",
-    "touch",
-    "add_prompt",
-    "add_resource",
-]
 BETA_TOOLS = ["echo", "whoami", "links", "touch"]
 ALPHA_PROMPTS = ["greet", "review", "summary", "plan", "haiku"]
 BETA_PROMPTS = ["greet", "review"]

@@ -12,6 +12,7 @@ import mcp.types as types
 import pytest
 from gateway_harness import (
     ALPHA,
+    ALPHA_TOOLS,
     BETA,
     EVENT_TIMEOUT,
     Notifications,
@@ -29,27 +30,6 @@ from mcp.shared.exceptions import MCPError
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
 
-ALPHA_TOOLS = [
-    "echo",
-    "add",
-    "fail",
-    "with_meta",
-    "links",
-    "slow",
-    "log_levels",
-    "sample",
-    "elicit_form",
-    "elicit_url",
-    "roots",
-    "block",
-    "hang",
-    "was_cancelled",
-    "crash",
-    "add_tool",
-    "touch",
-    "add_prompt",
-    "add_resource",
-]
 
 
 async def test_alpha_lists_paginate() -> None:
