@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from vmcp.config import MountConfig
-from vmcp.transports.base import Connection, FrontHost
-from vmcp.transports.netsec import NetworkTransport
-from vmcp_transport_http.client_pool import ClientPool
+from vmcp.transports.base import Connection
 from vmcp_transport_http.connection import CONNECT_TIMEOUT
+from vmcp_transport_http.http_transport import HttpTransport
 from vmcp_transport_http.legacy_client import LegacySseConnection
 from vmcp_transport_http.legacy_server import LegacySseServer
-from vmcp_transport_http.server import run_app
 from vmcp_transport_http.settings import LegacySseSettings
 
 
-class LegacySseTransport(NetworkTransport):
+class LegacySseTransport(HttpTransport):
     """The HTTP+SSE transport, for clients and servers that predate Streamable HTTP.
 
     Front: serves ``[transports.sse]`` (default ``http://127.0.0.1:3002/sse``).
@@ -25,20 +22,11 @@ class LegacySseTransport(NetworkTransport):
 
     settings_model = LegacySseSettings
     name = "sse"
+    server_class = LegacySseServer
 
-    def __init__(self) -> None:
-        self._pool = ClientPool()
-
-    async def serve(
-        self,
-        host: FrontHost,
-        settings: Mapping[str, Any],
-        ready: Callable[[str], Awaitable[None] | None],
-    ) -> None:
-        """Serve front clients until cancelled (refusing an unauthenticated public bind)."""
-        config = self.front_settings(settings)
-        server = LegacySseServer(host, config)
-        await run_app(self.name, host, server.app(), config, config.sse_path, ready, server.stop)
+    def endpoint(self, settings: Any) -> str:
+        """The path of the front's first request."""
+        return settings.sse_path  # type: ignore[no-any-return]
 
     async def connect(
         self, mount: MountConfig, env: dict[str, str], headers: dict[str, str]

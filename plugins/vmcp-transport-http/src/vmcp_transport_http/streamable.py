@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from vmcp.config import MountConfig
-from vmcp.transports.base import Connection, FrontHost
-from vmcp.transports.netsec import NetworkTransport
-from vmcp_transport_http.client_pool import ClientPool
+from vmcp.transports.base import Connection
 from vmcp_transport_http.connection import CONNECT_TIMEOUT
-from vmcp_transport_http.server import run_app
+from vmcp_transport_http.http_transport import HttpTransport
 from vmcp_transport_http.settings import StreamableSettings
 from vmcp_transport_http.streamable_client import StreamableHttpConnection
 from vmcp_transport_http.streamable_server import StreamableHttpServer
 
 
-class StreamableHttpTransport(NetworkTransport):
+class StreamableHttpTransport(HttpTransport):
     """MCP's Streamable HTTP transport (2025-03-26 and later).
 
     Front: serves ``[transports.http]`` (default ``http://127.0.0.1:3000/mcp``).
@@ -25,20 +22,11 @@ class StreamableHttpTransport(NetworkTransport):
 
     settings_model = StreamableSettings
     name = "http"
+    server_class = StreamableHttpServer
 
-    def __init__(self) -> None:
-        self._pool = ClientPool()
-
-    async def serve(
-        self,
-        host: FrontHost,
-        settings: Mapping[str, Any],
-        ready: Callable[[str], Awaitable[None] | None],
-    ) -> None:
-        """Serve front clients until cancelled (refusing an unauthenticated public bind)."""
-        config = self.front_settings(settings)
-        server = StreamableHttpServer(host, config)
-        await run_app(self.name, host, server.app(), config, config.path, ready, server.stop)
+    def endpoint(self, settings: Any) -> str:
+        """The path of the front's first request."""
+        return settings.path  # type: ignore[no-any-return]
 
     async def connect(
         self, mount: MountConfig, env: dict[str, str], headers: dict[str, str]

@@ -1,0 +1,51 @@
+"""What the ``http`` and ``sse`` drivers share: a pooled client for the back side, and
+serving an aiohttp front until cancelled."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from vmcp.transports.base import FrontHost
+from vmcp.transports.netsec import NetworkTransport
+from vmcp_transport_http.client_pool import ClientPool
+from vmcp_transport_http.server import run_app
+
+
+class FrontServer(Protocol):
+    """An HTTP front: its aiohttp application, and how to end its client sessions."""
+
+    def app(self) -> web.Application:
+        """The application serving the front's routes."""
+
+    async def stop(self) -> None:
+        """End every client session."""
+
+
+class HttpTransport(NetworkTransport):
+    """Base of the HTTP drivers; a subclass names its settings model and front server."""
+
+    #: builds the front server from the gateway and the validated settings
+    server_class: Callable[[FrontHost, Any], FrontServer]
+
+    def __init__(self) -> None:
+        self._pool = ClientPool()
+
+    @abstractmethod
+    def endpoint(self, settings: Any) -> str:
+        """The path clients connect to first (reported to ``ready``)."""
+
+    async def serve(
+        self,
+        host: FrontHost,
+        settings: Mapping[str, Any],
+        ready: Callable[[str], Awaitable[None] | None],
+    ) -> None:
+        """Serve front clients until cancelled (refusing an unauthenticated public bind)."""
+        config = self.front_settings(settings)
+        server = self.server_class(host, config)
+        await run_app(self.name, host, server.app(), config, self.endpoint(config), ready,
+                      server.stop)
