@@ -35,28 +35,34 @@ class LineSplitter:
 
     def feed(self, data: bytes) -> None:
         """Take the next bytes of the stream."""
-        start = 0
-        while True:
-            newline = data.find(b"\n", start)
+        if self._chunks or self._discarding:
+            newline = data.find(b"\n")
             if newline < 0:
-                if start < len(data):
-                    self._hold(data[start:] if start else data)
+                self._hold(data)
                 return
-            piece = data[start:newline] if start or newline < len(data) - 1 else data[:-1]
-            start = newline + 1
-            if self._chunks or self._discarding:
-                self._hold(piece)
-                if self._discarding:  # the over-long line ends here
-                    self._discarding = False
-                    continue
-                piece = b"".join(self._chunks)
-                self._chunks.clear()
-                self._size = 0
-            elif len(piece) > self._limit:
+            self._hold(data[:newline])
+            data = data[newline + 1:]
+            if self._discarding:  # the over-long line ends here
+                self._discarding = False
+            else:
+                self._emit(b"".join(self._chunks))
+            self._chunks.clear()
+            self._size = 0
+        # One C-level split per chunk: a chunk often holds many lines (pipelined clients).
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        limit, on_line = self._limit, self._on_line
+        for line in lines:
+            if len(line) > limit:
                 self._on_oversize()
-                continue
-            if piece and not piece.isspace():
-                self._on_line(piece)
+            elif line and not line.isspace():
+                on_line(line)
+        if tail:
+            self._hold(tail)
+
+    def _emit(self, line: bytes) -> None:
+        if line and not line.isspace():
+            self._on_line(line)
 
     def _hold(self, data: bytes) -> None:
         if self._discarding:
