@@ -408,7 +408,10 @@ class FrontSession:
 
     def _pick(self, mount: Mount, exclude: set[Replica] | frozenset[Replica] = frozenset(),
               ) -> Replica:
+        replicas = mount.replicas
         sticky = mount.config.sticky
+        if len(replicas) == 1 and not sticky and replicas[0].available:  # the common case
+            return replicas[0]
         replica = mount.pick(self.session_id, self.affinity.get(mount.mount_id) if sticky
                              else None, exclude)
         if replica is None:
@@ -437,7 +440,9 @@ class FrontSession:
         timeout: float | None,
     ) -> None:
         """The hot path: send with a fresh id, relay the response object with ours put back."""
-        params, token = self._progress(request_id, params)
+        token = None
+        if "_meta" in params:
+            params, token = self._progress(request_id, params)
         if replica is not None:
             replica.breaker.before_call()
         started = perf_counter() if mount.observed else 0.0
@@ -459,9 +464,9 @@ class FrontSession:
         if token is not None:
             self.gateway.progress.pop(token, None)
         if replica is not None:
-            error = message.get("error")
-            ok = error is None or not (isinstance(error, dict)
-                                       and error.get("code") in REPLICA_FAILURES)
+            ok = "error" not in message or not (
+                isinstance(error := message["error"], dict)
+                and error.get("code") in REPLICA_FAILURES)
             replica.breaker.record(ok)
             if mount.observed:
                 mount.balancer.observe(replica, perf_counter() - started, ok)

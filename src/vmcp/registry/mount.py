@@ -55,7 +55,10 @@ class Replica:
     @property
     def available(self) -> bool:
         """Taking new work: alive, healthy, not draining, circuit not open."""
-        return self.alive and self.healthy and not self.draining and self.breaker.allows()
+        upstream = self.upstream
+        breaker = self.breaker
+        return (upstream is not None and upstream.closed_reason is None and self.healthy
+                and not self.draining and (breaker.state == "closed" or breaker.allows()))
 
     @property
     def in_flight(self) -> int:

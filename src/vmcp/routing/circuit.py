@@ -1,6 +1,7 @@
 """A circuit breaker per replica: closed -> open -> half-open -> closed.
 
-Closed: calls flow; failures are counted in a sliding time window. The breaker opens after
+Closed: calls flow; outcomes are counted in a sliding time window of ten buckets (a call
+costs two increments, not an entry per call). The breaker opens after
 ``failure_threshold`` consecutive failures, or when at least ``min_requests`` calls in the
 window failed at ``failure_rate`` or more. Open: the replica is skipped for ``open_seconds``.
 Half-open: up to ``half_open_probes`` calls go through; a success closes the breaker, a
@@ -9,6 +10,7 @@ failure opens it again.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -17,6 +19,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 CircuitState = Literal["closed", "open", "half_open"]
+
+_BUCKETS = 10
 
 
 class CircuitSettings(BaseModel):
@@ -36,8 +40,8 @@ class CircuitSettings(BaseModel):
 class CircuitBreaker:
     """The breaker of one replica."""
 
-    __slots__ = ("_calls", "_clock", "_consecutive", "_opened_at", "_probes", "settings",
-                 "state")
+    __slots__ = ("_bucket", "_bucket_ends", "_buckets", "_clock", "_consecutive", "_opened_at",
+                 "_probes", "_span", "settings", "state")
 
     def __init__(
         self, settings: CircuitSettings, clock: Callable[[], float] = time.monotonic
@@ -45,7 +49,11 @@ class CircuitBreaker:
         self.settings = settings
         self.state: CircuitState = "closed"
         self._clock = clock
-        self._calls: deque[tuple[float, bool]] = deque()
+        #: [start, calls, failures] per bucket of ``_span`` seconds, oldest first
+        self._buckets: deque[list[float]] = deque()
+        self._bucket: list[float] = [0.0, 0, 0]
+        self._bucket_ends = -math.inf
+        self._span = settings.window_seconds / _BUCKETS
         self._consecutive = 0
         self._opened_at = 0.0
         self._probes = 0
@@ -77,23 +85,37 @@ class CircuitBreaker:
                 self._open()
             return
         now = self._clock()
-        calls = self._calls
-        calls.append((now, ok))
-        horizon = now - self.settings.window_seconds
-        while calls and calls[0][0] < horizon:
-            calls.popleft()
-        self._consecutive = 0 if ok else self._consecutive + 1
-        if self.state == "closed" and not ok and self._tripped():
+        if now >= self._bucket_ends:
+            self._roll(now)
+        bucket = self._bucket
+        bucket[1] += 1
+        if ok:
+            self._consecutive = 0
+            return
+        bucket[2] += 1
+        self._consecutive += 1
+        if self.state == "closed" and self._tripped():
             self._open()
+
+    def _roll(self, now: float) -> None:
+        """Start a new bucket at ``now``, dropping those wholly outside the window."""
+        buckets = self._buckets
+        oldest_kept = now - self.settings.window_seconds - self._span  # a bucket's start
+        while buckets and buckets[0][0] < oldest_kept:
+            buckets.popleft()
+        self._bucket = [now, 0, 0]
+        buckets.append(self._bucket)
+        self._bucket_ends = now + self._span
 
     def _tripped(self) -> bool:
         settings = self.settings
         if self._consecutive >= settings.failure_threshold:
             return True
-        if len(self._calls) < settings.min_requests:
+        calls = sum(bucket[1] for bucket in self._buckets)
+        if calls < settings.min_requests:
             return False
-        failures = sum(1 for _, ok in self._calls if not ok)
-        return failures / len(self._calls) >= settings.failure_rate
+        failures = sum(bucket[2] for bucket in self._buckets)
+        return failures / calls >= settings.failure_rate
 
     def _open(self) -> None:
         self.state = "open"
@@ -102,6 +124,7 @@ class CircuitBreaker:
 
     def _close(self) -> None:
         self.state = "closed"
-        self._calls.clear()
+        self._buckets.clear()
+        self._bucket_ends = -math.inf
         self._consecutive = 0
         self._probes = 0

@@ -1,8 +1,9 @@
 """Newline-delimited message framing on asyncio transports, without a task per message.
 
 :class:`LineSplitter` cuts incoming bytes into lines and hands each to a callback as soon
-as it is complete; :class:`LineWriter` encodes messages and writes everything produced in
-one turn of the event loop with a single system call.
+as it is complete; :class:`LineWriter` encodes messages and writes those produced in one
+turn of the event loop together: one system call per turn, or per 16 messages when a turn
+produces many (so the reader at the other end can start on them while this turn goes on).
 """
 
 from __future__ import annotations
@@ -76,8 +77,15 @@ class LineSplitter:
             self._on_oversize()
 
 
+#: messages queued in one turn that are written without waiting for the turn to end
+_EAGER_COUNT = 16
+#: a message this large is written at once, with whatever is queued before it
+_EAGER_BYTES = 64 * 1024
+
+
 class LineWriter:
-    """Writes messages as lines; those written in one event-loop turn go out together."""
+    """Writes messages as lines; those written in one event-loop turn go out together
+    (in groups of up to 16, and a large message at once)."""
 
     __slots__ = ("_loop", "_pending", "_scheduled", "transport")
 
@@ -89,14 +97,23 @@ class LineWriter:
 
     def write(self, message: JsonMessage) -> None:
         """Queue one message; it is written at the end of this event-loop turn."""
-        self._pending.append(jsonrpc.encode_line(message))
-        if not self._scheduled:
+        pending = self._pending
+        line = jsonrpc.encode_line(message)
+        pending.append(line)
+        # A turn that handles a large chunk of pipelined input would otherwise hold all its
+        # output back until it ends, leaving the process at the other end idle meanwhile.
+        if len(pending) >= _EAGER_COUNT or len(line) >= _EAGER_BYTES:
+            self._write_out()  # a flush already scheduled stays so, for what comes next
+        elif not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Write what is queued now."""
         self._scheduled = False
+        self._write_out()
+
+    def _write_out(self) -> None:
         pending = self._pending
         if not pending or self.transport.is_closing():
             pending.clear()
