@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -160,3 +161,13 @@ async def test_stdio_from_and_to_regular_files(
     assert process.returncode == 0
     answer = json.loads(answers.read_text().splitlines()[0])
     assert answer["id"] == 1 and answer["result"]["serverInfo"]["name"] == "vmcp"
+
+
+async def test_stdio_on_dev_null_ends_cleanly(make_gateway: Callable[..., Gateway]) -> None:
+    """A supervisor that gives the gateway /dev/null (no client): it ends at EOF, exit 0."""
+    gateway = make_gateway({"beta": backend(BETA)})
+    with anyio.fail_after(30):
+        process = await anyio.run_process(
+            [sys.executable, *gateway.command_args("start")], stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, env={**os.environ, **gateway.env()}, check=False)
+    assert process.returncode == 0, process.stderr

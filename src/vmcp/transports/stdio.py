@@ -234,7 +234,7 @@ class StdioTransport(Transport):
         loop = asyncio.get_running_loop()
         stdout = _StdoutProtocol()
         write_transport: Any
-        if _is_file(1):  # event loops watch pipes, sockets and terminals, not regular files
+        if not _pollable(1):  # event loops watch pipes, sockets and terminals only
             write_transport = _FileWriter(1)
         else:
             write_transport, _ = await loop.connect_write_pipe(
@@ -245,7 +245,7 @@ class StdioTransport(Transport):
                                 lambda: session.handle_bytes(b""))  # an over-long line: -32700
         protocol = _StdinProtocol(splitter, stdout)
         stop_reading: Callable[[], Any]
-        if _is_file(0):
+        if not _pollable(0):
             stop_reading = loop.create_task(_read_file(0, protocol)).cancel
         else:
             read_transport, _ = await loop.connect_read_pipe(
@@ -286,15 +286,18 @@ class StdioTransport(Transport):
         return ProcessConnection(mount.id, transport, protocol)
 
 
-def _is_file(fd: int) -> bool:
+def _pollable(fd: int) -> bool:
+    """True for a pipe, socket or terminal; False for a regular file or a device such as
+    /dev/null, which epoll refuses (uvloop aborts the process on it)."""
     try:
-        return stat.S_ISREG(os.fstat(fd).st_mode)
+        mode = os.fstat(fd).st_mode
     except OSError:
-        return False
+        return True  # let the event loop report the bad descriptor
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)
 
 
 class _FileWriter:
-    """Stands in for a pipe transport when stdout is a regular file (writes do not block)."""
+    """Stands in for a pipe transport when stdout is a file or device (writes do not block)."""
 
     def __init__(self, fd: int) -> None:
         self._file = os.fdopen(os.dup(fd), "wb", 0)
@@ -310,7 +313,7 @@ class _FileWriter:
 
 
 async def _read_file(fd: int, protocol: _StdinProtocol) -> None:
-    """Feed stdin to the session when it is a regular file, then end as at EOF."""
+    """Feed stdin to the session when it is a file or device, then end as at EOF."""
     with os.fdopen(os.dup(fd), "rb", 0) as source:
         while chunk := await asyncio.to_thread(source.read, 1 << 16):
             protocol.data_received(chunk)
