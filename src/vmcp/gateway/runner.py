@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -46,6 +47,10 @@ async def serve(
             try:
                 await gateway.start(alongside=runtime.start_metrics)
                 runtime.gateway_started()
+                # What start-up built (modules, schemas, mounts) lives as long as the process:
+                # keep it out of later full collections, which would walk all of it each time
+                # (one took 35 ms, stalling every call in flight, at 128 HTTP clients).
+                gc.freeze()
                 servers = [
                     loop.create_task(
                         transport.serve(gateway, settings[name], partial(_ready, runtime, name)),

@@ -53,7 +53,7 @@ LIST_METHODS = {
     "resources/templates/list": ("resource_templates", "resourceTemplates"),
 }
 Mapper = Callable[["FrontSession", UpstreamSession, dict[str, Any]], None]
-RequestHandler = Callable[[Any, dict[str, Any], str], None]
+RequestHandler = Callable[["FrontSession", Any, dict[str, Any], str], None]
 
 
 class FrontSession:
@@ -80,25 +80,6 @@ class FrontSession:
         self.affinity: dict[str, Replica] = {}
         self.subscriptions: set[tuple[str, str]] = set()
         self._reverse_ids = 0
-        self._requests: dict[str, RequestHandler] = {
-            "initialize": self._initialize,
-            "ping": self._ping,
-            "tools/list": self._list,
-            "prompts/list": self._list,
-            "resources/list": self._list,
-            "resources/templates/list": self._list,
-            "tools/call": self._tools_call,
-            "prompts/get": self._prompts_get,
-            "resources/read": self._resources_read,
-            "completion/complete": self._complete,
-            "resources/subscribe": self._subscribe,
-            "resources/unsubscribe": self._unsubscribe,
-            "logging/setLevel": self._set_level,
-            "tasks/get": self._task_call,
-            "tasks/result": self._task_call,
-            "tasks/cancel": self._task_call,
-            "tasks/list": self._tasks_list,
-        }
 
     @property
     def session_id(self) -> str:
@@ -145,12 +126,12 @@ class FrontSession:
         elif not isinstance(params, dict):
             self._fail(request_id, RpcError(INVALID_PARAMS, "params must be an object"))
             return
-        handler = self._requests.get(method)
+        handler = _REQUESTS.get(method)
         if handler is None:
             self._fail(request_id, RpcError(METHOD_NOT_FOUND, f"Method not found: {method}"))
             return
         try:
-            handler(request_id, params, method)
+            handler(self, request_id, params, method)
         except RpcError as exc:
             self._fail(request_id, exc)
 
@@ -686,3 +667,25 @@ class FrontSession:
                 BACKEND_UNAVAILABLE, "the client that was asked has disconnected")))
             del self.reverse[client_id]
         await self.gateway.session_closed(self)
+
+
+#: request method -> its handler (a table per class, not bound methods per session)
+_REQUESTS: dict[str, RequestHandler] = {
+    "initialize": FrontSession._initialize,
+    "ping": FrontSession._ping,
+    "tools/list": FrontSession._list,
+    "prompts/list": FrontSession._list,
+    "resources/list": FrontSession._list,
+    "resources/templates/list": FrontSession._list,
+    "tools/call": FrontSession._tools_call,
+    "prompts/get": FrontSession._prompts_get,
+    "resources/read": FrontSession._resources_read,
+    "completion/complete": FrontSession._complete,
+    "resources/subscribe": FrontSession._subscribe,
+    "resources/unsubscribe": FrontSession._unsubscribe,
+    "logging/setLevel": FrontSession._set_level,
+    "tasks/get": FrontSession._task_call,
+    "tasks/result": FrontSession._task_call,
+    "tasks/cancel": FrontSession._task_call,
+    "tasks/list": FrontSession._tasks_list,
+}
