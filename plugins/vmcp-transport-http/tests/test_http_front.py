@@ -290,6 +290,33 @@ async def test_host_and_origin_are_checked(client: Client) -> None:
     assert local.status == 200
 
 
+async def test_cors_for_accepted_origins_only(client: Client) -> None:
+    """A browser client on an accepted origin gets its preflight answered and can read the
+    session id; a refused origin gets neither."""
+    page = "http://localhost:5173"
+    preflight = await client.http.options(client.url, headers={
+        "Origin": page, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type, mcp-session-id"})
+    assert preflight.status == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == page
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "Mcp-Session-Id" in preflight.headers["Access-Control-Allow-Headers"]
+
+    answer = await client.post(INITIALIZE, Origin=page)
+    assert answer.status == 200
+    assert answer.headers["Access-Control-Allow-Origin"] == page
+    assert "Mcp-Session-Id" in answer.headers["Access-Control-Expose-Headers"]
+    assert answer.headers[SESSION]
+
+    plain = await client.post(INITIALIZE)  # no Origin: not a browser, no CORS headers
+    assert "Access-Control-Allow-Origin" not in plain.headers
+
+    evil = await client.http.options(client.url, headers={
+        "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+    assert evil.status == 403
+    assert "Access-Control-Allow-Origin" not in evil.headers
+
+
 async def test_body_size_limit(host: FakeHost) -> None:
     async with (
         serve_front(StreamableHttpTransport(), host, max_message_bytes=2048) as url,

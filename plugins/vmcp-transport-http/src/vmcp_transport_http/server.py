@@ -15,7 +15,7 @@ from vmcp.auth.metadata import metadata_paths, protected_resource_metadata
 from vmcp.transports.base import FrontHost
 from vmcp.transports.netsec import front_url, refuse_insecure_bind
 from vmcp_transport_http.messages import HttpProblem
-from vmcp_transport_http.security import front_middleware
+from vmcp_transport_http.security import install_front_checks
 from vmcp_transport_http.settings import FrontSettings
 
 log = logging.getLogger("vmcp.transports.http")
@@ -31,11 +31,10 @@ SSE_HEADERS = {
 
 
 def build_app(settings: FrontSettings) -> web.Application:
-    """An application with problem reporting and the ``Host``/``Origin`` checks installed."""
-    return web.Application(
-        middlewares=[front_middleware(settings)],
-        client_max_size=settings.max_message_bytes,
-    )
+    """An application with problem reporting, the ``Host``/``Origin`` checks and CORS."""
+    app = web.Application(client_max_size=settings.max_message_bytes)
+    install_front_checks(app, settings)
+    return app
 
 
 async def authenticate(host: FrontHost, request: web.Request) -> Principal:
