@@ -89,7 +89,7 @@ def install_command(
 @click.pass_context
 def installed_command(ctx: click.Context, as_json: bool) -> None:
     """List installed servers and their versions (* marks the current one)."""
-    manager = open_manager(ctx)
+    manager = open_manager(ctx, changes=False)
     rows = []
     for name in manager.store.names():
         state = manager.store.state(name)

@@ -22,6 +22,7 @@ from vmcp.control.mounttable import MountTableError, set_enabled
 from vmcp.control.paths import RunPaths
 from vmcp.control.protocol import ControlError
 from vmcp.control.runtime import RunOptions
+from vmcp.fileutil import held_lock
 
 #: seconds ``start -d`` waits beyond the mounts' start-up timeout for the gateway to be ready
 READY_MARGIN = 30.0
@@ -160,9 +161,12 @@ def stop_command(ctx: click.Context) -> None:
 
 
 def _set_enabled(ctx: click.Context, mount_id: str, enabled: bool) -> Path:
+    from vmcp.repository.paths import changes_lock
+
     config_from_context(ctx)  # an invalid configuration exits 2 with its errors
     try:
-        return set_enabled(config_path_of(ctx), mount_id, enabled)
+        with held_lock(changes_lock()):  # not between an install's read and write
+            return set_enabled(config_path_of(ctx), mount_id, enabled)
     except MountTableError as exc:
         fail(str(exc))
     except (ConfigError, OSError, ValueError) as exc:
@@ -173,7 +177,7 @@ def _installed_mount(ctx: click.Context, mount_id: str) -> bool:
     """True when ``mount_id`` was mounted from an installed server (``vmcp install``)."""
     from vmcp.cli.repo_support import open_manager  # the repository system, only when needed
 
-    manager = open_manager(ctx)
+    manager = open_manager(ctx, changes=False)
     return any(mount_id in manager.mounts_of(name) for name in manager.store.names())
 
 

@@ -215,7 +215,7 @@ def search_command(query: tuple[str, ...], limit: int, as_json: bool) -> None:
 @click.pass_context
 def show_command(ctx: click.Context, name: str, repo: str | None, as_json: bool) -> None:
     """Show a server's manifest, install methods and variables (NAME[@VERSION])."""
-    manager = open_manager(ctx)
+    manager = open_manager(ctx, changes=False)
     try:
         entry = manager.resolve(name, repo)
     except InstallError as exc:

@@ -12,6 +12,7 @@ import click
 
 from vmcp.cli.common import config_from_context
 from vmcp.config import default_config_path
+from vmcp.fileutil import held_lock
 from vmcp.repository import paths
 from vmcp.repository.index import SearchIndex
 from vmcp.repository.installed import InstalledStore, Variable
@@ -38,8 +39,17 @@ def open_sources(ctx: click.Context) -> SourceStore:
     return SourceStore(paths.repositories_file(), config.repositories)
 
 
-def open_manager(ctx: click.Context) -> ServerManager:
-    """The install manager, with the mount table beside the configuration file in use."""
+def open_manager(ctx: click.Context, changes: bool = True) -> ServerManager:
+    """The install manager, with the mount table beside the configuration file in use.
+
+    A command that ``changes`` installed servers or mounts holds the changes lock until it
+    ends: two installs at once would otherwise build in the same folder and each write the
+    mount table over the other's change.
+    """
+    if changes:
+        ctx.with_resource(held_lock(paths.changes_lock(), on_wait=lambda: click.echo(
+            "waiting for another vmcp command that is changing installed servers...",
+            err=True)))
     raw = (ctx.find_root().obj or {}).get("config_path")
     config_file = Path(raw) if raw else default_config_path()
     table = MountTable(config_file.parent / "servers.toml")

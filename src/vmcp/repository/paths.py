@@ -25,3 +25,8 @@ def index_file() -> Path:
 def installed_root() -> Path:
     """Installed servers: ``installed/servers/<name>/<version>/``."""
     return vmcp_home() / "installed" / "servers"
+
+
+def changes_lock() -> Path:
+    """Held by a command while it changes installed servers or the mount table."""
+    return vmcp_home() / "installed" / "changes.lock"
