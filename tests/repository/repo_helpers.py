@@ -1,43 +1,19 @@
-"""Helpers for the repository tests: a static HTTP server, git repositories, the CLI.
+"""Helpers for the repository tests: git repositories and the CLI.
 
-Everything is real: files are served by ``http.server`` on a free loopback port, git
-repositories are made with the ``git`` command, and the CLI runs through click.
+Everything is real: git repositories are made with the ``git`` command and the CLI runs
+through click (files are served by :func:`vmcp.testing.serve_folder`).
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
 
 from vmcp.cli import cli
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextmanager
-def serve_directory(root: Path) -> Iterator[str]:
-    """Serve ``root`` over HTTP on 127.0.0.1 and a free port; yield the base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def git(repo: Path, *args: str) -> str:

@@ -13,7 +13,9 @@ from pathlib import Path
 import anyio
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from repo_helpers import run_cli, serve_directory
+from repo_helpers import run_cli
+
+from vmcp.testing import serve_folder
 
 SERVER = '''
 import os
@@ -104,7 +106,7 @@ async def _whoami(home: Path) -> str:
 def test_bundles_and_remotes(home: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
-    with serve_directory(site) as base:
+    with serve_folder(site) as base:
         make_site(site, base)
         run_cli("repo", "add", f"{base}/index.json", "--name", "site")
         run_cli("repo", "sync")

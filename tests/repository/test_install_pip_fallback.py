@@ -10,7 +10,9 @@ import pytest
 from echo_package import PLAIN_MODULE, build_wheel, sha256, write_index
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from repo_helpers import run_cli, serve_directory
+from repo_helpers import run_cli
+
+from vmcp.testing import serve_folder
 
 PROJECT = "vmcp-test-plain"
 
@@ -30,7 +32,7 @@ def test_pip_installs_when_uv_is_missing(
     write_index(tmp_path / "index", {"0.1.0": wheel}, {"0.1.0": sha256(wheel)}, PROJECT,
                 "io.example/plain")
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
-    with serve_directory(tmp_path / "index") as url:
+    with serve_folder(tmp_path / "index") as url:
         run_cli("repo", "add", url, "--name", "local", "--type", "pypi")
         run_cli("repo", "sync")
         out = run_cli("install", "plain", "--yes").output

@@ -19,7 +19,9 @@ import pytest
 from echo_package import SERVER_NAME, build_wheel, sha256, write_index
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from repo_helpers import run_cli, serve_directory
+from repo_helpers import run_cli
+
+from vmcp.testing import serve_folder
 
 TIMEOUT = 60
 
@@ -32,7 +34,7 @@ def index_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     announced = {v: sha256(w) for v, w in wheels.items()}
     announced["1.0.5"] = "0" * 64
     write_index(work / "index", wheels, announced)
-    with serve_directory(work / "index") as url:
+    with serve_folder(work / "index") as url:
         yield url
 
 

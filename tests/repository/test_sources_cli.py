@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from repo_helpers import git, run_cli, serve_directory, server_json
+from repo_helpers import git, run_cli, server_json
+
+from vmcp.testing import serve_folder
 
 
 def make_git_source(root: Path) -> Path:
@@ -35,7 +37,7 @@ def test_sync_reports_bad_manifests_and_a_failing_source_while_the_rest_sync(
     site.mkdir()
     (site / "index.json").write_text(json.dumps(
         [json.loads(server_json("example/three", "Third"))]))
-    with serve_directory(site) as url:
+    with serve_folder(site) as url:
         assert "(git)" in run_cli("repo", "add", str(repo)).output
         assert "added source 'team' (http)" in run_cli(
             "repo", "add", f"{url}/index.json", "--name", "team").output

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+from vmcp.testing import serve_folder
 
 
 def project(name: str, summary: str, releases: dict[str, list[dict[str, Any]]],
@@ -69,13 +63,8 @@ def index_url(tmp_path: Path) -> Iterator[str]:
     """The base URL of the served index."""
     root = tmp_path / "index"
     build_index(root)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serve_folder(root) as url:
+        yield url
 
 
 @pytest.fixture
