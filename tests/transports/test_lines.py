@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
 
-from vmcp.transports.lines import LineSplitter
+from vmcp.transports.lines import LineSplitter, LineWriter
 
 
 def split_all(stream: bytes, cuts: list[int], limit: int) -> tuple[list[bytes], int]:
@@ -47,3 +48,45 @@ def test_a_line_split_across_many_chunks_is_joined() -> None:
 def test_an_over_long_line_is_reported_once_and_the_next_line_survives() -> None:
     stream = b"z" * 500 + b"\nok\n"
     assert split_all(stream, [10, 200, 300, 499, 501], 100) == ([b"ok"], 1)
+
+
+class RecordingTransport:
+    """Stands in for a pipe transport: keeps each write."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.anyio
+async def test_writer_groups_a_turn_and_writes_every_16_without_waiting() -> None:
+    transport = RecordingTransport()
+    writer = LineWriter(transport)  # type: ignore[arg-type]
+    for n in range(40):
+        writer.write({"id": n})
+    # two groups of 16 went out at once; the last 8 wait for the end of the turn
+    assert [data.count(b"\n") for data in transport.writes] == [16, 16]
+    await asyncio.sleep(0)
+    assert [data.count(b"\n") for data in transport.writes] == [16, 16, 8]
+    lines = b"".join(transport.writes).splitlines()
+    assert lines == [b'{"id":%d}' % n for n in range(40)]
+
+
+@pytest.mark.anyio
+async def test_writer_sends_a_large_message_at_once() -> None:
+    transport = RecordingTransport()
+    writer = LineWriter(transport)  # type: ignore[arg-type]
+    writer.write({"id": 1})
+    writer.write({"id": 2, "text": "x" * 70_000})
+    assert len(transport.writes) == 1 and transport.writes[0].count(b"\n") == 2
+    writer.write({"id": 3})
+    await asyncio.sleep(0)
+    assert [data.count(b"\n") for data in transport.writes] == [2, 1]
