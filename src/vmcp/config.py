@@ -177,6 +177,18 @@ class RestartSettings(_Model):
     window_seconds: float = Field(60.0, gt=0)
 
 
+class PoolSettings(_Model):
+    """The connections of an isolated mount (``[servers.<id>.pool]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: isolated connections (processes, for stdio) open at once; past it, the longest idle
+    #: one is closed, and a call is refused when every one is busy
+    max_connections: int = Field(32, ge=1, le=4096)
+    #: seconds an isolated connection may sit unused before it is closed
+    idle_timeout: float = Field(300.0, gt=0)
+
+
 class LimitSettings(_Model):
     """Resource limits for spawned backends (``[servers.<id>.limits]``); unset = inherited."""
 
@@ -242,6 +254,10 @@ class MountConfig(_Model):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     restart: RestartSettings = Field(default_factory=RestartSettings)
+    #: who shares a connection to the backend: every caller (``shared``), one front session
+    #: (``session``: its own process for stdio), or one persona (``persona``)
+    isolation: Literal["shared", "session", "persona"] = "shared"
+    pool: PoolSettings = Field(default_factory=PoolSettings)
 
     @field_validator("id")
     @classmethod

@@ -6,20 +6,25 @@ loopback port (a free one, or ``--port N``) printed as ``PORT <n>`` on stdout on
 
 Tools: ``echo(text)``, ``add(a, b)``, ``slow(steps)`` (a progress notification and a log line
 per step), ``sample(prompt)`` (asks the client to sample), ``header(name)`` (the value of an
-HTTP request header, or ``"-"``).
+HTTP request header, or ``"-"``), ``ask(who, together)`` (waits until ``together`` calls of
+``ask`` are running in this process, then logs, samples, elicits and lists roots on behalf of
+its own request, and returns what it got back or the error for each).
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import warnings
+from typing import Any
 
 import anyio
 import mcp.types as types
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.shared.message import ServerMessageMetadata
 
 warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
 
@@ -57,6 +62,51 @@ async def sample(prompt: str, ctx: Context) -> str:
     )
     content = result.content
     return f"sampled: {content.text if isinstance(content, types.TextContent) else content}"
+
+
+_asking: list[anyio.Event] = []
+
+
+async def _together(count: int) -> None:
+    """Return once ``count`` calls of ``ask`` are waiting here (all of them at once)."""
+    arrived = anyio.Event()
+    _asking.append(arrived)
+    if len(_asking) >= count:
+        for event in _asking:
+            event.set()
+        _asking.clear()
+    await arrived.wait()
+
+
+@server.tool()
+async def ask(who: str, together: int, ctx: Context) -> str:
+    """Once ``together`` calls are in flight, ask the client for input for this call."""
+    await _together(together)
+    session, rid = ctx.session, ctx.request_id
+    await session.send_log_message("info", f"log for {who}", related_request_id=rid)
+    answers: dict[str, Any] = {}
+    try:
+        sampled = await session.create_message(
+            [types.SamplingMessage(role="user", content=types.TextContent(type="text", text=who))],
+            max_tokens=10, related_request_id=rid)
+        content = sampled.content
+        answers["sampling"] = content.text if isinstance(content, types.TextContent) else "?"
+    except MCPError as exc:
+        answers["sampling"] = f"refused: {exc.error.message}"
+    try:
+        schema = {"type": "object", "properties": {"name": {"type": "string"}}}
+        elicited = await session.elicit_form(f"who is {who}?", schema, related_request_id=rid)
+        answers["elicitation"] = (elicited.content or {}).get("name")
+    except MCPError as exc:
+        answers["elicitation"] = f"refused: {exc.error.message}"
+    try:
+        roots = await session.send_request(
+            types.ListRootsRequest(), types.ListRootsResult,
+            metadata=ServerMessageMetadata(related_request_id=rid))
+        answers["roots"] = [str(root.uri) for root in roots.roots]
+    except MCPError as exc:
+        answers["roots"] = f"refused: {exc.error.message}"
+    return json.dumps(answers)
 
 
 @server.tool()

@@ -14,7 +14,7 @@ from vmcp_transport_http.streamable import StreamableHttpTransport
 from vmcp_transport_http.streamable_client import StreamableHttpConnection
 
 from vmcp.config import MountConfig
-from vmcp.transports.base import Connection, ConnectionClosed, Transport
+from vmcp.transports.base import Connection, ConnectionClosed, Related, Transport
 
 pytestmark = pytest.mark.anyio
 
@@ -49,11 +49,17 @@ async def connect(transport: Transport, url: str, **headers: str) -> Connection:
 
 
 async def receive_until(connection: Connection, request_id: Any) -> list[dict[str, Any]]:
-    """Every message received up to and including the response to ``request_id``."""
+    """Every message received up to and including the response to ``request_id``.
+
+    Messages the backend sent on a request's own stream must come marked with that request.
+    """
     found: list[dict[str, Any]] = []
     with anyio.fail_after(EVENT_TIMEOUT):
         while True:
             message = await connection.receive()
+            if isinstance(message, Related):
+                assert message.request_id == request_id, message
+                message = message.message
             assert isinstance(message, dict), message
             found.append(message)
             if message.get("id") == request_id and "method" not in message:
@@ -92,8 +98,10 @@ async def test_streamable_http_against_an_sdk_server() -> None:
 
             await connection.send(call(3, "sample", prompt="hello"))
             with anyio.fail_after(EVENT_TIMEOUT):
-                ask = await connection.receive()
-            assert isinstance(ask, dict) and ask["method"] == "sampling/createMessage"
+                related = await connection.receive()
+            assert isinstance(related, Related) and related.request_id == 3
+            ask = related.message
+            assert ask["method"] == "sampling/createMessage"
             content = {"type": "text", "text": "hi"}
             answer = {"role": "assistant", "content": content, "model": "m"}
             await connection.send({"jsonrpc": "2.0", "id": ask["id"], "result": answer})
@@ -182,7 +190,9 @@ async def test_legacy_sse_against_an_sdk_server() -> None:
             await connection.send(call(2, "sample", prompt="q"))
             with anyio.fail_after(EVENT_TIMEOUT):
                 ask = await connection.receive()
-            assert isinstance(ask, dict) and ask["method"] == "sampling/createMessage"
+            # the legacy transport has one event stream for everything: no relation
+            assert isinstance(ask, dict)
+            assert ask["method"] == "sampling/createMessage"
             answer = {"role": "assistant", "content": {"type": "text", "text": "a"}, "model": "m"}
             await connection.send({"jsonrpc": "2.0", "id": ask["id"], "result": answer})
             assert text_of((await receive_until(connection, 2))[-1]) == "sampled: a"
@@ -209,8 +219,10 @@ async def test_streamable_back_against_our_front_uses_the_get_stream() -> None:
 
             await connection.send(request(2, "ask"))
             with anyio.fail_after(EVENT_TIMEOUT):
-                ask = await connection.receive()
-            assert isinstance(ask, dict) and ask["method"] == "sampling/createMessage"
+                related = await connection.receive()
+            assert isinstance(related, Related) and related.request_id == 2
+            ask = related.message
+            assert ask["method"] == "sampling/createMessage"
             await connection.send({"jsonrpc": "2.0", "id": ask["id"], "result": {"ok": 1}})
             (reply,) = await receive_until(connection, 2)
             assert reply["result"] == {"answer": {"ok": 1}}

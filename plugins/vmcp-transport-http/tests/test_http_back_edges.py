@@ -15,7 +15,7 @@ from vmcp_transport_http.sse import encode_event
 from vmcp_transport_http.streamable import StreamableHttpTransport
 
 from vmcp.config import MountConfig
-from vmcp.transports.base import Connection
+from vmcp.transports.base import Connection, Related
 
 pytestmark = pytest.mark.anyio
 
@@ -75,7 +75,8 @@ async def test_a_broken_reply_stream_is_resumed_from_the_last_event_id() -> None
         connection = await connect(url)
         try:
             await connection.send({"jsonrpc": "2.0", "id": 1, "method": "slow"})
-            assert await receive(connection) == {"jsonrpc": "2.0", "method": "n"}
+            # sent on request 1's stream, so it comes marked as belonging to request 1
+            assert await receive(connection) == Related({"jsonrpc": "2.0", "method": "n"}, 1)
             assert await receive(connection) == json.loads(reply(1, {"ok": True}))
             assert seen == ["s-1"]
         finally:

@@ -30,12 +30,12 @@ from vmcp.gateway.session import LOG_LEVELS, FrontSession
 from vmcp.persona import PersonaStore
 from vmcp.plugins import get_plugin_manager, load_driver
 from vmcp.protocol import jsonrpc
-from vmcp.protocol.errors import INVALID_PARAMS, RpcError
+from vmcp.protocol.errors import INTERNAL_ERROR, INVALID_PARAMS, RpcError
 from vmcp.registry.catalog import CHANGED_KINDS, LIST_KINDS
 from vmcp.registry.mount import Mount, Replica
 from vmcp.registry.supervisor import Supervisor
 from vmcp.transports.base import FrontPeer, JsonMessage, Transport
-from vmcp.upstream.session import UpstreamSession
+from vmcp.upstream.session import NO_RELATION, UpstreamSession
 
 log = logging.getLogger("vmcp.gateway")
 
@@ -96,6 +96,8 @@ class Gateway:
         self.subscribers: dict[tuple[str, str], set[FrontSession]] = {}
         self._counter = itertools.count(1)
         self._backend_log_rank: int | None = None
+        #: mounts already warned about messages that could not be attributed
+        self._ambiguity_warned: set[str] = set()
         self._transports: dict[str, Transport] = {}
         self._background: set[asyncio.Task[Any]] = set()
         #: re-reads of stale lists in progress, shared by concurrent list requests
@@ -178,6 +180,9 @@ class Gateway:
         for route in list(session.subscriptions):
             with contextlib.suppress(RpcError):
                 await self.unsubscribe(session, route)
+        for mount in self.mounts.values():
+            if mount.pool is not None and mount.pool.kind == "session":
+                mount.pool.release(session.session_id)
         if session.log_rank is not None:
             self.log_levels_changed()
 
@@ -675,30 +680,95 @@ class Gateway:
             return
         self._backend_log_rank = rank
         for mount in self.mounts.values():
-            for replica in mount.replicas:
-                upstream = replica.upstream
-                if upstream is not None and upstream.alive and "logging" in upstream.capabilities:
-                    upstream.forward("logging/setLevel", {"level": LOG_LEVELS[rank]},
-                                     _ignore, self.config.gateway.request_timeout)
+            for upstream in mount.connections():
+                self._send_log_level(upstream)
+
+    def _send_log_level(self, upstream: UpstreamSession) -> None:
+        """Give one backend connection the most verbose level any client asked for."""
+        rank = self._backend_log_rank
+        if rank is not None and "logging" in upstream.capabilities:
+            upstream.forward("logging/setLevel", {"level": LOG_LEVELS[rank]},
+                             _ignore, self.config.gateway.request_timeout)
+
+    def isolated_up(self, mount: Mount, key: str) -> None:
+        """An isolated connection of ``mount`` was opened for ``key``: bring it in line."""
+        replica = mount.pool.live(key) if mount.pool is not None else None
+        if replica is not None and replica.upstream is not None:
+            self._send_log_level(replica.upstream)
 
     def roots_changed(self, session: FrontSession) -> None:
-        """A client's roots changed: tell every backend (they ask us for roots again)."""
+        """A client's roots changed: tell every backend connection that may serve it (they
+        ask for roots again)."""
+        persona = _persona_key(session)
         for mount in self.mounts.values():
-            for replica in mount.replicas:
-                if replica.upstream is not None and replica.upstream.alive:
-                    replica.upstream.notify("notifications/roots/list_changed")
+            for upstream in mount.connections():
+                scope = upstream.scope
+                if scope is None or scope[1] == (
+                        session.session_id if scope[0] == "session" else persona):
+                    upstream.notify("notifications/roots/list_changed")
 
     # -- UpstreamEvents -------------------------------------------------------------------
 
-    def _related(self, upstream: UpstreamSession) -> tuple[FrontSession, Any] | None:
-        """The session (and its request) most likely to have caused a backend's message."""
+    def _attribute(self, upstream: UpstreamSession, origin: Any) -> tuple[FrontSession, Any] | None:
+        """The session (and its request) a backend-initiated message belongs to, or None.
+
+        Only what the protocol gives counts: the request whose stream carried the message
+        (``origin``), or a connection that serves one session alone. With no relation, the
+        message is attributed only when exactly one session has requests in flight on the
+        connection; when several have, nobody gets it (see :meth:`_ambiguous`).
+        """
+        if origin is not NO_RELATION:
+            return origin if origin is not None and not origin[0].closed else None
+        scope = upstream.scope
+        if scope is not None and scope[0] == "session":
+            session = self.sessions.get(scope[1])
+            return (session, self._newest_request(upstream, session)) if session else None
+        callers = [s for s in upstream.callers_in_flight() if not s.closed]
+        if len(callers) != 1:
+            return None
+        return callers[0], self._newest_request(upstream, callers[0])
+
+    @staticmethod
+    def _newest_request(upstream: UpstreamSession, session: FrontSession) -> Any:
+        """The client id of the newest request ``session`` has in flight on ``upstream``."""
         for pending in reversed(upstream.pending.values()):
             owner = pending.owner
-            if owner is not None and not owner[0].closed:
-                return owner  # type: ignore[no-any-return]
+            if owner is not None and owner[0] is session:
+                return owner[1]
         return None
 
-    def upstream_notification(self, upstream: UpstreamSession, message: JsonMessage) -> None:
+    def _ambiguous(self, upstream: UpstreamSession, origin: Any) -> bool:
+        """True when a message with no relation arrived while several sessions had requests
+        in flight on a shared connection; the first time per mount, say how to fix it."""
+        if origin is not NO_RELATION or upstream.scope is not None:
+            return False
+        if sum(not s.closed for s in upstream.callers_in_flight()) < 2:
+            return False
+        if upstream.mount_id not in self._ambiguity_warned:
+            self._ambiguity_warned.add(upstream.mount_id)
+            log.warning(
+                "mount %s: the backend sent a request or log message while several clients "
+                "had calls in flight, and its transport does not say which call it belongs "
+                "to; vmcp refuses to guess (requests are refused, log lines stay in the "
+                "gateway log). Set isolation = \"session\" (or \"persona\") on the mount so "
+                "that each client gets its own connection.", upstream.mount_id)
+        return True
+
+    def _audience(self, upstream: UpstreamSession) -> Iterable[FrontSession]:
+        """The sessions a server-wide message of ``upstream`` may reach."""
+        scope = upstream.scope
+        sessions = self.sessions.values()
+        if scope is None:
+            return [s for s in sessions if s.initialized and self.may_notice(s, upstream.mount_id)]
+        if scope[0] == "session":
+            session = self.sessions.get(scope[1])
+            return [session] if session is not None and session.initialized else []
+        return [s for s in sessions if s.initialized and _persona_key(s) == scope[1]
+                and self.may_notice(s, upstream.mount_id)]
+
+    def upstream_notification(
+        self, upstream: UpstreamSession, message: JsonMessage, origin: Any = NO_RELATION
+    ) -> None:
         """Route a backend notification to the session(s) it belongs to."""
         method = message.get("method")
         params = message.get("params")
@@ -711,7 +781,7 @@ class Gateway:
                              request_id)
                 session.extend(request_id)
         elif method == "notifications/message":
-            self._relay_log(upstream, message, params)
+            self._relay_log(upstream, message, params, origin)
         elif method in CHANGED_KINDS:
             self._schedule_refresh(upstream.mount_id, CHANGED_KINDS[method])
         elif method == "notifications/resources/updated":
@@ -736,17 +806,23 @@ class Gateway:
             log.debug("backend %s sent %s; not relayed", upstream.mount_id, method)
 
     def _relay_log(
-        self, upstream: UpstreamSession, message: JsonMessage, params: dict[str, Any]
+        self, upstream: UpstreamSession, message: JsonMessage, params: dict[str, Any],
+        origin: Any,
     ) -> None:
         level = params.get("level")
-        related = self._related(upstream)
+        related = self._attribute(upstream, origin)
         if related is not None:
             if related[0].wants_log(level):
                 related[0].send(message, related[1])
             return
-        for session in self.sessions.values():
-            if (session.initialized and session.wants_log(level)
-                    and self.may_notice(session, upstream.mount_id)):
+        if origin is not NO_RELATION or self._ambiguous(upstream, origin):
+            log.info("backend %s logged (kept here, its caller is unknown): %s",
+                     upstream.mount_id, params.get("data"))
+            return
+        if upstream.callers_in_flight():
+            return  # only closed sessions had calls in flight: theirs, not anyone else's
+        for session in self._audience(upstream):
+            if session.wants_log(level):
                 session.send(message)
 
     def _relay_updated(self, upstream: UpstreamSession, params: dict[str, Any]) -> None:
@@ -780,21 +856,27 @@ class Gateway:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def upstream_request(self, upstream: UpstreamSession, message: JsonMessage) -> None:
-        """Relay a backend's request to the front client that caused it."""
+    def upstream_request(
+        self, upstream: UpstreamSession, message: JsonMessage, origin: Any = NO_RELATION
+    ) -> None:
+        """Relay a backend's request to the front client whose call caused it."""
         method = message.get("method")
         if method == "ping":
             upstream.respond(jsonrpc.result(message.get("id"), {}))
             return
-        target = self._request_target(upstream, message)
+        target = self._request_target(upstream, message, origin)
         if target is None:
-            upstream.respond(jsonrpc.error(message.get("id"), RpcError(
-                -32603, f"No connected client can answer {method}")))
+            if self._ambiguous(upstream, origin):
+                reason = (f"vmcp cannot tell which of several clients {method} is for; set "
+                          f"isolation = \"session\" on mount {upstream.mount_id!r}")
+            else:
+                reason = f"{method} was sent outside any call of a connected client"
+            upstream.respond(jsonrpc.error(message.get("id"), RpcError(INTERNAL_ERROR, reason)))
             return
         target[0].relay_request(upstream, message, target[1])
 
     def _request_target(
-        self, upstream: UpstreamSession, message: JsonMessage
+        self, upstream: UpstreamSession, message: JsonMessage, origin: Any
     ) -> tuple[FrontSession, Any] | None:
         params = message.get("params")
         meta = params.get("_meta") if isinstance(params, dict) else None
@@ -804,13 +886,7 @@ class Gateway:
             if task_id is not None:
                 related_task["taskId"] = task_id
                 return self.tasks[task_id].session, None
-        related = self._related(upstream)
-        if related is not None:
-            return related
-        for session in reversed(self.sessions.values()):
-            if session.initialized and self.may_notice(session, upstream.mount_id):
-                return session, None
-        return None
+        return self._attribute(upstream, origin)
 
     def upstream_closed(self, upstream: UpstreamSession, reason: str) -> None:
         """A backend went away: restart it; if its mount is left with no replica, its items
@@ -820,6 +896,10 @@ class Gateway:
             session, client_id = self.reverse.pop(key)
             session.cancel_reverse(client_id, f"backend {upstream.mount_id} went away")
         if mount is None:
+            return
+        if upstream.scope is not None:  # an isolated connection: the next call opens another
+            if mount.pool is not None:
+                mount.pool.discard(upstream)
             return
         for replica in mount.replicas:
             if replica.upstream is upstream:
@@ -860,3 +940,9 @@ def _describe(exc: BaseException) -> str:
         return "timed out"
     return str(exc) or type(exc).__name__
 
+
+
+def _persona_key(session: FrontSession) -> str:
+    """The key of a session's persona-isolated connections."""
+    principal = session.caller.principal
+    return (principal.persona if principal is not None else None) or ""

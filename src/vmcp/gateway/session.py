@@ -32,6 +32,7 @@ from vmcp.protocol.errors import (
     RpcError,
 )
 from vmcp.protocol.versions import negotiate
+from vmcp.registry.isolation import isolation_key
 from vmcp.routing.retry import REPLICA_FAILURES, backoff, may_retry
 from vmcp.transports.base import FrontPeer, JsonMessage
 from vmcp.upstream.session import UpstreamSession
@@ -321,6 +322,9 @@ class FrontSession:
             mount.waiting.append(partial(self._dequeued, request_id, mount_id, method, params,
                                          mapper))
             return
+        if mount.pool is not None and mount.pool.live(self._pool_key(mount)) is None:
+            self._connect_isolated(request_id, mount, method, params, mapper)
+            return
         cache = gateway.cache
         if cache is not None and (ttl := cache.request_ttl(mount.config, method, params)):
             self._spawn(request_id, self._cached(request_id, mount, method, params, mapper, ttl))
@@ -387,8 +391,43 @@ class FrontSession:
         except RpcError as exc:
             self._fail(request_id, exc)
 
+    def _pool_key(self, mount: Mount) -> str:
+        principal = self.caller.principal
+        return isolation_key(mount.config.isolation, self.session_id,
+                             principal.persona if principal is not None else None)
+
+    def _connect_isolated(self, request_id: Any, mount: Mount, method: str,
+                          params: dict[str, Any], mapper: Mapper | None) -> None:
+        """Open this caller's own connection to an isolated mount, then route the request."""
+        pool = mount.pool
+        assert pool is not None
+        key = self._pool_key(mount)
+        gateway = self.gateway
+
+        async def connect() -> None:
+            try:
+                await pool.acquire(key, gateway, gateway.startup_timeout(mount),
+                                   gateway.prepare_hook())
+            except RpcError as exc:
+                self._fail(request_id, exc)
+                return
+            finally:
+                self.tasks.pop(request_id, None)
+            if pool.live(key) is None:
+                self._fail(request_id, RpcError(BACKEND_UNAVAILABLE, mount.unavailable_reason()))
+            else:
+                gateway.isolated_up(mount, key)
+                self._dequeued(request_id, mount.mount_id, method, params, mapper)
+
+        self.tasks[request_id] = asyncio.get_running_loop().create_task(connect())
+
     def _pick(self, mount: Mount, exclude: set[Replica] | frozenset[Replica] = frozenset(),
               ) -> Replica:
+        if mount.pool is not None:
+            pooled = mount.pool.live(self._pool_key(mount))
+            if pooled is None:
+                raise RpcError(BACKEND_UNAVAILABLE, mount.unavailable_reason())
+            return pooled
         replicas = mount.replicas
         sticky = mount.config.sticky
         if len(replicas) == 1 and not sticky and replicas[0].available:  # the common case

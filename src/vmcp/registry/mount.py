@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from vmcp import __version__
 from vmcp.config import MountConfig, expand_vars, python_executable
 from vmcp.registry.catalog import LIST_KINDS, fetch_list
+from vmcp.registry.isolation import IsolatedPool
 from vmcp.routing.balancer import Balancer
 from vmcp.routing.circuit import CircuitBreaker
 from vmcp.routing.retry import RetryBudget
@@ -104,6 +105,9 @@ class Mount:
         self.waiting: deque[Callable[[], None]] = deque()
         #: the gateway's cache, read through for lists (None: lists always come from the backend)
         self.cache: CacheLayer | None = None
+        #: the per-session or per-persona connections of an isolated mount (None: shared);
+        #: the replicas above then serve the lists and health, the pool serves the calls
+        self.pool = IsolatedPool(self) if config.isolation != "shared" else None
 
     @property
     def mount_id(self) -> str:
@@ -129,8 +133,10 @@ class Mount:
 
     @property
     def in_flight(self) -> int:
-        """Requests in flight over every replica."""
-        return sum(replica.in_flight for replica in self.replicas)
+        """Requests in flight over every replica (and isolated connection)."""
+        total = sum(replica.in_flight for replica in self.replicas)
+        return total if self.pool is None else total + sum(
+            replica.in_flight for replica in self.pool.replicas)
 
     def pick(
         self, session_key: str, sticky: Replica | None = None,
@@ -161,6 +167,15 @@ class Mount:
         config = self.config
         return config.method_timeouts.get(method) or config.timeout or default
 
+    def detached_replica(self, replica_id: str) -> Replica:
+        """A replica that is not one of :attr:`replicas` (an isolated connection)."""
+        return Replica(replica_id, self.config.replica_config(0))
+
+    def connections(self) -> list[UpstreamSession]:
+        """Every live backend connection of the mount, isolated ones included."""
+        replicas = self.replicas if self.pool is None else [*self.replicas, *self.pool.replicas]
+        return [r.upstream for r in replicas if r.upstream is not None and r.upstream.alive]
+
     def add_replica(self) -> Replica:
         """A new replica slot (started by the caller)."""
         replica = Replica(f"{self.mount_id}-{self._next_replica}", self.config.replica_config(0))
@@ -187,9 +202,11 @@ class Mount:
         timeout: float,
         prepare: Any = None,
         connected: Callable[[], None] | None = None,
+        scope: tuple[str, str] | None = None,
     ) -> None:
         """Connect one replica and perform its handshake; ``connected`` is called when the
-        connection attempt is over (a stdio backend spawned, or failed), before the handshake."""
+        connection attempt is over (a stdio backend spawned, or failed), before the handshake.
+        ``scope`` names the one session or persona an isolated connection serves."""
         env = self.backend_env()
         headers = self.backend_headers()
         if prepare is not None:
@@ -204,6 +221,7 @@ class Mount:
                 connected()
         upstream = UpstreamSession(self.mount_id, replica.replica_id, connection, events,
                                    client_version=__version__)
+        upstream.scope = scope
         try:
             await upstream.start(timeout)
         except BaseException:
@@ -255,6 +273,8 @@ class Mount:
         self.state = "down"
         for replica in self.replicas:
             replica.state = "removed"
+        if self.pool is not None:
+            await self.pool.aclose()
         await asyncio.gather(
             *(r.upstream.aclose() for r in self.replicas if r.upstream is not None),
             return_exceptions=True,
@@ -270,4 +290,6 @@ class Mount:
             "error": self.error,
             "in_flight": self.in_flight,
             "replicas": [replica.describe() for replica in self.replicas],
+            **({"isolation": self.config.isolation, "isolated_connections": len(self.pool)}
+               if self.pool is not None else {}),
         }

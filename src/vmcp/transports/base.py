@@ -13,13 +13,27 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from vmcp.auth.base import Principal
     from vmcp.config import MountConfig, VmcpConfig
 
 JsonMessage = dict[str, Any]
+
+
+class Related(NamedTuple):
+    """A message a backend sent on the response stream of one of the gateway's requests.
+
+    Only a wire with a stream per request (Streamable HTTP) can say this; a connection
+    delivers such a message wrapped in ``Related`` instead of as a bare ``dict``, and the
+    upstream session attributes it to whoever made that request, never by a guess.
+    """
+
+    #: the backend's request or notification
+    message: JsonMessage
+    #: the gateway-side JSON-RPC id of the request whose stream carried it
+    request_id: Any
 
 
 class ConnectionClosed(Exception):
@@ -55,8 +69,11 @@ class Connection(ABC):
         return False
 
     @abstractmethod
-    async def receive(self) -> JsonMessage | bytes:
+    async def receive(self) -> JsonMessage | Related | bytes:
         """Return the next message, or the raw bytes of one that is not valid JSON.
+
+        A backend-initiated message carried by one request's response stream comes as
+        :class:`Related`.
 
         Raise :class:`ConnectionClosed` at the end of the stream.
         """

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import BACKEND_UNAVAILABLE, REQUEST_TIMEOUT, RpcError
 from vmcp.protocol.versions import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION
-from vmcp.transports.base import Connection, ConnectionClosed, JsonMessage
+from vmcp.transports.base import Connection, ConnectionClosed, JsonMessage, Related
 
 log = logging.getLogger("vmcp.upstream")
 
@@ -33,13 +33,37 @@ CLIENT_CAPABILITIES: dict[str, Any] = {
 ResponseCallback = Callable[[JsonMessage], None]
 
 
-class UpstreamEvents(Protocol):
-    """Receives what a backend sends on its own initiative."""
+class _NoRelation:
+    """The wire did not say which request a backend-initiated message belongs to."""
 
-    def upstream_notification(self, upstream: UpstreamSession, message: JsonMessage) -> None:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_RELATION"
+
+
+#: the ``origin`` of a backend message that came with no relation to any request (stdio,
+#: WebSocket, a Streamable HTTP GET stream): the gateway must not guess one
+NO_RELATION: Any = _NoRelation()
+
+
+class UpstreamEvents(Protocol):
+    """Receives what a backend sends on its own initiative.
+
+    ``origin`` is what the wire says the message belongs to: the ``owner`` given to
+    :meth:`UpstreamSession.forward` for the request whose response stream carried it (None
+    when that request was the gateway's own or is no longer in flight), or
+    :data:`NO_RELATION` when the wire gives no relation.
+    """
+
+    def upstream_notification(
+        self, upstream: UpstreamSession, message: JsonMessage, origin: Any
+    ) -> None:
         """A notification from the backend."""
 
-    def upstream_request(self, upstream: UpstreamSession, message: JsonMessage) -> None:
+    def upstream_request(
+        self, upstream: UpstreamSession, message: JsonMessage, origin: Any
+    ) -> None:
         """A server-to-client request (sampling, elicitation, roots, ping)."""
 
     def upstream_closed(self, upstream: UpstreamSession, reason: str) -> None:
@@ -85,6 +109,9 @@ class UpstreamSession:
         self.instructions: str | None = None
         self.protocol_version = LATEST_HANDSHAKE_VERSION
         self.closed_reason: str | None = None
+        #: who this connection serves alone (an isolated mount's session id or persona), or
+        #: None for a connection shared by every caller of the mount
+        self.scope: tuple[str, str] | None = None
         self._next_id = 0
         self._reader: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[JsonMessage] | None = None
@@ -272,18 +299,33 @@ class UpstreamSession:
 
     # -- receiving ------------------------------------------------------------------------
 
-    def _on_message(self, message: JsonMessage | bytes) -> None:
+    def _on_message(self, message: JsonMessage | Related | bytes) -> None:
+        origin = NO_RELATION
         if not isinstance(message, dict):
-            log.warning("backend %s sent a malformed message; ignored", self.mount_id)
-            return
+            if not isinstance(message, Related):
+                log.warning("backend %s sent a malformed message; ignored", self.mount_id)
+                return
+            carrier = self.pending.get(message.request_id)
+            origin = carrier.owner if carrier is not None else None
+            message = message.message
         if "method" not in message:
             entry = self.pending.pop(message.get("id"), None)  # type: ignore[arg-type]
             if entry is not None:
                 entry.callback(message)
         elif "id" in message:
-            self.events.upstream_request(self, message)
+            self.events.upstream_request(self, message, origin)
         else:
-            self.events.upstream_notification(self, message)
+            self.events.upstream_notification(self, message, origin)
+
+    def callers_in_flight(self) -> set[Any]:
+        """The distinct front callers (the first item of each ``owner``) with a request in
+        flight on this connection; the gateway's own requests are not counted."""
+        callers = set()
+        for pending in self.pending.values():
+            owner = pending.owner
+            if owner is not None:
+                callers.add(owner[0])
+        return callers
 
     async def _read_loop(self) -> None:
         receive = self.connection.receive

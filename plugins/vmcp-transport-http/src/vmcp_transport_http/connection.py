@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from vmcp.protocol.errors import BACKEND_UNAVAILABLE
-from vmcp.transports.base import Connection, ConnectionClosed, JsonMessage
+from vmcp.transports.base import Connection, ConnectionClosed, JsonMessage, Related
 from vmcp_transport_http.client_pool import ClientPool
 from vmcp_transport_http.messages import decode_message
 from vmcp_transport_http.sse import ServerSentEvent, iter_events
@@ -47,7 +47,7 @@ class HttpConnection(Connection):
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- the gateway's side ---------------------------------------------------------------
-    async def receive(self) -> JsonMessage | bytes:
+    async def receive(self) -> JsonMessage | Related | bytes:
         """The next message from the backend; :class:`ConnectionClosed` once it is gone."""
         item = await self._inbox.get()
         if item is _END:
@@ -84,7 +84,7 @@ class HttpConnection(Connection):
         if self._closed is not None:
             raise ConnectionClosed(self._closed)
 
-    def deliver(self, item: JsonMessage | bytes) -> None:
+    def deliver(self, item: JsonMessage | Related | bytes) -> None:
         """Hand one received message to :meth:`receive`."""
         if self._closed is None:
             self._inbox.put_nowait(item)

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from vmcp.protocol.errors import INTERNAL_ERROR
-from vmcp.transports.base import JsonMessage
+from vmcp.transports.base import JsonMessage, Related
 from vmcp_transport_http.client_pool import ClientPool
 from vmcp_transport_http.connection import HttpConnection, error_reply
 from vmcp_transport_http.messages import (
@@ -164,6 +164,10 @@ class StreamableHttpConnection(HttpConnection):
                 if not event.data:
                     continue  # a priming event: only its id matters
                 item = decode_message(event.data)
+                if request_id is not None and isinstance(item, dict) and "method" in item:
+                    # sent on this request's own stream: it belongs to that request
+                    self.deliver(Related(item, request_id))
+                    continue
                 self._take(item)
                 if _answers(item, request_id):
                     return True, last_id, retry
