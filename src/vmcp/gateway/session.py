@@ -336,7 +336,7 @@ class FrontSession:
             params, token = self._progress(request_id, params)
             request = RoutedRequest(self.caller, mount_id, method, params)
             self._spawn(request_id, self._through_middleware(
-                request, replica, timeout, mapper, token))
+                request_id, request, replica, timeout, mapper, token))
         elif retry.attempts > 1 and may_retry(method, params, retry, mount.safe_tools):
             params, token = self._progress(request_id, params)
             self._spawn(request_id, self._with_retries(
@@ -566,14 +566,14 @@ class FrontSession:
         return result
 
     async def _through_middleware(
-        self, request: RoutedRequest, replica: Replica, timeout: float | None,
+        self, request_id: Any, request: RoutedRequest, replica: Replica, timeout: float | None,
         mapper: Mapper | None, token: int | None,
     ) -> dict[str, Any]:
         mount = self.gateway.mounts[request.mount_id]
 
         async def call_backend(routed: RoutedRequest) -> dict[str, Any]:
             return await self._call_replica(mount, replica, routed.method, routed.params,
-                                            timeout, None)
+                                            timeout, request_id)
 
         assert self.gateway.middleware is not None
         try:
