@@ -9,7 +9,14 @@ from urllib.parse import quote
 import anyio
 import mcp.types as types
 import pytest
-from gateway_harness import EVENT_TIMEOUT, Gateway, Notifications, all_resources
+from gateway_harness import (
+    EVENT_TIMEOUT,
+    FIXTURE_SERVERS,
+    Gateway,
+    Notifications,
+    all_resources,
+    backend,
+)
 from mcp.shared.exceptions import MCPError
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
@@ -164,3 +171,15 @@ async def test_subscribe_to_unknown_resource_fails(
         with anyio.fail_after(EVENT_TIMEOUT), pytest.raises(MCPError) as caught:
             await session.subscribe_resource("nothing://here")
         assert caught.value.code == -32002
+
+
+async def test_a_backend_without_templates_mounts_with_an_empty_template_list(
+    make_gateway: Callable[..., Gateway],
+) -> None:
+    # It declares resources and answers resources/templates/list with -32601, as every
+    # low-level SDK server without a templates handler does.
+    gateway = make_gateway({"plain": backend(FIXTURE_SERVERS / "plain_resources.py")})
+    async with gateway.connect() as session:
+        assert [str(r.uri) for r in await all_resources(session)] == ["plain://one"]
+        assert (await session.list_resource_templates()).resource_templates == []
+        assert await read_text(session, "plain://one") == ("plain://one", "plain one")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vmcp.protocol.errors import INTERNAL_ERROR, RpcError
+from vmcp.protocol.errors import INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError
 from vmcp.upstream.session import UpstreamSession
 
 #: list kind -> (method, result key, capability that announces it)
@@ -32,8 +32,13 @@ async def fetch_list(upstream: UpstreamSession, kind: str, timeout: float) -> li
     seen: set[str] = set()
     cursor: str | None = None
     for _ in range(_MAX_PAGES):
-        result = await upstream.request(method, {"cursor": cursor} if cursor is not None else None,
-                                        timeout)
+        try:
+            result = await upstream.request(
+                method, {"cursor": cursor} if cursor is not None else None, timeout)
+        except RpcError as exc:
+            if exc.code == METHOD_NOT_FOUND and kind == "resource_templates" and not items:
+                return []  # optional under the resources capability: not implemented is empty
+            raise
         page = result.get(key)
         if isinstance(page, list):
             items.extend(item for item in page if isinstance(item, dict))
