@@ -318,6 +318,21 @@ async def test_a_public_bind_without_auth_is_refused_before_any_backend_starts(
     assert not marker.exists()  # refused before the gateway spawned its backends
 
 
+async def test_a_stateless_http_backend_without_session_or_get_stream_is_mounted(
+    tmp_path: Path,
+) -> None:
+    async with fixture_backend("http", "--stateless") as url:
+        config = gateway_config(tmp_path, {"remote": {"transport": "http", "url": url}})
+        async with run_gateway(config, "http") as gateway, http_session(gateway.url) as session:
+            await gateway.wait_for_line("no GET stream")
+            for n in range(3):
+                with anyio.fail_after(EVENT_TIMEOUT):
+                    result = await session.call_tool("remote__add", {"a": n, "b": 1})
+                assert text_of(result) == str(n + 1)
+        assert not any("went away" in line or "ended the session" in line
+                       for line in gateway.stderr)
+
+
 async def test_a_restarted_http_backend_is_initialized_again(tmp_path: Path) -> None:
     first, url = await start_fixture_backend("http")
     try:

@@ -4,8 +4,9 @@ Each request is POSTed on its own (concurrently) and its reply read as JSON or a
 stream, resumed with ``Last-Event-ID`` if it breaks. Notifications and responses are POSTed in
 order. The session id from ``initialize`` and the negotiated ``MCP-Protocol-Version`` go on
 every later request; after ``notifications/initialized`` the GET stream is opened for
-unsolicited messages. A 404 once a session exists means the backend forgot it: the connection
-ends so the gateway re-initializes. Closing sends DELETE.
+unsolicited messages. A stateless backend issues no session id and may answer that GET with 404
+or 405: it simply has no GET stream. A 404 once a session exists means the backend forgot it:
+the connection ends so the gateway re-initializes. Closing sends DELETE.
 """
 
 from __future__ import annotations
@@ -208,8 +209,11 @@ class StreamableHttpConnection(HttpConnection):
                 headers["Last-Event-ID"] = last_id
             try:
                 async with self.request("GET", self.url, headers) as response:
-                    if response.status == 405:
-                        return  # this backend offers no GET stream
+                    if response.status == 405 or (response.status == 404
+                                                  and self.session_id is None):
+                        log.info("%s: no GET stream (HTTP %s); replies come on each POST",
+                                 self.url, response.status)
+                        return  # e.g. a stateless server
                     if response.status == 404 and last_id is None:
                         self.fail("the backend ended the session (HTTP 404)")
                         return
