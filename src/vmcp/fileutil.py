@@ -50,3 +50,16 @@ def held_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+@contextlib.contextmanager
+def locked_update(path: Path) -> Iterator[None]:
+    """Hold the lock of the state file ``path`` across one read-modify-write of it.
+
+    Every command or gateway that reads a state file, changes it and writes it back does so
+    inside this block, so two processes never work from the same old copy and one's change
+    is never written over by the other's (a revoked token stays revoked). The lock is a
+    hidden file beside ``path``; not re-entrant: take it once per change.
+    """
+    with held_lock(path.parent / f".{path.name}.lock"):
+        yield

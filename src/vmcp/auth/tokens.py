@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vmcp.config import vmcp_home
-from vmcp.fileutil import atomic_write_text
+from vmcp.fileutil import atomic_write_text, locked_update
 
 TOKEN_PREFIX = "vmcp_"
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -128,6 +128,12 @@ class TokenStore:
         self, persona: str, expires_in: timedelta | None, name: str = ""
     ) -> tuple[TokenRecord, str]:
         """Mint a token for ``persona``; return its record and the token (shown once)."""
+        with locked_update(self.path):
+            return self._create(persona, expires_in, name)
+
+    def _create(
+        self, persona: str, expires_in: timedelta | None, name: str
+    ) -> tuple[TokenRecord, str]:
         records = self.load()
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = datetime.now(UTC).replace(microsecond=0)
@@ -147,9 +153,10 @@ class TokenStore:
 
         :raises TokenStoreError: no token has this id.
         """
-        records = self.load()
-        found = [r for r in records if r.id == token_id]
-        if not found:
-            raise TokenStoreError(f"unknown token id {token_id!r}")
-        self._write([r for r in records if r.id != token_id])
-        return found[0]
+        with locked_update(self.path):
+            records = self.load()
+            found = [r for r in records if r.id == token_id]
+            if not found:
+                raise TokenStoreError(f"unknown token id {token_id!r}")
+            self._write([r for r in records if r.id != token_id])
+            return found[0]

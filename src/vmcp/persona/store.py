@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from vmcp.config import format_errors, vmcp_home
-from vmcp.fileutil import atomic_write_text
+from vmcp.fileutil import atomic_write_text, locked_update
 from vmcp.persona.model import NAME_RE, Persona, utcnow
 
 SUFFIX = ".json"
@@ -122,18 +122,21 @@ class PersonaStore:
 
         :raises PersonaExists: when one with this name exists (valid or not).
         """
-        if self.exists(name):
-            raise PersonaExists(f"persona {name!r} already exists")
-        persona = Persona(name=name, description=description)
-        self.save(persona)
-        return persona
+        with locked_update(self.folder):
+            if self.exists(name):
+                raise PersonaExists(f"persona {name!r} already exists")
+            persona = Persona(name=name, description=description)
+            self.save(persona)
+            return persona
 
     def update(self, name: str, change: Callable[[Persona], object]) -> Persona:
-        """Load a persona, apply ``change`` to it, save it; return it."""
-        persona = self.load(name)
-        change(persona)
-        self.save(persona)
-        return persona
+        """Load a persona, apply ``change`` to it, save it; return it (under its lock, so
+        concurrent changes to one persona are all kept)."""
+        with locked_update(self.folder):
+            persona = self.load(name)
+            change(persona)
+            self.save(persona)
+            return persona
 
     def delete(self, name: str) -> None:
         """Remove a persona's file.
@@ -141,7 +144,8 @@ class PersonaStore:
         :raises PersonaNotFound: no such file.
         """
         try:
-            self.path(name).unlink()
+            with locked_update(self.folder):
+                self.path(name).unlink()
         except FileNotFoundError as exc:
             raise PersonaNotFound(f"unknown persona {name!r}") from exc
 
