@@ -150,3 +150,36 @@ async def test_token_auth_and_two_personas_over_http(tmp_path: Path) -> None:
                 with anyio.fail_after(EVENT_TIMEOUT), pytest.raises(MCPError) as failed:
                     await session.call_tool(hidden, {"text": "x"})
                 assert failed.value.error.message == f"Unknown tool: {hidden}"
+
+
+async def test_persona_isolation_gives_each_persona_its_own_backend(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    personas = PersonaStore(home / "config" / "personas")
+    tokens = TokenStore(home / "config" / "tokens.json")
+    granted = {}
+    for name in ("coder", "support"):
+        persona = personas.create(name)
+        persona.enable("alpha")
+        personas.save(persona)
+        granted[name] = tokens.create(name, None)[1]
+    config = write_servers(tmp_path / "config" / "vmcp.toml",
+                           {"alpha": backend(ALPHA, isolation="persona")})
+    with config.open("a", encoding="utf-8") as fh:
+        fh.write('\n[auth]\ndriver = "token"\n\n[transports.http]\nport = 0\n')
+
+    async def connections() -> int:
+        result = await anyio.run_process(
+            [sys.executable, "-m", "vmcp", "--config", str(config), "info", "alpha", "--json"],
+            env={**os.environ, "VMCP_HOME": str(home)})
+        return int(json.loads(result.stdout)["health"]["isolated_connections"])
+
+    async with (
+        http_gateway(config, home) as url,
+        connect(url, granted["coder"]) as first,
+        connect(url, granted["coder"]) as second,
+        connect(url, granted["support"]) as other,
+    ):
+        for session in (first, second, other):
+            result = await session.call_tool("alpha__echo", {"text": "hi"})
+            assert result.content[0].text == "alpha: hi"  # type: ignore[union-attr]
+        assert await connections() == 2  # one process per persona, not per session
