@@ -157,6 +157,7 @@ class Operations:
             "metrics": state.metrics_url,
             "log": state.log_file,
             "shutdown_grace": gateway.config.gateway.shutdown_grace,
+            "health": gateway.health.verdict(),
         }
 
     async def list_mounts(self, args: dict[str, Any]) -> list[dict[str, Any]]:

@@ -41,6 +41,7 @@ from vmcp_transport_http.messages import (
 from vmcp_transport_http.security import read_body
 from vmcp_transport_http.server import (
     SSE_HEADERS,
+    add_health_routes,
     add_metadata_routes,
     authenticate,
     build_app,
@@ -135,6 +136,7 @@ class StreamableHttpServer:
         app.router.add_route("GET", self.settings.path, self.get)
         app.router.add_route("DELETE", self.settings.path, self.delete)
         add_metadata_routes(app, self.host, self.settings.path)
+        add_health_routes(app, self.host)
         return app
 
     async def stop(self) -> None:
