@@ -314,6 +314,8 @@ class VmcpConfig(_Model):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    #: settings of the ``vmcp-trace-otel`` plugin (``[otel]``), validated by it
+    otel: dict[str, Any] = Field(default_factory=dict)
     transports: dict[str, dict[str, Any]] = Field(default_factory=dict)
     servers: dict[str, MountConfig] = Field(default_factory=dict)
     repositories: dict[str, RepositoryConfig] = Field(default_factory=dict)
