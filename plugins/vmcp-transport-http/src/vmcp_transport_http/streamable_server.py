@@ -29,6 +29,7 @@ from vmcp.auth.base import Principal
 from vmcp.protocol.errors import METHOD_NOT_FOUND
 from vmcp.protocol.versions import DEFAULT_HTTP_VERSION, HANDSHAKE_VERSIONS
 from vmcp.transports.base import FrontHost
+from vmcp.transports.tracecontext import meta_from_headers
 from vmcp_transport_http.messages import (
     JSON_TYPE,
     SSE_TYPE,
@@ -215,6 +216,8 @@ class StreamableHttpServer:
         session = self._session(request, principal)
         version = self._check_version(request)
         messages = payload if isinstance(payload, list) else [payload]
+        if "traceparent" in request.headers:
+            messages = [meta_from_headers(m, request.headers) for m in messages]
         if not any(is_request(m) for m in messages):
             for message in messages:
                 session.deliver(message)
