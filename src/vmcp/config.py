@@ -316,6 +316,8 @@ class VmcpConfig(_Model):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     #: settings of the ``vmcp-trace-otel`` plugin (``[otel]``), validated by it
     otel: dict[str, Any] = Field(default_factory=dict)
+    #: settings of the ``vmcp-ui-console`` plugin (``[console]``), validated by it
+    console: dict[str, Any] = Field(default_factory=dict)
     transports: dict[str, dict[str, Any]] = Field(default_factory=dict)
     servers: dict[str, MountConfig] = Field(default_factory=dict)
     repositories: dict[str, RepositoryConfig] = Field(default_factory=dict)
