@@ -45,7 +45,7 @@ from selenium import webdriver  # noqa: E402 (only once Chromium is known to be 
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 
 class Home:
@@ -64,6 +64,7 @@ class Home:
         self.config = path / "config" / "vmcp.toml"
         self.config.write_text(
             '[auth]\ndriver = "token"\n\n[transports.http]\nport = 0\n\n'
+            f'[logging]\nfile = {json.dumps(str(path / "logs" / "vmcp.log"))}\n\n'
             '[audit]\nenabled = true\n\n[console]\nenabled = true\nadmins = ["ops"]\n\n'
             f"[servers.alpha]\ncommand = {json.dumps(sys.executable)}\n"
             f"args = [{json.dumps(str(ALPHA))}]\n", encoding="utf-8")
@@ -169,6 +170,27 @@ def test_console_pages_and_actions(console: tuple[Home, str], browser: webdriver
     assert "alpha" in _text(browser, "#mounts") and "closed" in _text(browser, "#mounts")
     assert "http" in _text(browser, "#fronts")
     browser.save_screenshot(str(SCREENSHOTS / "console-overview.png"))
+
+    # Personas: what each sees; a deny pattern added and a server disabled, checked by the CLI.
+    _click(browser, By.LINK_TEXT, "Personas")
+    assert "echo" in _text(browser, "#servers-ops")
+    coder = browser.find_element(By.ID, "persona-coder")
+    coder.find_element(By.CSS_SELECTOR, ".rule input[name=pattern]").send_keys("echo")
+    Select(coder.find_element(By.CSS_SELECTOR, ".rule select[name=kind]")).select_by_value(
+        "deny_tools")
+    _click(browser, By.CSS_SELECTOR, "#persona-coder .rule button[value=add]")
+    assert home.vmcp("persona", "show", "coder")["servers"]["alpha"]["deny_tools"] == ["echo"]
+    assert "deny_tools: echo" in _text(browser, "#servers-coder")
+    browser.save_screenshot(str(SCREENSHOTS / "console-personas.png"))
+    _click(browser, By.CSS_SELECTOR, "#persona-coder .enable button[value=disable]")
+    assert home.vmcp("persona", "show", "coder")["servers"] == {}
+    _click(browser, By.CSS_SELECTOR, "#persona-coder .enable button[value=enable]")
+    assert list(home.vmcp("persona", "show", "coder")["servers"]) == ["alpha"]
+
+    # The log tail.
+    _click(browser, By.LINK_TEXT, "Log")
+    assert "mounted alpha" in _text(browser, "#log")
+    browser.save_screenshot(str(SCREENSHOTS / "console-log.png"))
 
     # A call through the control socket is audited, and the audit page shows it.
     called = home.vmcp("call", "alpha__echo", "text=hi")

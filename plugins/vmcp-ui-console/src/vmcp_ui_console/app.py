@@ -12,16 +12,19 @@ import hmac
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from aiohttp import web
 from multidict import CIMultiDict
 
 from vmcp.audit.trail import read_records
-from vmcp.auth.base import AuthError
+from vmcp.auth.base import AuthError, Principal
 from vmcp.auth.tokens import TokenStore, TokenStoreError, parse_duration
 from vmcp.control.ops import Operations, RuntimeState
-from vmcp.persona import PersonaStore
+from vmcp.gateway.middleware import Caller
+from vmcp.persona import Persona, PersonaStore
+from vmcp.persona.model import RuleKind
 from vmcp.persona.store import PersonaError
 from vmcp.transports.netsec import HostOriginPolicy, is_loopback
 from vmcp_ui_console import pages
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
 COOKIE = "vmcp_console"
 #: how many of the latest audit records the audit page shows
 AUDIT_ROWS = 100
+#: how many of the log's last lines the log page shows
+LOG_LINES = 200
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; "
                                 "form-action 'self'; frame-ancestors 'none'"),
@@ -65,6 +70,10 @@ class Console:
         app.router.add_get("/tokens", self.tokens)
         app.router.add_post("/tokens/create", self.create_token)
         app.router.add_post("/tokens/revoke", self.revoke_token)
+        app.router.add_get("/personas", self.personas)
+        app.router.add_post("/personas/enable", self.enable_server)
+        app.router.add_post("/personas/rule", self.change_rule)
+        app.router.add_get("/logs", self.logs)
         app.router.add_get("/login", self.login_page)
         app.router.add_post("/login", self.login)
         app.router.add_post("/logout", self.logout)
@@ -156,6 +165,70 @@ class Console:
             return await self.tokens(request, error=str(exc), status=400)
         raise web.HTTPSeeOther("/tokens")
 
+    def _sees(self, persona: str) -> dict[str, list[str]]:
+        """The tools of each mount that ``persona`` sees (the gateway's own filters)."""
+        visible = self.gateway.visible
+        caller = Caller("console", Principal("console", persona))
+        return {mount_id: [t["name"] for t in mount.catalog["tools"]
+                           if visible is None or visible(caller, mount_id, "tool", t["name"])]
+                for mount_id, mount in self.gateway.mounts.items()}
+
+    async def personas(self, request: web.Request, error: str | None = None,
+                       status: int = 200) -> web.Response:
+        """The personas, their servers and rules, and what each one sees."""
+        found, corrupt = await asyncio.to_thread(PersonaStore.default().load_all)
+        entries = [{"name": name, "servers": {s: r.model_dump() for s, r in p.servers.items()},
+                    "sees": self._sees(name)} for name, p in sorted(found.items())]
+        if corrupt and error is None:
+            error = "; ".join(str(c) for c in corrupt)
+        body = pages.personas(entries, sorted(self.gateway.config.servers), request["csrf"],
+                              error)
+        return _page(pages.layout("Personas", "/personas", body, request["csrf"]), status)
+
+    async def _change_persona(self, request: web.Request,
+                              change: Callable[[Persona], object]) -> web.Response:
+        try:
+            await asyncio.to_thread(PersonaStore.default().update,
+                                    str(request["form"].get("persona", "")), change)
+        except (PersonaError, ValueError) as exc:
+            return await self.personas(request, error=str(exc), status=400)
+        raise web.HTTPSeeOther("/personas")
+
+    async def enable_server(self, request: web.Request) -> web.Response:
+        """Enable or disable a server for a persona (as ``vmcp persona P enable|disable``)."""
+        form = request["form"]
+        server = str(form.get("server", ""))
+        if server not in self.gateway.config.servers:
+            return await self.personas(request, error=f"no server {server!r}", status=400)
+        enable = form.get("action") == "enable"
+        return await self._change_persona(
+            request, lambda p: p.enable(server) if enable else p.disable(server))
+
+    async def change_rule(self, request: web.Request) -> web.Response:
+        """Add or remove an allow/deny pattern (as ``vmcp persona P allow-tool ...``)."""
+        form = request["form"]
+        server, kind = str(form.get("server", "")), str(form.get("kind", ""))
+        pattern, add = str(form.get("pattern", "")), form.get("action") == "add"
+        if kind not in pages.RULE_KINDS or not pattern:
+            return await self.personas(request, error="a rule needs a kind and a pattern",
+                                       status=400)
+
+        def apply(persona: Persona) -> object:
+            if server not in persona.servers:
+                raise PersonaError(f"server {server!r} is not enabled for {persona.name!r}")
+            rule_kind = cast(RuleKind, kind)
+            return (persona.add_rule(server, rule_kind, pattern) if add
+                    else persona.remove_rule(server, rule_kind, pattern))
+
+        return await self._change_persona(request, apply)
+
+    async def logs(self, request: web.Request) -> web.Response:
+        """The last lines of the gateway's log file."""
+        source = self.gateway.config.logging.file
+        lines = await asyncio.to_thread(_tail, source, LOG_LINES) if source else []
+        return _page(pages.layout("Log", "/logs", pages.log_tail(lines, source),
+                                  request["csrf"]))
+
     async def login_page(self, request: web.Request) -> web.Response:
         """The sign-in form (the overview when no sign-in is needed)."""
         if not self.needs_auth:
@@ -179,6 +252,14 @@ class Console:
         response = web.HTTPSeeOther("/login")
         response.del_cookie(COOKIE, path="/")
         return response
+
+
+def _tail(path: str, count: int) -> list[str]:
+    try:
+        with Path(path).open(encoding="utf-8", errors="replace") as lines:
+            return list(deque(lines, count))
+    except OSError as exc:
+        return [f"cannot read the log: {exc}\n"]
 
 
 def _page(html: str, status: int = 200) -> web.Response:

@@ -6,7 +6,9 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
-NAV = (("/", "Overview"), ("/audit", "Audit trail"), ("/tokens", "Tokens"))
+NAV = (("/", "Overview"), ("/personas", "Personas"), ("/audit", "Audit trail"),
+       ("/tokens", "Tokens"), ("/logs", "Log"))
+RULE_KINDS = ("allow_tools", "deny_tools", "allow_prompts", "deny_prompts")
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:0;color:#1d2433;background:#f5f6f8}
 header{background:#1d2433;color:#fff;padding:10px 24px;display:flex;gap:24px;align-items:center}
@@ -101,3 +103,42 @@ def login(error: str | None = None) -> str:
     return (f'{problem}<form id=login method=post action="/login"><label>Token '
             '<input type=password name=token required></label> <button>Sign in</button>'
             "</form>")
+
+
+def _select(name: str, options: Iterable[str]) -> str:
+    choices = "".join(f'<option value="{escape(o)}">{escape(o)}</option>' for o in options)
+    return f'<select name="{name}">{choices}</select>'
+
+
+def personas(entries: Sequence[dict[str, Any]], mounts: Sequence[str], csrf: str | None,
+             error: str | None = None) -> str:
+    """Each persona: its servers with their rules and what it sees of each mount, and
+    forms to enable/disable a server and to add or remove an allow/deny pattern."""
+    problem = f'<p id=error class=bad>{escape(error)}</p>' if error else ""
+    parts = [problem]
+    for entry in entries:
+        name = entry["name"]
+        rows = [(server, ", ".join(f"{k}: {' '.join(v)}" for k, v in rules.items()
+                                   if k in RULE_KINDS and v) or "all",
+                 ", ".join(entry["sees"].get(server, [])) or "-")
+                for server, rules in entry["servers"].items()]
+        hidden = f'{_csrf(csrf)}<input type=hidden name=persona value="{escape(name)}">'
+        parts.append(
+            f'<section id="persona-{escape(name)}"><h2>{escape(name)}</h2>'
+            + table(f"servers-{name}", ["Server", "Rules", "Tools it sees"], rows)
+            + f'<form class="enable" method=post action="/personas/enable">{hidden}'
+            f'{_select("server", mounts)} <button name=action value=enable>Enable</button> '
+            '<button name=action value=disable>Disable</button></form>'
+            f'<form class="rule" method=post action="/personas/rule">{hidden}'
+            f'{_select("server", entry["servers"])} {_select("kind", RULE_KINDS)} '
+            '<input name=pattern required placeholder="pattern, e.g. read_*"> '
+            '<button name=action value=add>Add</button> '
+            '<button name=action value=remove>Remove</button></form></section>')
+    return "".join(parts) or "<p>No personas (vmcp persona create NAME).</p>"
+
+
+def log_tail(lines: Sequence[str], source: str | None) -> str:
+    """The last lines of the gateway's log file."""
+    if source is None:
+        return "<p id=empty>The gateway logs to stderr only ([logging] file is not set).</p>"
+    return (f"<p>{escape(source)}</p><pre id=log>" + escape("".join(lines)) + "</pre>")
