@@ -131,6 +131,22 @@ class MonitoringSettings(_Model):
     metrics_host: str = "127.0.0.1"
 
 
+class AuditSettings(_Model):
+    """The audit trail: one JSON line per routed call (``[audit]``)."""
+
+    enabled: bool = False
+    #: the trail's file (default ``$VMCP_HOME/logs/audit.jsonl``)
+    path: str | None = None
+    #: rotate the file when it reaches this many bytes (0: never)
+    max_bytes: int = Field(10 * 1024 * 1024, ge=0)
+    #: rotated files kept beside it (``audit.jsonl.1`` ... ``audit.jsonl.N``)
+    backup_count: int = Field(5, ge=0)
+
+    def file(self) -> Path:
+        """Where the trail is written and read."""
+        return Path(expand_vars(self.path)) if self.path else vmcp_home() / "logs" / "audit.jsonl"
+
+
 class AuthSettings(_Model):
     """Which auth driver front connections use, and its settings."""
 
@@ -313,6 +329,11 @@ class VmcpConfig(_Model):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    #: settings of the ``vmcp-trace-otel`` plugin (``[otel]``), validated by it
+    otel: dict[str, Any] = Field(default_factory=dict)
+    #: settings of the ``vmcp-ui-console`` plugin (``[console]``), validated by it
+    console: dict[str, Any] = Field(default_factory=dict)
     transports: dict[str, dict[str, Any]] = Field(default_factory=dict)
     servers: dict[str, MountConfig] = Field(default_factory=dict)
     repositories: dict[str, RepositoryConfig] = Field(default_factory=dict)

@@ -29,8 +29,8 @@ is not done with hooks: register a *driver* in the matching ``vmcp.<kind>s`` ent
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 import pluggy
@@ -145,6 +145,24 @@ def vmcp_visibility_filter(gateway: Gateway) -> VisibilityFilter | None:
     Collected once at start-up. An item is shown (and may be used) only when every filter
     returns True. Hidden items behave exactly like unknown ones: calls to them get the error
     an unknown name gets.
+    """
+
+
+@hookspec
+def vmcp_audit_sink(gateway: Gateway) -> Callable[[dict[str, Any]], None] | None:
+    """Contribute a receiver of the audit trail: one record per routed call.
+
+    :param gateway: the gateway being started.
+    :returns: a callable ``sink(record)`` or None. ``record`` is a ``dict`` of JSON values:
+        ``time`` (ISO 8601, UTC), ``caller``, ``persona``, ``session``, ``mount``,
+        ``method``, ``tool`` (for ``tools/call``), ``target`` (a prompt name or resource
+        URI), ``arguments`` (``sha256:<hex>`` of the canonical JSON of the arguments, never
+        the arguments), ``outcome`` (``ok``, ``tool_error``, ``error <code>``, ``timeout``,
+        ``cancelled``) and ``latency_ms``.
+
+    Collected once at start-up. Sinks run on the event loop as each call ends: hand the
+    record to a queue or a task, never block. Records go to every sink whether or not
+    ``[audit]`` writes the trail file.
     """
 
 

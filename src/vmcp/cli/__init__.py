@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "unmount": "vmcp.cli.ops_cmd:unmount_command",
     "tools": "vmcp.cli.client_cmd:tools_command",
     "call": "vmcp.cli.client_cmd:call_command",
+    "audit": "vmcp.cli.audit_cmd:audit_group",
 }
 
 EXIT_CODES = """\b

@@ -106,6 +106,10 @@ def _print_status(status: dict[str, Any]) -> None:
     fronts = ", ".join(f"{f['name']} {f['where'] or '(starting)'}" for f in status["fronts"])
     click.echo(f"fronts:   {fronts or 'none (control socket only)'}")
     click.echo(f"sessions: {status['sessions']}")
+    health = status.get("health")
+    if health is not None:
+        click.echo("ready:    " + ("yes" if health["ready"] else
+                                   "no (" + ", ".join(health["problems"]) + ")"))
     requests = status.get("requests")
     counted = (f"{requests['total']} ({requests['errors']} errors)" if requests
                else "not counted (set [monitoring] metrics_port)")

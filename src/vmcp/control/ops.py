@@ -157,6 +157,7 @@ class Operations:
             "metrics": state.metrics_url,
             "log": state.log_file,
             "shutdown_grace": gateway.config.gateway.shutdown_grace,
+            "health": gateway.health.verdict(),
         }
 
     async def list_mounts(self, args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -235,7 +236,8 @@ class Operations:
             pending = [name for name, before, after in (
                 ("gateway.fronts", old.gateway.fronts, config.gateway.fronts),
                 ("transports", old.transports, config.transports),
-                ("monitoring", old.monitoring, config.monitoring)) if before != after]
+                ("monitoring", old.monitoring, config.monitoring),
+                ("audit", old.audit, config.audit)) if before != after]
             return {**changes, "restart_needed": pending}
 
     async def _local(self) -> LocalSession:

@@ -77,8 +77,10 @@ class GatewayRuntime:
         self.options = options
         self.paths = RunPaths.current()
         self.stop = asyncio.Event()
+        health = gateway.health
+        health.fronts, health.stop = dict.fromkeys(fronts), self.stop
         self.state = RuntimeState(
-            gateway, options.config_path, dict.fromkeys(fronts), self.stop,
+            gateway, options.config_path, health.fronts, self.stop,
             log_file=effective_logging(gateway.config, options).file,
             on_reload=self._reloaded)
         self.operations = Operations(self.state)

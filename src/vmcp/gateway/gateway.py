@@ -24,6 +24,7 @@ from vmcp.auth.metadata import resource_metadata_url, www_authenticate
 from vmcp.cache.layer import CacheLayer
 from vmcp.config import MountConfig, VmcpConfig
 from vmcp.gateway.access import PersonaAccess, personas_in_play
+from vmcp.gateway.health import Health
 from vmcp.gateway.middleware import all_visible, chain
 from vmcp.gateway.namespace import Namespace
 from vmcp.gateway.session import LOG_LEVELS, FrontSession
@@ -84,6 +85,8 @@ class Gateway:
         #: the principal of a session opened without one (stdio; ``vmcp start --persona``)
         self.default_principal = default_principal
         self.mounts: dict[str, Mount] = {}
+        #: what the fronts' ``/readyz`` and ``vmcp status`` report
+        self.health = Health(self.mounts)
         self.namespace = Namespace((), config.gateway.separator)
         self.sessions: dict[str, FrontSession] = {}
         #: gateway progress token -> (session, the client's token, the client's request id)
@@ -160,6 +163,10 @@ class Gateway:
             return Principal(principal.name if principal is not None else "local", default)
         return principal
 
+    def readiness(self) -> list[str]:
+        """Why the gateway is not ready to serve (empty: ready); see :class:`Health`."""
+        return self.health.problems()
+
     def open_session(self, peer: FrontPeer, principal: Principal | None = None) -> FrontSession:
         """Start a session for a new front connection."""
         principal = self.effective_principal(principal)
@@ -219,6 +226,7 @@ class Gateway:
             self._opening = None
         if self.access is not None:
             self._spawn(self.access.watch())
+        self.health.started = True
         await self._call_hook(self._pm.hook.vmcp_gateway_started)
 
     def _create_mount(self, mount_config: MountConfig) -> Mount:

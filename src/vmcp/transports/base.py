@@ -122,6 +122,10 @@ class FrontHost(Protocol):
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """Authenticate a remote connection from its headers; raise ``AuthError`` to refuse."""
 
+    def readiness(self) -> list[str]:
+        """Why the gateway is not ready to serve, in words fit for an unauthenticated
+        probe; empty when it is ready (what a front's ``/readyz`` answers)."""
+
     def open_session(
         self, peer: FrontPeer, principal: Principal | None = None
     ) -> FrontSessionHandle:

@@ -18,7 +18,12 @@ from vmcp.auth.base import Principal
 from vmcp.transports.base import FrontHost, FrontSessionHandle, JsonMessage
 from vmcp_transport_http.messages import JSON_TYPE, HttpProblem, decode_body
 from vmcp_transport_http.security import read_body
-from vmcp_transport_http.server import SSE_HEADERS, authenticate, build_app
+from vmcp_transport_http.server import (
+    SSE_HEADERS,
+    add_health_routes,
+    authenticate,
+    build_app,
+)
 from vmcp_transport_http.settings import LegacySseSettings
 from vmcp_transport_http.sse import encode_event
 from vmcp_transport_http.streams import EventStream, pump
@@ -64,6 +69,7 @@ class LegacySseServer:
         app = build_app(self.settings)
         app.router.add_route("GET", self.settings.sse_path, self.open_stream)
         app.router.add_route("POST", self.settings.messages_path, self.post_message)
+        add_health_routes(app, self.host)
         return app
 
     async def stop(self) -> None:

@@ -14,6 +14,7 @@ from vmcp.auth.base import AuthError, Principal
 from vmcp.auth.metadata import metadata_paths, protected_resource_metadata
 from vmcp.transports.base import FrontHost
 from vmcp.transports.netsec import front_url, refuse_insecure_bind
+from vmcp.transports.probes import PROBE_HEADERS, PROBE_PATHS, probe_answer
 from vmcp_transport_http.messages import HttpProblem
 from vmcp_transport_http.security import install_front_checks
 from vmcp_transport_http.settings import FrontSettings
@@ -64,6 +65,17 @@ def add_metadata_routes(app: web.Application, host: FrontHost, mcp_path: str) ->
 
     for path in metadata_paths(mcp_path):
         app.router.add_route("GET", path, metadata)
+
+
+def add_health_routes(app: web.Application, host: FrontHost) -> None:
+    """Answer ``/livez`` and ``/readyz`` (see :mod:`vmcp.transports.probes`), without auth."""
+
+    async def probe(request: web.Request) -> web.Response:
+        status, text = probe_answer(host, request.path)
+        return web.Response(status=status, text=text, headers=PROBE_HEADERS)
+
+    for path in PROBE_PATHS:
+        app.router.add_route("GET", path, probe)
 
 
 async def run_app(

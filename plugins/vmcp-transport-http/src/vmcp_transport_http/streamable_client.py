@@ -20,6 +20,7 @@ import aiohttp
 
 from vmcp.protocol.errors import INTERNAL_ERROR
 from vmcp.transports.base import JsonMessage, Related
+from vmcp.transports.tracecontext import headers_from_meta
 from vmcp_transport_http.client_pool import ClientPool
 from vmcp_transport_http.connection import HttpConnection, error_reply
 from vmcp_transport_http.messages import (
@@ -106,10 +107,12 @@ class StreamableHttpConnection(HttpConnection):
 
     async def _exchange(self, message: JsonMessage) -> None:
         request_id = message.get("id")
+        headers = self._mcp_headers(f"{JSON_TYPE}, {SSE_TYPE}")
+        trace = headers_from_meta(message)
+        if trace is not None:
+            headers.update(trace)
         try:
-            async with self.request(
-                "POST", self.url, self._mcp_headers(f"{JSON_TYPE}, {SSE_TYPE}"), json=message
-            ) as response:
+            async with self.request("POST", self.url, headers, json=message) as response:
                 await self._reply(message, response)
         except (aiohttp.ClientConnectorError, TimeoutError) as exc:
             self.fail(f"cannot reach {self.url}: {exc}")

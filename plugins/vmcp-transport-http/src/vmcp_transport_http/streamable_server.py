@@ -29,6 +29,7 @@ from vmcp.auth.base import Principal
 from vmcp.protocol.errors import METHOD_NOT_FOUND
 from vmcp.protocol.versions import DEFAULT_HTTP_VERSION, HANDSHAKE_VERSIONS
 from vmcp.transports.base import FrontHost
+from vmcp.transports.tracecontext import meta_from_headers
 from vmcp_transport_http.messages import (
     JSON_TYPE,
     SSE_TYPE,
@@ -41,6 +42,7 @@ from vmcp_transport_http.messages import (
 from vmcp_transport_http.security import read_body
 from vmcp_transport_http.server import (
     SSE_HEADERS,
+    add_health_routes,
     add_metadata_routes,
     authenticate,
     build_app,
@@ -135,6 +137,7 @@ class StreamableHttpServer:
         app.router.add_route("GET", self.settings.path, self.get)
         app.router.add_route("DELETE", self.settings.path, self.delete)
         add_metadata_routes(app, self.host, self.settings.path)
+        add_health_routes(app, self.host)
         return app
 
     async def stop(self) -> None:
@@ -213,6 +216,8 @@ class StreamableHttpServer:
         session = self._session(request, principal)
         version = self._check_version(request)
         messages = payload if isinstance(payload, list) else [payload]
+        if "traceparent" in request.headers:
+            messages = [meta_from_headers(m, request.headers) for m in messages]
         if not any(is_request(m) for m in messages):
             for message in messages:
                 session.deliver(message)

@@ -41,6 +41,7 @@ from vmcp.auth.base import AuthError, Principal
 from vmcp.protocol import jsonrpc
 from vmcp.transports.base import FrontHost, JsonMessage
 from vmcp.transports.netsec import HostOriginPolicy, front_url, refuse_insecure_bind
+from vmcp.transports.probes import PROBE_PATHS, probe_answer
 from vmcp_transport_ws.settings import WsFrontSettings
 
 log = logging.getLogger("vmcp.transports.ws")
@@ -175,7 +176,8 @@ class WebSocketFront:
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
         """The opening-handshake checks; a response refuses the connection."""
-        if urlsplit(request.path).path != self.settings.path:
+        path = urlsplit(request.path).path
+        if path != self.settings.path and path not in PROBE_PATHS:
             return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
         try:
             host_header = _single_header(request.headers, "Host")
@@ -186,6 +188,11 @@ class WebSocketFront:
         if refusal is not None:
             log.warning("refused ws connection from %s: %s", _remote(connection), refusal)
             return connection.respond(HTTPStatus.FORBIDDEN, f"{refusal}\n")
+        if path != self.settings.path:  # a health probe, answered without authentication
+            status, text = probe_answer(self.host, path)
+            response = connection.respond(status, text)  # text/plain already
+            response.headers["Cache-Control"] = "no-store"
+            return response
         try:
             principal = await self.host.authenticate(request.headers)
         except AuthError as exc:

@@ -1,0 +1,1 @@
+"""OpenTelemetry traces for vmcp, through the request middleware and lifecycle hooks."""

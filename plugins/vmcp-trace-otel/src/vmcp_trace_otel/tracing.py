@@ -1,0 +1,95 @@
+"""Spans for routed calls: a provider of its own, the middleware making them, W3C trace
+context read from and written to ``_meta``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from vmcp.gateway.middleware import CallNext, RoutedRequest
+from vmcp.protocol.errors import RpcError
+from vmcp_trace_otel.settings import OtelSettings
+
+#: the parameter naming what a method acts on, and the attribute it is recorded as
+_TARGETS = {
+    "tools/call": ("name", "gen_ai.tool.name"),
+    "prompts/get": ("name", "gen_ai.prompt.name"),
+    "resources/read": ("uri", "mcp.resource.uri"),
+    "resources/subscribe": ("uri", "mcp.resource.uri"),
+    "resources/unsubscribe": ("uri", "mcp.resource.uri"),
+}
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def _resource(settings: OtelSettings) -> Resource:
+    # Resource.create reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; [otel] wins.
+    if settings.service_name:
+        return Resource.create({"service.name": settings.service_name})
+    if os.environ.get("OTEL_SERVICE_NAME"):
+        return Resource.create()
+    return Resource.create({"service.name": "vmcp"})
+
+
+class Tracing:
+    """One gateway's tracer provider and the middleware that makes its spans."""
+
+    def __init__(self, settings: OtelSettings) -> None:
+        self.provider = TracerProvider(resource=_resource(settings))
+        exporter = (OTLPSpanExporter(endpoint=settings.endpoint) if settings.endpoint
+                    else OTLPSpanExporter())
+        self.provider.add_span_processor(BatchSpanProcessor(exporter))
+        self.tracer = self.provider.get_tracer("vmcp_trace_otel")
+
+    async def middleware(self, request: RoutedRequest, call_next: CallNext) -> dict[str, Any]:
+        """Trace one routed call: the gateway's span, and its backend call inside it."""
+        params = request.params
+        meta = params.get("_meta")
+        parent = (_PROPAGATOR.extract(meta)
+                  if isinstance(meta, dict) and "traceparent" in meta else None)
+        method = request.method
+        attributes: dict[str, Any] = {"mcp.method.name": method, "vmcp.mount": request.mount_id,
+                                      "mcp.session.id": request.caller.session_id}
+        persona = request.caller.persona
+        if persona is not None:
+            attributes["vmcp.persona"] = persona
+        name = method
+        key, attribute = _TARGETS.get(method, (None, None))
+        if key is not None and isinstance(target := params.get(key), str):
+            attributes[attribute] = target  # type: ignore[index]
+            name = f"{method} {target}"
+        tracer = self.tracer
+        with (
+            tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER,
+                                         attributes=attributes) as span,
+            tracer.start_as_current_span(f"{method} {request.mount_id}", kind=SpanKind.CLIENT,
+                                         attributes=attributes) as backend,
+        ):
+            carrier: dict[str, str] = {}
+            _PROPAGATOR.inject(carrier)  # the backend span's context
+            forwarded = replace(request, params={**params, "_meta": {**(meta or {}), **carrier}})
+            try:
+                result = await call_next(forwarded)
+            except RpcError as exc:
+                for each in (span, backend):
+                    each.set_attribute("vmcp.outcome", "error")
+                    each.set_attribute("rpc.jsonrpc.error_code", exc.code)
+                    each.set_status(Status(StatusCode.ERROR, exc.message))
+                raise
+            outcome = "tool_error" if result.get("isError") else "ok"
+            for each in (span, backend):
+                each.set_attribute("vmcp.outcome", outcome)
+            if outcome == "tool_error":
+                span.set_status(Status(StatusCode.ERROR, "the tool reported an error"))
+            return result
+
+    def shutdown(self) -> None:
+        """Export what is buffered and stop (blocking: run it off the event loop)."""
+        self.provider.shutdown()

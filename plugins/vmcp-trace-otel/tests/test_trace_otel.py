@@ -1,0 +1,167 @@
+"""Traces from a real ``vmcp start`` to a real OTLP/HTTP receiver started by the test.
+
+The receiver is a small HTTP server decoding each ``ExportTraceServiceRequest`` with the
+opentelemetry-proto package. A front client (the SDK over stdio) sends W3C trace context in
+``_meta``; the spans must continue it, carry the call's attributes (never its arguments), and
+the backend must see the context of the gateway's backend span.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp.types as types
+import pytest
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from vmcp_trace_otel.settings import OtelSettings
+
+from vmcp.testing import local_http_server
+
+pytestmark = [pytest.mark.anyio,
+              pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
+
+TIMEOUT = 30.0
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+CLIENT_SPAN = "00f067aa0ba902b7"
+
+BACKEND = """
+import json
+from mcp.server.mcpserver import Context, MCPServer
+
+server = MCPServer("tracee")
+
+
+@server.tool()
+def context(secret: str, ctx: Context) -> str:
+    meta = ctx.request_context.meta or {}
+    return json.dumps({key: meta.get(key) for key in ("traceparent", "tracestate")})
+
+
+@server.tool()
+def boom() -> str:
+    raise ValueError("boom")
+
+
+server.run("stdio")
+"""
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The gateway's client runs on asyncio."""
+    return "asyncio"
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[Span]]]:
+    """An OTLP/HTTP traces receiver: yields its base URL and the spans it received."""
+    spans: list[Span] = []
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path != "/v1/traces" or self.headers["Content-Type"] != (
+                    "application/x-protobuf"):
+                self.send_error(404)
+                return
+            request = ExportTraceServiceRequest.FromString(body)
+            with lock:
+                for resource_spans in request.resource_spans:
+                    for scope_spans in resource_spans.scope_spans:
+                        spans.extend(scope_spans.spans)
+            answer = ExportTraceServiceResponse().SerializeToString()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Keep the test's output readable."""
+
+    with local_http_server(Handler) as url:
+        yield url, spans
+
+
+def _attributes(span: Span) -> dict[str, Any]:
+    values = {}
+    for attribute in span.attributes:
+        value = attribute.value
+        values[attribute.key] = getattr(value, value.WhichOneof("value"))
+    return values
+
+
+async def test_spans_continue_the_client_trace_and_reach_the_backend(
+    tmp_path: Path, receiver: tuple[str, list[Span]]
+) -> None:
+    url, spans = receiver
+    (tmp_path / "backend.py").write_text(BACKEND, encoding="utf-8")
+    config = tmp_path / "vmcp.toml"
+    config.write_text(f'[servers.tracee]\ncommand = {json.dumps(sys.executable)}\n'
+                      f'args = [{json.dumps(str(tmp_path / "backend.py"))}]\n', encoding="utf-8")
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "vmcp", "--config", str(config), "start"],
+        env={**os.environ, "VMCP_HOME": str(tmp_path / "home"),
+             "OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_SERVICE_NAME": "gateway-under-test"})
+    meta = {"traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN}-01", "tracestate": "vendor=1"}
+    with (tmp_path / "gateway.log").open("w") as errlog:
+        async with (
+            stdio_client(params, errlog=errlog) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            with anyio.fail_after(TIMEOUT):
+                await session.initialize()
+                seen = await session.call_tool("tracee__context", {"secret": "s3cr3t"},
+                                               meta=meta)  # type: ignore[arg-type]
+                failed = await session.call_tool("tracee__boom", {})
+    assert isinstance(seen, types.CallToolResult) and isinstance(failed, types.CallToolResult)
+    assert failed.is_error
+    backend_saw = json.loads(seen.content[0].text)  # type: ignore[union-attr]
+
+    # The gateway flushed its spans while stopping, before stdio_client saw it exit.
+    assert len(spans) == 4, (tmp_path / "gateway.log").read_text()
+    by_name = {span.name: span for span in spans if span.kind == Span.SPAN_KIND_SERVER}
+    server = by_name["tools/call context"]
+    [backend] = [s for s in spans if s.parent_span_id == server.span_id]
+    assert backend.name == "tools/call tracee"
+    assert server.trace_id.hex() == TRACE_ID and server.parent_span_id.hex() == CLIENT_SPAN
+    assert server.kind == Span.SPAN_KIND_SERVER and backend.kind == Span.SPAN_KIND_CLIENT
+    assert backend.trace_id == server.trace_id and backend.parent_span_id == server.span_id
+    attributes = _attributes(server)
+    assert attributes["mcp.method.name"] == "tools/call"
+    assert attributes["gen_ai.tool.name"] == "context"
+    assert attributes["vmcp.mount"] == "tracee" and attributes["vmcp.outcome"] == "ok"
+    assert "s3cr3t" not in repr([_attributes(s) for s in spans])
+    assert backend_saw == {"traceparent": f"00-{TRACE_ID}-{backend.span_id.hex()}-01",
+                           "tracestate": "vendor=1"}
+
+    boom = by_name["tools/call boom"]
+    assert _attributes(boom)["vmcp.outcome"] == "tool_error"
+    assert boom.status.code == boom.status.STATUS_CODE_ERROR
+    assert boom.parent_span_id == b""  # no context from the client: a new trace
+    assert boom.trace_id != server.trace_id
+    assert [s.parent_span_id for s in spans if s.trace_id == boom.trace_id
+            and s.kind == Span.SPAN_KIND_CLIENT] == [boom.span_id]
+
+
+def test_tracing_is_off_without_an_endpoint_and_bad_settings_are_refused() -> None:
+    assert not OtelSettings().active({})
+    assert OtelSettings().active({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
+    assert not OtelSettings(enabled=True).active({"OTEL_SDK_DISABLED": "true"})
+    assert not OtelSettings(enabled=False).active({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c"})
+    with pytest.raises(Exception, match=r"otel\.colour"):
+        OtelSettings.from_table({"colour": "blue"})

@@ -1,0 +1,1 @@
+"""A web console served by the running gateway (``[console] enabled``)."""

@@ -1,0 +1,40 @@
+"""Start the console with the gateway when ``[console] enabled``; stop it with it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vmcp.hookspecs import hookimpl
+from vmcp_ui_console.settings import read_settings
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from vmcp.gateway.gateway import Gateway
+
+#: the running console of each gateway that has one
+_runners: dict[int, web.AppRunner] = {}
+
+
+@hookimpl
+async def vmcp_gateway_started(gateway: Gateway) -> None:
+    """Serve the console; a non-loopback bind without an auth driver is refused."""
+    settings = read_settings(gateway.config.console)
+    if not settings.enabled:
+        return
+    from vmcp.control.runtime import announce
+    from vmcp.transports.netsec import refuse_insecure_bind
+    from vmcp_ui_console.app import Console, serve
+
+    refuse_insecure_bind("console", settings.host, gateway.auth_required)
+    runner, url = await serve(Console(gateway, settings))
+    _runners[id(gateway)] = runner
+    announce(f"console on {url}")
+
+
+@hookimpl
+async def vmcp_gateway_stopping(gateway: Gateway) -> None:
+    """Stop serving the console."""
+    runner = _runners.pop(id(gateway), None)
+    if runner is not None:
+        await runner.cleanup()

@@ -1,0 +1,1 @@
+"""The audit trail: one JSON line per routed call, written by a built-in request middleware."""
