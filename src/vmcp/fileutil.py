@@ -50,3 +50,14 @@ def held_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def state_lock(path: Path) -> contextlib.AbstractContextManager[None]:
+    """Hold the lock guarding a read-modify-write of the state file ``path``.
+
+    Every command that reads a state file, changes it and writes it back takes this lock
+    first, so two processes never both write over the same old version (a lost update).
+    The lock is a hidden file beside ``path``; readers need not take it, since writes are
+    atomic.
+    """
+    return held_lock(path.parent / f".{path.name}.lock")

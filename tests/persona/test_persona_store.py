@@ -35,8 +35,8 @@ def test_create_load_update_delete(store: PersonaStore) -> None:
     assert changed.modified >= created.modified
     assert store.load("coder").servers == changed.servers
     assert store.names() == ["coder"]
-    # Writes are atomic: nothing but the persona files is left behind.
-    assert sorted(p.name for p in store.folder.iterdir()) == ["coder.json"]
+    # Writes are atomic: nothing but the persona files (and their locks) is left behind.
+    assert sorted(p.name for p in store.folder.iterdir()) == [".coder.json.lock", "coder.json"]
 
     store.delete("coder")
     with pytest.raises(PersonaNotFound, match="unknown persona 'coder'"):

@@ -1,7 +1,9 @@
 """The persona store: one JSON file per persona under ``$VMCP_HOME/config/personas/``.
 
-Every write is atomic. A file that cannot be read or does not validate is reported as
-:class:`PersonaCorrupt` (with the file and the problems), never skipped in silence.
+Every write is atomic, and every change holds the persona file's lock from its read to its
+write, so concurrent commands never lose each other's changes. A file that cannot be read
+or does not validate is reported as :class:`PersonaCorrupt` (with the file and the
+problems), never skipped in silence.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from vmcp.config import format_errors, vmcp_home
-from vmcp.fileutil import atomic_write_text
+from vmcp.fileutil import atomic_write_text, state_lock
 from vmcp.persona.model import NAME_RE, Persona, utcnow
 
 SUFFIX = ".json"
@@ -122,17 +124,19 @@ class PersonaStore:
 
         :raises PersonaExists: when one with this name exists (valid or not).
         """
-        if self.exists(name):
-            raise PersonaExists(f"persona {name!r} already exists")
-        persona = Persona(name=name, description=description)
-        self.save(persona)
+        with state_lock(self.path(name)):
+            if self.exists(name):
+                raise PersonaExists(f"persona {name!r} already exists")
+            persona = Persona(name=name, description=description)
+            self.save(persona)
         return persona
 
     def update(self, name: str, change: Callable[[Persona], object]) -> Persona:
         """Load a persona, apply ``change`` to it, save it; return it."""
-        persona = self.load(name)
-        change(persona)
-        self.save(persona)
+        with state_lock(self.path(name)):
+            persona = self.load(name)
+            change(persona)
+            self.save(persona)
         return persona
 
     def delete(self, name: str) -> None:
@@ -140,10 +144,11 @@ class PersonaStore:
 
         :raises PersonaNotFound: no such file.
         """
-        try:
-            self.path(name).unlink()
-        except FileNotFoundError as exc:
-            raise PersonaNotFound(f"unknown persona {name!r}") from exc
+        with state_lock(self.path(name)):
+            try:
+                self.path(name).unlink()
+            except FileNotFoundError as exc:
+                raise PersonaNotFound(f"unknown persona {name!r}") from exc
 
     def fingerprint(self) -> Fingerprint:
         """What identifies the current version of every file (cheap to poll)."""

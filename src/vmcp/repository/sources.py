@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from vmcp import tomlwrite
 from vmcp.config import ConfigError, RepositoryConfig, format_errors, read_table
-from vmcp.fileutil import atomic_write_text
+from vmcp.fileutil import atomic_write_text, state_lock
 from vmcp.plugins import load_driver
 from vmcp.repository.base import RepositorySource
 
@@ -102,24 +102,26 @@ class SourceStore:
         """
         if not SOURCE_NAME_RE.fullmatch(name):
             raise ValueError(f"source name {name!r} must match {SOURCE_NAME_RE.pattern}")
-        if name in self.load():
-            raise ValueError(f"a source named {name!r} exists already")
         make_source(name, config)
-        table = self._read()
-        table[name] = config.model_dump()
-        self._write(table)
+        with state_lock(self.path):
+            if name in self.load():
+                raise ValueError(f"a source named {name!r} exists already")
+            table = self._read()
+            table[name] = config.model_dump()
+            self._write(table)
 
     def remove(self, name: str) -> None:
         """Remove a source from ``repositories.toml``.
 
         :raises KeyError: there is no such source there (the message says where it is).
         """
-        table = self._read()
-        if name not in table:
-            where = " (it is declared in vmcp.toml)" if name in self.declared else ""
-            raise KeyError(f"no source {name!r} in {self.path}{where}")
-        del table[name]
-        self._write(table)
+        with state_lock(self.path):
+            table = self._read()
+            if name not in table:
+                where = " (it is declared in vmcp.toml)" if name in self.declared else ""
+                raise KeyError(f"no source {name!r} in {self.path}{where}")
+            del table[name]
+            self._write(table)
 
     def _write(self, table: dict[str, dict[str, Any]]) -> None:
         text = tomlwrite.dumps({"repositories": table}) if table else ""
