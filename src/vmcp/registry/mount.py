@@ -17,7 +17,7 @@ from vmcp.routing.balancer import Balancer
 from vmcp.routing.circuit import CircuitBreaker
 from vmcp.routing.retry import RetryBudget
 from vmcp.transports.base import Transport
-from vmcp.upstream.session import UpstreamEvents, UpstreamSession
+from vmcp.upstream.session import CLIENT_CAPABILITIES, UpstreamEvents, UpstreamSession
 
 if TYPE_CHECKING:
     from vmcp.cache.layer import CacheLayer
@@ -104,6 +104,8 @@ class Mount:
         self.waiting: deque[Callable[[], None]] = deque()
         #: the gateway's cache, read through for lists (None: lists always come from the backend)
         self.cache: CacheLayer | None = None
+        #: the client capabilities its replicas declare to the backend
+        self.client_capabilities: dict[str, Any] = CLIENT_CAPABILITIES
 
     @property
     def mount_id(self) -> str:
@@ -203,7 +205,8 @@ class Mount:
             if connected is not None:
                 connected()
         upstream = UpstreamSession(self.mount_id, replica.replica_id, connection, events,
-                                   client_version=__version__)
+                                   client_version=__version__,
+                                   capabilities=self.client_capabilities)
         try:
             await upstream.start(timeout)
         except BaseException:
