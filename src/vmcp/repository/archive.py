@@ -25,7 +25,8 @@ def extract_zip(data: bytes, dest: Path) -> None:
     """Unpack a zip archive into ``dest``.
 
     Refused, before anything is written: absolute names, names with ``..``, symbolic links,
-    a file named twice or also used as a folder (``x`` and ``x/y``), more than :data:`MAX_MEMBERS` entries or more than :data:`MAX_UNPACKED_BYTES` unpacked.
+    a file named twice or also used as a folder (``x`` and ``x/y``), more than
+    :data:`MAX_MEMBERS` entries or more than :data:`MAX_UNPACKED_BYTES` unpacked.
     Execute bits recorded in the archive are kept.
     """
     try:
