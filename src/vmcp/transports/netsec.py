@@ -104,16 +104,27 @@ def refuse_insecure_bind(name: str, host: str, auth_required: bool) -> None:
 
     :raises ConfigError: naming the address and the two ways out.
     """
+    refuse_public_bind(f"transports.{name}.host", name, host, auth_required,
+                       "could use every mounted server")
+
+
+def refuse_public_bind(
+    setting: str, what: str, host: str, auth_required: bool, exposure: str
+) -> None:
+    """Refuse to serve ``what`` on a non-loopback ``host`` when no auth driver checks callers.
+
+    :param setting: the dotted setting that holds ``host`` (``monitoring.metrics_host``).
+    :param exposure: what anyone reaching the address could then do.
+    :raises ConfigError: naming the setting, the address and the two ways out.
+    """
     if auth_required or is_loopback(host):
         return
-    raise ConfigError(
-        f"[transports.{name}]",
-        [
-            f"transports.{name}.host: refusing to serve {name} on {host!r} without "
-            "authentication: anyone who can reach this address could use every mounted "
-            'server. Configure an auth driver ([auth] driver = "token") or bind to 127.0.0.1'
-        ],
-    )
+    section = setting.rsplit(".", 1)[0]
+    raise ConfigError(f"[{section}]", [
+        f"{setting}: refusing to serve {what} on {host!r} without authentication: anyone "
+        f"who can reach this address {exposure}. Configure an auth driver "
+        '([auth] driver = "token") or bind to 127.0.0.1'
+    ])
 
 
 FrontSettingsT = TypeVar("FrontSettingsT", bound=NetworkFrontSettings)
