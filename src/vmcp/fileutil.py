@@ -6,8 +6,25 @@ import contextlib
 import fcntl
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+#: a file modified more recently than this may be rewritten within the same timestamp tick
+#: (the kernel's clock for mtimes is coarse) by a file of the same inode number and size
+_FRESH_NS = 100_000_000
+
+
+def change_stamp(st: os.stat_result) -> tuple[int, int, int] | None:
+    """What tells this version of a file from any later one: (inode, size, mtime).
+
+    None while the file is too fresh for that: a rewrite in the same tick could reuse the
+    freed inode number with the same size and mtime, and go unnoticed. A caller treats None
+    as "changed" and reads the file again.
+    """
+    if time.time_ns() - st.st_mtime_ns < _FRESH_NS:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:

@@ -46,6 +46,9 @@ async def test_revokes_racing_creates_are_all_kept(tmp_path: Path) -> None:
     tokens = TokenStore(home / "config" / "tokens.json")
     PersonaStore(home / "config" / "personas").create("coder")
     doomed = [tokens.create("coder", timedelta(days=1)) for _ in range(RACERS)]
+    driver = TokenAuth(tokens_file=str(tokens.path))  # as a running gateway holds it
+    for _, token in doomed:
+        await driver.authenticate({"authorization": f"Bearer {token}"})
 
     racers = []
     for record, _ in doomed:  # interleaved, so that reads and writes overlap
@@ -55,7 +58,6 @@ async def test_revokes_racing_creates_are_all_kept(tmp_path: Path) -> None:
 
     created = [out.strip() for out in outputs[1::2]]
     assert len(set(created)) == RACERS
-    driver = TokenAuth(tokens_file=str(tokens.path))
     for _, token in doomed:
         with pytest.raises(AuthError, match="revoked"):
             await driver.authenticate({"authorization": f"Bearer {token}"})
@@ -74,3 +76,22 @@ def test_persona_changes_racing_are_all_kept(tmp_path: Path) -> None:
     store.create("team")
     _finish([_vmcp(home, "persona", "team", "enable", f"s{i}") for i in range(RACERS)])
     assert sorted(store.load("team").servers) == sorted(f"s{i}" for i in range(RACERS))
+
+
+async def test_a_rewrite_in_the_same_tick_is_seen(tmp_path: Path) -> None:
+    """A revocation whose file has the same inode number, size and mtime as the version the
+    gateway read (a freed inode reused within one timestamp tick) still takes effect."""
+    tokens = TokenStore(tmp_path / "tokens.json")
+    record, token = tokens.create("coder", timedelta(days=1))
+    driver = TokenAuth(tokens_file=str(tokens.path))
+    assert (await driver.authenticate({"authorization": f"Bearer {token}"})).persona == "coder"
+    before = tokens.path.stat()
+    text = tokens.path.read_text("utf-8")
+    with tokens.path.open("r+", encoding="utf-8") as fh:  # same inode, same size
+        fh.write(text.replace(record.sha256, "0" * 64))
+    os.utime(tokens.path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = tokens.path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino, before.st_size, before.st_mtime_ns)
+    with pytest.raises(AuthError, match="revoked"):
+        await driver.authenticate({"authorization": f"Bearer {token}"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -76,8 +77,14 @@ def test_corrupt_files_are_reported_not_dropped(store: PersonaStore) -> None:
 def test_fingerprint_changes_with_every_write(store: PersonaStore) -> None:
     assert store.fingerprint() == {}
     store.create("coder")
+    assert store.fingerprint() == {"coder.json": None}  # too fresh to tell from a rewrite
+    path = store.path("coder")
+    os.utime(path, ns=(10**18, 10**18))  # as if written long ago
     first = store.fingerprint()
+    assert first["coder.json"] is not None
     store.update("coder", lambda p: p.enable("git"))
+    assert store.fingerprint() == {"coder.json": None}
+    os.utime(path, ns=(10**18, 10**18))  # even with the same mtime again
     second = store.fingerprint()
     assert set(first) == set(second) == {"coder.json"}
     assert first != second  # a new inode at least: writes replace the file

@@ -16,13 +16,14 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from vmcp.config import format_errors, vmcp_home
-from vmcp.fileutil import atomic_write_text, state_lock
+from vmcp.fileutil import atomic_write_text, change_stamp, state_lock
 from vmcp.persona.model import NAME_RE, Persona, utcnow
 
 SUFFIX = ".json"
 
-#: file name -> (inode, size, mtime in ns): what the gateway polls to notice changes
-Fingerprint = dict[str, tuple[int, int, int]]
+#: file name -> (inode, size, mtime in ns), None for a file too fresh to tell from its next
+#: version (:func:`~vmcp.fileutil.change_stamp`): what the gateway polls to notice changes
+Fingerprint = dict[str, tuple[int, int, int] | None]
 
 
 class PersonaError(Exception):
@@ -163,5 +164,5 @@ class PersonaStore:
                     st = entry.stat()
                 except FileNotFoundError:
                     continue
-                found[entry.name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+                found[entry.name] = change_stamp(st)
         return found
