@@ -368,12 +368,33 @@ def expand_vars(value: str, environ: Mapping[str, str] | None = None) -> str:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from exc
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read: {exc.strerror or exc}"]) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(str(path), [
+            f"line {line}, column {column}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})"
+        ]) from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from exc
+    except RecursionError as exc:  # tomllib recurses once per nesting level
+        raise ConfigError(str(path), ["not valid TOML: arrays or tables nested too deeply"]) \
+            from exc
+
+
+def _table(path: Path, data: dict[str, Any], key: str) -> dict[str, Any]:
+    """``data[key]`` when it is a table ({} when absent); a located error otherwise."""
+    table = data.get(key, {})
+    if not isinstance(table, dict):
+        raise ConfigError(str(path), [
+            f"{key}: must be a table ([{key}.<id>] sections), not {type(table).__name__}"])
+    return table
 
 
 def read_table(path: Path, key: str) -> dict[str, Any]:
@@ -383,10 +404,7 @@ def read_table(path: Path, key: str) -> dict[str, Any]:
     """
     if not path.exists():
         return {}
-    table = _read_toml(path).get(key, {})
-    if not isinstance(table, dict):
-        raise ConfigError(str(path), [f"{key}: must be a table"])
-    return table
+    return _table(path, _read_toml(path), key)
 
 
 def _defaults(name: str) -> dict[str, Any]:
@@ -432,11 +450,11 @@ def load_config(path: Path | None = None) -> tuple[VmcpConfig, Path]:
     if path is not None or source.exists():
         user = _read_toml(source)
     data = _merge(data, user)
-    servers: dict[str, Any] = dict(user.get("servers", {}))
+    servers: dict[str, Any] = dict(_table(source, user, "servers"))
     servers_file = source.parent / "servers.toml"
     has_servers_file = servers_file.exists()
     if has_servers_file:
-        servers.update(_read_toml(servers_file).get("servers", {}))
+        servers.update(_table(servers_file, _read_toml(servers_file), "servers"))
     if not servers and not has_servers_file and "servers" not in user:
         servers = _defaults("servers.toml")["servers"]
     data["servers"] = servers

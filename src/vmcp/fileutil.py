@@ -6,8 +6,25 @@ import contextlib
 import fcntl
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+#: a file modified more recently than this may be rewritten within the same timestamp tick
+#: (the kernel's clock for mtimes is coarse) by a file of the same inode number and size
+_FRESH_NS = 100_000_000
+
+
+def change_stamp(st: os.stat_result) -> tuple[int, int, int] | None:
+    """What tells this version of a file from any later one: (inode, size, mtime).
+
+    None while the file is too fresh for that: a rewrite in the same tick could reuse the
+    freed inode number with the same size and mtime, and go unnoticed. A caller treats None
+    as "changed" and reads the file again.
+    """
+    if time.time_ns() - st.st_mtime_ns < _FRESH_NS:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
@@ -52,14 +69,12 @@ def held_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator
         os.close(fd)  # closing the descriptor releases the lock
 
 
-@contextlib.contextmanager
-def locked_update(path: Path) -> Iterator[None]:
-    """Hold the lock of the state file ``path`` across one read-modify-write of it.
+def state_lock(path: Path) -> contextlib.AbstractContextManager[None]:
+    """Hold the lock guarding a read-modify-write of the state file ``path``.
 
-    Every command or gateway that reads a state file, changes it and writes it back does so
-    inside this block, so two processes never work from the same old copy and one's change
-    is never written over by the other's (a revoked token stays revoked). The lock is a
-    hidden file beside ``path``; not re-entrant: take it once per change.
+    Every command that reads a state file, changes it and writes it back takes this lock
+    first, so two processes never both write over the same old version (a lost update).
+    The lock is a hidden file beside ``path``; readers need not take it, since writes are
+    atomic.
     """
-    with held_lock(path.parent / f".{path.name}.lock"):
-        yield
+    return held_lock(path.parent / f".{path.name}.lock")

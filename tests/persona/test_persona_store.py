@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,8 @@ def test_create_load_update_delete(store: PersonaStore) -> None:
     assert changed.modified >= created.modified
     assert store.load("coder").servers == changed.servers
     assert store.names() == ["coder"]
-    # Writes are atomic: nothing but the persona files is left behind.
-    assert sorted(p.name for p in store.folder.iterdir()) == ["coder.json"]
+    # Writes are atomic: nothing but the persona files (and their locks) is left behind.
+    assert sorted(p.name for p in store.folder.iterdir()) == [".coder.json.lock", "coder.json"]
 
     store.delete("coder")
     with pytest.raises(PersonaNotFound, match="unknown persona 'coder'"):
@@ -76,8 +77,14 @@ def test_corrupt_files_are_reported_not_dropped(store: PersonaStore) -> None:
 def test_fingerprint_changes_with_every_write(store: PersonaStore) -> None:
     assert store.fingerprint() == {}
     store.create("coder")
+    assert store.fingerprint() == {"coder.json": None}  # too fresh to tell from a rewrite
+    path = store.path("coder")
+    os.utime(path, ns=(10**18, 10**18))  # as if written long ago
     first = store.fingerprint()
+    assert first["coder.json"] is not None
     store.update("coder", lambda p: p.enable("git"))
+    assert store.fingerprint() == {"coder.json": None}
+    os.utime(path, ns=(10**18, 10**18))  # even with the same mtime again
     second = store.fingerprint()
     assert set(first) == set(second) == {"coder.json"}
     assert first != second  # a new inode at least: writes replace the file

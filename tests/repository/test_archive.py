@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import stat
 import zipfile
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,24 @@ def test_files_and_execute_bits_are_kept(tmp_path: Path) -> None:
 def test_hash_mismatch_names_both_digests() -> None:
     with pytest.raises(InstallError, match=r"expected 0+, got"):
         verify_sha256(b"data", "0" * 64, "bundle")
+
+
+@pytest.mark.parametrize(
+    "entries, message",
+    [((("x", "file", 0o644), ("x/y", "inner", 0o644)),
+      "archive entry 'x' is a file, but 'x/y' needs it to be a folder"),
+     ((("x/y/z", "inner", 0o644), ("x/y", "file", 0o644)),
+      "archive entry 'x/y' is a file, but 'x/y/z' needs it to be a folder"),
+     ((("x/", "", 0o755), ("x", "file", 0o644)),
+      "archive entry 'x' is a file, but 'x/' needs it to be a folder"),
+     ((("a.txt", "one", 0o644), ("a.txt", "two", 0o644)), "archive names 'a.txt' twice")],
+)
+def test_a_name_used_as_file_and_folder_is_refused_before_writing(
+    tmp_path: Path, entries: tuple[tuple[str, str, int], ...], message: str
+) -> None:
+    with pytest.warns(UserWarning) if entries[0][0] == entries[1][0] else nullcontext():
+        data = archive(*entries)
+    with pytest.raises(InstallError) as refused:
+        extract_zip(data, tmp_path)
+    assert str(refused.value) == message
+    assert list(tmp_path.iterdir()) == []

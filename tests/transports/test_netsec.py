@@ -87,13 +87,22 @@ def test_host_allow_list_by_name_by_port_and_wildcard() -> None:
 
 def test_origin_checks() -> None:
     policy = HostOriginPolicy("127.0.0.1", [], ["https://App.example/"])
-    for origin in (None, "http://localhost:5173", "https://127.0.0.1", "http://[::1]:8080",
-                   "https://app.example", "HTTPS://APP.EXAMPLE/"):
-        assert policy.origin_allowed(origin), origin
-    for origin in ("http://evil.example", "null", "file://", "ws://localhost",
-                   "https://app.example:444", "http://[bad"):
-        assert not policy.origin_allowed(origin), origin
-    assert HostOriginPolicy("127.0.0.1", [], ["*"]).origin_allowed("http://evil.example")
+    # the front's own origin (that of the Host it is reached by), listed ones, or none
+    for origin, host in ((None, "localhost:8080"), ("http://localhost:8080", "localhost:8080"),
+                         ("https://127.0.0.1", "127.0.0.1"), ("http://[::1]:8080", "[::1]:8080"),
+                         ("https://app.example", "localhost:8080"),
+                         ("HTTPS://APP.EXAMPLE/", None)):
+        assert policy.origin_allowed(origin, host), origin
+    # a page on another port of this machine is another site
+    for origin, host in (("http://localhost:5173", "localhost:8080"),
+                         ("http://127.0.0.1", "127.0.0.1:8080"),
+                         ("http://127.0.0.1:8080", "localhost:8080"),
+                         ("http://localhost:8080", None), ("http://evil.example", "localhost"),
+                         ("null", "localhost"), ("file://", "localhost"),
+                         ("ws://localhost", "localhost"), ("http://localhost/x", "localhost"),
+                         ("https://app.example:444", "localhost"), ("http://[bad", "localhost")):
+        assert not policy.origin_allowed(origin, host), origin
+    assert HostOriginPolicy("127.0.0.1", [], ["*"]).origin_allowed("http://evil.example", None)
 
 
 def test_verdicts_are_remembered_per_value_and_the_memo_stays_bounded() -> None:
@@ -101,11 +110,11 @@ def test_verdicts_are_remembered_per_value_and_the_memo_stays_bounded() -> None:
     for _ in range(3):  # the second and third answers come from the memo, unchanged
         assert policy.host_allowed("localhost:3000")
         assert not policy.host_allowed("evil.example")
-        assert policy.origin_allowed("http://localhost:5173")
-        assert not policy.origin_allowed("http://evil.example")
+        assert policy.origin_allowed("http://localhost:5173", "localhost:5173")
+        assert not policy.origin_allowed("http://evil.example", "localhost:5173")
     for n in range(1000):  # ever-new values cannot grow it without bound
         assert not policy.host_allowed(f"evil-{n}.example")
-        assert not policy.origin_allowed(f"http://evil-{n}.example")
+        assert not policy.origin_allowed(f"http://evil-{n}.example", "localhost")
     assert len(policy._host_verdicts) <= 256 and len(policy._origin_verdicts) <= 256
     assert policy.host_allowed("127.0.0.1:1") and not policy.host_allowed("evil.example")
 
@@ -115,6 +124,8 @@ def test_refusal_names_what_was_refused() -> None:
     assert policy.refusal("localhost", None) is None
     assert policy.refusal("evil.example", None) == "Forbidden: Host header not allowed"
     assert policy.refusal("localhost", "http://evil.example") == "Forbidden: Origin not allowed"
+    assert policy.refusal("localhost:1", "http://localhost:2") == "Forbidden: Origin not allowed"
+    assert policy.refusal("localhost:1", "http://localhost:1") is None
 
 
 def test_settings_shape_and_located_errors() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
@@ -286,14 +287,17 @@ async def test_host_and_origin_are_checked(client: Client) -> None:
     assert evil.status == 403
     rebound = await client.post(INITIALIZE, Host="evil.example:3000")
     assert rebound.status == 403
-    local = await client.post(INITIALIZE, Origin="http://localhost:5173", Host="localhost:1")
-    assert local.status == 200
+    # a page on another port of this machine is another site; the front's own origin is not
+    other_port = await client.post(INITIALIZE, Origin="http://localhost:5173", Host="localhost:1")
+    assert other_port.status == 403
+    own = await client.post(INITIALIZE, Origin="http://localhost:1", Host="localhost:1")
+    assert own.status == 200
 
 
 async def test_cors_for_accepted_origins_only(client: Client) -> None:
     """A browser client on an accepted origin gets its preflight answered and can read the
     session id; a refused origin gets neither."""
-    page = "http://localhost:5173"
+    page = "http://" + urlsplit(client.url).netloc  # the front's own origin
     preflight = await client.http.options(client.url, headers={
         "Origin": page, "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "content-type, mcp-session-id"})
@@ -311,10 +315,11 @@ async def test_cors_for_accepted_origins_only(client: Client) -> None:
     plain = await client.post(INITIALIZE)  # no Origin: not a browser, no CORS headers
     assert "Access-Control-Allow-Origin" not in plain.headers
 
-    evil = await client.http.options(client.url, headers={
-        "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
-    assert evil.status == 403
-    assert "Access-Control-Allow-Origin" not in evil.headers
+    for refused in ("http://evil.example", "http://localhost:5173"):
+        evil = await client.http.options(client.url, headers={
+            "Origin": refused, "Access-Control-Request-Method": "POST"})
+        assert evil.status == 403
+        assert "Access-Control-Allow-Origin" not in evil.headers
 
 
 async def test_body_size_limit(host: FakeHost) -> None:

@@ -93,7 +93,13 @@ async def test_origin_is_checked(ws_gateway: GatewayProcess) -> None:
             pass
     assert refused.value.response.status_code == 403
     assert b"Origin" in refused.value.response.body
-    for origin in ("http://localhost:5173", "http://127.0.0.1", ALLOWED_ORIGIN):
+    for other_site in ("http://localhost:5173", "http://127.0.0.1"):  # other local ports
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url, subprotocols=[MCP], origin=Origin(other_site)):
+                pass
+        assert refused.value.response.status_code == 403
+    own = "http://" + url.removeprefix("ws://").split("/", 1)[0]
+    for origin in (own, ALLOWED_ORIGIN):
         async with ws_session(url, origin=Origin(origin)) as (session, _):
             with anyio.fail_after(EVENT_TIMEOUT):
                 await session.send_ping()

@@ -15,6 +15,7 @@ from typing import Any
 from vmcp.auth.base import AuthProvider, Principal
 from vmcp.auth.bearer import bearer_token
 from vmcp.auth.tokens import TokenRecord, TokenStore, TokenStoreError, hash_token
+from vmcp.fileutil import change_stamp
 
 log = logging.getLogger("vmcp.auth")
 
@@ -34,12 +35,12 @@ class TokenAuth(AuthProvider):
         self._broken: str | None = None
 
     def _current(self) -> dict[str, TokenRecord]:
+        stamp: tuple[int, int, int] | None
         try:
-            st = self.store.path.stat()
-            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+            stamp = change_stamp(self.store.path.stat())
         except FileNotFoundError:
             stamp = (0, 0, 0)
-        if stamp != self._stamp:
+        if stamp is None or stamp != self._stamp:
             self._stamp = stamp
             try:
                 self._by_hash = {r.sha256: r for r in self.store.load()}

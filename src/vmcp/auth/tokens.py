@@ -1,7 +1,8 @@
 """The bearer-token store behind the ``token`` auth driver: ``$VMCP_HOME/config/tokens.json``.
 
 A token is shown once, when created; the store keeps only its SHA-256 hash, with an id (to
-list and revoke it), a label, the persona it grants and its expiry. Writes are atomic and
+list and revoke it), a label, the persona it grants and its expiry. Writes are atomic, each
+change holds the file's lock from its read to its write (no lost updates between processes), and
 the file is readable by its owner only. A file that cannot be read is reported as
 :class:`TokenStoreError`, never treated as empty.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vmcp.config import vmcp_home
-from vmcp.fileutil import atomic_write_text, locked_update
+from vmcp.fileutil import atomic_write_text, state_lock
 
 TOKEN_PREFIX = "vmcp_"
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -128,7 +129,7 @@ class TokenStore:
         self, persona: str, expires_in: timedelta | None, name: str = ""
     ) -> tuple[TokenRecord, str]:
         """Mint a token for ``persona``; return its record and the token (shown once)."""
-        with locked_update(self.path):
+        with state_lock(self.path):
             return self._create(persona, expires_in, name)
 
     def _create(
@@ -153,10 +154,10 @@ class TokenStore:
 
         :raises TokenStoreError: no token has this id.
         """
-        with locked_update(self.path):
+        with state_lock(self.path):
             records = self.load()
             found = [r for r in records if r.id == token_id]
             if not found:
                 raise TokenStoreError(f"unknown token id {token_id!r}")
             self._write([r for r in records if r.id != token_id])
-            return found[0]
+        return found[0]

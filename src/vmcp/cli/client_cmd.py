@@ -19,6 +19,7 @@ from vmcp.cli.output import echo_json, fail, parse_assignments, table
 from vmcp.control.local import LocalSession, with_local_gateway
 from vmcp.logs import config_secrets, configure_logging
 from vmcp.protocol.errors import RpcError
+from vmcp.registry.mount import Mount
 
 T = TypeVar("T")
 
@@ -38,13 +39,28 @@ def _run(ctx: click.Context, op: str, args: dict[str, Any],
         fail("the gateway did not answer in time")
 
 
+def _why_down(mount: Mount | None) -> str:
+    return (mount.error if mount is not None else None) or "not mounted"
+
+
+async def _list_tools(session: LocalSession) -> list[dict[str, Any]]:
+    """The tools of a gateway started for this command; exit 1 when no mount started."""
+    gateway = session.gateway
+    enabled = [m for m in gateway.config.servers.values() if m.enabled]
+    up = [m for m in gateway.mounts.values() if m.state == "up"]
+    if enabled and not up:
+        reasons = "; ".join(f"{m.id}: {_why_down(gateway.mounts.get(m.id))}" for m in enabled)
+        fail(f"no mount started ({reasons})")
+    return await session.list_tools()
+
+
 @click.command("tools")
 @click.option("--json", "as_json", is_flag=True, help="Print the tools as a JSON array.")
 @click.pass_context
 def tools_command(ctx: click.Context, as_json: bool) -> None:
     """List the tools the gateway exposes (the running one, or one started from the
     configuration for this command)."""
-    tools = _run(ctx, "tools", {}, lambda session: session.list_tools())
+    tools = _run(ctx, "tools", {}, _list_tools)
     if as_json:
         echo_json(tools)
         return

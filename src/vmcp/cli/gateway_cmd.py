@@ -126,7 +126,7 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
 
 async def _inspect(config: VmcpConfig, mount_id: str) -> dict[str, Any]:
     only = config.model_copy(update={"servers": {mount_id: config.servers[mount_id]}})
-    gateway = Gateway(only)
+    gateway = Gateway(only, client_capabilities={})  # no front client to relay to
     try:
         await gateway.start_mounts()
         mount = gateway.mounts.get(mount_id)

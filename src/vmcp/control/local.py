@@ -29,6 +29,7 @@ class LocalSession:
 
     def __init__(self, gateway: Gateway, timeout: float) -> None:
         self.timeout = timeout
+        self.gateway = gateway
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[JsonMessage]] = {}
         self._session = gateway.open_session(self)
@@ -96,7 +97,7 @@ async def with_local_gateway(
     then stop it (``vmcp tools`` and ``vmcp call`` when no gateway is running)."""
     from vmcp.gateway.gateway import Gateway
 
-    gateway = Gateway(config)
+    gateway = Gateway(config, client_capabilities={})  # no front client to relay to
     try:
         await gateway.start()
         session = LocalSession(gateway, config.gateway.request_timeout)

@@ -17,7 +17,7 @@ from typing import Any
 
 from vmcp import tomlwrite
 from vmcp.config import default_config_path, load_config
-from vmcp.fileutil import atomic_write_text, locked_update
+from vmcp.fileutil import atomic_write_text, state_lock
 
 _HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?$")
 _ENABLED = re.compile(r"^(\s*)enabled\s*=\s*(true|false)\s*(#.*)?$")
@@ -83,12 +83,13 @@ def set_enabled(config_path: Path | None, mount_id: str, enabled: bool) -> Path:
     """
     source = config_path or default_config_path()
     servers_file = source.parent / "servers.toml"
-    with locked_update(servers_file):  # the mount table is changed as one unit
+    with state_lock(servers_file):  # the lock of the mount table, whichever file holds the mount
         return _set_enabled(config_path, source, servers_file, mount_id, enabled)
 
 
-def _set_enabled(config_path: Path | None, source: Path, servers_file: Path, mount_id: str,
-                 enabled: bool) -> Path:
+def _set_enabled(
+    config_path: Path | None, source: Path, servers_file: Path, mount_id: str, enabled: bool
+) -> Path:
     if mount_id in _servers_of(servers_file):
         target, text = servers_file, servers_file.read_text(encoding="utf-8")
     elif mount_id in _servers_of(source):

@@ -134,7 +134,9 @@ class GatewayRuntime:
         metrics = GatewayMetrics(self.gateway)
         self.gateway.metrics = metrics
         self.state.metrics = metrics
-        self._metrics_server = MetricsServer(metrics, settings.metrics_host, settings.metrics_port)
+        self._metrics_server = MetricsServer(
+            metrics, settings.metrics_host, settings.metrics_port,
+            self.gateway.authenticate if self.gateway.auth_required else None)
         self.state.metrics_url = await self._metrics_server.start()
         announce(f"metrics on {self.state.metrics_url}")
 

@@ -101,7 +101,7 @@ class PersonaAccess:
         while True:
             await asyncio.sleep(POLL_INTERVAL)
             fingerprint = self.store.fingerprint()
-            if fingerprint != self._fingerprint:
+            if fingerprint != self._fingerprint or None in fingerprint.values():
                 self._fingerprint = fingerprint
                 try:
                     await self.reload()

@@ -36,7 +36,7 @@ from vmcp.registry.catalog import CHANGED_KINDS, LIST_KINDS
 from vmcp.registry.mount import Mount, Replica
 from vmcp.registry.supervisor import Supervisor
 from vmcp.transports.base import FrontPeer, JsonMessage, Transport
-from vmcp.upstream.session import NO_RELATION, UpstreamSession
+from vmcp.upstream.session import CLIENT_CAPABILITIES, NO_RELATION, UpstreamSession
 
 log = logging.getLogger("vmcp.gateway")
 
@@ -80,8 +80,16 @@ class _Opening:
 class Gateway:
     """The running gateway."""
 
-    def __init__(self, config: VmcpConfig, default_principal: Principal | None = None) -> None:
+    def __init__(
+        self,
+        config: VmcpConfig,
+        default_principal: Principal | None = None,
+        client_capabilities: dict[str, Any] = CLIENT_CAPABILITIES,
+    ) -> None:
         self.config = config
+        #: what its mounts declare to backends: ``{}`` when no front client can serve a
+        #: backend's sampling, elicitation or roots requests (``vmcp call``, ``vmcp tools``)
+        self.client_capabilities = client_capabilities
         #: the principal of a session opened without one (stdio; ``vmcp start --persona``)
         self.default_principal = default_principal
         self.mounts: dict[str, Mount] = {}
@@ -235,6 +243,7 @@ class Gateway:
             **mount_config.balancer_settings)
         mount = Mount(mount_config, transport, balancer)
         mount.cache = self.cache
+        mount.client_capabilities = self.client_capabilities
         self.mounts[mount.mount_id] = mount
         return mount
 

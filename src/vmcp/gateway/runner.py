@@ -16,6 +16,7 @@ from vmcp.config import VmcpConfig
 from vmcp.control.runtime import GatewayRuntime, RunOptions
 from vmcp.eventloop import on_signals
 from vmcp.gateway.gateway import Gateway
+from vmcp.transports.netsec import refuse_public_bind
 
 log = logging.getLogger("vmcp.gateway")
 
@@ -38,6 +39,9 @@ async def serve(
                 for name in transports}
     for name, transport in transports.items():  # refuse a bad front before any backend starts
         transport.check_front(settings[name], gateway)
+    if config.monitoring.metrics_port is not None:
+        refuse_public_bind("monitoring.metrics_host", "metrics", config.monitoring.metrics_host,
+                           gateway.auth_required, "could read every mount's traffic figures")
     loop = asyncio.get_running_loop()
     runtime = GatewayRuntime(gateway, list(transports), options)
     on_signals((signal.SIGTERM, signal.SIGINT), runtime.stop.set)

@@ -1,7 +1,9 @@
 """The persona store: one JSON file per persona under ``$VMCP_HOME/config/personas/``.
 
-Every write is atomic. A file that cannot be read or does not validate is reported as
-:class:`PersonaCorrupt` (with the file and the problems), never skipped in silence.
+Every write is atomic, and every change holds the persona file's lock from its read to its
+write, so concurrent commands never lose each other's changes. A file that cannot be read
+or does not validate is reported as :class:`PersonaCorrupt` (with the file and the
+problems), never skipped in silence.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from vmcp.config import format_errors, vmcp_home
-from vmcp.fileutil import atomic_write_text, locked_update
+from vmcp.fileutil import atomic_write_text, change_stamp, state_lock
 from vmcp.persona.model import NAME_RE, Persona, utcnow
 
 SUFFIX = ".json"
 
-#: file name -> (inode, size, mtime in ns): what the gateway polls to notice changes
-Fingerprint = dict[str, tuple[int, int, int]]
+#: file name -> (inode, size, mtime in ns), None for a file too fresh to tell from its next
+#: version (:func:`~vmcp.fileutil.change_stamp`): what the gateway polls to notice changes
+Fingerprint = dict[str, tuple[int, int, int] | None]
 
 
 class PersonaError(Exception):
@@ -122,32 +125,31 @@ class PersonaStore:
 
         :raises PersonaExists: when one with this name exists (valid or not).
         """
-        with locked_update(self.folder):
+        with state_lock(self.path(name)):
             if self.exists(name):
                 raise PersonaExists(f"persona {name!r} already exists")
             persona = Persona(name=name, description=description)
             self.save(persona)
-            return persona
+        return persona
 
     def update(self, name: str, change: Callable[[Persona], object]) -> Persona:
-        """Load a persona, apply ``change`` to it, save it; return it (under its lock, so
-        concurrent changes to one persona are all kept)."""
-        with locked_update(self.folder):
+        """Load a persona, apply ``change`` to it, save it; return it."""
+        with state_lock(self.path(name)):
             persona = self.load(name)
             change(persona)
             self.save(persona)
-            return persona
+        return persona
 
     def delete(self, name: str) -> None:
         """Remove a persona's file.
 
         :raises PersonaNotFound: no such file.
         """
-        try:
-            with locked_update(self.folder):
+        with state_lock(self.path(name)):
+            try:
                 self.path(name).unlink()
-        except FileNotFoundError as exc:
-            raise PersonaNotFound(f"unknown persona {name!r}") from exc
+            except FileNotFoundError as exc:
+                raise PersonaNotFound(f"unknown persona {name!r}") from exc
 
     def fingerprint(self) -> Fingerprint:
         """What identifies the current version of every file (cheap to poll)."""
@@ -162,5 +164,5 @@ class PersonaStore:
                     st = entry.stat()
                 except FileNotFoundError:
                     continue
-                found[entry.name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+                found[entry.name] = change_stamp(st)
         return found

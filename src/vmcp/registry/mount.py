@@ -18,7 +18,7 @@ from vmcp.routing.balancer import Balancer
 from vmcp.routing.circuit import CircuitBreaker
 from vmcp.routing.retry import RetryBudget
 from vmcp.transports.base import Transport
-from vmcp.upstream.session import UpstreamEvents, UpstreamSession
+from vmcp.upstream.session import CLIENT_CAPABILITIES, UpstreamEvents, UpstreamSession
 
 if TYPE_CHECKING:
     from vmcp.cache.layer import CacheLayer
@@ -108,6 +108,8 @@ class Mount:
         #: the per-session or per-persona connections of an isolated mount (None: shared);
         #: the replicas above then serve the lists and health, the pool serves the calls
         self.pool = IsolatedPool(self) if config.isolation != "shared" else None
+        #: the client capabilities its replicas declare to the backend
+        self.client_capabilities: dict[str, Any] = CLIENT_CAPABILITIES
 
     @property
     def mount_id(self) -> str:
@@ -220,7 +222,8 @@ class Mount:
             if connected is not None:
                 connected()
         upstream = UpstreamSession(self.mount_id, replica.replica_id, connection, events,
-                                   client_version=__version__)
+                                   client_version=__version__,
+                                   capabilities=self.client_capabilities)
         upstream.scope = scope
         try:
             await upstream.start(timeout)

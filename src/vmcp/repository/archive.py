@@ -25,7 +25,8 @@ def extract_zip(data: bytes, dest: Path) -> None:
     """Unpack a zip archive into ``dest``.
 
     Refused, before anything is written: absolute names, names with ``..``, symbolic links,
-    more than :data:`MAX_MEMBERS` entries or more than :data:`MAX_UNPACKED_BYTES` unpacked.
+    a file named twice or also used as a folder (``x`` and ``x/y``), more than
+    :data:`MAX_MEMBERS` entries or more than :data:`MAX_UNPACKED_BYTES` unpacked.
     Execute bits recorded in the archive are kept.
     """
     try:
@@ -40,6 +41,7 @@ def extract_zip(data: bytes, dest: Path) -> None:
             raise InstallError(f"archive unpacks to more than {MAX_UNPACKED_BYTES} bytes")
         root = dest.resolve()
         targets = [(_target(root, m), m) for m in members]
+        _check_layout(root, targets)
         for target, member in targets:
             if member.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
@@ -51,6 +53,28 @@ def extract_zip(data: bytes, dest: Path) -> None:
             mode = (member.external_attr >> 16) & 0o777
             if mode & 0o111:
                 target.chmod(0o755)
+
+
+def _check_layout(root: Path, targets: list[tuple[Path, zipfile.ZipInfo]]) -> None:
+    """Refuse a file that another entry also names, or that another entry needs as a folder."""
+    files: dict[Path, str] = {}
+    folders: dict[Path, str] = {}
+    for target, member in targets:
+        if not member.is_dir():
+            if target in files:
+                raise InstallError(f"archive names {member.filename!r} twice")
+            files[target] = member.filename
+        else:
+            folders.setdefault(target, member.filename)
+        for parent in target.parents:
+            if parent == root:
+                break
+            folders.setdefault(parent, member.filename)
+    for target, name in files.items():
+        if target in folders:
+            raise InstallError(
+                f"archive entry {name!r} is a file, but {folders[target]!r} needs it to be a "
+                "folder")
 
 
 def _target(root: Path, member: zipfile.ZipInfo) -> Path:

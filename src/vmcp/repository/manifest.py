@@ -15,10 +15,18 @@ import json
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from vmcp.config import format_errors
+from vmcp.repository.package_specs import check_npm, check_pypi, check_url
 from vmcp.repository.versions import check_version
 
 NAME_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9.-]*/)?[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -89,6 +97,20 @@ class Package(_Wire):
         if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
             raise ValueError("must be 64 hexadecimal digits")
         return value.lower() if value else value
+
+    @model_validator(mode="after")
+    def _ecosystem_grammar(self) -> Package:
+        """The identifier and version of a package vmcp installs follow its ecosystem's
+        grammar, so that neither can act as a package-manager option or another spec."""
+        if self.registry_type == "pypi":
+            check_pypi(self.identifier, self.version)
+        elif self.registry_type == "npm":
+            check_npm(self.identifier, self.version)
+        elif self.registry_type == "mcpb":
+            check_url("identifier", self.identifier)
+        if self.registry_base_url is not None:
+            check_url("registryBaseUrl", self.registry_base_url)
+        return self
 
 
 class Remote(_Wire):

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from vmcp import tomlwrite
 from vmcp.config import MOUNT_ID_RE, ConfigError, MountConfig, format_errors, read_table
-from vmcp.fileutil import atomic_write_text, locked_update
+from vmcp.fileutil import atomic_write_text, state_lock
 
 _HEADER = (
     "# The mount table: one [servers.<id>] table per mounted MCP server.\n"
@@ -67,19 +67,19 @@ class MountTable:
         except ValidationError as exc:
             problems = [f"servers.{mount_id}.{p}" for p in format_errors(exc)]
             raise ConfigError(str(self.path), problems) from exc
-        with locked_update(self.path):
+        with state_lock(self.path):
             servers = self.entries()
             servers[mount_id] = clean
             self._write(servers)
 
     def remove(self, mount_id: str) -> bool:
         """Remove the entry ``mount_id``; return False when there was none."""
-        with locked_update(self.path):
+        with state_lock(self.path):
             servers = self.entries()
             if servers.pop(mount_id, None) is None:
                 return False
             self._write(servers)
-            return True
+        return True
 
     def _write(self, servers: dict[str, dict[str, Any]]) -> None:
         atomic_write_text(self.path, _HEADER + tomlwrite.dumps({"servers": servers}))

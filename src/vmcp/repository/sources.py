@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from vmcp import tomlwrite
 from vmcp.config import ConfigError, RepositoryConfig, format_errors, read_table
-from vmcp.fileutil import atomic_write_text, locked_update
+from vmcp.fileutil import atomic_write_text, state_lock
 from vmcp.plugins import load_driver
 from vmcp.repository.base import RepositorySource
 
@@ -103,7 +103,7 @@ class SourceStore:
         if not SOURCE_NAME_RE.fullmatch(name):
             raise ValueError(f"source name {name!r} must match {SOURCE_NAME_RE.pattern}")
         make_source(name, config)
-        with locked_update(self.path):
+        with state_lock(self.path):
             if name in self.load():
                 raise ValueError(f"a source named {name!r} exists already")
             table = self._read()
@@ -115,7 +115,7 @@ class SourceStore:
 
         :raises KeyError: there is no such source there (the message says where it is).
         """
-        with locked_update(self.path):
+        with state_lock(self.path):
             table = self._read()
             if name not in table:
                 where = " (it is declared in vmcp.toml)" if name in self.declared else ""

@@ -14,7 +14,8 @@ What the ``http``, ``sse`` and ``ws`` fronts must all do the same way lives here
   domain that re-points that domain at 127.0.0.1 still sends its own domain in ``Host`` and its
   own origin in ``Origin``; so a ``Host`` is accepted only when it is an IP address literal,
   ``localhost``, the bind address or listed, and an ``Origin`` (sent by browsers only) only when
-  it is a loopback ``http``/``https`` origin or listed. A refused request gets 403.
+  it is the front's own origin (its host and port are the request's accepted ``Host``) or
+  listed: a page on another port of this machine is another site. A refused request gets 403.
 * :func:`front_url`: the address a front reports once listening (with the real port).
 """
 
@@ -52,7 +53,7 @@ class NetworkFrontSettings(BaseModel):
     #: extra ``Host`` header values accepted besides IP literals, loopback names and the bind
     #: address (``name`` accepts any port, ``name:port`` one port, ``*`` turns the check off)
     allowed_hosts: list[str] = Field(default_factory=list)
-    #: extra ``Origin`` values accepted besides loopback origins (``*`` turns the check off)
+    #: extra ``Origin`` values accepted besides the front's own (``*`` turns the check off)
     allowed_origins: list[str] = Field(default_factory=list)
     #: the largest message a client may send (HTTP answers 413 above it, WebSocket closes 1009)
     max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024)
@@ -103,16 +104,27 @@ def refuse_insecure_bind(name: str, host: str, auth_required: bool) -> None:
 
     :raises ConfigError: naming the address and the two ways out.
     """
+    refuse_public_bind(f"transports.{name}.host", name, host, auth_required,
+                       "could use every mounted server")
+
+
+def refuse_public_bind(
+    setting: str, what: str, host: str, auth_required: bool, exposure: str
+) -> None:
+    """Refuse to serve ``what`` on a non-loopback ``host`` when no auth driver checks callers.
+
+    :param setting: the dotted setting that holds ``host`` (``monitoring.metrics_host``).
+    :param exposure: what anyone reaching the address could then do.
+    :raises ConfigError: naming the setting, the address and the two ways out.
+    """
     if auth_required or is_loopback(host):
         return
-    raise ConfigError(
-        f"[transports.{name}]",
-        [
-            f"transports.{name}.host: refusing to serve {name} on {host!r} without "
-            "authentication: anyone who can reach this address could use every mounted "
-            'server. Configure an auth driver ([auth] driver = "token") or bind to 127.0.0.1'
-        ],
-    )
+    section = setting.rsplit(".", 1)[0]
+    raise ConfigError(f"[{section}]", [
+        f"{setting}: refusing to serve {what} on {host!r} without authentication: anyone "
+        f"who can reach this address {exposure}. Configure an auth driver "
+        '([auth] driver = "token") or bind to 127.0.0.1'
+    ])
 
 
 FrontSettingsT = TypeVar("FrontSettingsT", bound=NetworkFrontSettings)
@@ -204,31 +216,37 @@ class HostOriginPolicy:
             or host.strip().lower() in self._hosts
         )
 
-    def origin_allowed(self, origin: str | None) -> bool:
-        """Whether an ``Origin`` header value is acceptable (absent is: not from a browser)."""
+    def origin_allowed(self, origin: str | None, host: str | None) -> bool:
+        """Whether an ``Origin`` header value is acceptable on a request with this ``Host``
+        (absent is: not from a browser).
+
+        Accepted: a listed origin, or the front's own, whose host and port are the ``Host``
+        header (which :meth:`host_allowed` checks: a rebound attacker's name is refused there).
+        """
         if origin is None or self._any_origin:
             return True
-        verdict = self._origin_verdicts.get(origin)
+        key = f"{origin}\n{host}"
+        verdict = self._origin_verdicts.get(key)
         if verdict is None:
-            verdict = _remember(self._origin_verdicts, origin, self._judge_origin(origin))
+            verdict = _remember(self._origin_verdicts, key, self._judge_origin(origin, host))
         return verdict
 
-    def _judge_origin(self, origin: str) -> bool:
+    def _judge_origin(self, origin: str, host: str | None) -> bool:
         origin = origin.strip().rstrip("/").lower()
         if origin in self._origins:
             return True
         try:
             parts = urlsplit(origin)
-            hostname = parts.hostname or ""
         except ValueError:
             return False
-        return parts.scheme in ("http", "https") and is_loopback(hostname)
+        return (parts.scheme in ("http", "https") and host is not None and not parts.path
+                and bool(parts.netloc) and parts.netloc == host.strip().lower())
 
     def refusal(self, host: str | None, origin: str | None) -> str | None:
         """Why a request with these ``Host`` and ``Origin`` values is refused (403), or None."""
         if not self.host_allowed(host):
             return "Forbidden: Host header not allowed"
-        if not self.origin_allowed(origin):
+        if not self.origin_allowed(origin, host):
             return "Forbidden: Origin not allowed"
         return None
 

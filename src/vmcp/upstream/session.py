@@ -97,12 +97,16 @@ class UpstreamSession:
         events: UpstreamEvents,
         client_name: str = "vmcp",
         client_version: str = "0",
+        capabilities: dict[str, Any] = CLIENT_CAPABILITIES,
     ) -> None:
+        """:param capabilities: the client capabilities declared to the backend (what the
+        gateway can serve for it: without a front client, none)."""
         self.mount_id = mount_id
         self.replica_id = replica_id
         self.connection = connection
         self.events = events
         self.client_info = {"name": client_name, "version": client_version}
+        self.client_capabilities = capabilities
         self.pending: dict[int, Pending] = {}
         self.server_info: dict[str, Any] = {}
         self.capabilities: dict[str, Any] = {}
@@ -135,7 +139,7 @@ class UpstreamSession:
                                                   name=f"upstream:{self.mount_id}")
         params = {
             "protocolVersion": LATEST_HANDSHAKE_VERSION,
-            "capabilities": CLIENT_CAPABILITIES,
+            "capabilities": self.client_capabilities,
             "clientInfo": self.client_info,
         }
         result = await self.request("initialize", params, timeout)

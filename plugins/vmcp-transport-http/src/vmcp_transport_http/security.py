@@ -36,7 +36,7 @@ def install_front_checks(app: web.Application, settings: NetworkFrontSettings) -
 
     async def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
         origin = request.headers.get("Origin")
-        if origin is None or not policy.origin_allowed(origin):
+        if origin is None or not policy.origin_allowed(origin, request.headers.get("Host")):
             return  # not from a browser; or refused (403), and its answer stays unreadable
         headers = response.headers
         headers["Access-Control-Allow-Origin"] = origin

@@ -65,12 +65,14 @@ class NpmMethod(InstallMethod):
         npm = self.npm or "npm"
         prefix = ["--prefix", str(target / "node")]
         if not self.package.file_sha256:
-            return [[npm, "install", *prefix, *_NPM_OPTIONS, *self._registry(), self.spec]]
+            return [[npm, "install", *prefix, *_NPM_OPTIONS, *self._registry(), "--", self.spec]]
         packed = str(target / "download")
+        # "--": what follows is a package spec, never an option (the manifest is checked too)
         return [
-            [npm, "pack", "--pack-destination", packed, *_NPM_OPTIONS, *self._registry(),
+            [npm, "pack", "--pack-destination", packed, *_NPM_OPTIONS, *self._registry(), "--",
              self.spec],
-            [npm, "install", *prefix, *_NPM_OPTIONS, *self._registry(), f"{packed}/<tarball>"],
+            [npm, "install", *prefix, *_NPM_OPTIONS, *self._registry(), "--",
+             f"{packed}/<tarball>"],
         ]
 
     def steps(self, target: Path) -> list[str]:

@@ -63,7 +63,11 @@ class PypiMethod(InstallMethod):
 
     @property
     def requirement(self) -> str:
-        """The requirement line: ``name==version`` with the hash when the manifest has one."""
+        """The requirement line: ``name==version`` with the hash when the manifest has one.
+
+        The manifest's name and version follow PEP 508 and PEP 440
+        (:mod:`vmcp.repository.package_specs`), so the line can hold no option or second line.
+        """
         line = self.package.identifier
         if self.package.version:
             line += f"=={self.package.version}"
