@@ -59,7 +59,7 @@ class EncodeError(ValueError):
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 _ascii_encoder = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 #: a surrogate escape (half of a pair, or a lone one)
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB]")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 #: the tokens that matter to depth: strings (skipped whole) and brackets
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 _ID_VALUE = re.compile(rb'\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")')
