@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from itertools import accumulate
 from typing import Any
 
 from vmcp.protocol.errors import INVALID_REQUEST, PARSE_ERROR, RpcError
@@ -60,9 +61,18 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_cir
 _ascii_encoder = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 #: a surrogate escape (half of a pair, or a lone one)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-#: the tokens that matter to depth: strings (skipped whole) and brackets
-_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
-_ID_VALUE = re.compile(rb'\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")')
+#: a complete JSON string (the unrolled form, fast on long strings)
+_STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*"'
+#: the tokens that matter to finding the top-level id: strings (skipped whole) and brackets
+_TOKENS = re.compile(_STRING + rb"|[\[\]{}]", re.DOTALL)
+_STRINGS = re.compile(_STRING, re.DOTALL)
+_ID_VALUE = re.compile(rb'\s*:\s*(-?\d+|' + _STRING + rb")", re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEP = [0] * 256
+_STEP[ord("[")] = _STEP[ord("{")] = 1
+_STEP[ord("]")] = _STEP[ord("}")] = -1
+#: how far into a refused message its id is looked for (it comes first, in practice)
+_ID_WINDOW = 64 * 1024
 
 
 class _Deeper:
@@ -81,22 +91,26 @@ class _Deeper:
         sys.setrecursionlimit(self._old)
 
 
-def _scan(data: bytes) -> tuple[int, str | int | None]:
-    """The nesting depth of ``data`` and its top-level ``id`` when readable."""
-    depth = deepest = 0
-    request_id: str | int | None = None
-    for match in _TOKENS.finditer(data):
+def _depth(data: bytes) -> int:
+    """The deepest nesting of ``data`` (strings skipped), counted at C speed."""
+    brackets = _STRINGS.sub(b"", data).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def _scan(data: bytes) -> str | int | None:
+    """The top-level ``id`` of ``data`` when it is readable near its start."""
+    depth = 0
+    window = data[:_ID_WINDOW]
+    for match in _TOKENS.finditer(window):
         token = match.group()
         if token in (b"[", b"{"):
             depth += 1
-            deepest = max(deepest, depth)
         elif token in (b"]", b"}"):
             depth -= 1
-        elif depth == 1 and token == b'"id"' and request_id is None:
-            value = _ID_VALUE.match(data, match.end())
-            if value is not None:
-                request_id = _id_of(value.group(1))
-    return deepest, request_id
+        elif depth == 1 and token == b'"id"':
+            value = _ID_VALUE.match(window, match.end())
+            return _id_of(value.group(1)) if value is not None else None
+    return None
 
 
 def _id_of(raw: bytes) -> str | int | None:
@@ -111,7 +125,7 @@ def _id_of(raw: bytes) -> str | int | None:
 
 def readable_id(data: bytes | str) -> str | int | None:
     """The top-level ``id`` of a message that could not be decoded, when it can be read."""
-    return _scan(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)[1]
+    return _scan(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -132,7 +146,7 @@ def _has_lone_surrogate(value: Any) -> bool:
 
 
 def _refuse(raw: bytes, code: int, reason: str) -> DecodeError:
-    return DecodeError(code, reason, _scan(raw)[1])
+    return DecodeError(code, reason, _scan(raw))
 
 
 def _std_decode(data: bytes | str) -> Any:
@@ -150,15 +164,19 @@ def _std_decode(data: bytes | str) -> Any:
     try:
         value = json.loads(text)
     except RecursionError:
-        depth = _scan(raw)[0]
-        if depth > MAX_DEPTH:
-            raise _refuse(raw, INVALID_REQUEST, f"Invalid request: nested {depth} levels deep "
-                                                f"(at most {MAX_DEPTH})") from None
+        # Deeper than the default recursion limit allows: parse again with room for
+        # MAX_DEPTH levels; what still does not fit is too deep without counting.
+        too_deep = _refuse(raw, INVALID_REQUEST,
+                           f"Invalid request: nested deeper than {MAX_DEPTH} levels")
         try:
-            with _Deeper(depth):
+            with _Deeper(MAX_DEPTH):
                 value = json.loads(text)
-        except (ValueError, RecursionError) as exc:
+        except RecursionError:
+            raise too_deep from None
+        except ValueError as exc:
             raise _refuse(raw, PARSE_ERROR, f"Parse error: {exc}") from None
+        if _depth(raw) > MAX_DEPTH:
+            raise too_deep from None
     except ValueError as exc:
         raise _refuse(raw, PARSE_ERROR, f"Parse error: {exc}") from None
     if _SURROGATE_ESCAPE.search(raw) is not None and _has_lone_surrogate(value):
