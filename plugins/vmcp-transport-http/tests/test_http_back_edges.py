@@ -143,10 +143,10 @@ async def test_undecodable_replies_fail_their_request_and_later_ones_work() -> N
         body = await request.json()
         request_id = body["id"]
         if body["method"] == "surrogate":
-            text = '{"jsonrpc":"2.0","id":%d,"result":{"t":"\\ud800"}}' % request_id
+            text = f'{{"jsonrpc":"2.0","id":{request_id},"result":{{"t":"\\ud800"}}}}'
             return web.Response(text=text, content_type="application/json")
         if body["method"] == "deep":
-            text = '{"jsonrpc":"2.0","id":%d,"result":{"t":%s}}' % (request_id, deep)
+            text = f'{{"jsonrpc":"2.0","id":{request_id},"result":{{"t":{deep}}}}}'
             return web.Response(text=text, content_type="application/json")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
