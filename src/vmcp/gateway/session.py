@@ -120,7 +120,7 @@ class FrontSession:
                     "a response (no method, result or error)"))
             return
         method, request_id = message["method"], message["id"]
-        if not isinstance(method, str) or _answerable(request_id) is None:
+        if type(method) is not str or type(request_id) not in _ID_TYPES:
             self._fail(_answerable(request_id), RpcError(
                 INVALID_REQUEST, "Invalid request: the method must be a string and the id a "
                 "string or an integer"))
@@ -706,6 +706,8 @@ _REQUESTS: dict[str, RequestHandler] = {
     "tasks/cancel": FrontSession._task_call,
     "tasks/list": FrontSession._tasks_list,
 }
+#: the types of a request id (exactly: a bool is no id)
+_ID_TYPES = frozenset((str, int))
 #: what a session serves before ``initialize``
 _BEFORE_INITIALIZE = {method: _REQUESTS[method] for method in ("initialize", "ping")}
 
