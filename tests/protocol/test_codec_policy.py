@@ -83,3 +83,14 @@ def test_classification() -> None:
     assert classify({"id": 1, "error": {}}) is jsonrpc.RESPONSE
     assert classify({"id": 1}) is jsonrpc.INVALID
     assert classify({}) is jsonrpc.INVALID
+
+
+@pytest.mark.parametrize(("data", "request_id"), [
+    (b'{"method":"id","id":4,', 4),  # a value reading "id" is not the key
+    (b'{"params":{"id":3},"id":"a"', "a"),  # an inner id is not the message's
+    (b'{"id":"\\ud800"', None),  # a lone surrogate is no id to answer with
+    (b'{"id":1.5}', None),
+    (b'[{"id":1}]', None),
+])
+def test_readable_id(data: bytes, request_id: str | int | None) -> None:
+    assert jsonrpc.readable_id(data) == request_id

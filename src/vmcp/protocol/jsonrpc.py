@@ -10,13 +10,13 @@ library is installed (orjson, the ``vmcp[fast]`` extra, or the standard library)
   encoded as UTF-8) and strings holding a lone surrogate (the escape ``"\\ud800"``, which
   JavaScript writes for a string cut inside an emoji) are refused with -32700; a surrogate
   *pair* written as escapes is an ordinary character.
-* Nesting deeper than :data:`MAX_DEPTH` arrays and objects is refused with -32600 (the
-  standard library's parser stops there too, at Python's default recursion limit).
+* Nesting deeper than :data:`MAX_DEPTH` arrays and objects is refused with -32600 (orjson's
+  own limit; the standard library path counts the levels and refuses the same messages).
 * A refusal is a :class:`DecodeError` carrying the message's ``id`` when it can be read
   (a string or integer member ``id`` of the top-level object), so the answer names it.
 * Encoding never fails on decoded data: a message orjson cannot write (too deep, a lone
-  surrogate, an integer beyond 64 bits) is written by the standard library, a lone surrogate as its
-  ``\\uXXXX`` escape. Only what is not JSON at all raises :class:`EncodeError`.
+  surrogate, an integer beyond 64 bits) is written by the standard library, a lone
+  surrogate as its ``\\uXXXX`` escape. Only what is not JSON raises :class:`EncodeError`.
 
 The checks run only once the fast path has failed: a well-formed message costs one parse.
 """
@@ -66,7 +66,7 @@ _STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*"'
 #: the tokens that matter to finding the top-level id: strings (skipped whole) and brackets
 _TOKENS = re.compile(_STRING + rb"|[\[\]{}]", re.DOTALL)
 _STRINGS = re.compile(_STRING, re.DOTALL)
-_ID_VALUE = re.compile(rb'\s*:\s*(-?\d+|' + _STRING + rb")", re.DOTALL)
+_ID_VALUE = re.compile(rb'\s*:\s*(-?\d+|' + _STRING + rb")(?=\s*(?:[,}]|$))", re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _STEP = [0] * 256
 _STEP[ord("[")] = _STEP[ord("{")] = 1
@@ -97,7 +97,7 @@ def _depth(data: bytes) -> int:
     return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
 
 
-def _scan(data: bytes) -> str | int | None:
+def _find_id(data: bytes) -> str | int | None:
     """The top-level ``id`` of ``data`` when it is readable near its start."""
     depth = 0
     window = data[:_ID_WINDOW]
@@ -109,7 +109,8 @@ def _scan(data: bytes) -> str | int | None:
             depth -= 1
         elif depth == 1 and token == b'"id"':
             value = _ID_VALUE.match(window, match.end())
-            return _id_of(value.group(1)) if value is not None else None
+            if value is not None:  # a key, not a value that happens to read "id"
+                return _id_of(value.group(1))
     return None
 
 
@@ -125,7 +126,7 @@ def _id_of(raw: bytes) -> str | int | None:
 
 def readable_id(data: bytes | str) -> str | int | None:
     """The top-level ``id`` of a message that could not be decoded, when it can be read."""
-    return _scan(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
+    return _find_id(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -146,7 +147,7 @@ def _has_lone_surrogate(value: Any) -> bool:
 
 
 def _refuse(raw: bytes, code: int, reason: str) -> DecodeError:
-    return DecodeError(code, reason, _scan(raw))
+    return DecodeError(code, reason, _find_id(raw))
 
 
 def _std_decode(data: bytes | str) -> Any:
