@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 
 import pytest
@@ -90,3 +91,34 @@ async def test_writer_sends_a_large_message_at_once() -> None:
     writer.write({"id": 3})
     await asyncio.sleep(0)
     assert [data.count(b"\n") for data in transport.writes] == [2, 1]
+
+
+def test_a_failing_consumer_costs_only_its_line() -> None:
+    lines: list[bytes] = []
+
+    def consume(line: bytes) -> None:
+        if line.startswith(b"bad"):
+            raise RecursionError("too deep")
+        lines.append(line)
+
+    splitter = LineSplitter(1000, consume, lambda: None)
+    splitter.feed(b"one\nbad1\ntwo\nba")  # a failure mid-chunk keeps the rest of the chunk
+    splitter.feed(b"d2 held across chunks\nthree\n")  # a failing held line is not kept
+    splitter.feed(b"four\n")
+    assert lines == [b"one", b"two", b"three", b"four"]
+
+
+@pytest.mark.anyio
+async def test_writer_writes_a_lone_surrogate_as_its_escape_and_never_raises() -> None:
+    transport = RecordingTransport()
+    writer = LineWriter(transport)  # type: ignore[arg-type]
+    writer.write({"id": 1, "result": {"text": "cut \ud83d"}})
+    writer.write({"id": 2, "result": {"bad": {1, 2}}})  # not JSON: an error answers id 2
+    writer.write({"method": "notifications/x", "params": {"bad": object()}})  # dropped
+    writer.write({"id": 3, "result": {}})
+    await asyncio.sleep(0)
+    lines = [json.loads(line) for line in b"".join(transport.writes).splitlines()]
+    assert lines[0] == {"id": 1, "result": {"text": "cut \ud83d"}}
+    assert lines[1]["id"] == 2 and lines[1]["error"]["code"] == -32603
+    assert lines[2] == {"id": 3, "result": {}}
+    assert len(lines) == 3

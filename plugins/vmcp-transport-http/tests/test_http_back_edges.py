@@ -133,3 +133,39 @@ async def test_a_redirect_is_not_followed() -> None:
             assert "HTTP 307" in answer["error"]["message"]
         finally:
             await connection.aclose()
+
+
+async def test_undecodable_replies_fail_their_request_and_later_ones_work() -> None:
+    """A JSON reply with a lone surrogate or nested too deep: an error for that id at once;
+    on an SSE reply stream the bad event is handed over raw and the stream goes on."""
+    deep = "[" * 2000 + "]" * 2000
+
+    async def post(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        request_id = body["id"]
+        if body["method"] == "surrogate":
+            text = f'{{"jsonrpc":"2.0","id":{request_id},"result":{{"t":"\\ud800"}}}}'
+            return web.Response(text=text, content_type="application/json")
+        if body["method"] == "deep":
+            text = f'{{"jsonrpc":"2.0","id":{request_id},"result":{{"t":{deep}}}}}'
+            return web.Response(text=text, content_type="application/json")
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(encode_event('{"jsonrpc":"2.0","method":"n","params":' + deep + "}"))
+        await response.write(encode_event(reply(request_id, {"ok": True})))
+        return response
+
+    async with scripted(post) as url:
+        connection = await connect(url)
+        try:
+            for request_id, method in [(1, "surrogate"), (2, "deep")]:
+                await connection.send({"jsonrpc": "2.0", "id": request_id, "method": method})
+                answer = await receive(connection)
+                assert answer["id"] == request_id
+                assert answer["error"]["code"] == -32603
+                assert "not valid JSON-RPC" in answer["error"]["message"]
+            await connection.send({"jsonrpc": "2.0", "id": 3, "method": "streamed"})
+            assert isinstance(await receive(connection), bytes)  # the deep notification
+            assert await receive(connection) == json.loads(reply(3, {"ok": True}))
+        finally:
+            await connection.aclose()

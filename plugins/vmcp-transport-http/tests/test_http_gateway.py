@@ -6,6 +6,7 @@ gateway's ``vmcp: serving <name> on <url>`` line.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -356,3 +357,47 @@ async def test_a_restarted_http_backend_is_initialized_again(tmp_path: Path) -> 
         assert any("went away" in line for line in gateway.stderr)
     finally:
         await stop_process(first)
+
+
+async def test_bad_bodies_get_json_rpc_errors_with_their_id(tmp_path: Path) -> None:
+    """Lone surrogates, bad UTF-8 and deep nesting get a JSON-RPC error body (not a
+    plain-text 500); refusals name the request's id; a bad request leaves no id in flight."""
+    config = gateway_config(tmp_path, {"fx": stdio_fixture()})
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t"}}}
+    async with run_gateway(config, "http") as gateway, aiohttp.ClientSession() as web:
+        url = gateway.url
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+
+        async def post(body: bytes, **extra: str) -> tuple[int, Any]:
+            async with web.post(url, data=body, headers={**headers, **extra}) as response:
+                assert response.content_type == "application/json"
+                return response.status, await response.json()
+
+        async with web.post(url, data=json.dumps(initialize), headers=headers) as response:
+            assert response.status == 200
+            session = {"Mcp-Session-Id": response.headers["Mcp-Session-Id"]}
+        deep = b"[" * 2000 + b"]" * 2000
+        for body, request_id, code in [
+            (b'{"jsonrpc":"2.0","id":2,"method":"ping","params":{"x":"\\ud800"}}', 2, -32700),
+            (b'{"jsonrpc":"2.0","id":3,"method":"ping","params":{"x":"\xed\xa0\x80"}}', 3, -32700),
+            (b'{"jsonrpc":"2.0","id":4,"method":"ping","params":' + deep + b"}", 4, -32600),
+            (b'{"jsonrpc":"2.0","id":5}', 5, -32600),
+        ]:
+            status, reply = await post(body, **session)
+            assert status == 400, body
+            assert (reply["id"], reply["error"]["code"]) == (request_id, code), body
+        # a refusal at the HTTP level names the request it refuses
+        status, reply = await post(b'{"jsonrpc":"2.0","id":6,"method":"ping"}', **session,
+                                   **{"MCP-Protocol-Version": "2099-01-01"})
+        assert status == 400 and reply["id"] == 6
+        # method null: answered -32600, and id 555 is free again at once
+        status, reply = await post(b'{"jsonrpc":"2.0","id":555,"method":null}', **session)
+        assert status == 200 and reply["id"] == 555 and reply["error"]["code"] == -32600
+        status, reply = await post(b'{"jsonrpc":"2.0","id":555,"method":"ping"}', **session)
+        assert status == 200 and reply == {"jsonrpc": "2.0", "id": 555, "result": {}}
+        # non-object arguments never reach the backend
+        status, reply = await post(json.dumps({
+            "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "fx__echo", "arguments": ["hi"]}}).encode(), **session)
+        assert status == 200 and reply["error"]["code"] == -32602

@@ -196,3 +196,32 @@ async def test_a_client_that_stops_reading_is_disconnected_1008() -> None:
                     await websocket.recv()
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == CloseCode.POLICY_VIOLATION
+
+
+async def test_bad_messages_get_errors_and_the_session_goes_on(
+    ws_gateway: GatewayProcess,
+) -> None:
+    """A lone surrogate, bytes that are not UTF-8 or a deep message: an error, not 1011."""
+    url = await ws_gateway.url()
+    deep = "[" * 2000 + "]" * 2000
+    async with connect(url, subprotocols=[MCP]) as websocket:
+        with anyio.fail_after(EVENT_TIMEOUT):
+            await websocket.send(json.dumps({"jsonrpc": "2.0", "id": 9, "method": "tools/list"}))
+            early = json.loads(await websocket.recv())
+            assert early["id"] == 9 and early["error"]["code"] == -32600  # before initialize
+            await websocket.send(json.dumps(INITIALIZE))
+            assert json.loads(await websocket.recv())["id"] == 1
+            bad: list[tuple[str | bytes, int, int]] = [
+                ('{"jsonrpc":"2.0","id":2,"method":"ping","params":{"x":"\\ud800"}}', 2, -32700),
+                (b'{"jsonrpc":"2.0","id":3,"method":"ping","params":{"x":"\xed\xa0\x80"}}', 3,
+                 -32700),
+                ('{"jsonrpc":"2.0","id":4,"method":"ping","params":' + deep + "}", 4, -32600),
+                ('{"jsonrpc":"2.0","id":5,"method":null}', 5, -32600),
+            ]
+            for frame, request_id, code in bad:
+                await websocket.send(frame)
+                error = json.loads(await websocket.recv())
+                assert (error["id"], error["error"]["code"]) == (request_id, code), frame
+            await websocket.send(json.dumps({"jsonrpc": "2.0", "id": 6, "method": "ping"}))
+            assert json.loads(await websocket.recv()) == {"jsonrpc": "2.0", "id": 6, "result": {}}
+    assert websocket.close_code == CloseCode.NORMAL_CLOSURE

@@ -25,6 +25,7 @@ from vmcp.gateway.paging import page
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import (
     BACKEND_UNAVAILABLE,
+    INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
@@ -81,6 +82,8 @@ class FrontSession:
         self.affinity: dict[str, Replica] = {}
         self.subscriptions: set[tuple[str, str]] = set()
         self._reverse_ids = 0
+        #: the requests served now: ping and initialize until initialize, then all
+        self._requests = _BEFORE_INITIALIZE
 
     @property
     def session_id(self) -> str:
@@ -93,8 +96,8 @@ class FrontSession:
         """Take one raw message; malformed JSON gets -32700 and the session goes on."""
         try:
             message = jsonrpc.decode(data)
-        except RpcError as exc:
-            self.peer.send(jsonrpc.error(None, exc))
+        except jsonrpc.DecodeError as exc:
+            self.peer.send(jsonrpc.error(exc.request_id, exc), exc.request_id)
             return
         self.handle(message)
 
@@ -105,21 +108,23 @@ class FrontSession:
             err = RpcError(INVALID_REQUEST, f"Invalid request: {reason}")
             self.peer.send(jsonrpc.error(None, err))
             return
-        method = message.get("method")
-        if method is None:
-            self._client_response(message)
+        kind = jsonrpc.classify(message)
+        if kind is not jsonrpc.REQUEST:
+            if kind is jsonrpc.NOTIFICATION:
+                self._notification(message["method"], message.get("params"))
+            elif kind is jsonrpc.RESPONSE:
+                self._client_response(message)
+            else:
+                request_id = _answerable(message.get("id"))
+                self._fail(request_id, RpcError(
+                    INVALID_REQUEST, "Invalid request: neither a request, a notification nor "
+                    "a response (no method, result or error)"))
             return
-        if "id" not in message:
-            self._notification(method, message.get("params"))
-            return
-        request_id = message["id"]
-        if not isinstance(method, str) or not isinstance(request_id, (str, int)) or isinstance(
-            request_id, bool
-        ):
-            self.peer.send(jsonrpc.error(
-                request_id if isinstance(request_id, (str, int)) else None,
-                RpcError(INVALID_REQUEST, "Invalid request: bad method or id"),
-            ))
+        method, request_id = message["method"], message["id"]
+        if type(method) is not str or type(request_id) not in _ID_TYPES:
+            self._fail(_answerable(request_id), RpcError(
+                INVALID_REQUEST, "Invalid request: the method must be a string and the id a "
+                "string or an integer"))
             return
         params = message.get("params")
         if params is None:
@@ -127,14 +132,22 @@ class FrontSession:
         elif not isinstance(params, dict):
             self._fail(request_id, RpcError(INVALID_PARAMS, "params must be an object"))
             return
-        handler = _REQUESTS.get(method)
+        handler = self._requests.get(method)
         if handler is None:
-            self._fail(request_id, RpcError(METHOD_NOT_FOUND, f"Method not found: {method}"))
+            if method in _REQUESTS:
+                self._fail(request_id, RpcError(
+                    INVALID_REQUEST, f"Invalid request: {method} before initialize (only ping "
+                    "may precede it)"))
+            else:
+                self._fail(request_id, RpcError(METHOD_NOT_FOUND, f"Method not found: {method}"))
             return
         try:
             handler(self, request_id, params, method)
         except RpcError as exc:
             self._fail(request_id, exc)
+        except Exception as exc:  # a handler's bug costs this request only, not the session
+            log.exception("request %r (%s) failed", request_id, method)
+            self._fail(request_id, RpcError(INTERNAL_ERROR, f"Internal error: {exc}"))
 
     def _notification(self, method: Any, params: Any) -> None:
         params = params if isinstance(params, dict) else {}
@@ -186,6 +199,7 @@ class FrontSession:
         info = params.get("clientInfo")
         self.client_info = info if isinstance(info, dict) else {}
         self.protocol_version = negotiate(params.get("protocolVersion"))
+        self._requests = _REQUESTS
         settings = self.gateway.config.gateway
         result: dict[str, Any] = {
             "protocolVersion": self.protocol_version,
@@ -259,6 +273,9 @@ class FrontSession:
         return mount_id, params if original == name else {**params, "name": original}
 
     def _tools_call(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+        arguments = params.get("arguments")
+        if arguments is not None and not isinstance(arguments, dict):
+            raise RpcError(INVALID_PARAMS, "tools/call arguments must be an object")
         mount_id, params = self._named_route(params, "tool")
         self._route(request_id, mount_id, method, params, self.gateway.map_tool_result)
 
@@ -728,3 +745,14 @@ _REQUESTS: dict[str, RequestHandler] = {
     "tasks/cancel": FrontSession._task_call,
     "tasks/list": FrontSession._tasks_list,
 }
+#: the types of a request id (exactly: a bool is no id)
+_ID_TYPES = frozenset((str, int))
+#: what a session serves before ``initialize``
+_BEFORE_INITIALIZE = {method: _REQUESTS[method] for method in ("initialize", "ping")}
+
+
+def _answerable(request_id: Any) -> str | int | None:
+    """A request id a response may carry (a string or an integer), else None."""
+    if isinstance(request_id, str | int) and not isinstance(request_id, bool):
+        return request_id
+    return None

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 
 from vmcp.protocol import jsonrpc
+from vmcp.protocol.errors import INTERNAL_ERROR, RpcError
 from vmcp.transports.base import JsonMessage
+
+log = logging.getLogger("vmcp.transports.lines")
 
 
 class LineSplitter:
     """Cuts a byte stream into lines (without the newline); blank lines are skipped.
 
     A line longer than ``limit`` bytes is dropped; ``on_oversize`` is called once for it.
+    A callback that raises is logged and costs only its own line: the lines after it, and
+    the framing of the stream, go on unharmed.
     """
 
     __slots__ = ("_chunks", "_discarding", "_limit", "_on_line", "_on_oversize", "_size")
@@ -43,27 +49,34 @@ class LineSplitter:
                 return
             self._hold(data[:newline])
             data = data[newline + 1:]
+            line = b"".join(self._chunks)
+            self._chunks.clear()
+            self._size = 0
             if self._discarding:  # the over-long line ends here
                 self._discarding = False
             else:
-                self._emit(b"".join(self._chunks))
-            self._chunks.clear()
-            self._size = 0
+                self._emit(line)
         # One C-level split per chunk: a chunk often holds many lines (pipelined clients).
         lines = data.split(b"\n")
         tail = lines.pop()
         limit, on_line = self._limit, self._on_line
         for line in lines:
-            if len(line) > limit:
-                self._on_oversize()
-            elif line and not line.isspace():
-                on_line(line)
+            try:
+                if len(line) > limit:
+                    self._on_oversize()
+                elif line and not line.isspace():
+                    on_line(line)
+            except Exception:
+                log.exception("a line's consumer failed; the line is dropped")
         if tail:
             self._hold(tail)
 
     def _emit(self, line: bytes) -> None:
         if line and not line.isspace():
-            self._on_line(line)
+            try:
+                self._on_line(line)
+            except Exception:
+                log.exception("a line's consumer failed; the line is dropped")
 
     def _hold(self, data: bytes) -> None:
         if self._discarding:
@@ -74,13 +87,28 @@ class LineSplitter:
             self._chunks.clear()
             self._size = 0
             self._discarding = True
-            self._on_oversize()
+            try:
+                self._on_oversize()
+            except Exception:
+                log.exception("a line's consumer failed on an over-long line")
 
 
 #: messages queued in one turn that are written without waiting for the turn to end
 _EAGER_COUNT = 16
 #: a message this large is written at once, with whatever is queued before it
 _EAGER_BYTES = 64 * 1024
+
+
+def _unwritable(message: JsonMessage, exc: jsonrpc.EncodeError) -> bytes | None:
+    """What is written instead of a message that cannot be encoded: an error response when
+    it names a request, else nothing (it is logged)."""
+    request_id = message.get("id") if "method" not in message else None
+    log.error("a message could not be encoded (%s); %s", exc,
+              "answered with an error" if request_id is not None else "dropped")
+    if not isinstance(request_id, str | int):
+        return None
+    err = RpcError(INTERNAL_ERROR, f"Internal error: the answer could not be encoded ({exc})")
+    return jsonrpc.encode_line(jsonrpc.error(request_id, err))
 
 
 class LineWriter:
@@ -98,7 +126,12 @@ class LineWriter:
     def write(self, message: JsonMessage) -> None:
         """Queue one message; it is written at the end of this event-loop turn."""
         pending = self._pending
-        line = jsonrpc.encode_line(message)
+        try:
+            line = jsonrpc.encode_line(message)
+        except jsonrpc.EncodeError as exc:
+            line = _unwritable(message, exc)
+            if line is None:
+                return
         pending.append(line)
         # A turn that handles a large chunk of pipelined input would otherwise hold all its
         # output back until it ends, leaving the process at the other end idle meanwhile.

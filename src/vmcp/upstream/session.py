@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from vmcp.protocol import jsonrpc
-from vmcp.protocol.errors import BACKEND_UNAVAILABLE, REQUEST_TIMEOUT, RpcError
+from vmcp.protocol.errors import BACKEND_UNAVAILABLE, INTERNAL_ERROR, REQUEST_TIMEOUT, RpcError
 from vmcp.protocol.versions import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION
 from vmcp.transports.base import Connection, ConnectionClosed, JsonMessage, Related
 
@@ -307,7 +307,7 @@ class UpstreamSession:
         origin = NO_RELATION
         if not isinstance(message, dict):
             if not isinstance(message, Related):
-                log.warning("backend %s sent a malformed message; ignored", self.mount_id)
+                self._malformed(message)
                 return
             carrier = self.pending.get(message.request_id)
             origin = carrier.owner if carrier is not None else None
@@ -330,6 +330,18 @@ class UpstreamSession:
             if owner is not None:
                 callers.add(owner[0])
         return callers
+
+    def _malformed(self, message: Any) -> None:
+        """A message that is not a JSON-RPC object: the request it answers, when its id is
+        readable, fails with a clear error instead of waiting for its timeout."""
+        request_id = jsonrpc.readable_id(message) if isinstance(message, bytes | str) else None
+        entry = self.pending.pop(request_id, None) if request_id is not None else None
+        log.warning("backend %s sent a malformed message; %s", self.mount_id,
+                    "failing the request it answers" if entry is not None else "ignored")
+        if entry is not None:
+            err = RpcError(INTERNAL_ERROR, f"Backend {self.mount_id!r} sent an answer that is "
+                           "not valid JSON-RPC (bad UTF-8, a lone surrogate, or too deep)")
+            entry.callback(_error_message(request_id, err))
 
     async def _read_loop(self) -> None:
         receive = self.connection.receive

@@ -6,13 +6,20 @@ response or a notification, and which request id a response answers.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
-from vmcp.protocol.errors import INVALID_REQUEST, PARSE_ERROR, RpcError
-from vmcp.protocol.jsonrpc import decode, encode_line
+from vmcp.protocol.errors import INVALID_REQUEST
+from vmcp.protocol.jsonrpc import (
+    INVALID,
+    REQUEST,
+    RESPONSE,
+    DecodeError,
+    classify,
+    decode,
+    encode_line,
+)
 
 JSON_TYPE = "application/json"
 SSE_TYPE = "text/event-stream"
@@ -53,25 +60,31 @@ class HttpProblem(Exception):
 def decode_body(body: bytes) -> list[dict[str, Any]] | dict[str, Any]:
     """Decode a POSTed body: one message (a dict) or a batch (a non-empty list of dicts).
 
-    :raises HttpProblem: 400 with -32700 for bad JSON, -32600 for anything else malformed.
+    :raises HttpProblem: 400 with -32700 for bad JSON, -32600 for anything else malformed
+        (such as a message that is neither a request, a notification nor a response), with
+        the message's id when it is readable.
     """
     try:
         data = decode(body)
-    except RpcError as exc:
-        raise HttpProblem(400, exc.message, PARSE_ERROR) from exc
-    if isinstance(data, dict):
-        return data
-    if isinstance(data, list) and data and all(isinstance(m, dict) for m in data):
+    except DecodeError as exc:
+        raise HttpProblem(400, exc.message, exc.code, request_id=exc.request_id) from exc
+    messages = [data] if isinstance(data, dict) else data
+    if isinstance(messages, list) and messages and all(isinstance(m, dict) for m in messages):
+        for message in messages:
+            if classify(message) is INVALID:
+                raise HttpProblem(
+                    400, "Invalid Request: neither a request, a notification nor a response",
+                    request_id=request_key(message.get("id")))
         return data
     raise HttpProblem(400, "Invalid Request: expected a JSON-RPC message or a batch of them")
 
 
 def decode_message(data: str | bytes) -> dict[str, Any] | bytes:
     """Decode one received message; the raw bytes when it is not a JSON object."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     try:
-        message = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        message = decode(raw)
+    except DecodeError:
         return raw
     return message if isinstance(message, dict) else raw
 
@@ -82,13 +95,13 @@ def encode_message(message: dict[str, Any] | list[dict[str, Any]]) -> bytes:
 
 
 def is_request(message: dict[str, Any]) -> bool:
-    """A request: has a method and an id."""
-    return "method" in message and "id" in message
+    """A request: has a method and an id (see :func:`vmcp.protocol.jsonrpc.classify`)."""
+    return classify(message) is REQUEST
 
 
 def is_response(message: dict[str, Any]) -> bool:
-    """A response or error response: has an id and no method."""
-    return "method" not in message and "id" in message
+    """A response or error response (see :func:`vmcp.protocol.jsonrpc.classify`)."""
+    return classify(message) is RESPONSE
 
 
 def request_key(request_id: Any) -> str | int | None:

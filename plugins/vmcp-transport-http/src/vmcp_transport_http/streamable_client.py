@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from vmcp.protocol.errors import INTERNAL_ERROR
+from vmcp.protocol.jsonrpc import DecodeError, decode
 from vmcp.transports.base import JsonMessage, Related
 from vmcp.transports.tracecontext import headers_from_meta
 from vmcp_transport_http.client_pool import ClientPool
@@ -133,9 +134,11 @@ class StreamableHttpConnection(HttpConnection):
         if response.content_type == JSON_TYPE:
             body = await self.read_limited(response)
             try:
-                data = json.loads(body)
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                self._take(body)
+                data = decode(body)
+            except DecodeError as exc:
+                self._take(body if request_id is None else error_reply(
+                    request_id, f"{self.url}: the reply is not valid JSON-RPC: {exc.message}",
+                    INTERNAL_ERROR))
                 return
             for item in data if isinstance(data, list) else [data]:
                 self._take(item if isinstance(item, dict) else json.dumps(item).encode())

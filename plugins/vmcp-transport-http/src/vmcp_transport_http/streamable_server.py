@@ -81,6 +81,12 @@ def _sessionless(payload: dict[str, Any] | list[dict[str, Any]]) -> dict[str, An
     raise HttpProblem(400, f"Bad Request: missing {SESSION_HEADER} header (send initialize first)")
 
 
+def _only_id(payload: dict[str, Any] | list[dict[str, Any]]) -> str | int | None:
+    """The id of the one request a POST carries, else None."""
+    requests = [m for m in (payload if isinstance(payload, list) else [payload]) if is_request(m)]
+    return request_key(requests[0]["id"]) if len(requests) == 1 else None
+
+
 def _offered_version(initialize: dict[str, Any]) -> str:
     """The protocol version an ``initialize`` request offers."""
     params = initialize.get("params")
@@ -205,6 +211,19 @@ class StreamableHttpServer:
         if request.content_type != JSON_TYPE:
             raise HttpProblem(415, f"Unsupported Media Type: Content-Type must be {JSON_TYPE}")
         payload = decode_body(await read_body(request, self.settings.max_message_bytes))
+        try:
+            return await self._post(request, principal, payload)
+        except HttpProblem as problem:
+            if problem.request_id is None:  # a refusal names the request it refuses
+                problem.request_id = _only_id(payload)
+            raise
+
+    async def _post(
+        self,
+        request: web.Request,
+        principal: Principal,
+        payload: dict[str, Any] | list[dict[str, Any]],
+    ) -> web.StreamResponse:
         if SESSION_HEADER not in request.headers:
             initialize = _sessionless(payload)
             self._check_version(request)
