@@ -9,12 +9,20 @@ from urllib.parse import quote
 import anyio
 import mcp.types as types
 import pytest
-from gateway_harness import EVENT_TIMEOUT, Gateway, Notifications, all_resources
+from gateway_harness import (
+    EVENT_TIMEOUT,
+    FIXTURE_SERVERS,
+    Gateway,
+    Notifications,
+    all_resources,
+    backend,
+)
 from mcp.shared.exceptions import MCPError
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
 
 #: beta's ``shared://readme`` as the gateway exposes it: alpha, mounted first, keeps the plain URI.
+UNTEMPLATED = FIXTURE_SERVERS / "untemplated.py"
 BETA_README = "vmcp://beta/" + quote("shared://readme", safe="")
 
 
@@ -164,3 +172,19 @@ async def test_subscribe_to_unknown_resource_fails(
         with anyio.fail_after(EVENT_TIMEOUT), pytest.raises(MCPError) as caught:
             await session.subscribe_resource("nothing://here")
         assert caught.value.code == -32002
+
+
+async def test_a_backend_without_a_templates_handler_mounts(
+    make_gateway: Callable[..., Gateway],
+) -> None:
+    gateway = make_gateway({"plain": backend(UNTEMPLATED)})
+    async with gateway.connect() as session:
+        with anyio.fail_after(EVENT_TIMEOUT):
+            tools = [tool.name for tool in (await session.list_tools()).tools]
+            assert tools == ["plain__ping_me"]
+            uris = [str(resource.uri) for resource in await all_resources(session)]
+            assert uris == ["untemplated://note"]
+            templates = await session.list_resource_templates()
+            assert templates.resource_templates == []
+            assert await read_text(session, "untemplated://note") == (
+                "untemplated://note", "a note")

@@ -341,3 +341,18 @@ async def test_a_restarted_http_backend_is_initialized_again(tmp_path: Path) -> 
         assert any("went away" in line for line in gateway.stderr)
     finally:
         await stop_process(first)
+
+
+@pytest.mark.parametrize("get_status", ["404", "405"])
+async def test_a_stateless_backend_without_a_get_stream_is_mounted(
+    tmp_path: Path, get_status: str
+) -> None:
+    async with fixture_backend("http", "--stateless", "--get-status", get_status) as url:
+        config = gateway_config(tmp_path, {"remote": {"transport": "http", "url": url}})
+        async with run_gateway(config, "http") as gateway, http_session(gateway.url) as session:
+            with anyio.fail_after(EVENT_TIMEOUT):
+                assert text_of(await session.call_tool("remote__echo", {"text": "1"})) == "echo: 1"
+                assert text_of(await session.call_tool("remote__add", {"a": 2, "b": 3})) == "5"
+                names = {tool.name for tool in (await session.list_tools()).tools}
+        assert "remote__echo" in names
+        assert not any("ended the session" in line for line in gateway.stderr)

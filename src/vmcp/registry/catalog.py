@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vmcp.protocol.errors import INTERNAL_ERROR, RpcError
+from vmcp.protocol.errors import INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError
 from vmcp.upstream.session import UpstreamSession
 
 #: list kind -> (method, result key, capability that announces it)
@@ -20,14 +20,30 @@ CHANGED_KINDS: dict[str, tuple[str, ...]] = {
     "notifications/prompts/list_changed": ("prompts",),
     "notifications/resources/list_changed": ("resources", "resource_templates"),
 }
+#: lists a backend may leave unimplemented although it declares their capability
+OPTIONAL_KINDS = frozenset({"resource_templates"})
 _MAX_PAGES = 10_000
 
 
 async def fetch_list(upstream: UpstreamSession, kind: str, timeout: float) -> list[dict[str, Any]]:
-    """Every item of one list, following ``nextCursor`` until the backend stops."""
+    """Every item of one list, following ``nextCursor`` until the backend stops.
+
+    An optional list the backend does not implement (-32601 on the first page) is empty.
+    """
     method, key, capability = LIST_KINDS[kind]
     if capability not in upstream.capabilities:
         return []
+    try:
+        return await _fetch_pages(upstream, method, key, timeout)
+    except RpcError as exc:
+        if exc.code == METHOD_NOT_FOUND and kind in OPTIONAL_KINDS:
+            return []
+        raise
+
+
+async def _fetch_pages(
+    upstream: UpstreamSession, method: str, key: str, timeout: float
+) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     seen: set[str] = set()
     cursor: str | None = None

@@ -5,7 +5,8 @@ stream, resumed with ``Last-Event-ID`` if it breaks. Notifications and responses
 order. The session id from ``initialize`` and the negotiated ``MCP-Protocol-Version`` go on
 every later request; after ``notifications/initialized`` the GET stream is opened for
 unsolicited messages. A 404 once a session exists means the backend forgot it: the connection
-ends so the gateway re-initializes. Closing sends DELETE.
+ends so the gateway re-initializes. A stateless backend (no session id) that answers GET with 404
+or 405 just has no GET stream. Closing sends DELETE.
 """
 
 from __future__ import annotations
@@ -204,11 +205,11 @@ class StreamableHttpConnection(HttpConnection):
                 headers["Last-Event-ID"] = last_id
             try:
                 async with self.request("GET", self.url, headers) as response:
-                    if response.status == 405:
-                        return  # this backend offers no GET stream
-                    if response.status == 404 and last_id is None:
+                    if response.status == 404 and last_id is None and self.session_id is not None:
                         self.fail("the backend ended the session (HTTP 404)")
                         return
+                    if response.status in (404, 405):
+                        return  # this backend offers no GET stream, which ends nothing
                     if response.status == 200 and response.content_type == SSE_TYPE:
                         failures = 0
                         _, last_id, retry = await self._read_events(response, None, last_id, retry)
