@@ -1,9 +1,10 @@
 """A small MCP server written with the SDK, used as a backend by the HTTP transport tests.
 
 ``python http_fixture_server.py stdio`` serves stdio. ``... http [--json]`` serves Streamable
-HTTP (``--json``: plain JSON replies; ``--stateless``: no session id; ``--get-status N``: GET answered
-with HTTP N, as many hosted stateless servers do) and ``... sse`` the legacy HTTP+SSE transport, both on a
-loopback port (a free one, or ``--port N``) printed as ``PORT <n>`` on stdout once listening.
+HTTP (``--json``: plain JSON replies; ``--stateless``: no session id; ``--get-status N``: GET
+answered with HTTP N, as many hosted stateless servers do) and ``... sse`` the legacy HTTP+SSE
+transport, both on a loopback port (a free one, or ``--port N``) printed as ``PORT <n>`` on
+stdout once listening.
 
 Tools: ``echo(text)``, ``add(a, b)``, ``slow(steps)`` (a progress notification and a log line
 per step), ``sample(prompt)`` (asks the client to sample), ``header(name)`` (the value of an
