@@ -207,8 +207,9 @@ class FakeSession:
 
     Requests: ``initialize``; ``echo`` (result: its params); ``chatty`` (``params.count``
     notifications related to it, then the result); ``unsolicited`` (a notification not related
-    to any request, then the result); ``hold`` (answered by a later ``release``, its params echoed); ``ask`` (a
-    server→client request related to it, answered once the client's response arrives).
+    to any request, then the result); ``hold`` (answered by a later ``release``, its params
+    echoed); ``ask`` (a server→client request related to it, answered once the client's
+    response arrives).
     Anything else gets -32601.
     """
 
