@@ -218,6 +218,8 @@ class LoopFigures:
     slow: int = 0
     worst_ns: int = 0
     latencies: list[int] = field(default_factory=list)
+    #: failures by kind (the exception's name, or the unexpected HTTP status)
+    failures: dict[str, int] = field(default_factory=dict)
 
 
 def _call_body(tool: str, n: int) -> bytes:
@@ -260,8 +262,11 @@ async def _closed_loop_client(
                     wait = float(headers.get("retry-after", "1"))
                 else:
                     raise BenchError(f"HTTP {status}")
-            except (OSError, TimeoutError, BenchError, asyncio.IncompleteReadError, ValueError):
+            except (OSError, TimeoutError, BenchError, asyncio.IncompleteReadError,
+                    ValueError) as exc:
                 figures.failed += 1
+                kind = str(exc) if isinstance(exc, BenchError) else type(exc).__name__
+                figures.failures[kind] = figures.failures.get(kind, 0) + 1
                 await client.close()
                 client = HttpMcpClient(url)
                 connected = False

@@ -43,6 +43,7 @@ def run(settings: BenchSettings) -> dict[str, Any]:
                 "calls_per_s": round(seen.answered / seconds, 1),
                 "refusals_per_s": round(seen.refused / seconds, 1),
                 "failed": seen.failed,
+                "failures": seen.failures,
                 "over_1s": seen.slow,
                 "worst_ms": round(seen.worst_ns / 1e6, 1),
                 **latency_summary(seen.latencies),

@@ -388,7 +388,7 @@ async def test_authentication_and_session_owners() -> None:
 
 async def test_the_session_count_is_bounded(host: FakeHost) -> None:
     async with (
-        serve_front(StreamableHttpTransport(), host, max_sessions=1) as url,
+        serve_front(StreamableHttpTransport(), host, max_sessions=1, reclaim_after=0) as url,
         aiohttp.ClientSession() as http,
     ):
         first = Client(http, url)

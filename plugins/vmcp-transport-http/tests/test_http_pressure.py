@@ -78,7 +78,9 @@ async def test_undelivered_replies_are_bounded_in_bytes_and_freed_by_delete(
 
 async def test_each_principal_has_its_own_session_cap(http: aiohttp.ClientSession) -> None:
     host = FakeHost("alice", "bob")
-    async with serve_front(StreamableHttpTransport(), host, max_sessions_per_principal=1) as url:
+    async with serve_front(
+        StreamableHttpTransport(), host, max_sessions_per_principal=1, reclaim_after=0
+    ) as url:
         alice = Client(http, url)
         response = await alice.post(INITIALIZE, Authorization="Bearer alice")
         alice.session_id = response.headers["Mcp-Session-Id"]
@@ -128,3 +130,15 @@ async def test_requests_beyond_the_admission_limit_are_refused_at_once(
         assert (await http.delete(url, headers=client.headers())).status == 200
         await events(held)
         assert (await Client(http, url).post(INITIALIZE)).status == 200
+
+
+async def test_a_session_between_two_calls_is_not_reclaimed(http: aiohttp.ClientSession) -> None:
+    host = FakeHost()
+    async with serve_front(
+        StreamableHttpTransport(), host, max_sessions=1, reclaim_after=60
+    ) as url:
+        first = Client(http, url)
+        await first.initialize()
+        refused = await Client(http, url).post(INITIALIZE)
+        assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+        assert (await first.post(message("echo", 1))).status == 200

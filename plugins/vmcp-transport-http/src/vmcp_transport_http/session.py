@@ -175,10 +175,12 @@ class HttpSession:
         kept = self._ended.get(key)
         return (kept[0], int(seq)) if kept is not None else None
 
-    @property
-    def resting(self) -> bool:
-        """No HTTP request of the session is being served and no request awaits its reply."""
-        return not self._active and not self._by_request
+    def rested(self, seconds: float) -> bool:
+        """No HTTP request of the session is being served, no request awaits its reply, and
+        so it has been for ``seconds``."""
+        if self._active or self._by_request:
+            return False
+        return asyncio.get_running_loop().time() - self._idle_since >= seconds
 
     def active(self) -> _Activity:
         """Hold the session open while an HTTP request of it is being served (``with``)."""

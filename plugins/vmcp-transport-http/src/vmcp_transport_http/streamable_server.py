@@ -10,7 +10,8 @@
 * ``initialize`` without ``Mcp-Session-Id`` opens a session; its id (cryptographically random)
   comes back in that header. Unknown or expired ids get 404; DELETE ends a session; sessions
   with nothing in flight expire after ``session_idle_timeout``. At ``max_sessions`` (or a
-  principal's ``max_sessions_per_principal``) the longest-idle resting session is reclaimed;
+  principal's ``max_sessions_per_principal``) the longest-idle session resting for at least
+  ``reclaim_after`` is reclaimed;
   only when none rests is a new one refused (503, or 429 for the principal), with
   ``Retry-After``.
 * Pressure: beyond ``max_concurrent_requests`` POSTs at once a POST gets 503 at once; a
@@ -227,8 +228,13 @@ class StreamableHttpServer:
 
     def _reclaim(self, principal: Principal | None = None) -> bool:
         """End the longest-idle resting session (of ``principal`` if given); False if none."""
+        after = self.settings.reclaim_after
         for session in self._resting.values():
-            if session.resting and (principal is None or session.principal == principal):
+            if not session.rested(after):
+                if session.rested(0):
+                    break  # the rest of the table rested less long than this one
+                continue
+            if principal is None or session.principal == principal:
                 log.info("session %s reclaimed for a new client", session.id[:8])
                 self._discard(session)
                 return True
