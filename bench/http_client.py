@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import time
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -204,3 +205,94 @@ async def idle_sessions(url: str, count: int, connections: int = 8,
 
         opened = await asyncio.gather(*(opener(n) for n in per_connection if n))
     return sum(opened)
+
+
+@dataclass
+class LoopFigures:
+    """What a closed-loop run saw: answers, refusals, failures and the slowest of them."""
+
+    answered: int = 0
+    refused: int = 0
+    failed: int = 0
+    #: requests whose answer or refusal took longer than ``slow_after`` seconds
+    slow: int = 0
+    worst_ns: int = 0
+    latencies: list[int] = field(default_factory=list)
+    #: failures by kind (the exception's name, or the unexpected HTTP status)
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+def _call_body(tool: str, n: int) -> bytes:
+    return (b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"'
+            + tool.encode() + b'","arguments":{"text":"hello"}}}') % n
+
+
+async def _closed_loop_client(
+    url: str, tool: str, deadline: float, figures: LoopFigures, slow_after: float,
+    request_timeout: float,
+) -> None:
+    """One client: open a session, then call until the deadline; wait ``Retry-After`` when
+    refused, open a new connection after a failure. Every exchange is timed."""
+    clock = time.perf_counter_ns
+    client = HttpMcpClient(url)
+    connected = False
+    n = 0
+    try:
+        while time.monotonic() < deadline:
+            start = clock()
+            wait = 0.0
+            try:
+                async with asyncio.timeout(request_timeout):
+                    if not connected:
+                        await client.connect()
+                        connected = True
+                    if client.session_id is None:
+                        status, headers, _ = await client.post(_INITIALIZE)
+                        if status == 200 and headers.get("mcp-session-id"):
+                            client.session_id = headers["mcp-session-id"]
+                            status, headers, _ = await client.post(_INITIALIZED)
+                            status = 200 if status == 202 else status
+                    else:
+                        n += 1
+                        status, headers, _ = await client.post(_call_body(tool, n))
+                if status == 200:
+                    figures.answered += 1
+                elif status in (429, 503):
+                    figures.refused += 1
+                    wait = float(headers.get("retry-after", "1"))
+                else:
+                    raise BenchError(f"HTTP {status}")
+            except (OSError, TimeoutError, BenchError, asyncio.IncompleteReadError,
+                    ValueError) as exc:
+                figures.failed += 1
+                kind = str(exc) if isinstance(exc, BenchError) else type(exc).__name__
+                figures.failures[kind] = figures.failures.get(kind, 0) + 1
+                await client.close()
+                client = HttpMcpClient(url)
+                connected = False
+            elapsed = clock() - start
+            figures.latencies.append(elapsed)
+            figures.worst_ns = max(figures.worst_ns, elapsed)
+            if elapsed > slow_after * 1e9:
+                figures.slow += 1
+            if wait:
+                await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+    finally:
+        if connected:
+            with contextlib.suppress(OSError, BenchError, asyncio.IncompleteReadError):
+                await client.end_session()
+        await client.close()
+
+
+async def closed_loop(
+    url: str, tool: str, clients: int, seconds: float, slow_after: float = 1.0,
+    request_timeout: float = 10.0,
+) -> tuple[float, LoopFigures]:
+    """``clients`` closed-loop clients for ``seconds``, all starting at once (connections and
+    sessions included, as a crowd arriving would); (elapsed seconds, what they saw)."""
+    figures = LoopFigures()
+    start = time.perf_counter()
+    deadline = time.monotonic() + seconds
+    await asyncio.gather(*(_closed_loop_client(url, tool, deadline, figures, slow_after,
+                                               request_timeout) for _ in range(clients)))
+    return time.perf_counter() - start, figures

@@ -31,6 +31,8 @@ def targets(results: Results) -> list[dict[str, Any]]:
     lists = _ok(s, "tools_list", "targets") or {}
     session = _ok(s, "memory", "per_session", "per_session_kib")
     start = _ok(s, "startup", "targets") or {}
+    crowd = _ok(s, "overload", "levels") or {}
+    top = crowd.get(str(_ok(s, "overload", "top_clients")), {})
     direct_tput = stdio.get("direct", {}).get("calls_per_s")
 
     def made(name: str, value: float | None, limit: float, better: str, unit: str,
@@ -61,6 +63,12 @@ def targets(results: Results) -> list[dict[str, Any]]:
              _ms(lists.get("warm", {}).get("p50_us")), 5.0, "<=", "ms",
              f"all {lists.get('warm', {}).get('pages')} pages at the default page size"),
         made("gateway memory per idle HTTP session", session, 50.0, "<=", "KiB", ""),
+        made(f"http throughput at {_ok(s, 'overload', 'top_clients')} closed-loop clients "
+             "vs the peak level", _ok(s, "overload", "top_vs_peak"), 0.8, ">=", "x",
+             f"peak {_ok(s, 'overload', 'peak_calls_per_s')} calls/s"),
+        made(f"exchanges over 1 s at {_ok(s, 'overload', 'top_clients')} closed-loop clients",
+             top.get("over_1s"), 0, "<=", "",
+             f"slowest {top.get('worst_ms')} ms, {top.get('failed')} failed"),
         made(f"start-up with {_ok(s, 'startup', 'mounts')} stdio mounts vs slowest single backend",
              _ratio(start.get("gateway_all", {}).get("seconds"),
                     start.get("direct", {}).get("seconds")), 1.2, "<=", "x",
@@ -124,6 +132,12 @@ def render(results: Results) -> str:
         return _table(["http -> stdio", "calls/s", "p50 us", "p99 us", "server cpu us/call"],
                       rows)
 
+    def crowd(r: dict[str, Any]) -> list[str]:
+        return _table(["closed-loop clients", "calls/s", "refusals/s", "failed", "over 1 s",
+                       "worst ms", "p50 us", "p99 us"], [
+            [clients, t["calls_per_s"], t["refusals_per_s"], t["failed"], t["over_1s"],
+             t["worst_ms"], t["p50_us"], t["p99_us"]] for clients, t in r["levels"].items()])
+
     def lists(r: dict[str, Any]) -> list[str]:
         return _table([f"tools/list {r['tools']} tools", "pages", "p50 ms", "p99 ms"], [
             [name, t["pages"], _ms(t["p50_us"]), _ms(t["p99_us"])]
@@ -147,6 +161,7 @@ def render(results: Results) -> str:
 
     out += _section("stdio front -> stdio backend", s.get("stdio"), stdio)
     out += _section("HTTP front -> stdio backend", s.get("http"), http)
+    out += _section("HTTP front under overload", s.get("overload"), crowd)
     out += _section("tools/list", s.get("tools_list"), lists)
     out += _section("memory", s.get("memory"), memory)
     out += _section("start-up", s.get("startup"), startup)

@@ -40,12 +40,14 @@ class Workspace:
         servers: Mapping[str, Mapping[str, Any]],
         gateway: Mapping[str, Any] | None = None,
         front: str = "stdio",
+        http: Mapping[str, Any] | None = None,
     ) -> Command:
         """Write a configuration and return the ``vmcp start`` serving it.
 
         Each gateway gets a VMCP_HOME of its own: a home holds one running gateway at a time.
+        ``http``: settings of the ``http`` front besides its port.
         """
-        transports = {"http": {"port": 0}} if front == "http" else None
+        transports = {"http": {"port": 0, **(http or {})}} if front == "http" else None
         folder = self.root / f"{label}-{next(self._counter)}"
         config = write_config(folder / "vmcp.toml", servers, gateway, transports)
         (folder / "home").mkdir(exist_ok=True)

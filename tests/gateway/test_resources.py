@@ -22,6 +22,7 @@ from mcp.shared.exceptions import MCPError
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
 
 #: beta's ``shared://readme`` as the gateway exposes it: alpha, mounted first, keeps the plain URI.
+UNTEMPLATED = FIXTURE_SERVERS / "untemplated.py"
 BETA_README = "vmcp://beta/" + quote("shared://readme", safe="")
 
 
@@ -173,13 +174,17 @@ async def test_subscribe_to_unknown_resource_fails(
         assert caught.value.code == -32002
 
 
-async def test_a_backend_without_templates_mounts_with_an_empty_template_list(
+async def test_a_backend_without_a_templates_handler_mounts(
     make_gateway: Callable[..., Gateway],
 ) -> None:
-    # It declares resources and answers resources/templates/list with -32601, as every
-    # low-level SDK server without a templates handler does.
-    gateway = make_gateway({"plain": backend(FIXTURE_SERVERS / "plain_resources.py")})
+    gateway = make_gateway({"plain": backend(UNTEMPLATED)})
     async with gateway.connect() as session:
-        assert [str(r.uri) for r in await all_resources(session)] == ["plain://one"]
-        assert (await session.list_resource_templates()).resource_templates == []
-        assert await read_text(session, "plain://one") == ("plain://one", "plain one")
+        with anyio.fail_after(EVENT_TIMEOUT):
+            tools = [tool.name for tool in (await session.list_tools()).tools]
+            assert tools == ["plain__ping_me"]
+            uris = [str(resource.uri) for resource in await all_resources(session)]
+            assert uris == ["untemplated://note"]
+            templates = await session.list_resource_templates()
+            assert templates.resource_templates == []
+            assert await read_text(session, "untemplated://note") == (
+                "untemplated://note", "a note")

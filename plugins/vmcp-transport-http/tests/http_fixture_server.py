@@ -1,10 +1,10 @@
 """A small MCP server written with the SDK, used as a backend by the HTTP transport tests.
 
-``python http_fixture_server.py stdio`` serves stdio. ``... http [--json] [--stateless]``
-serves Streamable HTTP (``--json``: plain JSON replies; ``--stateless``: no session id and,
-like many hosted servers, GET answered 404) and ``... sse`` the legacy HTTP+SSE transport,
-both on a loopback port (a free one, or ``--port N``) printed as ``PORT <n>`` on stdout once
-listening.
+``python http_fixture_server.py stdio`` serves stdio. ``... http [--json]`` serves Streamable
+HTTP (``--json``: plain JSON replies; ``--stateless``: no session id; ``--get-status N``: GET
+answered with HTTP N, as many hosted stateless servers do) and ``... sse`` the legacy HTTP+SSE
+transport, both on a loopback port (a free one, or ``--port N``) printed as ``PORT <n>`` on
+stdout once listening.
 
 Tools: ``echo(text)``, ``add(a, b)``, ``slow(steps)`` (a progress notification and a log line
 per step), ``sample(prompt)`` (asks the client to sample), ``header(name)`` (the value of an
@@ -118,12 +118,12 @@ def header(name: str, ctx: Context) -> str:
     return headers.get(name.lower(), "-")
 
 
-def _without_get(app: Any) -> Any:
-    """The app, with GET requests answered 404 (no standalone stream at all)."""
+def _refusing_get(app: Any, status: int) -> Any:
+    """``app``, except that every GET is answered ``status`` with an empty body."""
 
-    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
-            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.start", "status": status, "headers": []})
             await send({"type": "http.response.body", "body": b""})
             return
         await app(scope, receive, send)
@@ -131,17 +131,19 @@ def _without_get(app: Any) -> Any:
     return wrapped
 
 
-async def _serve_http(mode: str, json_response: bool, port: int, stateless: bool) -> None:
+async def _serve_http(
+    mode: str, json_response: bool, stateless: bool, get_status: int | None, port: int
+) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     sock.listen(128)  # connections wait in the backlog until the server accepts them
     if mode == "http":
         app = server.streamable_http_app(json_response=json_response, stateless_http=stateless)
-        if stateless:
-            app = _without_get(app)
     else:
         app = server.sse_app()
+    if get_status is not None:
+        app = _refusing_get(app, get_status)
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     await uvicorn.Server(config).serve(sockets=[sock])
@@ -154,7 +156,10 @@ def main() -> None:
         server.run("stdio")
     else:
         port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 0
-        anyio.run(_serve_http, mode, "--json" in sys.argv, port, "--stateless" in sys.argv)
+        get_status = (int(sys.argv[sys.argv.index("--get-status") + 1])
+                      if "--get-status" in sys.argv else None)
+        anyio.run(_serve_http, mode, "--json" in sys.argv, "--stateless" in sys.argv, get_status,
+                  port)
 
 
 if __name__ == "__main__":

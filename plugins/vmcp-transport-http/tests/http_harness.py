@@ -207,8 +207,9 @@ class FakeSession:
 
     Requests: ``initialize``; ``echo`` (result: its params); ``chatty`` (``params.count``
     notifications related to it, then the result); ``unsolicited`` (a notification not related
-    to any request, then the result); ``hold`` (answered by a later ``release``); ``ask`` (a
-    server→client request related to it, answered once the client's response arrives).
+    to any request, then the result); ``hold`` (answered by a later ``release``, its params
+    echoed); ``ask`` (a server→client request related to it, answered once the client's
+    response arrives).
     Anything else gets -32601.
     """
 
@@ -217,7 +218,7 @@ class FakeSession:
         self.peer = peer
         self.principal = principal
         self.received: list[dict[str, Any]] = []
-        self.held: list[Any] = []
+        self.held: list[tuple[Any, dict[str, Any]]] = []
         self.asking: dict[Any, Any] = {}
         self.closed = anyio.Event()
 
@@ -254,10 +255,10 @@ class FakeSession:
             self.peer.send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
             self._result(request_id, {})
         elif method == "hold":
-            self.held.append(request_id)
+            self.held.append((request_id, params))
         elif method == "release":
-            for held in self.held:
-                self._result(held, {"released": True})
+            for held, held_params in self.held:
+                self._result(held, {"released": True, **held_params})
             self.held.clear()
             self._result(request_id, {})
         elif method == "ask":

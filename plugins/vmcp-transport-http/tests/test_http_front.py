@@ -393,11 +393,22 @@ async def test_authentication_and_session_owners() -> None:
 
 async def test_the_session_count_is_bounded(host: FakeHost) -> None:
     async with (
-        serve_front(StreamableHttpTransport(), host, max_sessions=1) as url,
+        serve_front(StreamableHttpTransport(), host, max_sessions=1, reclaim_after=0) as url,
         aiohttp.ClientSession() as http,
     ):
-        await Client(http, url).initialize()
-        assert (await Client(http, url).post(INITIALIZE)).status == 503
+        first = Client(http, url)
+        await first.initialize()
+        held = await first.post(message("hold", 1))  # a request in flight: not reclaimable
+        await events(held, 1)
+        refused = await Client(http, url).post(INITIALIZE)
+        assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+        assert (await first.post(message("release", 2))).status == 200
+        await events(held)
+        # the first session now rests: it is reclaimed for a new client instead of a refusal
+        second = Client(http, url)
+        await second.initialize()
+        assert (await first.post(message("echo", 3))).status == 404
+        assert (await second.post(message("echo", 3))).status == 200
 
 
 async def test_a_public_bind_without_auth_is_refused() -> None:

@@ -319,21 +319,6 @@ async def test_a_public_bind_without_auth_is_refused_before_any_backend_starts(
     assert not marker.exists()  # refused before the gateway spawned its backends
 
 
-async def test_a_stateless_http_backend_without_session_or_get_stream_is_mounted(
-    tmp_path: Path,
-) -> None:
-    async with fixture_backend("http", "--stateless") as url:
-        config = gateway_config(tmp_path, {"remote": {"transport": "http", "url": url}})
-        async with run_gateway(config, "http") as gateway, http_session(gateway.url) as session:
-            await gateway.wait_for_line("no GET stream")
-            for n in range(3):
-                with anyio.fail_after(EVENT_TIMEOUT):
-                    result = await session.call_tool("remote__add", {"a": n, "b": 1})
-                assert text_of(result) == str(n + 1)
-        assert not any("went away" in line or "ended the session" in line
-                       for line in gateway.stderr)
-
-
 async def test_a_restarted_http_backend_is_initialized_again(tmp_path: Path) -> None:
     first, url = await start_fixture_backend("http")
     try:
@@ -401,3 +386,67 @@ async def test_bad_bodies_get_json_rpc_errors_with_their_id(tmp_path: Path) -> N
             "jsonrpc": "2.0", "id": 7, "method": "tools/call",
             "params": {"name": "fx__echo", "arguments": ["hi"]}}).encode(), **session)
         assert status == 200 and reply["error"]["code"] == -32602
+
+
+@pytest.mark.parametrize("get_status", ["404", "405"])
+async def test_a_stateless_backend_without_a_get_stream_is_mounted(
+    tmp_path: Path, get_status: str
+) -> None:
+    async with fixture_backend("http", "--stateless", "--get-status", get_status) as url:
+        config = gateway_config(tmp_path, {"remote": {"transport": "http", "url": url}})
+        async with run_gateway(config, "http") as gateway, http_session(gateway.url) as session:
+            with anyio.fail_after(EVENT_TIMEOUT):
+                assert text_of(await session.call_tool("remote__echo", {"text": "1"})) == "echo: 1"
+                assert text_of(await session.call_tool("remote__add", {"a": 2, "b": 3})) == "5"
+                names = {tool.name for tool in (await session.list_tools()).tools}
+        assert "remote__echo" in names
+        assert not any("ended the session" in line for line in gateway.stderr)
+
+
+async def test_a_request_the_gateway_sheds_gets_503_with_retry_after(tmp_path: Path) -> None:
+    asked, answer, sampled = anyio.Event(), anyio.Event(), anyio.Event()
+
+    class Blocking(Recorder):
+        async def sampling(
+            self, context: Any, params: types.CreateMessageRequestParams
+        ) -> types.CreateMessageResult:
+            asked.set()
+            await answer.wait()
+            return await super().sampling(context, params)
+
+    mount = stdio_fixture(max_in_flight=1, max_queue=0)
+    config = gateway_config(tmp_path, {"fx": mount})
+    async with (
+        run_gateway(config, "http") as gateway,
+        http_session(gateway.url, Blocking()) as session,
+        http_client() as raw,
+        anyio.create_task_group() as tasks,
+    ):
+        results: list[types.CallToolResult] = []
+
+        async def sample() -> None:
+            results.append(await session.call_tool("fx__sample", {"prompt": "p"}))
+            sampled.set()
+
+        tasks.start_soon(sample)
+        with anyio.fail_after(EVENT_TIMEOUT):
+            await asked.wait()  # the mount's one slot is taken
+            headers = {"Accept": BOTH, "MCP-Protocol-Version": "2025-06-18"}
+            init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "1"}}}
+            opened = await raw.post(gateway.url, json=init, headers=headers)
+            headers["Mcp-Session-Id"] = opened.headers["Mcp-Session-Id"]
+            note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            assert (await raw.post(gateway.url, json=note, headers=headers)).status_code == 202
+            call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                    "params": {"name": "fx__echo", "arguments": {"text": "t"}}}
+            for accept in (BOTH, "application/json"):
+                shed = await raw.post(gateway.url, json=call, headers={**headers, "Accept": accept})
+                assert shed.status_code == 503
+                assert shed.headers["Retry-After"] == "1"
+                body = shed.json()
+                assert body["id"] == 2 and body["error"]["code"] == -32000
+            answer.set()
+            await sampled.wait()
+        assert text_of(results[0]) == "sampled: hi"

@@ -30,6 +30,7 @@ from vmcp.protocol.errors import (
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     RESOURCE_NOT_FOUND,
+    RETRY_AFTER,
     RpcError,
 )
 from vmcp.protocol.versions import negotiate
@@ -335,7 +336,8 @@ class FrontSession:
         if limit is not None and mount.in_flight >= limit:
             if len(mount.waiting) >= mount.config.max_queue:
                 raise RpcError(BACKEND_UNAVAILABLE, f"Backend {mount_id!r} is overloaded: "
-                               f"{limit} requests in flight and its queue is full")
+                               f"{limit} requests in flight and its queue is full",
+                               {RETRY_AFTER: 1})
             mount.waiting.append(partial(self._dequeued, request_id, mount_id, method, params,
                                          mapper))
             return

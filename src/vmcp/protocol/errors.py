@@ -17,6 +17,9 @@ RESOURCE_NOT_FOUND = -32002
 #: the client cancelled the request (LSP's RequestCancelled); used where a wire must end a
 #: cancelled request with a response, as the Streamable HTTP front ends the request's stream
 REQUEST_CANCELLED = -32800
+#: key in the ``data`` of a -32000 error the gateway sheds load with: seconds to wait before
+#: retrying (HTTP fronts answer such a refusal with 503 and ``Retry-After``)
+RETRY_AFTER = "retryAfter"
 
 
 class RpcError(Exception):

@@ -20,25 +20,36 @@ CHANGED_KINDS: dict[str, tuple[str, ...]] = {
     "notifications/prompts/list_changed": ("prompts",),
     "notifications/resources/list_changed": ("resources", "resource_templates"),
 }
+#: lists a backend may leave unimplemented although it declares their capability
+OPTIONAL_KINDS = frozenset({"resource_templates"})
 _MAX_PAGES = 10_000
 
 
 async def fetch_list(upstream: UpstreamSession, kind: str, timeout: float) -> list[dict[str, Any]]:
-    """Every item of one list, following ``nextCursor`` until the backend stops."""
+    """Every item of one list, following ``nextCursor`` until the backend stops.
+
+    An optional list the backend does not implement (-32601 on the first page) is empty.
+    """
     method, key, capability = LIST_KINDS[kind]
     if capability not in upstream.capabilities:
         return []
+    try:
+        return await _fetch_pages(upstream, method, key, timeout)
+    except RpcError as exc:
+        if exc.code == METHOD_NOT_FOUND and kind in OPTIONAL_KINDS:
+            return []
+        raise
+
+
+async def _fetch_pages(
+    upstream: UpstreamSession, method: str, key: str, timeout: float
+) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     seen: set[str] = set()
     cursor: str | None = None
     for _ in range(_MAX_PAGES):
-        try:
-            result = await upstream.request(
-                method, {"cursor": cursor} if cursor is not None else None, timeout)
-        except RpcError as exc:
-            if exc.code == METHOD_NOT_FOUND and kind == "resource_templates" and not items:
-                return []  # optional under the resources capability: not implemented is empty
-            raise
+        result = await upstream.request(
+            method, {"cursor": cursor} if cursor is not None else None, timeout)
         page = result.get(key)
         if isinstance(page, list):
             items.extend(item for item in page if isinstance(item, dict))

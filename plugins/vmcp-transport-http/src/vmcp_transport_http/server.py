@@ -29,6 +29,9 @@ SSE_HEADERS = {
     "Cache-Control": "no-cache, no-transform",
     "X-Accel-Buffering": "no",
 }
+#: connections waiting to be accepted: a burst of clients queues in the kernel instead of
+#: waiting out SYN retries (aiohttp's default is 128); the front refuses fast once it accepts
+LISTEN_BACKLOG = 2048
 
 
 def build_app(settings: FrontSettings) -> web.Application:
@@ -102,7 +105,7 @@ async def run_app(
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=LISTEN_BACKLOG)
         try:
             await site.start()
         except OSError as exc:

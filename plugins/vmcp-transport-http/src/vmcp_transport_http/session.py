@@ -18,14 +18,14 @@ from typing import Any
 from vmcp.auth.base import Principal
 from vmcp.protocol.errors import REQUEST_CANCELLED
 from vmcp.transports.base import FrontSessionHandle, JsonMessage
-from vmcp_transport_http.messages import is_response, request_key
+from vmcp_transport_http.messages import encode_message, is_response, request_key
 from vmcp_transport_http.streams import EventStream
 
 log = logging.getLogger("vmcp.transports.http")
 
 #: key of the standalone (GET) stream; POST streams are numbered from 1
 GET_STREAM = "0"
-#: ended POST streams kept per session so a client that lost one can still replay it
+#: ended, undelivered POST streams kept per session so a client that lost one can replay it
 RETAINED_STREAMS = 32
 
 
@@ -38,6 +38,8 @@ class PostStream:
     sse: bool
     #: request ids carried, in order (a batch's JSON reply keeps this order)
     ids: list[str | int] = field(default_factory=list)
+    #: the POST's HTTP response is over (what is still undelivered waits for a resume)
+    settled: bool = False
 
 
 class HttpSession:
@@ -49,8 +51,10 @@ class HttpSession:
         principal: Principal | None,
         *,
         replay_buffer: int,
+        retained_bytes: int,
         idle_timeout: float,
         on_idle: Callable[[HttpSession], None],
+        on_rest: Callable[[HttpSession, bool], None],
     ) -> None:
         self.id = session_id
         self.principal = principal
@@ -61,6 +65,10 @@ class HttpSession:
         self._replay = replay_buffer
         self._idle_timeout = idle_timeout
         self._on_idle = on_idle
+        self._on_rest = on_rest
+        self._retain_limit = retained_bytes
+        #: wire bytes of the ended streams kept for a resume
+        self.retained_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
         self._idle_since = 0.0
         self._active = 0
@@ -68,7 +76,8 @@ class HttpSession:
         self.get_stream = EventStream(GET_STREAM, replay_buffer)
         self._by_request: dict[str | int, PostStream] = {}
         self._by_key: dict[str, PostStream] = {}
-        self._ended: OrderedDict[str, EventStream] = OrderedDict()
+        #: ended streams kept for a resume, with their size in bytes
+        self._ended: OrderedDict[str, tuple[EventStream, int]] = OrderedDict()
 
     # -- the gateway's side -------------------------------------------------------------
     def send(self, message: JsonMessage, related_to: Any = None) -> None:
@@ -96,10 +105,32 @@ class HttpSession:
         if post.pending:
             return
         post.stream.finish()
-        del self._by_key[post.stream.key]
-        self._ended[post.stream.key] = post.stream
-        while len(self._ended) > RETAINED_STREAMS:
-            self._ended.popitem(last=False)
+        if post.settled:
+            self._end_post(post)
+
+    def settle(self, post: PostStream) -> None:
+        """The POST's HTTP response is over: a stream it left undelivered waits for a resume
+        (bounded in count and bytes, and kept for another try once resumed); a delivered one,
+        or a JSON reply, is let go."""
+        post.settled = True
+        if post.stream.finished:
+            self._end_post(post)
+
+    def _end_post(self, post: PostStream) -> None:
+        stream = post.stream
+        if self._by_key.pop(stream.key, None) is None:
+            return  # the session was closed meanwhile
+        if post.sse and not stream.drained(stream.delivered):
+            self._retain(stream)
+
+    def _retain(self, stream: EventStream) -> None:
+        size = sum(len(encode_message(message)) for _, message in stream.events_after(0))
+        self._ended[stream.key] = (stream, size)
+        self.retained_bytes += size
+        while self._ended and (len(self._ended) > RETAINED_STREAMS
+                               or self.retained_bytes > self._retain_limit):
+            _, (_, dropped) = self._ended.popitem(last=False)
+            self.retained_bytes -= dropped
 
     # -- the transport's side -----------------------------------------------------------
     def deliver(self, message: JsonMessage) -> None:
@@ -139,8 +170,17 @@ class HttpSession:
         if key == GET_STREAM:
             return self.get_stream, int(seq)
         post = self._by_key.get(key)
-        stream = post.stream if post is not None else self._ended.get(key)
-        return (stream, int(seq)) if stream is not None else None
+        if post is not None:
+            return post.stream, int(seq)
+        kept = self._ended.get(key)
+        return (kept[0], int(seq)) if kept is not None else None
+
+    def rested(self, seconds: float) -> bool:
+        """No HTTP request of the session is being served, no request awaits its reply, and
+        so it has been for ``seconds``."""
+        if self._active or self._by_request:
+            return False
+        return asyncio.get_running_loop().time() - self._idle_since >= seconds
 
     def active(self) -> _Activity:
         """Hold the session open while an HTTP request of it is being served (``with``)."""
@@ -148,6 +188,8 @@ class HttpSession:
 
     def _enter(self) -> None:
         self._active += 1
+        if self._active == 1:
+            self._on_rest(self, False)
 
     def _leave(self) -> None:
         # The idle countdown restarts here. Its timer is not moved on every request: when it
@@ -157,6 +199,7 @@ class HttpSession:
             return
         loop = asyncio.get_running_loop()
         self._idle_since = loop.time()
+        self._on_rest(self, True)
         if self._timer is None:
             self._timer = loop.call_later(self._idle_timeout, self._idle_check)
 
@@ -182,6 +225,10 @@ class HttpSession:
         self.get_stream.finish()
         for post in self._by_key.values():
             post.stream.finish()
+        self._by_key.clear()
+        self._by_request.clear()
+        self._ended.clear()
+        self.retained_bytes = 0
         if self.handle is not None:
             await self.handle.aclose()
 

@@ -26,11 +26,30 @@ class StreamableSettings(FrontSettings):
     #: the one MCP endpoint (POST, GET, DELETE)
     path: str = "/mcp"
     #: seconds a session with no request in flight and no open stream lives on (then 404)
-    session_idle_timeout: float = Field(1800.0, gt=0)
-    #: most sessions open at once; a new one beyond it gets 503
+    session_idle_timeout: float = Field(600.0, gt=0)
+    #: most sessions open at once; beyond it the longest-idle resting session (no open stream,
+    #: no request in flight, idle for ``reclaim_after``) is reclaimed, and only when none rests
+    #: a new one gets 503
     max_sessions: int = Field(10_000, ge=1)
+    #: most sessions one principal holds (anonymous loopback callers are one principal);
+    #: beyond it that principal's longest-idle resting session is reclaimed, else 429
+    max_sessions_per_principal: int = Field(2_500, ge=1)
+    #: seconds a session must have rested before it may be reclaimed for a new one (a client
+    #: between two calls is not abandoned)
+    reclaim_after: float = Field(30.0, ge=0)
     #: events kept per SSE stream for replay after ``Last-Event-ID``
     replay_buffer: int = Field(256, ge=1)
+    #: bytes of ended but undelivered reply streams a session keeps for ``Last-Event-ID``
+    retained_bytes: int = Field(4 << 20, ge=0)
+    #: POSTs handled at once; one beyond it is refused at once with 503 and ``Retry-After``
+    max_concurrent_requests: int = Field(256, ge=1)
+    #: POSTs a second one session may send on average (token bucket; None: no limit); beyond
+    #: it 429 with ``Retry-After``
+    rate_limit: float | None = Field(None, gt=0)
+    #: POSTs a session may send at once above ``rate_limit`` (the bucket's size)
+    rate_burst: int = Field(100, ge=1)
+    #: seconds a refused client is told to wait (``Retry-After``) when nothing better is known
+    retry_after: int = Field(1, ge=1)
 
     @field_validator("path")
     @classmethod

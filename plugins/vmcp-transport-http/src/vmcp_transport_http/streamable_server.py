@@ -9,7 +9,14 @@
   events are ready); later events go out in one write per batch.
 * ``initialize`` without ``Mcp-Session-Id`` opens a session; its id (cryptographically random)
   comes back in that header. Unknown or expired ids get 404; DELETE ends a session; sessions
-  with nothing in flight expire after ``session_idle_timeout``.
+  with nothing in flight expire after ``session_idle_timeout``. At ``max_sessions`` (or a
+  principal's ``max_sessions_per_principal``) the longest-idle session resting for at least
+  ``reclaim_after`` is reclaimed;
+  only when none rests is a new one refused (503, or 429 for the principal), with
+  ``Retry-After``.
+* Pressure: beyond ``max_concurrent_requests`` POSTs at once a POST gets 503 at once; a
+  session beyond its ``rate_limit`` gets 429; a request the gateway sheds (its error carries
+  ``retryAfter``) gets 503. Each with ``Retry-After``, so load balancers and clients see it.
 * GET opens the session's standalone stream, or with ``Last-Event-ID`` replays and resumes
   the stream that event belongs to.
 * ``MCP-Protocol-Version``, when sent, must be a version vmcp speaks (400 otherwise).
@@ -21,15 +28,17 @@ import asyncio
 import functools
 import logging
 import secrets
+from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
 
 from vmcp.auth.base import Principal
-from vmcp.protocol.errors import METHOD_NOT_FOUND
+from vmcp.protocol.errors import BACKEND_UNAVAILABLE, METHOD_NOT_FOUND, RETRY_AFTER
 from vmcp.protocol.versions import DEFAULT_HTTP_VERSION, HANDSHAKE_VERSIONS
 from vmcp.transports.base import FrontHost
 from vmcp.transports.tracecontext import meta_from_headers
+from vmcp_transport_http.limits import TokenBucket, retry_after
 from vmcp_transport_http.messages import (
     JSON_TYPE,
     SSE_TYPE,
@@ -133,8 +142,19 @@ class StreamableHttpServer:
         self.host = host
         self.settings = settings
         self.sessions: dict[str, HttpSession] = {}
+        #: sessions with no HTTP request being served, longest idle first
+        self._resting: OrderedDict[str, HttpSession] = OrderedDict()
+        self._per_principal: dict[Principal, int] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        #: POSTs being handled now (admission control)
+        self._handling = 0
         self._closing: set[asyncio.Task[None]] = set()
         self._grace = SharedTimeout(REPLY_GRACE)
+
+    @property
+    def retained_bytes(self) -> int:
+        """Bytes of reply streams every session keeps for a resume (for tests and metrics)."""
+        return sum(session.retained_bytes for session in self.sessions.values())
 
     def app(self) -> web.Application:
         """The aiohttp application serving the endpoint."""
@@ -149,6 +169,9 @@ class StreamableHttpServer:
     async def stop(self) -> None:
         """End every session (the front is shutting down)."""
         sessions, self.sessions = list(self.sessions.values()), {}
+        self._resting.clear()
+        self._per_principal.clear()
+        self._buckets.clear()
         for session in sessions:
             await session.close()
         if self._closing:
@@ -183,30 +206,98 @@ class StreamableHttpServer:
         log.info("session %s expired after %.0fs idle", session.id[:8], idle)
         self._discard(session)
 
+    def _forget(self, session: HttpSession) -> bool:
+        """Take a session out of the table; False when it was not (or no longer) in it."""
+        if self.sessions.get(session.id) is not session:
+            return False
+        del self.sessions[session.id]
+        self._resting.pop(session.id, None)
+        self._buckets.pop(session.id, None)
+        left = self._per_principal[session.principal] - 1
+        if left:
+            self._per_principal[session.principal] = left
+        else:
+            del self._per_principal[session.principal]
+        return True
+
     def _discard(self, session: HttpSession) -> None:
-        if self.sessions.get(session.id) is session:
-            del self.sessions[session.id]
+        self._forget(session)
         task = asyncio.get_running_loop().create_task(session.close())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
+    def _rest(self, session: HttpSession, resting: bool) -> None:
+        """Keep :attr:`_resting` in idle order as a session's HTTP requests start and end."""
+        if resting:
+            if self.sessions.get(session.id) is session:
+                self._resting[session.id] = session
+                self._resting.move_to_end(session.id)
+        else:
+            self._resting.pop(session.id, None)
+
+    def _reclaim(self, principal: Principal | None = None) -> bool:
+        """End the longest-idle resting session (of ``principal`` if given); False if none."""
+        after = self.settings.reclaim_after
+        for session in self._resting.values():
+            if not session.rested(after):
+                if session.rested(0):
+                    break  # the rest of the table rested less long than this one
+                continue
+            if principal is None or session.principal == principal:
+                log.info("session %s reclaimed for a new client", session.id[:8])
+                self._discard(session)
+                return True
+        return False
+
     def _open_session(self, principal: Principal) -> HttpSession:
-        if len(self.sessions) >= self.settings.max_sessions:
-            raise HttpProblem(503, "Service Unavailable: too many open sessions")
+        settings = self.settings
+        wait = retry_after(settings.retry_after)
+        held = self._per_principal.get(principal, 0)
+        if held >= settings.max_sessions_per_principal and not self._reclaim(principal):
+            raise HttpProblem(429, "Too Many Requests: too many open sessions for this caller",
+                              headers=wait)
+        if len(self.sessions) >= settings.max_sessions and not self._reclaim():
+            raise HttpProblem(503, "Service Unavailable: too many open sessions", headers=wait)
         session = HttpSession(
             secrets.token_urlsafe(32),
             principal,
-            replay_buffer=self.settings.replay_buffer,
-            idle_timeout=self.settings.session_idle_timeout,
+            replay_buffer=settings.replay_buffer,
+            retained_bytes=settings.retained_bytes,
+            idle_timeout=settings.session_idle_timeout,
             on_idle=self._expire,
+            on_rest=self._rest,
         )
         session.handle = self.host.open_session(session, principal)
         self.sessions[session.id] = session
+        self._per_principal[principal] = self._per_principal.get(principal, 0) + 1
         return session
+
+    def _limit_rate(self, session: HttpSession) -> None:
+        """Spend one of the session's tokens, or refuse the POST with 429."""
+        rate = self.settings.rate_limit
+        if rate is None:
+            return
+        bucket = self._buckets.get(session.id)
+        if bucket is None:
+            bucket = self._buckets[session.id] = TokenBucket(rate, self.settings.rate_burst)
+        wait = bucket.take()
+        if wait:
+            raise HttpProblem(429, "Too Many Requests: this session's rate limit is exceeded",
+                              headers=retry_after(wait))
 
     # -- POST -----------------------------------------------------------------------------
     async def post(self, request: web.Request) -> web.StreamResponse:
-        """Take one message (or batch) from the client."""
+        """Take one message (or batch) from the client, unless too many are being handled."""
+        if self._handling >= self.settings.max_concurrent_requests:
+            raise HttpProblem(503, "Service Unavailable: too many requests at once",
+                              headers=retry_after(self.settings.retry_after))
+        self._handling += 1
+        try:
+            return await self._post(request)
+        finally:
+            self._handling -= 1
+
+    async def _post(self, request: web.Request) -> web.StreamResponse:
         principal = await authenticate(self.host, request)
         if request.content_type != JSON_TYPE:
             raise HttpProblem(415, f"Unsupported Media Type: Content-Type must be {JSON_TYPE}")
@@ -234,6 +325,7 @@ class StreamableHttpServer:
             )
         session = self._session(request, principal)
         version = self._check_version(request)
+        self._limit_rate(session)
         messages = payload if isinstance(payload, list) else [payload]
         if "traceparent" in request.headers:
             messages = [meta_from_headers(m, request.headers) for m in messages]
@@ -259,13 +351,16 @@ class StreamableHttpServer:
         if session.in_flight(keys):  # None was refused above
             raise HttpProblem(409, "Conflict: a request with this id is already in flight")
         post = session.open_post(keys, sse=sse)
-        with session.active():
-            for message in messages:
-                session.deliver(message)
-            if sse:
-                response = await self._stream_reply(request, session, post, version)
-            else:
-                response = await self._json_reply(session, post)
+        try:
+            with session.active():
+                for message in messages:
+                    session.deliver(message)
+                if sse:
+                    response = await self._stream_reply(request, session, post, version)
+                else:
+                    response = await self._json_reply(session, post)
+        finally:
+            session.settle(post)
         if opening:
             if _failed(post):
                 self._discard(session)  # a refused initialize leaves no session behind
@@ -286,6 +381,9 @@ class StreamableHttpServer:
             first = encode_event("", event_id=stream.event_id(0), retry=RETRY_MS)
         await self._grace.changed(stream, 0)  # 0: whatever was queued since the POST counts
         if stream.finished:  # a quick reply: the whole stream as one body, in one write
+            if (problem := _shed(post)) is not None:
+                stream.mark_delivered(stream.delivered + stream.backlog)  # its body says it all
+                raise problem
             events, cursor = encode_events(stream, 0)
             stream.mark_delivered(cursor)
             return web.Response(body=first + events, headers=headers)
@@ -303,6 +401,8 @@ class StreamableHttpServer:
         replies = stream.messages()
         if not replies:
             raise HttpProblem(404, "Not Found: the session ended before the request completed")
+        if (problem := _shed(post)) is not None:
+            raise problem
         body = encode_message(replies if len(post.ids) > 1 else replies[0])
         return web.Response(
             body=body, content_type=JSON_TYPE, charset="utf-8", headers={SESSION_HEADER: session.id}
@@ -337,9 +437,25 @@ class StreamableHttpServer:
         principal = await authenticate(self.host, request)
         session = self._session(request, principal)
         self._check_version(request)
-        del self.sessions[session.id]
+        self._forget(session)
         await session.close()
         return web.Response(status=200)
+
+
+def _shed(post: PostStream) -> HttpProblem | None:
+    """The 503 with ``Retry-After`` for a POST whose one request the gateway shed, if it was."""
+    if len(post.ids) != 1:
+        return None
+    for message in post.stream.messages():
+        error = message.get("error")
+        if "id" in message and isinstance(error, dict) and error.get("code") == BACKEND_UNAVAILABLE:
+            data = error.get("data")
+            wait = data.get(RETRY_AFTER) if isinstance(data, dict) else None
+            if isinstance(wait, int | float) and not isinstance(wait, bool):
+                return HttpProblem(503, str(error.get("message", "Service Unavailable")),
+                                   BACKEND_UNAVAILABLE, request_id=message["id"],
+                                   headers=retry_after(wait))
+    return None
 
 
 def _failed(post: PostStream) -> bool:

@@ -1,0 +1,144 @@
+"""The Streamable HTTP front under pressure, in process, over real sockets, raw HTTP clients.
+
+Reply retention bounded and returned, sessions reclaimed at the caps, per-principal caps, the
+per-session rate limit and admission control, each refusal with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from http_harness import FakeHost, serve_front
+from test_http_front import INITIALIZE, Client, data, events, message
+from vmcp_transport_http.session import HttpSession
+from vmcp_transport_http.streamable import StreamableHttpTransport
+
+pytestmark = pytest.mark.anyio
+
+BIG = "x" * (100 << 10)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def peer(host: FakeHost, index: int) -> HttpSession:
+    session = host.sessions[index].peer
+    assert isinstance(session, HttpSession)
+    return session
+
+
+async def test_delivered_replies_are_not_retained(http: aiohttp.ClientSession) -> None:
+    host = FakeHost()
+    async with serve_front(StreamableHttpTransport(), host) as url:
+        clients = [Client(http, url) for _ in range(50)]
+        await asyncio.gather(*(client.initialize() for client in clients))
+
+        async def call(client: Client) -> str | None:
+            found = await events(await client.post(message("echo", 1, text=BIG)))
+            assert data(found)[0]["result"]["text"] == BIG
+            return found[0].id  # the priming event names the stream
+
+        primed = await asyncio.gather(*(call(client) for client in clients))
+        json_reply = await clients[0].post(message("echo", 2, text=BIG), "application/json")
+        assert (await json_reply.json())["result"]["text"] == BIG
+        for index, event_id in enumerate(primed):
+            assert event_id is not None
+            assert peer(host, index).retained_bytes == 0
+            assert peer(host, index).find_stream(event_id) is None  # nothing kept to replay
+
+
+async def test_undelivered_replies_are_bounded_in_bytes_and_freed_by_delete(
+    http: aiohttp.ClientSession,
+) -> None:
+    host = FakeHost()
+    async with serve_front(StreamableHttpTransport(), host, retained_bytes=150_000) as url:
+        client = Client(http, url)
+        await client.initialize()
+        primed = []
+        for request_id in (1, 2):
+            held = await client.post(message("hold", request_id, text=BIG))
+            primed.append((await events(held, 1))[0].id)
+            held.close()  # the connection breaks before the reply
+        assert (await client.post(message("release", 3))).status == 200
+        session = peer(host, 0)
+        # both replies wait for a resume, but only the newest fits in 150 kB
+        assert 0 < session.retained_bytes <= 150_000
+        assert session.find_stream(primed[1] or "") is not None
+        assert session.find_stream(primed[0] or "") is None
+        assert (await http.delete(url, headers=client.headers())).status == 200
+        assert session.retained_bytes == 0
+        assert session.find_stream(primed[1] or "") is None
+
+
+async def test_each_principal_has_its_own_session_cap(http: aiohttp.ClientSession) -> None:
+    host = FakeHost("alice", "bob")
+    async with serve_front(
+        StreamableHttpTransport(), host, max_sessions_per_principal=1, reclaim_after=0
+    ) as url:
+        alice = Client(http, url)
+        response = await alice.post(INITIALIZE, Authorization="Bearer alice")
+        alice.session_id = response.headers["Mcp-Session-Id"]
+        held = await alice.post(message("hold", 1), Authorization="Bearer alice")
+        await events(held, 1)
+        refused = await Client(http, url).post(INITIALIZE, Authorization="Bearer alice")
+        assert refused.status == 429 and refused.headers["Retry-After"] == "1"
+        assert (await Client(http, url).post(INITIALIZE, Authorization="Bearer bob")).status == 200
+        await alice.post(message("release", 2), Authorization="Bearer alice")
+        await events(held)
+        # alice's session rests now: her new one takes its place
+        again = await Client(http, url).post(INITIALIZE, Authorization="Bearer alice")
+        assert again.status == 200
+        assert (await alice.post(message("echo", 3), Authorization="Bearer alice")).status == 404
+
+
+async def test_a_session_beyond_its_rate_gets_429(http: aiohttp.ClientSession) -> None:
+    host = FakeHost()
+    async with serve_front(
+        StreamableHttpTransport(), host, rate_limit=0.5, rate_burst=2
+    ) as url:
+        client = Client(http, url)
+        await client.initialize()
+        for request_id in (1, 2):
+            assert (await client.post(message("echo", request_id))).status == 200
+        refused = await client.post(message("echo", 3))
+        assert refused.status == 429
+        assert int(refused.headers["Retry-After"]) >= 1
+        other = Client(http, url)  # the limit is the session's own
+        await other.initialize()
+        assert (await other.post(message("echo", 1))).status == 200
+
+
+async def test_requests_beyond_the_admission_limit_are_refused_at_once(
+    http: aiohttp.ClientSession,
+) -> None:
+    host = FakeHost()
+    async with serve_front(StreamableHttpTransport(), host, max_concurrent_requests=1) as url:
+        client = Client(http, url)
+        await client.initialize()
+        held = await client.post(message("hold", 1))
+        await events(held, 1)
+        refused = await client.post(message("echo", 2))
+        assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+        assert (await Client(http, url).post(INITIALIZE)).status == 503
+        # room comes back once what was in flight ends (DELETE is not a POST: it is admitted)
+        assert (await http.delete(url, headers=client.headers())).status == 200
+        await events(held)
+        assert (await Client(http, url).post(INITIALIZE)).status == 200
+
+
+async def test_a_session_between_two_calls_is_not_reclaimed(http: aiohttp.ClientSession) -> None:
+    host = FakeHost()
+    async with serve_front(
+        StreamableHttpTransport(), host, max_sessions=1, reclaim_after=60
+    ) as url:
+        first = Client(http, url)
+        await first.initialize()
+        refused = await Client(http, url).post(INITIALIZE)
+        assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+        assert (await first.post(message("echo", 1))).status == 200
