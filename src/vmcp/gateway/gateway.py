@@ -320,7 +320,7 @@ class Gateway:
         Checked in mount order once mounts are up, so the later mount in the configuration
         is the one refused, however fast each backend started.
         """
-        probe = Namespace(self.mounts.values(), self.config.gateway.separator)
+        probe = self._build_namespace()
         for mount_id, problem in probe.collisions.items():
             mount = self.mounts[mount_id]
             log.error("mount %s refused: %s", mount_id, problem)
@@ -446,8 +446,12 @@ class Gateway:
         if mount is not None and mount.state == "up":
             self._spawn(self._refresh(mount, kinds, announce=False))
 
+    def _build_namespace(self) -> Namespace:
+        settings = self.config.gateway
+        return Namespace(self.mounts.values(), settings.separator, settings.max_tool_name)
+
     def _rebuild(self) -> None:
-        self.namespace = Namespace(self.mounts.values(), self.config.gateway.separator)
+        self.namespace = self._build_namespace()
         for mount_id, problem in self.namespace.collisions.items():
             log.warning("mount %s: %s; the later item is hidden", mount_id, problem)
         if self.access is not None:
