@@ -29,6 +29,7 @@ class LocalSession:
 
     def __init__(self, gateway: Gateway, timeout: float) -> None:
         self.timeout = timeout
+        self.gateway = gateway
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[JsonMessage]] = {}
         self._session = gateway.open_session(self)

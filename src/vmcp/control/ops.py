@@ -106,6 +106,7 @@ class Operations:
             "unmount": self.unmount,
             "reload": self.reload,
             "tools": self.tools,
+            "lint": self.lint,
             "call": self.call,
             "stop": self.stop,
         }
@@ -250,6 +251,12 @@ class Operations:
             return await session.list_tools()
         finally:
             await session.aclose()
+
+    async def lint(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The exposed tool and prompt names checked against the name rules."""
+        from vmcp.gateway.lint import lint_report
+
+        return lint_report(self.gateway)
 
     async def call(self, args: dict[str, Any]) -> dict[str, Any]:
         """Call one tool as a client would; the result as the gateway sent it."""
