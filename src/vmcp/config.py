@@ -84,6 +84,10 @@ class GatewaySettings(_Model):
     default_persona: str | None = None
     #: longest exposed tool or prompt name; longer ones get a short alias (see gateway.aliases)
     max_tool_name: int = Field(64, ge=24, le=128)
+    #: what tools/list shows: every tool, search meta-tools, or those above search_threshold
+    tool_exposure: Literal["all", "search", "auto"] = "all"
+    #: with tool_exposure = "auto", more visible tools than this switch a caller to search
+    search_threshold: int = Field(40, ge=0)
 
     @field_validator("separator")
     @classmethod

@@ -27,6 +27,7 @@ from vmcp.gateway.access import PersonaAccess, personas_in_play
 from vmcp.gateway.middleware import all_visible, chain
 from vmcp.gateway.namespace import Namespace
 from vmcp.gateway.session import LOG_LEVELS, FrontSession
+from vmcp.gateway.toolsearch import ToolSearch
 from vmcp.persona import PersonaStore
 from vmcp.plugins import get_plugin_manager, load_driver
 from vmcp.protocol import jsonrpc
@@ -85,6 +86,7 @@ class Gateway:
         self.default_principal = default_principal
         self.mounts: dict[str, Mount] = {}
         self.namespace = Namespace((), config.gateway.separator)
+        self.tool_search = ToolSearch(self)
         self.sessions: dict[str, FrontSession] = {}
         #: gateway progress token -> (session, the client's token, the client's request id)
         self.progress: dict[int, tuple[FrontSession, Any, Any]] = {}

@@ -239,6 +239,8 @@ class FrontSession:
                 item for item, (mount_id, name) in zip(items, ns.list_routes[kind], strict=True)
                 if visible(caller, mount_id, label, name)
             ]
+        if kind == "tools":
+            items = self.gateway.tool_search.shown(self.caller, items)
         return page(kind, key, items, params.get("cursor"), self.gateway.config.gateway.page_size)
 
     # -- routed requests ------------------------------------------------------------------
@@ -258,6 +260,11 @@ class FrontSession:
         return mount_id, params if original == name else {**params, "name": original}
 
     def _tools_call(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+        if params.get("name") in self.gateway.tool_search.meta_names:
+            taken = self.gateway.tool_search.take(self, request_id, params)
+            if taken is None:
+                return
+            params = taken
         mount_id, params = self._named_route(params, "tool")
         self._route(request_id, mount_id, method, params, self.gateway.map_tool_result)
 

@@ -51,6 +51,8 @@ class Persona(BaseModel):
     read_only: bool = False
     #: the enabled servers (mount ids) and the rules for each
     servers: dict[str, ServerRules] = Field(default_factory=dict)
+    #: what tools/list shows this persona (unset: ``[gateway] tool_exposure``)
+    tool_exposure: Literal["all", "search", "auto"] | None = None
 
     @field_validator("name")
     @classmethod
