@@ -255,6 +255,9 @@ class MountConfig(_Model):
     tools: dict[str, ToolOverride] = Field(default_factory=dict)
     #: per-prompt overrides, keyed by the backend's prompt name
     prompts: dict[str, PromptOverride] = Field(default_factory=dict)
+    #: a tool whose definition changed since it was pinned: withheld, flagged, or let be
+    #: (``vmcp install`` writes ``enforce``)
+    pinning: Literal["off", "warn", "enforce"] = "warn"
     # caching (the [cache] table chooses the driver)
     #: time to live of this mount's cached entries (default: [cache] ttl); 0 = never cached
     cache_ttl: float | None = Field(None, ge=0)

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "unmount": "vmcp.cli.ops_cmd:unmount_command",
     "tools": "vmcp.cli.client_cmd:tools_command",
     "call": "vmcp.cli.client_cmd:call_command",
+    "approve": "vmcp.cli.pin_cmd:approve_command",
 }
 
 EXIT_CODES = """\b

@@ -22,10 +22,11 @@ from typing import Any
 from vmcp.auth.base import AuthError, AuthProvider, Principal
 from vmcp.auth.metadata import resource_metadata_url, www_authenticate
 from vmcp.cache.layer import CacheLayer
-from vmcp.config import MountConfig, VmcpConfig
+from vmcp.config import MountConfig, VmcpConfig, vmcp_home
 from vmcp.gateway.access import PersonaAccess, personas_in_play
 from vmcp.gateway.middleware import all_visible, chain
 from vmcp.gateway.namespace import Namespace
+from vmcp.gateway.pinning import Pinning, PinStore
 from vmcp.gateway.session import LOG_LEVELS, FrontSession
 from vmcp.gateway.toolsearch import ToolSearch
 from vmcp.persona import PersonaStore
@@ -87,6 +88,7 @@ class Gateway:
         self.mounts: dict[str, Mount] = {}
         self.namespace = Namespace((), config.gateway.separator)
         self.tool_search = ToolSearch(self)
+        self.pinning = Pinning(PinStore(vmcp_home() / "pins"))
         self.sessions: dict[str, FrontSession] = {}
         #: gateway progress token -> (session, the client's token, the client's request id)
         self.progress: dict[int, tuple[FrontSession, Any, Any]] = {}
@@ -450,7 +452,16 @@ class Gateway:
 
     def _build_namespace(self) -> Namespace:
         settings = self.config.gateway
-        return Namespace(self.mounts.values(), settings.separator, settings.max_tool_name)
+        return Namespace(self.mounts.values(), settings.separator, settings.max_tool_name,
+                         self.pinning.check(self.mounts.values()))
+
+    def approve_tools(self, mount_id: str, tool: str | None = None) -> list[str]:
+        """Pin the changed definitions of ``mount_id``'s tools (or of one); the names pinned."""
+        names = self.pinning.store.approve(mount_id, tool)
+        if names:
+            self._rebuild()
+            self.broadcast_list_changed(("tools",), mount_id)
+        return names
 
     def _rebuild(self) -> None:
         self.namespace = self._build_namespace()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from vmcp.gateway.aliases import shorten
@@ -43,8 +43,11 @@ class _Taken:
 class Namespace:
     """Exposed lists and the routes back to their mounts."""
 
-    def __init__(self, mounts: Iterable[Mount], separator: str, max_name: int = 64) -> None:
+    def __init__(self, mounts: Iterable[Mount], separator: str, max_name: int = 64,
+                 withheld: Mapping[str, frozenset[str]] | None = None) -> None:
         self.separator = separator
+        #: mount id -> tools left out (their definitions changed since pinned)
+        self.withheld = withheld or {}
         self.max_name = max_name
         self.tools: dict[str, Route] = {}
         self.prompts: dict[str, Route] = {}
@@ -83,10 +86,11 @@ class Namespace:
         config = mount.config
         overrides = config.tools if kind == "tools" else config.prompts
         prefix = config.exposed_prefix
+        withheld = self.withheld.get(mount.mount_id, ()) if kind == "tools" else ()
         entries = []
         for item in mount.catalog[kind]:
             name = item.get("name")
-            if not isinstance(name, str):
+            if not isinstance(name, str) or name in withheld:
                 continue
             shown = overridden(overrides, item)
             if shown is None:
