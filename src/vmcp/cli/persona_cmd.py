@@ -100,6 +100,8 @@ def _describe(persona: Persona) -> list[str]:
             allowed = ", ".join(allow) if allow else "all"
             denied = f"; deny {', '.join(deny)}" if deny else ""
             lines.append(f"      {label}: allow {allowed}{denied}")
+        if rules.confirm_tools:
+            lines.append(f"      confirm tools: {', '.join(rules.confirm_tools)}")
     return lines
 
 
@@ -186,6 +188,11 @@ _rule_command("allow-tool", "allow_tools",
 _rule_command("deny-tool", "deny_tools",
               "Hide the tools matching PATTERN on SERVER.\n\nA deny pattern wins over allow "
               "patterns. " + _PATTERNS)
+_rule_command("confirm-tool", "confirm_tools",
+              "Ask the caller before every call of a tool matching PATTERN on SERVER.\n\n"
+              "The gateway shows the caller (a form elicitation) the tool and its exact "
+              "arguments; only an approved call runs. A client without elicitation is "
+              "refused. " + _PATTERNS)
 _rule_command("allow-prompt", "allow_prompts",
               "Show only the prompts matching PATTERN on SERVER.\n\n" + _PATTERNS)
 _rule_command("deny-prompt", "deny_prompts",

@@ -24,6 +24,7 @@ from vmcp.auth.metadata import resource_metadata_url, www_authenticate
 from vmcp.cache.layer import CacheLayer
 from vmcp.config import MountConfig, VmcpConfig, vmcp_home
 from vmcp.gateway.access import PersonaAccess, personas_in_play
+from vmcp.gateway.approvals import Approvals
 from vmcp.gateway.middleware import all_visible, chain
 from vmcp.gateway.namespace import Namespace
 from vmcp.gateway.pinning import Pinning, PinStore
@@ -89,6 +90,7 @@ class Gateway:
         self.namespace = Namespace((), config.gateway.separator)
         self.tool_search = ToolSearch(self)
         self.pinning = Pinning(PinStore(vmcp_home() / "pins"))
+        self.approvals = Approvals(self)
         self.sessions: dict[str, FrontSession] = {}
         #: gateway progress token -> (session, the client's token, the client's request id)
         self.progress: dict[int, tuple[FrontSession, Any, Any]] = {}
