@@ -22,6 +22,10 @@ from gateway_harness import (
 )
 from mcp.shared.exceptions import MCPError
 
+from vmcp.config import load_config
+from vmcp.gateway.gateway import Gateway as GatewayCore
+from vmcp.monitoring.metrics import GatewayMetrics
+
 pytestmark = pytest.mark.anyio
 
 GAMMA = FIXTURE_SERVERS / "gamma.py"
@@ -99,3 +103,19 @@ async def test_warn_only_flags_and_approve_works_without_a_gateway(tmp_path: Pat
 async def test_pinning_off_records_nothing(tmp_path: Path) -> None:
     assert "gamma__lookup" in await tool_names(gamma_gateway(tmp_path, "first", pinning="off"))
     assert not (tmp_path / "home" / "pins").exists()
+
+
+async def test_the_metric_says_what_was_withheld(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VMCP_HOME", str(tmp_path / "home"))
+    for run, env in (("first", {}), ("second", {"GAMMA_LOOKUP_DESCRIPTION": CHANGED})):
+        path = write_config(tmp_path / run / "vmcp.toml",
+                            {"gamma": backend(GAMMA, pinning="enforce", env=env)})
+        gateway = GatewayCore(load_config(path)[0])
+        try:
+            await gateway.start()
+            scraped = GatewayMetrics(gateway).exposition().decode()
+        finally:
+            await gateway.stop()
+    assert 'vmcp_tools_changed{mount="gamma",state="withheld"} 1.0' in scraped
+    assert "gamma__lookup" not in gateway.namespace.tools
