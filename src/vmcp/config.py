@@ -82,6 +82,12 @@ class GatewaySettings(_Model):
     instructions: str | None = None
     #: the persona of a connection that brings none (unset: full access)
     default_persona: str | None = None
+    #: longest exposed tool or prompt name; longer ones get a short alias (see gateway.aliases)
+    max_tool_name: int = Field(64, ge=24, le=128)
+    #: what tools/list shows: every tool, search meta-tools, or those above search_threshold
+    tool_exposure: Literal["all", "search", "auto"] = "all"
+    #: with tool_exposure = "auto", more visible tools than this switch a caller to search
+    search_threshold: int = Field(40, ge=0)
 
     @field_validator("separator")
     @classmethod
@@ -215,6 +221,38 @@ class LimitSettings(_Model):
     open_files: int | None = Field(None, ge=16)
 
 
+_EXPOSED_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
+
+class PromptOverride(_Model):
+    """How one of a mount's prompts is shown (``[servers.<id>.prompts.<name>]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: the name shown instead of the backend's (still under the mount's prefix)
+    name: str | None = None
+    #: replaces the backend's description
+    description: str | None = None
+    #: appended to the (backend's or replaced) description, on a new line
+    extend_description: str | None = None
+    #: never shown, and unknown to every caller
+    hidden: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, value: str | None) -> str | None:
+        if value is not None and not _EXPOSED_NAME_RE.fullmatch(value):
+            raise ValueError("name must be 1-128 characters from A-Z a-z 0-9 _ . -")
+        return value
+
+
+class ToolOverride(PromptOverride):
+    """How one of a mount's tools is shown (``[servers.<id>.tools.<name>]``)."""
+
+    #: annotations laid over the backend's (``readOnlyHint`` ...); trusted mounts only
+    annotations: dict[str, Any] = Field(default_factory=dict)
+
+
 class MountConfig(_Model):
     """One mounted server: where it is, how to reach it, how it is exposed."""
 
@@ -241,6 +279,13 @@ class MountConfig(_Model):
     trusted: bool = False
     #: tools (the backend's names) a read-only persona may call on this mount
     read_only_tools: list[str] = Field(default_factory=list)
+    #: per-tool overrides, keyed by the backend's tool name
+    tools: dict[str, ToolOverride] = Field(default_factory=dict)
+    #: per-prompt overrides, keyed by the backend's prompt name
+    prompts: dict[str, PromptOverride] = Field(default_factory=dict)
+    #: a tool whose definition changed since it was pinned: withheld, flagged, or let be
+    #: (``vmcp install`` writes ``enforce``)
+    pinning: Literal["off", "warn", "enforce"] = "warn"
     # caching (the [cache] table chooses the driver)
     #: time to live of this mount's cached entries (default: [cache] ttl); 0 = never cached
     cache_ttl: float | None = Field(None, ge=0)
@@ -295,6 +340,24 @@ class MountConfig(_Model):
         if value and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
             raise ValueError("prefix must be 0-64 characters from A-Z a-z 0-9 _ . -")
         return value
+
+    @model_validator(mode="after")
+    def _overrides_consistent(self) -> MountConfig:
+        if not self.trusted:
+            annotated = sorted(name for name, o in self.tools.items() if o.annotations)
+            if annotated:
+                raise ValueError(
+                    f"tools: annotations need trusted = true ({', '.join(annotated)})")
+        for kind, overrides in (("tools", self.tools), ("prompts", self.prompts)):
+            shown: dict[str, str] = {}
+            for name, override in overrides.items():
+                new = override.name
+                if new is None or new == name:
+                    continue
+                if new in shown or (new in overrides and overrides[new].name in (None, new)):
+                    raise ValueError(f"{kind}: {name!r} renamed to {new!r}, a name already shown")
+                shown[new] = name
+        return self
 
     @model_validator(mode="after")
     def _transport_needs(self) -> MountConfig:

@@ -88,6 +88,8 @@ def test_control_only_daemon(home: Home) -> None:
     assert unknown.exit_code == 1 and "Unknown tool" in unknown.stderr
     info = home.cli_json("info", "alpha")
     assert info["server"]["name"] == "alpha" and info["health"]["state"] == "up"
+    lint = home.cli_json("tools", "--lint")
+    assert lint["ok"] is True and "alpha__echo" in {entry["name"] for entry in lint["names"]}
     stopped = home.vmcp("stop")
     assert stopped.returncode == 0, stopped.stderr
 

@@ -46,6 +46,16 @@ def test_persona_lifecycle(run: Callable[..., Result], tmp_path: Path) -> None:
     assert persona.servers["git"].deny_tools == ["get_secret"]
     assert persona.servers["files"].deny_prompts == ["admin*"]
     assert persona.servers["files"].read_only and not persona.read_only
+    assert persona.tool_exposure is None
+
+    assert run("persona", "coder", "tool-exposure", "search").exit_code == 0
+    assert run("persona", "coder", "confirm-tool", "git", "push*").exit_code == 0
+    persona = personas(tmp_path).load("coder")
+    assert persona.tool_exposure == "search" and persona.servers["git"].confirm_tools == ["push*"]
+    described = run("persona", "coder").output
+    assert "tools shown: search" in described and "confirm tools: push*" in described
+    assert run("persona", "coder", "tool-exposure", "default").exit_code == 0
+    assert personas(tmp_path).load("coder").tool_exposure is None
 
     shown = run("persona", "show", "coder", "--json")
     assert json.loads(shown.output)["servers"]["git"]["allow_tools"] == ["get_*"]

@@ -147,6 +147,7 @@ def test_bundles_and_remotes(home: Path, tmp_path: Path) -> None:
         "description": "A remote one with the same short name", "transport": "http",
         "url": "https://remote.example/mcp",
         "headers": {"Authorization": "Bearer ${API_TOKEN}", "X-Region": "eu"},
+        "pinning": "enforce",
     }
     assert "s3cret-value" not in every_file_text(home)
     assert "tok-123" not in every_file_text(home)

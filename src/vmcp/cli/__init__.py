@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "tools": "vmcp.cli.client_cmd:tools_command",
     "call": "vmcp.cli.client_cmd:call_command",
     "audit": "vmcp.cli.audit_cmd:audit_group",
+    "approve": "vmcp.cli.pin_cmd:approve_command",
 }
 
 EXIT_CODES = """\b

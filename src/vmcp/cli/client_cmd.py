@@ -54,12 +54,42 @@ async def _list_tools(session: LocalSession) -> list[dict[str, Any]]:
     return await session.list_tools()
 
 
+async def _lint(session: LocalSession) -> dict[str, Any]:
+    from vmcp.gateway.lint import lint_report
+
+    return lint_report(session.gateway)
+
+
+def _print_lint(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        echo_json(report)
+    else:
+        rows = [[e["kind"], e["name"], str(e["length"]),
+                 "; ".join(e["problems"] + ([f"alias of {e['alias_of']} ({e['full_length']})"]
+                                            if "alias_of" in e else []))]
+                for e in report["names"]]
+        table(["KIND", "NAME", "LENGTH", "NOTES"], rows)
+        for collision in report["collisions"]:
+            click.echo(f"collision: mount {collision['mount']}: {collision['problem']}", err=True)
+        for failed in report["failed_mounts"]:
+            click.echo(f"failed: mount {failed['mount']}: {failed['error']}", err=True)
+    if not report["ok"]:
+        raise SystemExit(1)
+
+
 @click.command("tools")
 @click.option("--json", "as_json", is_flag=True, help="Print the tools as a JSON array.")
+@click.option("--lint", is_flag=True,
+              help="Check every exposed tool and prompt name: lengths against "
+                   "[gateway] max_tool_name, aliases, collisions, and the MCP and model API "
+                   "name rules. Exit 1 when a name breaks a rule or collides.")
 @click.pass_context
-def tools_command(ctx: click.Context, as_json: bool) -> None:
+def tools_command(ctx: click.Context, as_json: bool, lint: bool) -> None:
     """List the tools the gateway exposes (the running one, or one started from the
     configuration for this command)."""
+    if lint:
+        _print_lint(_run(ctx, "lint", {}, _lint), as_json)
+        return
     tools = _run(ctx, "tools", {}, _list_tools)
     if as_json:
         echo_json(tools)

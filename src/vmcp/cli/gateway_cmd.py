@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -133,7 +134,7 @@ async def _inspect(config: VmcpConfig, mount_id: str) -> dict[str, Any]:
         if mount is None or mount.state != "up":
             reason = mount.error if mount is not None else "could not be created"
             raise click.ClickException(f"mount {mount_id!r} did not start: {reason}")
-        return mount_info(mount)
+        return mount_info(gateway, mount)
     finally:
         await gateway.stop()
 
@@ -165,6 +166,14 @@ def info_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:
         click.echo(f"replica {replica['id']}: {replica['state']}, "
                    f"{'healthy' if replica['healthy'] else 'unhealthy'}, "
                    f"circuit {replica['circuit']}")
+    pinning = info["pinning"]
+    click.echo(f"pinning: {pinning['mode']}, {pinning['pinned']} tools pinned")
+    for change in pinning["changes"]:
+        click.echo(f"  {change['tool']} {change['state']}: changed {', '.join(change['fields'])}"
+                   f" (vmcp approve {mount_id} {change['tool']})")
+        for field in change["fields"]:
+            click.echo(f"    {field} pinned:  {json.dumps((change['pinned'] or {}).get(field))}")
+            click.echo(f"    {field} current: {json.dumps((change['current'] or {}).get(field))}")
     for kind, key in (("tools", "name"), ("prompts", "name"), ("resources", "uri"),
                       ("resource_templates", "uriTemplate")):
         items = info[kind]

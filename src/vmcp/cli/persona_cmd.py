@@ -88,6 +88,8 @@ def _describe(persona: Persona) -> list[str]:
     lines.append(f"  created:     {persona.created.isoformat()}")
     lines.append(f"  modified:    {persona.modified.isoformat()}")
     lines.append(f"  read-only:   {'yes' if persona.read_only else 'no'}")
+    if persona.tool_exposure is not None:
+        lines.append(f"  tools shown: {persona.tool_exposure}")
     if not persona.servers:
         lines.append("  servers:     none (this persona sees nothing)")
         return lines
@@ -100,6 +102,8 @@ def _describe(persona: Persona) -> list[str]:
             allowed = ", ".join(allow) if allow else "all"
             denied = f"; deny {', '.join(deny)}" if deny else ""
             lines.append(f"      {label}: allow {allowed}{denied}")
+        if rules.confirm_tools:
+            lines.append(f"      confirm tools: {', '.join(rules.confirm_tools)}")
     return lines
 
 
@@ -186,6 +190,11 @@ _rule_command("allow-tool", "allow_tools",
 _rule_command("deny-tool", "deny_tools",
               "Hide the tools matching PATTERN on SERVER.\n\nA deny pattern wins over allow "
               "patterns. " + _PATTERNS)
+_rule_command("confirm-tool", "confirm_tools",
+              "Ask the caller before every call of a tool matching PATTERN on SERVER.\n\n"
+              "The gateway shows the caller (a form elicitation) the tool and its exact "
+              "arguments; only an approved call runs. A client without elicitation is "
+              "refused. " + _PATTERNS)
 _rule_command("allow-prompt", "allow_prompts",
               "Show only the prompts matching PATTERN on SERVER.\n\n" + _PATTERNS)
 _rule_command("deny-prompt", "deny_prompts",
@@ -214,6 +223,17 @@ def read_only_command(state: str, server: str | None) -> None:
 
     _change(name, apply)
     click.echo(f"{name}: read-only {state}" + (f" for {server}" if server else ""))
+
+
+@scoped_group.command("tool-exposure")
+@click.argument("mode", type=click.Choice(["all", "search", "auto", "default"]))
+def tool_exposure_command(mode: str) -> None:
+    """What tools/list shows the persona: every tool (all), the search meta-tools (search),
+    the meta-tools above [gateway] search_threshold tools (auto), or the gateway's
+    tool_exposure (default)."""
+    name = _persona_name()
+    _change(name, lambda p: setattr(p, "tool_exposure", None if mode == "default" else mode))
+    click.echo(f"{name}: tool exposure {mode}")
 
 
 @scoped_group.command("describe")

@@ -64,8 +64,8 @@ def mount_row(config: MountConfig, mount: Mount | None) -> dict[str, Any]:
     }
 
 
-def mount_info(mount: Mount) -> dict[str, Any]:
-    """What ``vmcp info`` shows of a mount: its server, health and lists."""
+def mount_info(gateway: Gateway, mount: Mount) -> dict[str, Any]:
+    """What ``vmcp info`` shows of a mount: its server, health, lists and changed tools."""
     upstream = mount.primary
     return {
         "id": mount.mount_id,
@@ -75,6 +75,7 @@ def mount_info(mount: Mount) -> dict[str, Any]:
         "instructions": upstream.instructions if upstream is not None else None,
         "health": mount.describe(),
         **mount.catalog,
+        "pinning": gateway.pinning.report(mount),
     }
 
 
@@ -106,6 +107,8 @@ class Operations:
             "unmount": self.unmount,
             "reload": self.reload,
             "tools": self.tools,
+            "lint": self.lint,
+            "approve": self.approve,
             "call": self.call,
             "stop": self.stop,
         }
@@ -178,7 +181,7 @@ class Operations:
 
     async def info(self, args: dict[str, Any]) -> dict[str, Any]:
         """One mount's server, health and lists."""
-        return mount_info(self._mounted(args))
+        return mount_info(self.gateway, self._mounted(args))
 
     def _read_config(self) -> VmcpConfig:
         try:
@@ -252,6 +255,19 @@ class Operations:
             return await session.list_tools()
         finally:
             await session.aclose()
+
+    async def lint(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The exposed tool and prompt names checked against the name rules."""
+        from vmcp.gateway.lint import lint_report
+
+        return lint_report(self.gateway)
+
+    async def approve(self, args: dict[str, Any]) -> list[str]:
+        """Pin the changed tool definitions of one mount (``id``), or of one ``tool``."""
+        tool = args.get("tool")
+        if tool is not None and not isinstance(tool, str):
+            raise ControlError("tool must be a name")
+        return self.gateway.approve_tools(self._mounted(args).mount_id, tool)
 
     async def call(self, args: dict[str, Any]) -> dict[str, Any]:
         """Call one tool as a client would; the result as the gateway sent it."""

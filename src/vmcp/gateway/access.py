@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from vmcp.auth.base import Principal
 from vmcp.config import VmcpConfig
 from vmcp.gateway.middleware import Caller
+from vmcp.gateway.overrides import shown_tools
 from vmcp.persona import PersonaStore, Policy
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import RpcError
@@ -92,7 +93,8 @@ class PersonaAccess:
         """Recompute every mount's read-only tools (after the namespace was rebuilt)."""
         self.policy.read_only_tools = {
             mount_id: read_only_tools(
-                mount.config.read_only_tools, mount.config.trusted, mount.catalog["tools"])
+                mount.config.read_only_tools, mount.config.trusted,
+                shown_tools(mount.config.tools, mount.catalog["tools"]))
             for mount_id, mount in self.gateway.mounts.items()
         }
 

@@ -22,12 +22,15 @@ from typing import Any
 from vmcp.auth.base import AuthError, AuthProvider, Principal
 from vmcp.auth.metadata import resource_metadata_url, www_authenticate
 from vmcp.cache.layer import CacheLayer
-from vmcp.config import MountConfig, VmcpConfig
+from vmcp.config import MountConfig, VmcpConfig, vmcp_home
 from vmcp.gateway.access import PersonaAccess, personas_in_play
+from vmcp.gateway.approvals import Approvals
 from vmcp.gateway.health import Health
 from vmcp.gateway.middleware import all_visible, chain
 from vmcp.gateway.namespace import Namespace
+from vmcp.gateway.pinning import Pinning, PinStore
 from vmcp.gateway.session import LOG_LEVELS, FrontSession
+from vmcp.gateway.toolsearch import ToolSearch
 from vmcp.persona import PersonaStore
 from vmcp.plugins import get_plugin_manager, load_driver
 from vmcp.protocol import jsonrpc
@@ -96,6 +99,9 @@ class Gateway:
         #: what the fronts' ``/readyz`` and ``vmcp status`` report
         self.health = Health(self.mounts)
         self.namespace = Namespace((), config.gateway.separator)
+        self.tool_search = ToolSearch(self)
+        self.pinning = Pinning(PinStore(vmcp_home() / "pins"))
+        self.approvals = Approvals(self)
         self.sessions: dict[str, FrontSession] = {}
         #: gateway progress token -> (session, the client's token, the client's request id)
         self.progress: dict[int, tuple[FrontSession, Any, Any]] = {}
@@ -342,7 +348,7 @@ class Gateway:
         Checked in mount order once mounts are up, so the later mount in the configuration
         is the one refused, however fast each backend started.
         """
-        probe = Namespace(self.mounts.values(), self.config.gateway.separator)
+        probe = self._build_namespace()
         for mount_id, problem in probe.collisions.items():
             mount = self.mounts[mount_id]
             log.error("mount %s refused: %s", mount_id, problem)
@@ -468,8 +474,21 @@ class Gateway:
         if mount is not None and mount.state == "up":
             self._spawn(self._refresh(mount, kinds, announce=False))
 
+    def _build_namespace(self) -> Namespace:
+        settings = self.config.gateway
+        return Namespace(self.mounts.values(), settings.separator, settings.max_tool_name,
+                         self.pinning.check(self.mounts.values()))
+
+    def approve_tools(self, mount_id: str, tool: str | None = None) -> list[str]:
+        """Pin the changed definitions of ``mount_id``'s tools (or of one); the names pinned."""
+        names = self.pinning.store.approve(mount_id, tool)
+        if names:
+            self._rebuild()
+            self.broadcast_list_changed(("tools",), mount_id)
+        return names
+
     def _rebuild(self) -> None:
-        self.namespace = Namespace(self.mounts.values(), self.config.gateway.separator)
+        self.namespace = self._build_namespace()
         for mount_id, problem in self.namespace.collisions.items():
             log.warning("mount %s: %s; the later item is hidden", mount_id, problem)
         if self.access is not None:

@@ -1,7 +1,8 @@
 """The namespace: every mount's names and URIs, as front clients see them.
 
 A :class:`Namespace` is an immutable snapshot built from the mounts that are up, in mount
-order. Tools and prompts get ``<prefix><sep><name>``; resource URIs pass unchanged unless an
+order. Tools and prompts get ``<prefix><sep><name>`` (after the mount's overrides, and
+shortened to an alias when over the name budget); resource URIs pass unchanged unless an
 earlier mount owns the same URI, in which case the later one's is aliased reversibly.
 Rebuilt whenever a mount comes, goes or changes a list; never on the request path.
 """
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from vmcp.gateway.aliases import shorten
+from vmcp.gateway.overrides import overridden, shown_name
 from vmcp.gateway.uris import alias, template_regex, unalias
 from vmcp.registry.mount import Mount
 
@@ -25,11 +28,27 @@ class NameCollision(Exception):
     """A mount with an empty prefix exposes a name another mount already uses."""
 
 
+class _Taken:
+    """The names an alias must avoid: those exposed so far, and every full name that fits."""
+
+    __slots__ = ("fitting", "names")
+
+    def __init__(self, names: dict[str, Route], fitting: set[str]) -> None:
+        self.names, self.fitting = names, fitting
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names or name in self.fitting
+
+
 class Namespace:
     """Exposed lists and the routes back to their mounts."""
 
-    def __init__(self, mounts: Iterable[Mount], separator: str) -> None:
+    def __init__(self, mounts: Iterable[Mount], separator: str, max_name: int = 64,
+                 withheld: Mapping[str, frozenset[str]] | None = None) -> None:
         self.separator = separator
+        #: mount id -> tools left out (their definitions changed since pinned)
+        self.withheld = withheld or {}
+        self.max_name = max_name
         self.tools: dict[str, Route] = {}
         self.prompts: dict[str, Route] = {}
         self.resources: dict[str, Route] = {}
@@ -45,34 +64,69 @@ class Namespace:
         self.template_owner: dict[str, str] = {}
         self.resource_mounts: list[str] = []
         self.collisions: dict[str, str] = {}
-        for mount in mounts:
-            if mount.state == "up":
-                self._add(mount)
+        #: exposed name -> the full name it shortens (only names over the budget)
+        self.aliases: dict[str, str] = {}
+        up = [mount for mount in mounts if mount.state == "up"]
+        shown = {kind: [self._shown(mount, kind) for mount in up] for kind in ("tools", "prompts")}
+        taken = {
+            kind: _Taken(names, {full for entries in per_mount for full, _, _ in entries
+                                 if len(full) <= max_name})
+            for (kind, per_mount), names in zip(shown.items(), (self.tools, self.prompts),
+                                                strict=True)
+        }
+        owners: dict[str, dict[str, str]] = {"tools": {}, "prompts": {}}
+        for index, mount in enumerate(up):
+            for kind, items in (("tools", self.tool_list), ("prompts", self.prompt_list)):
+                self._add_named(mount.mount_id, kind, shown[kind][index], items,
+                                taken[kind], owners[kind])
+            self._add_resources(mount)
 
-    def _exposed(self, mount: Mount, name: str) -> str:
-        prefix = mount.config.exposed_prefix
-        return f"{prefix}{self.separator}{name}" if prefix else name
+    def _shown(self, mount: Mount, kind: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """(full exposed name, backend name, item as shown) of one mount's tools or prompts."""
+        config = mount.config
+        overrides = config.tools if kind == "tools" else config.prompts
+        prefix = config.exposed_prefix
+        withheld = self.withheld.get(mount.mount_id, ()) if kind == "tools" else ()
+        entries = []
+        for item in mount.catalog[kind]:
+            name = item.get("name")
+            if not isinstance(name, str) or name in withheld:
+                continue
+            shown = overridden(overrides, item)
+            if shown is None:
+                continue
+            local = shown_name(overrides, name)
+            full = f"{prefix}{self.separator}{local}" if prefix else local
+            entries.append((full, name, shown))
+        return entries
 
-    def _add(self, mount: Mount) -> None:
+    def _add_named(
+        self,
+        mid: str,
+        kind: str,
+        entries: list[tuple[str, str, dict[str, Any]]],
+        items: list[dict[str, Any]],
+        taken: _Taken,
+        owners: dict[str, str],
+    ) -> None:
+        """Add one mount's tools or prompts; ``owners`` maps full names to their mounts."""
+        names = taken.names
+        for full, name, item in entries:
+            if full in owners:
+                problem = f"{kind[:-1]} name {full!r} collides with mount {owners[full]!r}"
+                self.collisions.setdefault(mid, problem)
+                continue
+            owners[full] = mid
+            exposed = shorten(full, self.max_name, taken)
+            if exposed != full:
+                self.aliases[exposed] = full
+            names[exposed] = (mid, name)
+            items.append(item if exposed == item["name"] else {**item, "name": exposed})
+            self.list_routes[kind].append((mid, name))
+
+    def _add_resources(self, mount: Mount) -> None:
         mid = mount.mount_id
         catalog = mount.catalog
-        for kind, names, items in (
-            ("tools", self.tools, self.tool_list),
-            ("prompts", self.prompts, self.prompt_list),
-        ):
-            for item in catalog[kind]:
-                name = item.get("name")
-                if not isinstance(name, str):
-                    continue
-                exposed = self._exposed(mount, name)
-                if exposed in names:
-                    other = names[exposed][0]
-                    problem = f"{kind[:-1]} name {exposed!r} collides with mount {other!r}"
-                    self.collisions.setdefault(mid, problem)
-                    continue
-                names[exposed] = (mid, name)
-                items.append(item if exposed == name else {**item, "name": exposed})
-                self.list_routes[kind].append((mid, name))
         if "resources" in mount.capabilities:
             self.resource_mounts.append(mid)
         for item in catalog["resources"]:

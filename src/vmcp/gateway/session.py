@@ -255,6 +255,8 @@ class FrontSession:
                 item for item, (mount_id, name) in zip(items, ns.list_routes[kind], strict=True)
                 if visible(caller, mount_id, label, name)
             ]
+        if kind == "tools":
+            items = self.gateway.tool_search.shown(self.caller, items)
         return page(kind, key, items, params.get("cursor"), self.gateway.config.gateway.page_size)
 
     # -- routed requests ------------------------------------------------------------------
@@ -274,11 +276,29 @@ class FrontSession:
         return mount_id, params if original == name else {**params, "name": original}
 
     def _tools_call(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+        if params.get("name") in self.gateway.tool_search.meta_names:
+            taken = self.gateway.tool_search.take(self, request_id, params)
+            if taken is None:
+                return
+            params = taken
         arguments = params.get("arguments")
         if arguments is not None and not isinstance(arguments, dict):
             raise RpcError(INVALID_PARAMS, "tools/call arguments must be an object")
+        exposed = params.get("name")
         mount_id, params = self._named_route(params, "tool")
+        if self.gateway.approvals.needed(self.caller, mount_id, params["name"]):
+            self.gateway.approvals.confirm_then(
+                self, request_id, exposed, params, partial(
+                    self._route_or_fail, request_id, mount_id, method, params))
+            return
         self._route(request_id, mount_id, method, params, self.gateway.map_tool_result)
+
+    def _route_or_fail(self, request_id: Any, mount_id: str, method: str,
+                       params: dict[str, Any]) -> None:
+        try:
+            self._route(request_id, mount_id, method, params, self.gateway.map_tool_result)
+        except RpcError as exc:
+            self._fail(request_id, exc)
 
     def _prompts_get(self, request_id: Any, params: dict[str, Any], method: str) -> None:
         mount_id, params = self._named_route(params, "prompt")
@@ -700,6 +720,18 @@ class FrontSession:
         message["id"] = backend_id
         upstream.respond(message)
 
+    async def ask(self, method: str, params: dict[str, Any]) -> JsonMessage:
+        """Send the gateway's own request to this client; its answer (a result or an error)."""
+        answer = _Answer()
+        self._reverse_ids += 1
+        client_id = self._reverse_ids
+        self.reverse[client_id] = (answer, None)  # type: ignore[assignment]
+        self.send(jsonrpc.request(client_id, method, params))
+        try:
+            return await answer.future
+        finally:
+            self.reverse.pop(client_id, None)
+
     def cancel_reverse(self, client_id: int, reason: Any) -> None:
         """The backend withdrew a request it made through this session."""
         if self.reverse.pop(client_id, None) is not None:
@@ -725,6 +757,18 @@ class FrontSession:
                 BACKEND_UNAVAILABLE, "the client that was asked has disconnected")))
             del self.reverse[client_id]
         await self.gateway.session_closed(self)
+
+
+class _Answer:
+    """Stands in for a backend in the reverse table: the client's answer resolves a future."""
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[JsonMessage] = asyncio.get_running_loop().create_future()
+
+    def respond(self, message: JsonMessage) -> None:
+        """Take the client's answer (or the error sent when the client went away)."""
+        if not self.future.done():
+            self.future.set_result(message)
 
 
 #: request method -> its handler (a table per class, not bound methods per session)

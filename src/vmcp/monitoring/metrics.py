@@ -147,7 +147,14 @@ def _mount_metrics(gateway: Gateway) -> Iterator[Metric]:
             healthy.add_metric(labels, 1 if replica.alive and replica.healthy else 0)
             for state in CIRCUIT_STATES:
                 circuit.add_metric([*labels, state], 1 if replica.breaker.state == state else 0)
-    yield from (in_flight, up, healthy, circuit)
+    pinning = GaugeMetricFamily("vmcp_tools_changed", "Tools whose definition changed since "
+                                "it was pinned, by mount and what was done (withheld or "
+                                "flagged).", labels=["mount", "state"])
+    for state, changed in (("withheld", gateway.pinning.withheld),
+                           ("flagged", gateway.pinning.flagged)):
+        for mount_id, tools in list(changed.items()):
+            pinning.add_metric([mount_id, state], len(tools))
+    yield from (in_flight, up, healthy, circuit, pinning)
 
 
 def _cache_metrics(gateway: Gateway) -> Iterator[Metric]:

@@ -13,7 +13,7 @@ from vmcp.config import MOUNT_ID_RE
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,50}$")
 
 #: which rule list of a server a pattern goes to
-RuleKind = Literal["allow_tools", "deny_tools", "allow_prompts", "deny_prompts"]
+RuleKind = Literal["allow_tools", "deny_tools", "allow_prompts", "deny_prompts", "confirm_tools"]
 
 
 def utcnow() -> datetime:
@@ -35,6 +35,8 @@ class ServerRules(BaseModel):
     deny_tools: list[str] = Field(default_factory=list)
     allow_prompts: list[str] = Field(default_factory=list)
     deny_prompts: list[str] = Field(default_factory=list)
+    #: tools whose every call the caller must approve first (through an elicitation)
+    confirm_tools: list[str] = Field(default_factory=list)
     read_only: bool = False
 
 
@@ -51,6 +53,8 @@ class Persona(BaseModel):
     read_only: bool = False
     #: the enabled servers (mount ids) and the rules for each
     servers: dict[str, ServerRules] = Field(default_factory=dict)
+    #: what tools/list shows this persona (unset: ``[gateway] tool_exposure``)
+    tool_exposure: Literal["all", "search", "auto"] | None = None
 
     @field_validator("name")
     @classmethod

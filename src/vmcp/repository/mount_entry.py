@@ -65,7 +65,7 @@ def mount_entry(
     """
     launch = record.launch
     resolved = _resolve(launch.variables, values, existing_env or {})
-    entry: dict[str, Any] = {"description": record.description[:200]}
+    entry: dict[str, Any] = {"description": record.description[:200], "pinning": "enforce"}
     if launch.transport == "stdio":
         entry.update(command=launch.command, args=list(launch.args), env=resolved)
         return entry

@@ -1,0 +1,28 @@
+"""``vmcp approve``: accept the changed definitions of a mount's pinned tools."""
+
+from __future__ import annotations
+
+import click
+
+from vmcp.cli.ops_cmd import control_call, live_gateway
+from vmcp.cli.output import fail
+from vmcp.config import vmcp_home
+from vmcp.gateway.pinning import PinStore
+
+
+@click.command("approve")
+@click.argument("mount_id")
+@click.argument("tool", required=False)
+def approve_command(mount_id: str, tool: str | None) -> None:
+    """Pin the changed definitions of MOUNT_ID's tools (or only TOOL, the backend's name), so
+    tools withheld for a change are shown again. `vmcp info MOUNT_ID` shows the changes."""
+    client = live_gateway()
+    if client is not None:
+        names = control_call(client, "approve", id=mount_id, tool=tool)
+    else:
+        names = PinStore(vmcp_home() / "pins").approve(mount_id, tool)
+    if not names:
+        fail(f"no changed tool {'named ' + repr(tool) + ' ' if tool else ''}"
+             f"waits for approval on {mount_id!r}")
+    for name in names:
+        click.echo(f"approved {mount_id} {name}")

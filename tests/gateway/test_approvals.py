@@ -1,0 +1,74 @@
+"""Approvals bound to the exact call: ``confirm-tool`` asks the caller with a form elicitation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mcp.types as types
+import pytest
+from gateway_harness import ALPHA, BETA, backend, texts, write_config
+from mcp.client.session import ClientRequestContext
+from test_personas import PersonaGateway, make_personas
+
+from vmcp.gateway.approvals import call_digest
+
+pytestmark = pytest.mark.anyio
+
+
+def coder_gateway(tmp_path: Path) -> PersonaGateway:
+    """The coder persona (alpha's echo, add, t*) with every call of ``echo`` to be confirmed."""
+    home = tmp_path / "home"
+    store = make_personas(home)
+    coder = store.load("coder")
+    coder.add_rule("alpha", "confirm_tools", "ech?")
+    store.save(coder)
+    config = write_config(tmp_path / "config" / "vmcp.toml",
+                          {"alpha": backend(ALPHA), "beta": backend(BETA)})
+    return PersonaGateway(home=home, config=config, log=tmp_path / "gateway.log",
+                          persona="coder")
+
+
+async def test_confirmed_calls_run_only_when_approved_with_those_arguments(
+    tmp_path: Path,
+) -> None:
+    asked: list[types.ElicitRequestFormParams] = []
+    answers = ["accept", "decline"]
+
+    async def elicitation(context: ClientRequestContext,
+                          params: types.ElicitRequestParams) -> types.ElicitResult:
+        assert isinstance(params, types.ElicitRequestFormParams)
+        asked.append(params)
+        action = answers.pop(0)
+        return types.ElicitResult(action=action,  # type: ignore[arg-type]
+                                  content={"approve": True} if action == "accept" else None)
+
+    gateway = coder_gateway(tmp_path)
+    async with gateway.connect(elicitation_callback=elicitation) as session:
+        approved = await session.call_tool("alpha__echo", {"text": "rm -rf /tmp/x"})
+        assert texts(approved) == ["alpha: rm -rf /tmp/x"]
+        assert "alpha__echo" in asked[0].message and '"text": "rm -rf /tmp/x"' in asked[0].message
+        digest = call_digest("alpha__echo", {"text": "rm -rf /tmp/x"})
+        assert f"(call {digest})" in asked[0].message
+
+        # Other arguments are another call: asked again, and this time declined.
+        declined = await session.call_tool("alpha__echo", {"text": "something else"})
+        assert declined.is_error and "did not approve it (decline)" in texts(declined)[0]
+        assert len(asked) == 2 and "something else" in asked[1].message
+
+        # Tools without a rule are not asked about.
+        assert json.loads(texts(await session.call_tool("alpha__add", {"a": 1, "b": 2}))[0]) \
+            == {"sum": 3}
+        assert len(asked) == 2
+    log = gateway.log_text()
+    assert f"call {digest} of alpha__echo" in log and "approved by the caller" in log
+    other = call_digest("alpha__echo", {"text": "something else"})
+    assert f"call {other} of alpha__echo" in log and "did not approve it" in log
+
+
+async def test_a_client_without_elicitation_is_refused(tmp_path: Path) -> None:
+    async with coder_gateway(tmp_path).connect() as session:
+        refused = await session.call_tool("alpha__echo", {"text": "hi"})
+        assert refused.is_error
+        assert "does not support form elicitation" in texts(refused)[0]
+
