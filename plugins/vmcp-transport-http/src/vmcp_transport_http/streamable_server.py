@@ -293,11 +293,12 @@ class StreamableHttpServer:
                               headers=retry_after(self.settings.retry_after))
         self._handling += 1
         try:
-            return await self._post(request)
+            return await self._decoded(request)
         finally:
             self._handling -= 1
 
-    async def _post(self, request: web.Request) -> web.StreamResponse:
+    async def _decoded(self, request: web.Request) -> web.StreamResponse:
+        """Authenticate and decode one POST, then take it."""
         principal = await authenticate(self.host, request)
         if request.content_type != JSON_TYPE:
             raise HttpProblem(415, f"Unsupported Media Type: Content-Type must be {JSON_TYPE}")
