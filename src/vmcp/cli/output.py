@@ -7,6 +7,7 @@ already running, unknown mount, a backend error); 2 bad usage or an invalid conf
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -54,7 +55,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
 
 
 def _on_terminal() -> bool:
-    return click.get_text_stream("stdout").isatty()
+    return sys.stdout.isatty()
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
