@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "unmount": "vmcp.cli.ops_cmd:unmount_command",
     "tools": "vmcp.cli.client_cmd:tools_command",
     "call": "vmcp.cli.client_cmd:call_command",
+    "client": "vmcp.cli.clientconf_cmd:client_group",
     "audit": "vmcp.cli.audit_cmd:audit_group",
     "approve": "vmcp.cli.pin_cmd:approve_command",
 }
