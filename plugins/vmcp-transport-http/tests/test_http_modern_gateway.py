@@ -130,3 +130,23 @@ async def test_closing_the_stream_cancels_the_backend_call(tmp_path: Path) -> No
             async with Client(gateway.url, mode=MODERN) as client:
                 result = await client.call_tool("fx__was_cancelled", {"key": key})
         assert text_of(result) == f"{key} cancelled"
+
+
+async def test_a_backend_asking_for_input_is_answered_across_two_posts(tmp_path: Path) -> None:
+    prompts: list[str] = []
+
+    async def sampling(context: Any, params: types.CreateMessageRequestParams
+                       ) -> types.CreateMessageResult:
+        content = params.messages[0].content
+        prompts.append(content.text if isinstance(content, types.TextContent) else "")
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text="hi"), model="m")
+
+    async with run_gateway(config(tmp_path), "http") as gateway:
+        with anyio.fail_after(EVENT_TIMEOUT * 3):
+            async with Client(gateway.url, mode=MODERN, sampling_callback=sampling) as client:
+                # the first POST is answered input_required; its session closes, and the
+                # backend's call waits for the retry (a second POST) to bring the answer
+                result = await client.call_tool("fx__sample", {"prompt": "hello"})
+        assert text_of(result) == "sampled: hi"
+        assert prompts == ["hello"]
