@@ -247,7 +247,7 @@ class FakeSession:
         elif method in ("echo", "tools/call"):
             self._result(request_id, params)
         elif method == "tools/list":
-            self._result(request_id, {"tools": self.host.tools})
+            self._result(request_id, {"tools": self.host.tools, **self.host.list_lifetime})
         elif method == "fail":
             error = {"code": params["code"], "message": "failed", "data": params.get("data")}
             self.peer.send({"jsonrpc": "2.0", "id": request_id, "error": error}, request_id)
@@ -297,8 +297,9 @@ class FakeHost:
         self.tokens = set(tokens)
         self.sessions: list[FakeSession] = []
         self.closed: list[FakeSession] = []
-        #: what ``tools/list`` answers
+        #: what ``tools/list`` answers, and with what ``ttlMs``/``cacheScope``
         self.tools: list[dict[str, Any]] = []
+        self.list_lifetime: dict[str, Any] = {}
 
     @property
     def auth_required(self) -> bool:

@@ -345,3 +345,39 @@ async def test_an_unlisted_tool_or_a_bad_annotation_checks_nothing(
         "region": {"type": "number", "x-mcp-header": "Region"}}}}
     host.tools = [bad]
     assert (await modern.post(body)).status == 200
+
+
+def lists_asked(host: FakeHost) -> int:
+    return sum(m.get("method") == "tools/list" for s in host.sessions for m in s.received)
+
+
+async def test_what_a_tool_mirrors_is_kept_as_long_as_the_list_says(
+        modern: Modern, host: FakeHost) -> None:
+    host.tools = [REGION_TOOL]
+    body = request("tools/call", name="sql", arguments=ARGUMENTS)
+    assert (await modern.post(body, **PARAMS)).status == 200
+    assert (await modern.post(body, **PARAMS)).status == 200
+    assert lists_asked(host) == 2  # no ttlMs: asked every time
+    host.list_lifetime = {"ttlMs": 60_000, "cacheScope": "public"}
+    for _ in range(3):
+        assert (await modern.post(body, **PARAMS)).status == 200
+    assert lists_asked(host) == 3
+    # kept: a refusal by the kept schema needs no new list either
+    assert (await modern.refused(body))["code"] == -32020
+    assert lists_asked(host) == 3
+
+
+async def test_a_private_list_is_kept_per_caller() -> None:
+    host = FakeHost("alice", "bob")
+    host.tools = [REGION_TOOL]
+    host.list_lifetime = {"ttlMs": 60_000, "cacheScope": "private"}
+    body = request("tools/call", name="sql", arguments=ARGUMENTS)
+    async with (
+        serve_front(StreamableHttpTransport(), host) as url,
+        aiohttp.ClientSession() as http,
+    ):
+        modern = Modern(http, url)
+        for caller in ("alice", "alice", "bob", "bob"):
+            reply = await modern.post(body, **PARAMS, Authorization=f"Bearer {caller}")
+            assert reply.status == 200
+    assert lists_asked(host) == 2  # once for each caller

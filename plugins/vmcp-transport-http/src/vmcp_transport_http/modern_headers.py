@@ -84,12 +84,16 @@ def _one(headers: Headers, name: str, expected: Any, what: str, *,
                        f"Header mismatch: the {name} header does not match {what}")
 
 
-def param_headers(input_schema: Any) -> list[tuple[tuple[str, ...], str, str]] | None:
+#: what a tool's arguments mirror: ``(argument path, header token, JSON type)`` each
+ParamHeaders = list[tuple[tuple[str, ...], str, str]]
+
+
+def param_headers(input_schema: Any) -> ParamHeaders | None:
     """The ``(argument path, header token, type)`` of every ``x-mcp-header`` a tool's input
     schema declares; None when an annotation breaks the rules (empty or not a token, twice
     the same ignoring case, on a type other than string, integer or boolean, or reached
     through anything but ``properties``): clients drop such a tool, so nothing is checked."""
-    found: list[tuple[tuple[str, ...], str, str]] = []
+    found: ParamHeaders = []
     seen: set[str] = set()
     for path, schema in _positions(input_schema):
         if X_MCP_HEADER not in schema:
@@ -132,16 +136,16 @@ def _positions(root: Any) -> Iterator[tuple[tuple[str, ...] | None, dict[str, An
                 stack.extend((None, sub) for sub in value.values())
 
 
-def check_param_headers(headers: Headers, input_schema: Any,
+def check_param_headers(headers: Headers, declared: ParamHeaders,
                         arguments: Mapping[str, Any]) -> None:
     """Check a ``tools/call``'s ``Mcp-Param-*`` headers against its arguments: each argument
-    the schema marks must come with its header, equal once decoded (integers compared as
-    numbers), and a header must not come without its argument (``null`` counts as absent).
+    ``declared`` (:func:`param_headers`) must come with its header, equal once decoded
+    (integers compared as numbers), and a header must not come without its argument
+    (``null`` counts as absent).
 
     :raises RpcError: -32020 naming the first header that disagrees.
     """
-    declared = param_headers(input_schema)
-    for path, token, kind in declared or ():
+    for path, token, kind in declared:
         name = PARAM_PREFIX + token
         values = headers.getall(name, [])
         value = _at(arguments, path)

@@ -15,7 +15,6 @@ anything longer streams as SSE (no event ids, no resumption, keep-alive comments
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from aiohttp import web
@@ -24,7 +23,6 @@ from vmcp.auth.base import Principal
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.eras import (
     CLIENT_CAPABILITIES,
-    CLIENT_INFO,
     HEADER_MISMATCH,
     MISSING_CLIENT_CAPABILITY,
     MODERN_VERSIONS,
@@ -45,17 +43,17 @@ from vmcp.transports.base import FrontHost, FrontSessionHandle, JsonMessage
 from vmcp.transports.tracecontext import meta_from_headers
 from vmcp_transport_http.limits import retry_after, shed_wait
 from vmcp_transport_http.messages import JSON_TYPE, HttpProblem, encode_message, wants_sse
+from vmcp_transport_http.modern_exchange import Exchange, response_of
 from vmcp_transport_http.modern_headers import (
     PARAM_PREFIX,
     VERSION_HEADER,
     check_headers,
     check_param_headers,
 )
+from vmcp_transport_http.param_lookup import ParamLookup
 from vmcp_transport_http.server import SSE_HEADERS
 from vmcp_transport_http.settings import StreamableSettings
 from vmcp_transport_http.streams import EventStream, EventStreamResponse, SharedTimeout, pump
-
-log = logging.getLogger("vmcp.transports.http")
 
 #: HTTP status of a modern reply carrying one of these JSON-RPC errors (others: 200)
 ERROR_STATUS = {
@@ -67,11 +65,6 @@ ERROR_STATUS = {
     UNSUPPORTED_PROTOCOL_VERSION: 400,
     METHOD_NOT_FOUND: 404,
 }
-#: the id of the ``tools/list`` requests that look up a called tool's schema (they run on
-#: the request's own session before the request itself, so no client id can collide)
-_LOOKUP_ID = "vmcp/tool-schema"
-#: most ``tools/list`` pages walked to find a tool's schema
-_LOOKUP_PAGES = 100
 _PARAM_PREFIX = PARAM_PREFIX.lower()
 
 
@@ -82,49 +75,6 @@ def is_modern_post(headers: Any, payload: Any) -> bool:
     return is_modern_request(payload) or headers.get(VERSION_HEADER) in MODERN_VERSIONS
 
 
-class _Exchange:
-    """The :class:`~vmcp.transports.base.FrontPeer` of one modern request: its response
-    stream, which carries only what belongs to the request (``expect`` names it)."""
-
-    __slots__ = ("_limit", "handle", "request_id", "stream")
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self.handle: FrontSessionHandle | None = None
-        self.request_id: Any = None
-        self.stream = EventStream("modern", limit, with_ids=False)
-
-    def expect(self, request_id: Any) -> EventStream:
-        """A fresh stream for the request ``request_id``, about to be handled."""
-        self.request_id = request_id
-        self.stream = EventStream("modern", self._limit, with_ids=False)
-        return self.stream
-
-    def send(self, message: JsonMessage, related_to: Any = None) -> None:
-        """Take one message of the gateway's for the client."""
-        kind = jsonrpc.classify(message)
-        if kind is jsonrpc.RESPONSE:
-            if message.get("id") == self.request_id:
-                self.stream.append(message)
-                self.stream.finish()
-        elif kind is jsonrpc.REQUEST:
-            # This era has no server->client requests: whoever asked gets a refusal at
-            # once rather than waiting for an answer that cannot come.
-            assert self.handle is not None
-            self.handle.handle(jsonrpc.error(message["id"], RpcError(
-                METHOD_NOT_FOUND, "a 2026-07-28 client cannot be sent requests")))
-        elif related_to is not None and related_to == self.request_id:
-            self.stream.append(message)
-        # anything else (list changes, unrelated logs) has no stream here: it is dropped
-
-
-async def _finished(stream: EventStream) -> JsonMessage:
-    """The response that ends ``stream``, once it has come."""
-    while not stream.finished:
-        await stream.changed(stream.version)
-    return stream.messages()[-1]
-
-
 class ModernFront:
     """Serves the 2026-07-28 POSTs of the Streamable HTTP endpoint."""
 
@@ -133,6 +83,7 @@ class ModernFront:
         self.host = host
         self.settings = settings
         self._grace = grace
+        self._lookup = ParamLookup()
 
     async def post(self, request: web.Request, principal: Principal, payload: Any
                    ) -> web.StreamResponse:
@@ -154,12 +105,13 @@ class ModernFront:
                               INVALID_PARAMS, request_id=request_id)
         _check_envelope(request, payload["method"], params, request_id)
         sse = wants_sse(request)
-        exchange = _Exchange(self.settings.replay_buffer)
+        exchange = Exchange(self.settings.replay_buffer)
         handle = self.host.open_session(exchange, principal)
         exchange.handle = handle
         try:
             if payload["method"] == "tools/call":
-                await self._check_param_headers(request, handle, exchange, params, request_id)
+                await self._check_param_headers(request, handle, exchange, principal, params,
+                                                request_id)
             if "traceparent" in request.headers:
                 payload = meta_from_headers(payload, request.headers)
             stream = exchange.expect(request_id)
@@ -169,11 +121,11 @@ class ModernFront:
             await asyncio.shield(handle.aclose())
 
     async def _check_param_headers(
-        self, request: web.Request, handle: FrontSessionHandle, exchange: _Exchange,
-        params: dict[str, Any], request_id: Any,
+        self, request: web.Request, handle: FrontSessionHandle, exchange: Exchange,
+        principal: Principal, params: dict[str, Any], request_id: Any,
     ) -> None:
         """Check the ``Mcp-Param-*`` headers of a ``tools/call`` against its arguments, by
-        the schema the caller was shown for that tool (no schema found: nothing to check)."""
+        the schema the caller is shown for that tool (none found: nothing to check)."""
         arguments, name = params.get("arguments"), params.get("name")
         if not isinstance(name, str) or (arguments is not None
                                          and not isinstance(arguments, dict)):
@@ -182,18 +134,19 @@ class ModernFront:
         if not arguments and not any(header.lower().startswith(_PARAM_PREFIX)
                                      for header in request.headers):
             return
-        schema = await _input_schema(handle, exchange, name, params["_meta"])
-        if schema is None:
+        declared = await self._lookup.declared(handle, exchange, principal, name,
+                                               params["_meta"])
+        if declared is None:
             return
         try:
-            check_param_headers(request.headers, schema, arguments)
+            check_param_headers(request.headers, declared, arguments)
         except RpcError as exc:
             raise HttpProblem(400, exc.message, exc.code, request_id=request_id) from exc
 
     async def _reply(self, request: web.Request, stream: EventStream, sse: bool
                      ) -> web.StreamResponse:
         if not sse:
-            return _json(await _finished(stream))
+            return _json(await response_of(stream))
         await self._grace.changed(stream, 0)  # 0: whatever was queued since the POST counts
         if stream.finished and stream.backlog == 1:  # only the response: one JSON body
             return _json(stream.messages()[0])
@@ -230,32 +183,6 @@ def _check_envelope(request: web.Request, method: Any, params: dict[str, Any],
     except RpcError as exc:
         raise HttpProblem(400, exc.message, exc.code, request_id=request_id) from exc
     _check_version(version, request_id)
-
-
-async def _input_schema(handle: FrontSessionHandle, exchange: _Exchange, name: str,
-                        meta: dict[str, Any]) -> Any:
-    """The ``inputSchema`` of the tool ``name`` as this caller's ``tools/list`` shows it (so
-    a caller's view and the gateway's naming apply), or None when it is not listed."""
-    envelope = {key: meta[key] for key in (PROTOCOL_VERSION, CLIENT_CAPABILITIES, CLIENT_INFO)
-                if key in meta}
-    params: dict[str, Any] = {"_meta": envelope}
-    for _ in range(_LOOKUP_PAGES):
-        stream = exchange.expect(_LOOKUP_ID)
-        handle.handle(jsonrpc.request(_LOOKUP_ID, "tools/list", params))
-        result = (await _finished(stream)).get("result")
-        if not isinstance(result, dict):
-            return None
-        tools = result.get("tools")
-        for tool in tools if isinstance(tools, list) else ():
-            if isinstance(tool, dict) and tool.get("name") == name:
-                return tool.get("inputSchema")
-        cursor = result.get("nextCursor")
-        if not isinstance(cursor, str):
-            return None
-        params = {"_meta": envelope, "cursor": cursor}
-    log.warning("tools/list did not end within %d pages: Mcp-Param headers unchecked",
-                _LOOKUP_PAGES)
-    return None
 
 
 def _json(message: JsonMessage) -> web.Response:
