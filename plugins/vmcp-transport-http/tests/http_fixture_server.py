@@ -13,7 +13,8 @@ HTTP request header, or ``"-"``), ``ask(who, together)`` (waits until ``together
 its own request, and returns what it got back or the error for each), ``block(key)`` (reports
 progress once, then waits until cancelled), ``was_cancelled(key)`` (answers once
 ``block(key)`` has been cancelled), ``region(region, query)`` (``region`` is mirrored into the
-``Mcp-Param-Region`` header: ``x-mcp-header``).
+``Mcp-Param-Region`` header: ``x-mcp-header``), ``grow(name)`` (adds a tool ``name`` and
+announces that the tool list changed).
 """
 
 from __future__ import annotations
@@ -141,6 +142,18 @@ def region(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Regi
            query: str) -> str:
     """Run a query in a region (whose value HTTP clients mirror into a header)."""
     return f"{query} in {region}"
+
+
+@server.tool()
+async def grow(name: str, ctx: Context) -> str:
+    """Add a tool called ``name`` (it answers its own name) and say the list changed."""
+
+    def grown() -> str:
+        return name
+
+    server.add_tool(grown, name=name, description=f"grown as {name}")
+    await ctx.session.send_tool_list_changed()
+    return f"grew {name}"
 
 
 @server.tool()

@@ -150,3 +150,20 @@ async def test_a_backend_asking_for_input_is_answered_across_two_posts(tmp_path:
                 result = await client.call_tool("fx__sample", {"prompt": "hello"})
         assert text_of(result) == "sampled: hi"
         assert prompts == ["hello"]
+
+
+async def test_a_listen_stream_carries_the_backends_list_changes(tmp_path: Path) -> None:
+    async with run_gateway(config(tmp_path), "http") as gateway:
+        with anyio.fail_after(EVENT_TIMEOUT * 3):
+            async with (
+                Client(gateway.url, mode=MODERN) as listener,
+                Client(gateway.url, mode=MODERN) as other,
+                listener.listen(tools_list_changed=True) as subscription,
+            ):
+                assert subscription.honored.tools_list_changed
+                assert text_of(await other.call_tool("fx__grow", {"name": "sprout"})) == \
+                    "grew sprout"
+                async for _event in subscription:
+                    break  # the change arrived on the listen's own stream
+                names = {tool.name for tool in (await listener.list_tools()).tools}
+                assert "fx__sprout" in names
