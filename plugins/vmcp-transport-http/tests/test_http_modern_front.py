@@ -7,6 +7,7 @@ import base64
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
@@ -381,3 +382,15 @@ async def test_a_private_list_is_kept_per_caller() -> None:
             reply = await modern.post(body, **PARAMS, Authorization=f"Bearer {caller}")
             assert reply.status == 200
     assert lists_asked(host) == 2  # once for each caller
+
+
+async def test_a_browser_may_send_the_modern_headers(modern: Modern) -> None:
+    page = "http://" + urlsplit(modern.url).netloc  # the front's own origin
+    preflight = await modern.http.options(modern.url, headers={
+        "Origin": page, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "mcp-protocol-version, mcp-method, mcp-name, "
+                                          "mcp-param-region"})
+    assert preflight.status == 204
+    allowed = {name.strip().lower()
+               for name in preflight.headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"mcp-protocol-version", "mcp-method", "mcp-name", "mcp-param-region"} <= allowed
