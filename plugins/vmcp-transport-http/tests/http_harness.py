@@ -209,7 +209,8 @@ class FakeSession:
     (the host's ``tools``); ``fail`` (the error ``params.code`` with ``params.data``);
     ``chatty`` (``params.count`` notifications related to it, then the result);
     ``unsolicited`` (a notification not related to any request, then the result); ``hold``
-    (answered by a later ``release``, its params echoed); ``ask`` (a server→client request
+    (answered by a later ``release``, its params echoed); ``subscriptions/listen``
+    (acknowledged, never answered); ``ask`` (a server→client request
     related to it, answered once the client's response arrives). Anything else gets -32601.
     """
 
@@ -261,6 +262,9 @@ class FakeSession:
             self._result(request_id, {})
         elif method == "hold":
             self.held.append((request_id, params))
+        elif method == "subscriptions/listen":  # acknowledged, then open until closed
+            ack = {"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged"}
+            self.peer.send(ack, request_id)
         elif method == "release":
             for held, held_params in self.held:
                 self._result(held, {"released": True, **held_params})

@@ -394,3 +394,24 @@ async def test_a_browser_may_send_the_modern_headers(modern: Modern) -> None:
     allowed = {name.strip().lower()
                for name in preflight.headers["Access-Control-Allow-Headers"].split(",")}
     assert {"mcp-protocol-version", "mcp-method", "mcp-name", "mcp-param-region"} <= allowed
+
+
+async def test_an_open_listen_holds_no_place_among_the_posts_being_handled(
+        host: FakeHost) -> None:
+    async with (
+        serve_front(StreamableHttpTransport(), host, max_concurrent_requests=1) as url,
+        aiohttp.ClientSession() as http,
+    ):
+        modern = Modern(http, url)
+        listen = await modern.post(request("subscriptions/listen", 1, notifications={}))
+        assert listen.content_type == "text/event-stream"
+        with anyio.fail_after(EVENT_TIMEOUT):
+            async for event in iter_events(listen.content.iter_any(), 1 << 20):
+                assert "acknowledged" in event.data
+                break
+        assert (await modern.post(request("echo", 2))).status == 200
+        held = await modern.post(request("hold", 3))  # a call in flight does hold one
+        assert held.content_type == "text/event-stream"
+        assert (await modern.post(request("echo", 4))).status == 503
+        listen.close()
+        held.close()

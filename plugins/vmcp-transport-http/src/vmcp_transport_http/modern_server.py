@@ -15,6 +15,7 @@ anything longer streams as SSE (no event ids, no resumption, keep-alive comments
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -66,6 +67,7 @@ ERROR_STATUS = {
     METHOD_NOT_FOUND: 404,
 }
 _PARAM_PREFIX = PARAM_PREFIX.lower()
+LISTEN = "subscriptions/listen"
 
 
 def is_modern_post(headers: Any, payload: Any) -> bool:
@@ -85,10 +87,14 @@ class ModernFront:
         self._grace = grace
         self._lookup = ParamLookup()
 
-    async def post(self, request: web.Request, principal: Principal, payload: Any
-                   ) -> web.StreamResponse:
+    async def post(self, request: web.Request, principal: Principal, payload: Any,
+                   release: Callable[[], None]) -> web.StreamResponse:
         """Answer one modern POST (a notification gets 202 and is dropped: on this wire
-        a client cancels by closing the stream, and has nothing else to notify)."""
+        a client cancels by closing the stream, and has nothing else to notify).
+
+        ``release`` gives up the POST's place among those being handled: a listen's stream,
+        which stays open for as long as the client wants, does so once it is streaming.
+        """
         kind = jsonrpc.classify(payload) if isinstance(payload, dict) else jsonrpc.INVALID
         if kind is jsonrpc.NOTIFICATION:
             version = request.headers.get(VERSION_HEADER) or modern_version(
@@ -116,7 +122,8 @@ class ModernFront:
                 payload = meta_from_headers(payload, request.headers)
             stream = exchange.expect(request_id)
             handle.handle(payload)
-            return await self._reply(request, stream, sse)
+            return await self._reply(request, stream, sse,
+                                     release if payload["method"] == LISTEN else None)
         finally:
             await asyncio.shield(handle.aclose())
 
@@ -143,8 +150,8 @@ class ModernFront:
         except RpcError as exc:
             raise HttpProblem(400, exc.message, exc.code, request_id=request_id) from exc
 
-    async def _reply(self, request: web.Request, stream: EventStream, sse: bool
-                     ) -> web.StreamResponse:
+    async def _reply(self, request: web.Request, stream: EventStream, sse: bool,
+                     release: Callable[[], None] | None) -> web.StreamResponse:
         if not sse:
             return _json(await response_of(stream))
         await self._grace.changed(stream, 0)  # 0: whatever was queued since the POST counts
@@ -153,6 +160,8 @@ class ModernFront:
         response = (EventStreamResponse if stream.backlog else web.StreamResponse)(
             headers=SSE_HEADERS)
         await response.prepare(request)
+        if release is not None:
+            release()
         await pump(stream, response, 0, self.settings.keepalive_interval)
         return response
 

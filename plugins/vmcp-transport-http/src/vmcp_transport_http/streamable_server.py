@@ -260,20 +260,20 @@ class StreamableHttpServer:
         if self._handling >= self.settings.max_concurrent_requests:
             raise HttpProblem(503, "Service Unavailable: too many requests at once",
                               headers=retry_after(self.settings.retry_after))
-        self._handling += 1
+        admitted = _Admitted(self)
         try:
-            return await self._decoded(request)
+            return await self._decoded(request, admitted)
         finally:
-            self._handling -= 1
+            admitted.release()
 
-    async def _decoded(self, request: web.Request) -> web.StreamResponse:
+    async def _decoded(self, request: web.Request, admitted: _Admitted) -> web.StreamResponse:
         """Authenticate and decode one POST, then take it."""
         principal = await authenticate(self.host, request)
         if request.content_type != JSON_TYPE:
             raise HttpProblem(415, f"Unsupported Media Type: Content-Type must be {JSON_TYPE}")
         payload = decode_body(await read_body(request, self.settings.max_message_bytes))
         try:
-            return await self._post(request, principal, payload)
+            return await self._post(request, principal, payload, admitted)
         except HttpProblem as problem:
             if problem.request_id is None:  # a refusal names the request it refuses
                 problem.request_id = _only_id(payload)
@@ -284,9 +284,10 @@ class StreamableHttpServer:
         request: web.Request,
         principal: Principal,
         payload: dict[str, Any] | list[dict[str, Any]],
+        admitted: _Admitted,
     ) -> web.StreamResponse:
         if is_modern_post(request.headers, payload):  # whatever Mcp-Session-Id it carries
-            return await self._modern.post(request, principal, payload)
+            return await self._modern.post(request, principal, payload, admitted.release)
         if SESSION_HEADER not in request.headers:
             initialize = _sessionless(payload)
             self._check_version(request)
@@ -414,6 +415,25 @@ class StreamableHttpServer:
         self._forget(session)
         await session.close()
         return web.Response(status=200)
+
+
+class _Admitted:
+    """One POST's place among those being handled (``max_concurrent_requests``). A stream
+    that outlives its request (a 2026-07-28 listen) gives it up, as GET streams never take
+    one."""
+
+    __slots__ = ("_held", "_server")
+
+    def __init__(self, server: StreamableHttpServer) -> None:
+        self._server = server
+        self._held = True
+        server._handling += 1
+
+    def release(self) -> None:
+        """Give the place up (once)."""
+        if self._held:
+            self._held = False
+            self._server._handling -= 1
 
 
 def _refuse_modern(request: web.Request) -> None:
