@@ -63,6 +63,17 @@ async def test_server_discover_answers_then_initialize_still_works(
         assert session.server_info is not None and session.server_info.name == "vmcp"
 
 
+async def test_server_discover_after_initialize(
+    make_gateway: Callable[..., Gateway], two_backends: dict[str, dict[str, Any]]
+) -> None:
+    gateway = make_gateway(two_backends)
+    async with gateway.connect() as session:
+        with anyio.fail_after(EVENT_TIMEOUT):
+            discovered = await session.send_discover("2026-07-28")
+        assert discovered["resultType"] == "complete"
+        await session.send_ping()  # the handshake-era session goes on
+
+
 async def test_unknown_method(
     make_gateway: Callable[..., Gateway], two_backends: dict[str, dict[str, Any]]
 ) -> None:
@@ -80,7 +91,7 @@ async def test_malformed_json_and_probe_on_raw_stdio(
     make_gateway: Callable[..., Gateway], two_backends: dict[str, dict[str, Any]]
 ) -> None:
     """A bad line gets -32700 (with its id when readable) and the session goes on;
-    ``server/discover`` gets -32601."""
+    ``server/discover`` is answered (the 2026-07-28 era) and the handshake still follows."""
     gateway = make_gateway({"beta": two_backends["beta"]})
     async with raw_gateway(gateway) as client:
         await client.send_line('{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": ')
@@ -92,7 +103,7 @@ async def test_malformed_json_and_probe_on_raw_stdio(
             {"jsonrpc": "2.0", "id": "probe", "method": "server/discover", "params": {}}
         )
         probe = await client.receive_response("probe")
-        assert probe["error"]["code"] == -32601
+        assert "2026-07-28" in probe["result"]["supportedVersions"]
 
         init = await raw_initialize(client)
         assert init["result"]["protocolVersion"] == "2025-11-25"

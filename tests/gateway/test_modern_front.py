@@ -251,3 +251,71 @@ async def test_unknown_tool_is_a_json_rpc_error(
         async with Client(gateway.server_parameters(), mode=MODERN) as client:
             with pytest.raises(MCPError):
                 await client.call_tool("nobody__nothing", {})
+
+
+async def test_log_level_and_progress_belong_to_the_request(
+    make_gateway: Callable[..., Gateway], two_backends: dict[str, dict[str, Any]]
+) -> None:
+    """A modern request gets log lines only at or above the level it named, and its own
+    progress; with no level it gets no log lines at all."""
+    logged: list[str] = []
+    progress: list[float] = []
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        logged.append(params.level)
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    gateway = make_gateway(two_backends)
+    with anyio.fail_after(CONNECT_TIMEOUT):
+        async with Client(gateway.server_parameters(), mode=MODERN, log_level="error",
+                          logging_callback=on_log) as client:
+            await client.call_tool("alpha__log_levels", {})
+            await client.call_tool("alpha__slow", {"steps": 3}, progress_callback=on_progress)
+        async with Client(gateway.server_parameters(), mode=MODERN,
+                          logging_callback=on_log) as quiet:
+            before = len(logged)
+            await quiet.call_tool("alpha__log_levels", {})
+            assert len(logged) == before
+    assert logged == ["error", "critical"]
+    assert progress == [1, 2, 3]
+
+
+async def test_listen_hears_list_changes_and_resource_updates(
+    make_gateway: Callable[..., Gateway], two_backends: dict[str, dict[str, Any]]
+) -> None:
+    from mcp.shared.subscriptions import ResourceUpdated, ToolsListChanged
+
+    gateway = make_gateway(two_backends)
+    with anyio.fail_after(CONNECT_TIMEOUT):
+        async with Client(gateway.server_parameters(), mode=MODERN) as client, client.listen(
+                tools_list_changed=True, resource_subscriptions=["alpha://doc/1"]) as listen:
+            assert listen.honored.tools_list_changed
+            await client.call_tool("alpha__add_tool", {"name": "fresh"})
+            events = [await anext(listen)]
+            assert isinstance(events[0], ToolsListChanged)
+            tools = await client.list_tools()
+            assert "alpha__fresh" in {tool.name for tool in tools.tools}
+            touched = await client.call_tool("alpha__touch", {"uri": "alpha://doc/1"})
+            assert touched.structured_content == {"subscribed": True}
+            updated = await anext(listen)
+            assert isinstance(updated, ResourceUpdated) and updated.uri == "alpha://doc/1"
+
+
+async def test_cancelling_a_modern_request_cancels_the_backend_call(
+    make_gateway: Callable[..., Gateway], two_backends: dict[str, dict[str, Any]]
+) -> None:
+    gateway = make_gateway(two_backends)
+    async with raw_gateway(gateway) as client:
+        await client.send(modern_request("b", "tools/call", {"name": "alpha__block",
+                                                             "arguments": {}}, progressToken=7))
+        started = await client.receive()  # the call is running at the backend
+        assert started["method"] == "notifications/progress"
+        assert started["params"]["progressToken"] == 7
+        await client.send({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                           "params": {"requestId": "b", "reason": "changed my mind"}})
+        await client.send(modern_request("w", "tools/call", {
+            "name": "alpha__was_cancelled", "arguments": {"tool": "block", "timeout": 10}}))
+        answer = (await client.receive_response("w"))["result"]
+        assert answer["content"][0]["text"] == "cancelled"

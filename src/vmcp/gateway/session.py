@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from vmcp import __version__
 from vmcp.auth.base import Principal
 from vmcp.protocol import jsonrpc
-from vmcp.protocol.eras import modern_version
+from vmcp.protocol.eras import PROTOCOL_VERSION
 from vmcp.protocol.errors import (
     BACKEND_UNAVAILABLE,
     INTERNAL_ERROR,
@@ -120,7 +120,9 @@ class FrontSession:
         elif not isinstance(params, dict):
             self.fail(request_id, RpcError(INVALID_PARAMS, "params must be an object"))
             return
-        if method == "server/discover" or modern_version(params) is not None:
+        meta = params.get("_meta")
+        if ((meta is not None and type(meta) is dict and PROTOCOL_VERSION in meta)
+                or method == "server/discover"):
             self._modern(request_id, method, params)
             return
         handler = self._requests.get(method)

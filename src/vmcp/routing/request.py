@@ -94,13 +94,9 @@ class Request:
         #: the minimum level of log notifications wanted; None: all (handshake era, no
         #: ``setLevel``), or -- for a stateless request -- see :meth:`wants_log`
         self.log_rank = log_rank
-        #: where the router sent the request (set by :meth:`Router.route`): the mount, and
-        #: the method, params and result mapper as the backend got them, so that a request
-        #: answered ``input_required`` can be sent again with the client's input
-        self.mount_id: str | None = None
-        self.method = ""
-        self.params: dict[str, Any] = {}
-        self.mapper: Any = None
+        # mount_id, method, params, mapper: where the router sent the request, as the
+        # backend got it (set by Router.route and Router.forward, never read before), so
+        # that a request answered ``input_required`` can be sent again with the input
 
     def wants_log(self, level: Any) -> bool:
         """True when a log notification at ``level`` may reach this request's client.

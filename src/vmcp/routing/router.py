@@ -77,10 +77,6 @@ class Router:
         mount = host.mounts.get(mount_id)
         if mount is None:
             raise RpcError(BACKEND_UNAVAILABLE, f"Backend {mount_id!r} is unavailable")
-        request.mount_id = mount_id
-        request.method = method
-        request.params = params
-        request.mapper = mapper
         limit = mount.config.max_in_flight
         if limit is not None and mount.in_flight >= limit:
             if len(mount.waiting) >= mount.config.max_queue:
@@ -95,17 +91,20 @@ class Router:
             return
         cache = host.cache
         if cache is not None and (ttl := cache.request_ttl(mount.config, method, params)):
+            _remember(request, mount_id, method, params, mapper)
             request.spawn(self._cached(request, mount, method, params, mapper, ttl))
             return
         timeout = mount.timeout_for(method, host.config.gateway.request_timeout)
         retry = mount.config.retry
         if host.middleware is not None:
+            _remember(request, mount_id, method, params, mapper)
             replica = self.pick(request, mount)
             params, token = self._progress(request, params)
             routed = RoutedRequest(request.caller, mount_id, method, params)
             request.spawn(self._through_middleware(request, routed, replica, timeout, mapper,
                                                    token))
         elif retry.attempts > 1 and may_retry(method, params, retry, mount.safe_tools):
+            _remember(request, mount_id, method, params, mapper)
             params, token = self._progress(request, params)
             request.spawn(self._with_retries(request, mount, method, params, mapper, timeout,
                                              token))
@@ -193,6 +192,10 @@ class Router:
         timeout: float | None,
     ) -> None:
         """The hot path: send with a fresh id, relay the response object with ours put back."""
+        request.mount_id = mount.mount_id  # what _remember does, inline on the hot path
+        request.method = method
+        request.params = params
+        request.mapper = mapper
         token = None
         if "_meta" in params:
             params, token = self._progress(request, params)
@@ -369,6 +372,16 @@ class Router:
         if mapper is not None:
             mapper(request, upstream, result)  # type: ignore[arg-type]
         return result
+
+
+def _remember(request: Request, mount_id: str, method: str, params: dict[str, Any],
+              mapper: Mapper | None) -> None:
+    """Note where a request goes, as its backend gets it (before any progress token is
+    swapped in), so that it can be sent again with a client's input."""
+    request.mount_id = mount_id
+    request.method = method
+    request.params = params
+    request.mapper = mapper
 
 
 def pool_key(request: Request, mount: Mount) -> str:
