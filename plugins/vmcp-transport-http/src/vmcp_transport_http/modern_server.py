@@ -14,7 +14,6 @@ anything longer streams as SSE (no event ids, no resumption, keep-alive comments
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -125,7 +124,7 @@ class ModernFront:
             return await self._reply(request, stream, sse,
                                      release if payload["method"] == LISTEN else None)
         finally:
-            await asyncio.shield(handle.aclose())
+            await handle.aclose()
 
     async def _check_param_headers(
         self, request: web.Request, handle: FrontSessionHandle, exchange: Exchange,
