@@ -123,9 +123,19 @@ async def test_a_request_is_served_without_a_session(modern: Modern, host: FakeH
 
 
 async def test_a_session_id_is_ignored_and_none_is_minted(modern: Modern) -> None:
-    response = await modern.post(request("echo"), **{"Mcp-Session-Id": "left-over"})
+    response = await modern.post(request("echo"), **{"Mcp-Session-Id": "left-over",
+                                                       "Last-Event-ID": "1-1"})
     assert response.status == 200
     assert "Mcp-Session-Id" not in response.headers
+    assert (await response.json())["id"] == 1
+
+
+async def test_a_batch_is_refused(modern: Modern) -> None:
+    batch = [request("echo", 1), request("echo", 2)]
+    response = await modern.post(batch, headers={"Accept": BOTH, "MCP-Protocol-Version": MODERN,
+                                                 "Mcp-Method": "echo"})
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == -32600
 
 
 async def test_the_version_header_must_equal_the_body_version(modern: Modern) -> None:
@@ -403,7 +413,10 @@ async def test_an_open_listen_holds_no_place_among_the_posts_being_handled(
         aiohttp.ClientSession() as http,
     ):
         modern = Modern(http, url)
-        listen = await modern.post(request("subscriptions/listen", 1, notifications={}))
+        body = request("subscriptions/listen", 1, notifications={})
+        # a listen is a stream: a client that takes only JSON cannot have one
+        assert (await modern.post(body, Accept="application/json")).status == 406
+        listen = await modern.post(body)
         assert listen.content_type == "text/event-stream"
         with anyio.fail_after(EVENT_TIMEOUT):
             async for event in iter_events(listen.content.iter_any(), 1 << 20):

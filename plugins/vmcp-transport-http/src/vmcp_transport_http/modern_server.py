@@ -42,7 +42,13 @@ from vmcp.protocol.errors import (
 from vmcp.transports.base import FrontHost, FrontSessionHandle, JsonMessage
 from vmcp.transports.tracecontext import meta_from_headers
 from vmcp_transport_http.limits import retry_after, shed_wait
-from vmcp_transport_http.messages import JSON_TYPE, HttpProblem, encode_message, wants_sse
+from vmcp_transport_http.messages import (
+    JSON_TYPE,
+    SSE_TYPE,
+    HttpProblem,
+    encode_message,
+    wants_sse,
+)
 from vmcp_transport_http.modern_exchange import Exchange, response_of
 from vmcp_transport_http.modern_headers import (
     PARAM_PREFIX,
@@ -110,6 +116,8 @@ class ModernFront:
                               INVALID_PARAMS, request_id=request_id)
         _check_envelope(request, payload["method"], params, request_id)
         sse = wants_sse(request)
+        if payload["method"] == LISTEN and not sse:  # a listen's answer is a stream
+            raise HttpProblem(406, f"Not Acceptable: {LISTEN} answers with {SSE_TYPE}")
         exchange = Exchange(self.settings.replay_buffer)
         handle = self.host.open_session(exchange, principal)
         exchange.handle = handle
