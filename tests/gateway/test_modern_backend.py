@@ -10,11 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import anyio
 import mcp.types as types
 import pytest
 from gateway_harness import (
-    EVENT_TIMEOUT,
     FIXTURE_SERVERS,
     Gateway,
     Notifications,
@@ -124,9 +122,8 @@ async def test_list_changed_from_a_modern_backend_reaches_a_legacy_client(
     async with _modern_gateway(make_gateway, "modern").connect(message_handler=notes) as session:
         await session.call_tool("m__add_tool", {"name": "later"})
         await notes.wait_for(_changed)
-        with anyio.fail_after(EVENT_TIMEOUT):
-            while "m__later" not in {tool.name for tool in await all_tools(session)}:
-                await notes.wait_for(_changed, count=len(notes.matching(_changed)) + 1)
+        # the gateway re-read the list before it announced the change
+        assert "m__later" in {tool.name for tool in await all_tools(session)}
         assert texts(await session.call_tool("m__later", {})) == ["dynamic later"]
 
 
