@@ -411,7 +411,8 @@ class FrontSession:
 
         async def call_backend(routed: RoutedRequest) -> dict[str, Any]:
             return await cache.call(mount.config, routed.method, routed.params, persona, ttl,
-                                    partial(fetch, routed))
+                                    partial(fetch, routed),
+                                    principal.name if principal is not None else None)
 
         request = RoutedRequest(self.caller, mount.mount_id, method, params)
         middleware = gateway.middleware

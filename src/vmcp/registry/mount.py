@@ -279,9 +279,11 @@ class Mount:
         """One whole list: from the cache when it has it, else from the backend."""
         if self.cache is None:
             return await fetch_list(upstream, kind, timeout)
+        hints: dict[str, Any] = {}
         return await self.cache.list_items(self.config, LIST_KINDS[kind][0],
                                            self.announces_changes(kind),
-                                           lambda: fetch_list(upstream, kind, timeout))
+                                           lambda: fetch_list(upstream, kind, timeout, hints),
+                                           hints)
 
     def announces_changes(self, kind: str) -> bool:
         """True when the backend promised ``list_changed`` notifications for ``kind``."""

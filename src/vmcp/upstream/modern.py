@@ -47,6 +47,8 @@ log = logging.getLogger("vmcp.upstream")
 DISCOVER_TIMEOUT = 10.0
 #: the longest pause before a listen the backend refused or broke is opened again
 MAX_LISTEN_DELAY = 30.0
+#: a listen that ends sooner than this after it was opened is re-opened only after a pause
+MIN_LISTEN_LIFE = 1.0
 #: notifications a modern backend may receive (on HTTP, cancelling is closing the stream)
 _SENDABLE_NOTIFICATIONS = frozenset(("notifications/cancelled",))
 
@@ -78,6 +80,7 @@ class ModernUpstreamSession(UpstreamSession):
         #: what the backend said it honours of the current listen
         self.listen_acknowledged: dict[str, Any] | None = None
         self._listen_delay = 0.0
+        self._listen_opened = 0.0
 
     @property
     def modern(self) -> bool:
@@ -251,6 +254,7 @@ class ModernUpstreamSession(UpstreamSession):
         self._next_id += 1
         self.listen_id = self._next_id
         self.listen_acknowledged = None
+        self._listen_opened = self._loop.time()
         try:
             self._send(jsonrpc.request(self.listen_id, "subscriptions/listen", self._stamp(
                 {"notifications": wanted})))
@@ -258,15 +262,18 @@ class ModernUpstreamSession(UpstreamSession):
             self.listen_id = None
 
     def _listen_ended(self, message: JsonMessage) -> None:
-        """The backend answered the listen: it ended it (re-open at once) or refused it
-        (re-open after a pause that doubles each time, up to :data:`MAX_LISTEN_DELAY`)."""
+        """The backend answered the listen: it ended a listen that had lasted (re-open at
+        once), or refused it or ended it at once (re-open after a pause that doubles each
+        time, up to :data:`MAX_LISTEN_DELAY`, so a backend that keeps refusing is not
+        hammered)."""
         self.listen_id = None
         if self.closed_reason is not None:
             return
-        if "error" in message and self.listen_acknowledged is None:
+        refused = "error" in message and self.listen_acknowledged is None
+        if refused or self._loop.time() - self._listen_opened < MIN_LISTEN_LIFE:
             self._listen_delay = min(max(self._listen_delay * 2, 0.5), MAX_LISTEN_DELAY)
-            log.info("backend %s refused subscriptions/listen (%s); again in %gs",
-                     self.mount_id, message["error"], self._listen_delay)
+            log.info("backend %s ended subscriptions/listen (%s); again in %gs",
+                     self.mount_id, message.get("error") or "at once", self._listen_delay)
             self._loop.call_later(self._listen_delay, self._relisten)
             return
         self._listen_delay = 0.0
