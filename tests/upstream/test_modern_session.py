@@ -139,3 +139,11 @@ async def test_the_listen_is_reopened_when_the_backend_ends_it() -> None:
         await events.wait_for("notifications/tools/list_changed")
         assert [origin for _, origin in events.notifications] == [NO_RELATION]
         assert not session.pending  # the listen is no call in flight
+
+
+async def test_the_backends_server_info_stays_out_of_results() -> None:
+    async with session_to("modern", probe=False) as session:
+        assert session.server_info == {"name": "modern", "version": "3.0.0"}
+        result = await call(session, "echo", arguments={"text": "x"})
+    assert "_meta" not in result
+    assert result["resultType"] == "complete"

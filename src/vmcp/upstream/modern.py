@@ -11,7 +11,8 @@ when the backend ends it) and what arrives on it reaches :class:`UpstreamEvents`
 handshake-era backend's server-wide notifications.
 
 Results (``resultType``, ``ttlMs``, ``cacheScope``, ``inputRequests``, ``requestState``) are
-passed on untouched.
+passed on untouched, except that the backend's ``serverInfo`` is taken out of their ``_meta``
+(to a front client, the server is the gateway).
 
 With ``probe`` set (a mount's ``era = "auto"``) the session finds out the era first, by the
 spec's rules: a ``DiscoverResult`` listing a modern version, or -32022 naming one, means modern;
@@ -81,6 +82,7 @@ class ModernUpstreamSession(UpstreamSession):
         self.listen_acknowledged: dict[str, Any] | None = None
         self._listen_delay = 0.0
         self._listen_opened = 0.0
+        self._adopted = False
 
     @property
     def modern(self) -> bool:
@@ -139,6 +141,7 @@ class ModernUpstreamSession(UpstreamSession):
         self.server_info = info if isinstance(info, dict) else {}
         instructions = result.get("instructions")
         self.instructions = instructions if isinstance(instructions, str) else None
+        self._adopted = True
         self._listen()
 
     def _build_meta(self, version: str, log_level: str | None) -> None:
@@ -286,15 +289,17 @@ class ModernUpstreamSession(UpstreamSession):
     # -- receiving ------------------------------------------------------------------------
 
     def _on_message(self, message: JsonMessage | Related | bytes) -> None:
-        listen_id = self.listen_id
-        if listen_id is not None and not self.fallback:
+        if not self.fallback:
             inner = message.message if isinstance(message, Related) else message
-            if isinstance(inner, dict):
+            if type(inner) is dict:
                 if "method" not in inner:
-                    if inner.get("id") == listen_id:
+                    if self.listen_id is not None and inner.get("id") == self.listen_id:
                         self._listen_ended(inner)
                         return
-                elif "id" not in inner and self._listened(inner, listen_id):
+                    if self._adopted:  # the discover answer keeps it: it is read from there
+                        _drop_server_info(inner)
+                elif ("id" not in inner and self.listen_id is not None
+                      and self._listened(inner, self.listen_id)):
                     return
         super()._on_message(message)
 
@@ -325,6 +330,19 @@ _MAPPED = {
     "resources/subscribe": ModernUpstreamSession._subscribe,
     "resources/unsubscribe": ModernUpstreamSession._unsubscribe,
 }
+
+
+def _drop_server_info(response: JsonMessage) -> None:
+    """Remove the backend's ``serverInfo`` from a result's ``_meta`` (in place: the message
+    was just decoded for us). It names this hop's server; to a front client the server is
+    the gateway."""
+    result = response.get("result")
+    if type(result) is dict:
+        meta = result.get("_meta")
+        if type(meta) is dict and SERVER_INFO in meta:
+            del meta[SERVER_INFO]
+            if not meta:
+                del result["_meta"]
 
 
 def _strings(value: Any) -> list[str]:
