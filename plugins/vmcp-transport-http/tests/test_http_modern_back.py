@@ -8,6 +8,7 @@ mismatch with -32020, so a call that succeeds proves the headers were right.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from typing import Any
 import anyio
 import mcp.types as types
 import pytest
+from aiohttp import web
 from anyio.streams.text import TextReceiveStream
 from http_harness import EVENT_TIMEOUT, START_TIMEOUT, stop_process, write_config
 from mcp import ClientSession, StdioServerParameters, stdio_client
@@ -182,5 +184,56 @@ async def test_cancelling_a_modern_http_request_closes_its_stream() -> None:
                 "name": "was_cancelled", "arguments": {"timeout": EVENT_TIMEOUT}}, EVENT_TIMEOUT)
             assert result["content"][0]["text"] == "cancelled"
             assert answers == []
+        finally:
+            await session.aclose()
+
+
+@asynccontextmanager
+async def handshake_only_backend() -> AsyncIterator[str]:
+    """A Streamable HTTP server of the handshake era only, as servers built before 2026-07-28
+    behave: a POST without a session id that is not ``initialize`` gets a plain-text 400."""
+    async def post(request: web.Request) -> web.Response:
+        message = await request.json()
+        if message.get("method") == "initialize":
+            return web.json_response({"jsonrpc": "2.0", "id": message["id"], "result": {
+                "protocolVersion": "2025-11-25", "capabilities": {"tools": {}},
+                "serverInfo": {"name": "old", "version": "1"}}},
+                headers={"Mcp-Session-Id": "s1"})
+        if request.headers.get("Mcp-Session-Id") != "s1":
+            return web.Response(status=400, text="Bad Request: No valid session ID provided")
+        if "id" not in message:
+            return web.Response(status=202)
+        return web.json_response({"jsonrpc": "2.0", "id": message["id"], "result": {
+            "tools": [{"name": "old_tool", "inputSchema": {"type": "object"}}]}})
+
+    async def get(request: web.Request) -> web.Response:
+        return web.Response(status=405)
+
+    app = web.Application()
+    app.router.add_post("/mcp", post)
+    app.router.add_get("/mcp", get)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        await web.SockSite(runner, sock).start()
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+    finally:
+        await runner.cleanup()
+        sock.close()
+
+
+async def test_auto_over_http_falls_back_to_the_handshake() -> None:
+    """A 4xx without a modern JSON-RPC error body is no modern evidence: ``initialize``
+    follows on the same connection, in the handshake-era shape (with its session id)."""
+    events = Recorder()
+    async with handshake_only_backend() as url:
+        session = await _session(url, "auto", events)
+        try:
+            assert not session.modern and session.protocol_version == "2025-11-25"
+            assert session.connection.session_id == "s1"  # type: ignore[attr-defined]
+            listed = await session.request("tools/list", None, EVENT_TIMEOUT)
+            assert [tool["name"] for tool in listed["tools"]] == ["old_tool"]
         finally:
             await session.aclose()
