@@ -91,6 +91,13 @@ class GatewaySettings(_Model):
     #: how vmcp talks to a mount that sets no ``era``: probe ``server/discover`` and fall
     #: back to ``initialize`` (``auto``), the handshake era only, or the 2026-07-28 era only
     backend_era: Literal["auto", "legacy", "modern"] = "auto"
+    #: seconds a backend's call waits for a 2026-07-28 client to bring the input it was
+    #: asked for (``input_required``); unset: ``request_timeout``
+    input_timeout: float | None = Field(None, gt=0)
+    #: the key that seals 2026-07-28 ``requestState`` (any string; instances that share it
+    #: verify each other's states). Unset: ``VMCP_STATE_KEY``, else a key per process.
+    state_key: str | None = Field(default_factory=lambda: os.environ.get("VMCP_STATE_KEY"),
+                                  repr=False)
 
     @field_validator("separator")
     @classmethod
