@@ -362,8 +362,10 @@ class Router:
                                            routed.params, timeout)
 
         async def call_backend(routed: RoutedRequest) -> dict[str, Any]:
+            principal = routed.caller.principal
             return await cache.call(mount.config, routed.method, routed.params, persona, ttl,
-                                    partial(fetch, routed))
+                                    partial(fetch, routed),
+                                    principal.name if principal is not None else None)
 
         routed = RoutedRequest(request.caller, mount.mount_id, method, params)
         middleware = host.middleware
