@@ -59,7 +59,7 @@ def targets(results: Results) -> list[dict[str, Any]]:
              _ratio(http32.get("gateway", {}).get("calls_per_s"),
                     http32.get("direct", {}).get("calls_per_s")), 0.5, ">=", "x",
              "gateway answering SSE (what MCP clients ask for)"),
-        made("modern stateless tools/call at 32 clients vs a direct modern backend",
+        made("modern stateless tools/call over HTTP at 32 clients vs direct",
              _ratio(modern32.get("gateway", {}).get("calls_per_s"),
                     modern32.get("direct", {}).get("calls_per_s")), 0.75, ">=", "x",
              "2026-07-28 requests, no session"),

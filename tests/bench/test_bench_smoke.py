@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = ("stdio", "http", "overload", "tools_list", "memory", "startup")
+SCENARIOS = ("stdio", "http", "modern", "overload", "tools_list", "memory", "startup")
 
 
 def _http_available() -> bool:
@@ -49,7 +49,7 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
     scenarios = results["scenarios"]
     assert set(scenarios) == set(SCENARIOS)
     for name in SCENARIOS:
-        if name in ("http", "overload") and not http:
+        if name in ("http", "modern", "overload") and not http:
             assert scenarios[name]["status"] == "skipped"
             continue
         assert scenarios[name]["status"] == "ok", scenarios[name]
@@ -69,8 +69,11 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
                 assert level[name]["calls_per_s"] > 0 and level[name]["p50_us"] > 0
         assert _numbers(scenarios["memory"]["per_session"])
         assert set(scenarios["overload"]["levels"]) == {"8", "32"}
+        for level in scenarios["modern"]["levels"].values():
+            for name in ("direct", "gateway"):
+                assert level[name]["calls_per_s"] > 0
         assert scenarios["overload"]["peak_calls_per_s"] > 0
     verdicts = {t["target"]: t["pass"] for t in results["targets"]}
-    assert len(verdicts) == 8
+    assert len(verdicts) == 9
     assert all(v is not None for k, v in verdicts.items() if http or "http" not in k.lower())
     assert "targets" in done.stdout

@@ -64,23 +64,40 @@ async def test_every_request_carries_the_modern_envelope(
     assert set(envelope["clientCapabilities"]) >= {"sampling", "elicitation"}
 
 
-async def test_a_modern_backends_result_reaches_the_client_untouched(
+async def test_input_required_of_a_modern_backend_is_asked_of_a_handshake_client(
     make_gateway: Callable[..., Gateway]
 ) -> None:
-    """``input_required`` is passed through (bridging it for a legacy client is the gateway's
-    job, not the back side's): the front client sees ``resultType`` and ``requestState``."""
+    """A 2026-07-28 backend's ``input_required`` becomes an ``elicitation/create`` request on
+    the handshake-era client's session; its answer goes back as the retry (with the
+    backend's untouched ``requestState``), and the client gets the final result only."""
+    asked: list[str] = []
+
+    async def elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+    gateway = _modern_gateway(make_gateway, "modern")
+    async with gateway.connect(elicitation_callback=elicit) as session:
+        result = await session.call_tool("m__ask", {})
+    assert asked == ["What is your name?"]
+    assert texts(result) == ["hello Ada"]
+
+
+async def test_input_required_for_a_client_that_cannot_answer_is_an_error(
+    make_gateway: Callable[..., Gateway]
+) -> None:
+    """A handshake client without elicitation is never asked: the call fails clearly."""
     async with raw_gateway(_modern_gateway(make_gateway, "modern")) as client:
         await client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}},
+            "protocolVersion": "2025-11-25", "capabilities": {},
             "clientInfo": {"name": "raw", "version": "1"}}})
         await client.receive_response(1)
         await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         await client.send({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
                            "params": {"name": "m__ask", "arguments": {}}})
-        result = (await client.receive_response(2))["result"]
-    assert result["resultType"] == "input_required"
-    assert result["requestState"] == "asked"
-    assert result["inputRequests"]["name"]["method"] == "elicitation/create"
+        response = await client.receive_response(2)
+    assert response["error"]["code"] == -32601
+    assert "elicitation" in response["error"]["message"]
 
 
 async def test_auto_picks_modern_for_a_modern_only_backend_and_legacy_for_a_handshake_only_one(
