@@ -57,11 +57,13 @@ from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.subscriptions import PromptsListChanged, ToolsListChanged
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
 
 Ctx = ServerRequestContext[Any]
 INVALID_PARAMS = -32602
+#: the code of an unknown resource: its own before 2026-07-28, invalid params since (SEP-2164)
 RESOURCE_NOT_FOUND = -32002
 MISSING_REQUIRED_CLIENT_CAPABILITY = -32021
 
@@ -440,7 +442,9 @@ async def read_resource(
         contents = types.TextResourceContents(
             uri=uri, text=json.dumps(data), mime_type="application/json")
     else:
-        raise MCPError(code=RESOURCE_NOT_FOUND, message="Resource not found", data={"uri": uri})
+        modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+        code = INVALID_PARAMS if modern else RESOURCE_NOT_FOUND
+        raise MCPError(code=code, message="Resource not found", data={"uri": uri})
     return types.ReadResourceResult(contents=[contents])
 
 
