@@ -153,9 +153,14 @@ async def _succeeds(client: Client, name: str, arguments: dict[str, Any]) -> Non
 
 
 def _mode(protocol_version: str | None) -> str:
-    """``legacy`` for a handshake-era scenario, the modern version pinned for a modern one."""
+    """``legacy`` for a handshake-era scenario, ``auto`` for a modern one.
+
+    ``auto`` probes with ``server/discover`` (the scenario server checks that the retry with a
+    supported version works) and falls back to the handshake when the server is legacy; so
+    through vmcp the scenario judges vmcp's back side whatever era its front speaks.
+    """
     if protocol_version in MODERN_PROTOCOL_VERSIONS:
-        return protocol_version
+        return "auto"
     return "legacy"
 
 
