@@ -22,10 +22,10 @@ from vmcp.audit.trail import read_records
 from vmcp.auth.base import AuthError, Principal
 from vmcp.auth.tokens import TokenStore, TokenStoreError, parse_duration
 from vmcp.control.ops import Operations, RuntimeState
-from vmcp.gateway.middleware import Caller
 from vmcp.persona import Persona, PersonaStore
 from vmcp.persona.model import RuleKind
 from vmcp.persona.store import PersonaError
+from vmcp.routing.middleware import Caller
 from vmcp.transports.netsec import HostOriginPolicy, is_loopback
 from vmcp_ui_console import pages
 from vmcp_ui_console.settings import ConsoleSettings
