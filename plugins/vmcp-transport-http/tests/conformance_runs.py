@@ -27,7 +27,7 @@ CLIENT = HERE / "conformance_client.py"
 #: seconds one era of server scenarios may take (the suite runs them one after another)
 LEG_TIMEOUT = 120.0
 #: milliseconds the suite gives one client scenario (vmcp starts inside it)
-CLIENT_SCENARIO_TIMEOUT_MS = 30_000
+CLIENT_SCENARIO_TIMEOUT_MS = 60_000
 #: the targets of the server scenarios: (backend, through vmcp?)
 TARGETS = {
     "fixture": ("fixture", False),
