@@ -26,7 +26,9 @@ picks it), so the suite can also be run against the fixture directly.
   ``..._list_roots``, ``..._request_state``, ``..._multiple_inputs``, ``..._multi_round``
   (three rounds), ``..._tampered_state`` and ``..._capabilities`` (asks only for what the
   client declared). ``requestState`` is sealed by the SDK's ``RequestStateBoundary``, so a
-  tampered one is refused with -32602.
+  tampered one is refused with -32602. On a handshake-era session the same questions are
+  asked as server-to-client requests instead (elicitation, sampling, roots) and the call goes
+  on with the answers, as a server of that era does.
 - Resources: ``test://static-text``, ``test://static-binary``, the template
   ``test://template/{id}/data`` and ``test://watched-resource`` (subscribable).
 - Prompts: ``test_simple_prompt``, ``test_prompt_with_arguments(arg1, arg2)``,
@@ -44,6 +46,7 @@ import json
 import re
 import socket
 import warnings
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -56,12 +59,14 @@ from mcp.server.stdio import stdio_server
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.subscriptions import PromptsListChanged, ToolsListChanged
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
 
 Ctx = ServerRequestContext[Any]
+Handler = Callable[[Ctx, Any], Awaitable[Any]]
 INVALID_PARAMS = -32602
 #: the code of an unknown resource: its own before 2026-07-28, invalid params since (SEP-2164)
 RESOURCE_NOT_FOUND = -32002
@@ -82,6 +87,8 @@ TEMPLATE = re.compile(r"^test://template/(?P<id>[^/]+)/data$")
 WATCHED = "test://watched-resource"
 #: seconds between the steps of the logging and progress tools
 STEP = 0.05
+#: rounds of input a handshake-era call may ask before the fixture gives up
+MAX_ROUNDS = 5
 #: milliseconds a client waits before it reconnects to a closed SSE stream
 RETRY_INTERVAL_MS = 100
 
@@ -294,6 +301,40 @@ def _input_required_tool(
                 requests["ask"] = _ask("What is your name?", NAME_SCHEMA)
             return _needs("capability-gated", **requests)
     raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {params.name}")
+
+
+#: what each kind of input request is answered with
+ANSWER_TYPE: dict[type[Any], type[Any]] = {
+    types.ElicitRequest: types.ElicitResult,
+    types.CreateMessageRequest: types.CreateMessageResult,
+    types.ListRootsRequest: types.ListRootsResult,
+}
+
+
+def asking_in_the_handshake_era(handler: Handler) -> Handler:
+    """``handler``, with its ``input_required`` answered in place on a handshake-era session.
+
+    A handshake-era server has no ``input_required``: it sends the same questions as
+    server-to-client requests on its own request and goes on with the answers. So does this
+    wrapper (running the handler again with the answers, as a 2026-07-28 client would retry),
+    which is what vmcp's bridge must turn back into ``input_required`` for a modern client.
+    """
+    async def answered(ctx: Ctx, params: Any) -> Any:
+        result = await handler(ctx, params)
+        for _ in range(MAX_ROUNDS):
+            if (not isinstance(result, types.InputRequiredResult)
+                    or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS):
+                return result
+            answers = {}
+            for key, request in (result.input_requests or {}).items():
+                answers[key] = await ctx.session.send_request(
+                    request, ANSWER_TYPE[type(request)],
+                    metadata=ServerMessageMetadata(related_request_id=ctx.request_id))
+            params = params.model_copy(
+                update={"input_responses": answers, "request_state": result.request_state})
+            result = await handler(ctx, params)
+        raise MCPError(code=INVALID_PARAMS, message=f"still no answer after {MAX_ROUNDS} rounds")
+    return answered
 
 
 async def list_tools(
@@ -560,12 +601,13 @@ def build_server() -> Server[Any]:
     """The fixture server (both eras; ``requestState`` sealed with a key of this process)."""
     server: Server[Any] = Server(
         "conformance-fixture", version="1.0.0",
-        on_list_tools=list_tools, on_call_tool=call_tool,
+        on_list_tools=list_tools, on_call_tool=asking_in_the_handshake_era(call_tool),
         on_list_resources=list_resources, on_list_resource_templates=list_templates,
         on_read_resource=read_resource,
         on_subscribe_resource=subscribe, on_unsubscribe_resource=unsubscribe,
         on_subscriptions_listen=ListenHandler(BUS),
-        on_list_prompts=list_prompts, on_get_prompt=get_prompt, on_completion=complete,
+        on_list_prompts=list_prompts, on_get_prompt=asking_in_the_handshake_era(get_prompt),
+        on_completion=complete,
     )
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
     server.middleware.append(
