@@ -28,12 +28,15 @@ CLIENT = HERE / "conformance_client.py"
 LEG_TIMEOUT = 120.0
 #: milliseconds the suite gives one client scenario (vmcp starts inside it)
 CLIENT_SCENARIO_TIMEOUT_MS = 60_000
-#: the targets of the server scenarios: (backend, through vmcp?)
+#: the targets of the server scenarios: (backend, how vmcp mounts it or None for directly).
+#: Over stdio nothing relates a backend's request to the call it serves; over HTTP the
+#: response stream of the call does.
 TARGETS = {
-    "fixture": ("fixture", False),
-    "fixture via vmcp": ("fixture", True),
-    "reference": ("reference", False),
-    "reference via vmcp": ("reference", True),
+    "fixture": ("fixture", None),
+    "fixture via vmcp": ("fixture", "stdio"),
+    "fixture via vmcp over http": ("fixture", "http"),
+    "reference": ("reference", None),
+    "reference via vmcp": ("reference", "http"),
 }
 
 
@@ -100,15 +103,15 @@ async def behind_vmcp(workdir: Path, mount: dict[str, object]) -> AsyncIterator[
 @asynccontextmanager
 async def target(suite: Suite, name: str, workdir: Path) -> AsyncIterator[str]:
     """Start the target ``name`` (a key of :data:`TARGETS`); yield the URL the suite tests."""
-    backend, via_vmcp = TARGETS[name]
-    if backend == "fixture" and via_vmcp:
+    backend, mounted_over = TARGETS[name]
+    if mounted_over == "stdio":
         mount: dict[str, object] = {"command": sys.executable, "args": [str(FIXTURE)]}
         async with behind_vmcp(workdir, mount) as url:
             yield url
         return
     serve = fixture_http() if backend == "fixture" else reference_http(suite)
     async with serve as backend_url:
-        if not via_vmcp:
+        if mounted_over is None:
             yield backend_url
             return
         async with behind_vmcp(workdir, {"transport": "http", "url": backend_url}) as url:
