@@ -311,6 +311,14 @@ ANSWER_TYPE: dict[type[Any], type[Any]] = {
 }
 
 
+async def _ask_peer(ctx: Ctx, request: types.InputRequest, answers: dict[str, Any],
+                    key: str) -> None:
+    """Send ``request`` to the client as a request of this call; keep its answer at ``key``."""
+    answers[key] = await ctx.session.send_request(
+        request, ANSWER_TYPE[type(request)],
+        metadata=ServerMessageMetadata(related_request_id=ctx.request_id))
+
+
 def asking_in_the_handshake_era(handler: Handler) -> Handler:
     """``handler``, with its ``input_required`` answered in place on a handshake-era session.
 
@@ -325,11 +333,10 @@ def asking_in_the_handshake_era(handler: Handler) -> Handler:
             if (not isinstance(result, types.InputRequiredResult)
                     or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS):
                 return result
-            answers = {}
-            for key, request in (result.input_requests or {}).items():
-                answers[key] = await ctx.session.send_request(
-                    request, ANSWER_TYPE[type(request)],
-                    metadata=ServerMessageMetadata(related_request_id=ctx.request_id))
+            answers: dict[str, Any] = {}
+            async with anyio.create_task_group() as tg:  # all of a round's questions at once
+                for key, request in (result.input_requests or {}).items():
+                    tg.start_soon(_ask_peer, ctx, request, answers, key)
             params = params.model_copy(
                 update={"input_responses": answers, "request_state": result.request_state})
             result = await handler(ctx, params)
