@@ -3,7 +3,9 @@
 ``2026-07-28``).
 
 - Server scenarios: ``vmcp start -t http`` mounts ``conformance_server.py`` (an SDK server
-  serving both eras) over stdio with an empty prefix, so the suite sees its names unchanged;
+  serving both eras) with an empty prefix, so the suite sees its names unchanged, once over
+  stdio and once over HTTP (where a call's response stream relates the backend's requests to
+  it, which bridging a 2026-07-28 client to this handshake-era session needs);
   every scenario must pass with no failed check and no warning. The fixture is also run
   directly, where it must pass everything, so a failure through vmcp is vmcp's.
 - The suite's reference server (``conformance_reference/``), directly and behind vmcp: every
@@ -99,6 +101,8 @@ NO_MODERN_BACK = ("vmcp mounts an HTTP backend only with initialize; the 2026-07
 MODERN_THROUGH_VMCP = frozenset({
     "input-required-result-unsupported-methods", "input-required-result-validate-input",
 })
+#: the fixture behind vmcp: mounted over stdio, and over HTTP
+FIXTURE_MOUNTS = ("fixture via vmcp", "fixture via vmcp over http")
 #: scenarios of the fixture behind vmcp that fail today, and why
 FIXTURE_NOT_YET = {(MODERN, name): NO_MODERN_FRONT for name in SERVER_SCENARIOS[MODERN]
                    if name not in MODERN_THROUGH_VMCP}
@@ -148,15 +152,20 @@ def legs(suite: Suite, tmp_path_factory: pytest.TempPathFactory) -> Legs:
 
 
 def _cases(scenarios: dict[str, tuple[str, ...]], not_yet: dict[tuple[str, str], str],
-           leave_out: dict[str, frozenset[str]] | None = None) -> list[object]:
+           leave_out: dict[str, frozenset[str]] | None = None,
+           targets: tuple[str, ...] = ()) -> list[object]:
+    """One case per era and scenario (and target, when ``targets`` are given)."""
     cases: list[object] = []
-    for era, names in scenarios.items():
-        for name in names:
-            if leave_out and name in leave_out[era]:
-                continue
-            reason = not_yet.get((era, name))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            cases.append(pytest.param(era, name, marks=marks, id=f"{era}-{name}"))
+    for target in targets or (None,):
+        for era, names in scenarios.items():
+            for name in names:
+                if leave_out and name in leave_out[era]:
+                    continue
+                reason = not_yet.get((era, name))
+                marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+                values = (era, name) if target is None else (target, era, name)
+                case_id = "-".join(v.replace(" ", "-") for v in values)
+                cases.append(pytest.param(*values, marks=marks, id=case_id))
     return cases
 
 
@@ -174,10 +183,11 @@ def test_the_fixture_passes_every_scenario_directly(legs: Legs, era: str) -> Non
         legs.passes("fixture", era, scenario)
 
 
-@pytest.mark.parametrize(("era", "scenario"), _cases(SERVER_SCENARIOS, FIXTURE_NOT_YET))
-def test_server_scenario_through_vmcp(legs: Legs, era: str, scenario: str) -> None:
-    """The scenario passes against vmcp fronting the fixture."""
-    legs.passes("fixture via vmcp", era, scenario)
+@pytest.mark.parametrize(("target", "era", "scenario"),
+                         _cases(SERVER_SCENARIOS, FIXTURE_NOT_YET, targets=FIXTURE_MOUNTS))
+def test_server_scenario_through_vmcp(legs: Legs, target: str, era: str, scenario: str) -> None:
+    """The scenario passes against vmcp fronting the fixture (mounted over stdio or HTTP)."""
+    legs.passes(target, era, scenario)
 
 
 @pytest.mark.parametrize("era", [LEGACY, MODERN])
