@@ -334,9 +334,15 @@ def asking_in_the_handshake_era(handler: Handler) -> Handler:
                     or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS):
                 return result
             answers: dict[str, Any] = {}
-            async with anyio.create_task_group() as tg:  # all of a round's questions at once
-                for key, request in (result.input_requests or {}).items():
-                    tg.start_soon(_ask_peer, ctx, request, answers, key)
+            try:
+                async with anyio.create_task_group() as tg:  # a round's questions at once
+                    for key, request in (result.input_requests or {}).items():
+                        tg.start_soon(_ask_peer, ctx, request, answers, key)
+            except ExceptionGroup as group:  # the client's refusal, as it gave it
+                first = group.exceptions[0]
+                if isinstance(first, MCPError):
+                    raise first from None
+                raise
             params = params.model_copy(
                 update={"input_responses": answers, "request_state": result.request_state})
             result = await handler(ctx, params)
