@@ -1,8 +1,12 @@
-"""The backend of the conformance run: what the server scenarios of the official MCP
-conformance suite (``@modelcontextprotocol/conformance``) expect of the server they test.
+"""The backend of the conformance runs: what the server scenarios of the official MCP
+conformance suite (``@modelcontextprotocol/conformance``) expect of the server they test, in
+both protocol eras (the handshake era up to 2025-11-25 and the stateless 2026-07-28 era; the
+SDK's ``Server`` answers both on one endpoint).
 
-Run as ``python conformance_server.py`` (stdio). The tests mount it with an empty prefix, so
-the suite, talking to vmcp, sees these names unchanged:
+``python conformance_server.py`` serves stdio (the tests mount it in vmcp with an empty
+prefix, so the suite, talking to vmcp, sees these names unchanged). ``... http`` serves
+Streamable HTTP on a free loopback port printed as ``PORT <n>`` once listening (``--port N``
+picks it), so the suite can also be run against the fixture directly.
 
 - Tools: ``test_simple_text``, ``test_image_content``, ``test_audio_content``,
   ``test_embedded_resource``, ``test_multiple_content_types``, ``test_error_handling``
@@ -10,36 +14,63 @@ the suite, talking to vmcp, sees these names unchanged:
   ``test_tool_with_progress`` (progress 0, 50, 100 of 100), ``test_sampling(prompt)``,
   ``test_elicitation(message)``, ``test_elicitation_sep1034_defaults`` (defaults of every
   primitive type), ``test_elicitation_sep1330_enums`` (the five enum shapes),
-  ``json_schema_2020_12_tool`` (an input schema with ``$schema``, ``$defs``, ``$ref``,
-  ``additionalProperties``) and ``test_reconnection`` (answers after a short pause).
+  ``json_schema_2020_12_tool`` (an input schema with ``$schema``, ``$defs``, ``$anchor``,
+  ``$ref``, ``allOf``, ``if``/``then``/``else``, ``additionalProperties``),
+  ``test_reconnection`` (closes its SSE stream, then answers), ``test_x_mcp_header(region)``
+  (a parameter mirrored into an ``Mcp-Param-Region`` header), ``test_missing_capability``
+  (-32021 unless the client declared sampling), ``test_trigger_tool_change`` and
+  ``test_trigger_prompt_change`` (announce a list change), ``test_logging_tool`` (one log
+  line) and ``test_streaming_elicitation`` (asks a name with ``input_required``).
+- The 2026-07-28 multi-round-trip tools (each answers ``input_required`` until the client
+  retries with the answers): ``test_input_required_result_elicitation``, ``..._sampling``,
+  ``..._list_roots``, ``..._request_state``, ``..._multiple_inputs``, ``..._multi_round``
+  (three rounds), ``..._tampered_state`` and ``..._capabilities`` (asks only for what the
+  client declared). ``requestState`` is sealed by the SDK's ``RequestStateBoundary``, so a
+  tampered one is refused with -32602. On a handshake-era session the same questions are
+  asked as server-to-client requests instead (elicitation, sampling, roots) and the call goes
+  on with the answers, as a server of that era does.
 - Resources: ``test://static-text``, ``test://static-binary``, the template
   ``test://template/{id}/data`` and ``test://watched-resource`` (subscribable).
 - Prompts: ``test_simple_prompt``, ``test_prompt_with_arguments(arg1, arg2)``,
-  ``test_prompt_with_embedded_resource(resourceUri)``, ``test_prompt_with_image``.
+  ``test_prompt_with_embedded_resource(resourceUri)``, ``test_prompt_with_image`` and
+  ``test_input_required_result_prompt`` (asks for its context with ``input_required``).
 - ``completion/complete`` for the arguments of ``test_prompt_with_arguments`` and the
   template's ``id``; ``logging/setLevel``.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import re
+import socket
 import warnings
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import mcp.types as types
+import uvicorn
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.stdio import stdio_server
+from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.shared.message import ServerMessageMetadata
+from mcp.shared.subscriptions import PromptsListChanged, ToolsListChanged
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
 
 Ctx = ServerRequestContext[Any]
+Handler = Callable[[Ctx, Any], Awaitable[Any]]
 INVALID_PARAMS = -32602
+#: the code of an unknown resource: its own before 2026-07-28, invalid params since (SEP-2164)
 RESOURCE_NOT_FOUND = -32002
+MISSING_REQUIRED_CLIENT_CAPABILITY = -32021
 
 #: a 1x1 red PNG
 PNG = base64.b64encode(bytes.fromhex(
@@ -56,6 +87,10 @@ TEMPLATE = re.compile(r"^test://template/(?P<id>[^/]+)/data$")
 WATCHED = "test://watched-resource"
 #: seconds between the steps of the logging and progress tools
 STEP = 0.05
+#: rounds of input a handshake-era call may ask before the fixture gives up
+MAX_ROUNDS = 5
+#: milliseconds a client waits before it reconnects to a closed SSE stream
+RETRY_INTERVAL_MS = 100
 
 
 def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -93,14 +128,41 @@ TOOLS = [
         "type": "object",
         "$defs": {
             "address": {
+                "$anchor": "addressDef",
                 "type": "object",
                 "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
             }
         },
-        "properties": {"name": {"type": "string"}, "address": {"$ref": "#/$defs/address"}},
+        "properties": {
+            "name": {"type": "string"},
+            "address": {"$ref": "#/$defs/address"},
+            "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+            "phone": {"type": "string"},
+            "email": {"type": "string"},
+        },
+        "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+        "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+        "then": {"required": ["phone"]},
+        "else": {"required": ["email"]},
         "additionalProperties": False,
     }),
-    _tool("test_reconnection", "Answers after a short pause."),
+    _tool("test_reconnection", "Closes its SSE stream, then answers after a short pause."),
+    _tool("test_x_mcp_header", "Mirrors its region argument into the Mcp-Param-Region header.",
+          _object({"region": {"type": "string", "default": "<none>", "x-mcp-header": "Region",
+                              "description": "Mirrored into the Mcp-Param-Region header"}})),
+    _tool("test_missing_capability", "Fails with -32021 unless the client declared sampling."),
+    _tool("test_trigger_tool_change", "Announces that the tool list changed."),
+    _tool("test_logging_tool", "Sends one log message, then answers."),
+    _tool("test_streaming_elicitation", "Asks the user's name on its own response stream."),
+    _tool("test_trigger_prompt_change", "Announces that the prompt list changed."),
+    _tool("test_input_required_result_elicitation", "Asks the user's name (input_required)."),
+    _tool("test_input_required_result_sampling", "Asks the client's model (input_required)."),
+    _tool("test_input_required_result_list_roots", "Asks for the client's roots (input_required)."),
+    _tool("test_input_required_result_request_state", "Round-trips a requestState."),
+    _tool("test_input_required_result_multiple_inputs", "Asks for three inputs at once."),
+    _tool("test_input_required_result_multi_round", "Asks twice, in two rounds."),
+    _tool("test_input_required_result_tampered_state", "Answers with the state it gets back."),
+    _tool("test_input_required_result_capabilities", "Asks only for what the client declared."),
 ]
 
 SEP1034_SCHEMA = _object({
@@ -146,6 +208,148 @@ def _embedded(uri: str, text: str, mime_type: str = "text/plain") -> types.Embed
     return types.EmbeddedResource(type="resource", resource=contents)
 
 
+NAME_SCHEMA = _object({"name": {"type": "string"}}, ["name"])
+COLOR_SCHEMA = _object({"color": {"type": "string"}}, ["color"])
+OK_SCHEMA = _object({"ok": {"type": "boolean"}}, ["ok"])
+CONTEXT_SCHEMA = _object({"context": {"type": "string"}}, ["context"])
+
+#: what ``subscriptions/listen`` streams (2026-07-28) are fed from
+BUS = InMemorySubscriptionBus()
+
+
+def _ask(message: str, schema: dict[str, Any]) -> types.ElicitRequest:
+    return types.ElicitRequest(
+        params=types.ElicitRequestFormParams(message=message, requested_schema=schema))
+
+
+def _ask_model(prompt: str, max_tokens: int) -> types.CreateMessageRequest:
+    return types.CreateMessageRequest(params=types.CreateMessageRequestParams(
+        messages=[types.SamplingMessage(role="user", content=_text(prompt))],
+        max_tokens=max_tokens))
+
+
+def _needs(state: str | None = None, **requests: types.InputRequest) -> types.InputRequiredResult:
+    return types.InputRequiredResult(input_requests=requests, request_state=state)
+
+
+def _answer(params: types.InputResponseRequestParams, key: str) -> dict[str, Any] | None:
+    """The client's answer to the input request ``key`` (as JSON), or ``None``."""
+    answer = (params.input_responses or {}).get(key)
+    return None if answer is None else answer.model_dump(mode="json", by_alias=True)
+
+
+def _field(answer: dict[str, Any], name: str) -> Any:
+    """A field of an elicitation answer's content."""
+    return (answer.get("content") or {}).get(name)
+
+
+def _multi_round(
+    params: types.CallToolRequestParams,
+) -> types.CallToolResult | types.InputRequiredResult:
+    """Three rounds: ask a name, then a colour (the state carries the name), then answer."""
+    state = json.loads(params.request_state) if params.request_state else {"round": 0}
+    step1, step2 = _answer(params, "step1"), _answer(params, "step2")
+    if state["round"] == 1 and step1 is not None:
+        return _needs(json.dumps({"round": 2, "name": _field(step1, "name")}),
+                      step2=_ask("Step 2: What is your favorite color?", COLOR_SCHEMA))
+    if state["round"] == 2 and step2 is not None:
+        return _result(_text(f"{state.get('name')} likes {_field(step2, 'color')}."))
+    # the first round, or an answer missing or out of order: start again
+    return _needs(json.dumps({"round": 1}), step1=_ask("Step 1: What is your name?", NAME_SCHEMA))
+
+
+def _input_required_tool(
+    ctx: Ctx, params: types.CallToolRequestParams
+) -> types.CallToolResult | types.InputRequiredResult:
+    """The ``test_input_required_result_*`` tools (2026-07-28 multi-round-trip requests)."""
+    match params.name.removeprefix("test_input_required_result_"):
+        case "elicitation":
+            if (answer := _answer(params, "user_name")) is not None:
+                return _result(_text(f"Hello, {_field(answer, 'name')}!"))
+            return _needs(user_name=_ask("What is your name?", NAME_SCHEMA))
+        case "sampling":
+            if (answer := _answer(params, "capital_question")) is not None:
+                return _result(_text(f"Model said: {(answer.get('content') or {}).get('text')}"))
+            return _needs(capital_question=_ask_model("What is the capital of France?", 100))
+        case "list_roots":
+            if (answer := _answer(params, "client_roots")) is not None:
+                return _result(_text(f"Client exposed {len(answer.get('roots') or [])} root(s)."))
+            return _needs(client_roots=types.ListRootsRequest())
+        case "request_state":
+            if _answer(params, "confirm") is not None and params.request_state == "state-nonce":
+                return _result(_text("state-ok: confirmation received"))
+            return _needs("state-nonce", confirm=_ask("Please confirm", OK_SCHEMA))
+        case "multiple_inputs":
+            if all(_answer(params, key) is not None
+                   for key in ("user_name", "greeting", "client_roots")):
+                return _result(_text("All inputs received."))
+            return _needs("multiple-inputs", user_name=_ask("What is your name?", NAME_SCHEMA),
+                          greeting=_ask_model("Generate a greeting", 50),
+                          client_roots=types.ListRootsRequest())
+        case "multi_round":
+            return _multi_round(params)
+        case "tampered_state":
+            if params.request_state is not None:
+                return _result(_text(f"state-ok: {params.request_state}"))
+            return _needs("round-1", confirm=_ask("Please confirm", OK_SCHEMA))
+        case "capabilities":
+            caps = ctx.session.client_capabilities
+            requests: dict[str, types.InputRequest] = {}
+            if caps is None or caps.sampling is not None:
+                requests["sample"] = _ask_model("Say hello", 50)
+            if caps is None or caps.elicitation is not None:
+                requests["ask"] = _ask("What is your name?", NAME_SCHEMA)
+            return _needs("capability-gated", **requests)
+    raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {params.name}")
+
+
+#: what each kind of input request is answered with
+ANSWER_TYPE: dict[type[Any], type[Any]] = {
+    types.ElicitRequest: types.ElicitResult,
+    types.CreateMessageRequest: types.CreateMessageResult,
+    types.ListRootsRequest: types.ListRootsResult,
+}
+
+
+async def _ask_peer(ctx: Ctx, request: types.InputRequest, answers: dict[str, Any],
+                    key: str) -> None:
+    """Send ``request`` to the client as a request of this call; keep its answer at ``key``."""
+    answers[key] = await ctx.session.send_request(
+        request, ANSWER_TYPE[type(request)],
+        metadata=ServerMessageMetadata(related_request_id=ctx.request_id))
+
+
+def asking_in_the_handshake_era(handler: Handler) -> Handler:
+    """``handler``, with its ``input_required`` answered in place on a handshake-era session.
+
+    A handshake-era server has no ``input_required``: it sends the same questions as
+    server-to-client requests on its own request and goes on with the answers. So does this
+    wrapper (running the handler again with the answers, as a 2026-07-28 client would retry),
+    which is what vmcp's bridge must turn back into ``input_required`` for a modern client.
+    """
+    async def answered(ctx: Ctx, params: Any) -> Any:
+        result = await handler(ctx, params)
+        for _ in range(MAX_ROUNDS):
+            if (not isinstance(result, types.InputRequiredResult)
+                    or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS):
+                return result
+            answers: dict[str, Any] = {}
+            try:
+                async with anyio.create_task_group() as tg:  # a round's questions at once
+                    for key, request in (result.input_requests or {}).items():
+                        tg.start_soon(_ask_peer, ctx, request, answers, key)
+            except ExceptionGroup as group:  # the client's refusal, as it gave it
+                first = group.exceptions[0]
+                if isinstance(first, MCPError):
+                    raise first from None
+                raise
+            params = params.model_copy(
+                update={"input_responses": answers, "request_state": result.request_state})
+            result = await handler(ctx, params)
+        raise MCPError(code=INVALID_PARAMS, message=f"still no answer after {MAX_ROUNDS} rounds")
+    return answered
+
+
 async def list_tools(
     ctx: Ctx, params: types.PaginatedRequestParams | None
 ) -> types.ListToolsResult:
@@ -159,9 +363,13 @@ async def _elicited(ctx: Ctx, message: str, schema: dict[str, Any]) -> types.Cal
     return _result(_text(f"Elicitation completed: action={answer.action}, content={content}"))
 
 
-async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
+async def call_tool(
+    ctx: Ctx, params: types.CallToolRequestParams
+) -> types.CallToolResult | types.InputRequiredResult:
     """Run one of the tools (see the module docstring)."""
     args = params.arguments or {}
+    if params.name.startswith("test_input_required_result_"):
+        return _input_required_tool(ctx, params)
     session, rid = ctx.session, ctx.request_id
     match params.name:
         case "test_simple_text":
@@ -216,8 +424,34 @@ async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.Call
         case "json_schema_2020_12_tool":
             return _result(_text(f"received: {json.dumps(args)}"))
         case "test_reconnection":
+            if ctx.close_sse_stream is not None:  # only over HTTP with an event store
+                await ctx.close_sse_stream()
             await anyio.sleep(STEP)
             return _result(_text("Reconnection test completed"))
+        case "test_x_mcp_header":
+            return _result(_text(f"region={args.get('region', '<none>')}"))
+        case "test_missing_capability":
+            caps = ctx.session.client_capabilities
+            if caps is None or caps.sampling is None:
+                raise MCPError(code=MISSING_REQUIRED_CLIENT_CAPABILITY,
+                               message="This tool requires the client 'sampling' capability",
+                               data={"requiredCapabilities": {"sampling": {}}})
+            return _result(_text("Client declared sampling capability; proceeding."))
+        case "test_logging_tool":
+            await session.send_log_message("info", "test_logging_tool ran", related_request_id=rid)
+            return _result(_text("logged"))
+        case "test_streaming_elicitation":
+            if (answer := _answer(params, "user_name")) is not None:
+                return _result(_text(f"Hello, {_field(answer, 'name')}!"))
+            return _needs(user_name=_ask("What is your name?", NAME_SCHEMA))
+        case "test_trigger_tool_change":
+            await BUS.publish(ToolsListChanged())  # to 2026-07-28 listeners
+            await session.send_tool_list_changed()  # to a handshake-era session
+            return _result(_text("tool list changed"))
+        case "test_trigger_prompt_change":
+            await BUS.publish(PromptsListChanged())
+            await session.send_prompt_list_changed()
+            return _result(_text("prompt list changed"))
     raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {params.name}")
 
 
@@ -262,7 +496,9 @@ async def read_resource(
         contents = types.TextResourceContents(
             uri=uri, text=json.dumps(data), mime_type="application/json")
     else:
-        raise MCPError(code=RESOURCE_NOT_FOUND, message="Resource not found", data={"uri": uri})
+        modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+        code = INVALID_PARAMS if modern else RESOURCE_NOT_FOUND
+        raise MCPError(code=code, message="Resource not found", data={"uri": uri})
     return types.ReadResourceResult(contents=[contents])
 
 
@@ -290,6 +526,8 @@ PROMPTS = [
                  arguments=[types.PromptArgument(name="resourceUri", required=True,
                                                  description="URI of the resource to embed")]),
     types.Prompt(name="test_prompt_with_image", description="A prompt with an image"),
+    types.Prompt(name="test_input_required_result_prompt",
+                 description="A prompt that asks the client for its context (input_required)"),
 ]
 
 
@@ -304,7 +542,9 @@ def _user(content: Any) -> types.PromptMessage:
     return types.PromptMessage(role="user", content=content)
 
 
-async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+async def get_prompt(
+    ctx: Ctx, params: types.GetPromptRequestParams
+) -> types.GetPromptResult | types.InputRequiredResult:
     """Render one prompt."""
     args = params.arguments or {}
     match params.name:
@@ -319,6 +559,12 @@ async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.Ge
                         _user(_text("Please process the embedded resource above."))]
         case "test_prompt_with_image":
             messages = [_user(_image()), _user(_text("Please analyze the image above."))]
+        case "test_input_required_result_prompt":
+            answer = _answer(params, "user_context")
+            if answer is None:
+                return _needs(user_context=_ask("What context should the prompt use?",
+                                                CONTEXT_SCHEMA))
+            messages = [_user(_text(f"Use the following context: {_field(answer, 'context')}"))]
         case _:
             raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt: {params.name}")
     return types.GetPromptResult(messages=messages)
@@ -339,21 +585,82 @@ async def set_level(ctx: Ctx, params: types.SetLevelRequestParams) -> types.Empt
     return types.EmptyResult()
 
 
-async def main() -> None:
-    """Serve over stdio until stdin closes."""
+class MemoryEventStore(EventStore):
+    """The SSE events of this process, so a client can resume a closed stream (HTTP only)."""
+
+    def __init__(self) -> None:
+        self._events: list[tuple[str, types.JSONRPCMessage | None]] = []
+
+    async def store_event(self, stream_id: str, message: types.JSONRPCMessage | None) -> str:
+        """Keep one event; its id is its position."""
+        self._events.append((stream_id, message))
+        return str(len(self._events))
+
+    async def replay_events_after(
+        self, last_event_id: str, send_callback: EventCallback
+    ) -> str | None:
+        """Send the events of ``last_event_id``'s stream that came after it."""
+        if not last_event_id.isdigit() or not 0 < int(last_event_id) <= len(self._events):
+            return None
+        start = int(last_event_id)
+        stream_id = self._events[start - 1][0]
+        for number, (stream, message) in enumerate(self._events[start:], start + 1):
+            if stream == stream_id and message is not None:
+                await send_callback(EventMessage(message, str(number)))
+        return stream_id
+
+
+def build_server() -> Server[Any]:
+    """The fixture server (both eras; ``requestState`` sealed with a key of this process)."""
     server: Server[Any] = Server(
         "conformance-fixture", version="1.0.0",
-        on_list_tools=list_tools, on_call_tool=call_tool,
+        on_list_tools=list_tools, on_call_tool=asking_in_the_handshake_era(call_tool),
         on_list_resources=list_resources, on_list_resource_templates=list_templates,
         on_read_resource=read_resource,
         on_subscribe_resource=subscribe, on_unsubscribe_resource=unsubscribe,
-        on_list_prompts=list_prompts, on_get_prompt=get_prompt, on_completion=complete,
+        on_subscriptions_listen=ListenHandler(BUS),
+        on_list_prompts=list_prompts, on_get_prompt=asking_in_the_handshake_era(get_prompt),
+        on_completion=complete,
     )
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
-    options = server.create_initialization_options(NotificationOptions())
+    server.middleware.append(
+        RequestStateBoundary(RequestStateSecurity.ephemeral(), default_audience=server.name))
+    return server
+
+
+OPTIONS = NotificationOptions(tools_changed=True, prompts_changed=True)
+
+
+async def serve_stdio(server: Server[Any]) -> None:
+    """Serve over stdio until stdin closes."""
     async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, options)
+        await server.run(read_stream, write_stream, server.create_initialization_options(OPTIONS))
+
+
+async def serve_http(server: Server[Any], port: int) -> None:
+    """Serve Streamable HTTP on ``127.0.0.1:port`` (0: a free one), printing ``PORT <n>``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    app = server.streamable_http_app(event_store=MemoryEventStore(),
+                                     retry_interval=RETRY_INTERVAL_MS)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    await uvicorn.Server(config).serve(sockets=[sock])
+
+
+def main() -> None:
+    """Serve stdio (the default) or, with ``http``, Streamable HTTP."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", nargs="?", choices=["stdio", "http"], default="stdio")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    server = build_server()
+    if args.mode == "http":
+        anyio.run(serve_http, server, args.port)
+    else:
+        anyio.run(serve_stdio, server)
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    main()
