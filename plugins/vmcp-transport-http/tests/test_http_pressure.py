@@ -1,7 +1,7 @@
 """The Streamable HTTP front under pressure, in process, over real sockets, raw HTTP clients.
 
 Reply retention bounded and returned, sessions reclaimed at the caps, per-principal caps, the
-per-session rate limit and admission control, each refusal with ``Retry-After``.
+per-principal rate limit and admission control, each refusal with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -114,22 +114,48 @@ async def test_a_session_beyond_its_rate_gets_429(http: aiohttp.ClientSession) -
         assert (await other.post(message("echo", 1))).status == 200
 
 
-async def test_requests_beyond_the_admission_limit_are_refused_at_once(
+async def test_requests_beyond_the_admission_queue_are_refused_at_once(
     http: aiohttp.ClientSession,
 ) -> None:
     host = FakeHost()
-    async with serve_front(StreamableHttpTransport(), host, max_concurrent_requests=1) as url:
+    async with serve_front(StreamableHttpTransport(), host, max_concurrent_requests=1,
+                           max_queued_requests=0) as url:
         client = Client(http, url)
         await client.initialize()
         held = await client.post(message("hold", 1))
         await events(held, 1)
         refused = await client.post(message("echo", 2))
         assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+        assert (await refused.json())["id"] == 2
         assert (await Client(http, url).post(INITIALIZE)).status == 503
         # room comes back once what was in flight ends (DELETE is not a POST: it is admitted)
         assert (await http.delete(url, headers=client.headers())).status == 200
         await events(held)
         assert (await Client(http, url).post(INITIALIZE)).status == 200
+
+
+async def test_a_request_waits_its_turn_for_at_most_the_queue_timeout(
+    http: aiohttp.ClientSession,
+) -> None:
+    host = FakeHost()
+    async with serve_front(StreamableHttpTransport(), host, max_concurrent_requests=1,
+                           queue_timeout=0.2) as url:
+        client, other = Client(http, url), Client(http, url)
+        await client.initialize()
+        await other.initialize()
+        held = await client.post(message("hold", 1))
+        await events(held, 1)
+        started = asyncio.get_running_loop().time()
+        refused = await other.post(message("echo", 2))
+        assert asyncio.get_running_loop().time() - started >= 0.2
+        assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+        assert (await refused.json())["id"] == 2
+        assert all(m.get("id") != 2 for m in host.sessions[1].received)  # never admitted
+        waiting = asyncio.ensure_future(other.post(message("echo", 3)))
+        assert (await http.delete(url, headers=client.headers())).status == 200
+        await events(held)
+        answer = await waiting  # admitted once the held request ended
+        assert data(await events(answer)) == [{"jsonrpc": "2.0", "id": 3, "result": {}}]
 
 
 async def test_a_session_between_two_calls_is_not_reclaimed(http: aiohttp.ClientSession) -> None:

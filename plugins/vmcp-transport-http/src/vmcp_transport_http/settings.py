@@ -41,8 +41,12 @@ class StreamableSettings(FrontSettings):
     replay_buffer: int = Field(256, ge=1)
     #: bytes of ended but undelivered reply streams a session keeps for ``Last-Event-ID``
     retained_bytes: int = Field(4 << 20, ge=0)
-    #: POSTs handled at once; one beyond it is refused at once with 503 and ``Retry-After``
+    #: POSTs handled at once; beyond it a POST waits its turn (see the next two)
     max_concurrent_requests: int = Field(256, ge=1)
+    #: POSTs that may wait for a turn; one more is refused at once with 503 and ``Retry-After``
+    max_queued_requests: int = Field(2048, ge=0)
+    #: seconds a POST waits for a turn before it is refused with 503 and ``Retry-After``
+    queue_timeout: float = Field(0.5, ge=0)
     #: POSTs a second one session may send on average (token bucket; None: no limit); beyond
     #: it 429 with ``Retry-After``
     rate_limit: float | None = Field(None, gt=0)

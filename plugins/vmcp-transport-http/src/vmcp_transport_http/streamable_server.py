@@ -38,7 +38,7 @@ from vmcp.protocol.errors import BACKEND_UNAVAILABLE, METHOD_NOT_FOUND, RETRY_AF
 from vmcp.protocol.versions import DEFAULT_HTTP_VERSION, HANDSHAKE_VERSIONS
 from vmcp.transports.base import FrontHost
 from vmcp.transports.tracecontext import meta_from_headers
-from vmcp_transport_http.limits import TokenBucket, retry_after
+from vmcp_transport_http.limits import Admission, TokenBucket, retry_after
 from vmcp_transport_http.messages import (
     JSON_TYPE,
     SSE_TYPE,
@@ -146,8 +146,8 @@ class StreamableHttpServer:
         self._resting: OrderedDict[str, HttpSession] = OrderedDict()
         self._per_principal: dict[Principal, int] = {}
         self._buckets: dict[str, TokenBucket] = {}
-        #: POSTs being handled now (admission control)
-        self._handling = 0
+        self._admission = Admission(settings.max_concurrent_requests,
+                                    settings.max_queued_requests, settings.queue_timeout)
         self._closing: set[asyncio.Task[None]] = set()
         self._grace = SharedTimeout(REPLY_GRACE)
 
@@ -288,14 +288,14 @@ class StreamableHttpServer:
     # -- POST -----------------------------------------------------------------------------
     async def post(self, request: web.Request) -> web.StreamResponse:
         """Take one message (or batch) from the client, unless too many are being handled."""
-        if self._handling >= self.settings.max_concurrent_requests:
+        admission = self._admission
+        if not await admission.enter():
             raise HttpProblem(503, "Service Unavailable: too many requests at once",
                               headers=retry_after(self.settings.retry_after))
-        self._handling += 1
         try:
             return await self._decoded(request)
         finally:
-            self._handling -= 1
+            admission.leave()
 
     async def _decoded(self, request: web.Request) -> web.StreamResponse:
         """Authenticate and decode one POST, then take it."""
