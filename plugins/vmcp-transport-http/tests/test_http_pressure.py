@@ -13,8 +13,11 @@ import aiohttp
 import pytest
 from http_harness import FakeHost, serve_front
 from test_http_front import INITIALIZE, Client, data, events, message
+from vmcp_transport_http.limits import RateLimiter
 from vmcp_transport_http.session import HttpSession
+from vmcp_transport_http.settings import DEFAULT_RATE_LIMIT, StreamableSettings
 from vmcp_transport_http.streamable import StreamableHttpTransport
+from vmcp_transport_http.streamable_server import StreamableHttpServer
 
 pytestmark = pytest.mark.anyio
 
@@ -97,21 +100,43 @@ async def test_each_principal_has_its_own_session_cap(http: aiohttp.ClientSessio
         assert (await alice.post(message("echo", 3), Authorization="Bearer alice")).status == 404
 
 
-async def test_a_session_beyond_its_rate_gets_429(http: aiohttp.ClientSession) -> None:
-    host = FakeHost()
+async def test_a_principal_beyond_its_rate_gets_429_on_every_session(
+    http: aiohttp.ClientSession,
+) -> None:
+    host = FakeHost("alice", "bob")
     async with serve_front(
-        StreamableHttpTransport(), host, rate_limit=0.5, rate_burst=2
+        StreamableHttpTransport(), host, rate_limit=0.5, rate_burst=3
     ) as url:
-        client = Client(http, url)
-        await client.initialize()
-        for request_id in (1, 2):
-            assert (await client.post(message("echo", request_id))).status == 200
-        refused = await client.post(message("echo", 3))
+        alice = {"Authorization": "Bearer alice"}
+        first, second = Client(http, url), Client(http, url)
+        for client in (first, second):  # every POST counts, initialize too
+            response = await client.post(INITIALIZE, **alice)
+            client.session_id = response.headers["Mcp-Session-Id"]
+        assert (await first.post(message("echo", 1), **alice)).status == 200
+        # a new session gives no new allowance: the limit is the caller's
+        refused = await second.post(message("echo", 2), **alice)
         assert refused.status == 429
         assert int(refused.headers["Retry-After"]) >= 1
-        other = Client(http, url)  # the limit is the session's own
-        await other.initialize()
-        assert (await other.post(message("echo", 1))).status == 200
+        assert (await refused.json())["id"] == 2
+        bob = await Client(http, url).post(INITIALIZE, Authorization="Bearer bob")
+        assert bob.status == 200
+
+
+def test_the_rate_limit_is_on_by_default_where_callers_are_authenticated() -> None:
+    def limit(host: FakeHost, **settings: float) -> float | None:
+        return StreamableHttpServer(host, StreamableSettings(**settings)).rate_limit
+
+    assert limit(FakeHost("alice")) == DEFAULT_RATE_LIMIT
+    assert limit(FakeHost()) is None  # no auth: every caller is this machine's user
+    assert limit(FakeHost("alice"), rate_limit=0) is None
+    assert limit(FakeHost(), rate_limit=5) == 5
+
+
+def test_buckets_of_callers_gone_quiet_are_forgotten() -> None:
+    limiter = RateLimiter(1_000_000.0, 1)  # refilled within a microsecond
+    for caller in range(100):
+        assert limiter.take(caller) == 0.0
+    assert len(limiter) < 100
 
 
 async def test_requests_beyond_the_admission_queue_are_refused_at_once(

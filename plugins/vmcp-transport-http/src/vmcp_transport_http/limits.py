@@ -1,11 +1,13 @@
-"""Limits of the HTTP front: admission control (a bounded wait for a turn) and a token bucket."""
+"""Limits of the HTTP front: admission control (a bounded wait for a turn) and a token
+bucket per caller."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import time
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Hashable
 
 
 class Admission:
@@ -82,23 +84,70 @@ class Admission:
 class TokenBucket:
     """Allows ``rate`` requests a second on average, ``burst`` at once."""
 
-    __slots__ = ("_at", "_burst", "_rate", "_tokens")
+    __slots__ = ("_burst", "_rate", "_tokens", "at")
 
     def __init__(self, rate: float, burst: float) -> None:
         self._rate = rate
         self._burst = burst
         self._tokens = burst
-        self._at = time.monotonic()
+        #: when a token was last asked for (``time.monotonic``)
+        self.at = time.monotonic()
 
     def take(self) -> float:
         """Spend one token: 0.0 when there was one, else the seconds until there is."""
         now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
-        self._at = now
+        self._tokens = min(self._burst, self._tokens + (now - self.at) * self._rate)
+        self.at = now
         if self._tokens >= 1:
             self._tokens -= 1
             return 0.0
         return (1 - self._tokens) / self._rate
+
+
+class RateLimiter:
+    """A :class:`TokenBucket` per key (a caller), shared by all of that caller's sessions.
+
+    A bucket left alone until it is full again is no different from a new one, so it is
+    forgotten then: the table holds only callers seen within the last ``burst / rate``
+    seconds.
+    """
+
+    __slots__ = ("_buckets", "_burst", "_rate", "_refill")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._refill = burst / rate
+        #: least recently used first
+        self._buckets: OrderedDict[Hashable, TokenBucket] = OrderedDict()
+
+    @property
+    def rate(self) -> float:
+        """Requests a second each key may make on average."""
+        return self._rate
+
+    def take(self, key: Hashable) -> float:
+        """Spend one of ``key``'s tokens: 0.0 when it had one, else the seconds until then."""
+        buckets = self._buckets
+        bucket = buckets.get(key)
+        if bucket is None:
+            self._forget_full()
+            bucket = buckets[key] = TokenBucket(self._rate, self._burst)
+        else:
+            buckets.move_to_end(key)
+        return bucket.take()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _forget_full(self) -> None:
+        buckets = self._buckets
+        since = time.monotonic() - self._refill
+        while buckets:
+            key = next(iter(buckets))
+            if buckets[key].at > since:
+                return
+            del buckets[key]
 
 
 def retry_after(seconds: float) -> dict[str, str]:

@@ -20,6 +20,11 @@ class FrontSettings(NetworkFrontSettings):
     keepalive_interval: float = Field(15.0, gt=0)
 
 
+#: POSTs a second per authenticated principal when ``rate_limit`` is unset: far above what an
+#: agent's tool calls need, far below what one caller could take from every other
+DEFAULT_RATE_LIMIT = 100.0
+
+
 class StreamableSettings(FrontSettings):
     """Settings of the Streamable HTTP front (``[transports.http]``)."""
 
@@ -47,10 +52,12 @@ class StreamableSettings(FrontSettings):
     max_queued_requests: int = Field(2048, ge=0)
     #: seconds a POST waits for a turn before it is refused with 503 and ``Retry-After``
     queue_timeout: float = Field(0.5, ge=0)
-    #: POSTs a second one session may send on average (token bucket; None: no limit); beyond
-    #: it 429 with ``Retry-After``
-    rate_limit: float | None = Field(None, gt=0)
-    #: POSTs a session may send at once above ``rate_limit`` (the bucket's size)
+    #: POSTs a second one principal may send on average, over all its sessions (a token
+    #: bucket); beyond it 429 with ``Retry-After``. Unset: :data:`DEFAULT_RATE_LIMIT` when an
+    #: auth driver identifies callers, none without one (every caller is then this machine's
+    #: anonymous user, whom ``max_concurrent_requests`` already bounds). 0: no limit
+    rate_limit: float | None = Field(None, ge=0)
+    #: POSTs a principal may send at once above ``rate_limit`` (the bucket's size)
     rate_burst: int = Field(100, ge=1)
     #: seconds a refused client is told to wait (``Retry-After``) when nothing better is known
     retry_after: int = Field(1, ge=1)

@@ -14,9 +14,11 @@
   ``reclaim_after`` is reclaimed;
   only when none rests is a new one refused (503, or 429 for the principal), with
   ``Retry-After``.
-* Pressure: beyond ``max_concurrent_requests`` POSTs at once a POST gets 503 at once; a
-  session beyond its ``rate_limit`` gets 429; a request the gateway sheds (its error carries
-  ``retryAfter``) gets 503. Each with ``Retry-After``, so load balancers and clients see it.
+* Pressure: beyond ``max_concurrent_requests`` POSTs at once a POST waits its turn, at most
+  ``queue_timeout`` and behind at most ``max_queued_requests`` others, else gets 503; a
+  principal beyond its ``rate_limit`` (over all its sessions) gets 429; a request the
+  gateway sheds (its error carries ``retryAfter``) gets 503. Each with ``Retry-After``, so
+  load balancers and clients see it.
 * GET opens the session's standalone stream, or with ``Last-Event-ID`` replays and resumes
   the stream that event belongs to.
 * ``MCP-Protocol-Version``, when sent, must be a version vmcp speaks (400 otherwise).
@@ -38,7 +40,7 @@ from vmcp.protocol.errors import BACKEND_UNAVAILABLE, METHOD_NOT_FOUND, RETRY_AF
 from vmcp.protocol.versions import DEFAULT_HTTP_VERSION, HANDSHAKE_VERSIONS
 from vmcp.transports.base import FrontHost
 from vmcp.transports.tracecontext import meta_from_headers
-from vmcp_transport_http.limits import Admission, TokenBucket, retry_after
+from vmcp_transport_http.limits import Admission, RateLimiter, retry_after
 from vmcp_transport_http.messages import (
     JSON_TYPE,
     SSE_TYPE,
@@ -57,7 +59,7 @@ from vmcp_transport_http.server import (
     build_app,
 )
 from vmcp_transport_http.session import HttpSession, PostStream
-from vmcp_transport_http.settings import StreamableSettings
+from vmcp_transport_http.settings import DEFAULT_RATE_LIMIT, StreamableSettings
 from vmcp_transport_http.sse import encode_event
 from vmcp_transport_http.streams import SharedTimeout, encode_events, pump
 
@@ -145,11 +147,19 @@ class StreamableHttpServer:
         #: sessions with no HTTP request being served, longest idle first
         self._resting: OrderedDict[str, HttpSession] = OrderedDict()
         self._per_principal: dict[Principal, int] = {}
-        self._buckets: dict[str, TokenBucket] = {}
+        rate = settings.rate_limit
+        if rate is None:
+            rate = DEFAULT_RATE_LIMIT if host.auth_required else 0
+        self._rates = RateLimiter(rate, settings.rate_burst) if rate else None
         self._admission = Admission(settings.max_concurrent_requests,
                                     settings.max_queued_requests, settings.queue_timeout)
         self._closing: set[asyncio.Task[None]] = set()
         self._grace = SharedTimeout(REPLY_GRACE)
+
+    @property
+    def rate_limit(self) -> float | None:
+        """POSTs a second each principal may send (None: no limit)."""
+        return self._rates.rate if self._rates is not None else None
 
     @property
     def retained_bytes(self) -> int:
@@ -171,7 +181,6 @@ class StreamableHttpServer:
         sessions, self.sessions = list(self.sessions.values()), {}
         self._resting.clear()
         self._per_principal.clear()
-        self._buckets.clear()
         for session in sessions:
             await session.close()
         if self._closing:
@@ -212,7 +221,6 @@ class StreamableHttpServer:
             return False
         del self.sessions[session.id]
         self._resting.pop(session.id, None)
-        self._buckets.pop(session.id, None)
         left = self._per_principal[session.principal] - 1
         if left:
             self._per_principal[session.principal] = left
@@ -272,17 +280,10 @@ class StreamableHttpServer:
         self._per_principal[principal] = self._per_principal.get(principal, 0) + 1
         return session
 
-    def _limit_rate(self, session: HttpSession) -> None:
-        """Spend one of the session's tokens, or refuse the POST with 429."""
-        rate = self.settings.rate_limit
-        if rate is None:
-            return
-        bucket = self._buckets.get(session.id)
-        if bucket is None:
-            bucket = self._buckets[session.id] = TokenBucket(rate, self.settings.rate_burst)
-        wait = bucket.take()
-        if wait:
-            raise HttpProblem(429, "Too Many Requests: this session's rate limit is exceeded",
+    def _limit_rate(self, principal: Principal) -> None:
+        """Spend one of the principal's tokens, or refuse the POST with 429."""
+        if self._rates is not None and (wait := self._rates.take(principal)):
+            raise HttpProblem(429, "Too Many Requests: this caller's rate limit is exceeded",
                               headers=retry_after(wait))
 
     # -- POST -----------------------------------------------------------------------------
@@ -316,6 +317,7 @@ class StreamableHttpServer:
         principal: Principal,
         payload: dict[str, Any] | list[dict[str, Any]],
     ) -> web.StreamResponse:
+        self._limit_rate(principal)
         if SESSION_HEADER not in request.headers:
             initialize = _sessionless(payload)
             self._check_version(request)
@@ -326,7 +328,6 @@ class StreamableHttpServer:
             )
         session = self._session(request, principal)
         version = self._check_version(request)
-        self._limit_rate(session)
         messages = payload if isinstance(payload, list) else [payload]
         if "traceparent" in request.headers:
             messages = [meta_from_headers(m, request.headers) for m in messages]
