@@ -7,6 +7,7 @@ per-principal rate limit and admission control, each refusal with ``Retry-After`
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -77,6 +78,23 @@ async def test_undelivered_replies_are_bounded_in_bytes_and_freed_by_delete(
         assert (await http.delete(url, headers=client.headers())).status == 200
         assert session.retained_bytes == 0
         assert session.find_stream(primed[1] or "") is None
+
+
+async def test_the_get_streams_replay_is_bounded_in_bytes(http: aiohttp.ClientSession) -> None:
+    host = FakeHost()
+    async with serve_front(StreamableHttpTransport(), host, replay_bytes=250_000) as url:
+        client = Client(http, url)
+        await client.initialize()
+        session = peer(host, 0)
+        for n in range(5):  # ~100 KiB each, for a GET stream nobody reads yet
+            session.send({"jsonrpc": "2.0", "method": "notifications/message",
+                          "params": {"n": n, "data": BIG}})
+        assert session.get_stream.buffered_bytes <= 250_000
+        headers = client.headers("text/event-stream", **{"Last-Event-ID": "0-0"})
+        replay = await http.get(url, headers=headers)
+        found = await events(replay, 2)
+        assert [json.loads(event.data)["params"]["n"] for event in found] == [3, 4]
+        replay.close()
 
 
 async def test_each_principal_has_its_own_session_cap(http: aiohttp.ClientSession) -> None:

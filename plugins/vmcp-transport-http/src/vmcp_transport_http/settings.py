@@ -44,6 +44,9 @@ class StreamableSettings(FrontSettings):
     reclaim_after: float = Field(30.0, ge=0)
     #: events kept per SSE stream for replay after ``Last-Event-ID``
     replay_buffer: int = Field(256, ge=1)
+    #: bytes of events kept per SSE stream for that replay (the oldest go first; the newest
+    #: event stays, and a reply stream keeps what its client has not received yet)
+    replay_bytes: int = Field(1 << 20, ge=1)
     #: bytes of ended but undelivered reply streams a session keeps for ``Last-Event-ID``
     retained_bytes: int = Field(4 << 20, ge=0)
     #: POSTs handled at once; beyond it a POST waits its turn (see the next two)

@@ -46,7 +46,6 @@ from vmcp_transport_http.messages import (
     SSE_TYPE,
     HttpProblem,
     decode_body,
-    encode_message,
     is_request,
     request_key,
 )
@@ -270,6 +269,7 @@ class StreamableHttpServer:
             secrets.token_urlsafe(32),
             principal,
             replay_buffer=settings.replay_buffer,
+            replay_bytes=settings.replay_bytes,
             retained_bytes=settings.retained_bytes,
             idle_timeout=settings.session_idle_timeout,
             on_idle=self._expire,
@@ -405,7 +405,11 @@ class StreamableHttpServer:
             raise HttpProblem(404, "Not Found: the session ended before the request completed")
         if (problem := _shed(post)) is not None:
             raise problem
-        body = encode_message(replies if len(post.ids) > 1 else replies[0])
+        lines = stream.lines()  # encoded once, as they were queued
+        if len(post.ids) > 1:  # a batch: its responses as one array
+            body = b"[" + b",".join(line[:-1] for line in lines) + b"]\n"
+        else:
+            body = lines[0]
         return web.Response(
             body=body, content_type=JSON_TYPE, charset="utf-8", headers={SESSION_HEADER: session.id}
         )
