@@ -21,7 +21,8 @@ from bench.stats import latency_summary
 
 SLOW_AFTER = 1.0
 #: POSTs the front handles at once: sized to this two-core machine, where more in flight only
-#: adds latency (the default, 256, leaves room for slow tools on bigger machines)
+#: adds latency (the default, 256, leaves room for slow tools on bigger machines); the rest
+#: wait in the front's default queue (``max_queued_requests``, ``queue_timeout``)
 ADMITTED = 64
 
 

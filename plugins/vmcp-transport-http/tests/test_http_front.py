@@ -342,6 +342,40 @@ async def test_body_size_limit(host: FakeHost) -> None:
     assert host.sessions == []
 
 
+async def test_refusals_before_the_body_is_read_name_its_request() -> None:
+    """401, 403, 415 and 413 (declared, or found while reading) name the request's id."""
+    host = FakeHost("alice")
+    async with (
+        serve_front(StreamableHttpTransport(), host, max_message_bytes=2048) as url,
+        aiohttp.ClientSession() as http,
+    ):
+        call = message("initialize", "call-7", protocolVersion="2025-11-25")
+        headers = {"Accept": BOTH, "Content-Type": "application/json"}
+
+        async def refused(body: Any, status: int, **extra: str) -> None:
+            response = await http.post(url, data=body, headers={**headers, **extra})
+            assert response.status == status
+            assert (await response.json())["id"] == "call-7"
+
+        await refused(json.dumps(call), 401)
+        await refused(json.dumps(call), 403, Authorization="Bearer alice",
+                      Origin="http://evil.example")
+        await refused(json.dumps(call), 415, Authorization="Bearer alice",
+                      **{"Content-Type": "text/plain"})
+        big = json.dumps({**call, "params": {"pad": "x" * 4096}})
+        await refused(big, 413, Authorization="Bearer alice")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield big.encode()[:1024]  # no Content-Length: found too large while reading
+            yield big.encode()[1024:]
+
+        await refused(chunks(), 413, Authorization="Bearer alice")
+        # a notification has no id to name; a refusal after reading still names it
+        response = await http.post(url, data=json.dumps(message("x")), headers=headers)
+        assert response.status == 401 and (await response.json())["id"] is None
+    assert host.sessions == []
+
+
 async def test_idle_sessions_expire(host: FakeHost) -> None:
     async with (
         serve_front(StreamableHttpTransport(), host, session_idle_timeout=0.2) as url,

@@ -1,20 +1,24 @@
 """The Streamable HTTP front under pressure, in process, over real sockets, raw HTTP clients.
 
 Reply retention bounded and returned, sessions reclaimed at the caps, per-principal caps, the
-per-session rate limit and admission control, each refusal with ``Retry-After``.
+per-principal rate limit and admission control, each refusal with ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from http_harness import FakeHost, serve_front
 from test_http_front import INITIALIZE, Client, data, events, message
+from vmcp_transport_http.limits import RateLimiter
 from vmcp_transport_http.session import HttpSession
+from vmcp_transport_http.settings import DEFAULT_RATE_LIMIT, StreamableSettings
 from vmcp_transport_http.streamable import StreamableHttpTransport
+from vmcp_transport_http.streamable_server import StreamableHttpServer
 
 pytestmark = pytest.mark.anyio
 
@@ -76,6 +80,23 @@ async def test_undelivered_replies_are_bounded_in_bytes_and_freed_by_delete(
         assert session.find_stream(primed[1] or "") is None
 
 
+async def test_the_get_streams_replay_is_bounded_in_bytes(http: aiohttp.ClientSession) -> None:
+    host = FakeHost()
+    async with serve_front(StreamableHttpTransport(), host, replay_bytes=250_000) as url:
+        client = Client(http, url)
+        await client.initialize()
+        session = peer(host, 0)
+        for n in range(5):  # ~100 KiB each, for a GET stream nobody reads yet
+            session.send({"jsonrpc": "2.0", "method": "notifications/message",
+                          "params": {"n": n, "data": BIG}})
+        assert session.get_stream.buffered_bytes <= 250_000
+        headers = client.headers("text/event-stream", **{"Last-Event-ID": "0-0"})
+        replay = await http.get(url, headers=headers)
+        found = await events(replay, 2)
+        assert [json.loads(event.data)["params"]["n"] for event in found] == [3, 4]
+        replay.close()
+
+
 async def test_each_principal_has_its_own_session_cap(http: aiohttp.ClientSession) -> None:
     host = FakeHost("alice", "bob")
     async with serve_front(
@@ -97,39 +118,87 @@ async def test_each_principal_has_its_own_session_cap(http: aiohttp.ClientSessio
         assert (await alice.post(message("echo", 3), Authorization="Bearer alice")).status == 404
 
 
-async def test_a_session_beyond_its_rate_gets_429(http: aiohttp.ClientSession) -> None:
-    host = FakeHost()
+async def test_a_principal_beyond_its_rate_gets_429_on_every_session(
+    http: aiohttp.ClientSession,
+) -> None:
+    host = FakeHost("alice", "bob")
     async with serve_front(
-        StreamableHttpTransport(), host, rate_limit=0.5, rate_burst=2
+        StreamableHttpTransport(), host, rate_limit=0.5, rate_burst=3
     ) as url:
-        client = Client(http, url)
-        await client.initialize()
-        for request_id in (1, 2):
-            assert (await client.post(message("echo", request_id))).status == 200
-        refused = await client.post(message("echo", 3))
+        alice = {"Authorization": "Bearer alice"}
+        first, second = Client(http, url), Client(http, url)
+        for client in (first, second):  # every POST counts, initialize too
+            response = await client.post(INITIALIZE, **alice)
+            client.session_id = response.headers["Mcp-Session-Id"]
+        assert (await first.post(message("echo", 1), **alice)).status == 200
+        # a new session gives no new allowance: the limit is the caller's
+        refused = await second.post(message("echo", 2), **alice)
         assert refused.status == 429
         assert int(refused.headers["Retry-After"]) >= 1
-        other = Client(http, url)  # the limit is the session's own
-        await other.initialize()
-        assert (await other.post(message("echo", 1))).status == 200
+        assert (await refused.json())["id"] == 2
+        bob = await Client(http, url).post(INITIALIZE, Authorization="Bearer bob")
+        assert bob.status == 200
 
 
-async def test_requests_beyond_the_admission_limit_are_refused_at_once(
+def test_the_rate_limit_is_on_by_default_where_callers_are_authenticated() -> None:
+    def limit(host: FakeHost, **settings: float) -> float | None:
+        return StreamableHttpServer(host, StreamableSettings(**settings)).rate_limit
+
+    assert limit(FakeHost("alice")) == DEFAULT_RATE_LIMIT
+    assert limit(FakeHost()) is None  # no auth: every caller is this machine's user
+    assert limit(FakeHost("alice"), rate_limit=0) is None
+    assert limit(FakeHost(), rate_limit=5) == 5
+
+
+def test_buckets_of_callers_gone_quiet_are_forgotten() -> None:
+    limiter = RateLimiter(1_000_000.0, 1)  # refilled within a microsecond
+    for caller in range(100):
+        assert limiter.take(caller) == 0.0
+    assert len(limiter) < 100
+
+
+async def test_requests_beyond_the_admission_queue_are_refused_at_once(
     http: aiohttp.ClientSession,
 ) -> None:
     host = FakeHost()
-    async with serve_front(StreamableHttpTransport(), host, max_concurrent_requests=1) as url:
+    async with serve_front(StreamableHttpTransport(), host, max_concurrent_requests=1,
+                           max_queued_requests=0) as url:
         client = Client(http, url)
         await client.initialize()
         held = await client.post(message("hold", 1))
         await events(held, 1)
         refused = await client.post(message("echo", 2))
         assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+        assert (await refused.json())["id"] == 2
         assert (await Client(http, url).post(INITIALIZE)).status == 503
         # room comes back once what was in flight ends (DELETE is not a POST: it is admitted)
         assert (await http.delete(url, headers=client.headers())).status == 200
         await events(held)
         assert (await Client(http, url).post(INITIALIZE)).status == 200
+
+
+async def test_a_request_waits_its_turn_for_at_most_the_queue_timeout(
+    http: aiohttp.ClientSession,
+) -> None:
+    host = FakeHost()
+    async with serve_front(StreamableHttpTransport(), host, max_concurrent_requests=1,
+                           queue_timeout=0.2) as url:
+        client, other = Client(http, url), Client(http, url)
+        await client.initialize()
+        await other.initialize()
+        held = await client.post(message("hold", 1))
+        await events(held, 1)
+        started = asyncio.get_running_loop().time()
+        refused = await other.post(message("echo", 2))
+        assert asyncio.get_running_loop().time() - started >= 0.2
+        assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+        assert (await refused.json())["id"] == 2
+        assert all(m.get("id") != 2 for m in host.sessions[1].received)  # never admitted
+        waiting = asyncio.ensure_future(other.post(message("echo", 3)))
+        assert (await http.delete(url, headers=client.headers())).status == 200
+        await events(held)
+        answer = await waiting  # admitted once the held request ended
+        assert data(await events(answer)) == [{"jsonrpc": "2.0", "id": 3, "result": {}}]
 
 
 async def test_a_session_between_two_calls_is_not_reclaimed(http: aiohttp.ClientSession) -> None:

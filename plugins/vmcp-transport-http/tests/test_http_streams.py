@@ -31,3 +31,39 @@ async def test_a_stream_that_already_changed_is_not_waited_for() -> None:
     stream = EventStream("1", 8)
     stream.finish()
     assert await SharedTimeout(3600.0).changed(stream, 0) is True
+
+
+def _note(n: int, size: int = 300) -> dict[str, object]:
+    return {"jsonrpc": "2.0", "method": "notifications/message", "params": {"n": n,
+                                                                            "data": "x" * size}}
+
+
+def _kept(stream: EventStream) -> list[int]:
+    return [seq for seq, _ in stream.events_after(0)]
+
+
+def test_the_replay_buffer_is_bounded_in_bytes_and_keeps_the_newest_event() -> None:
+    stream = EventStream("0", 100, max_bytes=1200)
+    for n in range(10):
+        stream.append(_note(n))
+    assert _kept(stream) == [8, 9, 10]  # three 378-byte events fit in 1,200 bytes
+    assert stream.buffered_bytes <= 1200
+    stream.append(_note(10, size=5000))  # larger than the bound alone: it stays
+    assert _kept(stream) == [11]
+
+
+def test_a_reply_stream_lets_go_of_delivered_events_only() -> None:
+    stream = EventStream("1", 100, max_bytes=1200, trim_undelivered=False)
+    for n in range(5):
+        stream.append(_note(n))
+    assert _kept(stream) == [1, 2, 3, 4, 5]  # nothing reached the client yet: all kept
+    stream.mark_delivered(5)
+    assert _kept(stream) == [3, 4, 5]
+
+
+def test_an_unbounded_stream_keeps_everything() -> None:
+    stream = EventStream("2", None)
+    for n in range(300):
+        stream.append(_note(n))
+    assert len(_kept(stream)) == 300
+    assert stream.lines()[0].endswith(b"\n")

@@ -1,34 +1,156 @@
-"""Rate limiting for the HTTP front: a token bucket per client session."""
+"""Limits of the HTTP front: admission control (a bounded wait for a turn) and a token
+bucket per caller."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
+from collections import OrderedDict, deque
+from collections.abc import Hashable
 from typing import Any
 
 from vmcp.protocol.errors import BACKEND_UNAVAILABLE, RETRY_AFTER
 
 
+class Admission:
+    """At most ``limit`` holders at once. Beyond it up to ``queue`` callers wait for a turn
+    in arrival order, each at most ``max_wait`` seconds; a caller finding the queue full is
+    refused at once.
+
+    Under overload a short wait costs nothing while a refusal costs a round trip and a
+    retry: closed-loop clients refused at once would spend the CPU on refusals instead of
+    answers. The wait stays bounded, so nobody queues into a timeout.
+    """
+
+    __slots__ = ("_held", "_limit", "_max_wait", "_queue", "_timer", "_waiting")
+
+    def __init__(self, limit: int, queue: int, max_wait: float) -> None:
+        self._limit = limit
+        self._queue = queue
+        self._max_wait = max_wait
+        self._held = 0
+        #: waiting callers and their deadlines, oldest first (so deadlines are in order)
+        self._waiting: deque[tuple[asyncio.Future[bool], float]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def held(self) -> int:
+        """Turns held now."""
+        return self._held
+
+    async def enter(self) -> bool:
+        """Take a turn, waiting for one if need be: False when refused (the queue is full or
+        no turn came within ``max_wait``). A True must be paired with :meth:`leave`."""
+        if self._held < self._limit and not self._waiting:
+            self._held += 1
+            return True
+        if len(self._waiting) >= self._queue:
+            return False
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._waiting.append((future, loop.time() + self._max_wait))
+        if self._timer is None:
+            self._timer = loop.call_later(self._max_wait, self._expire)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled() and future.result():
+                self.leave()  # the turn handed over just before the caller went away
+            raise
+
+    def leave(self) -> None:
+        """Give a turn back: the oldest waiter gets it, else it is free."""
+        waiting = self._waiting
+        while waiting:
+            future, _ = waiting.popleft()
+            if not future.done():  # a cancelled waiter is skipped
+                future.set_result(True)
+                return
+        self._held -= 1
+
+    def _expire(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._timer = None
+        waiting = self._waiting
+        while waiting:
+            future, deadline = waiting[0]
+            if not future.done():
+                if deadline > now:
+                    self._timer = loop.call_at(deadline, self._expire)
+                    return
+                future.set_result(False)
+            waiting.popleft()
+
+
 class TokenBucket:
     """Allows ``rate`` requests a second on average, ``burst`` at once."""
 
-    __slots__ = ("_at", "_burst", "_rate", "_tokens")
+    __slots__ = ("_burst", "_rate", "_tokens", "at")
 
     def __init__(self, rate: float, burst: float) -> None:
         self._rate = rate
         self._burst = burst
         self._tokens = burst
-        self._at = time.monotonic()
+        #: when a token was last asked for (``time.monotonic``)
+        self.at = time.monotonic()
 
     def take(self) -> float:
         """Spend one token: 0.0 when there was one, else the seconds until there is."""
         now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
-        self._at = now
+        self._tokens = min(self._burst, self._tokens + (now - self.at) * self._rate)
+        self.at = now
         if self._tokens >= 1:
             self._tokens -= 1
             return 0.0
         return (1 - self._tokens) / self._rate
+
+
+class RateLimiter:
+    """A :class:`TokenBucket` per key (a caller), shared by all of that caller's sessions.
+
+    A bucket left alone until it is full again is no different from a new one, so it is
+    forgotten then: the table holds only callers seen within the last ``burst / rate``
+    seconds.
+    """
+
+    __slots__ = ("_buckets", "_burst", "_rate", "_refill")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._refill = burst / rate
+        #: least recently used first
+        self._buckets: OrderedDict[Hashable, TokenBucket] = OrderedDict()
+
+    @property
+    def rate(self) -> float:
+        """Requests a second each key may make on average."""
+        return self._rate
+
+    def take(self, key: Hashable) -> float:
+        """Spend one of ``key``'s tokens: 0.0 when it had one, else the seconds until then."""
+        buckets = self._buckets
+        bucket = buckets.get(key)
+        if bucket is None:
+            self._forget_full()
+            bucket = buckets[key] = TokenBucket(self._rate, self._burst)
+        else:
+            buckets.move_to_end(key)
+        return bucket.take()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _forget_full(self) -> None:
+        buckets = self._buckets
+        since = time.monotonic() - self._refill
+        while buckets:
+            key = next(iter(buckets))
+            if buckets[key].at > since:
+                return
+            del buckets[key]
 
 
 def retry_after(seconds: float) -> dict[str, str]:

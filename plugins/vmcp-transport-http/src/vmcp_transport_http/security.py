@@ -7,10 +7,13 @@ kernel's, in :mod:`vmcp.transports.netsec`, shared with the other network transp
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from vmcp.protocol.jsonrpc import readable_id
 from vmcp.transports.netsec import HostOriginPolicy, NetworkFrontSettings
 from vmcp_transport_http.messages import HttpProblem
 
@@ -28,6 +31,10 @@ CORS_EXPOSED_HEADERS = "Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate"
 CORS_METHODS = "GET, POST, DELETE, OPTIONS"
 #: seconds a browser may reuse a preflight answer
 CORS_MAX_AGE = "600"
+#: bytes of a refused POST's body read to find the id its refusal names (it comes first,
+#: in practice), and the seconds that reading may wait for them
+ID_PEEK_BYTES = 64 * 1024
+ID_PEEK_WAIT = 0.5
 
 
 def install_front_checks(app: web.Application, settings: NetworkFrontSettings) -> None:
@@ -52,7 +59,10 @@ def front_middleware(policy: HostOriginPolicy) -> Middleware:
     """The one aiohttp middleware of a front (one layer, as it runs on every request): 403
     to a request whose ``Host`` or ``Origin`` is refused (DNS-rebinding and cross-site
     protection), the CORS preflight of an accepted origin, and any :class:`HttpProblem` a
-    handler raises answered as its response."""
+    handler raises answered as its response.
+
+    A POST refused before its body was read (403, 401, 415, 503) gets the id of the request
+    it carries when the start of its body shows one."""
 
     @web.middleware
     async def front_checks(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -65,9 +75,25 @@ def front_middleware(policy: HostOriginPolicy) -> Middleware:
                 return _preflight(headers.get("Access-Control-Request-Headers", ""))
             return await handler(request)
         except HttpProblem as problem:
+            if problem.request_id is None and request.method == "POST":
+                problem.request_id = await _peek_id(request)
             return problem.response()
 
     return front_checks
+
+
+async def _peek_id(request: web.Request) -> str | int | None:
+    """The id near the start of a body not read yet (None once the handler has read it)."""
+    content = request.content
+    if content.is_eof():  # all of it has arrived (or was read already: then nothing is left)
+        start = content.read_nowait(ID_PEEK_BYTES)
+        return readable_id(start) if start else None
+    prefix = bytearray()
+    with contextlib.suppress(TimeoutError, asyncio.TimeoutError, OSError):
+        async with asyncio.timeout(ID_PEEK_WAIT):
+            while len(prefix) < ID_PEEK_BYTES and not content.is_eof():
+                prefix += await content.read(ID_PEEK_BYTES - len(prefix))
+    return readable_id(bytes(prefix)) if prefix else None
 
 
 def _preflight(requested: str) -> web.Response:
@@ -83,10 +109,11 @@ def _preflight(requested: str) -> web.Response:
 async def read_body(request: web.Request, limit: int) -> bytes:
     """Read a request body of at most ``limit`` bytes.
 
-    :raises HttpProblem: 413 when the declared or the actual size is larger.
+    :raises HttpProblem: 413 when the declared or the actual size is larger (with the id
+        the start of the body shows).
     """
     if request.content_length is not None and request.content_length > limit:
-        raise _too_large(limit)
+        raise _too_large(limit)  # the body is not read: the middleware peeks at its start
     content = request.content
     if content.is_eof():  # all of it has arrived already (a small body usually has)
         body = content.read_nowait()
@@ -95,12 +122,13 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         async for chunk in content.iter_any():
             chunks += chunk
             if len(chunks) > limit:
-                raise _too_large(limit)
+                raise _too_large(limit, bytes(chunks[:ID_PEEK_BYTES]))
         body = bytes(chunks)
     if len(body) > limit:
-        raise _too_large(limit)
+        raise _too_large(limit, body[:ID_PEEK_BYTES])
     return body
 
 
-def _too_large(limit: int) -> HttpProblem:
-    return HttpProblem(413, f"Request body too large (limit {limit} bytes)")
+def _too_large(limit: int, start: bytes = b"") -> HttpProblem:
+    return HttpProblem(413, f"Request body too large (limit {limit} bytes)",
+                       request_id=readable_id(start) if start else None)

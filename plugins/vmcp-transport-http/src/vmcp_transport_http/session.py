@@ -18,7 +18,7 @@ from typing import Any
 from vmcp.auth.base import Principal
 from vmcp.protocol.errors import REQUEST_CANCELLED
 from vmcp.transports.base import FrontSessionHandle, JsonMessage
-from vmcp_transport_http.messages import encode_message, is_response, request_key
+from vmcp_transport_http.messages import is_response, request_key
 from vmcp_transport_http.streams import EventStream
 
 log = logging.getLogger("vmcp.transports.http")
@@ -51,6 +51,7 @@ class HttpSession:
         principal: Principal | None,
         *,
         replay_buffer: int,
+        replay_bytes: int,
         retained_bytes: int,
         idle_timeout: float,
         on_idle: Callable[[HttpSession], None],
@@ -63,6 +64,7 @@ class HttpSession:
         #: the protocol version the session's ``initialize`` settled on (None until then)
         self.protocol_version: str | None = None
         self._replay = replay_buffer
+        self._replay_bytes = replay_bytes
         self._idle_timeout = idle_timeout
         self._on_idle = on_idle
         self._on_rest = on_rest
@@ -73,7 +75,7 @@ class HttpSession:
         self._idle_since = 0.0
         self._active = 0
         self._counter = 0
-        self.get_stream = EventStream(GET_STREAM, replay_buffer)
+        self.get_stream = EventStream(GET_STREAM, replay_buffer, max_bytes=replay_bytes)
         self._by_request: dict[str | int, PostStream] = {}
         self._by_key: dict[str, PostStream] = {}
         #: ended streams kept for a resume, with their size in bytes
@@ -124,7 +126,7 @@ class HttpSession:
             self._retain(stream)
 
     def _retain(self, stream: EventStream) -> None:
-        size = sum(len(encode_message(message)) for _, message in stream.events_after(0))
+        size = stream.buffered_bytes
         self._ended[stream.key] = (stream, size)
         self.retained_bytes += size
         while self._ended and (len(self._ended) > RETAINED_STREAMS
@@ -156,7 +158,11 @@ class HttpSession:
     def open_post(self, keys: list[str | int], *, sse: bool) -> PostStream:
         """Register the reply stream of a POST carrying requests with these ids."""
         self._counter += 1
-        post = PostStream(EventStream(str(self._counter), self._replay), set(keys), sse, keys)
+        # A JSON reply holds only the responses asked for and is never replayed: no bound.
+        stream = (EventStream(str(self._counter), self._replay, max_bytes=self._replay_bytes,
+                              trim_undelivered=False)
+                  if sse else EventStream(str(self._counter), None))
+        post = PostStream(stream, set(keys), sse, keys)
         self._by_key[post.stream.key] = post
         for key in keys:
             self._by_request[key] = post

@@ -20,6 +20,11 @@ class FrontSettings(NetworkFrontSettings):
     keepalive_interval: float = Field(15.0, gt=0)
 
 
+#: POSTs a second per authenticated principal when ``rate_limit`` is unset: far above what an
+#: agent's tool calls need, far below what one caller could take from every other
+DEFAULT_RATE_LIMIT = 100.0
+
+
 class StreamableSettings(FrontSettings):
     """Settings of the Streamable HTTP front (``[transports.http]``)."""
 
@@ -39,14 +44,23 @@ class StreamableSettings(FrontSettings):
     reclaim_after: float = Field(30.0, ge=0)
     #: events kept per SSE stream for replay after ``Last-Event-ID``
     replay_buffer: int = Field(256, ge=1)
+    #: bytes of events kept per SSE stream for that replay (the oldest go first; the newest
+    #: event stays, and a reply stream keeps what its client has not received yet)
+    replay_bytes: int = Field(1 << 20, ge=1)
     #: bytes of ended but undelivered reply streams a session keeps for ``Last-Event-ID``
     retained_bytes: int = Field(4 << 20, ge=0)
-    #: POSTs handled at once; one beyond it is refused at once with 503 and ``Retry-After``
+    #: POSTs handled at once; beyond it a POST waits its turn (see the next two)
     max_concurrent_requests: int = Field(256, ge=1)
-    #: POSTs a second one session may send on average (token bucket; None: no limit); beyond
-    #: it 429 with ``Retry-After``
-    rate_limit: float | None = Field(None, gt=0)
-    #: POSTs a session may send at once above ``rate_limit`` (the bucket's size)
+    #: POSTs that may wait for a turn; one more is refused at once with 503 and ``Retry-After``
+    max_queued_requests: int = Field(2048, ge=0)
+    #: seconds a POST waits for a turn before it is refused with 503 and ``Retry-After``
+    queue_timeout: float = Field(0.5, ge=0)
+    #: POSTs a second one principal may send on average, over all its sessions (a token
+    #: bucket); beyond it 429 with ``Retry-After``. Unset: :data:`DEFAULT_RATE_LIMIT` when an
+    #: auth driver identifies callers, none without one (every caller is then this machine's
+    #: anonymous user, whom ``max_concurrent_requests`` already bounds). 0: no limit
+    rate_limit: float | None = Field(None, ge=0)
+    #: POSTs a principal may send at once above ``rate_limit`` (the bucket's size)
     rate_burst: int = Field(100, ge=1)
     #: seconds a refused client is told to wait (``Retry-After``) when nothing better is known
     retry_after: int = Field(1, ge=1)

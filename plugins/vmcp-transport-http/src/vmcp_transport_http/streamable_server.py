@@ -19,9 +19,11 @@ DELETE of that era gets 405. Everything below is the handshake era's shape.
   ``reclaim_after`` is reclaimed;
   only when none rests is a new one refused (503, or 429 for the principal), with
   ``Retry-After``.
-* Pressure: beyond ``max_concurrent_requests`` POSTs at once a POST gets 503 at once; a
-  session beyond its ``rate_limit`` gets 429; a request the gateway sheds (its error carries
-  ``retryAfter``) gets 503. Each with ``Retry-After``, so load balancers and clients see it.
+* Pressure: beyond ``max_concurrent_requests`` POSTs at once a POST waits its turn, at most
+  ``queue_timeout`` and behind at most ``max_queued_requests`` others, else gets 503; a
+  principal beyond its ``rate_limit`` (over all its sessions) gets 429; a request the
+  gateway sheds (its error carries ``retryAfter``) gets 503. Each with ``Retry-After``, so
+  load balancers and clients see it.
 * GET opens the session's standalone stream, or with ``Last-Event-ID`` replays and resumes
   the stream that event belongs to.
 * ``MCP-Protocol-Version``, when sent, must be a version vmcp speaks (400 otherwise).
@@ -43,13 +45,12 @@ from vmcp.protocol.errors import BACKEND_UNAVAILABLE
 from vmcp.protocol.versions import DEFAULT_HTTP_VERSION, HANDSHAKE_VERSIONS
 from vmcp.transports.base import FrontHost
 from vmcp.transports.tracecontext import meta_from_headers
-from vmcp_transport_http.limits import TokenBucket, retry_after, shed_wait
+from vmcp_transport_http.limits import Admission, RateLimiter, retry_after, shed_wait
 from vmcp_transport_http.messages import (
     JSON_TYPE,
     SSE_TYPE,
     HttpProblem,
     decode_body,
-    encode_message,
     is_request,
     media_types,
     request_key,
@@ -65,7 +66,7 @@ from vmcp_transport_http.server import (
     build_app,
 )
 from vmcp_transport_http.session import HttpSession, PostStream
-from vmcp_transport_http.settings import StreamableSettings
+from vmcp_transport_http.settings import DEFAULT_RATE_LIMIT, StreamableSettings
 from vmcp_transport_http.sse import encode_event
 from vmcp_transport_http.streams import EventStreamResponse, SharedTimeout, encode_events, pump
 
@@ -113,12 +114,20 @@ class StreamableHttpServer:
         #: sessions with no HTTP request being served, longest idle first
         self._resting: OrderedDict[str, HttpSession] = OrderedDict()
         self._per_principal: dict[Principal, int] = {}
-        self._buckets: dict[str, TokenBucket] = {}
-        #: POSTs being handled now (admission control)
-        self._handling = 0
+        rate = settings.rate_limit
+        if rate is None:
+            rate = DEFAULT_RATE_LIMIT if host.auth_required else 0
+        self._rates = RateLimiter(rate, settings.rate_burst) if rate else None
+        self._admission = Admission(settings.max_concurrent_requests,
+                                    settings.max_queued_requests, settings.queue_timeout)
         self._closing: set[asyncio.Task[None]] = set()
         self._grace = SharedTimeout(REPLY_GRACE)
         self._modern = ModernFront(host, settings, self._grace)
+
+    @property
+    def rate_limit(self) -> float | None:
+        """POSTs a second each principal may send (None: no limit)."""
+        return self._rates.rate if self._rates is not None else None
 
     @property
     def retained_bytes(self) -> int:
@@ -140,7 +149,6 @@ class StreamableHttpServer:
         sessions, self.sessions = list(self.sessions.values()), {}
         self._resting.clear()
         self._per_principal.clear()
-        self._buckets.clear()
         for session in sessions:
             await session.close()
         if self._closing:
@@ -181,7 +189,6 @@ class StreamableHttpServer:
             return False
         del self.sessions[session.id]
         self._resting.pop(session.id, None)
-        self._buckets.pop(session.id, None)
         left = self._per_principal[session.principal] - 1
         if left:
             self._per_principal[session.principal] = left
@@ -231,6 +238,7 @@ class StreamableHttpServer:
             secrets.token_urlsafe(32),
             principal,
             replay_buffer=settings.replay_buffer,
+            replay_bytes=settings.replay_bytes,
             retained_bytes=settings.retained_bytes,
             idle_timeout=settings.session_idle_timeout,
             on_idle=self._expire,
@@ -241,26 +249,20 @@ class StreamableHttpServer:
         self._per_principal[principal] = self._per_principal.get(principal, 0) + 1
         return session
 
-    def _limit_rate(self, session: HttpSession) -> None:
-        """Spend one of the session's tokens, or refuse the POST with 429."""
-        rate = self.settings.rate_limit
-        if rate is None:
-            return
-        bucket = self._buckets.get(session.id)
-        if bucket is None:
-            bucket = self._buckets[session.id] = TokenBucket(rate, self.settings.rate_burst)
-        wait = bucket.take()
-        if wait:
-            raise HttpProblem(429, "Too Many Requests: this session's rate limit is exceeded",
+    def _limit_rate(self, principal: Principal) -> None:
+        """Spend one of the principal's tokens, or refuse the POST with 429."""
+        if self._rates is not None and (wait := self._rates.take(principal)):
+            raise HttpProblem(429, "Too Many Requests: this caller's rate limit is exceeded",
                               headers=retry_after(wait))
 
     # -- POST -----------------------------------------------------------------------------
     async def post(self, request: web.Request) -> web.StreamResponse:
         """Take one message (or batch) from the client, unless too many are being handled."""
-        if self._handling >= self.settings.max_concurrent_requests:
+        admission = self._admission
+        if not await admission.enter():
             raise HttpProblem(503, "Service Unavailable: too many requests at once",
                               headers=retry_after(self.settings.retry_after))
-        admitted = _Admitted(self)
+        admitted = _Admitted(admission)
         try:
             return await self._decoded(request, admitted)
         finally:
@@ -286,6 +288,7 @@ class StreamableHttpServer:
         payload: dict[str, Any] | list[dict[str, Any]],
         admitted: _Admitted,
     ) -> web.StreamResponse:
+        self._limit_rate(principal)
         if is_modern_post(request.headers, payload):  # whatever Mcp-Session-Id it carries
             return await self._modern.post(request, principal, payload, admitted.release)
         if SESSION_HEADER not in request.headers:
@@ -298,7 +301,6 @@ class StreamableHttpServer:
             )
         session = self._session(request, principal)
         version = self._check_version(request)
-        self._limit_rate(session)
         messages = payload if isinstance(payload, list) else [payload]
         if "traceparent" in request.headers:
             messages = [meta_from_headers(m, request.headers) for m in messages]
@@ -376,7 +378,11 @@ class StreamableHttpServer:
             raise HttpProblem(404, "Not Found: the session ended before the request completed")
         if (problem := _shed(post)) is not None:
             raise problem
-        body = encode_message(replies if len(post.ids) > 1 else replies[0])
+        lines = stream.lines()  # encoded once, as they were queued
+        if len(post.ids) > 1:  # a batch: its responses as one array
+            body = b"[" + b",".join(line[:-1] for line in lines) + b"]\n"
+        else:
+            body = lines[0]
         return web.Response(
             body=body, content_type=JSON_TYPE, charset="utf-8", headers={SESSION_HEADER: session.id}
         )
@@ -418,22 +424,21 @@ class StreamableHttpServer:
 
 
 class _Admitted:
-    """One POST's place among those being handled (``max_concurrent_requests``). A stream
+    """One POST's turn among those being handled (``max_concurrent_requests``). A stream
     that outlives its request (a 2026-07-28 listen) gives it up, as GET streams never take
     one."""
 
-    __slots__ = ("_held", "_server")
+    __slots__ = ("_admission", "_held")
 
-    def __init__(self, server: StreamableHttpServer) -> None:
-        self._server = server
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
         self._held = True
-        server._handling += 1
 
     def release(self) -> None:
-        """Give the place up (once)."""
+        """Give the turn back (once)."""
         if self._held:
             self._held = False
-            self._server._handling -= 1
+            self._admission.leave()
 
 
 def _refuse_modern(request: web.Request) -> None:

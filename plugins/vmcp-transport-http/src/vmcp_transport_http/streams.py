@@ -1,9 +1,10 @@
 """Outgoing SSE streams of a front session: a bounded replay buffer and the pump that writes it.
 
 Every message for a client is appended to exactly one :class:`EventStream` without waiting
-(the gateway must never block on a slow client). At most one HTTP response is attached to a
-stream at a time and copies events to the wire; when the client reconnects with
-``Last-Event-ID`` a new response replays what came after that event from the buffer.
+(the gateway must never block on a slow client), encoded once as it is appended. At most one
+HTTP response is attached to a stream at a time and copies events to the wire; when the
+client reconnects with ``Last-Event-ID`` a new response replays what came after that event
+from the buffer, which is bounded in events and in bytes.
 """
 
 from __future__ import annotations
@@ -30,20 +31,40 @@ class EventStream:
 
     __slots__ = (
         "_attachment",
+        "_bytes",
         "_delivered",
         "_events",
         "_finished",
         "_last_seq",
+        "_limit",
+        "_max_bytes",
+        "_trim_undelivered",
         "_version",
         "_waiters",
         "key",
         "with_ids",
     )
 
-    def __init__(self, key: str, limit: int, *, with_ids: bool = True) -> None:
+    def __init__(
+        self,
+        key: str,
+        limit: int | None,
+        *,
+        max_bytes: int | None = None,
+        trim_undelivered: bool = True,
+        with_ids: bool = True,
+    ) -> None:
+        """``limit`` events and ``max_bytes`` (encoded) are kept at most (None: no bound); the
+        oldest go first, the newest event always stays. With ``trim_undelivered`` False the
+        byte bound lets go of delivered events only (a reply stream, whose undelivered events
+        are what its client asked for)."""
         self.key = key
         self.with_ids = with_ids
-        self._events: deque[tuple[int, dict[str, Any]]] = deque(maxlen=limit)
+        self._events: deque[tuple[int, dict[str, Any], bytes]] = deque()
+        self._limit = limit
+        self._max_bytes = max_bytes
+        self._trim_undelivered = trim_undelivered
+        self._bytes = 0
         self._last_seq = 0
         self._delivered = 0
         self._finished = False
@@ -62,6 +83,11 @@ class EventStream:
         return self._delivered
 
     @property
+    def buffered_bytes(self) -> int:
+        """Encoded bytes of the events kept."""
+        return self._bytes
+
+    @property
     def backlog(self) -> int:
         """Events appended but not yet written to any connection."""
         return self._last_seq - self._delivered
@@ -71,29 +97,50 @@ class EventStream:
         return f"{self.key}-{seq}" if self.with_ids else None
 
     def append(self, message: dict[str, Any]) -> None:
-        """Queue one message; never blocks. The oldest event is dropped beyond the limit."""
+        """Queue one message; never blocks. The oldest events are dropped beyond the bounds."""
         if self._finished:
             return
-        if len(self._events) == self._events.maxlen and self._events[0][0] > self._delivered:
-            log.warning("stream %s: client too slow, dropping an undelivered event", self.key)
+        line = encode_message(message)
         self._last_seq += 1
-        self._events.append((self._last_seq, message))
+        self._events.append((self._last_seq, message, line))
+        self._bytes += len(line)
+        self._trim()
         self._wake()
+
+    def _trim(self) -> None:
+        events = self._events
+        limit, max_bytes = self._limit, self._max_bytes
+        while len(events) > 1:
+            over_count = limit is not None and len(events) > limit
+            if not over_count and (max_bytes is None or self._bytes <= max_bytes):
+                return
+            seq, _, line = events[0]
+            if seq > self._delivered:
+                if not (over_count or self._trim_undelivered):
+                    return
+                log.warning("stream %s: client too slow, dropping an undelivered event",
+                            self.key)
+            events.popleft()
+            self._bytes -= len(line)
 
     def finish(self) -> None:
         """No more events: attached pumps end after writing what is buffered."""
         self._finished = True
         self._wake()
 
-    def events_after(self, seq: int) -> list[tuple[int, dict[str, Any]]]:
-        """The buffered events numbered above ``seq``."""
+    def events_after(self, seq: int) -> list[tuple[int, bytes]]:
+        """The buffered events numbered above ``seq``, each as its encoded line."""
         if seq >= self._last_seq:
             return []
-        return [event for event in self._events if event[0] > seq]
+        return [(number, line) for number, _, line in self._events if number > seq]
 
     def messages(self) -> list[dict[str, Any]]:
         """Every buffered message, oldest first."""
-        return [message for _, message in self._events]
+        return [message for _, message, _ in self._events]
+
+    def lines(self) -> list[bytes]:
+        """Every buffered message encoded (newline-terminated), oldest first."""
+        return [line for _, _, line in self._events]
 
     def attach(self) -> int:
         """Claim the stream for a new connection; an earlier one stops at its next event."""
@@ -107,7 +154,10 @@ class EventStream:
 
     def mark_delivered(self, seq: int) -> None:
         """Record that event ``seq`` reached a connection."""
-        self._delivered = max(self._delivered, seq)
+        if seq > self._delivered:
+            self._delivered = seq
+            if self._max_bytes is not None and self._bytes > self._max_bytes:
+                self._trim()
 
     def drained(self, seq: int) -> bool:
         """Finished, and nothing after ``seq`` is left to write."""
@@ -154,8 +204,8 @@ def encode_events(stream: EventStream, after: int) -> tuple[bytes, int]:
     last of them (``after`` when there is none)."""
     frames = []
     cursor = after
-    for seq, message in stream.events_after(after):
-        frames.append(message_event(encode_message(message), stream.event_id(seq)))
+    for seq, line in stream.events_after(after):
+        frames.append(message_event(line, stream.event_id(seq)))
         cursor = seq
     return b"".join(frames), cursor
 
