@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Coroutine
-from contextlib import AbstractAsyncContextManager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -15,6 +15,9 @@ from vmcp.transports.base import Connection, ConnectionClosed, JsonMessage, Rela
 from vmcp_transport_http.client_pool import ClientPool
 from vmcp_transport_http.messages import decode_message
 from vmcp_transport_http.sse import ServerSentEvent, iter_events
+
+if TYPE_CHECKING:
+    from vmcp_transport_http.oauth.authorizer import BackendAuthorizer
 
 log = logging.getLogger("vmcp.transports.http")
 
@@ -34,9 +37,12 @@ class HttpConnection(Connection):
     """A connection whose messages arrive from HTTP responses read by background tasks."""
 
     def __init__(
-        self, pool: ClientPool, url: str, headers: dict[str, str], connect_timeout: float
+        self, pool: ClientPool, url: str, headers: dict[str, str], connect_timeout: float,
+        authorizer: BackendAuthorizer | None = None,
     ) -> None:
+        """:param authorizer: where the bearer token of an OAuth mount comes from."""
         self.url = url
+        self._authorizer = authorizer
         self._pool = pool
         self._http = pool.acquire()
         self._extra_headers = dict(headers)
@@ -125,6 +131,33 @@ class HttpConnection(Connection):
         """
         kwargs.setdefault("timeout", self._timeout)
         return self._http.request(method, url, headers=headers, allow_redirects=False, **kwargs)
+
+    @asynccontextmanager
+    async def authorized(
+        self, method: str, url: str, headers: dict[str, str], **kwargs: Any
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """:meth:`request` with the mount's bearer token, when it signs in with OAuth.
+
+        A 401 or 403 lets the authorizer renew the grant and the request is sent once more;
+        :class:`~vmcp_transport_http.oauth.authorizer.SignInRequired` says when it cannot.
+        """
+        auth = self._authorizer
+        if auth is None:
+            async with self.request(method, url, headers, **kwargs) as response:
+                yield response
+            return
+        for attempt in range(2):
+            sent = await auth.header(self._http)
+            async with self.request(method, url, {**headers, "Authorization": sent},
+                                    **kwargs) as response:
+                if response.status in (401, 403):
+                    if attempt:
+                        raise auth.refused(response.status)
+                    await auth.rejected(self._http, response.status,
+                                        response.headers.get("WWW-Authenticate"), sent)
+                    continue
+                yield response
+                return
 
     async def open_stream(self, url: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
         """Start a GET whose response the caller keeps open (and must ``close()``)."""

@@ -29,7 +29,8 @@ class LegacySseTransport(HttpTransport):
         return settings.sse_path  # type: ignore[no-any-return]
 
     async def connect(
-        self, mount: MountConfig, env: dict[str, str], headers: dict[str, str]
+        self, mount: MountConfig, env: dict[str, str], headers: dict[str, str],
+        scope: tuple[str, str] | None = None,
     ) -> Connection:
         """Open the mount's event stream and wait for its ``endpoint`` event."""
         assert mount.url is not None  # the mount config requires a url for remote transports
