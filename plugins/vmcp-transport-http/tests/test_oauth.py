@@ -1,0 +1,222 @@
+"""OAuth toward backends, end to end with real parts.
+
+A real authorization server (``oauth_server.py``, authlib) and a protected SDK backend
+(``oauth_backend.py``, which checks audience and scope at the server) run as processes on free
+ports. ``vmcp auth login`` is run as a process; the test follows the URL it prints with an HTTP
+client that consents, which sends the redirect to vmcp's loopback receiver. The gateway
+(``vmcp start -t http`` with token auth and personas) then calls the backend with each
+persona's own grant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import httpx2
+import pytest
+from anyio.streams.text import TextReceiveStream
+from http_harness import EVENT_TIMEOUT, START_TIMEOUT, run_gateway, stop_process, write_config
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from vmcp_transport_http.oauth.store import GrantStore
+
+from vmcp.auth.tokens import TokenStore
+from vmcp.persona import PersonaStore
+
+pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
+
+HERE = Path(__file__).resolve().parent
+#: seconds a sign-in or a call through the gateway may take
+CALL_TIMEOUT = 30.0
+
+
+@asynccontextmanager
+async def serving(script: str, *args: str) -> AsyncIterator[str]:
+    """Run ``script`` (which prints ``PORT n``); yield ``http://127.0.0.1:n``; end it."""
+    process = await anyio.open_process([sys.executable, str(HERE / script), *args],
+                                       stdout=subprocess.PIPE, stderr=None)
+    try:
+        assert process.stdout is not None
+        with anyio.fail_after(START_TIMEOUT):
+            line = ""
+            async for chunk in TextReceiveStream(process.stdout):
+                line += chunk
+                if "\n" in line:
+                    break
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        await stop_process(process)
+
+
+@asynccontextmanager
+async def world(tmp_path: Path, *backend_flags: str,
+                as_flags: tuple[str, ...] = ()) -> AsyncIterator[tuple[str, str, Path]]:
+    """An authorization server and a protected backend; yields (AS URL, MCP URL, header log)."""
+    log = tmp_path / "backend-headers.log"
+    log.touch()
+    async with (serving("oauth_server.py", *as_flags) as issuer,
+                serving("oauth_backend.py", issuer, str(log), *backend_flags) as backend):
+        yield issuer, f"{backend}/mcp", log
+
+
+def config_for(tmp_path: Path, url: str, oauth: dict[str, Any], **mount: Any) -> Path:
+    """A ``vmcp.toml`` with one OAuth mount ``crm``, token auth and an HTTP front."""
+    tables: dict[str, dict[str, Any]] = {
+        "servers.crm": {"transport": "http", "url": url, "isolation": "persona", **mount},
+        "servers.crm.oauth": oauth,
+        "auth": {"driver": "token"},
+        "transports.http": {"port": 0},
+    }
+    return write_config(tmp_path / "config" / "vmcp.toml", tables)
+
+
+def env_for(config: Path) -> dict[str, str]:
+    """The environment of a ``vmcp`` process using ``config`` (its home beside it)."""
+    return {**os.environ, "VMCP_HOME": str(config.parent / "home")}
+
+
+async def consent(url: str, user: str, deny: bool = False) -> str:
+    """Act as the person: open the authorization URL, consent as ``user``, follow the
+    redirect to vmcp's loopback receiver; return the page it answered."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url) as page:
+            assert page.status == 200, await page.text()
+        form = {"deny": "1"} if deny else {"user": user}
+        async with http.post(url, data=form, allow_redirects=False) as answer:
+            assert answer.status == 302, await answer.text()
+            callback = answer.headers["Location"]
+        assert callback.startswith("http://127.0.0.1:")
+        async with http.get(callback) as done:
+            return await done.text()
+
+
+async def login(config: Path, user: str, *args: str, deny: bool = False) -> tuple[int, str]:
+    """Run ``vmcp auth login crm ARGS --no-browser``, consent as ``user``; return the exit
+    status and stderr."""
+    process = await anyio.open_process(
+        [sys.executable, "-m", "vmcp", "--config", str(config), "auth", "login", "crm",
+         "--no-browser", "--timeout", str(CALL_TIMEOUT), *args],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env_for(config))
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        with anyio.fail_after(CALL_TIMEOUT):
+            line = ""
+            async for chunk in TextReceiveStream(process.stdout):
+                line += chunk
+                if "\n" in line:
+                    break
+            url = line.strip()
+            assert url.startswith("http://127.0.0.1:"), url
+            await consent(url, user, deny)
+            err = b""
+            async for more in process.stderr:
+                err += more
+            await process.wait()
+        return process.returncode or 0, err.decode()
+    finally:
+        await stop_process(process)
+
+
+async def run_vmcp(config: Path, *args: str) -> tuple[int, str, str]:
+    """Run one ``vmcp`` command to its end; return status, stdout, stderr."""
+    with anyio.fail_after(CALL_TIMEOUT):
+        result = await anyio.run_process(
+            [sys.executable, "-m", "vmcp", "--config", str(config), *args],
+            env=env_for(config), check=False, stdin=subprocess.DEVNULL)
+    return result.returncode, result.stdout.decode(), result.stderr.decode()
+
+
+def personas_with_tokens(config: Path, *names: str) -> dict[str, str]:
+    """Create personas that may use ``crm`` and a front token for each."""
+    home = config.parent / "home"
+    personas = PersonaStore(home / "config" / "personas")
+    tokens = TokenStore(home / "config" / "tokens.json")
+    issued: dict[str, str] = {}
+    for name in names:
+        persona = personas.create(name)
+        persona.enable("crm")
+        personas.save(persona)
+        _, issued[name] = tokens.create(name, timedelta(hours=1))
+    return issued
+
+
+@asynccontextmanager
+async def front(url: str, token: str) -> AsyncIterator[ClientSession]:
+    """An SDK client of the gateway's HTTP front, presenting ``token``."""
+    async with AsyncExitStack() as stack:
+        http = await stack.enter_async_context(httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=60)))
+        read, write = await stack.enter_async_context(streamable_http_client(url, http_client=http))
+        session = await stack.enter_async_context(ClientSession(read, write))
+        with anyio.fail_after(CALL_TIMEOUT):
+            await session.initialize()
+        yield session
+
+
+async def call(session: ClientSession, tool: str, **arguments: Any) -> tuple[bool, str]:
+    """Call ``crm__<tool>``; return (is_error, text)."""
+    with anyio.fail_after(CALL_TIMEOUT):
+        result = await session.call_tool(f"crm__{tool}", arguments)
+    text = "".join(getattr(part, "text", "") for part in result.content)
+    return bool(result.is_error), text
+
+
+async def admin(issuer: str, path: str) -> Any:
+    """One of the authorization server's test controls."""
+    async with aiohttp.ClientSession() as http:
+        method = http.get if path.startswith("token-requests") else http.post
+        async with method(f"{issuer}/admin/{path}") as response:
+            assert response.status == 200
+            return await response.json()
+
+
+async def test_two_personas_sign_in_and_see_only_their_own_data(tmp_path: Path) -> None:
+    async with world(tmp_path) as (issuer, url, log):
+        config = config_for(tmp_path, url, {})  # dynamic client registration
+        front_tokens = personas_with_tokens(config, "alice", "bob")
+        # the service grant serves the mount's lists; each persona signs in for its calls
+        for user, persona in (("svc", None), ("alice", "alice"), ("bob", "bob")):
+            status, err = await login(config, user,
+                                      *(("--persona", persona) if persona else ()))
+            assert status == 0, err
+            assert "signed in to crm" in err
+        # grants are encrypted at rest: no token appears in the files
+        store = GrantStore(config.parent / "home" / "secrets")
+        alice = store.load("crm", "alice")
+        assert alice is not None and alice.client.origin == "registered"
+        stored = store.path("crm", "alice").read_bytes()
+        assert alice.access_token.encode() not in stored
+        assert alice.refresh_token is not None and alice.refresh_token.encode() not in stored
+
+        async with run_gateway(config, "http") as gateway:
+            async with front(gateway.url, front_tokens["alice"]) as as_alice, \
+                    front(gateway.url, front_tokens["bob"]) as as_bob:
+                failed, who = await call(as_alice, "whoami")
+                assert not failed and json.loads(who)["sub"] == "alice"
+                failed, who = await call(as_bob, "whoami")
+                assert not failed and json.loads(who)["sub"] == "bob"
+                await call(as_alice, "note", text="alice's secret")
+                await call(as_bob, "note", text="bob's plan")
+                assert json.loads((await call(as_alice, "notes"))[1]) == ["alice's secret"]
+                assert json.loads((await call(as_bob, "notes"))[1]) == ["bob's plan"]
+
+        # no front token ever reached the backend; every bearer it saw was issued by the AS
+        seen = log.read_text().splitlines()
+        assert seen
+        for token in front_tokens.values():
+            assert all(token not in line for line in seen)
+        status, out, _ = await run_vmcp(config, "auth", "status", "--json")
+        rows = {row["owner"]: row for row in json.loads(out)}
+        assert set(rows) == {None, "alice", "bob"} and rows["alice"]["state"] == "valid"
+        assert all(alice.access_token not in line for line in out.splitlines())
