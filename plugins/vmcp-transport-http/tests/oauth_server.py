@@ -26,15 +26,15 @@ from typing import Any
 
 os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")  # loopback http only
 
-from authlib.integrations.flask_oauth2 import AuthorizationServer  # noqa: E402
-from authlib.oauth2.rfc6749 import ClientMixin, grants  # noqa: E402
-from authlib.oauth2.rfc6749.errors import InvalidRequestError  # noqa: E402
-from authlib.oauth2.rfc7009 import RevocationEndpoint  # noqa: E402
-from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint  # noqa: E402
-from authlib.oauth2.rfc7636 import CodeChallenge  # noqa: E402
-from authlib.oauth2.rfc9207 import IssuerParameter  # noqa: E402
-from flask import Flask, jsonify, request  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import ClientMixin, grants
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc9207 import IssuerParameter
+from flask import Flask, jsonify, request
+from werkzeug.serving import make_server
 
 SCOPES = ["mcp:read", "mcp:admin"]
 _lock = threading.Lock()

@@ -10,6 +10,7 @@ persona's own grant.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -25,12 +26,15 @@ import anyio
 import httpx2
 import pytest
 from anyio.streams.text import TextReceiveStream
-from http_harness import EVENT_TIMEOUT, START_TIMEOUT, run_gateway, stop_process, write_config
+from http_harness import START_TIMEOUT, run_gateway, stop_process, write_config
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
-from vmcp_transport_http.oauth.store import GrantStore
+from mcp.shared.exceptions import MCPError
+from vmcp_transport_http.oauth.login import SignInError, sign_in
+from vmcp_transport_http.oauth.store import Grant, GrantStore
 
 from vmcp.auth.tokens import TokenStore
+from vmcp.config import load_config
 from vmcp.persona import PersonaStore
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
@@ -165,9 +169,12 @@ async def front(url: str, token: str) -> AsyncIterator[ClientSession]:
 
 
 async def call(session: ClientSession, tool: str, **arguments: Any) -> tuple[bool, str]:
-    """Call ``crm__<tool>``; return (is_error, text)."""
+    """Call ``crm__<tool>``; return (is_error, text): a tool error or a JSON-RPC error."""
     with anyio.fail_after(CALL_TIMEOUT):
-        result = await session.call_tool(f"crm__{tool}", arguments)
+        try:
+            result = await session.call_tool(f"crm__{tool}", arguments)
+        except MCPError as exc:
+            return True, exc.error.message
     text = "".join(getattr(part, "text", "") for part in result.content)
     return bool(result.is_error), text
 
@@ -181,8 +188,30 @@ async def admin(issuer: str, path: str) -> Any:
             return await response.json()
 
 
+def store_of(config: Path) -> GrantStore:
+    """The grant store of the gateway run with ``config``."""
+    return GrantStore(config.parent / "home" / "secrets")
+
+
+async def sign_in_as(config: Path, owner: str | None, user: str, deny: bool = False,
+                     mount: str = "crm") -> Grant:
+    """Sign in in-process (the library behind ``vmcp auth login``), consenting as ``user``."""
+    settings = load_config(config)[0].servers[mount]
+    consents: list[asyncio.Task[str]] = []
+
+    def show(url: str) -> None:
+        consents.append(asyncio.get_running_loop().create_task(consent(url, user, deny)))
+
+    try:
+        with anyio.fail_after(CALL_TIMEOUT):
+            return await sign_in(settings, owner, store_of(config), show, timeout=CALL_TIMEOUT)
+    finally:
+        for task in consents:
+            await task
+
+
 async def test_two_personas_sign_in_and_see_only_their_own_data(tmp_path: Path) -> None:
-    async with world(tmp_path) as (issuer, url, log):
+    async with world(tmp_path) as (_, url, log):
         config = config_for(tmp_path, url, {})  # dynamic client registration
         front_tokens = personas_with_tokens(config, "alice", "bob")
         # the service grant serves the mount's lists; each persona signs in for its calls
@@ -199,17 +228,17 @@ async def test_two_personas_sign_in_and_see_only_their_own_data(tmp_path: Path) 
         assert alice.access_token.encode() not in stored
         assert alice.refresh_token is not None and alice.refresh_token.encode() not in stored
 
-        async with run_gateway(config, "http") as gateway:
-            async with front(gateway.url, front_tokens["alice"]) as as_alice, \
-                    front(gateway.url, front_tokens["bob"]) as as_bob:
-                failed, who = await call(as_alice, "whoami")
-                assert not failed and json.loads(who)["sub"] == "alice"
-                failed, who = await call(as_bob, "whoami")
-                assert not failed and json.loads(who)["sub"] == "bob"
-                await call(as_alice, "note", text="alice's secret")
-                await call(as_bob, "note", text="bob's plan")
-                assert json.loads((await call(as_alice, "notes"))[1]) == ["alice's secret"]
-                assert json.loads((await call(as_bob, "notes"))[1]) == ["bob's plan"]
+        async with (run_gateway(config, "http") as gateway,
+                    front(gateway.url, front_tokens["alice"]) as as_alice,
+                    front(gateway.url, front_tokens["bob"]) as as_bob):
+            failed, who = await call(as_alice, "whoami")
+            assert not failed and json.loads(who)["sub"] == "alice"
+            failed, who = await call(as_bob, "whoami")
+            assert not failed and json.loads(who)["sub"] == "bob"
+            await call(as_alice, "note", text="alice's secret")
+            await call(as_bob, "note", text="bob's plan")
+            assert json.loads((await call(as_alice, "notes"))[1]) == ["alice's secret"]
+            assert json.loads((await call(as_bob, "notes"))[1]) == ["bob's plan"]
 
         # no front token ever reached the backend; every bearer it saw was issued by the AS
         seen = log.read_text().splitlines()
@@ -220,3 +249,94 @@ async def test_two_personas_sign_in_and_see_only_their_own_data(tmp_path: Path) 
         rows = {row["owner"]: row for row in json.loads(out)}
         assert set(rows) == {None, "alice", "bob"} and rows["alice"]["state"] == "valid"
         assert all(alice.access_token not in line for line in out.splitlines())
+
+
+async def test_refresh_on_401_and_refused_grants_fail_clearly(tmp_path: Path) -> None:
+    async with world(tmp_path) as (issuer, url, _):
+        config = config_for(tmp_path, url, {})
+        front_tokens = personas_with_tokens(config, "alice", "bob", "carol")
+        for owner in (None, "alice", "bob"):
+            await sign_in_as(config, owner, owner or "svc")
+        async with run_gateway(config, "http") as gateway:
+            async with front(gateway.url, front_tokens["alice"]) as as_alice:
+                assert not (await call(as_alice, "whoami"))[0]
+                # every access token dies at the server: the backend answers 401, vmcp
+                # refreshes (the server rotates the refresh token) and sends the call again
+                await admin(issuer, "expire")
+                failed, who = await call(as_alice, "whoami")
+                assert not failed and json.loads(who)["sub"] == "alice", who
+                assert "refresh_token" in await admin(issuer, "token-requests")
+                renewed = store_of(config).load("crm", "alice")
+                assert renewed is not None
+
+            # bob's grant is revoked: the refresh is refused, the call fails and says how
+            # to sign in again
+            await admin(issuer, "revoke?user=bob")
+            async with front(gateway.url, front_tokens["bob"]) as as_bob:
+                failed, message = await call(as_bob, "whoami")
+                assert failed
+                assert "vmcp auth login crm --persona bob" in message, message
+                assert "refused" in message
+
+            # carol never signed in: refused at once, nothing sent to the backend
+            async with front(gateway.url, front_tokens["carol"]) as as_carol:
+                failed, message = await call(as_carol, "whoami")
+                assert failed
+                assert "has not signed in" in message
+                assert "vmcp auth login crm --persona carol" in message
+
+
+async def test_refresh_before_expiry(tmp_path: Path) -> None:
+    # tokens live 5 s: the grant is renewed before it is used once it is past half its life
+    async with world(tmp_path, as_flags=("--expires-in", "5")) as (issuer, url, log):
+        config = config_for(tmp_path, url, {"grants": "shared"}, isolation="shared")
+        front_tokens = personas_with_tokens(config, "alice")
+        first = await sign_in_as(config, None, "svc")
+        await anyio.sleep(first.expires_at - first.obtained_at)  # the token's life, no event
+        async with (run_gateway(config, "http") as gateway,
+                    front(gateway.url, front_tokens["alice"]) as session):
+            failed, who = await call(session, "whoami")
+            assert not failed and json.loads(who)["sub"] == "svc"
+        requests = await admin(issuer, "token-requests")
+        assert requests[0] == "authorization_code" and "refresh_token" in requests[1:]
+        renewed = store_of(config).load("crm", None)
+        assert renewed is not None and renewed.access_token != first.access_token
+        # the expired token was never sent: it was renewed first, not after a 401
+        assert all(first.access_token not in line for line in log.read_text().splitlines())
+
+
+async def test_client_credentials_with_client_secret_post(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MACHINE_SECRET", "m4chine")
+    async with world(tmp_path) as (issuer, url, _):
+        config = config_for(tmp_path, url, {
+            "grant": "client_credentials", "grants": "shared", "client_id": "machine",
+            "client_secret": "${MACHINE_SECRET}",
+            "token_endpoint_auth_method": "client_secret_post"}, isolation="shared")
+        front_tokens = personas_with_tokens(config, "alice")
+        async with (run_gateway(config, "http") as gateway,
+                    front(gateway.url, front_tokens["alice"]) as session):
+            failed, who = await call(session, "whoami")
+            assert not failed and json.loads(who)["sub"] == "machine", who
+        assert await admin(issuer, "token-requests") == ["client_credentials"]
+        grant = store_of(config).load("crm", None)
+        assert grant is not None and grant.client.auth_method == "client_secret_post"
+
+
+async def test_preregistered_client_iss_denial_and_logout(tmp_path: Path) -> None:
+    async with world(tmp_path, as_flags=("--iss",)) as (issuer, url, _):
+        config = config_for(tmp_path, url, {
+            "client_id": "confidential", "client_secret": "s3cret"})
+        with pytest.raises(SignInError, match="access_denied"):
+            await sign_in_as(config, "alice", "alice", deny=True)
+        assert store_of(config).load("crm", "alice") is None
+        grant = await sign_in_as(config, "alice", "alice")
+        assert grant.client.origin == "configured"
+        assert grant.client.auth_method == "client_secret_basic"
+        assert grant.scope == "mcp:read"
+        status, _, err = await run_vmcp(config, "auth", "logout", "crm", "--persona", "alice")
+        assert status == 0, err
+        assert store_of(config).load("crm", "alice") is None
+        async with aiohttp.ClientSession() as http, http.post(
+                f"{issuer}/introspect", data={"token": grant.access_token}) as answer:
+            assert (await answer.json())["active"] is False

@@ -84,7 +84,7 @@ class BackendAuthorizer:
     async def header(self, http: aiohttp.ClientSession) -> str:
         """The ``Authorization`` value to send now (token requests go over ``http``)."""
         grant = self.store.load(self.mount_id, self.owner)
-        if grant is None or grant.expires_within(REFRESH_MARGIN):
+        if grant is None or grant.renewal_due(REFRESH_MARGIN):
             grant = await self._renew(http, grant.access_token if grant else None)
         return f"Bearer {grant.access_token}"
 
@@ -112,8 +112,8 @@ class BackendAuthorizer:
     async def _renew(self, http: aiohttp.ClientSession, stale: str | None) -> Grant:
         async with self._lock:
             grant = self.store.load(self.mount_id, self.owner)
-            if grant is not None and grant.access_token != stale and not grant.expires_within(
-                    REFRESH_MARGIN):
+            if (grant is not None and grant.access_token != stale
+                    and not grant.renewal_due(REFRESH_MARGIN)):
                 return grant  # renewed meanwhile by another connection
             if self.settings.grant == "client_credentials":
                 grant = await self._machine_grant(http)

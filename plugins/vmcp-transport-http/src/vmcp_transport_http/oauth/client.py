@@ -160,7 +160,7 @@ async def refresh(http: aiohttp.ClientSession, grant: Grant) -> Grant:
         client=grant.client, access_token=token.access_token,
         refresh_token=token.refresh_token or grant.refresh_token,
         expires_at=_expiry(token), scope=token.scope or grant.scope,
-        revocation_endpoint=grant.revocation_endpoint)
+        revocation_endpoint=grant.revocation_endpoint, obtained_at=time.time())
 
 
 async def revoke(http: aiohttp.ClientSession, grant: Grant) -> bool:

@@ -54,9 +54,14 @@ class Grant:
     revocation_endpoint: str | None = None
     obtained_at: float = field(default_factory=time.time)
 
-    def expires_within(self, seconds: float) -> bool:
-        """Whether the access token is expired or will be within ``seconds``."""
-        return self.expires_at is not None and self.expires_at - time.time() <= seconds
+    def renewal_due(self, margin: float) -> bool:
+        """Whether the access token is expired or close to it: within ``margin`` seconds of
+        its expiry, or past half its lifetime when that is shorter (so that a short-lived
+        token is still used before it is renewed)."""
+        if self.expires_at is None:
+            return False
+        lead = min(margin, (self.expires_at - self.obtained_at) / 2)
+        return self.expires_at - time.time() <= lead
 
     def to_json(self) -> str:
         """The grant as JSON (secrets included: encrypt before storing)."""
