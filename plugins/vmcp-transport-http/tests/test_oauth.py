@@ -194,9 +194,9 @@ def store_of(config: Path) -> GrantStore:
 
 
 async def sign_in_as(config: Path, owner: str | None, user: str, deny: bool = False,
-                     mount: str = "crm") -> Grant:
+                     scope: str | None = None) -> Grant:
     """Sign in in-process (the library behind ``vmcp auth login``), consenting as ``user``."""
-    settings = load_config(config)[0].servers[mount]
+    settings = load_config(config)[0].servers["crm"]
     consents: list[asyncio.Task[str]] = []
 
     def show(url: str) -> None:
@@ -204,7 +204,7 @@ async def sign_in_as(config: Path, owner: str | None, user: str, deny: bool = Fa
 
     try:
         with anyio.fail_after(CALL_TIMEOUT):
-            return await sign_in(settings, owner, store_of(config), show, timeout=CALL_TIMEOUT)
+            return await sign_in(settings, owner, store_of(config), show, scope, CALL_TIMEOUT)
     finally:
         for task in consents:
             await task
@@ -340,3 +340,27 @@ async def test_preregistered_client_iss_denial_and_logout(tmp_path: Path) -> Non
         async with aiohttp.ClientSession() as http, http.post(
                 f"{issuer}/introspect", data={"token": grant.access_token}) as answer:
             assert (await answer.json())["active"] is False
+
+
+async def test_step_up_on_insufficient_scope(tmp_path: Path) -> None:
+    async with world(tmp_path, "--scope", "mcp:read", "--scope", "mcp:admin") as (_, url, _):
+        # the mount asks for less than the backend requires
+        config = config_for(tmp_path, url, {"scopes": ["mcp:read"]})
+        front_tokens = personas_with_tokens(config, "alice")
+        await sign_in_as(config, None, "svc", scope="mcp:admin")
+        await sign_in_as(config, "alice", "alice")
+        async with (run_gateway(config, "http") as gateway,
+                    front(gateway.url, front_tokens["alice"]) as session):
+            # alice's grant lacks mcp:admin: the backend answers 403, the call fails at once
+            # (no retry loop) and says how to sign in with more scope
+            failed, message = await call(session, "whoami")
+            assert failed
+            assert "Required scope: mcp:admin" in message, message
+            assert "vmcp auth login crm --persona alice --scope" in message
+            # stepping up keeps the old scope and adds the new one; the next connection
+            # of alice's uses it
+            grant = await sign_in_as(config, "alice", "alice", scope="mcp:admin")
+            assert grant.scope is not None
+            assert set(grant.scope.split()) == {"mcp:read", "mcp:admin"}
+            failed, who = await call(session, "whoami")
+            assert not failed and json.loads(who)["sub"] == "alice", who

@@ -97,12 +97,12 @@ class BackendAuthorizer:
         """
         challenge = Challenge.parse(www_authenticate)
         if status == 403 or challenge.error == "insufficient_scope":
+            needed = (f"the scope {challenge.scope!r}" if challenge.scope
+                      else f"more scope ({challenge.error_description or 'insufficient_scope'})")
             if self.settings.grant == "client_credentials":
-                raise SignInRequired(f"mount {self.mount_id!r}: the service grant lacks the "
-                                     f"scope {challenge.scope!r}: add it to the mount's "
-                                     "oauth.scopes")
-            raise SignInRequired(self._sign_in(
-                f"needs the scope {challenge.scope!r}", challenge.scope))
+                raise SignInRequired(f"mount {self.mount_id!r}: the service grant lacks "
+                                     f"{needed}: add it to the mount's oauth.scopes")
+            raise SignInRequired(self._sign_in(f"needs {needed}", challenge.scope or "SCOPE"))
         await self._renew(http, sent.removeprefix("Bearer "))
 
     def refused(self, status: int) -> SignInRequired:

@@ -42,6 +42,7 @@ class Challenge:
     resource_metadata: str | None = None
     scope: str | None = None
     error: str | None = None
+    error_description: str | None = None
 
     @classmethod
     def parse(cls, header: str | None) -> Challenge:
@@ -50,7 +51,8 @@ class Challenge:
             return cls()
         params = {m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
                   for m in _PARAM_RE.finditer(header)}
-        return cls(params.get("resource_metadata"), params.get("scope"), params.get("error"))
+        return cls(params.get("resource_metadata"), params.get("scope"), params.get("error"),
+                   params.get("error_description"))
 
 
 @dataclass(frozen=True, slots=True)
