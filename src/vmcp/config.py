@@ -355,7 +355,7 @@ class MountConfig(_Model):
     #: (``session``: its own process for stdio), or one persona (``persona``)
     isolation: Literal["shared", "session", "persona"] = "shared"
     pool: PoolSettings = Field(default_factory=PoolSettings)
-    #: sign in to the backend with OAuth (``http`` only)
+    #: sign in to the backend with OAuth (``http`` and ``sse``)
     oauth: OAuthSettings | None = None
 
     @field_validator("id")
@@ -405,8 +405,8 @@ class MountConfig(_Model):
             raise ValueError(f"url: field required for transport {self.transport!r}")
         oauth = self.oauth
         if oauth is not None:
-            if self.transport != "http":
-                raise ValueError("oauth: only the http transport signs in with OAuth")
+            if self.transport not in ("http", "sse"):
+                raise ValueError("oauth: only the http and sse transports sign in with OAuth")
             if any(name.lower() == "authorization" for name in self.headers):
                 raise ValueError("oauth: an Authorization header and oauth exclude each other")
             if oauth.grant == "client_credentials" and (

@@ -1,8 +1,9 @@
 """A protected MCP backend for the OAuth tests: the SDK's Streamable HTTP server as an OAuth
 resource server.
 
-``python oauth_backend.py AS_URL LOG [--scope S]...`` listens on a free loopback port and
-prints ``PORT <n>``. It publishes RFC 9728 metadata naming ``AS_URL``, answers 401 with a
+``python oauth_backend.py AS_URL LOG [--scope S]... [--sse]`` listens on a free loopback port
+and prints ``PORT <n>``; it serves Streamable HTTP at ``/mcp``, or with ``--sse`` the legacy
+HTTP+SSE transport at ``/sse``. It publishes RFC 9728 metadata naming ``AS_URL``, answers 401 with a
 ``resource_metadata`` challenge without a valid token, and checks every token at the
 authorization server's introspection endpoint: active, issued for this server (its audience,
 RFC 8707) and carrying the required scopes (default ``mcp:read``). Each ``Authorization``
@@ -55,9 +56,8 @@ class IntrospectingVerifier:
                            resource=data["aud"], subject=data["sub"])
 
 
-def build(issuer: str, port: int, scopes: list[str]) -> MCPServer:
-    """The server, for ``http://127.0.0.1:PORT/mcp``."""
-    resource = f"http://127.0.0.1:{port}/mcp"
+def build(issuer: str, resource: str, scopes: list[str]) -> MCPServer:
+    """The server, protecting ``resource``."""
     server = MCPServer(
         "oauth-backend", token_verifier=IntrospectingVerifier(issuer, resource),
         auth=AuthSettings(issuer_url=issuer, resource_server_url=resource,
@@ -103,13 +103,14 @@ def logging_headers(app: Any, log: Path) -> Any:
     return wrapped
 
 
-async def serve(issuer: str, log: Path, scopes: list[str]) -> None:
+async def serve(issuer: str, log: Path, scopes: list[str], sse: bool) -> None:
     """Serve until cancelled."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     port = sock.getsockname()[1]
-    app = logging_headers(build(issuer, port, scopes).streamable_http_app(), log)
+    server = build(issuer, f"http://127.0.0.1:{port}/{'sse' if sse else 'mcp'}", scopes)
+    app = logging_headers(server.sse_app() if sse else server.streamable_http_app(), log)
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     print(f"PORT {port}", flush=True)
     await uvicorn.Server(config).serve(sockets=[sock])
@@ -119,7 +120,7 @@ def main() -> None:
     """Read the command line and serve."""
     issuer, log = sys.argv[1], Path(sys.argv[2])
     scopes = [sys.argv[i + 1] for i, arg in enumerate(sys.argv) if arg == "--scope"]
-    anyio.run(serve, issuer, log, scopes or ["mcp:read"])
+    anyio.run(serve, issuer, log, scopes or ["mcp:read"], "--sse" in sys.argv)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ async def world(tmp_path: Path, *backend_flags: str,
     log.touch()
     async with (serving("oauth_server.py", *as_flags) as issuer,
                 serving("oauth_backend.py", issuer, str(log), *backend_flags) as backend):
-        yield issuer, f"{backend}/mcp", log
+        yield issuer, f"{backend}/{'sse' if '--sse' in backend_flags else 'mcp'}", log
 
 
 def config_for(tmp_path: Path, url: str, oauth: dict[str, Any], **mount: Any) -> Path:
@@ -364,3 +364,20 @@ async def test_step_up_on_insufficient_scope(tmp_path: Path) -> None:
             assert set(grant.scope.split()) == {"mcp:read", "mcp:admin"}
             failed, who = await call(session, "whoami")
             assert not failed and json.loads(who)["sub"] == "alice", who
+
+
+async def test_an_sse_backend_signs_in_the_same_way(tmp_path: Path) -> None:
+    async with world(tmp_path, "--sse") as (issuer, url, log):
+        config = config_for(tmp_path, url, {"grants": "shared"}, transport="sse",
+                            isolation="shared")
+        front_tokens = personas_with_tokens(config, "alice")
+        first = await sign_in_as(config, None, "svc")
+        async with (run_gateway(config, "http") as gateway,
+                    front(gateway.url, front_tokens["alice"]) as session):
+            assert json.loads((await call(session, "whoami"))[1])["sub"] == "svc"
+            await admin(issuer, "expire")
+            # the event stream stays open; the next POST gets 401 and is sent again renewed
+            failed, who = await call(session, "whoami")
+            assert not failed and json.loads(who)["sub"] == "svc", who
+        assert any(first.access_token in line for line in log.read_text().splitlines())
+        assert "refresh_token" in await admin(issuer, "token-requests")

@@ -160,10 +160,22 @@ class HttpConnection(Connection):
                 return
 
     async def open_stream(self, url: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
-        """Start a GET whose response the caller keeps open (and must ``close()``)."""
-        return await self._http.get(
-            url, headers=headers, allow_redirects=False, timeout=self._timeout
-        )
+        """Start a GET whose response the caller keeps open (and must ``close()``), with the
+        bearer token and the one retry of :meth:`authorized`."""
+        auth = self._authorizer
+        for attempt in range(2):
+            sent = await auth.header(self._http) if auth is not None else None
+            response = await self._http.get(
+                url, headers=headers if sent is None else {**headers, "Authorization": sent},
+                allow_redirects=False, timeout=self._timeout)
+            if auth is None or sent is None or response.status not in (401, 403):
+                return response
+            response.close()
+            if attempt:
+                raise auth.refused(response.status)
+            await auth.rejected(self._http, response.status,
+                                response.headers.get("WWW-Authenticate"), sent)
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     @staticmethod
     def events(response: aiohttp.ClientResponse) -> AsyncIterator[ServerSentEvent]:

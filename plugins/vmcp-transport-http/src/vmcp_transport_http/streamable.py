@@ -8,8 +8,7 @@ from vmcp.config import MountConfig
 from vmcp.transports.base import Connection
 from vmcp_transport_http.connection import CONNECT_TIMEOUT
 from vmcp_transport_http.http_transport import HttpTransport
-from vmcp_transport_http.oauth.authorizer import BackendAuthorizer, grant_owner
-from vmcp_transport_http.oauth.store import GrantStore
+from vmcp_transport_http.oauth.authorizer import authorizer_for
 from vmcp_transport_http.settings import StreamableSettings
 from vmcp_transport_http.streamable_client import StreamableHttpConnection
 from vmcp_transport_http.streamable_server import StreamableHttpServer
@@ -41,8 +40,5 @@ class StreamableHttpTransport(HttpTransport):
         """
         assert mount.url is not None  # the mount config requires a url for remote transports
         timeout = mount.startup_timeout or CONNECT_TIMEOUT
-        authorizer = None
-        if mount.oauth is not None:
-            authorizer = BackendAuthorizer(mount, grant_owner(mount, scope), GrantStore())
-            authorizer.check()
-        return StreamableHttpConnection(self._pool, mount.url, headers, timeout, authorizer)
+        return StreamableHttpConnection(self._pool, mount.url, headers, timeout,
+                                        authorizer_for(mount, scope))

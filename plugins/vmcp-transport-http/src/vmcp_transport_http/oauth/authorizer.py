@@ -56,6 +56,18 @@ def grant_owner(mount: MountConfig, scope: tuple[str, str] | None) -> str | None
     return None
 
 
+def authorizer_for(mount: MountConfig, scope: tuple[str, str] | None) -> BackendAuthorizer | None:
+    """The authorizer of a new connection of ``mount`` serving ``scope`` (None without OAuth).
+
+    :raises SignInRequired: a person must sign in first.
+    """
+    if mount.oauth is None:
+        return None
+    authorizer = BackendAuthorizer(mount, grant_owner(mount, scope), GrantStore())
+    authorizer.check()
+    return authorizer
+
+
 class BackendAuthorizer:
     """Supplies ``Authorization`` for one connection and reacts to the backend's refusals."""
 

@@ -89,8 +89,9 @@ def check_url(url: str) -> None:
         raise DiscoveryError(f"refusing {url!r}: OAuth URLs must be https (or http to loopback)")
 
 
-async def probe(http: aiohttp.ClientSession, url: str) -> Challenge | None:
-    """POST an unauthenticated ``initialize`` to learn the backend's challenge.
+async def probe(http: aiohttp.ClientSession, url: str, stream: bool = False) -> Challenge | None:
+    """POST an unauthenticated ``initialize`` (or, for an HTTP+SSE backend, ``stream``, GET
+    its event stream) to learn the backend's challenge.
 
     :returns: the challenge, or None when the backend does not ask for authorization.
     """
@@ -99,8 +100,10 @@ async def probe(http: aiohttp.ClientSession, url: str) -> Challenge | None:
         "clientInfo": {"name": "vmcp", "version": "0"}}}
     headers = {"Accept": "application/json, text/event-stream"}
     try:
-        async with http.post(url, json=body, headers=headers, allow_redirects=False,
-                             timeout=aiohttp.ClientTimeout(total=METADATA_TIMEOUT)) as response:
+        async with http.request("GET" if stream else "POST", url,
+                                json=None if stream else body, headers=headers,
+                                allow_redirects=False,
+                                timeout=aiohttp.ClientTimeout(total=METADATA_TIMEOUT)) as response:
             if response.status in (401, 403):
                 return Challenge.parse(response.headers.get("WWW-Authenticate"))
             return None

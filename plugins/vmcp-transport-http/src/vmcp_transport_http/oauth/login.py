@@ -111,7 +111,7 @@ async def sign_in(
             assert grant is not None
             return grant
         try:
-            challenge = await probe(http, mount.url)
+            challenge = await probe(http, mount.url, stream=mount.transport == "sse")
             target = await discover(http, mount.url, challenge)
         except DiscoveryError as exc:
             raise SignInError(str(exc)) from exc
