@@ -18,7 +18,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 
 from vmcp.config import vmcp_home
-from vmcp.fileutil import atomic_write_text
+from vmcp.fileutil import atomic_write_text, change_stamp
 
 KEY_ENV = "VMCP_OAUTH_KEY"
 #: the file name standing for the shared service grant (no persona name contains "@")
@@ -81,6 +81,9 @@ class GrantStore:
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or vmcp_home() / "secrets"
         self._fernet: Fernet | None = None
+        #: the grant last read from each file, with that file version's stamp: a connection
+        #: asks for its grant on every request, and a stat is cheaper than a decryption
+        self._read: dict[Path, tuple[tuple[int, int, int], Grant]] = {}
 
     def _cipher(self) -> Fernet:
         if self._fernet is None:
@@ -102,13 +105,21 @@ class GrantStore:
         """The stored grant, or None (none, or not readable with this key)."""
         path = self.path(mount_id, owner)
         try:
+            stamp = change_stamp(path.stat())
+            cached = self._read.get(path)
+            if stamp is not None and cached is not None and cached[0] == stamp:
+                return cached[1]
             token = path.read_bytes()
         except FileNotFoundError:
+            self._read.pop(path, None)
             return None
         try:
-            return Grant.from_json(self._cipher().decrypt(token).decode())
+            grant = Grant.from_json(self._cipher().decrypt(token).decode())
         except (InvalidToken, ValueError, TypeError, KeyError):
             return None
+        if stamp is not None:
+            self._read[path] = (stamp, grant)
+        return grant
 
     def save(self, mount_id: str, owner: str | None, grant: Grant) -> None:
         """Store (or replace) a grant, atomically, readable by its owner only."""
