@@ -274,10 +274,14 @@ class OAuthSettings(_Model):
     client_id: str | None = None
     #: its secret (``${VAR}`` is expanded; keep it in the environment, not in the file)
     client_secret: str | None = None
-    #: how the client authenticates at the token endpoint (default: the best one the server's
-    #: metadata allows)
+    #: how the client authenticates at the token endpoint (default: ``private_key_jwt`` with
+    #: a ``private_key_file``, else the best secret method the server's metadata allows)
     token_endpoint_auth_method: (
-        Literal["client_secret_basic", "client_secret_post", "none"] | None) = None
+        Literal["client_secret_basic", "client_secret_post", "none", "private_key_jwt"]
+        | None) = None
+    #: a PEM RSA private key the client signs its RS256 assertions with (``private_key_jwt``,
+    #: RFC 7523; ``${VAR}`` is expanded)
+    private_key_file: str | None = None
     #: an HTTPS URL serving this client's metadata document (used as its client id)
     client_metadata_url: str | None = None
     #: scopes to ask for (default: the challenge's, else the resource's ``scopes_supported``)
@@ -409,6 +413,11 @@ class MountConfig(_Model):
                 raise ValueError("oauth: only the http and sse transports sign in with OAuth")
             if any(name.lower() == "authorization" for name in self.headers):
                 raise ValueError("oauth: an Authorization header and oauth exclude each other")
+            if (oauth.token_endpoint_auth_method == "private_key_jwt"
+                    or oauth.private_key_file is not None) and (
+                    oauth.client_id is None or oauth.private_key_file is None):
+                raise ValueError("oauth: private_key_jwt needs a client_id and a "
+                                 "private_key_file")
             if oauth.grant == "client_credentials" and (
                     oauth.client_id is None or oauth.grants != "shared"):
                 raise ValueError("oauth: grant client_credentials needs a client_id and "

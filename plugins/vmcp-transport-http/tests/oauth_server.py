@@ -1,7 +1,7 @@
 """A real OAuth 2.1 authorization server for the OAuth tests, built on authlib's Flask server.
 
-``python oauth_server.py [--expires-in N] [--iss]`` listens on a free loopback port and prints
-``PORT <n>`` once it does. It offers RFC 8414 metadata, the authorization code grant (PKCE S256
+``python oauth_server.py [--expires-in N] [--iss] [--key-client PEM]`` listens on a free
+loopback port and prints ``PORT <n>`` once it does. It offers RFC 8414 metadata, the authorization code grant (PKCE S256
 demanded on every authorization request, the ``resource`` indicator bound to the code and the
 token), refresh tokens (rotated), client credentials, RFC 7591 dynamic registration, RFC 7009
 revocation and an RFC 7662-style introspection endpoint for the protected backend. With
@@ -11,7 +11,8 @@ Consent is a form: ``GET /authorize?...`` shows it, ``POST`` of the same URL wit
 ``user=<name>`` signs that user in and consents (``deny=1`` refuses). Two test controls:
 ``POST /admin/expire`` ends every access token at once, ``POST /admin/revoke?user=U`` revokes
 every token of a user. Pre-registered: ``confidential`` (secret ``s3cret``, basic or post) and
-``machine`` (secret ``m4chine``, client credentials).
+``machine`` (secret ``m4chine``, client credentials) and, with ``--key-client``, ``keyed``
+(client credentials, authenticated by ``private_key_jwt`` with the RSA public key in PEM).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")  # loopback http only
@@ -30,6 +32,7 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
@@ -49,6 +52,8 @@ class Client(ClientMixin):
     redirect_uris: list[str]
     auth_methods: tuple[str, ...]
     grant_types: tuple[str, ...] = ("authorization_code", "refresh_token")
+    #: the PEM public key of a ``private_key_jwt`` client
+    public_key: str | None = None
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -204,7 +209,29 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post",
+                                   "private_key_jwt"]
+
+
+class KeyAssertion(JWTBearerClientAssertion):
+    """``private_key_jwt`` (RFC 7523 §2.2): the assertion is signed with the client's key."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def get_audiences(self) -> list[str]:
+        return [f"{issuer()}/token", issuer()]
+
+    def validate_jti(self, claims: Any, jti: str) -> bool:
+        with _lock:
+            fresh = jti not in seen_jti
+            seen_jti.add(jti)
+        return fresh
+
+    def resolve_client_public_key(self, client: Client) -> str | None:
+        return client.public_key
+
+
+seen_jti: set[str] = set()
 
 
 class Registration(ClientRegistrationEndpoint):
@@ -279,7 +306,7 @@ def metadata() -> dict[str, Any]:
         "response_types_supported": ["code"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
-                                                  "none"],
+                                                  "none", "private_key_jwt"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": app.config["ISS"],
     }
@@ -367,6 +394,11 @@ def main() -> None:
     server.register_grant(ClientCredentialsGrant)
     server.register_endpoint(Registration)
     server.register_endpoint(Revocation)
+    server.register_client_auth_method(KeyAssertion.CLIENT_AUTH_METHOD, KeyAssertion())
+    if "--key-client" in sys.argv:
+        pem = Path(sys.argv[sys.argv.index("--key-client") + 1]).read_text(encoding="utf-8")
+        state.clients["keyed"] = Client("keyed", None, [], ("private_key_jwt",),
+                                        ("client_credentials",), pem)
     if app.config["ISS"]:
         server.register_extension(Issuer())
     print(f"PORT {http.server_port}", flush=True)

@@ -26,6 +26,8 @@ import anyio
 import httpx2
 import pytest
 from anyio.streams.text import TextReceiveStream
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from http_harness import START_TIMEOUT, run_gateway, stop_process, write_config
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -381,3 +383,26 @@ async def test_an_sse_backend_signs_in_the_same_way(tmp_path: Path) -> None:
             assert not failed and json.loads(who)["sub"] == "svc", who
         assert any(first.access_token in line for line in log.read_text().splitlines())
         assert "refresh_token" in await admin(issuer, "token-requests")
+
+
+async def test_private_key_jwt_client_authentication(tmp_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = tmp_path / "client-key.pem"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    public = tmp_path / "client-key.pub.pem"
+    public.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    async with world(tmp_path, as_flags=("--key-client", str(public))) as (_, url, _):
+        config = config_for(tmp_path, url, {
+            "grant": "client_credentials", "grants": "shared", "client_id": "keyed",
+            "private_key_file": str(private)}, isolation="shared")
+        front_tokens = personas_with_tokens(config, "alice")
+        async with (run_gateway(config, "http") as gateway,
+                    front(gateway.url, front_tokens["alice"]) as session):
+            failed, who = await call(session, "whoami")
+            assert not failed and json.loads(who)["sub"] == "keyed", who
+        grant = store_of(config).load("crm", None)
+        assert grant is not None and grant.client.auth_method == "private_key_jwt"
+        assert grant.client.key_file == str(private) and grant.client.client_secret is None

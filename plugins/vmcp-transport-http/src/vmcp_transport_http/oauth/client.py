@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from authlib.common.security import generate_token
 from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from mcp.shared.auth import OAuthMetadata, OAuthToken
 from pydantic import ValidationError
@@ -39,14 +41,20 @@ class TokenError(Exception):
 
 
 def auth_method(settings: OAuthSettings, metadata: OAuthMetadata, has_secret: bool) -> str:
-    """How a configured client authenticates at the token endpoint: as configured, else the
-    first of ``client_secret_basic``, ``client_secret_post`` the server allows (RFC 8414's
-    default being basic), else ``none`` for a client without a secret."""
-    if settings.token_endpoint_auth_method is not None:
-        return settings.token_endpoint_auth_method
+    """How a configured client authenticates at the token endpoint: as configured, else
+    ``private_key_jwt`` when it has a key, else the first of ``client_secret_basic``,
+    ``client_secret_post`` the server allows (RFC 8414's default being basic), else ``none``
+    for a client without a secret."""
+    allowed = metadata.token_endpoint_auth_methods_supported or ["client_secret_basic"]
+    method = settings.token_endpoint_auth_method
+    if method is None and settings.private_key_file is not None:
+        method = "private_key_jwt"
+    if method is not None:
+        if method == "private_key_jwt" and method not in allowed:
+            raise DiscoveryError("the authorization server does not accept private_key_jwt")
+        return method
     if not has_secret:
         return "none"
-    allowed = metadata.token_endpoint_auth_methods_supported or ["client_secret_basic"]
     for method in ("client_secret_basic", "client_secret_post"):
         if method in allowed:
             return method
@@ -63,7 +71,10 @@ async def client_identity(
     metadata = target.metadata
     if settings.client_id is not None:
         secret = expand_vars(settings.client_secret) if settings.client_secret else None
-        return Client(settings.client_id, secret, auth_method(settings, metadata, bool(secret)))
+        method = auth_method(settings, metadata, bool(secret))
+        key_file = (expand_vars(settings.private_key_file)
+                    if method == "private_key_jwt" and settings.private_key_file else None)
+        return Client(settings.client_id, secret, method, key_file=key_file)
     if settings.client_metadata_url is not None:
         if not metadata.client_id_metadata_document_supported:
             raise DiscoveryError(f"{target.issuer} does not accept client ID metadata documents")
@@ -200,8 +211,7 @@ async def _post(
         headers["Content-Type"] = _FORM
         data = form
         if client is not None:
-            auth = ClientAuth(client.client_id, client.client_secret, client.auth_method)
-            url, headers, data = auth.prepare("POST", url, headers, data)
+            url, headers, data = _client_auth(client, url).prepare("POST", url, headers, data)
     try:
         async with http.post(url, data=data, json=payload, headers=headers, allow_redirects=False,
                              timeout=aiohttp.ClientTimeout(total=TOKEN_TIMEOUT)) as response:
@@ -220,6 +230,19 @@ async def _post(
     if not body and not empty_ok:
         raise TokenError("invalid_response", f"{url} answered with no JSON")
     return body
+
+
+def _client_auth(client: Client, url: str) -> ClientAuth:
+    """How ``client`` authenticates a request to ``url``."""
+    if client.auth_method != "private_key_jwt":
+        return ClientAuth(client.client_id, client.client_secret, client.auth_method)
+    if client.key_file is None:
+        raise TokenError("invalid_client", "private_key_jwt without a private_key_file")
+    try:
+        key = Path(client.key_file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TokenError("invalid_client", f"cannot read {client.key_file}: {exc}") from exc
+    return ClientAuth(client.client_id, key, PrivateKeyJWT(url))
 
 
 def _expiry(token: OAuthToken) -> float | None:

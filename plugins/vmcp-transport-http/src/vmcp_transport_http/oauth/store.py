@@ -35,6 +35,8 @@ class Client:
     auth_method: str = "none"
     #: how it came to be: ``configured``, ``metadata_document`` or ``registered``
     origin: str = "configured"
+    #: the private key file of a ``private_key_jwt`` client (the key itself is not copied)
+    key_file: str | None = None
 
 
 @dataclass(slots=True)
