@@ -1,11 +1,11 @@
 """A real OAuth 2.1 authorization server for the OAuth tests, built on authlib's Flask server.
 
 ``python oauth_server.py [--expires-in N] [--iss] [--key-client PEM]`` listens on a free
-loopback port and prints ``PORT <n>`` once it does. It offers RFC 8414 metadata, the authorization code grant (PKCE S256
-demanded on every authorization request, the ``resource`` indicator bound to the code and the
-token), refresh tokens (rotated), client credentials, RFC 7591 dynamic registration, RFC 7009
-revocation and an RFC 7662-style introspection endpoint for the protected backend. With
-``--iss`` authorization responses carry RFC 9207 ``iss``.
+loopback port and prints ``PORT <n>`` once it does. It offers RFC 8414 metadata, the
+authorization code grant (PKCE S256 demanded on every authorization request, the ``resource``
+indicator bound to the code and the token), refresh tokens (rotated), client credentials, RFC
+7591 dynamic registration, RFC 7009 revocation and an RFC 7662-style introspection endpoint for
+the protected backend. With ``--iss`` authorization responses carry RFC 9207 ``iss``.
 
 Consent is a form: ``GET /authorize?...`` shows it, ``POST`` of the same URL with
 ``user=<name>`` signs that user in and consents (``deny=1`` refuses). Two test controls:
