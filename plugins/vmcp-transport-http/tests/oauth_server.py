@@ -7,6 +7,9 @@ indicator bound to the code and the token), refresh tokens (rotated), client cre
 7591 dynamic registration, RFC 7009 revocation and an RFC 7662-style introspection endpoint for
 the protected backend. With ``--iss`` authorization responses carry RFC 9207 ``iss``.
 
+A client id that is an URL is a client ID metadata document: the server fetches it, and its
+own ``/cimd`` serves one (public client, loopback redirect).
+
 Consent is a form: ``GET /authorize?...`` shows it, ``POST`` of the same URL with
 ``user=<name>`` signs that user in and consents (``deny=1`` refuses). Two test controls:
 ``POST /admin/expire`` ends every access token at once, ``POST /admin/revoke?user=U`` revokes
@@ -17,11 +20,13 @@ every token of a user. Pre-registered: ``confidential`` (secret ``s3cret``, basi
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,6 +165,19 @@ state.clients["machine"] = Client(
     ("client_credentials",))
 
 
+def query_client(client_id: str) -> Client | None:
+    """A registered client, or the client a metadata document URL describes."""
+    if client_id in state.clients:
+        return state.clients[client_id]
+    if not client_id.startswith("http://127.0.0.1:"):
+        return None
+    with urllib.request.urlopen(client_id, timeout=10) as answer:  # loopback only, above
+        document = json.load(answer)
+    if document.get("client_id") != client_id:
+        return None
+    return Client(client_id, None, list(document["redirect_uris"]), ("none",))
+
+
 def _resource() -> str | None:
     return request.form.get("resource") or request.args.get("resource")
 
@@ -291,7 +309,7 @@ def save_token(token: dict[str, Any], req: Any) -> None:
         state.token_requests.append(req.payload.grant_type)
 
 
-server = AuthorizationServer(query_client=state.clients.get, save_token=save_token)
+server = AuthorizationServer(query_client=query_client, save_token=save_token)
 
 
 def metadata() -> dict[str, Any]:
@@ -309,12 +327,21 @@ def metadata() -> dict[str, Any]:
                                                   "none", "private_key_jwt"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": app.config["ISS"],
+        "client_id_metadata_document_supported": True,
     }
 
 
 @app.get("/.well-known/oauth-authorization-server")
 def well_known() -> Any:
     return jsonify(metadata())
+
+
+@app.get("/cimd")
+def client_document() -> Any:
+    return jsonify({"client_id": f"{issuer()}/cimd", "client_name": "vmcp",
+                    "redirect_uris": ["http://127.0.0.1/callback"],
+                    "grant_types": ["authorization_code", "refresh_token"],
+                    "token_endpoint_auth_method": "none"})
 
 
 @app.route("/authorize", methods=["GET", "POST"])

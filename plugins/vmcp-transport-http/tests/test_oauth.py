@@ -32,6 +32,7 @@ from http_harness import START_TIMEOUT, run_gateway, stop_process, write_config
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from vmcp_transport_http.oauth.client import refresh
 from vmcp_transport_http.oauth.login import SignInError, sign_in
 from vmcp_transport_http.oauth.store import Grant, GrantStore
 
@@ -406,3 +407,16 @@ async def test_private_key_jwt_client_authentication(tmp_path: Path) -> None:
         grant = store_of(config).load("crm", None)
         assert grant is not None and grant.client.auth_method == "private_key_jwt"
         assert grant.client.key_file == str(private) and grant.client.client_secret is None
+
+
+async def test_client_id_metadata_document(tmp_path: Path) -> None:
+    async with world(tmp_path) as (issuer, url, _):
+        config = config_for(tmp_path, url, {"client_metadata_url": f"{issuer}/cimd"})
+        grant = await sign_in_as(config, "alice", "alice")
+        assert grant.client.client_id == f"{issuer}/cimd"
+        assert grant.client.origin == "metadata_document"
+        assert grant.client.auth_method == "none"
+        async with aiohttp.ClientSession() as http:
+            renewed = await refresh(http, grant)
+        assert renewed.access_token != grant.access_token
+        assert await admin(issuer, "token-requests") == ["authorization_code", "refresh_token"]
