@@ -138,8 +138,10 @@ class HttpConnection(Connection):
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """:meth:`request` with the mount's bearer token, when it signs in with OAuth.
 
-        A 401 or 403 lets the authorizer renew the grant and the request is sent once more;
-        :class:`~vmcp_transport_http.oauth.authorizer.SignInRequired` says when it cannot.
+        A 401 lets the authorizer renew the grant and the request is sent once more, a 403
+        ``insufficient_scope`` asks for a larger grant;
+        :class:`~vmcp_transport_http.oauth.authorizer.SignInRequired` says when either fails.
+        Any other 403 is the backend's answer, passed on as it is.
         """
         auth = self._authorizer
         if auth is None:
@@ -150,7 +152,7 @@ class HttpConnection(Connection):
             sent = await auth.header(self._http)
             async with self.request(method, url, {**headers, "Authorization": sent},
                                     **kwargs) as response:
-                if response.status in (401, 403):
+                if _refused(response):
                     if attempt:
                         raise auth.refused(response.status)
                     await auth.rejected(self._http, response.status,
@@ -168,7 +170,7 @@ class HttpConnection(Connection):
             response = await self._http.get(
                 url, headers=headers if sent is None else {**headers, "Authorization": sent},
                 allow_redirects=False, timeout=self._timeout)
-            if auth is None or sent is None or response.status not in (401, 403):
+            if auth is None or sent is None or not _refused(response):
                 return response
             response.close()
             if attempt:
@@ -191,3 +193,11 @@ class HttpConnection(Connection):
             if len(body) > MAX_MESSAGE_BYTES:
                 raise ValueError(f"response body larger than {MAX_MESSAGE_BYTES} bytes")
         return bytes(body)
+
+
+def _refused(response: aiohttp.ClientResponse) -> bool:
+    """Whether the backend refused the bearer token: 401, or 403 ``insufficient_scope``."""
+    if response.status == 401:
+        return True
+    return response.status == 403 and "insufficient_scope" in response.headers.get(
+        "WWW-Authenticate", "")

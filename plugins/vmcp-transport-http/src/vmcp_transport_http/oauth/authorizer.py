@@ -108,7 +108,7 @@ class BackendAuthorizer:
         :raises SignInRequired: the grant cannot be renewed, or a larger scope is needed.
         """
         challenge = Challenge.parse(www_authenticate)
-        if status == 403 or challenge.error == "insufficient_scope":
+        if challenge.error == "insufficient_scope":
             needed = (f"the scope {challenge.scope!r}" if challenge.scope
                       else f"more scope ({challenge.error_description or 'insufficient_scope'})")
             if self.settings.grant == "client_credentials":
