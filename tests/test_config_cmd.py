@@ -79,6 +79,27 @@ def test_show_masks_env_and_headers_unless_asked(home: Path) -> None:
     assert tomllib.loads(out)["servers"]["github"]["env"] == {"GITHUB_TOKEN": "ghp_secret"}
 
 
+def test_show_masks_an_oauth_client_secret(home: Path) -> None:
+    write_config(
+        home,
+        """
+        [servers.crm]
+        transport = "http"
+        url = "https://example.com/mcp"
+
+        [servers.crm.oauth]
+        grants = "shared"
+        client_id = "vmcp"
+        client_secret = "s3cret-value"
+        """,
+    )
+    _, out, _ = invoke("config", "show")
+    assert "s3cret-value" not in out
+    assert tomllib.loads(out)["servers"]["crm"]["oauth"]["client_id"] == "vmcp"
+    _, out, _ = invoke("config", "show", "--show-secrets")
+    assert tomllib.loads(out)["servers"]["crm"]["oauth"]["client_secret"] == "s3cret-value"
+
+
 def test_show_output_reads_back_as_the_same_config(home: Path) -> None:
     path = write_config(home, '[gateway]\nname = "edge"\n\n[servers.one]\ncommand = "srv"\n')
     _, out, _ = invoke("config", "show", "--show-secrets")

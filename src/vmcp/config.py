@@ -263,6 +263,46 @@ class ToolOverride(PromptOverride):
     annotations: dict[str, Any] = Field(default_factory=dict)
 
 
+class OAuthSettings(_Model):
+    """``[servers.X.oauth]``: vmcp signs in to a protected HTTP backend with OAuth 2.1.
+
+    Everything else (the authorization server, its endpoints, the scopes) is discovered from
+    the backend's 401 challenge and metadata. The client identity is, in this order: the
+    configured ``client_id``, a client ID metadata document at ``client_metadata_url``, or
+    dynamic client registration.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: ``authorization_code``: a person signs in (``vmcp auth login``);
+    #: ``client_credentials``: a machine grant the gateway obtains itself
+    grant: Literal["authorization_code", "client_credentials"] = "authorization_code"
+    #: whose grant a call uses: each persona its own (needs ``isolation = "persona"``), or
+    #: one service grant for every caller
+    grants: Literal["persona", "shared"] = "persona"
+    #: a client registered beforehand at the authorization server
+    client_id: str | None = None
+    #: its secret (``${VAR}`` is expanded; keep it in the environment, not in the file)
+    client_secret: str | None = None
+    #: how the client authenticates at the token endpoint (default: ``private_key_jwt`` with
+    #: a ``private_key_file``, else the best secret method the server's metadata allows)
+    token_endpoint_auth_method: (
+        Literal["client_secret_basic", "client_secret_post", "none", "private_key_jwt"]
+        | None) = None
+    #: a PEM RSA private key the client signs its RS256 assertions with (``private_key_jwt``,
+    #: RFC 7523; ``${VAR}`` is expanded)
+    private_key_file: str | None = None
+    #: an HTTPS URL serving this client's metadata document (used as its client id)
+    client_metadata_url: str | None = None
+    #: scopes to ask for (default: the challenge's, else the resource's ``scopes_supported``)
+    scopes: list[str] = Field(default_factory=list)
+    #: the loopback port ``vmcp auth login`` receives the redirect on (0: any free port;
+    #: a pre-registered client usually needs a fixed one)
+    redirect_port: int = Field(0, ge=0, le=65535)
+    #: the name a dynamically registered client is given
+    client_name: str = "vmcp"
+
+
 class MountConfig(_Model):
     """One mounted server: where it is, how to reach it, how it is exposed."""
 
@@ -331,6 +371,8 @@ class MountConfig(_Model):
     pool: PoolSettings = Field(default_factory=PoolSettings)
     #: the protocol era vmcp speaks to the backend (unset: ``[gateway] backend_era``)
     era: Literal["auto", "legacy", "modern"] | None = None
+    #: sign in to the backend with OAuth (``http`` and ``sse``)
+    oauth: OAuthSettings | None = None
 
     @field_validator("id")
     @classmethod
@@ -377,6 +419,24 @@ class MountConfig(_Model):
             raise ValueError("command: field required for transport 'stdio'")
         if self.transport != "stdio" and not (self.url or self.urls):
             raise ValueError(f"url: field required for transport {self.transport!r}")
+        oauth = self.oauth
+        if oauth is not None:
+            if self.transport not in ("http", "sse"):
+                raise ValueError("oauth: only the http and sse transports sign in with OAuth")
+            if any(name.lower() == "authorization" for name in self.headers):
+                raise ValueError("oauth: an Authorization header and oauth exclude each other")
+            if (oauth.token_endpoint_auth_method == "private_key_jwt"
+                    or oauth.private_key_file is not None) and (
+                    oauth.client_id is None or oauth.private_key_file is None):
+                raise ValueError("oauth: private_key_jwt needs a client_id and a "
+                                 "private_key_file")
+            if oauth.grant == "client_credentials" and (
+                    oauth.client_id is None or oauth.grants != "shared"):
+                raise ValueError("oauth: grant client_credentials needs a client_id and "
+                                 'grants = "shared"')
+            if oauth.grants == "persona" and self.isolation != "persona":
+                raise ValueError('oauth: per-persona grants need isolation = "persona" '
+                                 "(so that no connection carries two callers' grants)")
         return self
 
     @property

@@ -22,7 +22,8 @@ def config_group() -> None:
 
 @config_group.command("show")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML.")
-@click.option("--show-secrets", is_flag=True, help="Print env and header values unmasked.")
+@click.option("--show-secrets", is_flag=True,
+              help="Print env and header values and OAuth client secrets unmasked.")
 @click.pass_context
 def show_command(ctx: click.Context, as_json: bool, show_secrets: bool) -> None:
     """Print the effective configuration: built-in defaults overlaid with your file."""
@@ -33,6 +34,9 @@ def show_command(ctx: click.Context, as_json: bool, show_secrets: bool) -> None:
         if not show_secrets:
             for table in _SECRET_TABLES:
                 server[table] = dict.fromkeys(server[table], MASK)
+            oauth = server.get("oauth")
+            if oauth and oauth.get("client_secret") is not None:
+                oauth["client_secret"] = MASK
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:

@@ -228,7 +228,7 @@ class Mount:
         replica.state = "starting"
         try:
             connection = await asyncio.wait_for(
-                self.transport.connect(replica.config, env, headers), timeout
+                self.transport.connect(replica.config, env, headers, scope), timeout
             )
         finally:
             if connected is not None:

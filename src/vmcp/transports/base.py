@@ -170,7 +170,8 @@ class Transport(ABC):
 
     @abstractmethod
     async def connect(
-        self, mount: MountConfig, env: dict[str, str], headers: dict[str, str]
+        self, mount: MountConfig, env: dict[str, str], headers: dict[str, str],
+        scope: tuple[str, str] | None = None,
     ) -> Connection:
         """Open a connection to one replica of a backend.
 
@@ -178,4 +179,7 @@ class Transport(ABC):
         :param env: environment for a spawned process (already expanded).
         :param headers: headers for a remote backend (credentials from config, never the
             front client's).
+        :param scope: who the connection serves alone, ``("session", id)`` or
+            ``("persona", name)`` for an isolated mount, None when every caller shares it
+            (a driver that signs in per caller picks the grant by it).
         """

@@ -260,7 +260,8 @@ class StdioTransport(Transport):
             out.close()
 
     async def connect(
-        self, mount: MountConfig, env: dict[str, str], headers: dict[str, str]
+        self, mount: MountConfig, env: dict[str, str], headers: dict[str, str],
+        scope: tuple[str, str] | None = None,
     ) -> Connection:
         assert mount.command is not None
         command = env_expand(mount.command, env)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Coroutine
-from contextlib import AbstractAsyncContextManager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -15,6 +15,9 @@ from vmcp.transports.base import Connection, ConnectionClosed, JsonMessage, Rela
 from vmcp_transport_http.client_pool import ClientPool
 from vmcp_transport_http.messages import decode_message
 from vmcp_transport_http.sse import ServerSentEvent, iter_events
+
+if TYPE_CHECKING:
+    from vmcp_transport_http.oauth.authorizer import BackendAuthorizer
 
 log = logging.getLogger("vmcp.transports.http")
 
@@ -34,9 +37,12 @@ class HttpConnection(Connection):
     """A connection whose messages arrive from HTTP responses read by background tasks."""
 
     def __init__(
-        self, pool: ClientPool, url: str, headers: dict[str, str], connect_timeout: float
+        self, pool: ClientPool, url: str, headers: dict[str, str], connect_timeout: float,
+        authorizer: BackendAuthorizer | None = None,
     ) -> None:
+        """:param authorizer: where the bearer token of an OAuth mount comes from."""
         self.url = url
+        self._authorizer = authorizer
         self._pool = pool
         self._http = pool.acquire()
         self._extra_headers = dict(headers)
@@ -127,11 +133,52 @@ class HttpConnection(Connection):
         kwargs.setdefault("timeout", self._timeout)
         return self._http.request(method, url, headers=headers, allow_redirects=False, **kwargs)
 
+    @asynccontextmanager
+    async def authorized(
+        self, method: str, url: str, headers: dict[str, str], **kwargs: Any
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """:meth:`request` with the mount's bearer token, when it signs in with OAuth.
+
+        A 401 lets the authorizer renew the grant and the request is sent once more, a 403
+        ``insufficient_scope`` asks for a larger grant;
+        :class:`~vmcp_transport_http.oauth.authorizer.SignInRequired` says when either fails.
+        Any other 403 is the backend's answer, passed on as it is.
+        """
+        auth = self._authorizer
+        if auth is None:
+            async with self.request(method, url, headers, **kwargs) as response:
+                yield response
+            return
+        for attempt in range(2):
+            sent = await auth.header(self._http)
+            async with self.request(method, url, {**headers, "Authorization": sent},
+                                    **kwargs) as response:
+                if _refused(response):
+                    if attempt:
+                        raise auth.refused(response.status)
+                    await auth.rejected(self._http, response.status,
+                                        response.headers.get("WWW-Authenticate"), sent)
+                    continue
+                yield response
+                return
+
     async def open_stream(self, url: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
-        """Start a GET whose response the caller keeps open (and must ``close()``)."""
-        return await self._http.get(
-            url, headers=headers, allow_redirects=False, timeout=self._timeout
-        )
+        """Start a GET whose response the caller keeps open (and must ``close()``), with the
+        bearer token and the one retry of :meth:`authorized`."""
+        auth = self._authorizer
+        for attempt in range(2):
+            sent = await auth.header(self._http) if auth is not None else None
+            response = await self._http.get(
+                url, headers=headers if sent is None else {**headers, "Authorization": sent},
+                allow_redirects=False, timeout=self._timeout)
+            if auth is None or sent is None or not _refused(response):
+                return response
+            response.close()
+            if attempt:
+                raise auth.refused(response.status)
+            await auth.rejected(self._http, response.status,
+                                response.headers.get("WWW-Authenticate"), sent)
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     @staticmethod
     def events(response: aiohttp.ClientResponse) -> AsyncIterator[ServerSentEvent]:
@@ -147,3 +194,11 @@ class HttpConnection(Connection):
             if len(body) > MAX_MESSAGE_BYTES:
                 raise ValueError(f"response body larger than {MAX_MESSAGE_BYTES} bytes")
         return bytes(body)
+
+
+def _refused(response: aiohttp.ClientResponse) -> bool:
+    """Whether the backend refused the bearer token: 401, or 403 ``insufficient_scope``."""
+    if response.status == 401:
+        return True
+    return response.status == 403 and "insufficient_scope" in response.headers.get(
+        "WWW-Authenticate", "")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -19,7 +20,11 @@ from vmcp.transports.base import ConnectionClosed, JsonMessage
 from vmcp_transport_http.client_pool import ClientPool
 from vmcp_transport_http.connection import HttpConnection, error_reply
 from vmcp_transport_http.messages import JSON_TYPE, SSE_TYPE, is_request
+from vmcp_transport_http.oauth.authorizer import SignInRequired
 from vmcp_transport_http.sse import ServerSentEvent
+
+if TYPE_CHECKING:
+    from vmcp_transport_http.oauth.authorizer import BackendAuthorizer
 
 log = logging.getLogger("vmcp.transports.sse")
 
@@ -28,24 +33,27 @@ class LegacySseConnection(HttpConnection):
     """A connection to one remote server over HTTP+SSE."""
 
     def __init__(
-        self, pool: ClientPool, url: str, headers: dict[str, str], connect_timeout: float
+        self, pool: ClientPool, url: str, headers: dict[str, str], connect_timeout: float,
+        authorizer: BackendAuthorizer | None = None,
     ) -> None:
-        super().__init__(pool, url, headers, connect_timeout)
+        super().__init__(pool, url, headers, connect_timeout, authorizer)
         self.endpoint: str | None = None
         self._stream: aiohttp.ClientResponse | None = None
 
     @classmethod
     async def open(
-        cls, pool: ClientPool, url: str, headers: dict[str, str], timeout: float
+        cls, pool: ClientPool, url: str, headers: dict[str, str], timeout: float,
+        authorizer: BackendAuthorizer | None = None,
     ) -> LegacySseConnection:
         """Connect and wait (at most ``timeout`` seconds) for the ``endpoint`` event.
 
         :raises ConnectionClosed: naming why the server could not be used.
         """
-        connection = cls(pool, url, headers, timeout)
+        connection = cls(pool, url, headers, timeout, authorizer)
         try:
             await asyncio.wait_for(connection._start(), timeout)
-        except (aiohttp.ClientError, TimeoutError, ValueError, ConnectionClosed) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError, ConnectionClosed,
+                SignInRequired) as exc:
             await connection.aclose()
             reason = str(exc) or "no endpoint event in time"
             raise ConnectionClosed(f"cannot open {url}: {reason}") from exc
@@ -86,7 +94,7 @@ class LegacySseConnection(HttpConnection):
         self.check_open()
         assert self.endpoint is not None  # set by open()
         try:
-            async with self.request(
+            async with self.authorized(
                 "POST", self.endpoint, self.headers(JSON_TYPE), json=message
             ) as response:
                 if response.status == 404:
@@ -99,6 +107,11 @@ class LegacySseConnection(HttpConnection):
                         log.warning("%s: %s", self.endpoint, reason)
         except (aiohttp.ClientError, TimeoutError) as exc:
             self.fail(f"cannot reach {self.endpoint}: {exc}")
+        except SignInRequired as exc:
+            if is_request(message):
+                self.deliver(error_reply(message.get("id"), str(exc)))
+            else:
+                log.warning("%s: a message was not sent: %s", self.endpoint, exc)
         self.check_open()
 
     async def _end_session(self) -> None:

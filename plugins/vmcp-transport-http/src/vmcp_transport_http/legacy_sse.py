@@ -10,6 +10,7 @@ from vmcp_transport_http.connection import CONNECT_TIMEOUT
 from vmcp_transport_http.http_transport import HttpTransport
 from vmcp_transport_http.legacy_client import LegacySseConnection
 from vmcp_transport_http.legacy_server import LegacySseServer
+from vmcp_transport_http.oauth.authorizer import authorizer_for
 from vmcp_transport_http.settings import LegacySseSettings
 
 
@@ -29,9 +30,12 @@ class LegacySseTransport(HttpTransport):
         return settings.sse_path  # type: ignore[no-any-return]
 
     async def connect(
-        self, mount: MountConfig, env: dict[str, str], headers: dict[str, str]
+        self, mount: MountConfig, env: dict[str, str], headers: dict[str, str],
+        scope: tuple[str, str] | None = None,
     ) -> Connection:
-        """Open the mount's event stream and wait for its ``endpoint`` event."""
+        """Open the mount's event stream and wait for its ``endpoint`` event (an OAuth
+        mount's grant is chosen as for ``http``)."""
         assert mount.url is not None  # the mount config requires a url for remote transports
         timeout = mount.startup_timeout or CONNECT_TIMEOUT
-        return await LegacySseConnection.open(self._pool, mount.url, headers, timeout)
+        return await LegacySseConnection.open(self._pool, mount.url, headers, timeout,
+                                              authorizer_for(mount, scope))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -40,6 +40,10 @@ from vmcp_transport_http.messages import (
     is_response,
 )
 from vmcp_transport_http.modern_request import ParamHeaders, param_headers, request_headers
+from vmcp_transport_http.oauth.authorizer import SignInRequired
+
+if TYPE_CHECKING:
+    from vmcp_transport_http.oauth.authorizer import BackendAuthorizer
 
 log = logging.getLogger("vmcp.transports.http")
 
@@ -57,9 +61,10 @@ class StreamableHttpConnection(HttpConnection):
     """A connection to one remote MCP endpoint over Streamable HTTP."""
 
     def __init__(
-        self, pool: ClientPool, url: str, headers: dict[str, str], connect_timeout: float
+        self, pool: ClientPool, url: str, headers: dict[str, str], connect_timeout: float,
+        authorizer: BackendAuthorizer | None = None,
     ) -> None:
-        super().__init__(pool, url, headers, connect_timeout)
+        super().__init__(pool, url, headers, connect_timeout, authorizer)
         self.session_id: str | None = None
         self.protocol_version: str | None = None
         self._initialize_id: Any = None
@@ -127,7 +132,7 @@ class StreamableHttpConnection(HttpConnection):
 
     async def _post_one_way(self, message: JsonMessage) -> None:
         try:
-            async with self.request(
+            async with self.authorized(
                 "POST", self.url, self._mcp_headers(f"{JSON_TYPE}, {SSE_TYPE}"), json=message
             ) as response:
                 if response.status == 404 and self.session_id is not None:
@@ -136,6 +141,8 @@ class StreamableHttpConnection(HttpConnection):
                     log.warning("%s: HTTP %s for a %s", self.url, response.status, _kind(message))
         except (aiohttp.ClientError, TimeoutError) as exc:
             self.fail(f"cannot reach {self.url}: {exc}")
+        except SignInRequired as exc:
+            log.warning("%s: a %s was not sent: %s", self.url, _kind(message), exc)
         self.check_open()
 
     async def _exchange(self, message: JsonMessage) -> None:
@@ -145,10 +152,12 @@ class StreamableHttpConnection(HttpConnection):
         if trace is not None:
             headers.update(trace)
         try:
-            async with self.request("POST", self.url, headers, json=message) as response:
+            async with self.authorized("POST", self.url, headers, json=message) as response:
                 await self._reply(message, response)
         except (aiohttp.ClientConnectorError, TimeoutError) as exc:
             self.fail(f"cannot reach {self.url}: {exc}")
+        except SignInRequired as exc:
+            self.deliver(error_reply(request_id, str(exc)))
         except (aiohttp.ClientError, ValueError) as exc:
             self.deliver(error_reply(request_id, f"{self.url}: {exc}"))
 
@@ -172,10 +181,12 @@ class StreamableHttpConnection(HttpConnection):
         if trace is not None:
             headers.update(trace)
         try:
-            async with self.request("POST", self.url, headers, json=message) as response:
+            async with self.authorized("POST", self.url, headers, json=message) as response:
                 await self._reply(message, response, resume=False)
         except (aiohttp.ClientConnectorError, TimeoutError) as exc:
             self.fail(f"cannot reach {self.url}: {exc}")
+        except SignInRequired as exc:
+            self.deliver(error_reply(request_id, str(exc)))
         except (aiohttp.ClientError, ValueError) as exc:
             self.deliver(error_reply(request_id, f"{self.url}: {exc}"))
         finally:
@@ -259,7 +270,7 @@ class StreamableHttpConnection(HttpConnection):
             await asyncio.sleep(retry)
             headers = {**self._mcp_headers(SSE_TYPE), "Last-Event-ID": last_id}
             try:
-                async with self.request("GET", self.url, headers) as response:
+                async with self.authorized("GET", self.url, headers) as response:
                     if response.status != 200 or response.content_type != SSE_TYPE:
                         break
                     answered, seen, retry = await self._read_events(
@@ -270,6 +281,9 @@ class StreamableHttpConnection(HttpConnection):
                     last_id = seen
             except aiohttp.ClientError as exc:
                 log.debug("%s: resuming a reply stream failed: %s", self.url, exc)
+            except SignInRequired as exc:
+                self._take(error_reply(request_id, str(exc)))
+                return
         self._take(error_reply(request_id, f"{self.url}: reply stream ended without a reply"))
 
     # -- the GET stream -------------------------------------------------------------------
@@ -283,7 +297,7 @@ class StreamableHttpConnection(HttpConnection):
             if last_id is not None:
                 headers["Last-Event-ID"] = last_id
             try:
-                async with self.request("GET", self.url, headers) as response:
+                async with self.authorized("GET", self.url, headers) as response:
                     if response.status == 405 or (response.status == 404
                                                   and self.session_id is None):
                         log.info("%s: no GET stream (HTTP %s); replies come on each POST",
@@ -304,6 +318,9 @@ class StreamableHttpConnection(HttpConnection):
             except aiohttp.ClientError as exc:
                 log.debug("%s: GET stream failed: %s", self.url, exc)
                 failures += 1
+            except SignInRequired as exc:
+                log.warning("%s: no GET stream: %s", self.url, exc)
+                return
             await asyncio.sleep(retry)
         if failures:
             log.warning("%s: giving up on the GET stream after %d failures", self.url, failures)
@@ -313,7 +330,7 @@ class StreamableHttpConnection(HttpConnection):
         if self.session_id is None:
             return
         try:
-            async with self.request(
+            async with self.authorized(
                 "DELETE",
                 self.url,
                 self._mcp_headers(f"{JSON_TYPE}, {SSE_TYPE}"),
@@ -321,7 +338,7 @@ class StreamableHttpConnection(HttpConnection):
             ) as response:
                 if response.status not in (200, 202, 204, 404, 405):
                     log.info("%s: DELETE answered HTTP %s", self.url, response.status)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, SignInRequired) as exc:
             log.debug("%s: DELETE failed: %s", self.url, exc)
 
 

@@ -39,7 +39,8 @@ class WebSocketTransport(NetworkTransport):
         await front.run(ready)
 
     async def connect(
-        self, mount: MountConfig, env: dict[str, str], headers: dict[str, str]
+        self, mount: MountConfig, env: dict[str, str], headers: dict[str, str],
+        scope: tuple[str, str] | None = None,
     ) -> Connection:
         """Open a WebSocket to one replica of a ``ws`` mount (see :mod:`vmcp_transport_ws.back`)."""
         return await open_connection(mount, env, headers)

@@ -1,0 +1,158 @@
+"""The bearer token one backend connection sends, kept fresh.
+
+A connection serves one grant owner: a persona (an isolated ``persona`` connection of a
+mount with per-persona grants) or the mount's shared service grant. The access token is
+refreshed shortly before it expires and again when the backend answers 401; a refused
+refresh, or no grant at all, fails the request with the command that signs in. A
+client-credentials mount obtains its grant itself. Refreshes of one grant are serialized
+across every connection of the process, and a token another connection already renewed is
+picked up from the store instead of being refreshed twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+
+from vmcp.config import MountConfig, OAuthSettings
+from vmcp_transport_http.oauth.client import (
+    TokenError,
+    client_credentials,
+    client_identity,
+    refresh,
+)
+from vmcp_transport_http.oauth.discovery import Challenge, DiscoveryError, discover
+from vmcp_transport_http.oauth.store import Grant, GrantStore
+
+log = logging.getLogger("vmcp.transports.http.oauth")
+
+#: seconds before expiry at which an access token is renewed
+REFRESH_MARGIN = 60.0
+_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+
+
+class SignInRequired(Exception):
+    """No usable grant: the message says which command signs in."""
+
+
+def login_command(mount_id: str, owner: str | None, scope: str | None = None) -> str:
+    """The command that signs ``owner`` in to ``mount_id``."""
+    command = f"vmcp auth login {mount_id}"
+    if owner is not None:
+        command += f" --persona {owner}"
+    if scope:
+        command += f" --scope '{scope}'"
+    return command
+
+
+def grant_owner(mount: MountConfig, scope: tuple[str, str] | None) -> str | None:
+    """Whose grant a connection with ``scope`` uses: its persona's when the mount keeps
+    grants per persona and the connection serves one persona, else the service grant."""
+    assert mount.oauth is not None
+    if mount.oauth.grants == "persona" and scope is not None and scope[0] == "persona":
+        return scope[1]
+    return None
+
+
+def authorizer_for(mount: MountConfig, scope: tuple[str, str] | None) -> BackendAuthorizer | None:
+    """The authorizer of a new connection of ``mount`` serving ``scope`` (None without OAuth).
+
+    :raises SignInRequired: a person must sign in first.
+    """
+    if mount.oauth is None:
+        return None
+    authorizer = BackendAuthorizer(mount, grant_owner(mount, scope), GrantStore())
+    authorizer.check()
+    return authorizer
+
+
+class BackendAuthorizer:
+    """Supplies ``Authorization`` for one connection and reacts to the backend's refusals."""
+
+    def __init__(self, mount: MountConfig, owner: str | None, store: GrantStore) -> None:
+        assert mount.oauth is not None and mount.url is not None
+        self.mount_id = mount.id
+        self.url = mount.url
+        self.settings: OAuthSettings = mount.oauth
+        self.owner = owner
+        self.store = store
+        self._lock = _locks.setdefault((str(store.root), mount.id, owner or ""), asyncio.Lock())
+
+    def _who(self) -> str:
+        return f"persona {self.owner!r}" if self.owner is not None else "the service grant"
+
+    def check(self) -> None:
+        """Fail at once when a person must sign in first (nothing is sent without a grant)."""
+        if (self.settings.grant == "authorization_code"
+                and self.store.load(self.mount_id, self.owner) is None):
+            raise SignInRequired(self._sign_in("has not signed in"))
+
+    def _sign_in(self, why: str, scope: str | None = None) -> str:
+        return (f"mount {self.mount_id!r}: {self._who()} {why}; sign in with "
+                f"`{login_command(self.mount_id, self.owner, scope)}`")
+
+    async def header(self, http: aiohttp.ClientSession) -> str:
+        """The ``Authorization`` value to send now (token requests go over ``http``)."""
+        grant = self.store.load(self.mount_id, self.owner)
+        if grant is None or grant.renewal_due(REFRESH_MARGIN):
+            grant = await self._renew(http, grant.access_token if grant else None)
+        return f"Bearer {grant.access_token}"
+
+    async def rejected(self, http: aiohttp.ClientSession, status: int,
+                       www_authenticate: str | None, sent: str) -> None:
+        """The backend refused ``sent`` (the ``Authorization`` value) with ``status``: renew
+        the grant so that the request can be retried once.
+
+        :raises SignInRequired: the grant cannot be renewed, or a larger scope is needed.
+        """
+        challenge = Challenge.parse(www_authenticate)
+        if challenge.error == "insufficient_scope":
+            needed = (f"the scope {challenge.scope!r}" if challenge.scope
+                      else f"more scope ({challenge.error_description or 'insufficient_scope'})")
+            if self.settings.grant == "client_credentials":
+                raise SignInRequired(f"mount {self.mount_id!r}: the service grant lacks "
+                                     f"{needed}: add it to the mount's oauth.scopes")
+            raise SignInRequired(self._sign_in(f"needs {needed}", challenge.scope or "SCOPE"))
+        await self._renew(http, sent.removeprefix("Bearer "))
+
+    def refused(self, status: int) -> SignInRequired:
+        """The backend refused even a renewed grant (HTTP ``status``): the retry limit."""
+        return SignInRequired(self._sign_in(f"holds a grant the backend refuses (HTTP {status})"))
+
+    async def _renew(self, http: aiohttp.ClientSession, stale: str | None) -> Grant:
+        async with self._lock:
+            grant = self.store.load(self.mount_id, self.owner)
+            if (grant is not None and grant.access_token != stale
+                    and not grant.renewal_due(REFRESH_MARGIN)):
+                return grant  # renewed meanwhile by another connection
+            if self.settings.grant == "client_credentials":
+                grant = await self._machine_grant(http)
+            elif grant is None:
+                raise SignInRequired(self._sign_in("has not signed in"))
+            elif grant.refresh_token is None:
+                raise SignInRequired(self._sign_in("holds an expired grant (no refresh token)"))
+            else:
+                try:
+                    grant = await refresh(http, grant)
+                except TokenError as exc:
+                    if exc.error == "unreachable":
+                        raise SignInRequired(f"mount {self.mount_id!r}: cannot renew the "
+                                             f"grant of {self._who()}: {exc}") from exc
+                    log.info("mount %s: refresh refused for %s: %s", self.mount_id,
+                             self._who(), exc.error)
+                    raise SignInRequired(self._sign_in(
+                        f"holds a grant the server refused ({exc.error})")) from exc
+            self.store.save(self.mount_id, self.owner, grant)
+            return grant
+
+    async def _machine_grant(self, http: aiohttp.ClientSession) -> Grant:
+        try:
+            target = await discover(http, self.url, None)
+            client = await client_identity(http, self.settings, target, None)
+            scope = " ".join(self.settings.scopes) or target.scope
+            return await client_credentials(http, target, client, scope)
+        except (DiscoveryError, TokenError) as exc:
+            raise SignInRequired(f"mount {self.mount_id!r}: cannot obtain the service grant: "
+                                 f"{exc}") from exc
