@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from vmcp.configlocate import did_you_mean, fields_at, line_of
 from vmcp.fileutil import atomic_write_text
 from vmcp.routing.circuit import CircuitSettings
 from vmcp.routing.retry import RetrySettings
@@ -429,7 +430,8 @@ def expand_vars(value: str, environ: Mapping[str, str] | None = None) -> str:
     return _VAR_RE.sub(lambda m: env.get(m.group(1), ""), value)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path, texts: dict[Path, str] | None = None) -> dict[str, Any]:
+    """The TOML document at ``path``; its text is kept in ``texts`` to locate errors."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -442,6 +444,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), [
             f"line {line}, column {column}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})"
         ]) from exc
+    if texts is not None:
+        texts[path] = text
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -484,47 +488,127 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def format_errors(exc: ValidationError) -> list[str]:
-    """One ``dotted.location: message`` line per pydantic error."""
-    lines = []
+def _error_items(exc: ValidationError) -> list[tuple[tuple[str | int, ...], str]]:
+    """Each pydantic error as (location, message); a model-level check naming its field
+    (``"command: ..."``) has that field added to its location."""
+    items = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = tuple(err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             msg = "field required"
         elif err["type"] == "extra_forbidden":
             msg = "unknown setting"
-        if _FIELD_MSG_RE.match(msg):  # a model-level check naming its field ("command: ...")
-            lines.append(f"{loc}.{msg}" if loc else msg)
-        else:
-            lines.append(f"{loc}: {msg}" if loc else msg)
-    return lines
+        if _FIELD_MSG_RE.match(msg):
+            field, _, msg = msg.partition(": ")
+            loc = (*loc, field)
+        items.append((loc, msg))
+    return items
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    """One ``dotted.location: message`` line per pydantic error."""
+    return [f"{'.'.join(str(p) for p in loc)}: {msg}" if loc else msg
+            for loc, msg in _error_items(exc)]
+
+
+def _name_at(data: Mapping[str, Any], *path: str, default: str) -> Any:
+    for part in path:
+        data = data.get(part) if isinstance(data, Mapping) else None
+    return default if data is None else data
+
+
+def driver_problems(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every driver name in the configuration ``data`` (as read, before validation) that no
+    installed package provides, located."""
+    from vmcp.drivernames import install_hint, installed_names
+
+    wanted: list[tuple[tuple[str | int, ...], str, Any]] = [
+        (("cache", "backend"), "caches", _name_at(data, "cache", "backend", default="memory")),
+        (("auth", "driver"), "auth", _name_at(data, "auth", "driver", default="none")),
+    ]
+    for table, field, kind, default in (("servers", "transport", "transports", "stdio"),
+                                        ("servers", "balancer", "balancers", "round_robin"),
+                                        ("repositories", "type", "repositories", None)):
+        entries = data.get(table)
+        for key, entry in (entries.items() if isinstance(entries, Mapping) else ()):
+            name = entry.get(field, default) if isinstance(entry, Mapping) else None
+            if name is not None:
+                wanted.append(((table, key, field), kind, name))
+    problems = []
+    installed: dict[str, list[str]] = {}
+    for loc, kind, name in wanted:
+        names = installed.setdefault(kind, installed_names(kind))
+        if not isinstance(name, str) or name in names:
+            continue  # a name of the wrong type is the model's to report
+        hint = install_hint(kind, name)
+        message = f"no {_DRIVER_WORDS[kind]} {name!r} (installed: {', '.join(names) or 'none'})"
+        problems.append((loc, message + (f"; {hint}" if hint else did_you_mean(name, names))))
+    return problems
+
+
+_DRIVER_WORDS = {"caches": "cache driver", "auth": "auth driver", "transports": "transport",
+                 "balancers": "balancer", "repositories": "repository driver"}
+
+
+def _located(items: list[tuple[tuple[str | int, ...], str]], origin: dict[str, Path],
+             source: Path, texts: dict[Path, str]) -> ConfigError:
+    """One ConfigError for the file the first problem is in, each problem with its line and,
+    for an unknown key, the nearest known one."""
+    def file_of(loc: tuple[str | int, ...]) -> Path:
+        if len(loc) > 1 and loc[0] == "servers":
+            return origin.get(str(loc[1]), source)
+        return source
+
+    target = file_of(items[0][0])
+    problems = []
+    for loc, msg in items:
+        if file_of(loc) != target:
+            continue
+        if msg == "unknown setting":
+            msg += did_you_mean(str(loc[-1]), fields_at(VmcpConfig, loc[:-1]))
+        dotted = ".".join(str(p) for p in loc)
+        line = line_of(texts.get(target, ""), loc)
+        problems.append((f"line {line}: " if line else "") + (f"{dotted}: {msg}" if loc else msg))
+    return ConfigError(str(target), problems)
 
 
 def load_config(path: Path | None = None) -> tuple[VmcpConfig, Path]:
     """Read and validate the effective configuration.
 
     :returns: the config and the path it was read from (which may not exist).
-    :raises ConfigError: with one located message per problem.
+    :raises ConfigError: for the file the problems are in (``servers.toml`` for its
+        mounts), one message per problem, with its line and a suggestion for a misspelt key.
     """
     source = path or default_config_path()
     data = _defaults("vmcp.toml")
     user: dict[str, Any] = {}
+    texts: dict[Path, str] = {}
     if path is not None or source.exists():
-        user = _read_toml(source)
+        user = _read_toml(source, texts)
     data = _merge(data, user)
     servers: dict[str, Any] = dict(_table(source, user, "servers"))
+    origin = dict.fromkeys(servers, source)
     servers_file = source.parent / "servers.toml"
     has_servers_file = servers_file.exists()
     if has_servers_file:
-        servers.update(_table(servers_file, _read_toml(servers_file), "servers"))
+        from_file = _table(servers_file, _read_toml(servers_file, texts), "servers")
+        servers.update(from_file)
+        origin.update(dict.fromkeys(from_file, servers_file))
     if not servers and not has_servers_file and "servers" not in user:
         servers = _defaults("servers.toml")["servers"]
     data["servers"] = servers
+    # Driver names first: what a mount needs depends on its transport, so a misspelt one
+    # would otherwise be reported as a missing url.
+    problems = driver_problems(data)
     try:
-        return VmcpConfig.model_validate(data), source
+        config = VmcpConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(str(source), format_errors(exc)) from exc
+        wrong = {loc[:2] for loc, _ in problems}
+        problems += [(loc, msg) for loc, msg in _error_items(exc) if loc[:2] not in wrong]
+    if problems:
+        raise _located(problems, origin, source, texts)
+    return config, source
 
 
 def save_toml_text(path: Path, text: str) -> None:
