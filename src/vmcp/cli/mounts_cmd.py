@@ -92,7 +92,7 @@ def _report_live(live: dict[str, str], as_json: bool) -> None:
         raise SystemExit(1)
 
 
-@click.command("add", context_settings={"allow_interspersed_args": False})
+@click.command("add")
 @click.argument("mount_id", metavar="ID")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- COMMAND ARGS...]")
 @click.option("--url", help="The server's URL (instead of a command).")
@@ -103,13 +103,13 @@ def _report_live(live: dict[str, str], as_json: bool) -> None:
               help="An environment variable of the command (repeatable); ${VAR} is read "
                    "from the gateway's environment.")
 @click.option("--cwd", help="The working folder of the command.")
-@click.option("--description", default="", help="What the server is for.")
+@click.option("--description", help="What the server is for.")
 @click.option("--replace", is_flag=True, help="Replace a mount of the same id.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def add_command(ctx: click.Context, mount_id: str, command: tuple[str, ...], url: str | None,
                 transport: str | None, header_pairs: tuple[str, ...],
-                env_pairs: tuple[str, ...], cwd: str | None, description: str, replace: bool,
+                env_pairs: tuple[str, ...], cwd: str | None, description: str | None, replace: bool,
                 as_json: bool) -> None:
     """Add a server to the mount table, and mount it on the running gateway.
 
