@@ -66,6 +66,25 @@ async def test_add_and_remove_on_a_running_gateway(home: Home) -> None:
             assert broken.exit_code == 1
             assert "broken: failed:" in broken.stdout
 
+            # The entry stays in the table; a reload tries it again and says why it failed.
+            reloaded = await anyio.to_thread.run_sync(home.cli, "reload")
+            assert reloaded.exit_code == 1
+            assert "error: broken failed to mount: " in reloaded.stderr
+            assert "mounted broken" not in reloaded.stdout
+            as_json = await anyio.to_thread.run_sync(home.cli, "reload", "--json")
+            assert as_json.exit_code == 1
+            listed = await anyio.to_thread.run_sync(home.cli, "list")
+            assert listed.exit_code == 0
+            assert "broken: failed: " in listed.stderr
+            rows = {r["id"]: r for r in await anyio.to_thread.run_sync(home.cli_json, "list")}
+            assert rows["broken"]["state"] == "failed" and rows["broken"]["error"]
+            assert rows["alpha"]["error"] is None
+            info = await anyio.to_thread.run_sync(home.cli, "info", "broken")
+            assert info.exit_code == 1 and "broken is failed: " in info.stderr
+            status = await anyio.to_thread.run_sync(home.cli_json, "status")
+            [failed] = [m for m in status["mounts"] if m["id"] == "broken"]
+            assert failed["state"] == "failed" and failed["error"]
+
 
 def test_add_checks_before_writing(home: Home) -> None:
     home.write({"servers.alpha": backend(ALPHA)})

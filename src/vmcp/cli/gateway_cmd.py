@@ -123,6 +123,9 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
     table(["ID", "TRANSPORT", "STATE", "TOOLS", "TARGET"],
           [[r["id"], r["transport"], r["state"], r["tools"], r["target"]] for r in rows],
           colour_columns=(2,))
+    for row in rows:
+        if row.get("error"):
+            click.echo(f"{row['id']}: {row['state']}: {row['error']}", err=True)
 
 
 async def _inspect(config: VmcpConfig, mount_id: str) -> dict[str, Any]:
@@ -158,7 +161,11 @@ def info_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:
         info = asyncio.run(_inspect(config, mount_id))
     if as_json:
         echo_json(info)
+        if info.get("error"):
+            raise SystemExit(1)
         return
+    if info.get("error"):
+        fail(f"{mount_id} is {info['state']}: {info['error']}")
     server = info["server"]
     click.echo(f"{mount_id}: {server.get('name', '?')} {server.get('version', '')}".rstrip())
     click.echo(f"protocol: {info['protocolVersion']}")

@@ -264,17 +264,23 @@ def unmount_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def reload_command(as_json: bool) -> None:
     """Make the running gateway re-read its configuration (as SIGHUP does); an invalid
-    file is rejected with its errors (exit 2) and the running configuration stays."""
+    file is rejected with its errors (exit 2) and the running configuration stays; a mount
+    that fails to start is named with its cause (exit 1)."""
     client = live_gateway()
     if client is None:
         fail("vmcp is not running")
     changes = control_call(client, "reload")
+    failed = changes.get("failed") or {}
     if as_json:
         echo_json(changes)
-        return
-    summary = [f"{word} {', '.join(changes[key])}" for key, word in
-               (("added", "mounted"), ("removed", "unmounted"), ("changed", "remounted"))
-               if changes.get(key)]
-    click.echo("reloaded" + (": " + "; ".join(summary) if summary else ", no mount changed"))
-    if changes.get("restart_needed"):
-        click.echo(f"restart to apply: {', '.join(changes['restart_needed'])}")
+    else:
+        summary = [f"{word} {', '.join(ids)}" for key, word in
+                   (("added", "mounted"), ("removed", "unmounted"), ("changed", "remounted"))
+                   if (ids := [i for i in changes.get(key, []) if i not in failed])]
+        click.echo("reloaded" + (": " + "; ".join(summary) if summary else ", no mount changed"))
+        if changes.get("restart_needed"):
+            click.echo(f"restart to apply: {', '.join(changes['restart_needed'])}")
+        for mount_id, cause in failed.items():
+            click.echo(f"error: {mount_id} failed to mount: {cause}", err=True)
+    if failed:
+        raise SystemExit(1)
