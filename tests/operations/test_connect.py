@@ -85,3 +85,29 @@ def test_connect_without_a_gateway_says_what_to_do(home: Home) -> None:
     assert "no gateway is running with this home" in done.stderr
     assert "vmcp start -d -t http" in done.stderr
     assert not list(home.path.iterdir())
+
+
+@pytest.mark.anyio
+async def test_a_second_stdio_gateway_says_what_it_does(home: Home, tmp_path: Path) -> None:
+    home.write({"servers.alpha": backend(ALPHA)})
+    params = StdioServerParameters(command=sys.executable, args=["-m", "vmcp", "start"],
+                                   env=home.env())
+    second_log = tmp_path / "second.log"
+    with (tmp_path / "first.log").open("w") as first_err, second_log.open("w") as second_err, \
+            anyio.fail_after(60):
+        async with (
+            stdio_client(params, errlog=first_err) as (read1, write1),
+            ClientSession(read1, write1) as first,
+        ):
+            await first.initialize()
+            async with (
+                stdio_client(params, errlog=second_err) as (read2, write2),
+                ClientSession(read2, write2) as second,
+            ):
+                await second.initialize()
+                echoed = await second.call_tool("alpha__echo", {"text": "x"})
+                assert echoed.content[0].text == "alpha: x"  # type: ignore[union-attr]
+    text = " ".join(second_log.read_text().split())
+    assert "a gateway is already running with this home" in text
+    assert "serves only the client that started it, with backends of its own" in text
+    assert "vmcp start -d -t http" in text and "vmcp connect" in text
