@@ -69,17 +69,25 @@ class _Model(BaseModel):
 class GatewaySettings(_Model):
     """How the gateway presents itself and aggregates."""
 
+    #: the server name clients are shown in the handshake
     name: str = "vmcp"
+    #: put between a mount's prefix and a tool or prompt name (``files__read``)
     separator: str = "__"
+    #: items per page of the lists the gateway sends
     page_size: int = Field(100, ge=1, le=10_000)
+    #: seconds a routed call may take (a mount's ``timeout`` overrides it)
     request_timeout: float = Field(60.0, gt=0)
+    #: seconds a backend may take to start and answer the handshake
     startup_timeout: float = Field(20.0, gt=0)
+    #: seconds calls in flight get to finish when the gateway stops
     shutdown_grace: float = Field(5.0, ge=0)
+    #: largest JSON-RPC message accepted from a client or backend
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     #: how long lists of backends that never announce changes are trusted before re-reading
     list_ttl: float = Field(10.0, ge=0)
     #: which front transports `vmcp start` serves when --transport is not given
     fronts: list[str] = Field(default_factory=lambda: ["stdio"])
+    #: the instructions clients are given in the handshake (unset: none)
     instructions: str | None = None
     #: the persona of a connection that brings none (unset: full access)
     default_persona: str | None = None
@@ -101,8 +109,11 @@ class GatewaySettings(_Model):
 class LoggingSettings(_Model):
     """Where the gateway's log goes and how much of it."""
 
+    #: the least severe level written
     level: Literal["debug", "info", "warning", "error"] = "info"
+    #: log to this file (default: stderr; ``vmcp start -d``: ``logs/vmcp.log``)
     file: str | None = None
+    #: one JSON object per line instead of text
     json_lines: bool = False
     #: rotate the log file when it reaches this many bytes (0: never)
     max_bytes: int = Field(10 * 1024 * 1024, ge=0)
@@ -115,8 +126,11 @@ class CacheSettings(_Model):
 
     model_config = ConfigDict(extra="allow")
 
+    #: the cache driver: ``memory`` built in, ``disk`` and ``redis`` from plugins
     backend: str = "memory"
+    #: false: nothing is cached
     enabled: bool = True
+    #: seconds a cached entry lives unless a method or mount says otherwise
     ttl: float = Field(300.0, ge=0)
     #: per-method time to live, e.g. {"tools/list" = 3600}; 0 = that method is never cached
     method_ttl: dict[str, float] = Field(default_factory=dict)
@@ -134,13 +148,16 @@ class CacheSettings(_Model):
 class MonitoringSettings(_Model):
     """Metrics exposition."""
 
+    #: serve Prometheus metrics at ``/metrics`` on this port (0: a free one)
     metrics_port: int | None = Field(None, ge=0, le=65535)
+    #: the address metrics are served on (non-loopback only with an auth driver)
     metrics_host: str = "127.0.0.1"
 
 
 class AuditSettings(_Model):
     """The audit trail: one JSON line per routed call (``[audit]``)."""
 
+    #: write one JSON line per routed call
     enabled: bool = False
     #: the trail's file (default ``$VMCP_HOME/logs/audit.jsonl``)
     path: str | None = None
@@ -159,6 +176,7 @@ class AuthSettings(_Model):
 
     model_config = ConfigDict(extra="allow")
 
+    #: how network front connections authenticate: ``none``, ``token``, ``jwt``
     driver: str = "none"
     #: this gateway's canonical URL (the audience tokens must name; in the RFC 9728 metadata)
     resource: str | None = None
@@ -171,7 +189,9 @@ class RepositoryConfig(_Model):
 
     model_config = ConfigDict(extra="allow")
 
+    #: where the manifests are (registry URL, git URL, package index)
     url: str
+    #: the repository driver: ``git``, ``http`` or ``pypi``
     type: str
 
 
@@ -182,6 +202,7 @@ class HealthSettings(_Model):
 
     #: seconds between pings; 0 turns health checks off
     interval: float = Field(30.0, ge=0)
+    #: seconds a ping may take
     timeout: float = Field(5.0, gt=0)
     #: consecutive failed pings before a replica is marked unhealthy
     unhealthy_after: int = Field(2, ge=1)
@@ -192,11 +213,15 @@ class RestartSettings(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: restart a backend that exits
     enabled: bool = True
+    #: seconds before the first restart; doubled each time
     initial_backoff: float = Field(0.5, ge=0)
+    #: longest wait between restarts
     max_backoff: float = Field(30.0, ge=0)
     #: more restarts than this within ``window_seconds`` is a crash loop: the replica fails
     max_restarts: int = Field(5, ge=0)
+    #: the window ``max_restarts`` is counted in
     window_seconds: float = Field(60.0, gt=0)
 
 
@@ -217,8 +242,11 @@ class LimitSettings(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: CPU time a spawned backend may use (RLIMIT_CPU)
     cpu_seconds: int | None = Field(None, ge=1)
+    #: memory a spawned backend may map, in MiB (RLIMIT_AS)
     address_space_mb: int | None = Field(None, ge=16)
+    #: files a spawned backend may have open (RLIMIT_NOFILE)
     open_files: int | None = Field(None, ge=16)
 
 
@@ -260,21 +288,32 @@ class MountConfig(_Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
+    #: how to reach the server: ``stdio`` (a command), ``http``, ``sse``, ``ws``
     transport: str = "stdio"
+    #: false: configured but not mounted (``vmcp mount ID`` mounts it)
     enabled: bool = True
     # stdio
+    #: the program to start (stdio); ``${VAR}`` is expanded
     command: str | None = None
+    #: its arguments
     args: list[str] = Field(default_factory=list)
+    #: environment variables added for it; use ``${VAR}`` for secrets
     env: dict[str, str] = Field(default_factory=dict)
+    #: its working folder
     cwd: str | None = None
+    #: resource limits of the spawned process
     limits: LimitSettings = Field(default_factory=LimitSettings)
     # remote (http, sse, ws)
+    #: the server's URL (http, sse, ws)
     url: str | None = None
     #: one replica per URL (instead of ``url``)
     urls: list[str] = Field(default_factory=list)
+    #: HTTP headers sent to it; use ``${VAR}`` for secrets
     headers: dict[str, str] = Field(default_factory=dict)
     # exposure
+    #: put before its tool and prompt names (default: the id; ``""``: none)
     prefix: str | None = None
+    #: what the server is for
     description: str = ""
     #: trust the server's tool annotations (readOnlyHint, idempotentHint)
     trusted: bool = False
@@ -299,26 +338,38 @@ class MountConfig(_Model):
     #: cached results are shared by every persona (the backend answers everyone alike)
     cache_public: bool = False
     # routing
+    #: seconds a call to it may take (default: [gateway] request_timeout)
     timeout: float | None = Field(None, gt=0)
     #: per-method timeouts, e.g. {"tools/call" = 120}
     method_timeouts: dict[str, float] = Field(default_factory=dict)
     #: hard maximum for a call whose progress notifications keep extending its timeout
     max_timeout: float | None = Field(None, gt=0)
+    #: seconds it may take to start (default: [gateway] startup_timeout)
     startup_timeout: float | None = Field(None, gt=0)
+    #: how many connections serve the mount (processes, for stdio); calls are balanced
     replicas: int = Field(1, ge=1, le=64)
+    #: picks a replica: ``round_robin`` built in; more from vmcp-lb-adaptive
     balancer: str = "round_robin"
+    #: settings of the balancer
     balancer_settings: dict[str, Any] = Field(default_factory=dict)
     #: keep every call of one front session on one replica (backends with session state)
     sticky: bool = False
+    #: calls at once before more wait (unset: no limit)
     max_in_flight: int | None = Field(None, ge=1)
+    #: calls that may wait beyond ``max_in_flight`` before more are refused
     max_queue: int = Field(0, ge=0)
+    #: the circuit breaker of each replica
     circuit: CircuitSettings = Field(default_factory=CircuitSettings)
+    #: retrying idempotent calls on another replica
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    #: periodic pings
     health: HealthSettings = Field(default_factory=HealthSettings)
+    #: restarting a backend that exits
     restart: RestartSettings = Field(default_factory=RestartSettings)
     #: who shares a connection to the backend: every caller (``shared``), one front session
     #: (``session``: its own process for stdio), or one persona (``persona``)
     isolation: Literal["shared", "session", "persona"] = "shared"
+    #: the connections of an isolated mount
     pool: PoolSettings = Field(default_factory=PoolSettings)
 
     @field_validator("id")
@@ -398,6 +449,8 @@ class VmcpConfig(_Model):
     otel: dict[str, Any] = Field(default_factory=dict)
     #: settings of the ``vmcp-ui-console`` plugin (``[console]``), validated by it
     console: dict[str, Any] = Field(default_factory=dict)
+    #: settings of each front transport (``[transports.http]`` host, port ...), validated by its
+    #: driver
     transports: dict[str, dict[str, Any]] = Field(default_factory=dict)
     servers: dict[str, MountConfig] = Field(default_factory=dict)
     repositories: dict[str, RepositoryConfig] = Field(default_factory=dict)

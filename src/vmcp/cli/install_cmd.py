@@ -31,6 +31,8 @@ def _run_install(manager: ServerManager, plan: InstallPlan, yes: bool) -> None:
     """Ask, then install (a failure has left nothing behind)."""
     if plan.installed:
         return
+    if not yes and not interactive(False):
+        fail("no terminal to ask on: run again with --yes (-y) to install what is shown above")
     if not yes and not click.confirm("Proceed?", default=False):
         fail("cancelled")
     try:
