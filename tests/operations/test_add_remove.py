@@ -3,8 +3,10 @@ gateway an SDK client is connected to."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import anyio
 import mcp.types as types
@@ -50,6 +52,13 @@ async def test_add_and_remove_on_a_running_gateway(home: Home) -> None:
             assert "beta__whoami" in names and "alpha__echo" in names
             result = await session.call_tool("beta__whoami", {})
             assert not result.is_error
+            # `vmcp call` completes tool names from the running gateway
+            completed = await anyio.to_thread.run_sync(lambda: subprocess.run(
+                [str(Path(sys.executable).parent / "vmcp")], capture_output=True, text=True,
+                env={**home.env(), "_VMCP_COMPLETE": "bash_complete",
+                     "COMP_WORDS": "vmcp call beta__who", "COMP_CWORD": "2"},
+                timeout=60, check=False))
+            assert completed.stdout.split() == ["plain,beta__whoami"]
 
             changed = anyio.Event()
             gone = await anyio.to_thread.run_sync(home.cli, "remove", "beta")

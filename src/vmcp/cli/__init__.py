@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "import": "vmcp.cli.mounts_cmd:import_command",
     "export": "vmcp.cli.mounts_cmd:export_command",
     "connect": "vmcp.cli.connect_cmd:connect_command",
+    "completion": "vmcp.cli.completion:completion_command",
     "audit": "vmcp.cli.audit_cmd:audit_group",
     "approve": "vmcp.cli.pin_cmd:approve_command",
 }

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from vmcp.cli.common import config_from_context
+from vmcp.cli.completion import complete_tool_names
 from vmcp.cli.ops_cmd import control_call, live_gateway
 from vmcp.cli.output import echo_json, fail, parse_assignments, table
 from vmcp.control.local import LocalSession, with_local_gateway
@@ -112,7 +113,7 @@ def _print_result(result: dict[str, Any]) -> None:
 
 
 @click.command("call")
-@click.argument("tool")
+@click.argument("tool", shell_complete=complete_tool_names)
 @click.argument("args", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
 @click.pass_context

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from vmcp.bridge import BridgeError, running_gateway_url
+from vmcp.cli.completion import complete_persona_names
 from vmcp.cli.output import echo_json, fail, table
 from vmcp.clients import (
     CLIENTS,
@@ -39,7 +40,8 @@ def client_group() -> None:
 @click.argument("client_name", metavar="CLIENT", type=_CLIENT)
 @click.option("--name", default=DEFAULT_NAME, show_default=True,
               help="The server's name in the client's configuration.")
-@click.option("--persona", help="Start the gateway with this persona.")
+@click.option("--persona", shell_complete=complete_persona_names,
+              help="Start the gateway with this persona.")
 @click.option("--print", "print_only", is_flag=True,
               help="Print the entry instead of writing the client's file.")
 @click.option("--force", is_flag=True, help="Replace an entry of the same name.")

@@ -12,6 +12,7 @@ import click
 from vmcp import eventloop
 from vmcp.auth.base import Principal
 from vmcp.cli.common import config_from_context
+from vmcp.cli.completion import complete_mount_ids, complete_persona_names
 from vmcp.cli.ops_cmd import control_call, live_gateway, run_options, start_detached
 from vmcp.cli.output import echo_json, fail, table
 from vmcp.config import ConfigError, VmcpConfig
@@ -31,7 +32,8 @@ from vmcp.plugins import PluginError, load_driver
     help="Front transport to serve (repeatable; default: gateway.fronts, i.e. stdio).",
 )
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
-@click.option("--persona", help="The stdio client's persona (default: gateway.default_persona).")
+@click.option("--persona", shell_complete=complete_persona_names,
+              help="The stdio client's persona (default: gateway.default_persona).")
 @click.option("--detach", "-d", is_flag=True,
               help="Run in the background (network fronts only); see vmcp status and stop.")
 @click.option("--host", help="Address the network front binds (over [transports.<name>] host).")
@@ -143,7 +145,7 @@ async def _inspect(config: VmcpConfig, mount_id: str) -> dict[str, Any]:
 
 
 @click.command("info")
-@click.argument("mount_id")
+@click.argument("mount_id", shell_complete=complete_mount_ids)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def info_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:

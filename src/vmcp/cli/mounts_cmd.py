@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from vmcp.cli.common import config_from_context
+from vmcp.cli.completion import complete_mount_ids
 from vmcp.cli.ops_cmd import config_path_of, live_gateway
 from vmcp.cli.output import echo_json, fail
 from vmcp.clients import CLIENTS, ClientConfigError, read_config
@@ -147,7 +148,7 @@ def add_command(ctx: click.Context, mount_id: str, command: tuple[str, ...], url
 
 
 @click.command("remove")
-@click.argument("mount_id", metavar="ID")
+@click.argument("mount_id", metavar="ID", shell_complete=complete_mount_ids)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def remove_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from vmcp.cli.common import config_from_context
+from vmcp.cli.completion import complete_mount_ids
 from vmcp.cli.output import coloured, echo_json, fail, table
 from vmcp.config import ConfigError, VmcpConfig
 from vmcp.control import daemon
@@ -194,7 +195,7 @@ def _mount_live(client: ControlClient, mount_id: str, as_json: bool) -> None:
 
 
 @click.command("mount")
-@click.argument("spec", metavar="ID|NAME[@VERSION]")
+@click.argument("spec", metavar="ID|NAME[@VERSION]", shell_complete=complete_mount_ids)
 @click.option("--id", "mount_id", help="Mount id for an installed server (default: its name).")
 @click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE",
               help="Value of an environment variable an installed server needs (repeatable).")
@@ -233,7 +234,7 @@ def mount_command(ctx: click.Context, spec: str, mount_id: str | None,
 
 
 @click.command("unmount")
-@click.argument("mount_id")
+@click.argument("mount_id", shell_complete=complete_mount_ids)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def unmount_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:
