@@ -8,6 +8,7 @@ import json
 import anyio
 import click
 
+from vmcp.cli.output import table
 from vmcp.cli.repo_support import fail, gather_values, interactive, open_manager, parse_env
 from vmcp.config import ConfigError
 from vmcp.repository.errors import InstallError
@@ -109,11 +110,9 @@ def installed_command(ctx: click.Context, as_json: bool) -> None:
     if not rows:
         click.echo("nothing installed; see `vmcp search` and `vmcp install`")
         return
-    for row in rows:
-        mark = "*" if row["current"] else " "
-        mounted = f"  mounted as {', '.join(row['mounts'])}" if row["mounts"] else ""
-        click.echo(f"{mark} {row['name']:<36} {row['version']:<12} {row['method']:<6} "
-                   f"{row['source']}{mounted}")
+    table(["", "NAME", "VERSION", "METHOD", "MOUNTED AS", "SOURCE"],
+          [["*" if row["current"] else " ", row["name"], row["version"], row["method"],
+            ", ".join(row["mounts"]) or None, row["source"]] for row in rows])
 
 
 @click.command("update")

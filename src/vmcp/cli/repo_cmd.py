@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import click
 
+from vmcp.cli.output import table
 from vmcp.cli.repo_support import fail, open_index, open_manager, open_sources
 from vmcp.config import ConfigError, RepositoryConfig
 from vmcp.plugins import PluginError
@@ -81,13 +82,13 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
     if not rows:
         click.echo("no sources; add one with `vmcp repo add URL`")
         return
+    table(["NAME", "TYPE", "MANIFESTS", "SYNCED", "URL"],
+          [[row["name"], row["type"], row["manifests"],
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(row["synced_at"]))
+            if row["synced_at"] else "never", row["url"]] for row in rows])
     for row in rows:
-        synced = (time.strftime("%Y-%m-%d %H:%M", time.localtime(row["synced_at"]))
-                  if row["synced_at"] else "never synced")
-        click.echo(f"{row['name']:<20} {row['type']:<5} {row['manifests']:>5} manifests  "
-                   f"{synced}  {row['url']}")
         if row["error"]:
-            click.echo(f"{'':<20} last sync failed: {row['error']}")
+            click.echo(f"{row['name']}: last sync failed: {row['error']}", err=True)
 
 
 @repo_group.command("remove")
