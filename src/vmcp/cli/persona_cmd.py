@@ -205,7 +205,8 @@ _rule_command("deny-prompt", "deny_prompts",
 @scoped_group.command("read-only")
 @click.argument("state", type=click.Choice(["on", "off"]))
 @click.option("--server", help="Only this enabled server (default: the whole persona).")
-def read_only_command(state: str, server: str | None) -> None:
+@click.pass_context
+def read_only_command(ctx: click.Context, state: str, server: str | None) -> None:
     """Limit the persona to read-only tools.
 
     Read-only tools are those a mount lists in its read_only_tools setting and, on a mount
@@ -222,8 +223,24 @@ def read_only_command(state: str, server: str | None) -> None:
         else:
             persona.servers[server].read_only = value
 
-    _change(name, apply)
+    persona = _change(name, apply)
     click.echo(f"{name}: read-only {state}" + (f" for {server}" if server else ""))
+    if value:
+        _warn_hidden(ctx, [server] if server else list(persona.servers))
+
+
+def _warn_hidden(ctx: click.Context, servers: list[str]) -> None:
+    """Say which mounts read-only leaves without a single tool: neither trusted (so their
+    readOnlyHint annotations count) nor listing read_only_tools."""
+    config, _ = config_from_context(ctx)
+    for server in servers:
+        mount = config.servers.get(server)
+        if mount is not None and not mount.trusted and not mount.read_only_tools:
+            click.echo(f"warning: {server} hides every tool in read-only mode: it is not "
+                       "trusted and lists no read_only_tools; set trusted = true on the mount "
+                       "to use its server's readOnlyHint annotations, or list its read-only "
+                       "tools in read_only_tools (vmcp tools --persona "
+                       f"{_persona_name()} shows what the persona sees)", err=True)
 
 
 @scoped_group.command("tool-exposure")
