@@ -213,9 +213,12 @@ def search_command(query: tuple[str, ...], limit: int, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--repo", help="Only look in this source.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stored manifest as JSON.")
+@click.option("--no-readme", is_flag=True, help="Leave out the server's README.")
 @click.pass_context
-def show_command(ctx: click.Context, name: str, repo: str | None, as_json: bool) -> None:
-    """Show a server's manifest, install methods and variables (NAME[@VERSION])."""
+def show_command(ctx: click.Context, name: str, repo: str | None, as_json: bool,
+                 no_readme: bool) -> None:
+    """Show a server's manifest, install methods and variables (NAME[@VERSION]; NAME is
+    the server's name, its last part, or the name of its package)."""
     manager = open_manager(ctx, changes=False)
     try:
         entry = manager.resolve(name, repo)
@@ -253,7 +256,9 @@ def show_command(ctx: click.Context, name: str, repo: str | None, as_json: bool)
         click.echo(f"  not supported by vmcp: {', '.join(unknown)}")
     click.echo("manifest:")
     click.echo(json.dumps(entry.document, indent=2))
-    if entry.readme:
+    if entry.readme and no_readme:
+        click.echo(f"readme: {len(entry.readme.splitlines())} lines (left out)")
+    elif entry.readme:
         click.echo("readme:")
         click.echo(entry.readme.rstrip())
 
