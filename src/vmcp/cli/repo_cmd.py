@@ -18,6 +18,7 @@ from vmcp.plugins import PluginError
 from vmcp.repository import paths
 from vmcp.repository.errors import InstallError
 from vmcp.repository.methods import methods_for
+from vmcp.repository.methods.base import argument_key
 from vmcp.repository.sources import derive_name, guess_type
 from vmcp.repository.sync import SyncResult, sync_sources
 
@@ -251,6 +252,11 @@ def show_command(ctx: click.Context, name: str, repo: str | None, as_json: bool,
             flags = ", ".join(f for f, on in (("required", var.required),
                                               ("secret", var.secret)) if on) or "optional"
             click.echo(f"            {var.name} [{flags}] {var.description}".rstrip())
+        for arg in method.arguments():
+            if arg.value is None:
+                need = "required" if arg.is_required and arg.default is None else "optional"
+                click.echo(f"            argument {argument_key(arg)} [{need}, --arg "
+                           f"{argument_key(arg)}=VALUE] {arg.description or ''}".rstrip())
     unknown = sorted({p.registry_type for p in manifest.packages} - {"pypi", "npm", "mcpb"})
     if unknown:
         click.echo(f"  not supported by vmcp: {', '.join(unknown)}")
