@@ -574,7 +574,7 @@ def _name_at(data: Mapping[str, Any], *path: str, default: str) -> Any:
 def driver_problems(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
     """Every driver name in the configuration ``data`` (as read, before validation) that no
     installed package provides, located."""
-    from vmcp.drivernames import install_hint, installed_names
+    from vmcp.drivernames import install_hint, installed_drivers
 
     wanted: list[tuple[tuple[str | int, ...], str, Any]] = [
         (("cache", "backend"), "caches", _name_at(data, "cache", "backend", default="memory")),
@@ -589,9 +589,9 @@ def driver_problems(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...]
             if name is not None:
                 wanted.append(((table, key, field), kind, name))
     problems = []
-    installed: dict[str, list[str]] = {}
+    installed = installed_drivers()
     for loc, kind, name in wanted:
-        names = installed.setdefault(kind, installed_names(kind))
+        names = installed[kind]
         if not isinstance(name, str) or name in names:
             continue  # a name of the wrong type is the model's to report
         hint = install_hint(kind, name)

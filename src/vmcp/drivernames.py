@@ -40,6 +40,13 @@ def installed_names(kind: str) -> list[str]:
     return sorted({ep.name for ep in metadata.entry_points(group=DRIVER_GROUPS[kind])})
 
 
+def installed_drivers() -> dict[str, list[str]]:
+    """The installed driver names of every kind, from one reading of the metadata."""
+    every = metadata.entry_points()
+    return {kind: sorted({ep.name for ep in every.select(group=group)})
+            for kind, group in DRIVER_GROUPS.items()}
+
+
 def _checkout_plugins() -> Path | None:
     """The ``plugins/`` folder of the checkout vmcp runs from, when it runs from one."""
     folder = Path(__file__).resolve().parents[2] / "plugins"
