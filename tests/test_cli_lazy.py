@@ -52,3 +52,17 @@ def test_start_loads_neither_the_repository_nor_other_commands(tmp_path: Path) -
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["[]", "True"]
+
+
+def test_help_shows_each_commands_first_sentence_whole() -> None:
+    from click.testing import CliRunner
+
+    from vmcp.cli import cli
+
+    out = CliRunner().invoke(cli, ["--help"], terminal_width=100).output
+    commands = out.split("Commands:", 1)[1].split("Exit codes", 1)[0]
+    assert "..." not in commands
+    flat = " ".join(commands.split())
+    assert "anything else is a string)" in flat
+    assert "status Is a gateway running with this home, and how is it doing (exit 1: not " \
+           "running)" in flat

@@ -116,8 +116,9 @@ def test_bad_file_gives_located_messages_and_exit_2(home: Path) -> None:
     assert code == 2
     assert out == ""
     lines = err.strip().splitlines()
-    assert f"error: {path}: servers.github.command: field required for transport 'stdio'" in lines
-    assert any(line.startswith(f"error: {path}: gateway.page_size: ") for line in lines)
+    assert (f"error: {path}: line 4: servers.github.command: field required for transport "
+            "'stdio'") in lines
+    assert any(line.startswith(f"error: {path}: line 2: gateway.page_size: ") for line in lines)
     assert len(lines) == 2
     assert path.read_text() == text  # nothing overwritten
 

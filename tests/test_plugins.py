@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vmcp import plugins
+from vmcp import drivernames
 from vmcp.cache.base import CacheBackend
 from vmcp.cache.memory import MemoryCache
 from vmcp.plugins import (
@@ -28,13 +28,14 @@ def test_missing_driver_lists_installed_ones_and_names_its_package(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Every package the table names is installed in this workspace, so name one that is not.
-    monkeypatch.setitem(plugins.KNOWN_PROVIDERS, ("caches", "fancy"), "vmcp-cache-fancy")
+    monkeypatch.setitem(drivernames.KNOWN_PROVIDERS, ("caches", "fancy"), "vmcp-cache-fancy")
     with pytest.raises(DriverNotFound) as caught:
         load_driver("caches", "fancy")
     message = str(caught.value)
     assert "'fancy'" in message
     assert "installed: " in message and "memory" in message
-    assert "pip install vmcp-cache-fancy" in message
+    assert "provided by the package vmcp-cache-fancy" in message
+    assert "not on PyPI" in message and "plugins/vmcp-cache-fancy" in message
 
 
 def test_missing_driver_without_known_package_still_lists_installed() -> None:

@@ -80,13 +80,14 @@ def vmcp_launcher() -> tuple[str, list[str]]:
 
 
 def build_entry(client: KnownClient, vmcp_home: Path, persona: str | None = None,
-                config: Path | None = None) -> dict[str, Any]:
-    """The server entry that has ``client`` start ``vmcp start`` on home ``vmcp_home``."""
+                config: Path | None = None, connect: bool = False) -> dict[str, Any]:
+    """The server entry that has ``client`` run ``vmcp start`` on home ``vmcp_home`` (or,
+    with ``connect``, ``vmcp connect``: a relay to the gateway running with that home)."""
     command, args = vmcp_launcher()
     if config is not None:
         args += ["--config", str(config.absolute())]
-    args.append("start")
-    if persona:
+    args.append("connect" if connect else "start")
+    if persona and not connect:
         args += ["--persona", persona]
     entry: dict[str, Any] = {"type": "stdio"} if client.typed else {}
     entry.update(command=command, args=args, env={"VMCP_HOME": str(vmcp_home.absolute())})

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from vmcp.configlocate import did_you_mean, fields_at, line_of
 from vmcp.fileutil import atomic_write_text
 from vmcp.routing.circuit import CircuitSettings
 from vmcp.routing.retry import RetrySettings
@@ -68,17 +69,25 @@ class _Model(BaseModel):
 class GatewaySettings(_Model):
     """How the gateway presents itself and aggregates."""
 
+    #: the server name clients are shown in the handshake
     name: str = "vmcp"
+    #: put between a mount's prefix and a tool or prompt name (``files__read``)
     separator: str = "__"
+    #: items per page of the lists the gateway sends
     page_size: int = Field(100, ge=1, le=10_000)
+    #: seconds a routed call may take (a mount's ``timeout`` overrides it)
     request_timeout: float = Field(60.0, gt=0)
+    #: seconds a backend may take to start and answer the handshake
     startup_timeout: float = Field(20.0, gt=0)
+    #: seconds calls in flight get to finish when the gateway stops
     shutdown_grace: float = Field(5.0, ge=0)
+    #: largest JSON-RPC message accepted from a client or backend
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     #: how long lists of backends that never announce changes are trusted before re-reading
     list_ttl: float = Field(10.0, ge=0)
     #: which front transports `vmcp start` serves when --transport is not given
     fronts: list[str] = Field(default_factory=lambda: ["stdio"])
+    #: the instructions clients are given in the handshake (unset: none)
     instructions: str | None = None
     #: the persona of a connection that brings none (unset: full access)
     default_persona: str | None = None
@@ -110,8 +119,11 @@ class GatewaySettings(_Model):
 class LoggingSettings(_Model):
     """Where the gateway's log goes and how much of it."""
 
+    #: the least severe level written
     level: Literal["debug", "info", "warning", "error"] = "info"
+    #: log to this file (default: stderr; ``vmcp start -d``: ``logs/vmcp.log``)
     file: str | None = None
+    #: one JSON object per line instead of text
     json_lines: bool = False
     #: rotate the log file when it reaches this many bytes (0: never)
     max_bytes: int = Field(10 * 1024 * 1024, ge=0)
@@ -124,8 +136,11 @@ class CacheSettings(_Model):
 
     model_config = ConfigDict(extra="allow")
 
+    #: the cache driver: ``memory`` built in, ``disk`` and ``redis`` from plugins
     backend: str = "memory"
+    #: false: nothing is cached
     enabled: bool = True
+    #: seconds a cached entry lives unless a method or mount says otherwise
     ttl: float = Field(300.0, ge=0)
     #: per-method time to live, e.g. {"tools/list" = 3600}; 0 = that method is never cached
     method_ttl: dict[str, float] = Field(default_factory=dict)
@@ -143,13 +158,16 @@ class CacheSettings(_Model):
 class MonitoringSettings(_Model):
     """Metrics exposition."""
 
+    #: serve Prometheus metrics at ``/metrics`` on this port (0: a free one)
     metrics_port: int | None = Field(None, ge=0, le=65535)
+    #: the address metrics are served on (non-loopback only with an auth driver)
     metrics_host: str = "127.0.0.1"
 
 
 class AuditSettings(_Model):
     """The audit trail: one JSON line per routed call (``[audit]``)."""
 
+    #: write one JSON line per routed call
     enabled: bool = False
     #: the trail's file (default ``$VMCP_HOME/logs/audit.jsonl``)
     path: str | None = None
@@ -168,6 +186,7 @@ class AuthSettings(_Model):
 
     model_config = ConfigDict(extra="allow")
 
+    #: how network front connections authenticate: ``none``, ``token``, ``jwt``
     driver: str = "none"
     #: this gateway's canonical URL (the audience tokens must name; in the RFC 9728 metadata)
     resource: str | None = None
@@ -180,7 +199,9 @@ class RepositoryConfig(_Model):
 
     model_config = ConfigDict(extra="allow")
 
+    #: where the manifests are (registry URL, git URL, package index)
     url: str
+    #: the repository driver: ``git``, ``http`` or ``pypi``
     type: str
 
 
@@ -191,6 +212,7 @@ class HealthSettings(_Model):
 
     #: seconds between pings; 0 turns health checks off
     interval: float = Field(30.0, ge=0)
+    #: seconds a ping may take
     timeout: float = Field(5.0, gt=0)
     #: consecutive failed pings before a replica is marked unhealthy
     unhealthy_after: int = Field(2, ge=1)
@@ -201,11 +223,15 @@ class RestartSettings(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: restart a backend that exits
     enabled: bool = True
+    #: seconds before the first restart; doubled each time
     initial_backoff: float = Field(0.5, ge=0)
+    #: longest wait between restarts
     max_backoff: float = Field(30.0, ge=0)
     #: more restarts than this within ``window_seconds`` is a crash loop: the replica fails
     max_restarts: int = Field(5, ge=0)
+    #: the window ``max_restarts`` is counted in
     window_seconds: float = Field(60.0, gt=0)
 
 
@@ -226,8 +252,11 @@ class LimitSettings(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: CPU time a spawned backend may use (RLIMIT_CPU)
     cpu_seconds: int | None = Field(None, ge=1)
+    #: memory a spawned backend may map, in MiB (RLIMIT_AS)
     address_space_mb: int | None = Field(None, ge=16)
+    #: files a spawned backend may have open (RLIMIT_NOFILE)
     open_files: int | None = Field(None, ge=16)
 
 
@@ -309,21 +338,32 @@ class MountConfig(_Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
+    #: how to reach the server: ``stdio`` (a command), ``http``, ``sse``, ``ws``
     transport: str = "stdio"
+    #: false: configured but not mounted (``vmcp mount ID`` mounts it)
     enabled: bool = True
     # stdio
+    #: the program to start (stdio); ``${VAR}`` is expanded
     command: str | None = None
+    #: its arguments
     args: list[str] = Field(default_factory=list)
+    #: environment variables added for it; use ``${VAR}`` for secrets
     env: dict[str, str] = Field(default_factory=dict)
+    #: its working folder
     cwd: str | None = None
+    #: resource limits of the spawned process
     limits: LimitSettings = Field(default_factory=LimitSettings)
     # remote (http, sse, ws)
+    #: the server's URL (http, sse, ws)
     url: str | None = None
     #: one replica per URL (instead of ``url``)
     urls: list[str] = Field(default_factory=list)
+    #: HTTP headers sent to it; use ``${VAR}`` for secrets
     headers: dict[str, str] = Field(default_factory=dict)
     # exposure
+    #: put before its tool and prompt names (default: the id; ``""``: none)
     prefix: str | None = None
+    #: what the server is for
     description: str = ""
     #: trust the server's tool annotations (readOnlyHint, idempotentHint)
     trusted: bool = False
@@ -348,26 +388,38 @@ class MountConfig(_Model):
     #: cached results are shared by every persona (the backend answers everyone alike)
     cache_public: bool = False
     # routing
+    #: seconds a call to it may take (default: [gateway] request_timeout)
     timeout: float | None = Field(None, gt=0)
     #: per-method timeouts, e.g. {"tools/call" = 120}
     method_timeouts: dict[str, float] = Field(default_factory=dict)
     #: hard maximum for a call whose progress notifications keep extending its timeout
     max_timeout: float | None = Field(None, gt=0)
+    #: seconds it may take to start (default: [gateway] startup_timeout)
     startup_timeout: float | None = Field(None, gt=0)
+    #: how many connections serve the mount (processes, for stdio); calls are balanced
     replicas: int = Field(1, ge=1, le=64)
+    #: picks a replica: ``round_robin`` built in; more from vmcp-lb-adaptive
     balancer: str = "round_robin"
+    #: settings of the balancer
     balancer_settings: dict[str, Any] = Field(default_factory=dict)
     #: keep every call of one front session on one replica (backends with session state)
     sticky: bool = False
+    #: calls at once before more wait (unset: no limit)
     max_in_flight: int | None = Field(None, ge=1)
+    #: calls that may wait beyond ``max_in_flight`` before more are refused
     max_queue: int = Field(0, ge=0)
+    #: the circuit breaker of each replica
     circuit: CircuitSettings = Field(default_factory=CircuitSettings)
+    #: retrying idempotent calls on another replica
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    #: periodic pings
     health: HealthSettings = Field(default_factory=HealthSettings)
+    #: restarting a backend that exits
     restart: RestartSettings = Field(default_factory=RestartSettings)
     #: who shares a connection to the backend: every caller (``shared``), one front session
     #: (``session``: its own process for stdio), or one persona (``persona``)
     isolation: Literal["shared", "session", "persona"] = "shared"
+    #: the connections of an isolated mount
     pool: PoolSettings = Field(default_factory=PoolSettings)
     #: the protocol era vmcp speaks to the backend (unset: ``[gateway] backend_era``)
     era: Literal["auto", "legacy", "modern"] | None = None
@@ -469,6 +521,8 @@ class VmcpConfig(_Model):
     otel: dict[str, Any] = Field(default_factory=dict)
     #: settings of the ``vmcp-ui-console`` plugin (``[console]``), validated by it
     console: dict[str, Any] = Field(default_factory=dict)
+    #: settings of each front transport (``[transports.http]`` host, port ...), validated by its
+    #: driver
     transports: dict[str, dict[str, Any]] = Field(default_factory=dict)
     servers: dict[str, MountConfig] = Field(default_factory=dict)
     repositories: dict[str, RepositoryConfig] = Field(default_factory=dict)
@@ -501,7 +555,8 @@ def expand_vars(value: str, environ: Mapping[str, str] | None = None) -> str:
     return _VAR_RE.sub(lambda m: env.get(m.group(1), ""), value)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path, texts: dict[Path, str] | None = None) -> dict[str, Any]:
+    """The TOML document at ``path``; its text is kept in ``texts`` to locate errors."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -514,6 +569,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), [
             f"line {line}, column {column}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})"
         ]) from exc
+    if texts is not None:
+        texts[path] = text
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -556,47 +613,127 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def format_errors(exc: ValidationError) -> list[str]:
-    """One ``dotted.location: message`` line per pydantic error."""
-    lines = []
+def _error_items(exc: ValidationError) -> list[tuple[tuple[str | int, ...], str]]:
+    """Each pydantic error as (location, message); a model-level check naming its field
+    (``"command: ..."``) has that field added to its location."""
+    items = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = tuple(err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             msg = "field required"
         elif err["type"] == "extra_forbidden":
             msg = "unknown setting"
-        if _FIELD_MSG_RE.match(msg):  # a model-level check naming its field ("command: ...")
-            lines.append(f"{loc}.{msg}" if loc else msg)
-        else:
-            lines.append(f"{loc}: {msg}" if loc else msg)
-    return lines
+        if _FIELD_MSG_RE.match(msg):
+            field, _, msg = msg.partition(": ")
+            loc = (*loc, field)
+        items.append((loc, msg))
+    return items
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    """One ``dotted.location: message`` line per pydantic error."""
+    return [f"{'.'.join(str(p) for p in loc)}: {msg}" if loc else msg
+            for loc, msg in _error_items(exc)]
+
+
+def _name_at(data: Mapping[str, Any], *path: str, default: str) -> Any:
+    for part in path:
+        data = data.get(part) if isinstance(data, Mapping) else None
+    return default if data is None else data
+
+
+def driver_problems(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every driver name in the configuration ``data`` (as read, before validation) that no
+    installed package provides, located."""
+    from vmcp.drivernames import install_hint, installed_drivers
+
+    wanted: list[tuple[tuple[str | int, ...], str, Any]] = [
+        (("cache", "backend"), "caches", _name_at(data, "cache", "backend", default="memory")),
+        (("auth", "driver"), "auth", _name_at(data, "auth", "driver", default="none")),
+    ]
+    for table, field, kind, default in (("servers", "transport", "transports", "stdio"),
+                                        ("servers", "balancer", "balancers", "round_robin"),
+                                        ("repositories", "type", "repositories", None)):
+        entries = data.get(table)
+        for key, entry in (entries.items() if isinstance(entries, Mapping) else ()):
+            name = entry.get(field, default) if isinstance(entry, Mapping) else None
+            if name is not None:
+                wanted.append(((table, key, field), kind, name))
+    problems = []
+    installed = installed_drivers()
+    for loc, kind, name in wanted:
+        names = installed[kind]
+        if not isinstance(name, str) or name in names:
+            continue  # a name of the wrong type is the model's to report
+        hint = install_hint(kind, name)
+        message = f"no {_DRIVER_WORDS[kind]} {name!r} (installed: {', '.join(names) or 'none'})"
+        problems.append((loc, message + (f"; {hint}" if hint else did_you_mean(name, names))))
+    return problems
+
+
+_DRIVER_WORDS = {"caches": "cache driver", "auth": "auth driver", "transports": "transport",
+                 "balancers": "balancer", "repositories": "repository driver"}
+
+
+def _located(items: list[tuple[tuple[str | int, ...], str]], origin: dict[str, Path],
+             source: Path, texts: dict[Path, str]) -> ConfigError:
+    """One ConfigError for the file the first problem is in, each problem with its line and,
+    for an unknown key, the nearest known one."""
+    def file_of(loc: tuple[str | int, ...]) -> Path:
+        if len(loc) > 1 and loc[0] == "servers":
+            return origin.get(str(loc[1]), source)
+        return source
+
+    target = file_of(items[0][0])
+    problems = []
+    for loc, msg in items:
+        if file_of(loc) != target:
+            continue
+        if msg == "unknown setting":
+            msg += did_you_mean(str(loc[-1]), fields_at(VmcpConfig, loc[:-1]))
+        dotted = ".".join(str(p) for p in loc)
+        line = line_of(texts.get(target, ""), loc)
+        problems.append((f"line {line}: " if line else "") + (f"{dotted}: {msg}" if loc else msg))
+    return ConfigError(str(target), problems)
 
 
 def load_config(path: Path | None = None) -> tuple[VmcpConfig, Path]:
     """Read and validate the effective configuration.
 
     :returns: the config and the path it was read from (which may not exist).
-    :raises ConfigError: with one located message per problem.
+    :raises ConfigError: for the file the problems are in (``servers.toml`` for its
+        mounts), one message per problem, with its line and a suggestion for a misspelt key.
     """
     source = path or default_config_path()
     data = _defaults("vmcp.toml")
     user: dict[str, Any] = {}
+    texts: dict[Path, str] = {}
     if path is not None or source.exists():
-        user = _read_toml(source)
+        user = _read_toml(source, texts)
     data = _merge(data, user)
     servers: dict[str, Any] = dict(_table(source, user, "servers"))
+    origin = dict.fromkeys(servers, source)
     servers_file = source.parent / "servers.toml"
     has_servers_file = servers_file.exists()
     if has_servers_file:
-        servers.update(_table(servers_file, _read_toml(servers_file), "servers"))
+        from_file = _table(servers_file, _read_toml(servers_file, texts), "servers")
+        servers.update(from_file)
+        origin.update(dict.fromkeys(from_file, servers_file))
     if not servers and not has_servers_file and "servers" not in user:
         servers = _defaults("servers.toml")["servers"]
     data["servers"] = servers
+    # Driver names first: what a mount needs depends on its transport, so a misspelt one
+    # would otherwise be reported as a missing url.
+    problems = driver_problems(data)
     try:
-        return VmcpConfig.model_validate(data), source
+        config = VmcpConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(str(source), format_errors(exc)) from exc
+        wrong = {loc[:2] for loc, _ in problems}
+        problems += [(loc, msg) for loc, msg in _error_items(exc) if loc[:2] not in wrong]
+    if problems:
+        raise _located(problems, origin, source, texts)
+    return config, source
 
 
 def save_toml_text(path: Path, text: str) -> None:

@@ -29,32 +29,10 @@ from stevedore import DriverManager
 from stevedore.exception import MultipleMatches, NoMatches
 
 from vmcp import hookspecs
+from vmcp.drivernames import DRIVER_GROUPS, install_hint
 
 HOOK_GROUP = "vmcp"
-DRIVER_GROUPS: dict[str, str] = {
-    "transports": "vmcp.transports",
-    "caches": "vmcp.caches",
-    "balancers": "vmcp.balancers",
-    "repositories": "vmcp.repositories",
-    "auth": "vmcp.auth",
-}
 DISABLE_ENV = "VMCP_DISABLE_PLUGINS"
-
-# Drivers that are not built in, and the package that provides each.
-KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
-    ("transports", "http"): "vmcp-transport-http",
-    ("transports", "sse"): "vmcp-transport-http",
-    ("transports", "ws"): "vmcp-transport-ws",
-    ("caches", "disk"): "vmcp-cache-disk",
-    ("caches", "redis"): "vmcp-cache-redis",
-    ("balancers", "least_request"): "vmcp-lb-adaptive",
-    ("balancers", "peak_ewma"): "vmcp-lb-adaptive",
-    ("balancers", "ring_hash"): "vmcp-lb-adaptive",
-    ("repositories", "git"): "vmcp-repo-git",
-    ("repositories", "http"): "vmcp-repo-http",
-    ("repositories", "pypi"): "vmcp-repo-pypi",
-    ("auth", "jwt"): "vmcp-auth-jwt",
-}
 
 
 class PluginError(Exception):
@@ -254,9 +232,9 @@ def _not_found_message(kind: str, name: str) -> str:
         f"no driver {name!r} in {group}; installed: "
         + (", ".join(installed) if installed else "none")
     ]
-    package = KNOWN_PROVIDERS.get((kind, name))
-    if package:
-        lines.append(f"{name!r} is provided by the package {package} (pip install {package})")
+    hint = install_hint(kind, name)
+    if hint:
+        lines.append(hint)
     return "\n".join(lines)
 
 

@@ -18,6 +18,8 @@ from cache_harness import (
     write_config,
 )
 
+from vmcp.config import ConfigError, load_config
+
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
 
 CACHEABLE = {"cache_tools": ["lookup", "fail"], "cache_resources": ["count://a"]}
@@ -104,12 +106,12 @@ async def test_without_a_cache_nothing_is_kept(tmp_path: Path) -> None:
             assert await call_text(session, "counting__lookup", key="k") == "k #2"
 
 
-async def test_a_missing_driver_is_named_and_calls_still_work(tmp_path: Path) -> None:
+def test_a_missing_driver_is_refused_when_the_configuration_is_read(tmp_path: Path) -> None:
     config = write_config(tmp_path / "vmcp.toml", {"counting": counting_mount(**CACHEABLE)},
-                          {"backend": "nosuch"})
-    log = tmp_path / "gateway.log"
-    async with gateway(config, tmp_path / "home", log) as session:
-        with anyio.fail_after(EVENT_TIMEOUT):
-            assert await call_text(session, "counting__lookup", key="k") == "k #1"
-            assert await call_text(session, "counting__lookup", key="k") == "k #2"
-    assert "cache disabled: no driver 'nosuch' in vmcp.caches" in log.read_text()
+                          {"backend": "rediss"})
+    with pytest.raises(ConfigError) as refused:
+        load_config(config)
+    assert refused.value.source == str(config)
+    [problem] = refused.value.problems
+    assert problem.startswith("line ") and "cache.backend: no cache driver 'rediss'" in problem
+    assert "did you mean 'redis'?" in problem

@@ -162,3 +162,42 @@ def test_bundles_and_remotes(home: Path, tmp_path: Path) -> None:
     assert "no mount 'nope'" in run_cli("unmount", "nope", ok=False).output
     run_cli("uninstall", "io.other/bundle", "--force")
     assert set(mounts(home)) == {"bundle"}
+
+
+def test_package_arguments_are_given_and_checked_before_any_download(home: Path,
+                                                                     tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    with serve_folder(site) as base:
+        good = bundle({
+            "manifest.json": json.dumps({"server": {"mcp_config": {
+                "command": sys.executable, "args": ["${__dirname}/server/main.py"]}}}),
+            "server/main.py": SERVER,
+        })
+        (site / "good.mcpb").write_bytes(good)
+        manifest = bundle_manifest("1.0.0", f"{base}/good.mcpb", hashlib.sha256(good).hexdigest())
+        manifest["name"] = "io.example/folders"
+        manifest["packages"][0]["environmentVariables"] = []
+        manifest["packages"][0]["packageArguments"] = [
+            {"type": "positional", "valueHint": "folder", "isRequired": True,
+             "description": "the folder it may read"},
+            {"type": "named", "name": "--mode", "default": "ro"}]
+        (site / "index.json").write_text(json.dumps([manifest]))
+        run_cli("repo", "add", f"{base}/index.json", "--name", "site")
+        run_cli("repo", "sync")
+        versions = home / "installed" / "servers" / "io.example%2Ffolders"
+
+        shown = run_cli("show", "folders", "--no-readme").output
+        assert "argument folder [required, --arg folder=VALUE] the folder it may read" in shown
+        need = run_cli("install", "folders", "--yes", ok=False)
+        assert need.exit_code == 1
+        assert "required arguments without a value: folder (the folder it may read)" \
+            in need.output
+        assert not versions.exists()
+        wrong = run_cli("install", "folders", "--yes", "--arg", "fodler=/srv", ok=False)
+        assert wrong.exit_code == 2 and "takes no argument fodler" in wrong.output
+
+        run_cli("install", "folders", "--yes", "--arg", "folder=/srv/data")
+    entry = mounts(home)["folders"]
+    assert entry["args"] == [str(versions / "1.0.0" / "bundle" / "server" / "main.py"),
+                             "/srv/data", "--mode", "ro"]

@@ -72,6 +72,17 @@ def test_install_mount_call_update_rollback_uninstall(home: Path, index_url: str
     assert "local: 3 manifests" in sync.output
     hits = json.loads(run_cli("search", "echo", "--json").output)
     assert [(h["name"], h["version"]) for h in hits] == [(SERVER_NAME, "1.1.0")]
+    # the package name users know finds the server too; the README can be left out
+    shown = run_cli("show", "vmcp-test-echo", "--no-readme").output
+    assert shown.startswith(f"{SERVER_NAME} 1.1.0\n")
+    assert "lines (left out)" in shown and "# Echo" not in shown
+    assert "# Echo" in run_cli("show", "vmcp-test-echo").output
+
+    # without a terminal to ask on, nothing is installed and --yes is named
+    unasked = run_cli("install", "echo@1.0.0", ok=False)
+    assert unasked.exit_code == 1 and "run again with --yes" in unasked.output
+    assert "Aborted" not in unasked.output
+    assert not (home / "installed" / "servers").exists()
 
     # install a pinned version: the plan is shown, the venv made, the mount added
     out = run_cli("install", "echo@1.0.0", "--yes").output

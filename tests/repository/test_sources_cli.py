@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from repo_helpers import git, run_cli, server_json
 
+from vmcp.cli import output
 from vmcp.testing import serve_folder
 
 
@@ -91,3 +93,14 @@ def test_a_source_whose_driver_is_gone_is_reported_at_sync(home: Path) -> None:
         '[repositories.old]\nurl = "svn://x"\ntype = "svn"\n')
     result = run_cli("repo", "sync", ok=False)
     assert "FAIL old: no driver 'svn'" in result.output
+
+
+def test_repo_list_has_headers_on_a_terminal(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_cli("repo", "add", "https://r.example/index.json", "--name", "team", "--type", "http")
+    piped = run_cli("repo", "list").output.splitlines()
+    assert piped[0].split()[:3] == ["team", "http", "0"]
+    monkeypatch.setattr(output, "_on_terminal", lambda: True)
+    shown = run_cli("repo", "list").output.splitlines()
+    assert shown[0].split() == ["NAME", "TYPE", "MANIFESTS", "SYNCED", "URL"]
+    assert shown[1].split()[:4] == ["team", "http", "0", "never"]

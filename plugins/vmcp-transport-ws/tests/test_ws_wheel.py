@@ -48,7 +48,8 @@ def test_fresh_venv_gets_the_ws_driver_from_the_wheel(tmp_path: Path) -> None:
     refused = _run([vmcp, "--config", str(config), "start", "--transport", "ws"], tmp_path, env)
     assert refused.returncode == 1
     assert "no driver 'ws' in vmcp.transports" in refused.stderr
-    assert "pip install vmcp-transport-ws" in refused.stderr
+    assert "provided by the package vmcp-transport-ws" in refused.stderr
+    assert "not on PyPI" in refused.stderr
 
     _ok(_run([uv, "pip", "install", "--python", python, str(wheel)], tmp_path, env))
     records = json.loads(_ok(_run([vmcp, "plugins", "list", "--json"], tmp_path, env)))

@@ -35,6 +35,12 @@ COMMANDS: dict[str, str] = {
     "tools": "vmcp.cli.client_cmd:tools_command",
     "call": "vmcp.cli.client_cmd:call_command",
     "client": "vmcp.cli.clientconf_cmd:client_group",
+    "add": "vmcp.cli.mounts_cmd:add_command",
+    "remove": "vmcp.cli.mounts_cmd:remove_command",
+    "import": "vmcp.cli.mounts_cmd:import_command",
+    "export": "vmcp.cli.mounts_cmd:export_command",
+    "connect": "vmcp.cli.connect_cmd:connect_command",
+    "completion": "vmcp.cli.completion:completion_command",
     "audit": "vmcp.cli.audit_cmd:audit_group",
     "approve": "vmcp.cli.pin_cmd:approve_command",
 }

@@ -15,6 +15,7 @@ import click
 
 from vmcp.audit.trail import matches, parse_line, read_records
 from vmcp.cli.common import config_from_context
+from vmcp.cli.completion import complete_persona_names
 from vmcp.cli.output import echo_json, table
 
 #: seconds between looks at the file while following it
@@ -114,7 +115,8 @@ def tail_command(ctx: click.Context, count: int, follow: bool, as_json: bool) ->
 
 
 @audit_group.command("query")
-@click.option("--persona", help="Only calls made as this persona.")
+@click.option("--persona", shell_complete=complete_persona_names,
+              help="Only calls made as this persona.")
 @click.option("--tool", help="Only calls of this tool (its name on the backend).")
 @click.option("--mount", help="Only calls to this mount.")
 @click.option("--since", "since_text", metavar="WHEN",

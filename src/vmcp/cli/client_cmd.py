@@ -14,9 +14,10 @@ from typing import Any, TypeVar
 import click
 
 from vmcp.cli.common import config_from_context
+from vmcp.cli.completion import complete_persona_names, complete_tool_names
 from vmcp.cli.ops_cmd import control_call, live_gateway
 from vmcp.cli.output import echo_json, fail, parse_assignments, table
-from vmcp.control.local import LocalSession, with_local_gateway
+from vmcp.control.local import LocalSession, config_for_tool, with_local_gateway
 from vmcp.logs import config_secrets, configure_logging
 from vmcp.protocol.errors import RpcError
 from vmcp.registry.mount import Mount
@@ -25,14 +26,30 @@ T = TypeVar("T")
 
 
 def _run(ctx: click.Context, op: str, args: dict[str, Any],
-         work: Callable[[LocalSession], Awaitable[T]]) -> Any:
-    client = live_gateway()
+         work: Callable[[LocalSession], Awaitable[T]], tool: str | None = None,
+         persona: str | None = None) -> Any:
+    """``op`` on the running gateway, else ``work`` on one started for this command (with
+    only ``tool``'s mount when a tool is named; as ``persona`` when one is given, which is
+    always previewed on a gateway of this command's own)."""
+    client = live_gateway() if persona is None else None
     if client is not None:
         return control_call(client, op, **args)
     config, _ = config_from_context(ctx)
+    if tool is not None:
+        config = config_for_tool(config, tool)
+    principal = None
+    if persona is not None:
+        from vmcp.auth.base import Principal
+        from vmcp.persona import PersonaError, PersonaStore
+
+        try:
+            PersonaStore.default().load(persona)
+        except PersonaError as exc:
+            fail(str(exc))
+        principal = Principal("cli", persona)
     configure_logging(config.logging, "error", config_secrets(config))
     try:
-        return asyncio.run(with_local_gateway(config, work))
+        return asyncio.run(with_local_gateway(config, work, principal))
     except RpcError as exc:
         fail(f"error {exc.code}: {exc.message}")
     except TimeoutError:
@@ -83,14 +100,19 @@ def _print_lint(report: dict[str, Any], as_json: bool) -> None:
               help="Check every exposed tool and prompt name: lengths against "
                    "[gateway] max_tool_name, aliases, collisions, and the MCP and model API "
                    "name rules. Exit 1 when a name breaks a rule or collides.")
+@click.option("--persona", shell_complete=complete_persona_names,
+              help="What this persona sees (the configured mounts are started for it).")
 @click.pass_context
-def tools_command(ctx: click.Context, as_json: bool, lint: bool) -> None:
+def tools_command(ctx: click.Context, as_json: bool, lint: bool, persona: str | None) -> None:
     """List the tools the gateway exposes (the running one, or one started from the
     configuration for this command)."""
     if lint:
-        _print_lint(_run(ctx, "lint", {}, _lint), as_json)
+        _print_lint(_run(ctx, "lint", {}, _lint, persona=persona), as_json)
         return
-    tools = _run(ctx, "tools", {}, _list_tools)
+    tools = _run(ctx, "tools", {}, _list_tools, persona=persona)
+    if persona is not None and not tools:
+        click.echo(f"persona {persona!r} sees no tools (vmcp persona show {persona})",
+                   err=True)
     if as_json:
         echo_json(tools)
         return
@@ -112,7 +134,7 @@ def _print_result(result: dict[str, Any]) -> None:
 
 
 @click.command("call")
-@click.argument("tool")
+@click.argument("tool", shell_complete=complete_tool_names)
 @click.argument("args", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
 @click.pass_context
@@ -121,7 +143,7 @@ def call_command(ctx: click.Context, tool: str, args: tuple[str, ...], as_json: 
     flag=true, tags='["a","b"]'; anything else is a string). Exit 1 when the tool fails."""
     arguments = parse_assignments(args)
     result = _run(ctx, "call", {"name": tool, "arguments": arguments},
-                  lambda session: session.call_tool(tool, arguments))
+                  lambda session: session.call_tool(tool, arguments), tool=tool)
     if as_json:
         echo_json(result)
     else:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from vmcp.bridge import BridgeError, running_gateway_url
+from vmcp.cli.completion import complete_persona_names
 from vmcp.cli.output import echo_json, fail, table
 from vmcp.clients import (
     CLIENTS,
@@ -38,25 +40,43 @@ def client_group() -> None:
 @click.argument("client_name", metavar="CLIENT", type=_CLIENT)
 @click.option("--name", default=DEFAULT_NAME, show_default=True,
               help="The server's name in the client's configuration.")
-@click.option("--persona", help="Start the gateway with this persona.")
+@click.option("--persona", shell_complete=complete_persona_names,
+              help="Start the gateway with this persona.")
 @click.option("--print", "print_only", is_flag=True,
               help="Print the entry instead of writing the client's file.")
 @click.option("--force", is_flag=True, help="Replace an entry of the same name.")
+@click.option("--spawn", is_flag=True,
+              help="Let the client start a gateway of its own even when one runs as a service.")
 @click.pass_context
 def add_command(ctx: click.Context, client_name: str, name: str, persona: str | None,
-                print_only: bool, force: bool) -> None:
-    """Add a server entry that runs this vmcp to CLIENT's configuration file."""
+                print_only: bool, force: bool, spawn: bool) -> None:
+    """Add a server entry that runs this vmcp to CLIENT's configuration file.
+
+    When a gateway runs with this home and serves HTTP (`vmcp start -d -t http`), the entry
+    runs `vmcp connect`, so every client shares that gateway; otherwise (or with --spawn,
+    or --persona) the client starts a gateway of its own with `vmcp start`.
+    """
     client = CLIENTS[client_name]
     if persona:
         try:
             PersonaStore.default().load(persona)
         except PersonaError as exc:
             fail(str(exc))
+    shared = None
+    if not spawn and not persona:
+        try:
+            shared = running_gateway_url()
+        except BridgeError:
+            shared = None
     raw_config = (ctx.find_root().obj or {}).get("config_path")
-    entry = build_entry(client, vmcp_home(), persona, Path(raw_config) if raw_config else None)
+    entry = build_entry(client, vmcp_home(), persona, Path(raw_config) if raw_config else None,
+                        connect=shared is not None)
     if print_only:
         echo_json({client.key: {name: entry}})
         return
+    if shared is not None:
+        click.echo(f"the entry relays to the gateway running at {shared} (vmcp connect); "
+                   "--spawn gives the client a gateway of its own")
     path = _path(client)
     try:
         backup = add_entry(client, path, name, entry, force)

@@ -56,3 +56,11 @@ def path_command(ctx: click.Context) -> None:
 
 def _state(path: Path, when_missing: str) -> str:
     return "exists" if path.is_file() else f"missing; {when_missing}"
+
+
+@config_group.command("reference")
+def reference_command() -> None:
+    """Print the reference of every configuration key (Markdown; docs/configuration.md)."""
+    from vmcp.configdoc import render_reference
+
+    click.echo(render_reference(), nl=False)

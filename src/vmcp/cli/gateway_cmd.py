@@ -12,6 +12,7 @@ import click
 from vmcp import eventloop
 from vmcp.auth.base import Principal
 from vmcp.cli.common import config_from_context
+from vmcp.cli.completion import complete_mount_ids, complete_persona_names
 from vmcp.cli.ops_cmd import control_call, live_gateway, run_options, start_detached
 from vmcp.cli.output import echo_json, fail, table
 from vmcp.config import ConfigError, VmcpConfig
@@ -31,7 +32,8 @@ from vmcp.plugins import PluginError, load_driver
     help="Front transport to serve (repeatable; default: gateway.fronts, i.e. stdio).",
 )
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
-@click.option("--persona", help="The stdio client's persona (default: gateway.default_persona).")
+@click.option("--persona", shell_complete=complete_persona_names,
+              help="The stdio client's persona (default: gateway.default_persona).")
 @click.option("--detach", "-d", is_flag=True,
               help="Run in the background (network fronts only); see vmcp status and stop.")
 @click.option("--host", help="Address the network front binds (over [transports.<name>] host).")
@@ -123,6 +125,9 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
     table(["ID", "TRANSPORT", "STATE", "TOOLS", "TARGET"],
           [[r["id"], r["transport"], r["state"], r["tools"], r["target"]] for r in rows],
           colour_columns=(2,))
+    for row in rows:
+        if row.get("error"):
+            click.echo(f"{row['id']}: {row['state']}: {row['error']}", err=True)
 
 
 async def _inspect(config: VmcpConfig, mount_id: str) -> dict[str, Any]:
@@ -140,7 +145,7 @@ async def _inspect(config: VmcpConfig, mount_id: str) -> dict[str, Any]:
 
 
 @click.command("info")
-@click.argument("mount_id")
+@click.argument("mount_id", shell_complete=complete_mount_ids)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def info_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:
@@ -158,7 +163,11 @@ def info_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:
         info = asyncio.run(_inspect(config, mount_id))
     if as_json:
         echo_json(info)
+        if info.get("error"):
+            raise SystemExit(1)
         return
+    if info.get("error"):
+        fail(f"{mount_id} is {info['state']}: {info['error']}")
     server = info["server"]
     click.echo(f"{mount_id}: {server.get('name', '?')} {server.get('version', '')}".rstrip())
     click.echo(f"protocol: {info['protocolVersion']}")

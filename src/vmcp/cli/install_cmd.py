@@ -8,11 +8,13 @@ import json
 import anyio
 import click
 
+from vmcp.cli.output import table
 from vmcp.cli.repo_support import fail, gather_values, interactive, open_manager, parse_env
 from vmcp.config import ConfigError
 from vmcp.repository.errors import InstallError
 from vmcp.repository.manager import InstallPlan, ServerManager
 from vmcp.repository.methods import METHOD_NAMES
+from vmcp.repository.methods.base import argument_key
 from vmcp.repository.versions import version_key
 
 _env_option = click.option(
@@ -31,6 +33,8 @@ def _run_install(manager: ServerManager, plan: InstallPlan, yes: bool) -> None:
     """Ask, then install (a failure has left nothing behind)."""
     if plan.installed:
         return
+    if not yes and not interactive(False):
+        fail("no terminal to ask on: run again with --yes (-y) to install what is shown above")
     if not yes and not click.confirm("Proceed?", default=False):
         fail("cancelled")
     try:
@@ -45,12 +49,15 @@ def _run_install(manager: ServerManager, plan: InstallPlan, yes: bool) -> None:
 @click.option("--method", type=click.Choice(METHOD_NAMES), help="Install method to use.")
 @click.option("--id", "mount_id", help="Mount id (derived from the name by default).")
 @click.option("--no-mount", is_flag=True, help="Install only; mount later with `vmcp mount`.")
+@click.option("--arg", "arg_pairs", multiple=True, metavar="NAME=VALUE",
+              help="Value of a package argument (repeatable; `vmcp show` lists them), e.g. "
+                   "the folder a filesystem server may use.")
 @_env_option
 @_yes_option
 @click.pass_context
 def install_command(
     ctx: click.Context, spec: str, repo: str | None, method: str | None, mount_id: str | None,
-    no_mount: bool, env_pairs: tuple[str, ...], yes: bool,
+    no_mount: bool, arg_pairs: tuple[str, ...], env_pairs: tuple[str, ...], yes: bool,
 ) -> None:
     """Install a server from the index and add it to the mount table.
 
@@ -65,6 +72,7 @@ def install_command(
         name, version = plan.manifest.name, plan.manifest.version
         live = manager.mounts_of(name)
         _show(plan)
+        _gather_arguments(plan, arg_pairs, interactive(yes))
         if not no_mount:
             if not live or mount_id is not None:
                 manager.choose_mount_id(name, mount_id)
@@ -82,6 +90,31 @@ def install_command(
             click.echo(f"installed {name} {version}, mounted as {new_id!r}")
     except (InstallError, ConfigError) as exc:
         fail(str(exc))
+
+
+def _gather_arguments(plan: InstallPlan, pairs: tuple[str, ...], ask: bool) -> None:
+    """Give the package its argument values (``--arg``, else a prompt), all of them checked
+    before anything is downloaded."""
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--arg expects NAME=VALUE, got {pair!r}", 2)
+        values[key] = value
+    known = {argument_key(arg) for arg in plan.method.arguments()}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        fail(f"{plan.manifest.name} takes no argument {', '.join(unknown)} "
+             f"(its arguments: {', '.join(sorted(known)) or 'none'})", 2)
+    plan.method.argument_values = values
+    missing = plan.method.missing_arguments()
+    if missing and not ask:
+        fail("required arguments without a value: " + ", ".join(
+            f"{argument_key(a)}" + (f" ({a.description})" if a.description else "")
+            for a in missing) + " (pass --arg NAME=VALUE)")
+    for arg in missing:
+        label = argument_key(arg) + (f" ({arg.description})" if arg.description else "")
+        values[argument_key(arg)] = click.prompt(label)
 
 
 @click.command("installed")
@@ -107,11 +140,9 @@ def installed_command(ctx: click.Context, as_json: bool) -> None:
     if not rows:
         click.echo("nothing installed; see `vmcp search` and `vmcp install`")
         return
-    for row in rows:
-        mark = "*" if row["current"] else " "
-        mounted = f"  mounted as {', '.join(row['mounts'])}" if row["mounts"] else ""
-        click.echo(f"{mark} {row['name']:<36} {row['version']:<12} {row['method']:<6} "
-                   f"{row['source']}{mounted}")
+    table(["", "NAME", "VERSION", "METHOD", "MOUNTED AS", "SOURCE"],
+          [["*" if row["current"] else " ", row["name"], row["version"], row["method"],
+            ", ".join(row["mounts"]) or None, row["source"]] for row in rows])
 
 
 @click.command("update")

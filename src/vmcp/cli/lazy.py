@@ -13,6 +13,20 @@ from typing import Any
 import click
 
 
+def summary(command: click.Command) -> str:
+    """The command's first sentence, whole (click's short help cuts it at 45 characters)."""
+    if command.short_help:
+        return command.short_help
+    paragraph = (command.help or "").strip().split("\n\n", 1)[0]
+    text = " ".join(paragraph.replace("\b", "").split())
+    depth = 0
+    for index, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "." and depth <= 0 and (index + 1 == len(text) or text[index + 1] == " "):
+            return text[:index]
+    return text
+
+
 class LazyGroup(click.Group):
     """A group whose built-in commands are named up front and imported on first use.
 
@@ -29,6 +43,17 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Every command name, loaded or not, sorted."""
         return sorted({*self.commands, *self.lazy})
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command with its whole first sentence, wrapped instead of cut."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, summary(command)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """The command named ``cmd_name``, importing its module the first time."""

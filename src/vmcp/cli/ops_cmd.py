@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from vmcp.cli.common import config_from_context
+from vmcp.cli.completion import complete_mount_ids
 from vmcp.cli.output import coloured, echo_json, fail, table
 from vmcp.config import ConfigError, VmcpConfig
 from vmcp.control import daemon
@@ -194,7 +195,7 @@ def _mount_live(client: ControlClient, mount_id: str, as_json: bool) -> None:
 
 
 @click.command("mount")
-@click.argument("spec", metavar="ID|NAME[@VERSION]")
+@click.argument("spec", metavar="ID|NAME[@VERSION]", shell_complete=complete_mount_ids)
 @click.option("--id", "mount_id", help="Mount id for an installed server (default: its name).")
 @click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE",
               help="Value of an environment variable an installed server needs (repeatable).")
@@ -233,7 +234,7 @@ def mount_command(ctx: click.Context, spec: str, mount_id: str | None,
 
 
 @click.command("unmount")
-@click.argument("mount_id")
+@click.argument("mount_id", shell_complete=complete_mount_ids)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def unmount_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:
@@ -264,17 +265,23 @@ def unmount_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def reload_command(as_json: bool) -> None:
     """Make the running gateway re-read its configuration (as SIGHUP does); an invalid
-    file is rejected with its errors (exit 2) and the running configuration stays."""
+    file is rejected with its errors (exit 2) and the running configuration stays; a mount
+    that fails to start is named with its cause (exit 1)."""
     client = live_gateway()
     if client is None:
         fail("vmcp is not running")
     changes = control_call(client, "reload")
+    failed = changes.get("failed") or {}
     if as_json:
         echo_json(changes)
-        return
-    summary = [f"{word} {', '.join(changes[key])}" for key, word in
-               (("added", "mounted"), ("removed", "unmounted"), ("changed", "remounted"))
-               if changes.get(key)]
-    click.echo("reloaded" + (": " + "; ".join(summary) if summary else ", no mount changed"))
-    if changes.get("restart_needed"):
-        click.echo(f"restart to apply: {', '.join(changes['restart_needed'])}")
+    else:
+        summary = [f"{word} {', '.join(ids)}" for key, word in
+                   (("added", "mounted"), ("removed", "unmounted"), ("changed", "remounted"))
+                   if (ids := [i for i in changes.get(key, []) if i not in failed])]
+        click.echo("reloaded" + (": " + "; ".join(summary) if summary else ", no mount changed"))
+        if changes.get("restart_needed"):
+            click.echo(f"restart to apply: {', '.join(changes['restart_needed'])}")
+        for mount_id, cause in failed.items():
+            click.echo(f"error: {mount_id} failed to mount: {cause}", err=True)
+    if failed:
+        raise SystemExit(1)

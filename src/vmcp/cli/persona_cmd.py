@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from vmcp.cli.common import config_from_context
+from vmcp.cli.completion import complete_mount_ids, complete_persona_names
 from vmcp.persona import Persona, PersonaError, PersonaStore
 from vmcp.persona.model import RuleKind
 
@@ -123,7 +124,7 @@ def scoped_group(ctx: click.Context) -> None:
 
 
 @scoped_group.command("enable")
-@click.argument("servers", nargs=-1, required=True)
+@click.argument("servers", nargs=-1, required=True, shell_complete=complete_mount_ids)
 @click.pass_context
 def enable_command(ctx: click.Context, servers: tuple[str, ...]) -> None:
     """Let the persona use SERVERS (all their tools, prompts and resources)."""
@@ -138,7 +139,7 @@ def enable_command(ctx: click.Context, servers: tuple[str, ...]) -> None:
 
 
 @scoped_group.command("disable")
-@click.argument("servers", nargs=-1, required=True)
+@click.argument("servers", nargs=-1, required=True, shell_complete=complete_mount_ids)
 @click.pass_context
 def disable_command(ctx: click.Context, servers: tuple[str, ...]) -> None:
     """Take SERVERS away from the persona (and forget their rules)."""
@@ -158,7 +159,7 @@ def disable_command(ctx: click.Context, servers: tuple[str, ...]) -> None:
 
 
 def _rule_command(command_name: str, kind: RuleKind, what: str) -> None:
-    @click.argument("server")
+    @click.argument("server", shell_complete=complete_mount_ids)
     @click.argument("pattern")
     @click.option("--remove", is_flag=True, help="Remove the pattern instead of adding it.")
     def command(server: str, pattern: str, remove: bool) -> None:
@@ -204,7 +205,8 @@ _rule_command("deny-prompt", "deny_prompts",
 @scoped_group.command("read-only")
 @click.argument("state", type=click.Choice(["on", "off"]))
 @click.option("--server", help="Only this enabled server (default: the whole persona).")
-def read_only_command(state: str, server: str | None) -> None:
+@click.pass_context
+def read_only_command(ctx: click.Context, state: str, server: str | None) -> None:
     """Limit the persona to read-only tools.
 
     Read-only tools are those a mount lists in its read_only_tools setting and, on a mount
@@ -221,8 +223,24 @@ def read_only_command(state: str, server: str | None) -> None:
         else:
             persona.servers[server].read_only = value
 
-    _change(name, apply)
+    persona = _change(name, apply)
     click.echo(f"{name}: read-only {state}" + (f" for {server}" if server else ""))
+    if value:
+        _warn_hidden(ctx, [server] if server else list(persona.servers))
+
+
+def _warn_hidden(ctx: click.Context, servers: list[str]) -> None:
+    """Say which mounts read-only leaves without a single tool: neither trusted (so their
+    readOnlyHint annotations count) nor listing read_only_tools."""
+    config, _ = config_from_context(ctx)
+    for server in servers:
+        mount = config.servers.get(server)
+        if mount is not None and not mount.trusted and not mount.read_only_tools:
+            click.echo(f"warning: {server} hides every tool in read-only mode: it is not "
+                       "trusted and lists no read_only_tools; set trusted = true on the mount "
+                       "to use its server's readOnlyHint annotations, or list its read-only "
+                       "tools in read_only_tools (vmcp tools --persona "
+                       f"{_persona_name()} shows what the persona sees)", err=True)
 
 
 @scoped_group.command("tool-exposure")
@@ -301,7 +319,7 @@ def list_command(as_json: bool) -> None:
 
 
 @persona_group.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_persona_names)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show_command(name: str, as_json: bool) -> None:
     """Show persona NAME: its servers and rules."""
@@ -316,7 +334,7 @@ def show_command(name: str, as_json: bool) -> None:
 
 
 @persona_group.command("delete")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_persona_names)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def delete_command(name: str, yes: bool) -> None:
     """Delete persona NAME (connections using it then see nothing)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from vmcp.cli.completion import complete_mount_ids
 from vmcp.cli.ops_cmd import control_call, live_gateway
 from vmcp.cli.output import fail
 from vmcp.config import vmcp_home
@@ -11,7 +12,7 @@ from vmcp.gateway.pinning import PinStore
 
 
 @click.command("approve")
-@click.argument("mount_id")
+@click.argument("mount_id", shell_complete=complete_mount_ids)
 @click.argument("tool", required=False)
 def approve_command(mount_id: str, tool: str | None) -> None:
     """Pin the changed definitions of MOUNT_ID's tools (or only TOOL, the backend's name), so

@@ -11,12 +11,14 @@ from typing import Any
 import anyio
 import click
 
+from vmcp.cli.output import table
 from vmcp.cli.repo_support import fail, open_index, open_manager, open_sources
 from vmcp.config import ConfigError, RepositoryConfig
 from vmcp.plugins import PluginError
 from vmcp.repository import paths
 from vmcp.repository.errors import InstallError
 from vmcp.repository.methods import methods_for
+from vmcp.repository.methods.base import argument_key
 from vmcp.repository.sources import derive_name, guess_type
 from vmcp.repository.sync import SyncResult, sync_sources
 
@@ -81,13 +83,13 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
     if not rows:
         click.echo("no sources; add one with `vmcp repo add URL`")
         return
+    table(["NAME", "TYPE", "MANIFESTS", "SYNCED", "URL"],
+          [[row["name"], row["type"], row["manifests"],
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(row["synced_at"]))
+            if row["synced_at"] else "never", row["url"]] for row in rows])
     for row in rows:
-        synced = (time.strftime("%Y-%m-%d %H:%M", time.localtime(row["synced_at"]))
-                  if row["synced_at"] else "never synced")
-        click.echo(f"{row['name']:<20} {row['type']:<5} {row['manifests']:>5} manifests  "
-                   f"{synced}  {row['url']}")
         if row["error"]:
-            click.echo(f"{'':<20} last sync failed: {row['error']}")
+            click.echo(f"{row['name']}: last sync failed: {row['error']}", err=True)
 
 
 @repo_group.command("remove")
@@ -212,9 +214,12 @@ def search_command(query: tuple[str, ...], limit: int, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--repo", help="Only look in this source.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stored manifest as JSON.")
+@click.option("--no-readme", is_flag=True, help="Leave out the server's README.")
 @click.pass_context
-def show_command(ctx: click.Context, name: str, repo: str | None, as_json: bool) -> None:
-    """Show a server's manifest, install methods and variables (NAME[@VERSION])."""
+def show_command(ctx: click.Context, name: str, repo: str | None, as_json: bool,
+                 no_readme: bool) -> None:
+    """Show a server's manifest, install methods and variables (NAME[@VERSION]; NAME is
+    the server's name, its last part, or the name of its package)."""
     manager = open_manager(ctx, changes=False)
     try:
         entry = manager.resolve(name, repo)
@@ -247,12 +252,19 @@ def show_command(ctx: click.Context, name: str, repo: str | None, as_json: bool)
             flags = ", ".join(f for f, on in (("required", var.required),
                                               ("secret", var.secret)) if on) or "optional"
             click.echo(f"            {var.name} [{flags}] {var.description}".rstrip())
+        for arg in method.arguments():
+            if arg.value is None:
+                need = "required" if arg.is_required and arg.default is None else "optional"
+                click.echo(f"            argument {argument_key(arg)} [{need}, --arg "
+                           f"{argument_key(arg)}=VALUE] {arg.description or ''}".rstrip())
     unknown = sorted({p.registry_type for p in manifest.packages} - {"pypi", "npm", "mcpb"})
     if unknown:
         click.echo(f"  not supported by vmcp: {', '.join(unknown)}")
     click.echo("manifest:")
     click.echo(json.dumps(entry.document, indent=2))
-    if entry.readme:
+    if entry.readme and no_readme:
+        click.echo(f"readme: {len(entry.readme.splitlines())} lines (left out)")
+    elif entry.readme:
         click.echo("readme:")
         click.echo(entry.readme.rstrip())
 

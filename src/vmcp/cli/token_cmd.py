@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from vmcp.auth.tokens import TokenStore, TokenStoreError, parse_duration
+from vmcp.cli.completion import complete_persona_names
 from vmcp.persona import PersonaError, PersonaStore
 
 
@@ -25,7 +26,8 @@ def token_group() -> None:
 
 
 @token_group.command("create")
-@click.option("--persona", "-p", required=True, help="The persona the token grants.")
+@click.option("--persona", "-p", required=True, shell_complete=complete_persona_names,
+              help="The persona the token grants.")
 @click.option("--expires", default="90d", show_default=True,
               help="Lifetime: e.g. 30d, 12h, 45m, 2w, or never.")
 @click.option("--name", "label", default="", help="A label to recognise the token by.")

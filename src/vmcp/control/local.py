@@ -19,6 +19,7 @@ from vmcp.protocol.versions import LATEST_HANDSHAKE_VERSION
 from vmcp.transports.base import JsonMessage
 
 if TYPE_CHECKING:
+    from vmcp.auth.base import Principal
     from vmcp.gateway.gateway import Gateway
 
 T = TypeVar("T")
@@ -90,14 +91,32 @@ class LocalSession:
         return await self.request("tools/call", {"name": name, "arguments": arguments})
 
 
+def config_for_tool(config: VmcpConfig, tool: str) -> VmcpConfig:
+    """``config`` with only the mount that exposes ``tool`` (by its prefix), so calling one
+    tool starts one backend; unchanged when the name shows no mount's prefix (a mount with
+    an empty prefix, a gateway meta-tool)."""
+    separator = config.gateway.separator
+    owners = [m for m in config.servers.values()
+              if m.enabled and m.exposed_prefix and tool.startswith(m.exposed_prefix + separator)]
+    if not owners:
+        return config
+    owner = max(owners, key=lambda m: len(m.exposed_prefix))
+    return config.model_copy(update={"servers": {owner.id: owner}})
+
+
 async def with_local_gateway(
-    config: VmcpConfig, work: Callable[[LocalSession], Awaitable[T]]
+    config: VmcpConfig, work: Callable[[LocalSession], Awaitable[T]],
+    principal: Principal | None = None,
 ) -> T:
     """Start a gateway from ``config`` in this process, run ``work`` with a session on it,
-    then stop it (``vmcp tools`` and ``vmcp call`` when no gateway is running)."""
+    then stop it (``vmcp tools`` and ``vmcp call`` when no gateway is running).
+
+    :param principal: who the session is (``vmcp tools --persona``); default: full access.
+    """
     from vmcp.gateway.gateway import Gateway
 
-    gateway = Gateway(config, client_capabilities={})  # no front client to relay to
+    # no front client to relay to
+    gateway = Gateway(config, default_principal=principal, client_capabilities={})
     try:
         await gateway.start()
         session = LocalSession(gateway, config.gateway.request_timeout)

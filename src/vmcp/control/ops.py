@@ -61,6 +61,7 @@ def mount_row(config: MountConfig, mount: Mount | None) -> dict[str, Any]:
         "state": mount.state if mount is not None else ("unmounted" if config.enabled
                                                        else "disabled"),
         "tools": len(mount.catalog["tools"]) if mount is not None else None,
+        "error": mount.error if mount is not None and mount.state != "up" else None,
     }
 
 
@@ -69,6 +70,8 @@ def mount_info(gateway: Gateway, mount: Mount) -> dict[str, Any]:
     upstream = mount.primary
     return {
         "id": mount.mount_id,
+        "state": mount.state,
+        "error": mount.error if mount.state != "up" else None,
         "server": upstream.server_info if upstream is not None else {},
         "protocolVersion": upstream.protocol_version if upstream is not None else None,
         "era": mount.era,
@@ -242,7 +245,18 @@ class Operations:
                 ("transports", old.transports, config.transports),
                 ("monitoring", old.monitoring, config.monitoring),
                 ("audit", old.audit, config.audit)) if before != after]
-            return {**changes, "restart_needed": pending}
+            return {**changes, "failed": self._failed(changes["changed"] + changes["added"]),
+                    "restart_needed": pending}
+
+    def _failed(self, applied: list[str]) -> dict[str, str]:
+        """Every mount that is failed after a reload (those just ``applied`` that could not
+        even be created included), with the cause."""
+        failed = {mount_id: "could not be created (see the gateway's log)"
+                  for mount_id in applied if mount_id not in self.gateway.mounts}
+        for mount_id, mount in self.gateway.mounts.items():
+            if mount.state == "failed":
+                failed[mount_id] = mount.error or "failed"
+        return failed
 
     async def _local(self) -> LocalSession:
         session = LocalSession(self.gateway, self.gateway.config.gateway.request_timeout)

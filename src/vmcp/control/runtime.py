@@ -112,7 +112,11 @@ class GatewayRuntime:
             if self.options.detached or "stdio" not in self.state.fronts:
                 raise
             # A stdio gateway belongs to the client that spawned it: several may run at once.
-            log.warning("%s; this one serves its client without a control endpoint", exc)
+            log.warning("%s; this one serves only the client that started it, with backends "
+                        "of its own and no control endpoint (vmcp status, mount and reload "
+                        "reach the other one). To share one gateway between clients, run it "
+                        "as a service (vmcp start -d -t http) and let them use vmcp connect "
+                        "(vmcp client add writes that entry)", exc)
             self._lock = None
             return
         if self._lock.stale_pid is not None:

@@ -181,15 +181,20 @@ class SearchIndex:
         return [_entry(row) for row in rows]
 
     def lookup(self, name: str, source: str | None = None) -> list[IndexEntry]:
-        """Every version of the servers called ``name`` (full name, or the part after '/').
+        """Every version of the servers called ``name`` (full name, the part after '/', or
+        the name of a package it installs, as users know it: ``mcp-server-git``).
 
-        An exact full-name match wins over short-name matches. Newest versions come first.
+        An exact full-name match wins over short-name matches, and those over package names.
+        Newest versions come first.
         """
+        package = ("EXISTS (SELECT 1 FROM json_each(document, '$.packages') AS p"
+                   " WHERE json_extract(p.value, '$.identifier') = ?)")
         with self._connect() as conn:
-            for column, value in (("name", name), ("short_name", name.lower())):
+            for where, value in (("name = ?", name), ("short_name = ?", name.lower()),
+                                 (package, name)):
                 sql = (
                     "SELECT source, name, version, is_latest, location, document, readme,"
-                    f" synced_at FROM manifests WHERE {column} = ?"
+                    f" synced_at FROM manifests WHERE {where}"
                 )
                 params: list[Any] = [value]
                 if source is not None:

@@ -57,19 +57,29 @@ class MountTable:
 
         :raises ConfigError: the id or the entry is not a valid mount.
         """
-        if not MOUNT_ID_RE.fullmatch(mount_id):
-            raise ConfigError(str(self.path), [
-                f"mount id {mount_id!r} must match {MOUNT_ID_RE.pattern}"
-            ])
-        clean = {k: v for k, v in entry.items() if v not in (None, [], {})}
-        try:
-            MountConfig.model_validate({"id": mount_id, **clean})
-        except ValidationError as exc:
-            problems = [f"servers.{mount_id}.{p}" for p in format_errors(exc)]
-            raise ConfigError(str(self.path), problems) from exc
+        self.put_many({mount_id: entry})
+
+    def put_many(self, entries: dict[str, dict[str, Any]]) -> None:
+        """Add or replace several entries in one write; none is written if one is invalid.
+
+        :raises ConfigError: an id or an entry is not a valid mount.
+        """
+        cleaned = {}
+        for mount_id, entry in entries.items():
+            if not MOUNT_ID_RE.fullmatch(mount_id):
+                raise ConfigError(str(self.path), [
+                    f"mount id {mount_id!r} must match {MOUNT_ID_RE.pattern}"
+                ])
+            clean = {k: v for k, v in entry.items() if v not in (None, [], {})}
+            try:
+                MountConfig.model_validate({"id": mount_id, **clean})
+            except ValidationError as exc:
+                problems = [f"servers.{mount_id}.{p}" for p in format_errors(exc)]
+                raise ConfigError(str(self.path), problems) from exc
+            cleaned[mount_id] = clean
         with state_lock(self.path):
             servers = self.entries()
-            servers[mount_id] = clean
+            servers.update(cleaned)
             self._write(servers)
 
     def remove(self, mount_id: str) -> bool:

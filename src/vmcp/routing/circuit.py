@@ -28,12 +28,19 @@ class CircuitSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: false: calls are never refused by the breaker
     enabled: bool = True
+    #: consecutive failures that open the circuit
     failure_threshold: int = Field(5, ge=1)
+    #: failed fraction of calls in the window that opens it
     failure_rate: float = Field(0.5, gt=0, le=1)
+    #: calls in the window before ``failure_rate`` counts
     min_requests: int = Field(10, ge=1)
+    #: the window failures are counted in
     window_seconds: float = Field(30.0, gt=0)
+    #: how long an open circuit refuses calls before probing
     open_seconds: float = Field(10.0, gt=0)
+    #: calls let through to probe a half-open circuit
     half_open_probes: int = Field(1, ge=1)
 
 

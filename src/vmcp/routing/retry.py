@@ -26,12 +26,17 @@ class RetrySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: tries in all, the first included
     attempts: int = Field(3, ge=1, le=10)
+    #: seconds before the first retry; grows exponentially
     initial_backoff: float = Field(0.05, ge=0)
+    #: longest wait between tries
     max_backoff: float = Field(1.0, ge=0)
     #: retries allowed as a fraction of recent requests (plus ``min_retries_per_window``)
     budget_ratio: float = Field(0.2, ge=0, le=1)
+    #: retries always allowed per budget window
     min_retries_per_window: int = Field(10, ge=0)
+    #: the window the retry budget is counted in
     budget_window_seconds: float = Field(10.0, gt=0)
     #: tools that are safe to repeat, by exact name as the backend names them
     idempotent_tools: list[str] = Field(default_factory=list)

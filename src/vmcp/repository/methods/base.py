@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -20,6 +21,8 @@ class InstallMethod(ABC):
 
     def __init__(self, manifest: ServerManifest) -> None:
         self.manifest = manifest
+        #: values the user gave for the package's arguments (``--arg NAME=VALUE``)
+        self.argument_values: dict[str, str] = {}
 
     @abstractmethod
     def unavailable(self) -> str | None:
@@ -44,15 +47,43 @@ class InstallMethod(ABC):
         """The environment variables the server reads."""
         return []
 
+    def arguments(self) -> list[Argument]:
+        """The command-line arguments of the package (some may need a value from the user)."""
+        return []
 
-def render_arguments(arguments: list[Argument]) -> list[str]:
-    """Command-line words for a manifest's argument list.
+    def missing_arguments(self) -> list[Argument]:
+        """The required arguments that have no value yet, from the manifest or the user."""
+        return missing_arguments(self.arguments(), self.argument_values)
 
-    :raises InstallError: a required argument has neither a value nor a default.
+
+def argument_key(arg: Argument) -> str:
+    """The NAME a user gives an argument's value by (``--arg NAME=VALUE``): its value hint,
+    or its flag without dashes."""
+    return arg.value_hint or (arg.name or "").lstrip("-") or "value"
+
+
+def _value_of(arg: Argument, values: Mapping[str, str]) -> str | None:
+    if arg.value is not None:
+        return arg.value
+    return values.get(argument_key(arg), arg.default)
+
+
+def missing_arguments(arguments: list[Argument], values: Mapping[str, str]) -> list[Argument]:
+    """The required arguments of ``arguments`` that neither the manifest nor ``values``
+    give a value."""
+    return [arg for arg in arguments if arg.is_required and _value_of(arg, values) is None]
+
+
+def render_arguments(arguments: list[Argument],
+                     values: Mapping[str, str] | None = None) -> list[str]:
+    """Command-line words for a manifest's argument list, with the user's ``values``.
+
+    :raises InstallError: a required argument has no value from anywhere.
     """
+    values = values or {}
     words: list[str] = []
     for arg in arguments:
-        value = arg.value if arg.value is not None else arg.default
+        value = _value_of(arg, values)
         if arg.type == "named":
             if not arg.name:
                 raise InstallError("a named argument has no name")
@@ -62,8 +93,8 @@ def render_arguments(arguments: list[Argument]) -> list[str]:
         elif value is not None:
             words.append(value)
         elif arg.is_required:
-            hint = arg.value_hint or "positional"
-            raise InstallError(f"argument <{hint}> needs a value the manifest does not give")
+            raise InstallError(f"argument <{argument_key(arg)}> needs a value: "
+                               f"pass --arg {argument_key(arg)}=VALUE")
     return words
 
 

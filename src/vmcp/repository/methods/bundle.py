@@ -10,8 +10,13 @@ from typing import Any
 from vmcp.repository.archive import extract_zip, verify_sha256
 from vmcp.repository.errors import InstallError
 from vmcp.repository.installed import Launch, Variable
-from vmcp.repository.manifest import Package, ServerManifest
-from vmcp.repository.methods.base import InstallMethod, check_command, to_variables
+from vmcp.repository.manifest import Argument, Package, ServerManifest
+from vmcp.repository.methods.base import (
+    InstallMethod,
+    check_command,
+    render_arguments,
+    to_variables,
+)
 from vmcp.repository.net import FetchError, get_bytes
 
 MAX_BUNDLE_BYTES = 512 * 1024 * 1024
@@ -43,6 +48,10 @@ class BundleMethod(InstallMethod):
         """The bundle's environment variables, as the manifest lists them."""
         return to_variables(self.package.environment_variables)
 
+    def arguments(self) -> list[Argument]:
+        """The manifest's package arguments (after the command)."""
+        return list(self.package.package_arguments)
+
     def steps(self, target: Path) -> list[str]:
         """Download, check, unpack."""
         return [
@@ -68,6 +77,7 @@ class BundleMethod(InstallMethod):
         if not command:
             raise InstallError("the bundle's manifest.json gives no server command")
         args = [_expand(str(a), dirname) for a in config.get("args", [])]
+        args += render_arguments(self.package.package_arguments, self.argument_values)
         launch = check_command(command, args)
         env = config.get("env", {})
         fixed = [

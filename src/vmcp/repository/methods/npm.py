@@ -9,7 +9,7 @@ from pathlib import Path
 from vmcp.repository.archive import verify_sha256
 from vmcp.repository.errors import InstallError
 from vmcp.repository.installed import Launch, Variable
-from vmcp.repository.manifest import Package, ServerManifest
+from vmcp.repository.manifest import Argument, Package, ServerManifest
 from vmcp.repository.methods.base import (
     InstallMethod,
     check_command,
@@ -50,6 +50,10 @@ class NpmMethod(InstallMethod):
     def variables(self) -> list[Variable]:
         """The package's environment variables."""
         return to_variables(self.package.environment_variables)
+
+    def arguments(self) -> list[Argument]:
+        """The manifest's package arguments (after the command)."""
+        return list(self.package.package_arguments)
 
     @property
     def spec(self) -> str:
@@ -98,7 +102,7 @@ class NpmMethod(InstallMethod):
             await run_command(command, cwd=target)
         node = target / "node"
         name = self._bin_name(node)
-        args = render_arguments(self.package.package_arguments)
+        args = render_arguments(self.package.package_arguments, self.argument_values)
         return check_command(str(node / "node_modules" / ".bin" / name), args)
 
     def _bin_name(self, node: Path) -> str:

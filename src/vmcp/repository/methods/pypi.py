@@ -11,7 +11,7 @@ from pathlib import Path
 
 from vmcp.repository.errors import InstallError
 from vmcp.repository.installed import Launch, Variable
-from vmcp.repository.manifest import Package, ServerManifest
+from vmcp.repository.manifest import Argument, Package, ServerManifest
 from vmcp.repository.methods.base import (
     InstallMethod,
     check_command,
@@ -60,6 +60,10 @@ class PypiMethod(InstallMethod):
     def variables(self) -> list[Variable]:
         """The package's environment variables."""
         return to_variables(self.package.environment_variables)
+
+    def arguments(self) -> list[Argument]:
+        """The manifest's package arguments (after the command)."""
+        return list(self.package.package_arguments)
 
     @property
     def requirement(self) -> str:
@@ -116,7 +120,7 @@ class PypiMethod(InstallMethod):
             await run_command(command)
         venv = target / "venv"
         script = self._console_script(venv)
-        args = render_arguments(self.package.package_arguments)
+        args = render_arguments(self.package.package_arguments, self.argument_values)
         return check_command(str(_bin_dir(venv) / script), args)
 
     def _console_script(self, venv: Path) -> str:

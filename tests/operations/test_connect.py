@@ -1,0 +1,113 @@
+"""``vmcp connect``: stdio clients sharing one long-running gateway, started the way Claude
+Desktop starts servers (small PATH, in ``/``, only the entry's env)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import mcp.types as types
+import pytest
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from ops_harness import ALPHA, REPLICA, Home, backend
+
+EVENT_TIMEOUT = 20.0
+
+
+def _client_add(home: Home, user_home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**home.env(), "HOME": str(user_home)}
+    return subprocess.run([sys.executable, "-m", "vmcp", "client", "add", "claude-desktop",
+                           *args], env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+@pytest.mark.anyio
+async def test_two_stdio_clients_share_one_gateway(home: Home, tmp_path: Path) -> None:
+    home.write({"gateway": {"fronts": ["http"], "shutdown_grace": 2.0},
+                "transports.http": {"port": 0},
+                "servers.alpha": backend(ALPHA),
+                "servers.replica": backend(REPLICA, enabled=False)})
+    started = home.vmcp("start", "-d")
+    assert started.returncode == 0, started.stderr
+
+    added = _client_add(home, tmp_path)
+    assert added.returncode == 0, added.stderr
+    assert "relays to the gateway running at http://127.0.0.1:" in added.stdout
+    config = tmp_path / ".config" / "Claude" / "claude_desktop_config.json"
+    entry = json.loads(config.read_text())["mcpServers"]["vmcp"]
+    assert entry["args"] == ["connect"]
+    spawned = json.loads(_client_add(home, tmp_path, "--spawn", "--print").stdout)
+    assert spawned["mcpServers"]["vmcp"]["args"] == ["start"]
+
+    params = StdioServerParameters(command=entry["command"], args=entry["args"],
+                                   env={"PATH": "/usr/bin:/bin", **entry["env"]}, cwd="/")
+    changed = anyio.Event()
+
+    async def on_message(message: object) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            changed.set()
+
+    with (tmp_path / "bridges.log").open("w") as errlog, anyio.fail_after(60):
+        async with (
+            stdio_client(params, errlog=errlog) as (read1, write1),
+            ClientSession(read1, write1, message_handler=on_message) as first,
+            stdio_client(params, errlog=errlog) as (read2, write2),
+            ClientSession(read2, write2) as second,
+        ):
+            await first.initialize()
+            await second.initialize()
+            echoed = await first.call_tool("alpha__echo", {"text": "one"})
+            assert echoed.content[0].text == "alpha: one"  # type: ignore[union-attr]
+            echoed = await second.call_tool("alpha__echo", {"text": "two"})
+            assert echoed.content[0].text == "alpha: two"  # type: ignore[union-attr]
+            status = await anyio.to_thread.run_sync(home.cli_json, "status")
+            assert status["sessions"] == 2
+
+            # The one gateway's control commands reach every client behind a bridge.
+            mounted = await anyio.to_thread.run_sync(home.cli, "mount", "replica")
+            assert mounted.exit_code == 0, mounted.stderr
+            with anyio.fail_after(EVENT_TIMEOUT):
+                await changed.wait()
+            names = {tool.name for tool in (await first.list_tools()).tools}
+            assert "replica__whoami" in names
+    stopped = home.vmcp("stop")
+    assert stopped.returncode == 0, stopped.stderr
+
+
+def test_connect_without_a_gateway_says_what_to_do(home: Home) -> None:
+    done = subprocess.run([sys.executable, "-m", "vmcp", "connect"], env=home.env(),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 1
+    assert "no gateway is running with this home" in done.stderr
+    assert "vmcp start -d -t http" in done.stderr
+    assert not list(home.path.iterdir())
+
+
+@pytest.mark.anyio
+async def test_a_second_stdio_gateway_says_what_it_does(home: Home, tmp_path: Path) -> None:
+    home.write({"servers.alpha": backend(ALPHA)})
+    params = StdioServerParameters(command=sys.executable, args=["-m", "vmcp", "start"],
+                                   env=home.env())
+    second_log = tmp_path / "second.log"
+    with (tmp_path / "first.log").open("w") as first_err, second_log.open("w") as second_err, \
+            anyio.fail_after(60):
+        async with (
+            stdio_client(params, errlog=first_err) as (read1, write1),
+            ClientSession(read1, write1) as first,
+        ):
+            await first.initialize()
+            async with (
+                stdio_client(params, errlog=second_err) as (read2, write2),
+                ClientSession(read2, write2) as second,
+            ):
+                await second.initialize()
+                echoed = await second.call_tool("alpha__echo", {"text": "x"})
+                assert echoed.content[0].text == "alpha: x"  # type: ignore[union-attr]
+    text = " ".join(second_log.read_text().split())
+    assert "a gateway is already running with this home" in text
+    assert "serves only the client that started it, with backends of its own" in text
+    assert "vmcp start -d -t http" in text and "vmcp connect" in text
