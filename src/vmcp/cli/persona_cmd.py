@@ -88,6 +88,8 @@ def _describe(persona: Persona) -> list[str]:
     lines.append(f"  created:     {persona.created.isoformat()}")
     lines.append(f"  modified:    {persona.modified.isoformat()}")
     lines.append(f"  read-only:   {'yes' if persona.read_only else 'no'}")
+    if persona.confirm_destructive:
+        lines.append("  confirm:     destructive tools on every server")
     if persona.tool_exposure is not None:
         lines.append(f"  tools shown: {persona.tool_exposure}")
     if not persona.servers:
@@ -104,6 +106,8 @@ def _describe(persona: Persona) -> list[str]:
             lines.append(f"      {label}: allow {allowed}{denied}")
         if rules.confirm_tools:
             lines.append(f"      confirm tools: {', '.join(rules.confirm_tools)}")
+        if rules.confirm_destructive:
+            lines.append("      confirm destructive tools")
     return lines
 
 
@@ -223,6 +227,32 @@ def read_only_command(state: str, server: str | None) -> None:
 
     _change(name, apply)
     click.echo(f"{name}: read-only {state}" + (f" for {server}" if server else ""))
+
+
+@scoped_group.command("confirm-destructive")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@click.option("--server", help="Only this enabled server (default: the whole persona).")
+def confirm_destructive_command(state: str, server: str | None) -> None:
+    """Ask the caller before every call of a tool that may be destructive.
+
+    On a mount with trusted = true, that is every tool its server does not annotate with
+    readOnlyHint = true or destructiveHint = false (overrides' annotations count). An
+    untrusted mount's annotations are not believed: there, every tool except those the
+    mount lists in read_only_tools is asked about. Asking works as for confirm-tool.
+    """
+    name = _persona_name()
+    value = state == "on"
+
+    def apply(persona: Persona) -> None:
+        if server is None:
+            persona.confirm_destructive = value
+        elif server not in persona.servers:
+            raise PersonaError(f"server {server!r} is not enabled for persona {name!r}")
+        else:
+            persona.servers[server].confirm_destructive = value
+
+    _change(name, apply)
+    click.echo(f"{name}: confirm destructive tools {state}" + (f" for {server}" if server else ""))
 
 
 @scoped_group.command("tool-exposure")
