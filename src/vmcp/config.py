@@ -88,6 +88,9 @@ class GatewaySettings(_Model):
     tool_exposure: Literal["all", "search", "auto"] = "all"
     #: with tool_exposure = "auto", more visible tools than this switch a caller to search
     search_threshold: int = Field(40, ge=0)
+    #: with tool_exposure = "auto", a visible tool list estimated at more tokens than this
+    #: (a token per four characters of its JSON) switches a caller to search too
+    search_token_threshold: int = Field(10_000, ge=0)
 
     @field_validator("separator")
     @classmethod

@@ -55,13 +55,16 @@ async def test_search_mode_shows_meta_tools_that_find_describe_and_call(
             await session.call_tool("vmcp__search_tools", {"query": ""})
 
 
-@pytest.mark.parametrize(("threshold", "searching"), [(10, True), (100, False)])
-async def test_auto_mode_switches_above_the_threshold(
+@pytest.mark.parametrize(("threshold", "token_threshold", "searching"), [
+    (10, 100_000, True), (100, 100_000, False), (100, 100, True)])
+async def test_auto_mode_switches_above_the_thresholds(
     make_gateway: Callable[..., Gateway], two_backends: dict[str, dict[str, Any]],
-    threshold: int, searching: bool,
+    threshold: int, token_threshold: int, searching: bool,
 ) -> None:
+    """23 tools of some hundreds of estimated tokens: above a count or a token threshold."""
     gateway = make_gateway(two_backends,
-                           {"tool_exposure": "auto", "search_threshold": threshold})
+                           {"tool_exposure": "auto", "search_threshold": threshold,
+                            "search_token_threshold": token_threshold})
     async with gateway.connect() as session:
         names = [tool.name for tool in await all_tools(session)]
         assert (names == META) is searching

@@ -2,7 +2,8 @@
 
 ``[gateway] tool_exposure`` (or a persona's own ``tool_exposure``) chooses what ``tools/list``
 shows a caller: ``all`` every tool it may see, ``search`` the three meta-tools, ``auto`` the
-meta-tools once it may see more than ``[gateway] search_threshold`` tools. The tools stay
+meta-tools once it may see more than ``[gateway] search_threshold`` tools or tools estimated
+at more than ``search_token_threshold`` tokens (:func:`estimated_tokens`). The tools stay
 callable by their exposed names in every mode.
 
 The index is an in-memory SQLite FTS5 table over the exposed name, title, description and
@@ -37,6 +38,12 @@ WEIGHTS = (8.0, 4.0, 1.0, 2.0)
 
 _WORD_RE = re.compile(r"[A-Za-z0-9]+")
 _CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def estimated_tokens(tool: dict[str, Any]) -> int:
+    """About how many tokens a tool's definition costs a model: one per four characters of
+    its compact JSON (the usual rule of thumb for English text and JSON)."""
+    return len(json.dumps(tool, separators=(",", ":"), ensure_ascii=False)) // 4
 
 
 def _words(text: str) -> str:
@@ -119,6 +126,9 @@ class ToolSearch:
         self._call_name = f"{META_PREFIX}{separator}{CALL}"
         self._db: sqlite3.Connection | None = None
         self._indexed: Namespace | None = None
+        #: id of a tool of ``_sized`` -> its estimated tokens
+        self._tokens: dict[int, int] = {}
+        self._sized: Namespace | None = None
 
     # -- what tools/list shows ---------------------------------------------------------------
 
@@ -132,16 +142,27 @@ class ToolSearch:
                 return persona.tool_exposure
         return self.gateway.config.gateway.tool_exposure
 
-    def searching(self, caller: Caller, visible_tools: int) -> bool:
-        """True when ``caller`` is shown the meta-tools instead of its tools."""
+    def searching(self, caller: Caller, tools: list[dict[str, Any]]) -> bool:
+        """True when ``caller``, who may see ``tools``, is shown the meta-tools instead."""
         mode = self.mode(caller)
         if mode == "auto":
-            return visible_tools > self.gateway.config.gateway.search_threshold
+            settings = self.gateway.config.gateway
+            return len(tools) > settings.search_threshold \
+                or self.tokens(tools) > settings.search_token_threshold
         return mode == "search"
+
+    def tokens(self, tools: list[dict[str, Any]]) -> int:
+        """The estimated tokens of ``tools`` (tools of the current namespace)."""
+        namespace = self.gateway.namespace
+        if self._sized is not namespace:
+            self._tokens = {id(tool): estimated_tokens(tool) for tool in namespace.tool_list}
+            self._sized = namespace
+        known = self._tokens
+        return sum(known.get(id(tool)) or estimated_tokens(tool) for tool in tools)
 
     def shown(self, caller: Caller, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """What ``tools/list`` shows ``caller``, given the tools it may see."""
-        return self.meta_list if self.searching(caller, len(tools)) else tools
+        return self.meta_list if self.searching(caller, tools) else tools
 
     # -- the meta-tools ----------------------------------------------------------------------
 
