@@ -91,6 +91,9 @@ class GatewaySettings(_Model):
     #: with tool_exposure = "auto", a visible tool list estimated at more tokens than this
     #: (a token per four characters of its JSON) switches a caller to search too
     search_token_threshold: int = Field(10_000, ge=0)
+    #: when a caller is shown the search meta-tools, up to this many tools it described
+    #: (the latest) join its tools/list, announced with list_changed; 0: none
+    promote_tools: int = Field(0, ge=0, le=1000)
 
     @field_validator("separator")
     @classmethod

@@ -259,8 +259,8 @@ def confirm_destructive_command(state: str, server: str | None) -> None:
 @click.argument("mode", type=click.Choice(["all", "search", "auto", "default"]))
 def tool_exposure_command(mode: str) -> None:
     """What tools/list shows the persona: every tool (all), the search meta-tools (search),
-    the meta-tools above [gateway] search_threshold tools (auto), or the gateway's
-    tool_exposure (default)."""
+    the meta-tools above [gateway] search_threshold tools or search_token_threshold
+    estimated tokens (auto), or the gateway's tool_exposure (default)."""
     name = _persona_name()
     _change(name, lambda p: setattr(p, "tool_exposure", None if mode == "default" else mode))
     click.echo(f"{name}: tool exposure {mode}")

@@ -6,6 +6,10 @@ meta-tools once it may see more than ``[gateway] search_threshold`` tools or too
 at more than ``search_token_threshold`` tokens (:func:`estimated_tokens`). The tools stay
 callable by their exposed names in every mode.
 
+With ``[gateway] promote_tools = N``, the last N tools a searching session described join
+its ``tools/list`` after the meta-tools, and the session is sent ``tools/list_changed``, so a
+client that refreshes can call them as usual.
+
 The index is an in-memory SQLite FTS5 table over the exposed name, title, description and
 parameter names of every tool in the namespace, ranked by BM25; it is built at the first
 search after the namespace changed. Results are filtered by the caller's visibility, so a tool
@@ -126,6 +130,8 @@ class ToolSearch:
         self._call_name = f"{META_PREFIX}{separator}{CALL}"
         self._db: sqlite3.Connection | None = None
         self._indexed: Namespace | None = None
+        #: session id -> the exposed names of its promoted tools, oldest first
+        self._promoted: dict[str, dict[str, None]] = {}
         #: id of a tool of ``_sized`` -> its estimated tokens
         self._tokens: dict[int, int] = {}
         self._sized: Namespace | None = None
@@ -162,7 +168,32 @@ class ToolSearch:
 
     def shown(self, caller: Caller, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """What ``tools/list`` shows ``caller``, given the tools it may see."""
-        return self.meta_list if self.searching(caller, tools) else tools
+        if not self.searching(caller, tools):
+            return tools
+        promoted = self._promoted.get(caller.session_id)
+        if not promoted:
+            return self.meta_list
+        return self.meta_list + [tool for tool in tools if tool["name"] in promoted]
+
+    def _promote(self, session: FrontSession, tools: list[dict[str, Any]]) -> None:
+        """Promote the described ``tools`` into ``session``'s list; announce a change."""
+        limit = self.gateway.config.gateway.promote_tools
+        caller = session.caller
+        if not limit or not tools or (self.mode(caller) == "auto" and not self.searching(
+                caller, self._visible_list(caller))):
+            return
+        sessions = self.gateway.sessions
+        for gone in [sid for sid in self._promoted if sid not in sessions]:
+            del self._promoted[gone]
+        promoted = self._promoted.setdefault(session.session_id, {})
+        before = set(promoted)
+        for tool in tools:
+            promoted.pop(tool["name"], None)
+            promoted[tool["name"]] = None
+        while len(promoted) > limit:
+            del promoted[next(iter(promoted))]
+        if set(promoted) != before:
+            session.send(jsonrpc.notification("notifications/tools/list_changed"))
 
     # -- the meta-tools ----------------------------------------------------------------------
 
@@ -197,8 +228,10 @@ class ToolSearch:
             return params
         inner = self.unwrap(params)
         if inner is None:
-            session.send(jsonrpc.result(request_id, self.call(session.caller, params)),
-                         request_id)
+            result = self.call(session.caller, params)
+            session.send(jsonrpc.result(request_id, result), request_id)
+            if params["name"].endswith(DESCRIBE):
+                self._promote(session, result["structuredContent"]["tools"])
         return inner
 
     def unwrap(self, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -245,6 +278,15 @@ class ToolSearch:
             if len(found) == limit:
                 break
         return found
+
+    def _visible_list(self, caller: Caller) -> list[dict[str, Any]]:
+        namespace = self.gateway.namespace
+        visible = self.gateway.visible
+        if visible is None:
+            return namespace.tool_list
+        return [tool for tool, (mount_id, name) in zip(
+            namespace.tool_list, namespace.list_routes["tools"], strict=True)
+            if visible(caller, mount_id, "tool", name)]
 
     def _visible_tools(self, caller: Caller, names: list[str]) -> dict[str, dict[str, Any]]:
         namespace = self.gateway.namespace
