@@ -94,6 +94,10 @@ class GatewaySettings(_Model):
     #: when a caller is shown the search meta-tools, up to this many tools it described
     #: (the latest) join its tools/list, announced with list_changed; 0: none
     promote_tools: int = Field(0, ge=0, le=1000)
+    #: keep every mount's last good lists on disk and serve them while its backend starts
+    warm_catalog: bool = True
+    #: seconds a mount that lost its backend keeps its lists while it is restarted
+    flap_grace: float = Field(30.0, ge=0)
 
     @field_validator("separator")
     @classmethod

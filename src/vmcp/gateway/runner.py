@@ -48,13 +48,16 @@ async def serve(
     servers: list[asyncio.Task[None]] = []
     try:
         async with runtime:
+            starting = loop.create_task(gateway.start(alongside=runtime.start_metrics))
             try:
-                await gateway.start(alongside=runtime.start_metrics)
-                runtime.gateway_started()
-                # What start-up built (modules, schemas, mounts) lives as long as the process:
-                # keep it out of later full collections, which would walk all of it each time
-                # (one took 35 ms, stalling every call in flight, at 128 HTTP clients).
-                gc.freeze()
+                # The fronts open once the mounts are up, or at once on a warm catalog.
+                warm = loop.create_task(gateway.warm.ready.wait())
+                try:
+                    await asyncio.wait([starting, warm], return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    warm.cancel()
+                if starting.done():
+                    starting.result()
                 servers = [
                     loop.create_task(
                         transport.serve(gateway, settings[name], partial(_ready, runtime, name)),
@@ -62,6 +65,12 @@ async def serve(
                     )
                     for name, transport in transports.items()
                 ]
+                await starting
+                runtime.gateway_started()
+                # What start-up built (modules, schemas, mounts) lives as long as the process:
+                # keep it out of later full collections, which would walk all of it each time
+                # (one took 35 ms, stalling every call in flight, at 128 HTTP clients).
+                gc.freeze()
                 stopping = loop.create_task(runtime.stop.wait())
                 try:
                     done, _ = await asyncio.wait([*servers, stopping],
@@ -77,9 +86,9 @@ async def serve(
                              gateway.config.gateway.shutdown_grace)
                     await runtime.drain(gateway.config.gateway.shutdown_grace)
             finally:
-                for task in servers:
+                for task in (starting, *servers):
                     task.cancel()
-                await asyncio.gather(*servers, return_exceptions=True)
+                await asyncio.gather(starting, *servers, return_exceptions=True)
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(gateway.stop(),
                                            gateway.config.gateway.shutdown_grace + 10)

@@ -352,6 +352,10 @@ class FrontSession:
         mount = gateway.mounts.get(mount_id)
         if mount is None:
             raise RpcError(BACKEND_UNAVAILABLE, f"Backend {mount_id!r} is unavailable")
+        if gateway.warm.waits_for(mount):  # listed from the warm catalog, not up yet
+            gateway.warm.route_later(self, request_id, mount, partial(
+                self._route, request_id, mount_id, method, params, mapper))
+            return
         limit = mount.config.max_in_flight
         if limit is not None and mount.in_flight >= limit:
             if len(mount.waiting) >= mount.config.max_queue:
