@@ -31,6 +31,7 @@ def targets(results: Results) -> list[dict[str, Any]]:
     lists = _ok(s, "tools_list", "targets") or {}
     session = _ok(s, "memory", "per_session", "per_session_kib")
     start = _ok(s, "startup", "targets") or {}
+    warm = _ok(s, "warmstart", "targets") or {}
     crowd = _ok(s, "overload", "levels") or {}
     top = crowd.get(str(_ok(s, "overload", "top_clients")), {})
     direct_tput = stdio.get("direct", {}).get("calls_per_s")
@@ -74,7 +75,14 @@ def targets(results: Results) -> list[dict[str, Any]]:
                     start.get("direct", {}).get("seconds")), 1.2, "<=", "x",
              f"gateway alone {start.get('gateway_empty', {}).get('seconds')} s; "
              f"{together}x of the backends started together without it"),
+        made(f"first tools/list with {_ok(s, 'warmstart', 'mounts')} slow mounts, warm catalog",
+             _ms(_seconds_us(warm.get("warm", {}).get("seconds"))), 100.0, "<=", "ms",
+             f"spawn to answer, every mount's tools; cold {warm.get('cold', {}).get('seconds')} s"),
     ]
+
+
+def _seconds_us(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1_000_000
 
 
 def _ms(micros: float | None) -> float | None:
@@ -165,6 +173,9 @@ def render(results: Results) -> str:
     out += _section("tools/list", s.get("tools_list"), lists)
     out += _section("memory", s.get("memory"), memory)
     out += _section("start-up", s.get("startup"), startup)
+    out += _section("warm start", s.get("warmstart"), lambda r: _table(
+        [f"first tools/list, {r['mounts']} mounts", "seconds"],
+        [[name, t["seconds"]] for name, t in r["targets"].items()]))
     out.append("targets")
     rows = []
     for t in results["targets"]:

@@ -269,7 +269,7 @@ class Gateway:
             self._opening.connecting += sum(len(m.replicas) for m in mounts)
         if self.warm.warm_up(mounts):
             self._rebuild()
-            self.warm.ready.set()  # the fronts may open now, on the remembered lists
+            await self.warm.open()  # the fronts may open now, on the remembered lists
         remembered = self.namespace
         await asyncio.gather(*(self._bring_up(m) for m in mounts))
         await self._refuse_collisions()

@@ -20,6 +20,9 @@ from vmcp.transports.netsec import refuse_public_bind
 
 log = logging.getLogger("vmcp.gateway")
 
+#: seconds the backends' start may wait for the fronts to listen (on a warm catalog)
+FRONTS_FIRST_WAIT = 1.0
+
 
 def _announce(name: str, where: str) -> None:
     # Tests and tools read this line from stderr to learn the real address (port 0).
@@ -48,24 +51,33 @@ async def serve(
     servers: list[asyncio.Task[None]] = []
     try:
         async with runtime:
-            starting = loop.create_task(gateway.start(alongside=runtime.start_metrics))
+            listening = asyncio.Event()
+
+            def ready(name: str, where: str) -> None:
+                _ready(runtime, name, where)
+                if None not in runtime.state.fronts.values():
+                    listening.set()
+
+            def open_fronts() -> None:
+                if not servers:
+                    servers.extend(
+                        loop.create_task(transport.serve(gateway, settings[name],
+                                                         partial(ready, name)),
+                                         name=f"front:{name}")
+                        for name, transport in transports.items())
+
+            async def open_fronts_first() -> None:
+                # On a warm catalog: the fronts listen before any backend is spawned, so the
+                # first requests are not queued behind ten process start-ups.
+                open_fronts()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(listening.wait(), FRONTS_FIRST_WAIT)
+
             try:
                 # The fronts open once the mounts are up, or at once on a warm catalog.
-                warm = loop.create_task(gateway.warm.ready.wait())
-                try:
-                    await asyncio.wait([starting, warm], return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    warm.cancel()
-                if starting.done():
-                    starting.result()
-                servers = [
-                    loop.create_task(
-                        transport.serve(gateway, settings[name], partial(_ready, runtime, name)),
-                        name=f"front:{name}",
-                    )
-                    for name, transport in transports.items()
-                ]
-                await starting
+                gateway.warm.on_ready = open_fronts_first
+                await gateway.start(alongside=runtime.start_metrics)
+                open_fronts()
                 runtime.gateway_started()
                 # What start-up built (modules, schemas, mounts) lives as long as the process:
                 # keep it out of later full collections, which would walk all of it each time
@@ -86,9 +98,9 @@ async def serve(
                              gateway.config.gateway.shutdown_grace)
                     await runtime.drain(gateway.config.gateway.shutdown_grace)
             finally:
-                for task in (starting, *servers):
+                for task in servers:
                     task.cancel()
-                await asyncio.gather(starting, *servers, return_exceptions=True)
+                await asyncio.gather(*servers, return_exceptions=True)
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(gateway.stop(),
                                            gateway.config.gateway.shutdown_grace + 10)

@@ -8,7 +8,7 @@ not kept.
 
 At start-up a mount with a kept catalog is *warm*: its remembered lists are in the
 namespace at once, through the same overrides, pins and persona filters as live ones. When
-every mount is warm, the fronts open before any backend is up (:attr:`WarmCatalog.ready`);
+every mount is warm, the fronts open before any backend is up (:attr:`WarmCatalog.on_ready`);
 once they are all up, the live lists replace the remembered ones and clients hear
 ``list_changed`` for what differs. A call for a warm mount waits until it is up, at most its
 start-up timeout, then fails with a "still starting" error, never "unknown tool".
@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from vmcp.cache.keys import fingerprint
@@ -52,8 +52,9 @@ class WarmCatalog:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.folder = vmcp_home() / "catalog"
-        #: set when every configured mount is warm: the fronts may open before the backends
-        self.ready = asyncio.Event()
+        #: awaited once every configured mount is warm, before any backend is spawned: the
+        #: fronts may open now (``vmcp start`` opens them here)
+        self.on_ready: Callable[[], Awaitable[None]] | None = None
         #: mount id -> the text last written for it
         self._saved: dict[str, str] = {}
         #: mount id -> set when that mount comes up or fails
@@ -69,11 +70,16 @@ class WarmCatalog:
 
     def warm_up(self, mounts: list[Mount]) -> bool:
         """Give each starting mount its kept lists; True when every one had some (the
-        namespace may then be built, and :attr:`ready` set)."""
+        namespace may then be built, then :meth:`open` called)."""
         if not self.enabled or not mounts:
             return False
         warm = [self._load(mount) for mount in mounts]
         return all(warm)
+
+    async def open(self) -> None:
+        """The namespace holds every mount's kept lists: let the fronts open."""
+        if self.on_ready is not None:
+            await self.on_ready()
 
     def _load(self, mount: Mount) -> bool:
         path = self.folder / f"{mount.mount_id}.json"
