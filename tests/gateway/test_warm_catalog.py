@@ -29,6 +29,7 @@ from gateway_harness import (
 )
 from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
+from test_personas import PersonaGateway, make_personas
 
 pytestmark = pytest.mark.anyio
 
@@ -159,3 +160,25 @@ async def test_without_a_grace_period_a_lost_backend_leaves_the_lists(tmp_path: 
             await release(gate)  # back: the tools return, announced again
             await notes.wait_for_type(types.ToolListChangedNotification, 2)
             assert "alpha__echo" in await names(session)
+
+
+async def test_the_warm_catalog_keeps_to_each_personas_view(tmp_path: Path) -> None:
+    """coder sees alpha's echo, add and t* only, from the warm catalog too; a hidden tool of
+    a starting mount is unknown at once (it does not wait)."""
+    home = tmp_path / "home"
+    make_personas(home)
+    gate = make_gate(tmp_path)
+    config = write_config(tmp_path / "config" / "vmcp.toml",
+                          {"alpha": gated(gate, ALPHA), "beta": backend(BETA)})
+    first = Gateway(home=home, config=config, log=tmp_path / "first.log")
+    async with anyio.create_task_group() as group:
+        group.start_soon(release, gate)
+        async with first.connect() as session:
+            assert "alpha__crash" in await names(session)
+    coder = PersonaGateway(home=home, config=config, log=tmp_path / "coder.log",
+                           persona="coder")
+    async with coder.connect() as session:
+        assert await names(session) == ["alpha__echo", "alpha__add", "alpha__touch"]
+        with pytest.raises(MCPError, match="Unknown tool: alpha__crash"):
+            await session.call_tool("alpha__crash", {})
+        assert texts(await call_while_releasing(session, gate)) == ["alpha: hi"]
