@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = ("stdio", "http", "overload", "tools_list", "memory", "startup")
+SCENARIOS = ("stdio", "http", "overload", "tools_list", "memory", "startup", "warmstart")
 
 
 def _http_available() -> bool:
@@ -60,6 +60,8 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
         assert scenarios["tools_list"]["targets"][name]["p50_us"] > 0
     for name in ("direct", "gateway_empty", "gateway_one", "gateway_all"):
         assert scenarios["startup"]["targets"][name]["seconds"] > 0
+    for name in ("cold", "warm"):
+        assert scenarios["warmstart"]["targets"][name]["seconds"] > 0
     assert scenarios["memory"]["per_mount"]["rss_one_mount_kib"] > 0
     if http:
         levels = scenarios["http"]["levels"]
@@ -71,6 +73,6 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
         assert set(scenarios["overload"]["levels"]) == {"8", "32"}
         assert scenarios["overload"]["peak_calls_per_s"] > 0
     verdicts = {t["target"]: t["pass"] for t in results["targets"]}
-    assert len(verdicts) == 8
+    assert len(verdicts) == 9
     assert all(v is not None for k, v in verdicts.items() if http or "http" not in k.lower())
     assert "targets" in done.stdout
