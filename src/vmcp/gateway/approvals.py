@@ -129,9 +129,10 @@ class Approvals:
             except RpcError as exc:
                 session.send(jsonrpc.error(request_id, exc), request_id)
             finally:
-                session.tasks.pop(request_id, None)
+                if session.tasks.get(request_id) is task:  # not the one forward() started
+                    del session.tasks[request_id]
 
-        session.tasks[request_id] = asyncio.get_running_loop().create_task(run())
+        task = session.tasks[request_id] = asyncio.get_running_loop().create_task(run())
 
     async def _ask(self, session: FrontSession, exposed: str, arguments: Any,
                    digest: str) -> tuple[bool, str]:
