@@ -75,14 +75,12 @@ def targets(results: Results) -> list[dict[str, Any]]:
                     start.get("direct", {}).get("seconds")), 1.2, "<=", "x",
              f"gateway alone {start.get('gateway_empty', {}).get('seconds')} s; "
              f"{together}x of the backends started together without it"),
-        made(f"first tools/list with {_ok(s, 'warmstart', 'mounts')} slow mounts, warm catalog",
-             _ms(_seconds_us(warm.get("warm", {}).get("seconds"))), 100.0, "<=", "ms",
-             f"spawn to answer, every mount's tools; cold {warm.get('cold', {}).get('seconds')} s"),
+        made(f"first tools/list with {_ok(s, 'warmstart', 'mounts')} slow mounts, warm catalog, "
+             "over the gateway's own start", _ok(s, "warmstart", "warm_added_ms"), 100.0, "<=",
+             "ms", f"spawn to answer: warm {warm.get('warm', {}).get('seconds')} s, cold "
+             f"{warm.get('cold', {}).get('seconds')} s, no mount "
+             f"{warm.get('empty', {}).get('seconds')} s"),
     ]
-
-
-def _seconds_us(seconds: float | None) -> float | None:
-    return None if seconds is None else seconds * 1_000_000
 
 
 def _ms(micros: float | None) -> float | None:

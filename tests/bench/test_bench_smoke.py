@@ -60,7 +60,7 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
         assert scenarios["tools_list"]["targets"][name]["p50_us"] > 0
     for name in ("direct", "gateway_empty", "gateway_one", "gateway_all"):
         assert scenarios["startup"]["targets"][name]["seconds"] > 0
-    for name in ("cold", "warm"):
+    for name in ("empty", "cold", "warm"):
         assert scenarios["warmstart"]["targets"][name]["seconds"] > 0
     assert scenarios["memory"]["per_mount"]["rss_one_mount_kib"] > 0
     if http:

@@ -271,7 +271,7 @@ class Gateway:
             self._rebuild()
             await self.warm.open()  # the fronts may open now, on the remembered lists
         remembered = self.namespace
-        await asyncio.gather(*(self._bring_up(m) for m in mounts))
+        await self.warm.bring_up(mounts, self._bring_up)
         await self._refuse_collisions()
         self._rebuild()
         self.warm.announce(remembered, self.namespace)

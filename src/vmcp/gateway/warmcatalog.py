@@ -55,6 +55,7 @@ class WarmCatalog:
         #: awaited once every configured mount is warm, before any backend is spawned: the
         #: fronts may open now (``vmcp start`` opens them here)
         self.on_ready: Callable[[], Awaitable[None]] | None = None
+        self._opened = False
         #: mount id -> the text last written for it
         self._saved: dict[str, str] = {}
         #: mount id -> set when that mount comes up or fails
@@ -79,7 +80,22 @@ class WarmCatalog:
     async def open(self) -> None:
         """The namespace holds every mount's kept lists: let the fronts open."""
         if self.on_ready is not None:
+            self._opened = True
             await self.on_ready()
+
+    async def bring_up(self, mounts: list[Mount],
+                       start: Callable[[Mount], Awaitable[None]]) -> None:
+        """``start`` every mount concurrently. After the fronts opened early, one mount per
+        turn of the event loop: spawning a process blocks the loop, and ten spawns in one
+        turn would keep the open fronts from answering until all are done."""
+        if not self._opened:
+            await asyncio.gather(*(start(mount) for mount in mounts))
+            return
+        started = []
+        for mount in mounts:
+            started.append(asyncio.ensure_future(start(mount)))
+            await asyncio.sleep(0)  # one turn: the fronts' input is read before the next
+        await asyncio.gather(*started)
 
     def _load(self, mount: Mount) -> bool:
         path = self.folder / f"{mount.mount_id}.json"
