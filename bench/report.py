@@ -32,6 +32,7 @@ def targets(results: Results) -> list[dict[str, Any]]:
     lists = _ok(s, "tools_list", "targets") or {}
     session = _ok(s, "memory", "per_session", "per_session_kib")
     start = _ok(s, "startup", "targets") or {}
+    warm = _ok(s, "warmstart", "targets") or {}
     crowd = _ok(s, "overload", "levels") or {}
     top = crowd.get(str(_ok(s, "overload", "top_clients")), {})
     direct_tput = stdio.get("direct", {}).get("calls_per_s")
@@ -79,6 +80,11 @@ def targets(results: Results) -> list[dict[str, Any]]:
                     start.get("direct", {}).get("seconds")), 1.2, "<=", "x",
              f"gateway alone {start.get('gateway_empty', {}).get('seconds')} s; "
              f"{together}x of the backends started together without it"),
+        made(f"first tools/list with {_ok(s, 'warmstart', 'mounts')} slow mounts, warm catalog, "
+             "over the gateway's own start", _ok(s, "warmstart", "warm_added_ms"), 100.0, "<=",
+             "ms", f"spawn to answer: warm {warm.get('warm', {}).get('seconds')} s, cold "
+             f"{warm.get('cold', {}).get('seconds')} s, no mount "
+             f"{warm.get('empty', {}).get('seconds')} s"),
     ]
 
 
@@ -171,6 +177,9 @@ def render(results: Results) -> str:
     out += _section("tools/list", s.get("tools_list"), lists)
     out += _section("memory", s.get("memory"), memory)
     out += _section("start-up", s.get("startup"), startup)
+    out += _section("warm start", s.get("warmstart"), lambda r: _table(
+        [f"first tools/list, {r['mounts']} mounts", "seconds"],
+        [[name, t["seconds"]] for name, t in r["targets"].items()]))
     out.append("targets")
     rows = []
     for t in results["targets"]:

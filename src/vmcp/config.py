@@ -107,6 +107,16 @@ class GatewaySettings(_Model):
     #: verify each other's states). Unset: ``VMCP_STATE_KEY``, else a key per process.
     state_key: str | None = Field(default_factory=lambda: os.environ.get("VMCP_STATE_KEY"),
                                   repr=False)
+    #: with tool_exposure = "auto", a visible tool list estimated at more tokens than this
+    #: (a token per four characters of its JSON) switches a caller to search too
+    search_token_threshold: int = Field(10_000, ge=0)
+    #: when a caller is shown the search meta-tools, up to this many tools it described
+    #: (the latest) join its tools/list, announced with list_changed; 0: none
+    promote_tools: int = Field(0, ge=0, le=1000)
+    #: keep every mount's last good lists on disk and serve them while its backend starts
+    warm_catalog: bool = True
+    #: seconds a mount that lost its backend keeps its lists while it is restarted
+    flap_grace: float = Field(30.0, ge=0)
 
     @field_validator("separator")
     @classmethod

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = ("stdio", "http", "modern", "overload", "tools_list", "memory", "startup")
+SCENARIOS = ("stdio", "http", "modern", "overload", "tools_list", "memory", "startup",
+             "warmstart")
 
 
 def _http_available() -> bool:
@@ -60,6 +61,8 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
         assert scenarios["tools_list"]["targets"][name]["p50_us"] > 0
     for name in ("direct", "gateway_empty", "gateway_one", "gateway_all"):
         assert scenarios["startup"]["targets"][name]["seconds"] > 0
+    for name in ("empty", "cold", "warm"):
+        assert scenarios["warmstart"]["targets"][name]["seconds"] > 0
     assert scenarios["memory"]["per_mount"]["rss_one_mount_kib"] > 0
     if http:
         levels = scenarios["http"]["levels"]

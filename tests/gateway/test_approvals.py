@@ -7,11 +7,12 @@ from pathlib import Path
 
 import mcp.types as types
 import pytest
-from gateway_harness import ALPHA, BETA, backend, texts, write_config
+from gateway_harness import ALPHA, BETA, FIXTURE_SERVERS, backend, texts, write_config
 from mcp.client.session import ClientRequestContext
 from test_personas import PersonaGateway, make_personas
 
 from vmcp.gateway.approvals import call_digest
+from vmcp.persona import PersonaStore
 
 pytestmark = pytest.mark.anyio
 
@@ -72,3 +73,40 @@ async def test_a_client_without_elicitation_is_refused(tmp_path: Path) -> None:
         assert refused.is_error
         assert "does not support form elicitation" in texts(refused)[0]
 
+
+
+async def test_confirm_destructive_asks_about_the_tools_that_may_be_destructive(
+    tmp_path: Path,
+) -> None:
+    """gamma's ``lookup`` is annotated read-only, ``store`` not, ``listed`` and ``purge`` not
+    at all. On the trusted mount an override marks ``purge`` not destructive; on the
+    untrusted one no annotation is believed. Both list ``listed`` in ``read_only_tools``."""
+    home = tmp_path / "home"
+    store = PersonaStore(home / "config" / "personas")
+    ops = store.create("ops")
+    ops.enable("trusted")
+    ops.enable("plain")
+    ops.confirm_destructive = True
+    store.save(ops)
+    gamma = FIXTURE_SERVERS / "gamma.py"
+    config = write_config(tmp_path / "config" / "vmcp.toml", {
+        "trusted": backend(gamma, trusted=True, read_only_tools=["listed"],
+                           tools={"purge": {"annotations": {"destructiveHint": False}}}),
+        "plain": backend(gamma, read_only_tools=["listed"]),
+    })
+    asked: list[str] = []
+
+    async def elicitation(context: ClientRequestContext,
+                          params: types.ElicitRequestParams) -> types.ElicitResult:
+        assert isinstance(params, types.ElicitRequestFormParams)
+        asked.append(params.message.split("tool ", 1)[1].split("?", 1)[0])
+        return types.ElicitResult(action="accept", content={"approve": True})
+
+    gateway = PersonaGateway(home=home, config=config, log=tmp_path / "gateway.log",
+                             persona="ops")
+    async with gateway.connect(elicitation_callback=elicitation) as session:
+        for mount in ("trusted", "plain"):
+            for tool in ("lookup", "store", "listed", "purge"):
+                result = await session.call_tool(f"{mount}__{tool}", {})
+                assert texts(result) == [f"gamma {tool}"]
+    assert asked == ["trusted__store", "plain__lookup", "plain__store", "plain__purge"]

@@ -54,6 +54,13 @@ def test_persona_lifecycle(run: Callable[..., Result], tmp_path: Path) -> None:
     assert persona.tool_exposure == "search" and persona.servers["git"].confirm_tools == ["push*"]
     described = run("persona", "coder").output
     assert "tools shown: search" in described and "confirm tools: push*" in described
+    assert run("persona", "coder", "confirm-destructive", "on", "--server", "git").exit_code == 0
+    assert run("persona", "coder", "confirm-destructive", "on", "--server", "nope").exit_code != 0
+    persona = personas(tmp_path).load("coder")
+    assert persona.servers["git"].confirm_destructive and not persona.confirm_destructive
+    assert "confirm destructive tools" in run("persona", "coder").output
+    assert run("persona", "coder", "confirm-destructive", "on").exit_code == 0
+    assert personas(tmp_path).load("coder").confirm_destructive
     assert run("persona", "coder", "tool-exposure", "default").exit_code == 0
     assert personas(tmp_path).load("coder").tool_exposure is None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import replace
 from typing import Any
 
@@ -15,6 +14,7 @@ from vmcp.cli.common import config_from_context
 from vmcp.cli.completion import complete_mount_ids, complete_persona_names
 from vmcp.cli.ops_cmd import control_call, live_gateway, run_options, start_detached
 from vmcp.cli.output import echo_json, fail, table
+from vmcp.cli.pin_review import echo_changes
 from vmcp.config import ConfigError, VmcpConfig
 from vmcp.control.instance import AlreadyRunning
 from vmcp.control.ops import mount_info, mount_row
@@ -130,7 +130,11 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"{row['id']}: {row['state']}: {row['error']}", err=True)
 
 
-async def _inspect(config: VmcpConfig, mount_id: str) -> dict[str, Any]:
+async def inspect_mount(config: VmcpConfig, mount_id: str) -> dict[str, Any]:
+    """Start one mount of ``config`` in-process; what ``vmcp info`` shows of it.
+
+    :raises click.ClickException: it did not start.
+    """
     only = config.model_copy(update={"servers": {mount_id: config.servers[mount_id]}})
     gateway = Gateway(only, client_capabilities={})  # no front client to relay to
     try:
@@ -160,7 +164,7 @@ def info_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:
             known = ", ".join(config.servers) or "none"
             raise click.ClickException(f"unknown mount {mount_id!r} (configured: {known})")
         configure_logging(config.logging, "error", config_secrets(config))
-        info = asyncio.run(_inspect(config, mount_id))
+        info = asyncio.run(inspect_mount(config, mount_id))
     if as_json:
         echo_json(info)
         if info.get("error"):
@@ -177,12 +181,7 @@ def info_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:
                    f"circuit {replica['circuit']}")
     pinning = info["pinning"]
     click.echo(f"pinning: {pinning['mode']}, {pinning['pinned']} tools pinned")
-    for change in pinning["changes"]:
-        click.echo(f"  {change['tool']} {change['state']}: changed {', '.join(change['fields'])}"
-                   f" (vmcp approve {mount_id} {change['tool']})")
-        for field in change["fields"]:
-            click.echo(f"    {field} pinned:  {json.dumps((change['pinned'] or {}).get(field))}")
-            click.echo(f"    {field} current: {json.dumps((change['current'] or {}).get(field))}")
+    echo_changes(mount_id, pinning)
     for kind, key in (("tools", "name"), ("prompts", "name"), ("resources", "uri"),
                       ("resource_templates", "uriTemplate")):
         items = info[kind]

@@ -153,7 +153,9 @@ def installed_command(ctx: click.Context, as_json: bool) -> None:
 def update_command(ctx: click.Context, name: str, env_pairs: tuple[str, ...], yes: bool) -> None:
     """Install the newest version of an installed server and switch to it.
 
-    The version in use before stays installed for `vmcp rollback`.
+    The version in use before stays installed for `vmcp rollback`. Each mount of it is then
+    started briefly: tool definitions that differ from their pins are shown, and re-pinned
+    if you agree (with --yes they wait for `vmcp approve`).
     """
     manager = open_manager(ctx)
     values = parse_env(env_pairs)
@@ -177,6 +179,10 @@ def update_command(ctx: click.Context, name: str, env_pairs: tuple[str, ...], ye
         fail(str(exc))
     also = f"; mount {', '.join(switched)} now uses it" if switched else ""
     click.echo(f"updated {full} {current.version} -> {newest.version}{also}")
+    if switched:
+        from vmcp.cli.pin_review import review_update  # starts the gateway: only when needed
+
+        review_update(ctx, switched, ask=not yes)
 
 
 @click.command("rollback")

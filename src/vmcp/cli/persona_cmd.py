@@ -89,6 +89,8 @@ def _describe(persona: Persona) -> list[str]:
     lines.append(f"  created:     {persona.created.isoformat()}")
     lines.append(f"  modified:    {persona.modified.isoformat()}")
     lines.append(f"  read-only:   {'yes' if persona.read_only else 'no'}")
+    if persona.confirm_destructive:
+        lines.append("  confirm:     destructive tools on every server")
     if persona.tool_exposure is not None:
         lines.append(f"  tools shown: {persona.tool_exposure}")
     if not persona.servers:
@@ -105,6 +107,8 @@ def _describe(persona: Persona) -> list[str]:
             lines.append(f"      {label}: allow {allowed}{denied}")
         if rules.confirm_tools:
             lines.append(f"      confirm tools: {', '.join(rules.confirm_tools)}")
+        if rules.confirm_destructive:
+            lines.append("      confirm destructive tools")
     return lines
 
 
@@ -243,12 +247,38 @@ def _warn_hidden(ctx: click.Context, servers: list[str]) -> None:
                        f"{_persona_name()} shows what the persona sees)", err=True)
 
 
+@scoped_group.command("confirm-destructive")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@click.option("--server", help="Only this enabled server (default: the whole persona).")
+def confirm_destructive_command(state: str, server: str | None) -> None:
+    """Ask the caller before every call of a tool that may be destructive.
+
+    On a mount with trusted = true, that is every tool its server does not annotate with
+    readOnlyHint = true or destructiveHint = false (overrides' annotations count). An
+    untrusted mount's annotations are not believed: there, every tool except those the
+    mount lists in read_only_tools is asked about. Asking works as for confirm-tool.
+    """
+    name = _persona_name()
+    value = state == "on"
+
+    def apply(persona: Persona) -> None:
+        if server is None:
+            persona.confirm_destructive = value
+        elif server not in persona.servers:
+            raise PersonaError(f"server {server!r} is not enabled for persona {name!r}")
+        else:
+            persona.servers[server].confirm_destructive = value
+
+    _change(name, apply)
+    click.echo(f"{name}: confirm destructive tools {state}" + (f" for {server}" if server else ""))
+
+
 @scoped_group.command("tool-exposure")
 @click.argument("mode", type=click.Choice(["all", "search", "auto", "default"]))
 def tool_exposure_command(mode: str) -> None:
     """What tools/list shows the persona: every tool (all), the search meta-tools (search),
-    the meta-tools above [gateway] search_threshold tools (auto), or the gateway's
-    tool_exposure (default)."""
+    the meta-tools above [gateway] search_threshold tools or search_token_threshold
+    estimated tokens (auto), or the gateway's tool_exposure (default)."""
     name = _persona_name()
     _change(name, lambda p: setattr(p, "tool_exposure", None if mode == "default" else mode))
     click.echo(f"{name}: tool exposure {mode}")

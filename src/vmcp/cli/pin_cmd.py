@@ -5,10 +5,8 @@ from __future__ import annotations
 import click
 
 from vmcp.cli.completion import complete_mount_ids
-from vmcp.cli.ops_cmd import control_call, live_gateway
 from vmcp.cli.output import fail
-from vmcp.config import vmcp_home
-from vmcp.gateway.pinning import PinStore
+from vmcp.cli.pin_review import approve
 
 
 @click.command("approve")
@@ -17,11 +15,7 @@ from vmcp.gateway.pinning import PinStore
 def approve_command(mount_id: str, tool: str | None) -> None:
     """Pin the changed definitions of MOUNT_ID's tools (or only TOOL, the backend's name), so
     tools withheld for a change are shown again. `vmcp info MOUNT_ID` shows the changes."""
-    client = live_gateway()
-    if client is not None:
-        names = control_call(client, "approve", id=mount_id, tool=tool)
-    else:
-        names = PinStore(vmcp_home() / "pins").approve(mount_id, tool)
+    names = approve(mount_id, tool)
     if not names:
         fail(f"no changed tool {'named ' + repr(tool) + ' ' if tool else ''}"
              f"waits for approval on {mount_id!r}")

@@ -1,5 +1,8 @@
 """Approvals bound to the exact call: a persona's ``confirm_tools`` make the caller approve.
 
+``confirm_destructive`` (of a persona, or of one of its servers) adds every tool that may be
+destructive (:func:`destructive_tools`).
+
 Before such a call is forwarded, the gateway asks the calling client with a form elicitation
 that names the tool and shows its arguments. Only that request, with exactly the arguments
 shown, is then forwarded; a call with other arguments is a new call and is asked again. A
@@ -17,12 +20,15 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from vmcp.gateway.overrides import shown_tools
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import RpcError
+from vmcp.registry.mount import Mount
 from vmcp.routing.request import HANDSHAKE, Request
 
 if TYPE_CHECKING:
     from vmcp.gateway.gateway import Gateway
+    from vmcp.gateway.namespace import Namespace
     from vmcp.routing.middleware import Caller
 
 log = logging.getLogger("vmcp.approvals")
@@ -35,6 +41,28 @@ def call_digest(tool: str, arguments: Any) -> str:
     text = json.dumps({"tool": tool, "arguments": arguments}, sort_keys=True,
                       separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def destructive_tools(mount: Mount) -> frozenset[str]:
+    """The backend names of ``mount``'s tools that may be destructive.
+
+    On a trusted mount, a tool is destructive unless its annotations (as its overrides show
+    them) say otherwise: by the MCP rules, unless ``readOnlyHint`` is true or
+    ``destructiveHint`` is false. An untrusted mount's annotations are not believed: all of
+    its tools may be destructive, except those its ``read_only_tools`` setting lists.
+    """
+    config = mount.config
+    names = set()
+    for tool in shown_tools(config.tools, mount.catalog["tools"]):
+        name = tool.get("name")
+        if not isinstance(name, str) or name in config.read_only_tools:
+            continue
+        annotations = tool.get("annotations") if config.trusted else None
+        if not isinstance(annotations, dict) or not (
+                annotations.get("readOnlyHint") is True
+                or annotations.get("destructiveHint") is False):
+            names.add(name)
+    return frozenset(names)
 
 
 def _refused(text: str) -> dict[str, Any]:
@@ -53,17 +81,36 @@ class Approvals:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        #: mount id -> its destructive tools, for the namespace they were computed from
+        self._destructive: dict[str, frozenset[str]] = {}
+        self._destructive_of: Namespace | None = None
 
     def needed(self, caller: Caller, mount_id: str, name: str) -> bool:
-        """True when ``caller``'s persona has a ``confirm_tools`` pattern matching the tool."""
+        """True when ``caller``'s persona has a ``confirm_tools`` pattern matching the tool,
+        or confirms destructive tools on that mount and this one may be."""
         access = self.gateway.access
         principal = caller.principal
         if access is None or principal is None or principal.persona is None:
             return False
         persona = access.policy.personas.get(principal.persona)
         rules = persona.servers.get(mount_id) if persona is not None else None
-        return rules is not None and any(
-            fnmatch.fnmatchcase(name, pattern) for pattern in rules.confirm_tools)
+        if persona is None or rules is None:
+            return False
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in rules.confirm_tools):
+            return True
+        return (rules.confirm_destructive or persona.confirm_destructive) \
+            and name in self._destructive_tools(mount_id)
+
+    def _destructive_tools(self, mount_id: str) -> frozenset[str]:
+        gateway = self.gateway
+        if self._destructive_of is not gateway.namespace:
+            self._destructive, self._destructive_of = {}, gateway.namespace
+        found = self._destructive.get(mount_id)
+        if found is None:
+            mount = gateway.mounts.get(mount_id)
+            found = destructive_tools(mount) if mount is not None else frozenset()
+            self._destructive[mount_id] = found
+        return found
 
     def confirm_then(self, request: Request, exposed: str,
                      params: dict[str, Any], forward: Callable[[], None]) -> None:
@@ -85,9 +132,10 @@ class Approvals:
             except RpcError as exc:
                 sink.fail(request_id, exc)
             finally:
-                sink.tasks.pop(request_id, None)
+                if sink.tasks.get(request_id) is task:  # not the one forward() started
+                    del sink.tasks[request_id]
 
-        sink.tasks[request_id] = asyncio.get_running_loop().create_task(run())
+        task = sink.tasks[request_id] = asyncio.get_running_loop().create_task(run())
 
     async def _ask(self, request: Request, exposed: str, arguments: Any,
                    digest: str) -> tuple[bool, str]:

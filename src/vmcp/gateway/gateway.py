@@ -34,6 +34,7 @@ from vmcp.gateway.namespace import Namespace
 from vmcp.gateway.pinning import Pinning, PinStore
 from vmcp.gateway.session import FrontSession
 from vmcp.gateway.toolsearch import ToolSearch
+from vmcp.gateway.warmcatalog import WarmCatalog
 from vmcp.persona import PersonaStore
 from vmcp.plugins import get_plugin_manager, load_driver
 from vmcp.protocol import jsonrpc
@@ -108,6 +109,7 @@ class Gateway:
         self.tool_search = ToolSearch(self)
         self.pinning = Pinning(PinStore(vmcp_home() / "pins"))
         self.approvals = Approvals(self)
+        self.warm = WarmCatalog(self)
         self.sessions: dict[str, FrontSession] = {}
         #: gateway progress token -> (the request, the client's own token)
         self.progress: dict[int, tuple[Request, Any]] = {}
@@ -279,9 +281,14 @@ class Gateway:
                 log.error("mount %s: %s", mount_config.id, exc)
         if self._opening is not None:
             self._opening.connecting += sum(len(m.replicas) for m in mounts)
-        await asyncio.gather(*(self._bring_up(m) for m in mounts))
+        if self.warm.warm_up(mounts):
+            self._rebuild()
+            await self.warm.open()  # the fronts may open now, on the remembered lists
+        remembered = self.namespace
+        await self.warm.bring_up(mounts, self._bring_up)
         await self._refuse_collisions()
         self._rebuild()
+        self.warm.announce(remembered, self.namespace)
         for mount in mounts:
             if mount.state == "up":
                 await self._call_hook(self._pm.hook.vmcp_server_mounted, mount_id=mount.mount_id)
@@ -407,8 +414,10 @@ class Gateway:
             mount.error = reason
             await mount.stop()
             mount.state = "failed"
+            self.warm.failed(mount)
             return
         mount.state = "up"
+        self.warm.came_up(mount)
         for replica in mount.replicas:
             if replica.alive:
                 self.supervisor.watch(mount, replica)
@@ -441,6 +450,7 @@ class Gateway:
             return
         mount.state = "up"
         mount.error = None
+        self.warm.came_up(mount)
         self._rebuild()
         self.broadcast_list_changed(
             [kind for kind, items in mount.catalog.items() if items], mount.mount_id)
@@ -449,6 +459,7 @@ class Gateway:
     async def stop(self) -> None:
         """Close every session and every backend."""
         await self.supervisor.stop()
+        self.warm.close()
         await self._call_hook(self._pm.hook.vmcp_gateway_stopping)
         for session in list(self.sessions.values()):
             await session.aclose()
@@ -503,6 +514,7 @@ class Gateway:
 
     def _rebuild(self) -> None:
         self.namespace = self._build_namespace()
+        self.warm.save(self.mounts.values())
         for mount_id, problem in self.namespace.collisions.items():
             log.warning("mount %s: %s; the later item is hidden", mount_id, problem)
         if self.access is not None:
@@ -973,12 +985,17 @@ class Gateway:
         if self.cache is not None:
             self.spawn(self.cache.mount_changed(mount.mount_id))
         mount.error = reason
-        had = [kind for kind, items in mount.catalog.items() if items]
-        for kind in mount.catalog:
-            mount.catalog[kind] = []
         for route in [r for r in self.subscribers if r[0] == mount.mount_id]:
             for session in self.subscribers.pop(route):
                 session.subscriptions.discard(route)
+        if not self.warm.keep(mount, self._withdraw):
+            self._withdraw(mount)
+
+    def _withdraw(self, mount: Mount) -> None:
+        """Take a mount that is down out of the lists; clients hear of it."""
+        had = [kind for kind, items in mount.catalog.items() if items]
+        for kind in mount.catalog:
+            mount.catalog[kind] = []
         self._rebuild()
         self.broadcast_list_changed(had, mount.mount_id)
         self.spawn(self._call_hook(self._pm.hook.vmcp_server_unmounted, mount_id=mount.mount_id))

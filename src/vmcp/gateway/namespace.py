@@ -1,8 +1,9 @@
 """The namespace: every mount's names and URIs, as front clients see them.
 
-A :class:`Namespace` is an immutable snapshot built from the mounts that are up, in mount
-order. Tools and prompts get ``<prefix><sep><name>`` (after the mount's overrides, and
-shortened to an alias when over the name budget); resource URIs pass unchanged unless an
+A :class:`Namespace` is an immutable snapshot built from the mounts that are up (or warm:
+serving remembered lists, see :mod:`vmcp.gateway.warmcatalog`), in mount order. Tools and
+prompts get ``<prefix><sep><name>`` (after the mount's overrides, and shortened to an alias
+when over the name budget); resource URIs pass unchanged unless an
 earlier mount owns the same URI, in which case the later one's is aliased reversibly.
 Rebuilt whenever a mount comes, goes or changes a list; never on the request path.
 """
@@ -66,7 +67,7 @@ class Namespace:
         self.collisions: dict[str, str] = {}
         #: exposed name -> the full name it shortens (only names over the budget)
         self.aliases: dict[str, str] = {}
-        up = [mount for mount in mounts if mount.state == "up"]
+        up = [mount for mount in mounts if mount.state == "up" or mount.warm]
         shown = {kind: [self._shown(mount, kind) for mount in up] for kind in ("tools", "prompts")}
         taken = {
             kind: _Taken(names, {full for entries in per_mount for full, _, _ in entries

@@ -111,7 +111,7 @@ class Pinning:
         self.withheld, self.flagged = {}, {}
         for mount in mounts:
             mode = mount.config.pinning
-            if mount.state != "up" or mode == "off":
+            if (mount.state != "up" and not mount.warm) or mode == "off":
                 continue
             changed = self._check_mount(mount)
             if changed:

@@ -20,6 +20,9 @@ from vmcp.transports.netsec import refuse_public_bind
 
 log = logging.getLogger("vmcp.gateway")
 
+#: seconds the backends' start may wait for the fronts to listen (on a warm catalog)
+FRONTS_FIRST_WAIT = 1.0
+
 
 def _announce(name: str, where: str) -> None:
     # Tests and tools read this line from stderr to learn the real address (port 0).
@@ -48,20 +51,38 @@ async def serve(
     servers: list[asyncio.Task[None]] = []
     try:
         async with runtime:
+            listening = asyncio.Event()
+
+            def ready(name: str, where: str) -> None:
+                _ready(runtime, name, where)
+                if None not in runtime.state.fronts.values():
+                    listening.set()
+
+            def open_fronts() -> None:
+                if not servers:
+                    servers.extend(
+                        loop.create_task(transport.serve(gateway, settings[name],
+                                                         partial(ready, name)),
+                                         name=f"front:{name}")
+                        for name, transport in transports.items())
+
+            async def open_fronts_first() -> None:
+                # On a warm catalog: the fronts listen before any backend is spawned, so the
+                # first requests are not queued behind ten process start-ups.
+                open_fronts()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(listening.wait(), FRONTS_FIRST_WAIT)
+
             try:
+                # The fronts open once the mounts are up, or at once on a warm catalog.
+                gateway.warm.on_ready = open_fronts_first
                 await gateway.start(alongside=runtime.start_metrics)
+                open_fronts()
                 runtime.gateway_started()
                 # What start-up built (modules, schemas, mounts) lives as long as the process:
                 # keep it out of later full collections, which would walk all of it each time
                 # (one took 35 ms, stalling every call in flight, at 128 HTTP clients).
                 gc.freeze()
-                servers = [
-                    loop.create_task(
-                        transport.serve(gateway, settings[name], partial(_ready, runtime, name)),
-                        name=f"front:{name}",
-                    )
-                    for name, transport in transports.items()
-                ]
                 stopping = loop.create_task(runtime.stop.wait())
                 try:
                     done, _ = await asyncio.wait([*servers, stopping],

@@ -2,8 +2,13 @@
 
 ``[gateway] tool_exposure`` (or a persona's own ``tool_exposure``) chooses what ``tools/list``
 shows a caller: ``all`` every tool it may see, ``search`` the three meta-tools, ``auto`` the
-meta-tools once it may see more than ``[gateway] search_threshold`` tools. The tools stay
+meta-tools once it may see more than ``[gateway] search_threshold`` tools or tools estimated
+at more than ``search_token_threshold`` tokens (:func:`estimated_tokens`). The tools stay
 callable by their exposed names in every mode.
+
+With ``[gateway] promote_tools = N``, the last N tools a searching session described join
+its ``tools/list`` after the meta-tools, and the session is sent ``tools/list_changed``, so a
+client that refreshes can call them as usual.
 
 The index is an in-memory SQLite FTS5 table over the exposed name, title, description and
 parameter names of every tool in the namespace, ranked by BM25; it is built at the first
@@ -20,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import INVALID_PARAMS, RpcError
+from vmcp.routing.request import HANDSHAKE, Request
 
 if TYPE_CHECKING:
     from vmcp.gateway.gateway import Gateway
     from vmcp.gateway.namespace import Namespace
+    from vmcp.gateway.session import FrontSession
     from vmcp.routing.middleware import Caller
-    from vmcp.routing.request import Request
 
 SEARCH, DESCRIBE, CALL = "search_tools", "describe_tools", "call_tool"
 #: the prefix of the meta-tools' names (before the gateway's separator)
@@ -37,6 +43,12 @@ WEIGHTS = (8.0, 4.0, 1.0, 2.0)
 
 _WORD_RE = re.compile(r"[A-Za-z0-9]+")
 _CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def estimated_tokens(tool: dict[str, Any]) -> int:
+    """About how many tokens a tool's definition costs a model: one per four characters of
+    its compact JSON (the usual rule of thumb for English text and JSON)."""
+    return len(json.dumps(tool, separators=(",", ":"), ensure_ascii=False)) // 4
 
 
 def _words(text: str) -> str:
@@ -119,6 +131,11 @@ class ToolSearch:
         self._call_name = f"{META_PREFIX}{separator}{CALL}"
         self._db: sqlite3.Connection | None = None
         self._indexed: Namespace | None = None
+        #: session id -> the exposed names of its promoted tools, oldest first
+        self._promoted: dict[str, dict[str, None]] = {}
+        #: id of a tool of ``_sized`` -> its estimated tokens
+        self._tokens: dict[int, int] = {}
+        self._sized: Namespace | None = None
 
     # -- what tools/list shows ---------------------------------------------------------------
 
@@ -132,16 +149,52 @@ class ToolSearch:
                 return persona.tool_exposure
         return self.gateway.config.gateway.tool_exposure
 
-    def searching(self, caller: Caller, visible_tools: int) -> bool:
-        """True when ``caller`` is shown the meta-tools instead of its tools."""
+    def searching(self, caller: Caller, tools: list[dict[str, Any]]) -> bool:
+        """True when ``caller``, who may see ``tools``, is shown the meta-tools instead."""
         mode = self.mode(caller)
         if mode == "auto":
-            return visible_tools > self.gateway.config.gateway.search_threshold
+            settings = self.gateway.config.gateway
+            return len(tools) > settings.search_threshold \
+                or self.tokens(tools) > settings.search_token_threshold
         return mode == "search"
+
+    def tokens(self, tools: list[dict[str, Any]]) -> int:
+        """The estimated tokens of ``tools`` (tools of the current namespace)."""
+        namespace = self.gateway.namespace
+        if self._sized is not namespace:
+            self._tokens = {id(tool): estimated_tokens(tool) for tool in namespace.tool_list}
+            self._sized = namespace
+        known = self._tokens
+        return sum(known.get(id(tool)) or estimated_tokens(tool) for tool in tools)
 
     def shown(self, caller: Caller, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """What ``tools/list`` shows ``caller``, given the tools it may see."""
-        return self.meta_list if self.searching(caller, len(tools)) else tools
+        if not self.searching(caller, tools):
+            return tools
+        promoted = self._promoted.get(caller.session_id)
+        if not promoted:
+            return self.meta_list
+        return self.meta_list + [tool for tool in tools if tool["name"] in promoted]
+
+    def _promote(self, session: FrontSession, tools: list[dict[str, Any]]) -> None:
+        """Promote the described ``tools`` into ``session``'s list; announce a change."""
+        limit = self.gateway.config.gateway.promote_tools
+        caller = session.caller
+        if not limit or not tools or (self.mode(caller) == "auto" and not self.searching(
+                caller, self._visible_list(caller))):
+            return
+        sessions = self.gateway.sessions
+        for gone in [sid for sid in self._promoted if sid not in sessions]:
+            del self._promoted[gone]
+        promoted = self._promoted.setdefault(session.session_id, {})
+        before = set(promoted)
+        for tool in tools:
+            promoted.pop(tool["name"], None)
+            promoted[tool["name"]] = None
+        while len(promoted) > limit:
+            del promoted[next(iter(promoted))]
+        if set(promoted) != before:
+            session.send(jsonrpc.notification("notifications/tools/list_changed"))
 
     # -- the meta-tools ----------------------------------------------------------------------
 
@@ -175,8 +228,12 @@ class ToolSearch:
             return params
         inner = self.unwrap(params)
         if inner is None:
-            request.sink.deliver(request, jsonrpc.result(request.id,
-                                                         self.call(request.caller, params)))
+            result = self.call(request.caller, params)
+            request.sink.deliver(request, jsonrpc.result(request.id, result))
+            if params["name"].endswith(DESCRIBE) and request.era == HANDSHAKE:
+                # a handshake session is told its list changed; a stateless caller has none
+                described = result["structuredContent"]["tools"]
+                self._promote(request.sink, described)  # type: ignore[arg-type]
         return inner
 
     def unwrap(self, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -223,6 +280,15 @@ class ToolSearch:
             if len(found) == limit:
                 break
         return found
+
+    def _visible_list(self, caller: Caller) -> list[dict[str, Any]]:
+        namespace = self.gateway.namespace
+        visible = self.gateway.visible
+        if visible is None:
+            return namespace.tool_list
+        return [tool for tool, (mount_id, name) in zip(
+            namespace.tool_list, namespace.list_routes["tools"], strict=True)
+            if visible(caller, mount_id, "tool", name)]
 
     def _visible_tools(self, caller: Caller, names: list[str]) -> dict[str, dict[str, Any]]:
         namespace = self.gateway.namespace

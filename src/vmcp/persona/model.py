@@ -37,6 +37,9 @@ class ServerRules(BaseModel):
     deny_prompts: list[str] = Field(default_factory=list)
     #: tools whose every call the caller must approve first (through an elicitation)
     confirm_tools: list[str] = Field(default_factory=list)
+    #: every call of a tool that may be destructive must be approved too (see
+    #: :func:`vmcp.gateway.approvals.destructive_tools`)
+    confirm_destructive: bool = False
     read_only: bool = False
 
 
@@ -51,6 +54,8 @@ class Persona(BaseModel):
     modified: datetime = Field(default_factory=utcnow)
     #: every enabled server is read-only for this persona
     read_only: bool = False
+    #: on every enabled server, calls of tools that may be destructive must be approved
+    confirm_destructive: bool = False
     #: the enabled servers (mount ids) and the rules for each
     servers: dict[str, ServerRules] = Field(default_factory=dict)
     #: what tools/list shows this persona (unset: ``[gateway] tool_exposure``)

@@ -98,6 +98,11 @@ class Mount:
         self.state: MountState = "starting"
         self.error: str | None = None
         self.catalog: dict[str, list[dict[str, Any]]] = {kind: [] for kind in LIST_KINDS}
+        #: True while :attr:`catalog` holds remembered lists, not live ones (a warm start,
+        #: or a backend that went away within its grace period)
+        self.warm = False
+        #: the backend's capabilities when its lists were last live
+        self.warm_capabilities: dict[str, Any] = {}
         #: when each list was last read (monotonic seconds)
         self.fetched_at: dict[str, float] = dict.fromkeys(LIST_KINDS, 0.0)
         self.retry_budget = RetryBudget(config.retry)
@@ -141,9 +146,12 @@ class Mount:
 
     @property
     def capabilities(self) -> dict[str, Any]:
-        """The backend's server capabilities ({} while down)."""
+        """The backend's server capabilities (remembered ones while warm, else {} while
+        down)."""
         upstream = self.primary
-        return upstream.capabilities if upstream is not None else {}
+        if upstream is not None:
+            return upstream.capabilities
+        return self.warm_capabilities if self.warm else {}
 
     @property
     def in_flight(self) -> int:
@@ -303,6 +311,7 @@ class Mount:
         )
         for kind in self.catalog:
             self.catalog[kind] = []
+        self.warm = False
 
     def describe(self) -> dict[str, Any]:
         """State for ``vmcp info`` and ``vmcp status``."""

@@ -29,6 +29,7 @@ from vmcp.upstream.session import UpstreamSession
 if TYPE_CHECKING:
     from vmcp.cache.layer import CacheLayer
     from vmcp.config import VmcpConfig
+    from vmcp.gateway.warmcatalog import WarmCatalog
     from vmcp.registry.mount import Mount, Replica
 
 #: maps names and URIs inside a backend's result to the front's (in place)
@@ -45,6 +46,8 @@ class RoutingHost(Protocol):
     metrics: Any
     #: gateway progress token -> (the request, the client's own token)
     progress: dict[int, tuple[Request, Any]]
+    #: the warm catalog: calls for a mount listed from it wait until the mount is up
+    warm: WarmCatalog
 
     def progress_token(self, request: Request, token: Any) -> int:
         """A gateway-wide progress token standing for a request's own."""
@@ -77,6 +80,10 @@ class Router:
         mount = host.mounts.get(mount_id)
         if mount is None:
             raise RpcError(BACKEND_UNAVAILABLE, f"Backend {mount_id!r} is unavailable")
+        if mount.warm and host.warm.waits_for(mount):  # listed from the warm catalog, not up
+            host.warm.route_later(request, mount, partial(
+                self._dequeued, request, mount_id, method, params, mapper))
+            return
         limit = mount.config.max_in_flight
         if limit is not None and mount.in_flight >= limit:
             if len(mount.waiting) >= mount.config.max_queue:
