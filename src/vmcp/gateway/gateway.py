@@ -181,6 +181,10 @@ class Gateway:
         """Why the gateway is not ready to serve (empty: ready); see :class:`Health`."""
         return self.health.problems()
 
+    async def started(self) -> None:
+        """Return once the gateway has started (see :meth:`Health.wait_started`)."""
+        await self.health.wait_started()
+
     def open_session(self, peer: FrontPeer, principal: Principal | None = None) -> FrontSession:
         """Start a session for a new front connection."""
         principal = self.effective_principal(principal)

@@ -44,24 +44,31 @@ async def serve(
                            gateway.auth_required, "could read every mount's traffic figures")
     loop = asyncio.get_running_loop()
     runtime = GatewayRuntime(gateway, list(transports), options)
+    announcer = _Announcer(runtime)
     on_signals((signal.SIGTERM, signal.SIGINT), runtime.stop.set)
     servers: list[asyncio.Task[None]] = []
+
+    def serve_front(name: str) -> asyncio.Task[None]:
+        return loop.create_task(
+            transports[name].serve(gateway, settings[name], partial(announcer.ready, name)),
+            name=f"front:{name}")
+
     try:
         async with runtime:
             try:
+                # Listening fronts answer health probes while the mounts start (and hold
+                # client requests until they have); stdio is served once they have.
+                servers = [serve_front(name) for name, transport in transports.items()
+                           if transport.serves_while_starting]
                 await gateway.start(alongside=runtime.start_metrics)
                 runtime.gateway_started()
+                announcer.gateway_started()
                 # What start-up built (modules, schemas, mounts) lives as long as the process:
                 # keep it out of later full collections, which would walk all of it each time
                 # (one took 35 ms, stalling every call in flight, at 128 HTTP clients).
                 gc.freeze()
-                servers = [
-                    loop.create_task(
-                        transport.serve(gateway, settings[name], partial(_ready, runtime, name)),
-                        name=f"front:{name}",
-                    )
-                    for name, transport in transports.items()
-                ]
+                servers += [serve_front(name) for name, transport in transports.items()
+                            if not transport.serves_while_starting]
                 stopping = loop.create_task(runtime.stop.wait())
                 try:
                     done, _ = await asyncio.wait([*servers, stopping],
@@ -87,6 +94,31 @@ async def serve(
         log.info("stopping on signal")
 
 
-def _ready(runtime: GatewayRuntime, name: str, where: str) -> None:
-    _announce(name, where)
-    runtime.front_ready(name, where)
+class _Announcer:
+    """Reports each front as it listens; says it serves once the gateway has started too."""
+
+    def __init__(self, runtime: GatewayRuntime) -> None:
+        self.runtime = runtime
+        self.started = False
+        self._serving: set[str] = set()
+
+    def ready(self, name: str, where: str) -> None:
+        """A front listens at ``where``."""
+        self.runtime.front_ready(name, where)
+        if self.started:
+            self._announce(name, where)
+        else:
+            print(f"vmcp: listening {name} on {where} (starting up)", file=sys.stderr,
+                  flush=True)
+
+    def gateway_started(self) -> None:
+        """The mounts are up (or failed): every front listening so far serves now."""
+        self.started = True
+        for name, where in self.runtime.state.fronts.items():
+            if where is not None:
+                self._announce(name, where)
+
+    def _announce(self, name: str, where: str) -> None:
+        if name not in self._serving:
+            self._serving.add(name)
+            _announce(name, where)

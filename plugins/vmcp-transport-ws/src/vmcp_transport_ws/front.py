@@ -205,6 +205,7 @@ class WebSocketFront:
 
     async def _serve_connection(self, websocket: ServerConnection) -> None:
         """One client: a gateway session fed from the socket, answered through the peer."""
+        await self.host.started()  # a client connecting during start-up waits for the mounts
         peer = ClientPeer(websocket, self.settings.max_queued_messages)
         session = self.host.open_session(peer, self._principals.pop(websocket, None))
         writer = asyncio.get_running_loop().create_task(peer.write_loop())
