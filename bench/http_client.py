@@ -1,9 +1,11 @@
 """The HTTP load generator: MCP over Streamable HTTP written as raw HTTP/1.1 on asyncio streams.
 
 No HTTP library and no SDK: each client is one keep-alive TCP connection and one MCP session
-(``initialize``, ``notifications/initialized``), then sequential ``tools/call`` POSTs. Bodies
-are read by ``Content-Length`` or chunked encoding; a ``text/event-stream`` reply is scanned
-for its ``data:`` lines. Every answer is checked to carry a result.
+(``initialize``, ``notifications/initialized``), then sequential ``tools/call`` POSTs; or, in
+the 2026-07-28 era (``modern``), no session at all: every POST carries the ``_meta`` envelope
+and the ``MCP-Protocol-Version``, ``Mcp-Method`` and ``Mcp-Name`` headers. Bodies are read by
+``Content-Length`` or chunked encoding; a ``text/event-stream`` reply is scanned for its
+``data:`` lines. Every answer is checked to carry a result.
 """
 
 from __future__ import annotations
@@ -27,17 +29,22 @@ _INITIALIZE = json.dumps({
                "clientInfo": {"name": "vmcp-bench", "version": "1"}},
 }).encode()
 _INITIALIZED = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
+MODERN_VERSION = "2026-07-28"
+#: the ``_meta`` envelope of every modern request (no client capabilities)
+_MODERN_META = (b'"_meta":{"io.modelcontextprotocol/protocolVersion":"' + MODERN_VERSION.encode()
+                + b'","io.modelcontextprotocol/clientCapabilities":{}}')
 
 
 class HttpMcpClient:
     """One MCP session over one keep-alive HTTP/1.1 connection."""
 
-    def __init__(self, url: str, accept: str = ACCEPT_BOTH) -> None:
+    def __init__(self, url: str, accept: str = ACCEPT_BOTH, modern: bool = False) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
         self.path = parts.path or "/"
         self.accept = accept
+        self.modern = modern
         self.session_id: str | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -50,13 +57,13 @@ class HttpMcpClient:
         """Open the TCP connection."""
         self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
 
-    async def post(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
-        """POST one message; returns (status, headers with lower-case names, body)."""
+    async def post(self, body: bytes, extra: str = "") -> tuple[int, dict[str, str], bytes]:
+        """POST one message (``extra``: more header lines); returns (status, headers with
+        lower-case names, body)."""
         assert self._reader is not None and self._writer is not None
-        extra = ""
         if self.session_id is not None:
-            extra = (f"Mcp-Session-Id: {self.session_id}\r\n"
-                     f"MCP-Protocol-Version: {PROTOCOL_VERSION}\r\n")
+            extra += (f"Mcp-Session-Id: {self.session_id}\r\n"
+                      f"MCP-Protocol-Version: {PROTOCOL_VERSION}\r\n")
         head = f"{self._head}{extra}Content-Length: {len(body)}\r\n\r\n"
         self._writer.write(head.encode() + body)
         return await self._read_response()
@@ -82,9 +89,9 @@ class HttpMcpClient:
             payload = b""
         return status, headers, payload
 
-    async def request(self, body: bytes) -> dict[str, Any]:
+    async def request(self, body: bytes, extra: str = "") -> dict[str, Any]:
         """POST one request and return the JSON-RPC response (JSON or SSE reply)."""
-        status, headers, payload = await self.post(body)
+        status, headers, payload = await self.post(body, extra)
         if status != 200:
             raise BenchError(f"HTTP {status}: {payload[:300]!r}")
         if headers.get("content-type", "").startswith("text/event-stream"):
@@ -126,11 +133,13 @@ class HttpMcpClient:
                 await self._writer.wait_closed()
 
 
-async def open_session(url: str, accept: str = ACCEPT_BOTH) -> HttpMcpClient:
-    """A connected client with an initialized MCP session."""
-    client = HttpMcpClient(url, accept)
+async def open_session(url: str, accept: str = ACCEPT_BOTH, modern: bool = False
+                       ) -> HttpMcpClient:
+    """A connected client with an initialized MCP session (modern: none is needed)."""
+    client = HttpMcpClient(url, accept, modern)
     await client.connect()
-    await client.start_session()
+    if not modern:
+        await client.start_session()
     return client
 
 
@@ -155,11 +164,16 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
 
 async def _calls(client: HttpMcpClient, tool: str, count: int, latencies: list[int]) -> None:
     clock = time.perf_counter_ns
+    meta, extra = b"", ""
+    if client.modern:
+        meta = b"," + _MODERN_META
+        extra = (f"MCP-Protocol-Version: {MODERN_VERSION}\r\nMcp-Method: tools/call\r\n"
+                 f"Mcp-Name: {tool}\r\n")
     for n in range(count):
         body = (b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"'
-                + tool.encode() + b'","arguments":{"text":"hello"}}}') % (n + 1)
+                + tool.encode() + b'","arguments":{"text":"hello"}' + meta + b'}}') % (n + 1)
         start = clock()
-        message = await client.request(body)
+        message = await client.request(body, extra)
         latencies.append(clock() - start)
         if "result" not in message:
             raise BenchError(f"tools/call failed: {message}")
@@ -167,14 +181,16 @@ async def _calls(client: HttpMcpClient, tool: str, count: int, latencies: list[i
 
 async def load(
     url: str, tool: str, clients: int, calls_per_client: int, accept: str = ACCEPT_BOTH,
-    timeout: float = 300.0,
+    timeout: float = 300.0, modern: bool = False,
 ) -> tuple[float, list[int]]:
     """``clients`` sessions each making sequential calls; (seconds, per-call nanoseconds).
 
-    Sessions are opened before the clock starts; the clock covers the calls only.
+    Sessions are opened before the clock starts; the clock covers the calls only. With
+    ``modern``, each client is a connection making stateless 2026-07-28 calls.
     """
     async with asyncio.timeout(timeout):
-        sessions = await asyncio.gather(*(open_session(url, accept) for _ in range(clients)))
+        sessions = await asyncio.gather(*(open_session(url, accept, modern)
+                                          for _ in range(clients)))
         latencies: list[int] = []
         try:
             start = time.perf_counter()

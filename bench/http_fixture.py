@@ -2,7 +2,9 @@
 
 Built on aiohttp, the same HTTP stack as the gateway's ``http`` front, so the HTTP scenarios
 compare the gateway with the cheapest server of the same stack: ``initialize`` opens a session
-(``Mcp-Session-Id``), notifications get 202, every request gets one JSON body.
+(``Mcp-Session-Id``), notifications get 202, every request gets one JSON body. A 2026-07-28
+request (its ``_meta`` names the protocol version) needs no session: it is the direct modern
+backend of the ``modern`` scenario.
 
 Run as ``python -m bench.http_fixture [--port N]``; it prints ``bench: serving http on <url>``
 on stderr once listening.
@@ -40,7 +42,7 @@ class FixtureHttpServer:
             session = secrets.token_urlsafe(32)
             self.sessions.add(session)
             headers[SESSION_HEADER] = session
-        elif session not in self.sessions:
+        elif session not in self.sessions and not _modern(message):
             return web.json_response({"error": "unknown session"}, status=404)
         answer = self.fixture.answer(message)
         if answer is None:
@@ -51,6 +53,12 @@ class FixtureHttpServer:
         """End a session."""
         self.sessions.discard(request.headers.get(SESSION_HEADER, ""))
         return web.Response(status=204)
+
+
+def _modern(message: dict[str, object]) -> bool:
+    params = message.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return isinstance(meta, dict) and "io.modelcontextprotocol/protocolVersion" in meta
 
 
 async def serve(port: int, tools: int) -> None:

@@ -28,6 +28,7 @@ def targets(results: Results) -> list[dict[str, Any]]:
     stdio = _ok(s, "stdio", "targets") or {}
     added = _ok(s, "stdio", "added_p50_us") or {}
     http32 = _ok(s, "http", "levels", "32") or {}
+    modern32 = _ok(s, "modern", "levels", "32") or {}
     lists = _ok(s, "tools_list", "targets") or {}
     session = _ok(s, "memory", "per_session", "per_session_kib")
     start = _ok(s, "startup", "targets") or {}
@@ -58,6 +59,10 @@ def targets(results: Results) -> list[dict[str, Any]]:
              _ratio(http32.get("gateway", {}).get("calls_per_s"),
                     http32.get("direct", {}).get("calls_per_s")), 0.5, ">=", "x",
              "gateway answering SSE (what MCP clients ask for)"),
+        made("modern stateless tools/call at 32 clients vs a direct modern backend",
+             _ratio(modern32.get("gateway", {}).get("calls_per_s"),
+                    modern32.get("direct", {}).get("calls_per_s")), 0.75, ">=", "x",
+             "2026-07-28 requests, no session"),
         made(f"warm tools/list, {_ok(s, 'tools_list', 'tools')} tools in "
              f"{_ok(s, 'tools_list', 'mounts')} mounts, p50 at the client",
              _ms(lists.get("warm", {}).get("p50_us")), 5.0, "<=", "ms",
@@ -161,6 +166,7 @@ def render(results: Results) -> str:
 
     out += _section("stdio front -> stdio backend", s.get("stdio"), stdio)
     out += _section("HTTP front -> stdio backend", s.get("http"), http)
+    out += _section("2026-07-28 over HTTP (stateless)", s.get("modern"), http)
     out += _section("HTTP front under overload", s.get("overload"), crowd)
     out += _section("tools/list", s.get("tools_list"), lists)
     out += _section("memory", s.get("memory"), memory)

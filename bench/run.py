@@ -25,13 +25,14 @@ from typing import Any
 
 from bench.procs import REPO
 from bench.report import render, targets
-from bench.scenarios import http, lists, memory, overload, startup, stdio
+from bench.scenarios import http, lists, memory, modern, overload, startup, stdio
 from bench.settings import BenchSettings
 from bench.stats import BenchError
 
 SCENARIOS: dict[str, Callable[[BenchSettings], dict[str, Any]]] = {
     "stdio": stdio.run,
     "http": http.run,
+    "modern": modern.run,
     "overload": overload.run,
     "tools_list": lists.run,
     "memory": memory.run,

@@ -88,6 +88,13 @@ class GatewaySettings(_Model):
     tool_exposure: Literal["all", "search", "auto"] = "all"
     #: with tool_exposure = "auto", more visible tools than this switch a caller to search
     search_threshold: int = Field(40, ge=0)
+    #: seconds a backend's call waits for a 2026-07-28 client to bring the input it was
+    #: asked for (``input_required``); unset: ``request_timeout``
+    input_timeout: float | None = Field(None, gt=0)
+    #: the key that seals 2026-07-28 ``requestState`` (any string; instances that share it
+    #: verify each other's states). Unset: ``VMCP_STATE_KEY``, else a key per process.
+    state_key: str | None = Field(default_factory=lambda: os.environ.get("VMCP_STATE_KEY"),
+                                  repr=False)
 
     @field_validator("separator")
     @classmethod

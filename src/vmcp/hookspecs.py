@@ -38,7 +38,7 @@ import pluggy
 if TYPE_CHECKING:
     from vmcp.config import MountConfig
     from vmcp.gateway.gateway import Gateway
-    from vmcp.gateway.middleware import Middleware, VisibilityFilter
+    from vmcp.routing.middleware import Middleware, VisibilityFilter
 
 PROJECT = "vmcp"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -122,7 +122,7 @@ def vmcp_request_middleware(gateway: Gateway) -> Middleware | None:
     :param gateway: the gateway being started.
     :returns: an async callable ``middleware(request, call_next) -> dict`` or None.
 
-    ``request`` is a :class:`vmcp.gateway.middleware.RoutedRequest` (caller, mount, method,
+    ``request`` is a :class:`vmcp.routing.middleware.RoutedRequest` (caller, mount, method,
     params); ``call_next(request)`` forwards it and returns the JSON-RPC result ``dict`` or
     raises :class:`vmcp.protocol.errors.RpcError`. A middleware may inspect, rewrite, answer
     without forwarding, or time the call (audit, metrics, rate limits).

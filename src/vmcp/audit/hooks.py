@@ -14,7 +14,7 @@ from vmcp.hookspecs import hookimpl
 if TYPE_CHECKING:
     from vmcp.audit.trail import TrailWriter
     from vmcp.gateway.gateway import Gateway
-    from vmcp.gateway.middleware import Middleware
+    from vmcp.routing.middleware import Middleware
 
 #: the writer of each gateway with a trail file, closed when it stops
 _writers: dict[int, TrailWriter] = {}

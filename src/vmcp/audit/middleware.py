@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vmcp.audit.record import build_record, outcome_of
-from vmcp.gateway.middleware import CallNext, Middleware, RoutedRequest
+from vmcp.routing.middleware import CallNext, Middleware, RoutedRequest
 
 Sink = Callable[[dict[str, Any]], None]
 

@@ -8,8 +8,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from vmcp.gateway.middleware import RoutedRequest
 from vmcp.protocol.errors import RpcError
+from vmcp.routing.middleware import RoutedRequest
 
 #: the parameter naming what a method acts on
 _TARGETS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri",

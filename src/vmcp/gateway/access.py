@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 from vmcp.auth.base import Principal
 from vmcp.config import VmcpConfig
-from vmcp.gateway.middleware import Caller
 from vmcp.gateway.overrides import shown_tools
 from vmcp.persona import PersonaStore, Policy
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import RpcError
+from vmcp.routing.middleware import Caller
 
 if TYPE_CHECKING:
     from vmcp.gateway.gateway import Gateway

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import RpcError
+from vmcp.routing.request import HANDSHAKE, Request
 
 if TYPE_CHECKING:
     from vmcp.gateway.gateway import Gateway
-    from vmcp.gateway.middleware import Caller
-    from vmcp.gateway.session import FrontSession
+    from vmcp.routing.middleware import Caller
 
 log = logging.getLogger("vmcp.approvals")
 
@@ -41,9 +41,11 @@ def _refused(text: str) -> dict[str, Any]:
     return {"content": [{"type": "text", "text": text}], "isError": True}
 
 
-def _can_ask(session: FrontSession) -> bool:
-    elicitation = session.client_capabilities.get("elicitation")
-    return isinstance(elicitation, dict) and (not elicitation or "form" in elicitation)
+def _can_ask(request: Request) -> bool:
+    # a 2026-07-28 client can only be asked through input_required, which needs its retry
+    elicitation = request.capabilities.get("elicitation")
+    return request.era == HANDSHAKE and isinstance(elicitation, dict) and (
+        not elicitation or "form" in elicitation)
 
 
 class Approvals:
@@ -63,36 +65,37 @@ class Approvals:
         return rules is not None and any(
             fnmatch.fnmatchcase(name, pattern) for pattern in rules.confirm_tools)
 
-    def confirm_then(self, session: FrontSession, request_id: Any, exposed: str,
+    def confirm_then(self, request: Request, exposed: str,
                      params: dict[str, Any], forward: Callable[[], None]) -> None:
         """Ask the caller about this call, then ``forward()`` it or answer with a refusal."""
         arguments = params.get("arguments") or {}
         digest = call_digest(exposed, arguments)
+        sink, request_id = request.sink, request.id
 
         async def run() -> None:
             try:
-                approved, why = await self._ask(session, exposed, arguments, digest)
+                approved, why = await self._ask(request, exposed, arguments, digest)
                 log.info("call %s of %s by session %s: %s", digest, exposed,
-                         session.session_id, why)
+                         request.caller.session_id, why)
                 if approved:
                     forward()
                 else:
-                    session.send(jsonrpc.result(request_id, _refused(
-                        f"The call of {exposed} was not run: {why}.")), request_id)
+                    sink.deliver(request, jsonrpc.result(request_id, _refused(
+                        f"The call of {exposed} was not run: {why}.")))
             except RpcError as exc:
-                session.send(jsonrpc.error(request_id, exc), request_id)
+                sink.fail(request_id, exc)
             finally:
-                session.tasks.pop(request_id, None)
+                sink.tasks.pop(request_id, None)
 
-        session.tasks[request_id] = asyncio.get_running_loop().create_task(run())
+        sink.tasks[request_id] = asyncio.get_running_loop().create_task(run())
 
-    async def _ask(self, session: FrontSession, exposed: str, arguments: Any,
+    async def _ask(self, request: Request, exposed: str, arguments: Any,
                    digest: str) -> tuple[bool, str]:
-        if not _can_ask(session):
+        if not _can_ask(request):
             return False, ("it needs the caller's approval, and this client cannot be asked "
                            "(it does not support form elicitation)")
         shown = json.dumps(arguments, indent=2, sort_keys=True, ensure_ascii=False)
-        answer = await session.ask("elicitation/create", {
+        answer = await request.sink.ask("elicitation/create", {  # type: ignore[attr-defined]
             "mode": "form",
             "message": f"Allow this call of the tool {exposed}?\n\nArguments:\n{shown}\n\n"
                        f"(call {digest})",

@@ -25,11 +25,14 @@ from vmcp.cache.layer import CacheLayer
 from vmcp.config import MountConfig, VmcpConfig, vmcp_home
 from vmcp.gateway.access import PersonaAccess, personas_in_play
 from vmcp.gateway.approvals import Approvals
+from vmcp.gateway.bridge import Bridge
+from vmcp.gateway.dispatch import Dispatcher
 from vmcp.gateway.health import Health
-from vmcp.gateway.middleware import all_visible, chain
+from vmcp.gateway.listen import Listens
+from vmcp.gateway.modern import ModernAdapter
 from vmcp.gateway.namespace import Namespace
 from vmcp.gateway.pinning import Pinning, PinStore
-from vmcp.gateway.session import LOG_LEVELS, FrontSession
+from vmcp.gateway.session import FrontSession
 from vmcp.gateway.toolsearch import ToolSearch
 from vmcp.persona import PersonaStore
 from vmcp.plugins import get_plugin_manager, load_driver
@@ -38,6 +41,9 @@ from vmcp.protocol.errors import INTERNAL_ERROR, INVALID_PARAMS, RpcError
 from vmcp.registry.catalog import CHANGED_KINDS, LIST_KINDS
 from vmcp.registry.mount import Mount, Replica
 from vmcp.registry.supervisor import Supervisor
+from vmcp.routing.middleware import all_visible, chain
+from vmcp.routing.request import LOG_LEVELS, Request, Sink
+from vmcp.routing.router import Router
 from vmcp.transports.base import FrontPeer, JsonMessage, Transport
 from vmcp.upstream.session import CLIENT_CAPABILITIES, NO_RELATION, UpstreamSession
 
@@ -56,7 +62,7 @@ RELATED_TASK = "io.modelcontextprotocol/related-task"
 class TaskEntry:
     """A task a backend created for one front session."""
 
-    session: FrontSession
+    session: Sink
     mount_id: str
     upstream: UpstreamSession
     backend_task_id: str
@@ -103,8 +109,8 @@ class Gateway:
         self.pinning = Pinning(PinStore(vmcp_home() / "pins"))
         self.approvals = Approvals(self)
         self.sessions: dict[str, FrontSession] = {}
-        #: gateway progress token -> (session, the client's token, the client's request id)
-        self.progress: dict[int, tuple[FrontSession, Any, Any]] = {}
+        #: gateway progress token -> (the request, the client's own token)
+        self.progress: dict[int, tuple[Request, Any]] = {}
         #: (upstream, backend request id) -> (session, client-side id) of relayed requests
         self.reverse: dict[tuple[UpstreamSession, Any], tuple[FrontSession, int]] = {}
         self.tasks: dict[str, TaskEntry] = {}
@@ -131,6 +137,12 @@ class Gateway:
             ([self.access.visible] if self.access is not None else []) + self._plugin_filters)
         self._auth: AuthProvider | None = None
         self.supervisor = Supervisor(self)
+        self.router = Router(self)
+        self.dispatch = Dispatcher(self)
+        #: the 2026-07-28 adapter, its bridge to backends' requests, and its listens
+        self.modern = ModernAdapter(self)
+        self.bridge = Bridge(self, config.gateway.state_key)
+        self.listens = Listens(self)
         #: request counting (vmcp.monitoring.metrics.GatewayMetrics); None unless
         #: ``[monitoring] metrics_port`` is set
         self.metrics: Any = None
@@ -195,7 +207,8 @@ class Gateway:
     async def session_closed(self, session: FrontSession) -> None:
         """Release what a departed session held."""
         self.sessions.pop(session.session_id, None)
-        for token in [t for t, entry in self.progress.items() if entry[0] is session]:
+        for token in [t for t, entry in self.progress.items()
+                      if entry[0].caller.session_id == session.session_id]:
             del self.progress[token]
         for task_id in [t for t, entry in self.tasks.items() if entry.session is session]:
             entry = self.tasks.pop(task_id)
@@ -243,7 +256,7 @@ class Gateway:
         finally:
             self._opening = None
         if self.access is not None:
-            self._spawn(self.access.watch())
+            self.spawn(self.access.watch())
         self.health.started = True
         await self._call_hook(self._pm.hook.vmcp_gateway_started)
 
@@ -344,7 +357,7 @@ class Gateway:
         self.access = PersonaAccess(self, PersonaStore.default())
         self.access.catalog_changed()
         self.visible = all_visible([self.access.visible, *self._plugin_filters])
-        self._spawn(self.access.watch())
+        self.spawn(self.access.watch())
 
     async def _refuse_collisions(self) -> None:
         """Fail every mount whose unprefixed names collide with an earlier mount's.
@@ -476,7 +489,7 @@ class Gateway:
         """Another gateway sharing the cache saw lists of ``mount_id`` change: re-read them."""
         mount = self.mounts.get(mount_id)
         if mount is not None and mount.state == "up":
-            self._spawn(self._refresh(mount, kinds, announce=False))
+            self.spawn(self._refresh(mount, kinds, announce=False))
 
     def _build_namespace(self) -> Namespace:
         settings = self.config.gateway
@@ -589,24 +602,25 @@ class Gateway:
             for session in self.sessions.values():
                 if session.initialized and (mount_id is None or self.may_notice(session, mount_id)):
                     session.send(message)
+            self.listens.list_changed(method, mount_id)
 
-    def may_notice(self, session: FrontSession, mount_id: str) -> bool:
+    def may_notice(self, session: FrontSession | Any, mount_id: str) -> bool:
         """True when the session's persona lets it know that ``mount_id`` exists."""
         return self.access is None or self.access.sees_mount(session.caller, mount_id)
 
     # -- result mapping (backend -> front) ------------------------------------------------
 
     def map_tool_result(
-        self, session: FrontSession, upstream: UpstreamSession, result: dict[str, Any]
+        self, request: Request, upstream: UpstreamSession, result: dict[str, Any]
     ) -> None:
         """Map URIs inside a tool result, and the task id of a task-creating call."""
         self.namespace.map_contents(upstream.mount_id, result.get("content"))
         task = result.get("task")
         if isinstance(task, dict):
-            self._map_task(session, upstream, task)
+            self._map_task(request.sink, upstream, task)
 
     def map_prompt_result(
-        self, session: FrontSession, upstream: UpstreamSession, result: dict[str, Any]
+        self, request: Request, upstream: UpstreamSession, result: dict[str, Any]
     ) -> None:
         """Map URIs of embedded resources inside prompt messages."""
         messages = result.get("messages")
@@ -615,19 +629,19 @@ class Gateway:
                 upstream.mount_id, [m.get("content") for m in messages if isinstance(m, dict)])
 
     def map_read_result(
-        self, session: FrontSession, upstream: UpstreamSession, result: dict[str, Any]
+        self, request: Request, upstream: UpstreamSession, result: dict[str, Any]
     ) -> None:
         """Map the URIs of ``resources/read`` contents."""
         self.namespace.map_resource_contents(upstream.mount_id, result.get("contents"))
 
     def map_task_object(
-        self, session: FrontSession, upstream: UpstreamSession, result: dict[str, Any]
+        self, request: Request, upstream: UpstreamSession, result: dict[str, Any]
     ) -> None:
         """Map the task id of a ``tasks/get`` or ``tasks/cancel`` result."""
-        self._map_task(session, upstream, result)
+        self._map_task(request.sink, upstream, result)
 
     def _map_task(
-        self, session: FrontSession, upstream: UpstreamSession, task: dict[str, Any]
+        self, session: Sink, upstream: UpstreamSession, task: dict[str, Any]
     ) -> None:
         backend_id = task.get("taskId")
         if not isinstance(backend_id, str):
@@ -655,10 +669,10 @@ class Gateway:
                     listed.append({**task, "taskId": ids[task["taskId"]]})
         return {"tasks": listed}
 
-    def progress_token(self, session: FrontSession, token: Any, request_id: Any) -> int:
-        """A gateway-wide progress token standing for a client's own."""
+    def progress_token(self, request: Request, token: Any) -> int:
+        """A gateway-wide progress token standing for a request's own."""
         gateway_token = next(self._counter)
-        self.progress[gateway_token] = (session, token, request_id)
+        self.progress[gateway_token] = (request, token)
         return gateway_token
 
     def map_elicitation(self, session: FrontSession, upstream: UpstreamSession, eid: str) -> str:
@@ -749,32 +763,37 @@ class Gateway:
 
     # -- UpstreamEvents -------------------------------------------------------------------
 
-    def _attribute(self, upstream: UpstreamSession, origin: Any) -> tuple[FrontSession, Any] | None:
-        """The session (and its request) a backend-initiated message belongs to, or None.
+    def _attribute(
+        self, upstream: UpstreamSession, origin: Any
+    ) -> tuple[Sink, Request | None] | None:
+        """The sink (and the request) a backend-initiated message belongs to, or None.
 
         Only what the protocol gives counts: the request whose stream carried the message
         (``origin``), or a connection that serves one session alone. With no relation, the
-        message is attributed only when exactly one session has requests in flight on the
+        message is attributed only when exactly one sink has requests in flight on the
         connection; when several have, nobody gets it (see :meth:`_ambiguous`).
         """
         if origin is not NO_RELATION:
-            return origin if origin is not None and not origin[0].closed else None
+            if origin is None or origin.sink.closed:
+                return None
+            return origin.sink, origin
         scope = upstream.scope
         if scope is not None and scope[0] == "session":
             session = self.sessions.get(scope[1])
-            return (session, self._newest_request(upstream, session)) if session else None
-        callers = [s for s in upstream.callers_in_flight() if not s.closed]
-        if len(callers) != 1:
+            if session is not None:
+                return session, self._newest_request(upstream, session)
+        sinks = [s for s in upstream.callers_in_flight() if not s.closed]
+        if len(sinks) != 1:
             return None
-        return callers[0], self._newest_request(upstream, callers[0])
+        return sinks[0], self._newest_request(upstream, sinks[0])
 
     @staticmethod
-    def _newest_request(upstream: UpstreamSession, session: FrontSession) -> Any:
-        """The client id of the newest request ``session`` has in flight on ``upstream``."""
+    def _newest_request(upstream: UpstreamSession, sink: Sink) -> Request | None:
+        """The newest request ``sink`` has in flight on ``upstream``."""
         for pending in reversed(upstream.pending.values()):
             owner = pending.owner
-            if owner is not None and owner[0] is session:
-                return owner[1]
+            if owner is not None and owner.sink is sink:
+                return owner
         return None
 
     def _ambiguous(self, upstream: UpstreamSession, origin: Any) -> bool:
@@ -816,17 +835,17 @@ class Gateway:
         if method == "notifications/progress":
             entry = self.progress.get(params.get("progressToken"))  # type: ignore[arg-type]
             if entry is not None:
-                session, token, request_id = entry
-                session.send(jsonrpc.notification(method, {**params, "progressToken": token}),
-                             request_id)
-                session.extend(request_id)
+                request, token = entry
+                request.sink.send(jsonrpc.notification(method, {**params, "progressToken": token}),
+                                  request.id)
+                self.router.extend(request)
         elif method == "notifications/message":
             self._relay_log(upstream, message, params, origin)
         elif method in CHANGED_KINDS:
             self._schedule_refresh(upstream.mount_id, CHANGED_KINDS[method])
         elif method == "notifications/resources/updated":
             if self.cache is not None:  # drop cached reads before subscribers re-read
-                self._spawn(self._resource_updated(upstream, params))
+                self.spawn(self._resource_updated(upstream, params))
             else:
                 self._relay_updated(upstream, params)
         elif method == "notifications/cancelled":
@@ -852,8 +871,12 @@ class Gateway:
         level = params.get("level")
         related = self._attribute(upstream, origin)
         if related is not None:
-            if related[0].wants_log(level):
-                related[0].send(message, related[1])
+            sink, request = related
+            if request is not None:
+                if request.wants_log(level):
+                    sink.send(message, request.id)
+            elif isinstance(sink, FrontSession) and sink.wants_log(level):
+                sink.send(message)
             return
         if origin is not NO_RELATION or self._ambiguous(upstream, origin):
             log.info("backend %s logged (kept here, its caller is unknown): %s",
@@ -889,9 +912,10 @@ class Gateway:
         mount = self.mounts.get(mount_id)
         if mount is None or mount.state != "up":
             return
-        self._spawn(self._refresh(mount, kinds, announce=True))
+        self.spawn(self._refresh(mount, kinds, announce=True))
 
-    def _spawn(self, work: Any) -> None:
+    def spawn(self, work: Any) -> None:
+        """Run ``work`` in the background, kept until it is done."""
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -913,11 +937,11 @@ class Gateway:
                 reason = f"{method} was sent outside any call of a connected client"
             upstream.respond(jsonrpc.error(message.get("id"), RpcError(INTERNAL_ERROR, reason)))
             return
-        target[0].relay_request(upstream, message, target[1])
+        target[0].relay_request(target[1], upstream, message)
 
     def _request_target(
         self, upstream: UpstreamSession, message: JsonMessage, origin: Any
-    ) -> tuple[FrontSession, Any] | None:
+    ) -> tuple[Sink, Request | None] | None:
         params = message.get("params")
         meta = params.get("_meta") if isinstance(params, dict) else None
         related_task = meta.get(RELATED_TASK) if isinstance(meta, dict) else None
@@ -950,7 +974,7 @@ class Gateway:
         log.warning("backend %s went away: %s", mount.mount_id, reason)
         mount.state = "down"
         if self.cache is not None:
-            self._spawn(self.cache.mount_changed(mount.mount_id))
+            self.spawn(self.cache.mount_changed(mount.mount_id))
         mount.error = reason
         had = [kind for kind, items in mount.catalog.items() if items]
         for kind in mount.catalog:
@@ -960,7 +984,7 @@ class Gateway:
                 session.subscriptions.discard(route)
         self._rebuild()
         self.broadcast_list_changed(had, mount.mount_id)
-        self._spawn(self._call_hook(self._pm.hook.vmcp_server_unmounted, mount_id=mount.mount_id))
+        self.spawn(self._call_hook(self._pm.hook.vmcp_server_unmounted, mount_id=mount.mount_id))
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

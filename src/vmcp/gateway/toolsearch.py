@@ -23,9 +23,9 @@ from vmcp.protocol.errors import INVALID_PARAMS, RpcError
 
 if TYPE_CHECKING:
     from vmcp.gateway.gateway import Gateway
-    from vmcp.gateway.middleware import Caller
     from vmcp.gateway.namespace import Namespace
-    from vmcp.gateway.session import FrontSession
+    from vmcp.routing.middleware import Caller
+    from vmcp.routing.request import Request
 
 SEARCH, DESCRIBE, CALL = "search_tools", "describe_tools", "call_tool"
 #: the prefix of the meta-tools' names (before the gateway's separator)
@@ -163,8 +163,7 @@ class ToolSearch:
         return _text_result({"tools": list(found.values()),
                              "unknown": [name for name in names if name not in found]})
 
-    def take(self, session: FrontSession, request_id: Any, params: dict[str, Any]
-             ) -> dict[str, Any] | None:
+    def take(self, request: Request, params: dict[str, Any]) -> dict[str, Any] | None:
         """Take a ``tools/call`` of a meta-tool: answer it, or return the call it stands for.
 
         For a caller with ``tool_exposure = "all"`` the meta-tools do not exist: ``params``
@@ -172,12 +171,12 @@ class ToolSearch:
 
         :raises RpcError: bad arguments.
         """
-        if self.mode(session.caller) == "all":
+        if self.mode(request.caller) == "all":
             return params
         inner = self.unwrap(params)
         if inner is None:
-            session.send(jsonrpc.result(request_id, self.call(session.caller, params)),
-                         request_id)
+            request.sink.deliver(request, jsonrpc.result(request.id,
+                                                         self.call(request.caller, params)))
         return inner
 
     def unwrap(self, params: dict[str, Any]) -> dict[str, Any] | None:

@@ -322,13 +322,14 @@ class UpstreamSession:
             self.events.upstream_notification(self, message, origin)
 
     def callers_in_flight(self) -> set[Any]:
-        """The distinct front callers (the first item of each ``owner``) with a request in
-        flight on this connection; the gateway's own requests are not counted."""
+        """The distinct front sinks (the ``sink`` of each ``owner``: a session, or one
+        stateless exchange) with a request in flight on this connection; the gateway's own
+        requests are not counted."""
         callers = set()
         for pending in self.pending.values():
             owner = pending.owner
             if owner is not None:
-                callers.add(owner[0])
+                callers.add(owner.sink)
         return callers
 
     def _malformed(self, message: Any) -> None:

@@ -14,7 +14,7 @@ from vmcp_trace_otel.settings import OtelSettings
 
 if TYPE_CHECKING:
     from vmcp.gateway.gateway import Gateway
-    from vmcp.gateway.middleware import Middleware
+    from vmcp.routing.middleware import Middleware
     from vmcp_trace_otel.tracing import Tracing
 
 #: the tracing of each gateway that has it, shut down when it stops

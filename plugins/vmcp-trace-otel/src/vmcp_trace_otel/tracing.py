@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from vmcp.gateway.middleware import CallNext, RoutedRequest
 from vmcp.protocol.errors import RpcError
+from vmcp.routing.middleware import CallNext, RoutedRequest
 from vmcp_trace_otel.settings import OtelSettings
 
 #: the parameter naming what a method acts on, and the attribute it is recorded as

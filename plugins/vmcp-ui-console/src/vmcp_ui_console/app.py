@@ -29,13 +29,13 @@ from vmcp.control.ops import Operations, RuntimeState
 from vmcp.control.protocol import ControlError
 from vmcp.control.runtime import operations_of
 from vmcp.fileutil import held_lock
-from vmcp.gateway.middleware import Caller
 from vmcp.persona import Persona, PersonaStore
 from vmcp.persona.model import RuleKind
 from vmcp.persona.store import PersonaError
 from vmcp.repository import paths
 from vmcp.repository.errors import InstallError
 from vmcp.repository.manager import ServerManager
+from vmcp.routing.middleware import Caller
 from vmcp.transports.netsec import HostOriginPolicy, is_loopback
 from vmcp_ui_console import pages
 from vmcp_ui_console.settings import ConsoleSettings
