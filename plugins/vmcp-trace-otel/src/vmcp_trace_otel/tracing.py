@@ -3,6 +3,7 @@ context read from and written to ``_meta``."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import replace
 from typing import Any
@@ -11,11 +12,11 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from vmcp.protocol.errors import RpcError
-from vmcp.routing.middleware import CallNext, RoutedRequest
+from vmcp.routing.middleware import CallNext, CallNotes, RoutedRequest
 from vmcp_trace_otel.settings import OtelSettings
 
 #: the parameter naming what a method acts on, and the attribute it is recorded as
@@ -36,6 +37,18 @@ def _resource(settings: OtelSettings) -> Resource:
     if os.environ.get("OTEL_SERVICE_NAME"):
         return Resource.create()
     return Resource.create({"service.name": "vmcp"})
+
+
+def _note(spans: tuple[Span, ...], notes: CallNotes) -> None:
+    """Record how the router served the call: replica, attempts (above one: retried), cache."""
+    for span in spans:
+        if notes.replica is not None:
+            span.set_attribute("vmcp.replica", notes.replica)
+        if notes.attempts:
+            span.set_attribute("vmcp.attempts", notes.attempts)
+            span.set_attribute("vmcp.retried", notes.attempts > 1)
+        if notes.cache is not None:
+            span.set_attribute("vmcp.cache", notes.cache)
 
 
 class Tracing:
@@ -65,26 +78,37 @@ class Tracing:
         if key is not None and isinstance(target := params.get(key), str):
             attributes[attribute] = target  # type: ignore[index]
             name = f"{method} {target}"
+        if request.request_id is not None:
+            attributes["jsonrpc.request.id"] = str(request.request_id)
+        if request.approval is not None:
+            attributes["vmcp.approval"] = request.approval
         tracer = self.tracer
-        with (
-            tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER,
-                                         attributes=attributes) as span,
-            tracer.start_as_current_span(f"{method} {request.mount_id}", kind=SpanKind.CLIENT,
-                                         attributes=attributes) as backend,
-        ):
-            carrier: dict[str, str] = {}
-            _PROPAGATOR.inject(carrier)  # the backend span's context
-            forwarded = replace(request, params={**params, "_meta": {**(meta or {}), **carrier}})
+        with contextlib.ExitStack() as spans:
+            span = spans.enter_context(tracer.start_as_current_span(
+                name, context=parent, kind=SpanKind.SERVER, attributes=attributes))
+            # a call the caller did not approve is answered without a backend call
+            backend = None if request.approval not in (None, "approved") else spans.enter_context(
+                tracer.start_as_current_span(f"{method} {request.mount_id}",
+                                             kind=SpanKind.CLIENT, attributes=attributes))
+            touched = (span,) if backend is None else (span, backend)
+            forwarded = request
+            if backend is not None:
+                carrier: dict[str, str] = {}
+                _PROPAGATOR.inject(carrier)  # the backend span's context
+                forwarded = replace(request,
+                                    params={**params, "_meta": {**(meta or {}), **carrier}})
             try:
                 result = await call_next(forwarded)
             except RpcError as exc:
-                for each in (span, backend):
+                for each in touched:
                     each.set_attribute("vmcp.outcome", "error")
                     each.set_attribute("rpc.jsonrpc.error_code", exc.code)
                     each.set_status(Status(StatusCode.ERROR, exc.message))
                 raise
+            finally:
+                _note(touched, request.notes)
             outcome = "tool_error" if result.get("isError") else "ok"
-            for each in (span, backend):
+            for each in touched:
                 each.set_attribute("vmcp.outcome", outcome)
             if outcome == "tool_error":
                 span.set_status(Status(StatusCode.ERROR, "the tool reported an error"))
