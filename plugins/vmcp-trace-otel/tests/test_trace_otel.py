@@ -39,6 +39,8 @@ CLIENT_SPAN = "00f067aa0ba902b7"
 
 BACKEND = """
 import json
+import os
+import pathlib
 from mcp.server.mcpserver import Context, MCPServer
 
 server = MCPServer("tracee")
@@ -53,6 +55,20 @@ def context(secret: str, ctx: Context) -> str:
 @server.tool()
 def boom() -> str:
     raise ValueError("boom")
+
+
+@server.tool()
+def flaky(marker: str) -> str:
+    # the first replica called dies with the call in flight; the one it fails over to answers
+    if not os.path.exists(marker):
+        pathlib.Path(marker).write_text("died")
+        os._exit(1)
+    return "survived"
+
+
+@server.tool()
+def cached() -> str:
+    return "the same every time"
 
 
 server.run("stdio")
@@ -111,8 +127,11 @@ async def test_spans_continue_the_client_trace_and_reach_the_backend(
     url, spans = receiver
     (tmp_path / "backend.py").write_text(BACKEND, encoding="utf-8")
     config = tmp_path / "vmcp.toml"
-    config.write_text(f'[servers.tracee]\ncommand = {json.dumps(sys.executable)}\n'
-                      f'args = [{json.dumps(str(tmp_path / "backend.py"))}]\n', encoding="utf-8")
+    launch = (f'command = {json.dumps(sys.executable)}\n'
+              f'args = [{json.dumps(str(tmp_path / "backend.py"))}]\n')
+    config.write_text(f'[servers.tracee]\n{launch}\n'
+                      f'[servers.twin]\n{launch}replicas = 2\ncache_tools = ["cached"]\n'
+                      '[servers.twin.retry]\nidempotent_tools = ["flaky"]\n', encoding="utf-8")
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "vmcp", "--config", str(config), "start"],
         env={**os.environ, "VMCP_HOME": str(tmp_path / "home"),
@@ -128,13 +147,19 @@ async def test_spans_continue_the_client_trace_and_reach_the_backend(
                 seen = await session.call_tool("tracee__context", {"secret": "s3cr3t"},
                                                meta=meta)  # type: ignore[arg-type]
                 failed = await session.call_tool("tracee__boom", {})
+                survived = await session.call_tool(
+                    "twin__flaky", {"marker": str(tmp_path / "died")})
+                for _ in range(2):
+                    await session.call_tool("twin__cached", {}, meta=meta)  # type: ignore[arg-type]
     assert isinstance(seen, types.CallToolResult) and isinstance(failed, types.CallToolResult)
+    assert survived.content[0].text == "survived"  # type: ignore[union-attr]
     assert failed.is_error
     backend_saw = json.loads(seen.content[0].text)  # type: ignore[union-attr]
 
     # The gateway flushed its spans while stopping, before stdio_client saw it exit.
-    assert len(spans) == 4, (tmp_path / "gateway.log").read_text()
-    by_name = {span.name: span for span in spans if span.kind == Span.SPAN_KIND_SERVER}
+    assert len(spans) == 10, (tmp_path / "gateway.log").read_text()
+    tracee = [s for s in spans if _attributes(s)["vmcp.mount"] == "tracee"]
+    by_name = {span.name: span for span in tracee if span.kind == Span.SPAN_KIND_SERVER}
     server = by_name["tools/call context"]
     [backend] = [s for s in spans if s.parent_span_id == server.span_id]
     assert backend.name == "tools/call tracee"
@@ -156,6 +181,21 @@ async def test_spans_continue_the_client_trace_and_reach_the_backend(
     assert boom.trace_id != server.trace_id
     assert [s.parent_span_id for s in spans if s.trace_id == boom.trace_id
             and s.kind == Span.SPAN_KIND_CLIENT] == [boom.span_id]
+    assert _attributes(server)["vmcp.replica"] == "tracee-0"
+    assert _attributes(server)["vmcp.attempts"] == 1
+    assert _attributes(server)["vmcp.retried"] is False
+    assert "vmcp.cache" not in _attributes(server)
+    assert _attributes(server)["jsonrpc.request.id"].isdigit()
+
+    # Failed over: the first replica died with the call in flight, the other one answered.
+    flaky = [_attributes(s) for s in spans if s.name == "tools/call flaky"]
+    assert len(flaky) == 1 and flaky[0]["vmcp.attempts"] == 2 and flaky[0]["vmcp.retried"]
+    assert flaky[0]["vmcp.replica"] in ("twin-0", "twin-1")
+    assert flaky[0]["vmcp.outcome"] == "ok"
+    # Cached: asked once, then answered by the cache (the trace context is no part of the key).
+    cached = [_attributes(s) for s in spans if s.name == "tools/call cached"]
+    assert [a["vmcp.cache"] for a in cached] == ["miss", "hit"]
+    assert "vmcp.replica" in cached[0] and "vmcp.replica" not in cached[1]
 
 
 def test_tracing_is_off_without_an_endpoint_and_bad_settings_are_refused() -> None:
