@@ -1,9 +1,10 @@
 """Traces from a real ``vmcp start`` to a real OTLP/HTTP receiver started by the test.
 
-The receiver is a small HTTP server decoding each ``ExportTraceServiceRequest`` with the
-opentelemetry-proto package. A front client (the SDK over stdio) sends W3C trace context in
-``_meta``; the spans must continue it, carry the call's attributes (never its arguments), and
-the backend must see the context of the gateway's backend span.
+The receiver (``otlp_receiver.py``) is a small HTTP server decoding each
+``ExportTraceServiceRequest`` with the opentelemetry-proto package. A front client (the SDK
+over stdio) sends W3C trace context in ``_meta``; the spans must continue it, carry the
+call's attributes (never its arguments), and the backend must see the context of the
+gateway's backend span.
 """
 
 from __future__ import annotations
@@ -11,24 +12,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
 import anyio
 import mcp.types as types
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from otlp_receiver import attributes
 from vmcp_trace_otel.settings import OtelSettings
-
-from vmcp.testing import local_http_server
 
 pytestmark = [pytest.mark.anyio,
               pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
@@ -81,46 +73,6 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, list[Span]]]:
-    """An OTLP/HTTP traces receiver: yields its base URL and the spans it received."""
-    spans: list[Span] = []
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            if self.path != "/v1/traces" or self.headers["Content-Type"] != (
-                    "application/x-protobuf"):
-                self.send_error(404)
-                return
-            request = ExportTraceServiceRequest.FromString(body)
-            with lock:
-                for resource_spans in request.resource_spans:
-                    for scope_spans in resource_spans.scope_spans:
-                        spans.extend(scope_spans.spans)
-            answer = ExportTraceServiceResponse().SerializeToString()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Keep the test's output readable."""
-
-    with local_http_server(Handler) as url:
-        yield url, spans
-
-
-def _attributes(span: Span) -> dict[str, Any]:
-    values = {}
-    for attribute in span.attributes:
-        value = attribute.value
-        values[attribute.key] = getattr(value, value.WhichOneof("value"))
-    return values
-
-
 async def test_spans_continue_the_client_trace_and_reach_the_backend(
     tmp_path: Path, receiver: tuple[str, list[Span]]
 ) -> None:
@@ -158,7 +110,7 @@ async def test_spans_continue_the_client_trace_and_reach_the_backend(
 
     # The gateway flushed its spans while stopping, before stdio_client saw it exit.
     assert len(spans) == 10, (tmp_path / "gateway.log").read_text()
-    tracee = [s for s in spans if _attributes(s)["vmcp.mount"] == "tracee"]
+    tracee = [s for s in spans if attributes(s)["vmcp.mount"] == "tracee"]
     by_name = {span.name: span for span in tracee if span.kind == Span.SPAN_KIND_SERVER}
     server = by_name["tools/call context"]
     [backend] = [s for s in spans if s.parent_span_id == server.span_id]
@@ -166,34 +118,34 @@ async def test_spans_continue_the_client_trace_and_reach_the_backend(
     assert server.trace_id.hex() == TRACE_ID and server.parent_span_id.hex() == CLIENT_SPAN
     assert server.kind == Span.SPAN_KIND_SERVER and backend.kind == Span.SPAN_KIND_CLIENT
     assert backend.trace_id == server.trace_id and backend.parent_span_id == server.span_id
-    attributes = _attributes(server)
-    assert attributes["mcp.method.name"] == "tools/call"
-    assert attributes["gen_ai.tool.name"] == "context"
-    assert attributes["vmcp.mount"] == "tracee" and attributes["vmcp.outcome"] == "ok"
-    assert "s3cr3t" not in repr([_attributes(s) for s in spans])
+    seen_attributes = attributes(server)
+    assert seen_attributes["mcp.method.name"] == "tools/call"
+    assert seen_attributes["gen_ai.tool.name"] == "context"
+    assert seen_attributes["vmcp.mount"] == "tracee" and seen_attributes["vmcp.outcome"] == "ok"
+    assert "s3cr3t" not in repr([attributes(s) for s in spans])
     assert backend_saw == {"traceparent": f"00-{TRACE_ID}-{backend.span_id.hex()}-01",
                            "tracestate": "vendor=1"}
 
     boom = by_name["tools/call boom"]
-    assert _attributes(boom)["vmcp.outcome"] == "tool_error"
+    assert attributes(boom)["vmcp.outcome"] == "tool_error"
     assert boom.status.code == boom.status.STATUS_CODE_ERROR
     assert boom.parent_span_id == b""  # no context from the client: a new trace
     assert boom.trace_id != server.trace_id
     assert [s.parent_span_id for s in spans if s.trace_id == boom.trace_id
             and s.kind == Span.SPAN_KIND_CLIENT] == [boom.span_id]
-    assert _attributes(server)["vmcp.replica"] == "tracee-0"
-    assert _attributes(server)["vmcp.attempts"] == 1
-    assert _attributes(server)["vmcp.retried"] is False
-    assert "vmcp.cache" not in _attributes(server)
-    assert _attributes(server)["jsonrpc.request.id"].isdigit()
+    assert attributes(server)["vmcp.replica"] == "tracee-0"
+    assert attributes(server)["vmcp.attempts"] == 1
+    assert attributes(server)["vmcp.retried"] is False
+    assert "vmcp.cache" not in attributes(server)
+    assert attributes(server)["jsonrpc.request.id"].isdigit()
 
     # Failed over: the first replica died with the call in flight, the other one answered.
-    flaky = [_attributes(s) for s in spans if s.name == "tools/call flaky"]
+    flaky = [attributes(s) for s in spans if s.name == "tools/call flaky"]
     assert len(flaky) == 1 and flaky[0]["vmcp.attempts"] == 2 and flaky[0]["vmcp.retried"]
     assert flaky[0]["vmcp.replica"] in ("twin-0", "twin-1")
     assert flaky[0]["vmcp.outcome"] == "ok"
     # Cached: asked once, then answered by the cache (the trace context is no part of the key).
-    cached = [_attributes(s) for s in spans if s.name == "tools/call cached"]
+    cached = [attributes(s) for s in spans if s.name == "tools/call cached"]
     assert [a["vmcp.cache"] for a in cached] == ["miss", "hit"]
     assert "vmcp.replica" in cached[0] and "vmcp.replica" not in cached[1]
 
