@@ -25,7 +25,7 @@ from typing import Any
 
 from bench.procs import REPO
 from bench.report import render, targets
-from bench.scenarios import http, lists, memory, modern, overload, startup, stdio
+from bench.scenarios import http, lists, memory, modern, overload, startup, stdio, tracing
 from bench.settings import BenchSettings
 from bench.stats import BenchError
 
@@ -37,6 +37,7 @@ SCENARIOS: dict[str, Callable[[BenchSettings], dict[str, Any]]] = {
     "tools_list": lists.run,
     "memory": memory.run,
     "startup": startup.run,
+    "tracing": tracing.run,
 }
 RESULTS = REPO / "bench" / "results"
 

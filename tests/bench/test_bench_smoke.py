@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = ("stdio", "http", "overload", "tools_list", "memory", "startup")
+SCENARIOS = ("stdio", "http", "modern", "overload", "tools_list", "memory", "startup",
+             "tracing")
 
 
 def _http_available() -> bool:
@@ -49,10 +50,12 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
     scenarios = results["scenarios"]
     assert set(scenarios) == set(SCENARIOS)
     for name in SCENARIOS:
-        if name in ("http", "overload") and not http:
+        if name in ("http", "modern", "overload") and not http:
             assert scenarios[name]["status"] == "skipped"
             continue
         assert scenarios[name]["status"] == "ok", scenarios[name]
+    for name in ("gateway", "traced"):
+        assert scenarios["tracing"]["targets"][name]["cpu_us_per_call"] >= 0
     for name in ("direct", "relay", "gateway"):
         target = scenarios["stdio"]["targets"][name]
         assert target["p50_us"] > 0 and target["calls_per_s"] > 0

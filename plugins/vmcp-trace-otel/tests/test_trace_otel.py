@@ -10,6 +10,7 @@ gateway's backend span.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from otlp_receiver import attributes
 from vmcp_trace_otel.settings import OtelSettings
+from vmcp_trace_otel.tracing import _SDK_QUEUE_LOGGER, _DropNotices
 
 pytestmark = [pytest.mark.anyio,
               pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
@@ -157,3 +159,21 @@ def test_tracing_is_off_without_an_endpoint_and_bad_settings_are_refused() -> No
     assert not OtelSettings(enabled=False).active({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c"})
     with pytest.raises(Exception, match=r"otel\.colour"):
         OtelSettings.from_table({"colour": "blue"})
+
+
+def test_dropped_spans_are_noticed_once_per_interval() -> None:
+    """The SDK warns once per span dropped when its queue is full: one line per interval."""
+    notices = _DropNotices(interval=3600)
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord(_SDK_QUEUE_LOGGER, logging.WARNING, __file__, 1, message,
+                                 ("span",), None)
+
+    first = record("Queue full, dropping %s.")
+    assert notices.filter(first) and first.getMessage().startswith(
+        "tracing: the span export queue is full; 1 span(s) dropped")
+    assert not any(notices.filter(record("Queue full, dropping %s.")) for _ in range(500))
+    assert notices.filter(record("Shutdown called, ignoring %s."))  # other lines pass
+    notices.interval, notices._next = 0.0, 0.0
+    later = record("Queue full, dropping %s.")
+    assert notices.filter(later) and "501 span(s) dropped" in later.getMessage()

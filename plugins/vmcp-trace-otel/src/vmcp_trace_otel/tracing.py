@@ -4,7 +4,9 @@ context read from and written to ``_meta``."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -28,6 +30,35 @@ _TARGETS = {
     "resources/unsubscribe": ("uri", "mcp.resource.uri"),
 }
 _PROPAGATOR = TraceContextTextMapPropagator()
+#: the SDK's logger that warns once per span dropped when its export queue is full
+_SDK_QUEUE_LOGGER = "opentelemetry.sdk._shared_internal"
+#: seconds between two warnings about dropped spans
+DROP_NOTICE_INTERVAL = 10.0
+
+
+class _DropNotices(logging.Filter):
+    """Lets one "Queue full, dropping" warning through per interval, with how many were
+    dropped since the last one: under load the SDK would log one line per span dropped, and
+    writing those lines cost far more than the spans."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__()
+        self.interval = interval
+        self._next = 0.0
+        self._dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Queue full"):
+            return True
+        self._dropped += 1
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        record.msg = ("tracing: the span export queue is full; %d span(s) dropped since the "
+                      "last notice (OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_SCHEDULE_DELAY)")
+        record.args = (self._dropped,)
+        self._dropped, self._next = 0, now + self.interval
+        return True
 
 
 def _resource(settings: OtelSettings) -> Resource:
@@ -60,6 +91,8 @@ class Tracing:
                     else OTLPSpanExporter())
         self.provider.add_span_processor(BatchSpanProcessor(exporter))
         self.tracer = self.provider.get_tracer("vmcp_trace_otel")
+        self._notices = _DropNotices(DROP_NOTICE_INTERVAL)
+        logging.getLogger(_SDK_QUEUE_LOGGER).addFilter(self._notices)
 
     async def middleware(self, request: RoutedRequest, call_next: CallNext) -> dict[str, Any]:
         """Trace one routed call: the gateway's span, and its backend call inside it."""
@@ -117,3 +150,4 @@ class Tracing:
     def shutdown(self) -> None:
         """Export what is buffered and stop (blocking: run it off the event loop)."""
         self.provider.shutdown()
+        logging.getLogger(_SDK_QUEUE_LOGGER).removeFilter(self._notices)
