@@ -177,10 +177,11 @@ def audit(records: Sequence[dict[str, Any]]) -> str:
     """The latest audit records, newest first."""
     if not records:
         return "<p id=empty>No audit records (enable <code>[audit]</code>).</p>"
-    return table("audit", ["Time", "Caller", "Persona", "Mount", "Method", "Tool", "Outcome",
-                           "ms"],
-                 [(r.get("time"), r.get("caller"), r.get("persona"), r.get("mount"),
-                   r.get("method"), r.get("tool") or r.get("target"), r.get("outcome"),
+    return table("audit", ["Time", "Caller", "Persona", "Session", "Request", "Mount",
+                           "Replica", "Method", "Tool", "Approval", "Outcome", "ms"],
+                 [(r.get("time"), r.get("caller"), r.get("persona"), r.get("session"),
+                   r.get("request_id"), r.get("mount"), r.get("replica"), r.get("method"),
+                   r.get("tool") or r.get("target"), r.get("approval"), r.get("outcome"),
                    r.get("latency_ms")) for r in reversed(records)])
 
 
