@@ -1,6 +1,7 @@
 """W3C trace context in HTTP headers on the legacy HTTP+SSE front (each POST's) and on the
 WebSocket front (the handshake's, the connection's), continued by the gateway's spans and
-passed on to the backend, with a real ``vmcp start`` and a real OTLP/HTTP receiver.
+passed on to the backend, with a real ``vmcp start`` and a real OTLP/HTTP receiver; and one
+trace through two chained gateways (the inner one an HTTP backend of the outer) end to end.
 
 The SSE client is the SDK's (its headers go on every request it makes); the WebSocket client
 speaks JSON-RPC frames itself, setting the headers only on its opening handshake.
@@ -8,6 +9,7 @@ speaks JSON-RPC frames itself, setting the headers only on its opening handshake
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -21,7 +23,7 @@ import anyio
 import pytest
 from anyio.abc import Process
 from anyio.streams.text import TextReceiveStream
-from mcp import ClientSession
+from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.sse import sse_client
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from otlp_receiver import attributes
@@ -33,8 +35,10 @@ pytestmark = [pytest.mark.anyio,
 TIMEOUT = 30.0
 SSE_TRACE, SSE_PARENT = "11111111111111111111111111111111", "1111111111111111"
 WS_TRACE, WS_PARENT = "22222222222222222222222222222222", "2222222222222222"
+CHAIN_TRACE, CHAIN_PARENT = "33333333333333333333333333333333", "3333333333333333"
 
 BACKEND = """
+import itertools
 import json
 from mcp.server.mcpserver import Context, MCPServer
 
@@ -66,17 +70,24 @@ async def gateway(tmp_path: Path, otlp: str) -> AsyncIterator[dict[str, str]]:
         "[transports.sse]\nport = 0\n\n[transports.ws]\nport = 0\n\n"
         f"[servers.tracee]\ncommand = {json.dumps(sys.executable)}\n"
         f'args = [{json.dumps(str(tmp_path / "backend.py"))}]\n', encoding="utf-8")
-    env = {**os.environ, "VMCP_HOME": str(tmp_path / "home"),
-           "OTEL_EXPORTER_OTLP_ENDPOINT": otlp}
+    async with serve(config, {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp}, "sse", "ws") as urls:
+        yield urls
+
+
+@asynccontextmanager
+async def serve(config: Path, env: dict[str, str], *fronts: str) -> AsyncIterator[dict[str, str]]:
+    """``vmcp --config CONFIG start -t FRONT...`` with its own home beside the configuration
+    and ``env`` added; yields each front's URL once every one serves."""
     process = await anyio.open_process(
-        [sys.executable, "-m", "vmcp", "--config", str(config), "start", "-t", "sse",
-         "-t", "ws"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, env=env)
+        [sys.executable, "-m", "vmcp", "--config", str(config), "start",
+         *(arg for front in fronts for arg in ("-t", front))],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, "VMCP_HOME": str(config.parent / "home"), **env})
     urls: dict[str, str] = {}
     lines: list[str] = []
     try:
         with anyio.fail_after(TIMEOUT):
-            await _read_urls(process, urls, lines)
+            await _read_urls(process, urls, lines, len(fronts))
         yield urls
     finally:
         process.terminate()
@@ -88,7 +99,8 @@ async def gateway(tmp_path: Path, otlp: str) -> AsyncIterator[dict[str, str]]:
         print("--- gateway stderr ---\n" + "".join(lines))
 
 
-async def _read_urls(process: Process, urls: dict[str, str], lines: list[str]) -> None:
+async def _read_urls(process: Process, urls: dict[str, str], lines: list[str],
+                     fronts: int) -> None:
     assert process.stderr is not None
     buffer = ""
     async for chunk in TextReceiveStream(process.stderr):
@@ -99,7 +111,7 @@ async def _read_urls(process: Process, urls: dict[str, str], lines: list[str]) -
             if line.startswith("vmcp: serving "):
                 name, _, url = line.removeprefix("vmcp: serving ").partition(" on ")
                 urls[name] = url
-                if len(urls) == 2:
+                if len(urls) == fronts:
                     return
     raise AssertionError("gateway did not start:\n" + "".join(lines))
 
@@ -154,3 +166,50 @@ async def test_header_trace_context_on_the_sse_and_ws_fronts(
                        "tracestate": "front=sse"}
     assert ws_saw == {"traceparent": f"00-{WS_TRACE}-{backends[WS_TRACE].span_id.hex()}-01",
                       "tracestate": None}
+
+
+async def test_a_trace_through_two_chained_gateways(
+    tmp_path: Path, receiver: tuple[str, list[Span]]
+) -> None:
+    """A client -> gateway "outer" (stdio) -> gateway "inner" (an HTTP backend of outer) ->
+    backend: one trace, each hop's span the parent of the next, the backend seeing the last."""
+    otlp, spans = receiver
+    (tmp_path / "backend.py").write_text(BACKEND, encoding="utf-8")
+    inner = tmp_path / "inner" / "vmcp.toml"
+    inner.parent.mkdir()
+    inner.write_text(
+        "[transports.http]\nport = 0\n\n"
+        f"[servers.tracee]\ncommand = {json.dumps(sys.executable)}\n"
+        f'args = [{json.dumps(str(tmp_path / "backend.py"))}]\n', encoding="utf-8")
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp}
+    async with serve(inner, env, "http") as urls:
+        outer = tmp_path / "outer" / "vmcp.toml"
+        outer.parent.mkdir()
+        outer.write_text(f'[servers.inner]\ntransport = "http"\nurl = "{urls["http"]}"\n',
+                         encoding="utf-8")
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "vmcp", "--config", str(outer), "start"],
+            env={**os.environ, **env, "VMCP_HOME": str(outer.parent / "home")})
+        meta = {"traceparent": f"00-{CHAIN_TRACE}-{CHAIN_PARENT}-01"}
+        with (tmp_path / "outer.log").open("w") as errlog:
+            async with (
+                stdio_client(params, errlog=errlog) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                with anyio.fail_after(TIMEOUT):
+                    await session.initialize()
+                    result = await session.call_tool("inner__tracee__context", {},
+                                                     meta=meta)  # type: ignore[arg-type]
+        backend_saw = json.loads(result.content[0].text)  # type: ignore[union-attr]
+    chain = sorted((s for s in spans if s.trace_id.hex() == CHAIN_TRACE and
+                    s.name.startswith("tools/call")), key=lambda s: s.start_time_unix_nano)
+    # outer's server span, outer's call to inner, inner's server span, inner's call to tracee
+    assert [(s.name, s.kind) for s in chain] == [
+        ("tools/call tracee__context", Span.SPAN_KIND_SERVER),
+        ("tools/call inner", Span.SPAN_KIND_CLIENT),
+        ("tools/call context", Span.SPAN_KIND_SERVER),
+        ("tools/call tracee", Span.SPAN_KIND_CLIENT)], (tmp_path / "outer.log").read_text()
+    assert chain[0].parent_span_id.hex() == CHAIN_PARENT
+    for parent, child in itertools.pairwise(chain):
+        assert child.parent_span_id == parent.span_id
+    assert backend_saw["traceparent"] == f"00-{CHAIN_TRACE}-{chain[-1].span_id.hex()}-01"
