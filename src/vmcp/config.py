@@ -88,6 +88,9 @@ class GatewaySettings(_Model):
     tool_exposure: Literal["all", "search", "auto"] = "all"
     #: with tool_exposure = "auto", more visible tools than this switch a caller to search
     search_threshold: int = Field(40, ge=0)
+    #: how vmcp talks to a mount that sets no ``era``: probe ``server/discover`` and fall
+    #: back to ``initialize`` (``auto``), the handshake era only, or the 2026-07-28 era only
+    backend_era: Literal["auto", "legacy", "modern"] = "auto"
     #: seconds a backend's call waits for a 2026-07-28 client to bring the input it was
     #: asked for (``input_required``); unset: ``request_timeout``
     input_timeout: float | None = Field(None, gt=0)
@@ -326,6 +329,8 @@ class MountConfig(_Model):
     #: (``session``: its own process for stdio), or one persona (``persona``)
     isolation: Literal["shared", "session", "persona"] = "shared"
     pool: PoolSettings = Field(default_factory=PoolSettings)
+    #: the protocol era vmcp speaks to the backend (unset: ``[gateway] backend_era``)
+    era: Literal["auto", "legacy", "modern"] | None = None
 
     @field_validator("id")
     @classmethod

@@ -300,3 +300,67 @@ def test_from_config() -> None:
     assert built.backend.max_entries == 5
     with pytest.raises(DriverNotFound, match=r"no driver 'nosuch' in vmcp\.caches"):
         CacheLayer.from_config(VmcpConfig.model_validate({"cache": {"backend": "nosuch"}}))
+
+
+# -- the hints of 2026-07-28 backends (ttlMs, cacheScope) --------------------------------
+
+
+async def test_ttl_ms_caps_the_configured_time_to_live() -> None:
+    stored: list[float | None] = []
+    memory = MemoryCache()
+    original = memory.set
+
+    async def spy(key: str, value: bytes, ttl: float | None = None) -> None:
+        stored.append(ttl)
+        await original(key, value, ttl)
+
+    memory.set = spy  # type: ignore[method-assign]
+    cache, m = layer(memory), mount(cache_tools=["*"])
+    await cache.call(m, "tools/call", LOOKUP, None, 60,
+                     Backend(lambda n: {"content": [], "ttlMs": 1500}))
+    await cache.call(m, "tools/call", {**LOOKUP, "name": "other"}, None, 60,
+                     Backend(lambda n: {"content": [], "ttlMs": 600_000}))
+    assert stored == [1.5, 60]
+
+
+async def test_a_private_result_stays_with_its_auth_context() -> None:
+    """Two principals of one persona (and a public mount) never share a ``private`` result,
+    each principal's second call is a hit, and a public result is still shared."""
+    for m in (mount(id="p", cache_tools=["*"]), mount(id="q", cache_tools=["*"],
+                                                       cache_public=True)):
+        cache = layer()
+        backend = Backend(lambda n: {"content": [{"type": "text", "text": f"#{n}"}],
+                                     "cacheScope": "private"})
+        answers = [(await cache.call(m, "tools/call", LOOKUP, "dev", 60, backend, who))
+                   ["content"][0]["text"] for who in ("ann", "bob", "ann", "bob", None, None)]
+        assert answers == ["#1", "#2", "#1", "#2", "#3", "#3"]
+        shared = Backend(lambda n: {"content": [{"type": "text", "text": f"#{n}"}],
+                                    "cacheScope": "public"})
+        for who in ("ann", "bob"):
+            await cache.call(m, "tools/call", {**LOOKUP, "name": "pub"}, "dev", 60, shared, who)
+        assert shared.calls == 1
+
+
+async def test_a_lists_hints_come_from_its_pages() -> None:
+    cache, m = layer(), mount()
+    fetches = 0
+
+    def reader(ttl_ms: int, scope: str) -> Callable[[], Any]:
+        hints: dict[str, Any] = {}
+
+        async def fetch() -> list[dict[str, Any]]:
+            nonlocal fetches
+            fetches += 1
+            hints.update({"ttlMs": ttl_ms, "cacheScope": scope})
+            return [{"name": "t"}]
+
+        return lambda: cache.list_items(m, "tools/list", True, fetch, hints)
+
+    zero = reader(0, "public")
+    await zero()
+    await zero()
+    assert fetches == 2  # ttlMs 0: not kept
+    private = reader(60_000, "private")
+    await private()
+    await private()
+    assert fetches == 3  # the gateway's own reading: a private list is kept for it

@@ -10,7 +10,11 @@ Tools: ``echo(text)``, ``add(a, b)``, ``slow(steps)`` (a progress notification a
 per step), ``sample(prompt)`` (asks the client to sample), ``header(name)`` (the value of an
 HTTP request header, or ``"-"``), ``ask(who, together)`` (waits until ``together`` calls of
 ``ask`` are running in this process, then logs, samples, elicits and lists roots on behalf of
-its own request, and returns what it got back or the error for each).
+its own request, and returns what it got back or the error for each), ``block(key)`` (reports
+progress once, then waits until cancelled), ``was_cancelled(key)`` (answers once
+``block(key)`` has been cancelled), ``region(region, query)`` (``region`` is mirrored into the
+``Mcp-Param-Region`` header: ``x-mcp-header``), ``grow(name)`` (adds a tool ``name`` and
+announces that the tool list changed).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import json
 import socket
 import sys
 import warnings
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import mcp.types as types
@@ -27,6 +31,7 @@ import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.message import ServerMessageMetadata
+from pydantic import Field
 
 warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
 
@@ -109,6 +114,46 @@ async def ask(who: str, together: int, ctx: Context) -> str:
     except MCPError as exc:
         answers["roots"] = f"refused: {exc.error.message}"
     return json.dumps(answers)
+
+
+_cancelled: dict[str, anyio.Event] = {}
+
+
+@server.tool()
+async def block(key: str, ctx: Context) -> str:
+    """Report progress once, then wait until the call is cancelled."""
+    await ctx.report_progress(0, 1, "blocked")
+    try:
+        await anyio.sleep_forever()
+    finally:
+        _cancelled.setdefault(key, anyio.Event()).set()
+    return "unreachable"
+
+
+@server.tool()
+async def was_cancelled(key: str) -> str:
+    """Answer once ``block(key)`` has been cancelled."""
+    await _cancelled.setdefault(key, anyio.Event()).wait()
+    return f"{key} cancelled"
+
+
+@server.tool()
+def region(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})],
+           query: str) -> str:
+    """Run a query in a region (whose value HTTP clients mirror into a header)."""
+    return f"{query} in {region}"
+
+
+@server.tool()
+async def grow(name: str, ctx: Context) -> str:
+    """Add a tool called ``name`` (it answers its own name) and say the list changed."""
+
+    def grown() -> str:
+        return name
+
+    server.add_tool(grown, name=name, description=f"grown as {name}")
+    await ctx.session.send_tool_list_changed()
+    return f"grew {name}"
 
 
 @server.tool()

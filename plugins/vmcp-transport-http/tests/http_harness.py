@@ -207,12 +207,13 @@ async def run_to_exit(
 class FakeSession:
     """A scripted stand-in for the gateway's session of one client.
 
-    Requests: ``initialize``; ``echo`` (result: its params); ``chatty`` (``params.count``
-    notifications related to it, then the result); ``unsolicited`` (a notification not related
-    to any request, then the result); ``hold`` (answered by a later ``release``, its params
-    echoed); ``ask`` (a server→client request related to it, answered once the client's
-    response arrives).
-    Anything else gets -32601.
+    Requests: ``initialize``; ``echo`` and ``tools/call`` (result: its params); ``tools/list``
+    (the host's ``tools``); ``fail`` (the error ``params.code`` with ``params.data``);
+    ``chatty`` (``params.count`` notifications related to it, then the result);
+    ``unsolicited`` (a notification not related to any request, then the result); ``hold``
+    (answered by a later ``release``, its params echoed); ``subscriptions/listen``
+    (acknowledged, never answered); ``ask`` (a server→client request
+    related to it, answered once the client's response arrives). Anything else gets -32601.
     """
 
     def __init__(self, host: FakeHost, peer: FrontPeer, principal: Principal | None) -> None:
@@ -246,8 +247,13 @@ class FakeSession:
                     "serverInfo": {"name": "fake", "version": "0"},
                 },
             )
-        elif method == "echo":
+        elif method in ("echo", "tools/call"):
             self._result(request_id, params)
+        elif method == "tools/list":
+            self._result(request_id, {"tools": self.host.tools, **self.host.list_lifetime})
+        elif method == "fail":
+            error = {"code": params["code"], "message": "failed", "data": params.get("data")}
+            self.peer.send({"jsonrpc": "2.0", "id": request_id, "error": error}, request_id)
         elif method == "chatty":
             for n in range(params.get("count", 1)):
                 note = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"n": n}}
@@ -258,6 +264,9 @@ class FakeSession:
             self._result(request_id, {})
         elif method == "hold":
             self.held.append((request_id, params))
+        elif method == "subscriptions/listen":  # acknowledged, then open until closed
+            ack = {"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged"}
+            self.peer.send(ack, request_id)
         elif method == "release":
             for held, held_params in self.held:
                 self._result(held, {"released": True, **held_params})
@@ -294,6 +303,9 @@ class FakeHost:
         self.tokens = set(tokens)
         self.sessions: list[FakeSession] = []
         self.closed: list[FakeSession] = []
+        #: what ``tools/list`` answers, and with what ``ttlMs``/``cacheScope``
+        self.tools: list[dict[str, Any]] = []
+        self.list_lifetime: dict[str, Any] = {}
 
     @property
     def auth_required(self) -> bool:

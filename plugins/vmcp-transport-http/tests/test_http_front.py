@@ -238,10 +238,11 @@ async def test_a_request_id_already_in_flight_is_refused(client: Client) -> None
 async def test_session_errors(client: Client) -> None:
     no_session = await client.post(message("tools/list", 1))
     assert no_session.status == 400
+    # server/discover is always a 2026-07-28 request, and one without its _meta is refused
     discover = await client.post(message("server/discover", 9))
-    assert discover.status == 404
+    assert discover.status == 400
     body = await discover.json()
-    assert body["id"] == 9 and body["error"]["code"] == -32601
+    assert body["id"] == 9 and body["error"]["code"] == -32602
     client.session_id = "not-a-session"
     unknown = await client.post(message("tools/list", 1))
     assert unknown.status == 404

@@ -223,9 +223,10 @@ async def test_http_rules_at_the_gateway(tmp_path: Path) -> None:
         assert (await post(initialize, Host="rebind.evil.example")).status == 403
         big = {**initialize, "params": {**initialize["params"], "pad": "x" * 8192}}
         assert (await post(big)).status == 413
+        # a 2026-07-28 request without its _meta envelope
         discover = await post({"jsonrpc": "2.0", "id": 7, "method": "server/discover"})
-        assert discover.status == 404
-        assert (await discover.json())["error"]["code"] == -32601
+        assert discover.status == 400
+        assert (await discover.json())["error"]["code"] == -32602
         assert (await post(listing, **{"Mcp-Session-Id": "nope"})).status == 404
 
         opened = await post(initialize)

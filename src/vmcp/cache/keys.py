@@ -7,7 +7,9 @@ A key reads ``v1|<mount>|<method>|<subject>|<fingerprint>|<scope>|<digest>``:
 * ``fingerprint`` is a digest of how the mount reaches its backend, so a mount whose
   command, URL or environment changed never reuses what the old one answered;
 * ``scope`` is ``*`` for results every caller may share, ``-`` for a caller without a
-  persona, and ``p=<persona>`` otherwise: entries never cross personas;
+  persona, and ``p=<persona>`` otherwise: entries never cross personas; a result the backend
+  marks ``cacheScope: "private"`` is kept under ``a=<digest of the principal>`` (``a-``
+  without one): it never crosses auth contexts, even of one persona;
 * ``digest`` is a digest of the parameters as sorted-key JSON, without what only names this
   one request in ``_meta``: its progress token and its W3C trace context.
 
@@ -65,6 +67,11 @@ def scope(persona: str | None, public: bool) -> str:
     if public:
         return PUBLIC_SCOPE
     return NO_PERSONA_SCOPE if persona is None else f"p={persona}"
+
+
+def private_scope(principal: str | None) -> str:
+    """The key part that keeps a ``private`` result to one auth context (principal)."""
+    return "a-" if principal is None else f"a={digest(principal)}"
 
 
 def subject(method: str, params: dict[str, Any]) -> str:

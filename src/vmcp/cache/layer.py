@@ -7,6 +7,14 @@ mount starts or a list changed), ``completion/complete``, and the ``resources/re
 errors, ``isError`` results, results that are not complete (``input_required``, tasks),
 requests carrying a progress token.
 
+A backend of the 2026-07-28 era says how long a result may be kept (``ttlMs``: the configured
+time to live is capped by it, 0 means not at all) and whether it may be shared
+(``cacheScope``). A ``private`` result a caller asked for is kept for that caller's auth
+context only, and the layer remembers (per mount, method and parameters) to look there first;
+a ``private`` list is kept, as every list is the gateway's own reading with its own
+credentials. A list's hints are those of its pages: the smallest ``ttlMs``, ``private`` if
+any page is.
+
 A backend that fails or is too slow (``[cache] timeout``) never fails a call: the call goes
 on without the cache, and the cache is left alone for ``[cache] retry_interval`` seconds.
 
@@ -37,6 +45,8 @@ log = logging.getLogger("vmcp.cache")
 
 T = TypeVar("T")
 _FAILED: Any = object()
+#: how many (mount, method, parameters) whose results came back ``private`` are remembered
+MAX_PRIVATE_KEYS = 10_000
 #: called with (mount id, list kinds) when another gateway saw those lists change
 ListsChanged = Callable[[str, tuple[str, ...]], None]
 
@@ -97,6 +107,8 @@ class CacheLayer:
         #: the backend failed and has not answered since
         self._down = False
         self._on_lists_changed: ListsChanged | None = None
+        #: shared keys whose results the backend marked ``private`` (looked up per caller)
+        self._private: set[str] = set()
 
     @classmethod
     def from_config(cls, config: VmcpConfig) -> CacheLayer | None:
@@ -155,16 +167,26 @@ class CacheLayer:
         persona: str | None,
         ttl: float,
         fetch: Callable[[], Awaitable[dict[str, Any]]],
+        principal: str | None = None,
     ) -> dict[str, Any]:
         """Answer a cacheable request from the cache, or with ``fetch()`` (then remembered).
 
-        The returned result is the backend's own (not yet mapped for the front); on a hit it
-        is a fresh copy the caller may change.
+        ``principal`` names the caller's auth context, which a ``private`` result is kept
+        for. The returned result is the backend's own (not yet mapped for the front); on a
+        hit it is a fresh copy the caller may change.
         """
         rules = self.rules(mount)
-        key = keys.entry_key(mount.id, rules.fingerprint, method, params,
-                             keys.scope(persona, rules.public))
-        return await self._through(mount.id, key, ttl, rules.public, fetch)  # type: ignore[no-any-return]
+        shared = keys.entry_key(mount.id, rules.fingerprint, method, params,
+                                keys.scope(persona, rules.public))
+
+        def private_key() -> str:
+            return keys.entry_key(mount.id, rules.fingerprint, method, params,
+                                  keys.private_scope(principal))
+
+        if shared in self._private:
+            return await self._through(mount.id, private_key(), ttl, False, fetch)  # type: ignore[no-any-return]
+        return await self._through(mount.id, shared, ttl, rules.public, fetch,  # type: ignore[no-any-return]
+                                   (shared, private_key))
 
     async def list_items(
         self,
@@ -172,12 +194,14 @@ class CacheLayer:
         method: str,
         announced: bool,
         fetch: Callable[[], Awaitable[list[dict[str, Any]]]],
+        hints: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """A backend's whole list (every page), from the cache or from ``fetch()``.
 
         Lists are the gateway's own reading, shared by every caller (what a caller may see
         of them is filtered afterwards). A list the backend does not announce changes of
-        (``announced`` false) is kept no longer than ``[gateway] list_ttl``.
+        (``announced`` false) is kept no longer than ``[gateway] list_ttl``. ``hints`` is
+        filled by ``fetch()`` with the list's ``ttlMs`` and ``cacheScope`` (if it has any).
         """
         rules = self.rules(mount)
         ttl = rules.ttl.get(method)
@@ -186,12 +210,16 @@ class CacheLayer:
         if not ttl:  # not cached for this mount, or list_ttl is 0
             return await fetch()
         key = keys.entry_key(mount.id, rules.fingerprint, method, {}, keys.PUBLIC_SCOPE)
-        return await self._through(mount.id, key, ttl, True, fetch)  # type: ignore[no-any-return]
+        return await self._through(mount.id, key, ttl, False, fetch, hints=hints)  # type: ignore[no-any-return]
 
     async def _through(
         self, mount_id: str, key: str, ttl: float, public: bool,
         fetch: Callable[[], Awaitable[Any]],
+        private: tuple[str, Callable[[], str]] | None = None,
+        hints: dict[str, Any] | None = None,
     ) -> Any:
+        """Look ``key`` up, else fetch and store; ``private`` is the shared key and how to
+        make the caller's own, for a result that comes back ``private``."""
         if self._resting():
             self.counters.bypassed += 1
             return await fetch()
@@ -207,12 +235,24 @@ class CacheLayer:
         self.counters.misses += 1
         epoch = self._epochs.get(mount_id, 0)
         value = await fetch()
-        life = storable_ttl(value, ttl, public) if isinstance(value, dict) else ttl
+        if private is not None and isinstance(value, dict) and (
+                value.get("cacheScope") == "private"):
+            self._remember_private(private[0])
+            key, public = private[1](), False
+        if isinstance(value, dict):
+            life = storable_ttl(value, ttl, public)
+        else:
+            life = storable_ttl(hints, ttl, public) if hints else ttl
         if life is not None and self._epochs.get(mount_id, 0) == epoch and not self._resting():
             data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
             if await self._guarded(self.backend.set(key, data, life), _FAILED) is not _FAILED:
                 self.counters.stores += 1
         return value
+
+    def _remember_private(self, shared: str) -> None:
+        if len(self._private) >= MAX_PRIVATE_KEYS:
+            self._private.clear()  # forgetting only costs a miss on the shared key
+        self._private.add(shared)
 
     # -- invalidation ---------------------------------------------------------------------
 

@@ -71,6 +71,7 @@ def mount_info(gateway: Gateway, mount: Mount) -> dict[str, Any]:
         "id": mount.mount_id,
         "server": upstream.server_info if upstream is not None else {},
         "protocolVersion": upstream.protocol_version if upstream is not None else None,
+        "era": mount.era,
         "capabilities": upstream.capabilities if upstream is not None else {},
         "instructions": upstream.instructions if upstream is not None else None,
         "health": mount.describe(),

@@ -27,7 +27,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from vmcp.gateway.modern import ROUTED
+from vmcp.gateway.modern import ROUTED, caller_key
 from vmcp.gateway.sealing import StateSealer
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import (
@@ -37,7 +37,6 @@ from vmcp.protocol.errors import (
     METHOD_NOT_FOUND,
     RpcError,
 )
-from vmcp.routing.middleware import Caller
 from vmcp.routing.request import Request, missing_capability
 from vmcp.transports.base import JsonMessage
 
@@ -53,14 +52,6 @@ log = logging.getLogger("vmcp.gateway")
 #: kinds of sealed state
 _WAIT = "wait"
 _PASS = "pass"
-
-
-def caller_key(caller: Caller) -> str:
-    """Whom a sealed state is for: the principal and persona of the caller."""
-    principal = caller.principal
-    if principal is None:
-        return ""
-    return f"{principal.name}\x00{principal.persona or ''}"
 
 
 class WaitingCall:

@@ -267,6 +267,7 @@ class Gateway:
         mount = Mount(mount_config, transport, balancer)
         mount.cache = self.cache
         mount.client_capabilities = self.client_capabilities
+        mount.default_era = self.config.gateway.backend_era
         self.mounts[mount.mount_id] = mount
         return mount
 

@@ -16,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from vmcp import __version__
+from vmcp.auth.base import Principal
 from vmcp.gateway.dispatch import Dispatcher
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.eras import (
@@ -47,6 +48,18 @@ log = logging.getLogger("vmcp.gateway")
 
 #: what a modern list or read result says when no rule gives a lifetime
 _NO_TTL = 0
+
+
+def caller_key_of(principal: Principal | None) -> str:
+    """An auth context as a string: the principal and its persona ("" for none)."""
+    if principal is None:
+        return ""
+    return f"{principal.name}\x00{principal.persona or ''}"
+
+
+def caller_key(caller: Caller) -> str:
+    """Whom a sealed state is for: the caller's auth context."""
+    return caller_key_of(caller.principal)
 
 
 class ModernAdapter:
@@ -85,7 +98,11 @@ class ModernAdapter:
             raise RpcError(METHOD_NOT_FOUND, f"Method not found: {method}")
         params = _without_envelope(params, meta)
         exchange = Exchange(self, session, request_id, method)
-        caller = Caller(session.session_id, session.caller.principal)
+        principal = session.caller.principal
+        # a stateless request's caller is its auth context, not the connection it came on:
+        # a session-isolated mount keeps one connection per auth context for modern callers
+        # (a transient HTTP session must not take a waiting call's connection with it)
+        caller = Caller(f"modern:{caller_key_of(principal)}", principal)
         request = Request(request_id, caller, exchange, MODERN, capabilities,
                           LEVEL_RANK[level] if level is not None else None)
         session.exchanges[request_id] = exchange

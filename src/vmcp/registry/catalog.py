@@ -25,16 +25,20 @@ OPTIONAL_KINDS = frozenset({"resource_templates"})
 _MAX_PAGES = 10_000
 
 
-async def fetch_list(upstream: UpstreamSession, kind: str, timeout: float) -> list[dict[str, Any]]:
+async def fetch_list(
+    upstream: UpstreamSession, kind: str, timeout: float, hints: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """Every item of one list, following ``nextCursor`` until the backend stops.
 
     An optional list the backend does not implement (-32601 on the first page) is empty.
+    ``hints``, when given, gets the cache hints of the pages (2026-07-28 backends): the
+    smallest ``ttlMs``, and ``cacheScope: "private"`` if any page said so.
     """
     method, key, capability = LIST_KINDS[kind]
     if capability not in upstream.capabilities:
         return []
     try:
-        return await _fetch_pages(upstream, method, key, timeout)
+        return await _fetch_pages(upstream, method, key, timeout, hints)
     except RpcError as exc:
         if exc.code == METHOD_NOT_FOUND and kind in OPTIONAL_KINDS:
             return []
@@ -42,7 +46,8 @@ async def fetch_list(upstream: UpstreamSession, kind: str, timeout: float) -> li
 
 
 async def _fetch_pages(
-    upstream: UpstreamSession, method: str, key: str, timeout: float
+    upstream: UpstreamSession, method: str, key: str, timeout: float,
+    hints: dict[str, Any] | None,
 ) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -50,6 +55,8 @@ async def _fetch_pages(
     for _ in range(_MAX_PAGES):
         result = await upstream.request(
             method, {"cursor": cursor} if cursor is not None else None, timeout)
+        if hints is not None:
+            _merge_hints(hints, result)
         page = result.get(key)
         if isinstance(page, list):
             items.extend(item for item in page if isinstance(item, dict))
@@ -60,3 +67,11 @@ async def _fetch_pages(
             raise RpcError(INTERNAL_ERROR, f"backend repeated cursor {cursor!r} in {method}")
         seen.add(cursor)
     raise RpcError(INTERNAL_ERROR, f"backend returned more than {_MAX_PAGES} pages for {method}")
+
+
+def _merge_hints(hints: dict[str, Any], result: dict[str, Any]) -> None:
+    ttl_ms = result.get("ttlMs")
+    if isinstance(ttl_ms, int | float) and not isinstance(ttl_ms, bool):
+        hints["ttlMs"] = min(ttl_ms, hints.get("ttlMs", ttl_ms))
+    if result.get("cacheScope") == "private":
+        hints["cacheScope"] = "private"

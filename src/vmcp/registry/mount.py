@@ -18,6 +18,7 @@ from vmcp.routing.balancer import Balancer
 from vmcp.routing.circuit import CircuitBreaker
 from vmcp.routing.retry import RetryBudget
 from vmcp.transports.base import Transport
+from vmcp.upstream.modern import ModernUpstreamSession
 from vmcp.upstream.session import CLIENT_CAPABILITIES, UpstreamEvents, UpstreamSession
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("vmcp.registry")
 
 MountState = Literal["starting", "up", "down", "failed"]
+Era = Literal["auto", "legacy", "modern"]
 ReplicaState = Literal["starting", "up", "down", "restarting", "failed", "removed"]
 
 
@@ -110,11 +112,21 @@ class Mount:
         self.pool = IsolatedPool(self) if config.isolation != "shared" else None
         #: the client capabilities its replicas declare to the backend
         self.client_capabilities: dict[str, Any] = CLIENT_CAPABILITIES
+        #: the era of a mount whose configuration sets none (``[gateway] backend_era``)
+        self.default_era: Era = "auto"
+        #: what an ``auto`` probe found ("legacy" or "modern"); later connections (replica
+        #: restarts, more replicas, isolated connections) use it without probing again
+        self.found_era: Literal["legacy", "modern"] | None = None
 
     @property
     def mount_id(self) -> str:
         """The mount's id."""
         return self.config.id
+
+    @property
+    def era(self) -> Era:
+        """The era the next connection speaks: configured, or found by an earlier probe."""
+        return self.found_era or self.config.era or self.default_era
 
     @property
     def primary(self) -> UpstreamSession | None:
@@ -221,9 +233,11 @@ class Mount:
         finally:
             if connected is not None:
                 connected()
-        upstream = UpstreamSession(self.mount_id, replica.replica_id, connection, events,
-                                   client_version=__version__,
-                                   capabilities=self.client_capabilities)
+        era = self.era
+        kind = UpstreamSession if era == "legacy" else ModernUpstreamSession
+        upstream = kind(self.mount_id, replica.replica_id, connection, events,
+                        client_version=__version__, capabilities=self.client_capabilities,
+                        **({"probe": True} if era == "auto" else {}))
         upstream.scope = scope
         try:
             await upstream.start(timeout)
@@ -231,6 +245,9 @@ class Mount:
             await upstream.aclose()
             replica.state = "down"
             raise
+        if era == "auto":
+            self.found_era = "modern" if upstream.modern else "legacy"
+            log.info("mount %s: the backend speaks the %s era", self.mount_id, self.found_era)
         replica.upstream = upstream
         replica.state = "up"
         replica.healthy = True
@@ -262,9 +279,11 @@ class Mount:
         """One whole list: from the cache when it has it, else from the backend."""
         if self.cache is None:
             return await fetch_list(upstream, kind, timeout)
+        hints: dict[str, Any] = {}
         return await self.cache.list_items(self.config, LIST_KINDS[kind][0],
                                            self.announces_changes(kind),
-                                           lambda: fetch_list(upstream, kind, timeout))
+                                           lambda: fetch_list(upstream, kind, timeout, hints),
+                                           hints)
 
     def announces_changes(self, kind: str) -> bool:
         """True when the backend promised ``list_changed`` notifications for ``kind``."""

@@ -375,8 +375,10 @@ class Router:
 
         async def call_backend(routed: RoutedRequest) -> dict[str, Any]:
             routed.notes.cache = "hit"  # fetch says "miss" when the backend is asked
+            principal = routed.caller.principal
             return await cache.call(mount.config, routed.method, routed.params, persona, ttl,
-                                    partial(fetch, routed))
+                                    partial(fetch, routed),
+                                    principal.name if principal is not None else None)
 
         routed = routed_request(request, mount.mount_id, method, params)
         middleware = host.middleware

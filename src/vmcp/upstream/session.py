@@ -132,11 +132,24 @@ class UpstreamSession:
         """True until the backend goes away or the session is closed."""
         return self.closed_reason is None
 
+    @property
+    def modern(self) -> bool:
+        """True when the backend is spoken to in the 2026-07-28 era (never, here)."""
+        return False
+
     async def start(self, timeout: float) -> None:
         """Start reading and perform the ``initialize`` handshake."""
+        self.begin_reading()
+        await self.handshake(timeout)
+
+    def begin_reading(self) -> None:
+        """Start handing what the backend sends to :meth:`_on_message`."""
         if not self.connection.start_push(self._on_message, self._closed):
             self._reader = self._loop.create_task(self._read_loop(),
                                                   name=f"upstream:{self.mount_id}")
+
+    async def handshake(self, timeout: float) -> None:
+        """Perform the ``initialize`` handshake."""
         params = {
             "protocolVersion": LATEST_HANDSHAKE_VERSION,
             "capabilities": self.client_capabilities,

@@ -101,11 +101,12 @@ class HttpConnection(Connection):
             if not quiet:
                 log.info("%s: connection ended: %s", self.url, reason)
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run a reader in the background; an unexpected error ends the connection."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._reaped)
+        return task
 
     def _reaped(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

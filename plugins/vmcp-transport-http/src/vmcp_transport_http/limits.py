@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
+
+from vmcp.protocol.errors import BACKEND_UNAVAILABLE, RETRY_AFTER
 
 
 class TokenBucket:
@@ -31,3 +34,15 @@ class TokenBucket:
 def retry_after(seconds: float) -> dict[str, str]:
     """A ``Retry-After`` header telling a client to wait at least ``seconds`` (whole seconds)."""
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+def shed_wait(error: Any) -> float | None:
+    """The seconds a JSON-RPC ``error`` the gateway shed load with asks the client to wait
+    (its ``data.retryAfter``); None when it is no such refusal."""
+    if not isinstance(error, dict) or error.get("code") != BACKEND_UNAVAILABLE:
+        return None
+    data = error.get("data")
+    wait = data.get(RETRY_AFTER) if isinstance(data, dict) else None
+    if isinstance(wait, int | float) and not isinstance(wait, bool):
+        return wait
+    return None

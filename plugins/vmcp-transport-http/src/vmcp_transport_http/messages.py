@@ -6,6 +6,7 @@ response or a notification, and which request id a response answers.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aiohttp import web
@@ -39,6 +40,7 @@ class HttpProblem(Exception):
         *,
         request_id: Any = None,
         headers: dict[str, str] | None = None,
+        data: Any = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -46,15 +48,38 @@ class HttpProblem(Exception):
         self.code = code
         self.request_id = request_id
         self.headers = headers or {}
+        self.data = data
 
     def response(self) -> web.Response:
         """The HTTP response this problem is answered with."""
-        body = {
-            "jsonrpc": "2.0",
-            "id": self.request_id,
-            "error": {"code": self.code, "message": self.message},
-        }
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            error["data"] = self.data
+        body = {"jsonrpc": "2.0", "id": self.request_id, "error": error}
         return web.json_response(body, status=self.status, headers=self.headers)
+
+
+@functools.lru_cache(maxsize=64)
+def _accepted(accept: str) -> frozenset[str]:
+    """The media types an ``Accept`` header value lists (clients send the same few values)."""
+    return frozenset(part.split(";", 1)[0].strip().lower() for part in accept.split(","))
+
+
+def media_types(request: web.Request) -> frozenset[str]:
+    """The media types the ``Accept`` header lists (``*/*`` when there is none)."""
+    return _accepted(request.headers.get("Accept", "*/*"))
+
+
+def wants_sse(request: web.Request) -> bool:
+    """Whether to answer a request POST with SSE (when the client names it), else JSON.
+
+    :raises HttpProblem: 406 when the client accepts neither.
+    """
+    types = media_types(request)
+    sse = bool(types & {SSE_TYPE, "text/*"})
+    if not (sse or types & {JSON_TYPE, "application/*", "*/*"}):
+        raise HttpProblem(406, f"Not Acceptable: accept {JSON_TYPE} or {SSE_TYPE}")
+    return sse
 
 
 def decode_body(body: bytes) -> list[dict[str, Any]] | dict[str, Any]:

@@ -18,9 +18,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
-#: what a browser client sends besides the CORS-safelisted headers
+#: what a browser client sends besides the CORS-safelisted headers (and the
+#: ``Mcp-Param-*`` headers of 2026-07-28 tool calls, allowed as a preflight names them)
 CORS_REQUEST_HEADERS = ("Authorization, Content-Type, Last-Event-ID, Mcp-Protocol-Version, "
-                        "Mcp-Session-Id")
+                        "Mcp-Session-Id, Mcp-Method, Mcp-Name")
+_PARAM_PREFIX = "mcp-param-"
 #: response headers a browser client's script must be able to read
 CORS_EXPOSED_HEADERS = "Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate"
 CORS_METHODS = "GET, POST, DELETE, OPTIONS"
@@ -60,7 +62,7 @@ def front_middleware(policy: HostOriginPolicy) -> Middleware:
             if refusal is not None:
                 raise HttpProblem(403, refusal)
             if request.method == "OPTIONS" and "Access-Control-Request-Method" in headers:
-                return _preflight()
+                return _preflight(headers.get("Access-Control-Request-Headers", ""))
             return await handler(request)
         except HttpProblem as problem:
             return problem.response()
@@ -68,10 +70,12 @@ def front_middleware(policy: HostOriginPolicy) -> Middleware:
     return front_checks
 
 
-def _preflight() -> web.Response:
+def _preflight(requested: str) -> web.Response:
+    params = [name.strip() for name in requested.split(",")
+              if name.strip().lower().startswith(_PARAM_PREFIX)]
     return web.Response(status=204, headers={
         "Access-Control-Allow-Methods": CORS_METHODS,
-        "Access-Control-Allow-Headers": CORS_REQUEST_HEADERS,
+        "Access-Control-Allow-Headers": ", ".join([CORS_REQUEST_HEADERS, *params]),
         "Access-Control-Max-Age": CORS_MAX_AGE,
     })
 

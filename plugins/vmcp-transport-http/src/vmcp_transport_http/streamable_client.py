@@ -7,6 +7,13 @@ every later request; after ``notifications/initialized`` the GET stream is opene
 unsolicited messages. A stateless backend issues no session id and may answer that GET with 404
 or 405: it simply has no GET stream. A 404 once a session exists means the backend forgot it:
 the connection ends so the gateway re-initializes. Closing sends DELETE.
+
+A request whose ``_meta`` names a 2026-07-28 protocol version is sent in the modern shape
+instead: its own POST with ``MCP-Protocol-Version`` from the ``_meta``, ``Mcp-Method``,
+``Mcp-Name`` and the ``Mcp-Param-*`` headers of the tool's ``x-mcp-header`` arguments (learnt
+from the backend's ``tools/list`` answers), no session id, no resumption (a broken stream
+fails the request), and ``notifications/cancelled`` for it closes its response stream
+instead of being POSTed.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Any
 
 import aiohttp
 
+from vmcp.protocol.eras import modern_version
 from vmcp.protocol.errors import INTERNAL_ERROR
 from vmcp.protocol.jsonrpc import DecodeError, decode
 from vmcp.transports.base import JsonMessage, Related
@@ -31,6 +39,7 @@ from vmcp_transport_http.messages import (
     is_request,
     is_response,
 )
+from vmcp_transport_http.modern_request import ParamHeaders, param_headers, request_headers
 
 log = logging.getLogger("vmcp.transports.http")
 
@@ -55,6 +64,12 @@ class StreamableHttpConnection(HttpConnection):
         self.protocol_version: str | None = None
         self._initialize_id: Any = None
         self._listening = False
+        #: modern requests whose response is being read, by id (cancelling closes it)
+        self._modern: dict[Any, asyncio.Task[None]] = {}
+        #: ids of modern ``tools/list`` requests in flight, whose answers are learnt from
+        self._tool_lists: set[Any] = set()
+        #: tool name -> the ``Mcp-Param-*`` headers its calls carry
+        self._param_headers: dict[str, ParamHeaders] = {}
 
     def _mcp_headers(self, accept: str) -> dict[str, str]:
         headers = self.headers(accept)
@@ -68,10 +83,24 @@ class StreamableHttpConnection(HttpConnection):
         """POST one message: a request in the background, anything else before returning."""
         self.check_open()
         if is_request(message):
+            version = modern_version(message.get("params"))
+            if isinstance(version, str):
+                request_id = message.get("id")
+                if message.get("method") == "tools/list":
+                    self._tool_lists.add(request_id)
+                self._modern[request_id] = self.spawn(self._modern_exchange(message, version))
+                return
             if message.get("method") == "initialize":
                 self._initialize_id = message.get("id")
             self.spawn(self._exchange(message))
             return
+        if self._modern and message.get("method") == "notifications/cancelled":
+            params = message.get("params")
+            task = self._modern.pop(params.get("requestId") if isinstance(params, dict)
+                                    else None, None)
+            if task is not None:
+                task.cancel()  # closing the response stream is the cancellation
+                return
         await self._post_one_way(message)
         if message.get("method") == "notifications/initialized" and not self._listening:
             self._listening = True
@@ -79,7 +108,10 @@ class StreamableHttpConnection(HttpConnection):
 
     # -- replies --------------------------------------------------------------------------
     def _take(self, item: JsonMessage | bytes) -> None:
-        """Deliver a received message, learning the protocol version from ``initialize``."""
+        """Deliver a received message, learning the protocol version from ``initialize``
+        and the tools' ``Mcp-Param-*`` headers from a modern ``tools/list``."""
+        if self._tool_lists and isinstance(item, dict) and item.get("id") in self._tool_lists:
+            self._learn_tools(item)
         if (
             self._initialize_id is not None
             and isinstance(item, dict)
@@ -120,7 +152,39 @@ class StreamableHttpConnection(HttpConnection):
         except (aiohttp.ClientError, ValueError) as exc:
             self.deliver(error_reply(request_id, f"{self.url}: {exc}"))
 
-    async def _reply(self, message: JsonMessage, response: aiohttp.ClientResponse) -> None:
+    def _learn_tools(self, item: JsonMessage) -> None:
+        result = item.get("result")
+        tools = result.get("tools") if isinstance(result, dict) else None
+        for tool in tools if isinstance(tools, list) else ():
+            name = tool.get("name") if isinstance(tool, dict) else None
+            if isinstance(name, str):
+                marked = param_headers(tool.get("inputSchema"))
+                if marked:
+                    self._param_headers[name] = marked
+                else:
+                    self._param_headers.pop(name, None)
+
+    async def _modern_exchange(self, message: JsonMessage, version: str) -> None:
+        request_id = message.get("id")
+        headers = {**self.headers(f"{JSON_TYPE}, {SSE_TYPE}"),
+                   **request_headers(message, version, self._param_headers)}
+        trace = headers_from_meta(message)
+        if trace is not None:
+            headers.update(trace)
+        try:
+            async with self.request("POST", self.url, headers, json=message) as response:
+                await self._reply(message, response, resume=False)
+        except (aiohttp.ClientConnectorError, TimeoutError) as exc:
+            self.fail(f"cannot reach {self.url}: {exc}")
+        except (aiohttp.ClientError, ValueError) as exc:
+            self.deliver(error_reply(request_id, f"{self.url}: {exc}"))
+        finally:
+            self._tool_lists.discard(request_id)
+            if self._modern.get(request_id) is asyncio.current_task():
+                del self._modern[request_id]
+
+    async def _reply(self, message: JsonMessage, response: aiohttp.ClientResponse,
+                     resume: bool = True) -> None:
         request_id = message.get("id")
         initialize = message.get("method") == "initialize"
         if initialize and (session_id := response.headers.get(SESSION_HEADER)):
@@ -144,8 +208,13 @@ class StreamableHttpConnection(HttpConnection):
                 self._take(item if isinstance(item, dict) else json.dumps(item).encode())
         elif response.content_type == SSE_TYPE:
             answered, last_id, retry = await self._read_events(response, request_id, None)
-            if not answered:
+            if answered:
+                return
+            if resume:
                 await self._resume(request_id, last_id, retry)
+            else:
+                self._take(error_reply(request_id,
+                                       f"{self.url}: reply stream ended without a reply"))
         else:
             reason = f"unexpected Content-Type {response.content_type!r} from {self.url}"
             self._take(error_reply(request_id, reason, INTERNAL_ERROR))

@@ -1,5 +1,10 @@
 """The Streamable HTTP front: one endpoint taking POST, GET and DELETE (MCP 2025-03-26 on).
 
+The era is chosen per POST: a 2026-07-28 one (its body's ``_meta`` or its
+``MCP-Protocol-Version`` names that era) is served statelessly by
+:mod:`vmcp_transport_http.modern_server`, whatever ``Mcp-Session-Id`` it carries; a GET or
+DELETE of that era gets 405. Everything below is the handshake era's shape.
+
 * POST carries one message (or a 2025-03-26 batch). Notifications and responses get 202. A
   request gets ``text/event-stream`` when the client accepts it (progress, logs and
   server→client requests belonging to it come first, then its response), else one JSON body.
@@ -25,7 +30,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import secrets
 from collections import OrderedDict
@@ -34,11 +38,12 @@ from typing import Any
 from aiohttp import web
 
 from vmcp.auth.base import Principal
-from vmcp.protocol.errors import BACKEND_UNAVAILABLE, METHOD_NOT_FOUND, RETRY_AFTER
+from vmcp.protocol.eras import MODERN_VERSIONS
+from vmcp.protocol.errors import BACKEND_UNAVAILABLE
 from vmcp.protocol.versions import DEFAULT_HTTP_VERSION, HANDSHAKE_VERSIONS
 from vmcp.transports.base import FrontHost
 from vmcp.transports.tracecontext import meta_from_headers
-from vmcp_transport_http.limits import TokenBucket, retry_after
+from vmcp_transport_http.limits import TokenBucket, retry_after, shed_wait
 from vmcp_transport_http.messages import (
     JSON_TYPE,
     SSE_TYPE,
@@ -46,8 +51,11 @@ from vmcp_transport_http.messages import (
     decode_body,
     encode_message,
     is_request,
+    media_types,
     request_key,
+    wants_sse,
 )
+from vmcp_transport_http.modern_server import ModernFront, is_modern_post
 from vmcp_transport_http.security import read_body
 from vmcp_transport_http.server import (
     SSE_HEADERS,
@@ -59,7 +67,7 @@ from vmcp_transport_http.server import (
 from vmcp_transport_http.session import HttpSession, PostStream
 from vmcp_transport_http.settings import StreamableSettings
 from vmcp_transport_http.sse import encode_event
-from vmcp_transport_http.streams import SharedTimeout, encode_events, pump
+from vmcp_transport_http.streams import EventStreamResponse, SharedTimeout, encode_events, pump
 
 log = logging.getLogger("vmcp.transports.http")
 
@@ -76,17 +84,9 @@ REPLY_GRACE = 0.05
 
 def _sessionless(payload: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
     """The ``initialize`` request a POST without a session must be; else the refusal."""
-    if isinstance(payload, dict) and is_request(payload):
-        if payload.get("method") == "initialize" and request_key(payload["id"]) is not None:
-            return payload
-        if payload.get("method") == "server/discover":
-            # vmcp speaks the handshake era only: tell dual-era clients so at once.
-            raise HttpProblem(
-                404,
-                "Method not found: server/discover (this server speaks the handshake era)",
-                METHOD_NOT_FOUND,
-                request_id=payload.get("id"),
-            )
+    if (isinstance(payload, dict) and is_request(payload)
+            and payload.get("method") == "initialize" and request_key(payload["id"]) is not None):
+        return payload
     raise HttpProblem(400, f"Bad Request: missing {SESSION_HEADER} header (send initialize first)")
 
 
@@ -101,38 +101,6 @@ def _offered_version(initialize: dict[str, Any]) -> str:
     params = initialize.get("params")
     version = params.get("protocolVersion") if isinstance(params, dict) else None
     return version if isinstance(version, str) else DEFAULT_HTTP_VERSION
-
-
-@functools.lru_cache(maxsize=64)
-def _accepted(accept: str) -> frozenset[str]:
-    """The media types an ``Accept`` header value lists (clients send the same few values)."""
-    return frozenset(part.split(";", 1)[0].strip().lower() for part in accept.split(","))
-
-
-def _media_types(request: web.Request) -> frozenset[str]:
-    """The media types the ``Accept`` header lists (``*/*`` when there is none)."""
-    return _accepted(request.headers.get("Accept", "*/*"))
-
-
-def _negotiate(request: web.Request) -> bool:
-    """Whether to answer a request POST with SSE (when the client names it), else JSON.
-
-    :raises HttpProblem: 406 when the client accepts neither.
-    """
-    types = _media_types(request)
-    sse = bool(types & {SSE_TYPE, "text/*"})
-    if not (sse or types & {JSON_TYPE, "application/*", "*/*"}):
-        raise HttpProblem(406, f"Not Acceptable: accept {JSON_TYPE} or {SSE_TYPE}")
-    return sse
-
-
-class _EventStreamResponse(web.StreamResponse):
-    """An SSE response whose headers leave with its first events, in one write.
-
-    (aiohttp writes a plain :class:`~aiohttp.web.StreamResponse`'s headers at ``prepare``.)
-    """
-
-    _send_headers_immediately = False
 
 
 class StreamableHttpServer:
@@ -150,6 +118,7 @@ class StreamableHttpServer:
         self._handling = 0
         self._closing: set[asyncio.Task[None]] = set()
         self._grace = SharedTimeout(REPLY_GRACE)
+        self._modern = ModernFront(host, settings, self._grace)
 
     @property
     def retained_bytes(self) -> int:
@@ -291,20 +260,20 @@ class StreamableHttpServer:
         if self._handling >= self.settings.max_concurrent_requests:
             raise HttpProblem(503, "Service Unavailable: too many requests at once",
                               headers=retry_after(self.settings.retry_after))
-        self._handling += 1
+        admitted = _Admitted(self)
         try:
-            return await self._decoded(request)
+            return await self._decoded(request, admitted)
         finally:
-            self._handling -= 1
+            admitted.release()
 
-    async def _decoded(self, request: web.Request) -> web.StreamResponse:
+    async def _decoded(self, request: web.Request, admitted: _Admitted) -> web.StreamResponse:
         """Authenticate and decode one POST, then take it."""
         principal = await authenticate(self.host, request)
         if request.content_type != JSON_TYPE:
             raise HttpProblem(415, f"Unsupported Media Type: Content-Type must be {JSON_TYPE}")
         payload = decode_body(await read_body(request, self.settings.max_message_bytes))
         try:
-            return await self._post(request, principal, payload)
+            return await self._post(request, principal, payload, admitted)
         except HttpProblem as problem:
             if problem.request_id is None:  # a refusal names the request it refuses
                 problem.request_id = _only_id(payload)
@@ -315,11 +284,14 @@ class StreamableHttpServer:
         request: web.Request,
         principal: Principal,
         payload: dict[str, Any] | list[dict[str, Any]],
+        admitted: _Admitted,
     ) -> web.StreamResponse:
+        if is_modern_post(request.headers, payload):  # whatever Mcp-Session-Id it carries
+            return await self._modern.post(request, principal, payload, admitted.release)
         if SESSION_HEADER not in request.headers:
             initialize = _sessionless(payload)
             self._check_version(request)
-            sse = _negotiate(request)
+            sse = wants_sse(request)
             session = self._open_session(principal)
             return await self._reply(
                 request, session, [initialize], sse, _offered_version(initialize), opening=True
@@ -334,7 +306,7 @@ class StreamableHttpServer:
             for message in messages:
                 session.deliver(message)
             return web.Response(status=202)
-        return await self._reply(request, session, messages, _negotiate(request), version)
+        return await self._reply(request, session, messages, wants_sse(request), version)
 
     async def _reply(
         self,
@@ -390,7 +362,7 @@ class StreamableHttpServer:
             return web.Response(body=first + events, headers=headers)
         # Headers go out at once when nothing else is ready, else with what is.
         ready = first or stream.backlog
-        response = (_EventStreamResponse if ready else web.StreamResponse)(headers=headers)
+        response = (EventStreamResponse if ready else web.StreamResponse)(headers=headers)
         await response.prepare(request)
         await pump(stream, response, 0, self.settings.keepalive_interval, first=first or None)
         return response
@@ -413,9 +385,10 @@ class StreamableHttpServer:
     async def get(self, request: web.Request) -> web.StreamResponse:
         """Open the standalone stream, or resume a stream after ``Last-Event-ID``."""
         principal = await authenticate(self.host, request)
+        _refuse_modern(request)
         session = self._session(request, principal)
         self._check_version(request)
-        if not _media_types(request) & {SSE_TYPE, "text/*", "*/*"}:
+        if not media_types(request) & {SSE_TYPE, "text/*", "*/*"}:
             raise HttpProblem(406, f"Not Acceptable: GET needs Accept: {SSE_TYPE}")
         last_event_id = request.headers.get("Last-Event-ID")
         if last_event_id is None:
@@ -436,11 +409,39 @@ class StreamableHttpServer:
     async def delete(self, request: web.Request) -> web.Response:
         """End a session at the client's request."""
         principal = await authenticate(self.host, request)
+        _refuse_modern(request)
         session = self._session(request, principal)
         self._check_version(request)
         self._forget(session)
         await session.close()
         return web.Response(status=200)
+
+
+class _Admitted:
+    """One POST's place among those being handled (``max_concurrent_requests``). A stream
+    that outlives its request (a 2026-07-28 listen) gives it up, as GET streams never take
+    one."""
+
+    __slots__ = ("_held", "_server")
+
+    def __init__(self, server: StreamableHttpServer) -> None:
+        self._server = server
+        self._held = True
+        server._handling += 1
+
+    def release(self) -> None:
+        """Give the place up (once)."""
+        if self._held:
+            self._held = False
+            self._server._handling -= 1
+
+
+def _refuse_modern(request: web.Request) -> None:
+    """405 to a GET or DELETE of a 2026-07-28 client: that era has neither streams nor
+    sessions to open or end (a handshake-era client's gets what its era says)."""
+    if request.headers.get(VERSION_HEADER) in MODERN_VERSIONS:
+        raise HttpProblem(405, "Method Not Allowed: a 2026-07-28 client only POSTs",
+                          headers={"Allow": "POST"})
 
 
 def _shed(post: PostStream) -> HttpProblem | None:
@@ -449,13 +450,10 @@ def _shed(post: PostStream) -> HttpProblem | None:
         return None
     for message in post.stream.messages():
         error = message.get("error")
-        if "id" in message and isinstance(error, dict) and error.get("code") == BACKEND_UNAVAILABLE:
-            data = error.get("data")
-            wait = data.get(RETRY_AFTER) if isinstance(data, dict) else None
-            if isinstance(wait, int | float) and not isinstance(wait, bool):
-                return HttpProblem(503, str(error.get("message", "Service Unavailable")),
-                                   BACKEND_UNAVAILABLE, request_id=message["id"],
-                                   headers=retry_after(wait))
+        if "id" in message and (wait := shed_wait(error)) is not None:
+            return HttpProblem(503, str(error.get("message", "Service Unavailable")),
+                               BACKEND_UNAVAILABLE, request_id=message["id"],
+                               headers=retry_after(wait))
     return None
 
 

@@ -140,6 +140,15 @@ class EventStream:
                     waiter.set_result(True)
 
 
+class EventStreamResponse(web.StreamResponse):
+    """An SSE response whose headers leave with its first events, in one write.
+
+    (aiohttp writes a plain :class:`~aiohttp.web.StreamResponse`'s headers at ``prepare``.)
+    """
+
+    _send_headers_immediately = False
+
+
 def encode_events(stream: EventStream, after: int) -> tuple[bytes, int]:
     """The wire form of the buffered events numbered above ``after``, and the number of the
     last of them (``after`` when there is none)."""
