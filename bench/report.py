@@ -170,6 +170,15 @@ def render(results: Results) -> str:
         return _table([f"start-up, {r['mounts']} mounts", "seconds"],
                       [[name, t["seconds"]] for name, t in r["targets"].items()])
 
+    def tracing(r: dict[str, Any]) -> list[str]:
+        added = r["added_by_tracing"]
+        rows = [[name, t["p50_us"], t["p99_us"], t["cpu_us_per_call"], t["calls_per_s"],
+                 t["cpu_us_per_pipelined_call"]] for name, t in r["targets"].items()]
+        rows.append(["added by tracing", added["p50_us"], "", added["cpu_us_per_call"],
+                     f"{added['pipelined_throughput_ratio']}x", ""])
+        return _table(["gateway", "p50 us", "p99 us", "cpu us/call", "pipelined calls/s",
+                       "cpu us/call"], rows)
+
     out += _section("stdio front -> stdio backend", s.get("stdio"), stdio)
     out += _section("HTTP front -> stdio backend", s.get("http"), http)
     out += _section("2026-07-28 over HTTP (stateless)", s.get("modern"), http)
@@ -180,6 +189,8 @@ def render(results: Results) -> str:
     out += _section("warm start", s.get("warmstart"), lambda r: _table(
         [f"first tools/list, {r['mounts']} mounts", "seconds"],
         [[name, t["seconds"]] for name, t in r["targets"].items()]))
+    out += _section("tracing (vmcp-trace-otel exporting every span), stdio -> stdio",
+                    s.get("tracing"), tracing)
     out.append("targets")
     rows = []
     for t in results["targets"]:

@@ -25,7 +25,17 @@ from typing import Any
 
 from bench.procs import REPO
 from bench.report import render, targets
-from bench.scenarios import http, lists, memory, modern, overload, startup, stdio, warmstart
+from bench.scenarios import (
+    http,
+    lists,
+    memory,
+    modern,
+    overload,
+    startup,
+    stdio,
+    tracing,
+    warmstart,
+)
 from bench.settings import BenchSettings
 from bench.stats import BenchError
 
@@ -38,6 +48,7 @@ SCENARIOS: dict[str, Callable[[BenchSettings], dict[str, Any]]] = {
     "memory": memory.run,
     "startup": startup.run,
     "warmstart": warmstart.run,
+    "tracing": tracing.run,
 }
 RESULTS = REPO / "bench" / "results"
 

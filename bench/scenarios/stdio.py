@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from bench.procs import cpu_seconds, fixture_argv, fixture_mount, relay_argv
+from bench.procs import Command, cpu_seconds, fixture_argv, fixture_mount, relay_argv
 from bench.scenarios.common import MOUNT, Workspace, interleaved
 from bench.settings import BenchSettings
 from bench.stats import latency_summary, median_of_runs
@@ -29,14 +29,29 @@ def run(settings: BenchSettings) -> dict[str, Any]:
         "gateway": space.gateway("gateway", {MOUNT: fixture_mount()}),
     }
     tools = {"direct": "tool_0", "relay": "tool_0", "gateway": f"{MOUNT}__tool_0"}
+    result: dict[str, Any] = {"status": "ok", "targets": measure(settings, space, commands,
+                                                                 tools)}
+    t = result["targets"]
+    result["added_p50_us"] = {
+        "relay": round(t["relay"]["p50_us"] - t["direct"]["p50_us"], 1),
+        "gateway": round(t["gateway"]["p50_us"] - t["direct"]["p50_us"], 1),
+    }
+    return result
+
+
+def measure(settings: BenchSettings, space: Workspace, commands: dict[str, Command],
+            tools: dict[str, str]) -> dict[str, Any]:
+    """Sequential latency and pipelined throughput of each stdio target calling its tool,
+    interleaved; medians over the repetitions, and CPU time per call of each target."""
+    names = tuple(commands)
     with contextlib.ExitStack() as stack:
         targets: dict[str, StdioTarget] = {}
-        for name in TARGETS:
+        for name in names:
             target = StdioTarget(commands[name], space.root, space.log(name))
             stack.callback(target.close)
             target.initialize()
             targets[name] = target
-        next_id = dict.fromkeys(TARGETS, 1)
+        next_id = dict.fromkeys(names, 1)
 
         def lines(name: str, count: int) -> tuple[list[bytes], range]:
             ids = range(next_id[name], next_id[name] + count)
@@ -49,18 +64,18 @@ def run(settings: BenchSettings) -> dict[str, Any]:
             batch, ids = lines(name, settings.warmup)
             check_answers(target.pipelined(batch)[1], ids)
 
-        latency: dict[str, list[dict[str, float]]] = {name: [] for name in TARGETS}
-        throughput: dict[str, list[dict[str, float]]] = {name: [] for name in TARGETS}
+        latency: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+        throughput: dict[str, list[dict[str, float]]] = {name: [] for name in names}
         #: CPU seconds the target process used, and calls made: (sequential, pipelined)
-        cpu = {name: [0.0, 0.0] for name in TARGETS}
-        for _, name in interleaved(settings.reps, TARGETS):
+        cpu = {name: [0.0, 0.0] for name in names}
+        for _, name in interleaved(settings.reps, names):
             batch, ids = lines(name, settings.latency_calls)
             before = cpu_seconds(targets[name].pid)
             nanos, answers = targets[name].sequential(batch)
             cpu[name][0] += cpu_seconds(targets[name].pid) - before
             check_answers(answers, ids)
             latency[name].append(latency_summary(nanos))
-        for _, name in interleaved(settings.reps, TARGETS):
+        for _, name in interleaved(settings.reps, names):
             batch, ids = lines(name, settings.pipeline_calls)
             before = cpu_seconds(targets[name].pid)
             seconds, answers = targets[name].pipelined(batch)
@@ -68,21 +83,13 @@ def run(settings: BenchSettings) -> dict[str, Any]:
             check_answers(answers, ids)
             throughput[name].append({"calls_per_s": round(len(batch) / seconds, 1)})
 
-    result: dict[str, Any] = {"status": "ok", "targets": {}}
-    for name in TARGETS:
-        result["targets"][name] = {
-            **median_of_runs(latency[name]),
-            **median_of_runs(throughput[name]),
-            # from CPU-time ticks summed over all repetitions: coarse, but blind to other load
-            "cpu_us_per_call": round(
-                cpu[name][0] * 1e6 / (settings.reps * settings.latency_calls), 1),
-            "cpu_us_per_pipelined_call": round(
-                cpu[name][1] * 1e6 / (settings.reps * settings.pipeline_calls), 1),
-            "runs": {"latency": latency[name], "throughput": throughput[name]},
-        }
-    t = result["targets"]
-    result["added_p50_us"] = {
-        "relay": round(t["relay"]["p50_us"] - t["direct"]["p50_us"], 1),
-        "gateway": round(t["gateway"]["p50_us"] - t["direct"]["p50_us"], 1),
-    }
-    return result
+    return {name: {
+        **median_of_runs(latency[name]),
+        **median_of_runs(throughput[name]),
+        # from CPU-time ticks summed over all repetitions: coarse, but blind to other load
+        "cpu_us_per_call": round(
+            cpu[name][0] * 1e6 / (settings.reps * settings.latency_calls), 1),
+        "cpu_us_per_pipelined_call": round(
+            cpu[name][1] * 1e6 / (settings.reps * settings.pipeline_calls), 1),
+        "runs": {"latency": latency[name], "throughput": throughput[name]},
+    } for name in names}

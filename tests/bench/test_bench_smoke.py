@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = ("stdio", "http", "modern", "overload", "tools_list", "memory", "startup",
-             "warmstart")
+             "warmstart", "tracing")
 
 
 def _http_available() -> bool:
@@ -37,12 +39,13 @@ def _numbers(node: Any) -> list[float]:
     return []
 
 
+@pytest.mark.timeout(240)  # eight scenarios, each starting its own gateways
 def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
     """One quick run: every scenario ok (HTTP ones may only be skipped without the driver)."""
     out = tmp_path / "results.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=110,
+        cwd=REPO, capture_output=True, text=True, timeout=220,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(out.read_text())
@@ -54,6 +57,8 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
             assert scenarios[name]["status"] == "skipped"
             continue
         assert scenarios[name]["status"] == "ok", scenarios[name]
+    for name in ("gateway", "traced"):
+        assert scenarios["tracing"]["targets"][name]["cpu_us_per_call"] >= 0
     for name in ("direct", "relay", "gateway"):
         target = scenarios["stdio"]["targets"][name]
         assert target["p50_us"] > 0 and target["calls_per_s"] > 0

@@ -149,6 +149,10 @@ def test_keys_are_canonical() -> None:
     assert canonical_params({"a": 1, "_meta": {"progressToken": 5}}) == b'{"a":1}'
     assert canonical_params({"a": 1, "_meta": {"progressToken": 5, "k": "v"}}) == (
         b'{"_meta":{"k":"v"},"a":1}')
+    # two calls that differ only in their trace context share an entry
+    traced = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+              "tracestate": "vendor=1", "k": "v"}
+    assert canonical_params({"a": 1, "_meta": traced}) == b'{"_meta":{"k":"v"},"a":1}'
     assert entry_key("m", fp, "tools/call", {"name": "t"}, "p=dev") != entry_key(
         "m", fp, "tools/call", {"name": "t"}, "p=ops")
 

@@ -137,14 +137,16 @@ class RunningGateway:
 
 @asynccontextmanager
 async def run_gateway(
-    config: Path, *fronts: str, options: Sequence[str] = ()
+    config: Path, *fronts: str, options: Sequence[str] = (), starting: bool = False
 ) -> AsyncIterator[RunningGateway]:
     """Start ``vmcp --config CONFIG start --transport F... OPTIONS``; yield once every front is
-    ready.
+    ready (with ``starting``: once every front listens, while the mounts may still start).
 
-    The URLs come from the ``vmcp: serving <name> on <url>`` lines on stderr, which is drained
-    for the whole run (and printed at the end, so a failing test shows it).
+    The URLs come from the ``vmcp: serving <name> on <url>`` lines on stderr (``vmcp:
+    listening <name> on <url> (starting up)`` with ``starting``), which is drained for the
+    whole run (and printed at the end, so a failing test shows it).
     """
+    prefix = "vmcp: listening " if starting else "vmcp: serving "
     args = [sys.executable, "-m", "vmcp", "--config", str(config), "start", *options]
     for front in fronts:
         args += ["--transport", front]
@@ -163,9 +165,9 @@ async def run_gateway(
             *lines, buffer = buffer.split("\n")
             for line in lines:
                 gateway.add_line(line)
-                if line.startswith("vmcp: serving "):
-                    name, _, url = line.removeprefix("vmcp: serving ").partition(" on ")
-                    gateway.urls[name] = url
+                if line.startswith(prefix):
+                    name, _, url = line.removeprefix(prefix).partition(" on ")
+                    gateway.urls[name] = url.removesuffix(" (starting up)")
                     if len(gateway.urls) == len(fronts):
                         ready.set()
         ready.set()  # the process ended: let the waiter look at why
@@ -318,6 +320,9 @@ class FakeHost:
         if token not in self.tokens:
             raise AuthError("missing or wrong bearer token", 401)
         return Principal(token)
+
+    async def started(self) -> None:
+        """Started from the first: nothing to wait for."""
 
     def open_session(self, peer: FrontPeer, principal: Principal | None = None) -> FakeSession:
         """A new scripted session."""

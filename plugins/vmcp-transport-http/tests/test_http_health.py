@@ -164,3 +164,51 @@ async def _drain(gateway: RunningGateway, config: Path, release: Path) -> None:
             writer.close()
     assert results[0].content[0].text == "released"  # type: ignore[union-attr]
     assert stopped[0].returncode == 0, stopped[0].stderr
+
+
+async def test_probes_answer_while_the_mounts_start(tmp_path: Path) -> None:
+    """The fronts listen while the gateway starts: the probes and ``vmcp status`` say it is
+    starting, and a client that connects meanwhile is served once the mounts are up."""
+    gate = tmp_path / "gate.fifo"
+    os.mkfifo(gate)
+    (tmp_path / "gate.py").write_text(GATE, encoding="utf-8")
+    fixture = stdio_fixture()
+    config = write_config(tmp_path / "vmcp.toml", {
+        "transports.http": {"port": 0},
+        "transports.ws": {"port": 0},
+        "servers.sluggish": {"command": sys.executable,
+                             "args": [str(tmp_path / "gate.py"), str(gate), *fixture["args"]]},
+    })
+    async with run_gateway(config, "http", "ws", starting=True,
+                           options=("--log-level", "debug")) as gateway:
+        with anyio.fail_after(EVENT_TIMEOUT):
+            writer = await anyio.to_thread.run_sync(gate.open, "w")  # spawned, not started
+        try:
+            assert await _probes(gateway) == _all(
+                503, "not ready: starting; 1 mount(s) starting\n")
+            assert await _status(config) == {
+                "live": True, "ready": False, "problems": ["starting", "1 mount(s) starting"],
+                "pending_mounts": ["sluggish"]}
+            async with (
+                streamable_http_client(gateway.urls["http"]) as (read, write),
+                ClientSession(read, write) as session,
+                anyio.create_task_group() as group,
+            ):
+                tools: list[str] = []
+
+                async def early_client() -> None:
+                    with anyio.fail_after(EVENT_TIMEOUT):
+                        await session.initialize()  # held until the gateway has started
+                        tools.extend(t.name for t in (await session.list_tools()).tools)
+
+                group.start_soon(early_client)
+                await gateway.wait_for_line("POST /mcp waits until the gateway has started")
+                writer.write("go\n")
+                writer.close()
+        finally:
+            if not writer.closed:
+                writer.close()
+        # Served only once the mount was up: its tools were there from the first list.
+        assert tools and all(name.startswith("sluggish__") for name in tools)
+        await gateway.wait_for_line("vmcp: serving http on")
+        assert await _probes(gateway) == _all(200, "ok\n")

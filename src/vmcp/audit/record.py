@@ -49,6 +49,7 @@ def build_record(
         "caller": principal.name if principal is not None else None,
         "persona": principal.persona if principal is not None else None,
         "session": request.caller.session_id,
+        "request_id": request.request_id,
         "mount": request.mount_id,
         "method": request.method,
         "tool": target if request.method == "tools/call" else None,
@@ -56,4 +57,6 @@ def build_record(
         "arguments": digest(arguments) if arguments is not None else None,
         "outcome": outcome,
         "latency_ms": round(latency * 1000, 3),
+        "approval": request.approval,
+        "replica": request.notes.replica,
     }

@@ -10,7 +10,8 @@ A key reads ``v1|<mount>|<method>|<subject>|<fingerprint>|<scope>|<digest>``:
   persona, and ``p=<persona>`` otherwise: entries never cross personas; a result the backend
   marks ``cacheScope: "private"`` is kept under ``a=<digest of the principal>`` (``a-``
   without one): it never crosses auth contexts, even of one persona;
-* ``digest`` is a digest of the parameters as sorted-key JSON, progress token removed.
+* ``digest`` is a digest of the parameters as sorted-key JSON, without what only names this
+  one request in ``_meta``: its progress token and its W3C trace context.
 
 Invalidation drops prefixes of that layout (:func:`mount_prefix`, :func:`method_prefix`,
 :func:`resource_prefix`); the mount id alphabet (``[a-z0-9-]``) cannot contain ``|``.
@@ -23,11 +24,14 @@ import json
 from typing import Any
 
 from vmcp.config import MountConfig
+from vmcp.transports.tracecontext import TRACE_KEYS
 
 VERSION = "v1"
 SEP = "|"
 PUBLIC_SCOPE = "*"
 NO_PERSONA_SCOPE = "-"
+#: ``_meta`` keys that differ from one request to the next and never change the answer
+PER_REQUEST_META = frozenset({"progressToken", *TRACE_KEYS})
 #: the mount settings that decide which backend answers (and so what it answers)
 BACKEND_FIELDS = frozenset({"transport", "command", "args", "env", "cwd", "url", "urls",
                             "headers"})
@@ -41,10 +45,10 @@ def digest(data: bytes | str) -> str:
 
 
 def canonical_params(params: dict[str, Any]) -> bytes:
-    """``params`` as sorted-key compact JSON, without ``_meta.progressToken``."""
+    """``params`` as sorted-key compact JSON, without the :data:`PER_REQUEST_META` keys."""
     meta = params.get("_meta")
-    if isinstance(meta, dict) and "progressToken" in meta:
-        rest = {key: value for key, value in meta.items() if key != "progressToken"}
+    if isinstance(meta, dict) and not PER_REQUEST_META.isdisjoint(meta):
+        rest = {key: value for key, value in meta.items() if key not in PER_REQUEST_META}
         params = {key: value for key, value in params.items() if key != "_meta"}
         if rest:
             params["_meta"] = rest

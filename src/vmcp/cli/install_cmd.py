@@ -15,7 +15,6 @@ from vmcp.repository.errors import InstallError
 from vmcp.repository.manager import InstallPlan, ServerManager
 from vmcp.repository.methods import METHOD_NAMES
 from vmcp.repository.methods.base import argument_key
-from vmcp.repository.versions import version_key
 
 _env_option = click.option(
     "--env", "env_pairs", multiple=True, metavar="KEY=VALUE",
@@ -123,17 +122,7 @@ def _gather_arguments(plan: InstallPlan, pairs: tuple[str, ...], ask: bool) -> N
 def installed_command(ctx: click.Context, as_json: bool) -> None:
     """List installed servers and their versions (* marks the current one)."""
     manager = open_manager(ctx, changes=False)
-    rows = []
-    for name in manager.store.names():
-        state = manager.store.state(name)
-        mounts = manager.mounts_of(name)
-        for record in reversed(manager.store.versions(name)):
-            rows.append({
-                "name": name, "version": record.version, "method": record.method,
-                "source": record.source, "current": record.version == state.current,
-                "previous": record.version == state.previous,
-                "mounts": mounts if record.version == state.current else [],
-            })
+    rows = manager.installed_rows()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -161,24 +150,23 @@ def update_command(ctx: click.Context, name: str, env_pairs: tuple[str, ...], ye
     values = parse_env(env_pairs)
     try:
         full, _ = manager.installed_name(name)
-        current = manager.current_record(full)
-        newest = manager.newest(full)
-        if newest is None or version_key(newest.version) <= version_key(current.version):
+        current, plan = manager.update_plan(full)
+        if plan is None:
             click.echo(f"{full} {current.version} is the newest version")
             return
-        plan = manager.plan(newest, current.method)
         live = manager.mounts_of(full)
         existing = manager.table.entries().get(live[0], {}).get("env") if live else None
         _show(plan)
         if live:
             gather_values(plan.method.variables(), values, interactive(yes), existing)
-        _run_install(manager, plan, yes)
-        manager.activate(full, newest.version)
-        switched = manager.switch_mounts(full, values)
+        if not yes and not plan.installed and not click.confirm("Proceed?", default=False):
+            fail("cancelled")
+        switched = anyio.run(manager.update, plan, values)
     except (InstallError, ConfigError) as exc:
         fail(str(exc))
+    newest = plan.manifest.version
     also = f"; mount {', '.join(switched)} now uses it" if switched else ""
-    click.echo(f"updated {full} {current.version} -> {newest.version}{also}")
+    click.echo(f"updated {full} {current.version} -> {newest}{also}")
     if switched:
         from vmcp.cli.pin_review import review_update  # starts the gateway: only when needed
 

@@ -15,10 +15,9 @@ from vmcp.config import default_config_path
 from vmcp.fileutil import held_lock
 from vmcp.repository import paths
 from vmcp.repository.index import SearchIndex
-from vmcp.repository.installed import InstalledStore, Variable
+from vmcp.repository.installed import Variable
 from vmcp.repository.manager import ServerManager
 from vmcp.repository.mount_entry import missing_variables
-from vmcp.repository.mounts import MountTable
 from vmcp.repository.sources import SourceStore
 
 
@@ -51,9 +50,7 @@ def open_manager(ctx: click.Context, changes: bool = True) -> ServerManager:
             "waiting for another vmcp command that is changing installed servers...",
             err=True)))
     raw = (ctx.find_root().obj or {}).get("config_path")
-    config_file = Path(raw) if raw else default_config_path()
-    table = MountTable(config_file.parent / "servers.toml")
-    return ServerManager(open_index(), InstalledStore(paths.installed_root()), table)
+    return ServerManager.beside(Path(raw) if raw else default_config_path())
 
 
 def parse_env(pairs: Iterable[str]) -> dict[str, str]:

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -64,6 +65,16 @@ def effective_logging(config: VmcpConfig, options: RunOptions) -> Any:
     return config.logging.model_copy(update={"file": options.log_file})
 
 
+#: the operations of each gateway running inside a :class:`GatewayRuntime`
+_operations: weakref.WeakKeyDictionary[Gateway, Operations] = weakref.WeakKeyDictionary()
+
+
+def operations_of(gateway: Gateway) -> Operations | None:
+    """The control operations of a running gateway (what ``vmcp status``, ``mount``,
+    ``reload`` ... run), for plugins that offer the same actions; None outside ``vmcp start``."""
+    return _operations.get(gateway)
+
+
 def announce(what: str) -> None:
     """One ``vmcp: ...`` line on stderr, the form tools read addresses from."""
     print(f"vmcp: {what}", file=sys.stderr, flush=True)
@@ -84,6 +95,7 @@ class GatewayRuntime:
             log_file=effective_logging(gateway.config, options).file,
             on_reload=self._reloaded)
         self.operations = Operations(self.state)
+        _operations[gateway] = self.operations
         self._lock: InstanceLock | None = InstanceLock(self.paths)
         self._control: ControlServer | None = None
         self._metrics_server: MetricsServer | None = None

@@ -7,7 +7,8 @@ Before such a call is forwarded, the gateway asks the calling client with a form
 that names the tool and shows its arguments. Only that request, with exactly the arguments
 shown, is then forwarded; a call with other arguments is a new call and is asked again. A
 client without form elicitation gets a clear refusal. Every decision is logged with the
-call's digest (a hash of the exposed tool name and its canonical arguments).
+call's digest (a hash of the exposed tool name and its canonical arguments), and reaches the
+request middleware with the call (the audit trail records it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from vmcp.gateway.overrides import shown_tools
@@ -25,15 +27,18 @@ from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import RpcError
 from vmcp.registry.mount import Mount
 from vmcp.routing.request import HANDSHAKE, Request
+from vmcp.routing.router import routed_request
 
 if TYPE_CHECKING:
     from vmcp.gateway.gateway import Gateway
     from vmcp.gateway.namespace import Namespace
-    from vmcp.routing.middleware import Caller
+    from vmcp.routing.middleware import Caller, RoutedRequest
 
 log = logging.getLogger("vmcp.approvals")
 
 APPROVE_FIELD = "approve"
+#: the decisions a call needing approval can get (what the audit trail records)
+APPROVED, DECLINED, UNASKED = "approved", "declined", "unasked"
 
 
 def call_digest(tool: str, arguments: Any) -> str:
@@ -63,6 +68,11 @@ def destructive_tools(mount: Mount) -> frozenset[str]:
                 or annotations.get("destructiveHint") is False):
             names.add(name)
     return frozenset(names)
+
+
+async def _answer(result: dict[str, Any], routed: RoutedRequest) -> dict[str, Any]:
+    """The innermost step of the chain for a call not approved: the refusal, no backend."""
+    return result
 
 
 def _refused(text: str) -> dict[str, Any]:
@@ -112,23 +122,34 @@ class Approvals:
             self._destructive[mount_id] = found
         return found
 
-    def confirm_then(self, request: Request, exposed: str,
+    def confirm_then(self, request: Request, exposed: str, mount_id: str,
                      params: dict[str, Any], forward: Callable[[], None]) -> None:
-        """Ask the caller about this call, then ``forward()`` it or answer with a refusal."""
+        """Ask the caller about this call, then ``forward()`` it or answer with a refusal.
+
+        The decision goes with the call (``request.approval``), so the request middleware
+        (the audit trail, traces) records it; a call not approved passes through the
+        middleware chain too, answered with the refusal instead of by the backend.
+        """
         arguments = params.get("arguments") or {}
         digest = call_digest(exposed, arguments)
         sink, request_id = request.sink, request.id
 
         async def run() -> None:
             try:
-                approved, why = await self._ask(request, exposed, arguments, digest)
+                decision, why = await self._ask(request, exposed, arguments, digest)
                 log.info("call %s of %s by session %s: %s", digest, exposed,
                          request.caller.session_id, why)
-                if approved:
+                request.approval = decision
+                if decision == APPROVED:
                     forward()
-                else:
-                    sink.deliver(request, jsonrpc.result(request_id, _refused(
-                        f"The call of {exposed} was not run: {why}.")))
+                    return
+                refusal = _refused(f"The call of {exposed} was not run: {why}.")
+                middleware = self.gateway.middleware
+                if middleware is not None:
+                    refusal = await middleware(
+                        routed_request(request, mount_id, "tools/call", params),
+                        partial(_answer, refusal))
+                sink.deliver(request, jsonrpc.result(request_id, refusal))
             except RpcError as exc:
                 sink.fail(request_id, exc)
             finally:
@@ -138,9 +159,10 @@ class Approvals:
         task = sink.tasks[request_id] = asyncio.get_running_loop().create_task(run())
 
     async def _ask(self, request: Request, exposed: str, arguments: Any,
-                   digest: str) -> tuple[bool, str]:
+                   digest: str) -> tuple[str, str]:
+        """The caller's decision (``approved``, ``declined`` or ``unasked``) and why."""
         if not _can_ask(request):
-            return False, ("it needs the caller's approval, and this client cannot be asked "
+            return UNASKED, ("it needs the caller's approval, and this client cannot be asked "
                            "(it does not support form elicitation)")
         shown = json.dumps(arguments, indent=2, sort_keys=True, ensure_ascii=False)
         answer = await request.sink.ask("elicitation/create", {  # type: ignore[attr-defined]
@@ -156,9 +178,9 @@ class Approvals:
         })
         result = answer.get("result")
         if not isinstance(result, dict):
-            return False, "the caller could not be asked (its client answered with an error)"
+            return UNASKED, "the caller could not be asked (its client answered with an error)"
         content = result.get("content")
         if result.get("action") == "accept" and isinstance(content, dict) \
                 and content.get(APPROVE_FIELD) is True:
-            return True, "approved by the caller"
-        return False, f"the caller did not approve it ({result.get('action', 'no answer')})"
+            return APPROVED, "approved by the caller"
+        return DECLINED, f"the caller did not approve it ({result.get('action', 'no answer')})"

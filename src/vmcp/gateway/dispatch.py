@@ -112,7 +112,7 @@ class Dispatcher:
         mount_id, params = self.named_route(request.caller, params, "tool")
         if gateway.approvals.needed(request.caller, mount_id, params["name"]):
             gateway.approvals.confirm_then(
-                request, exposed, params,
+                request, exposed, mount_id, params,
                 partial(self._route_or_fail, request, mount_id, "tools/call", params))
             return
         gateway.router.route(request, mount_id, "tools/call", params, gateway.map_tool_result)

@@ -195,6 +195,12 @@ class Gateway:
         """Why the gateway is not ready to serve (empty: ready); see :class:`Health`."""
         return self.health.problems()
 
+    async def started(self) -> None:
+        """Return once the gateway has started (see :meth:`Health.wait_started`), or at once
+        while it serves from the warm catalog."""
+        if not self.warm.opened:
+            await self.health.wait_started()
+
     def open_session(self, peer: FrontPeer, principal: Principal | None = None) -> FrontSession:
         """Start a session for a new front connection."""
         principal = self.effective_principal(principal)

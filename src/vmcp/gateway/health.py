@@ -24,12 +24,27 @@ class Health:
 
     def __init__(self, mounts: Mapping[str, Mount]) -> None:
         self._mounts = mounts
-        #: True once the configured mounts were brought up (or failed)
-        self.started = False
+        self._started = asyncio.Event()
         #: front name -> where it listens (None until it does); set by whoever serves them
         self.fronts: dict[str, str | None] = {}
         #: set when the gateway was asked to stop (it drains, then closes)
         self.stop: asyncio.Event | None = None
+
+    @property
+    def started(self) -> bool:
+        """True once the configured mounts were brought up (or failed)."""
+        return self._started.is_set()
+
+    @started.setter
+    def started(self, value: bool) -> None:
+        if value:
+            self._started.set()
+        else:
+            self._started.clear()
+
+    async def wait_started(self) -> None:
+        """Return once the gateway has started (at once when it has)."""
+        await self._started.wait()
 
     def pending_mounts(self) -> list[str]:
         """Ids of the mounts still on their way up."""

@@ -47,42 +47,49 @@ async def serve(
                            gateway.auth_required, "could read every mount's traffic figures")
     loop = asyncio.get_running_loop()
     runtime = GatewayRuntime(gateway, list(transports), options)
+    announcer = _Announcer(runtime)
     on_signals((signal.SIGTERM, signal.SIGINT), runtime.stop.set)
     servers: list[asyncio.Task[None]] = []
+    opened: set[str] = set()
+    listening = asyncio.Event()
+
+    def ready(name: str, where: str) -> None:
+        announcer.ready(name, where)
+        if None not in runtime.state.fronts.values():
+            listening.set()
+
+    def open_fronts(early_only: bool = False) -> None:
+        for name, transport in transports.items():
+            if name not in opened and (transport.serves_while_starting or not early_only):
+                opened.add(name)
+                servers.append(loop.create_task(
+                    transport.serve(gateway, settings[name], partial(ready, name)),
+                    name=f"front:{name}"))
+
+    async def open_fronts_first() -> None:
+        # On a warm catalog: every front serves before any backend is spawned, so the
+        # first requests are not queued behind ten process start-ups.
+        open_fronts()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(listening.wait(), FRONTS_FIRST_WAIT)
+        announcer.gateway_started()
+
     try:
         async with runtime:
-            listening = asyncio.Event()
-
-            def ready(name: str, where: str) -> None:
-                _ready(runtime, name, where)
-                if None not in runtime.state.fronts.values():
-                    listening.set()
-
-            def open_fronts() -> None:
-                if not servers:
-                    servers.extend(
-                        loop.create_task(transport.serve(gateway, settings[name],
-                                                         partial(ready, name)),
-                                         name=f"front:{name}")
-                        for name, transport in transports.items())
-
-            async def open_fronts_first() -> None:
-                # On a warm catalog: the fronts listen before any backend is spawned, so the
-                # first requests are not queued behind ten process start-ups.
-                open_fronts()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(listening.wait(), FRONTS_FIRST_WAIT)
-
             try:
-                # The fronts open once the mounts are up, or at once on a warm catalog.
+                # Listening fronts answer health probes while the mounts start (and hold
+                # client requests until they have); stdio is served once they have, or at
+                # once on a warm catalog.
+                open_fronts(early_only=True)
                 gateway.warm.on_ready = open_fronts_first
                 await gateway.start(alongside=runtime.start_metrics)
-                open_fronts()
                 runtime.gateway_started()
+                announcer.gateway_started()
                 # What start-up built (modules, schemas, mounts) lives as long as the process:
                 # keep it out of later full collections, which would walk all of it each time
                 # (one took 35 ms, stalling every call in flight, at 128 HTTP clients).
                 gc.freeze()
+                open_fronts()
                 stopping = loop.create_task(runtime.stop.wait())
                 try:
                     done, _ = await asyncio.wait([*servers, stopping],
@@ -108,6 +115,31 @@ async def serve(
         log.info("stopping on signal")
 
 
-def _ready(runtime: GatewayRuntime, name: str, where: str) -> None:
-    _announce(name, where)
-    runtime.front_ready(name, where)
+class _Announcer:
+    """Reports each front as it listens; says it serves once the gateway has started too."""
+
+    def __init__(self, runtime: GatewayRuntime) -> None:
+        self.runtime = runtime
+        self.started = False
+        self._serving: set[str] = set()
+
+    def ready(self, name: str, where: str) -> None:
+        """A front listens at ``where``."""
+        self.runtime.front_ready(name, where)
+        if self.started:
+            self._announce(name, where)
+        else:
+            print(f"vmcp: listening {name} on {where} (starting up)", file=sys.stderr,
+                  flush=True)
+
+    def gateway_started(self) -> None:
+        """The mounts are up (or failed): every front listening so far serves now."""
+        self.started = True
+        for name, where in self.runtime.state.fronts.items():
+            if where is not None:
+                self._announce(name, where)
+
+    def _announce(self, name: str, where: str) -> None:
+        if name not in self._serving:
+            self._serving.add(name)
+            _announce(name, where)

@@ -66,6 +66,11 @@ class WarmCatalog:
         """``[gateway] warm_catalog``."""
         return self.gateway.config.gateway.warm_catalog
 
+    @property
+    def opened(self) -> bool:
+        """True once the fronts were let open on the kept lists (before the backends)."""
+        return self._opened
+
     # -- start-up ---------------------------------------------------------------------------
 
     def warm_up(self, mounts: list[Mount]) -> bool:

@@ -48,6 +48,8 @@ class GatewayMetrics:
         self.requests: dict[tuple[str, str, str], int] = {}
         #: mount -> backend restarts
         self.restarts: dict[str, int] = {}
+        #: mount -> [requests answered, seconds they took together] (for rates and means)
+        self.mount_totals: dict[str, list[float]] = {}
         self.registry = CollectorRegistry()
         self._latency = Histogram(
             "vmcp_request_duration_seconds", "Latency of routed requests, by mount and method.",
@@ -60,6 +62,11 @@ class GatewayMetrics:
         """Count one answered request and its latency."""
         key = (mount_id, method, outcome)
         self.requests[key] = self.requests.get(key, 0) + 1
+        totals = self.mount_totals.get(mount_id)
+        if totals is None:
+            totals = self.mount_totals[mount_id] = [0, 0.0]
+        totals[0] += 1
+        totals[1] += seconds
         observe = self._observers.get((mount_id, method))
         if observe is None:
             observe = self._latency.labels(mount_id, method).observe

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from vmcp.repository import paths
 from vmcp.repository.errors import InstallError
 from vmcp.repository.index import IndexEntry, SearchIndex
 from vmcp.repository.installed import InstalledStore, InstallRecord, ServerState
@@ -53,6 +54,13 @@ def split_spec(spec: str) -> tuple[str, str | None]:
 
 class ServerManager:
     """Operations on installed servers."""
+
+    @classmethod
+    def beside(cls, config_file: Path) -> ServerManager:
+        """The manager of ``$VMCP_HOME``'s installed servers, with the mount table beside
+        the configuration file ``config_file``."""
+        return cls(SearchIndex(paths.index_file()), InstalledStore(paths.installed_root()),
+                   MountTable(config_file.parent / "servers.toml"))
 
     def __init__(self, index: SearchIndex, store: InstalledStore, table: MountTable) -> None:
         self.index = index
@@ -165,6 +173,23 @@ class ServerManager:
         entries = self.index.lookup(name)
         return entries[0] if entries else None
 
+    def update_plan(self, name: str) -> tuple[InstallRecord, InstallPlan | None]:
+        """The record in use of an installed server, and the plan installing its newest
+        version with the same method (None when the one in use is the newest)."""
+        current = self.current_record(name)
+        newest = self.newest(name)
+        if newest is None or version_key(newest.version) <= version_key(current.version):
+            return current, None
+        return current, self.plan(newest, current.method)
+
+    async def update(self, plan: InstallPlan, values: Mapping[str, str]) -> list[str]:
+        """Carry out an update plan: install, make it current, switch the server's mounts
+        to it (keeping their settings); return the mounts switched."""
+        await self.install(plan)
+        name = plan.manifest.name
+        self.activate(name, plan.manifest.version)
+        return self.switch_mounts(name, values)
+
     def rollback(self, name: str) -> tuple[str, str]:
         """Switch back to the previous version; return (from, to).
 
@@ -188,6 +213,21 @@ class ServerManager:
             what = f"{name} {wanted}" if wanted else name
             raise InstallError(f"{what} is not installed")
         return record
+
+    def installed_rows(self) -> list[dict[str, object]]:
+        """Every installed version, newest first per server: what ``vmcp installed`` lists."""
+        rows: list[dict[str, object]] = []
+        for name in self.store.names():
+            state = self.store.state(name)
+            mounts = self.mounts_of(name)
+            for record in reversed(self.store.versions(name)):
+                rows.append({
+                    "name": name, "version": record.version, "method": record.method,
+                    "source": record.source, "current": record.version == state.current,
+                    "previous": record.version == state.previous,
+                    "mounts": mounts if record.version == state.current else [],
+                })
+        return rows
 
     def mounts_of(self, name: str) -> list[str]:
         """The mount ids that still use the server (ids removed from the table are dropped)."""

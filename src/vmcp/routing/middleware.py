@@ -28,6 +28,19 @@ class Caller:
 
 
 @dataclass(slots=True)
+class CallNotes:
+    """How the router served one routed request, filled in as it goes (a middleware reads
+    them once ``call_next`` has returned or raised)."""
+
+    #: the replica that answered last (None: none was called, e.g. a cache hit)
+    replica: str | None = None
+    #: how many calls were made to replicas (more than one: retried, failing over)
+    attempts: int = 0
+    #: ``hit`` or ``miss`` for a cacheable request; None when the cache was not asked
+    cache: str | None = None
+
+
+@dataclass(slots=True)
 class RoutedRequest:
     """A request on its way to one mount (names and URIs already mapped to the backend's)."""
 
@@ -35,6 +48,14 @@ class RoutedRequest:
     mount_id: str
     method: str
     params: dict[str, Any] = field(default_factory=dict)
+    #: the front request's JSON-RPC id (None for the gateway's own requests)
+    request_id: Any = None
+    #: the caller's decision on a call that needed approval: ``approved``, ``declined``
+    #: or ``unasked`` (its client cannot be asked); None when none was needed. A call not
+    #: approved reaches the middleware chain too, but never the backend.
+    approval: str | None = None
+    #: filled in by the router (shared by the copies ``dataclasses.replace`` makes)
+    notes: CallNotes = field(default_factory=CallNotes)
 
 
 CallNext = Callable[[RoutedRequest], Awaitable[dict[str, Any]]]

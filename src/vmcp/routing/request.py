@@ -70,6 +70,7 @@ class Request:
     """
 
     __slots__ = (
+        "approval",
         "caller",
         "capabilities",
         "era",
@@ -96,7 +97,9 @@ class Request:
         self.log_rank = log_rank
         # mount_id, method, params, mapper: where the router sent the request, as the
         # backend got it (set by Router.route and Router.forward, never read before), so
-        # that a request answered ``input_required`` can be sent again with the input
+        # that a request answered ``input_required`` can be sent again with the input.
+        # approval: the caller's decision, set by the approvals before it is routed (read
+        # with a default: most requests never need one)
 
     def wants_log(self, level: Any) -> bool:
         """True when a log notification at ``level`` may reach this request's client.

@@ -20,7 +20,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from vmcp.protocol.errors import BACKEND_UNAVAILABLE, RETRY_AFTER, RpcError
 from vmcp.registry.isolation import isolation_key
-from vmcp.routing.middleware import MiddlewareChain, RoutedRequest
+from vmcp.routing.middleware import CallNotes, MiddlewareChain, RoutedRequest
 from vmcp.routing.request import Request, Sink
 from vmcp.routing.retry import REPLICA_FAILURES, backoff, may_retry
 from vmcp.transports.base import JsonMessage
@@ -107,7 +107,7 @@ class Router:
             _remember(request, mount_id, method, params, mapper)
             replica = self.pick(request, mount)
             params, token = self._progress(request, params)
-            routed = RoutedRequest(request.caller, mount_id, method, params)
+            routed = routed_request(request, mount_id, method, params)
             request.spawn(self._through_middleware(request, routed, replica, timeout, mapper,
                                                    token))
         elif retry.attempts > 1 and may_retry(method, params, retry, mount.safe_tools):
@@ -267,11 +267,15 @@ class Router:
 
     async def call_replica(
         self, request: Request, mount: Mount, replica: Replica, method: str,
-        params: dict[str, Any], timeout: float | None,
+        params: dict[str, Any], timeout: float | None, notes: CallNotes | None = None,
     ) -> dict[str, Any]:
-        """One call to one replica, counted by its breaker, balancer and metrics."""
+        """One call to one replica, counted by its breaker, balancer and metrics (and in
+        ``notes`` when given)."""
         upstream = replica.upstream
         assert upstream is not None
+        if notes is not None:
+            notes.replica = replica.replica_id
+            notes.attempts += 1
         replica.breaker.before_call()
         started = perf_counter()
         ok = False
@@ -294,6 +298,7 @@ class Router:
     async def _with_retries(
         self, request: Request, mount: Mount, method: str, params: dict[str, Any],
         mapper: Mapper | None, timeout: float | None, token: int | None,
+        notes: CallNotes | None = None,
     ) -> dict[str, Any]:
         """Repeat a safe request on failure, failing over to replicas not yet tried."""
         settings = mount.config.retry
@@ -316,7 +321,7 @@ class Router:
                     replica = self.pick(request, mount, tried)
                     tried.add(replica)
                     result = await self.call_replica(request, mount, replica, method, params,
-                                                     timeout)
+                                                     timeout, notes)
         finally:
             if token is not None:
                 self.host.progress.pop(token, None)
@@ -329,10 +334,16 @@ class Router:
         mapper: Mapper | None, token: int | None,
     ) -> dict[str, Any]:
         mount = self.host.mounts[routed.mount_id]
+        retry = mount.config.retry
 
         async def call_backend(routed: RoutedRequest) -> dict[str, Any]:
+            # a safe request is retried and failed over as it is without middleware
+            if retry.attempts > 1 and may_retry(routed.method, routed.params, retry,
+                                                mount.safe_tools):
+                return await self._with_retries(request, mount, routed.method, routed.params,
+                                                None, timeout, None, routed.notes)
             return await self.call_replica(request, mount, replica, routed.method,
-                                           routed.params, timeout)
+                                           routed.params, timeout, routed.notes)
 
         middleware = self.host.middleware
         assert middleware is not None
@@ -361,26 +372,35 @@ class Router:
         persona = request.caller.persona
 
         async def fetch(routed: RoutedRequest) -> dict[str, Any]:
+            routed.notes.cache = "miss"
             if retry.attempts > 1 and may_retry(routed.method, routed.params, retry,
                                                 mount.safe_tools):
                 return await self._with_retries(request, mount, routed.method, routed.params,
-                                                None, timeout, None)
+                                                None, timeout, None, routed.notes)
             return await self.call_replica(request, mount, replica, routed.method,
-                                           routed.params, timeout)
+                                           routed.params, timeout, routed.notes)
 
         async def call_backend(routed: RoutedRequest) -> dict[str, Any]:
+            routed.notes.cache = "hit"  # fetch says "miss" when the backend is asked
             principal = routed.caller.principal
             return await cache.call(mount.config, routed.method, routed.params, persona, ttl,
                                     partial(fetch, routed),
                                     principal.name if principal is not None else None)
 
-        routed = RoutedRequest(request.caller, mount.mount_id, method, params)
+        routed = routed_request(request, mount.mount_id, method, params)
         middleware = host.middleware
         result = await (call_backend(routed) if middleware is None
                         else middleware(routed, call_backend))
         if mapper is not None:
             mapper(request, upstream, result)  # type: ignore[arg-type]
         return result
+
+
+def routed_request(request: Request, mount_id: str, method: str,
+                   params: dict[str, Any]) -> RoutedRequest:
+    """What the middleware chain is given for ``request`` going to ``mount_id``."""
+    return RoutedRequest(request.caller, mount_id, method, params, request.id,
+                         getattr(request, "approval", None))
 
 
 def _remember(request: Request, mount_id: str, method: str, params: dict[str, Any],

@@ -126,6 +126,10 @@ class FrontHost(Protocol):
         """Why the gateway is not ready to serve, in words fit for an unauthenticated
         probe; empty when it is ready (what a front's ``/readyz`` answers)."""
 
+    async def started(self) -> None:
+        """Return once the gateway has started: its configured mounts are up or failed for
+        good. A front that listens during start-up holds its clients' requests until then."""
+
     def open_session(
         self, peer: FrontPeer, principal: Principal | None = None
     ) -> FrontSessionHandle:
@@ -137,6 +141,10 @@ class Transport(ABC):
 
     #: the driver name used in configuration (``transport = "stdio"``)
     name: str = ""
+    #: True: :meth:`serve` runs while the gateway starts its mounts, so that health probes
+    #: are answered during start-up; the front holds client requests until
+    #: :meth:`FrontHost.started` returns. False (stdio): served once the gateway has started.
+    serves_while_starting: bool = False
 
     def check_front(  # noqa: B027 (optional: the default accepts every setting)
         self, settings: Mapping[str, Any], host: FrontHost

@@ -266,6 +266,8 @@ class NetworkTransport(Transport):
 
     #: the pydantic model of the ``[transports.<name>]`` table
     settings_model: type[NetworkFrontSettings] = NetworkFrontSettings
+    #: a listening front answers ``/livez`` and ``/readyz`` while the gateway starts
+    serves_while_starting = True
 
     def check_front(self, settings: Mapping[str, Any], host: FrontHost) -> None:
         """Refuse invalid settings and an unauthenticated public bind before anything starts."""

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from vmcp.auth.base import Principal
 from vmcp.transports.base import FrontHost, FrontSessionHandle, JsonMessage
+from vmcp.transports.tracecontext import meta_from_headers
 from vmcp_transport_http.messages import JSON_TYPE, HttpProblem, decode_body
 from vmcp_transport_http.security import read_body
 from vmcp_transport_http.server import (
@@ -110,6 +111,9 @@ class LegacySseServer:
         if request.content_type != JSON_TYPE:
             raise HttpProblem(415, f"Unsupported Media Type: Content-Type must be {JSON_TYPE}")
         payload = decode_body(await read_body(request, self.settings.max_message_bytes))
-        for message in payload if isinstance(payload, list) else [payload]:
+        messages = payload if isinstance(payload, list) else [payload]
+        if "traceparent" in request.headers:  # W3C trace context of this POST's requests
+            messages = [meta_from_headers(m, request.headers) for m in messages]
+        for message in messages:
             session.handle.handle(message)
         return web.Response(status=202, text="Accepted")

@@ -32,6 +32,7 @@ SSE_HEADERS = {
 #: connections waiting to be accepted: a burst of clients queues in the kernel instead of
 #: waiting out SYN retries (aiohttp's default is 128); the front refuses fast once it accepts
 LISTEN_BACKLOG = 2048
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_app(settings: FrontSettings) -> web.Application:
@@ -81,6 +82,24 @@ def add_health_routes(app: web.Application, host: FrontHost) -> None:
         app.router.add_route("GET", path, probe)
 
 
+def hold_until_started(app: web.Application, host: FrontHost) -> None:
+    """Make every request but a health probe wait until the gateway has started (the front
+    listens while the mounts start, so that ``/readyz`` can say so)."""
+
+    started = False
+
+    @web.middleware
+    async def until_started(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal started
+        if not started and request.path not in PROBE_PATHS:
+            log.debug("%s %s waits until the gateway has started", request.method, request.path)
+            await host.started()
+            started = True
+        return await handler(request)
+
+    app.middlewares.append(until_started)
+
+
 async def run_app(
     name: str,
     host: FrontHost,
@@ -96,6 +115,7 @@ async def run_app(
     On the way out ``on_stop`` ends every client session, then the listener closes.
     """
     refuse_insecure_bind(name, settings.host, host.auth_required)
+    hold_until_started(app, host)
     runner = web.AppRunner(
         app,
         handle_signals=False,

@@ -14,6 +14,10 @@ the gateway never waits on a slow client; one that stops reading for ``max_queue
 messages is disconnected (1008). A message over ``max_message_bytes`` closes the connection
 with 1009; a peer that stops answering pings is closed with 1011; stopping the gateway closes
 every connection with 1001.
+
+W3C trace context (``traceparent``/``tracestate``) on the opening handshake is the
+connection's: it goes into the ``_meta`` of each request that brings none of its own, so a
+client that can set headers but not ``_meta`` still has its calls traced under its span.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
 import os
 import weakref
@@ -39,9 +44,10 @@ from websockets.typing import Subprotocol
 
 from vmcp.auth.base import AuthError, Principal
 from vmcp.protocol import jsonrpc
-from vmcp.transports.base import FrontHost, JsonMessage
+from vmcp.transports.base import FrontHost, FrontSessionHandle, JsonMessage
 from vmcp.transports.netsec import HostOriginPolicy, front_url, refuse_insecure_bind
 from vmcp.transports.probes import PROBE_PATHS, probe_answer
+from vmcp.transports.tracecontext import TRACE_KEYS, meta_from_headers
 from vmcp_transport_ws.settings import WsFrontSettings
 
 log = logging.getLogger("vmcp.transports.ws")
@@ -134,6 +140,10 @@ class WebSocketFront:
         self._principals: weakref.WeakKeyDictionary[ServerConnection, Principal] = (
             weakref.WeakKeyDictionary()
         )
+        #: the trace context of the handshakes that brought one
+        self._traces: weakref.WeakKeyDictionary[ServerConnection, dict[str, str]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def run(self, ready: Callable[[str], Awaitable[None] | None]) -> None:
         """Listen, report the URL (with the real port) to ``ready``, serve until cancelled.
@@ -201,23 +211,48 @@ class WebSocketFront:
                 response.headers["WWW-Authenticate"] = exc.www_authenticate
             return response
         self._principals[connection] = principal
+        if "traceparent" in request.headers:
+            self._traces[connection] = {key: request.headers[key] for key in TRACE_KEYS
+                                        if key in request.headers}
         return None
 
     async def _serve_connection(self, websocket: ServerConnection) -> None:
         """One client: a gateway session fed from the socket, answered through the peer."""
+        await self.host.started()  # a client connecting during start-up waits for the mounts
         peer = ClientPeer(websocket, self.settings.max_queued_messages)
         session = self.host.open_session(peer, self._principals.pop(websocket, None))
         writer = asyncio.get_running_loop().create_task(peer.write_loop())
         log.debug("ws client %s connected", _remote(websocket))
+        trace = self._traces.pop(websocket, None)
         try:
             while True:
-                session.handle_bytes(await websocket.recv(decode=False))
+                data = await websocket.recv(decode=False)
+                if trace is None:
+                    session.handle_bytes(data)
+                else:
+                    _handle_traced(session, data, trace)
         except ConnectionClosed as exc:
             log.debug("ws client %s left: %s", _remote(websocket), exc)
         finally:
             peer.closed = True
             writer.cancel()
             await session.aclose()
+
+
+def _handle_traced(session: FrontSessionHandle, data: bytes | str,
+                   trace: dict[str, str]) -> None:
+    """Hand one frame to the session with the connection's trace context in the ``_meta`` of
+    its requests (a frame that is not JSON goes as it came: the session answers it)."""
+    try:
+        payload = json.loads(data)
+    except (ValueError, RecursionError):
+        session.handle_bytes(data if isinstance(data, bytes) else data.encode())
+        return
+    if isinstance(payload, dict):
+        payload = meta_from_headers(payload, trace)
+    elif isinstance(payload, list):
+        payload = [meta_from_headers(m, trace) if isinstance(m, dict) else m for m in payload]
+    session.handle_bytes(json.dumps(payload, ensure_ascii=False).encode())
 
 
 async def _shut_down(server: Server) -> None:

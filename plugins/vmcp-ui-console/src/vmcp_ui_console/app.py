@@ -1,19 +1,22 @@
 """The console's web application: the fronts' Host/Origin rules, sign-in with a token of an
 admin persona (unless it is open on loopback), CSRF tokens on every form, and the pages.
 
-Actions use the code the CLI uses (the control operations, the token store).
+Actions use the code the CLI uses: the running gateway's control operations (status,
+mount, unmount, reload), the persona and token stores, the install manager.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable
+from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -21,14 +24,22 @@ from multidict import CIMultiDict
 from vmcp.audit.trail import read_records
 from vmcp.auth.base import AuthError, Principal
 from vmcp.auth.tokens import TokenStore, TokenStoreError, parse_duration
+from vmcp.config import default_config_path
 from vmcp.control.ops import Operations, RuntimeState
+from vmcp.control.protocol import ControlError
+from vmcp.control.runtime import operations_of
+from vmcp.fileutil import held_lock
 from vmcp.persona import Persona, PersonaStore
 from vmcp.persona.model import RuleKind
 from vmcp.persona.store import PersonaError
+from vmcp.repository import paths
+from vmcp.repository.errors import InstallError
+from vmcp.repository.manager import ServerManager
 from vmcp.routing.middleware import Caller
 from vmcp.transports.netsec import HostOriginPolicy, is_loopback
 from vmcp_ui_console import pages
 from vmcp_ui_console.settings import ConsoleSettings
+from vmcp_ui_console.traffic import Traffic
 
 if TYPE_CHECKING:
     from vmcp.gateway.gateway import Gateway
@@ -40,6 +51,7 @@ AUDIT_ROWS = 100
 LOG_LINES = 200
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; "
+                                "script-src 'self'; connect-src 'self'; "
                                 "form-action 'self'; frame-ancestors 'none'"),
     "X-Content-Type-Options": "nosniff",
     # not no-referrer: with it browsers send "Origin: null" on form posts, refused as foreign
@@ -47,6 +59,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SCRIPT = resources.files("vmcp_ui_console").joinpath("static", "console.js").read_bytes()
 
 
 class Console:
@@ -59,13 +72,47 @@ class Console:
         #: sign-in is asked for when an auth driver checks callers, or off loopback
         self.needs_auth = gateway.auth_required or not is_loopback(settings.host)
         self._secret = secrets.token_bytes(32)
-        self.operations = Operations(
+        # the operations of `vmcp start` (its configuration file, its metrics), else our own
+        self.operations = operations_of(gateway) or Operations(
             RuntimeState(gateway, None, gateway.health.fronts, asyncio.Event()))
+        self.traffic = Traffic(gateway, self._metrics(), settings.chart_interval,
+                               settings.chart_points)
+        self._sampler: asyncio.Task[None] | None = None
+
+    def _metrics(self) -> Any:
+        """The gateway's request counters; counting starts now when ``[monitoring]`` is off."""
+        state = self.operations.state
+        if self.gateway.metrics is None:
+            from vmcp.monitoring.metrics import GatewayMetrics
+
+            self.gateway.metrics = GatewayMetrics(self.gateway)
+        if state.metrics is None:
+            state.metrics = self.gateway.metrics
+        return self.gateway.metrics
+
+    def start(self) -> None:
+        """Start sampling the traffic for the charts."""
+        self._sampler = asyncio.get_running_loop().create_task(self.traffic.run())
+
+    async def aclose(self) -> None:
+        """Stop sampling."""
+        if self._sampler is not None:
+            self._sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampler
 
     def app(self) -> web.Application:
         """The aiohttp application."""
         app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024)
         app.router.add_get("/", self.overview)
+        app.router.add_post("/mounts/mount", self.mount)
+        app.router.add_post("/mounts/unmount", self.unmount)
+        app.router.add_get("/traffic", self.traffic_page)
+        app.router.add_get("/traffic/charts", self.traffic_charts)
+        app.router.add_get("/static/console.js", self.script)
+        app.router.add_get("/installed", self.installed)
+        app.router.add_post("/installed/update", self.update)
+        app.router.add_post("/installed/rollback", self.rollback)
         app.router.add_get("/audit", self.audit)
         app.router.add_get("/tokens", self.tokens)
         app.router.add_post("/tokens/create", self.create_token)
@@ -122,10 +169,102 @@ class Console:
 
     # -- pages ----------------------------------------------------------------------------
 
-    async def overview(self, request: web.Request) -> web.Response:
-        """Health, fronts, sessions, mounts with replicas and circuits."""
-        status = await self.operations.status({})
-        return _page(pages.layout("Overview", "/", pages.overview(status), request["csrf"]))
+    async def overview(self, request: web.Request, message: str | None = None,
+                       error: str | None = None, status: int = 200) -> web.Response:
+        """Health, fronts, sessions, mounts with replicas and circuits; mount and unmount."""
+        ops = self.operations
+        state = await ops.status({})
+        unmounted = [row["id"] for row in await ops.list_mounts({})
+                     if row["state"] in ("unmounted", "disabled")]
+        body = pages.overview(state, unmounted, request["csrf"], message, error)
+        return _page(pages.layout("Overview", "/", body, request["csrf"]), status)
+
+    async def mount(self, request: web.Request) -> web.Response:
+        """Mount a configured server on the live gateway (as ``vmcp mount ID``)."""
+        mount_id = str(request["form"].get("id", ""))
+        try:
+            await self.operations.mount({"id": mount_id})
+        except ControlError as exc:
+            return await self.overview(request, error=exc.message, status=400)
+        return await self.overview(request, message=f"mounted {mount_id}")
+
+    async def unmount(self, request: web.Request) -> web.Response:
+        """Unmount a server from the live gateway (as ``vmcp unmount ID``)."""
+        mount_id = str(request["form"].get("id", ""))
+        try:
+            await self.operations.unmount({"id": mount_id})
+        except ControlError as exc:
+            return await self.overview(request, error=exc.message, status=400)
+        return await self.overview(request, message=f"unmounted {mount_id}")
+
+    async def traffic_page(self, request: web.Request) -> web.Response:
+        """Request rate and latency per mount, as live charts."""
+        body = pages.traffic(self.traffic.mounts(), self.traffic.interval)
+        return _page(pages.layout("Traffic", "/traffic", body, request["csrf"]))
+
+    async def traffic_charts(self, request: web.Request) -> web.Response:
+        """The charts alone, for the page's script to refresh them."""
+        return _page(pages.charts(self.traffic.mounts(), self.traffic.interval))
+
+    async def script(self, request: web.Request) -> web.Response:
+        """The console's script (the only one: it refreshes the charts)."""
+        return web.Response(body=SCRIPT, content_type="text/javascript",
+                            headers=SECURITY_HEADERS)
+
+    def _manager(self) -> ServerManager:
+        config_file = self.operations.state.config_path or default_config_path()
+        return ServerManager.beside(config_file)
+
+    async def installed(self, request: web.Request, message: str | None = None,
+                        error: str | None = None, status: int = 200) -> web.Response:
+        """The installed servers (as ``vmcp installed``), with update and rollback."""
+        rows = await asyncio.to_thread(lambda: self._manager().installed_rows())
+        body = pages.installed(rows, request["csrf"], message, error)
+        return _page(pages.layout("Installed servers", "/installed", body, request["csrf"]),
+                     status)
+
+    async def _changing(self, request: web.Request,
+                        change: Callable[[ServerManager, str], Awaitable[str]]) -> web.Response:
+        """Run one change of installed servers under the lock the CLI's changes hold, then
+        reload the live gateway so that the mounts switched are restarted."""
+        name = str(request["form"].get("name", ""))
+        with contextlib.ExitStack() as lock:
+            await asyncio.to_thread(lock.enter_context, held_lock(paths.changes_lock()))
+            try:
+                manager = self._manager()
+                full, _ = manager.installed_name(name)
+                said = await change(manager, full)
+            except InstallError as exc:
+                return await self.installed(request, error=str(exc), status=400)
+        try:
+            changes = await self.operations.reload({})
+        except ControlError as exc:
+            return await self.installed(request, error=f"{said}; reload failed: {exc.message}",
+                                        status=400)
+        restarted = ", ".join(changes.get("changed", []))
+        return await self.installed(
+            request, message=said + (f"; restarted {restarted}" if restarted else ""))
+
+    async def update(self, request: web.Request) -> web.Response:
+        """Install the newest version of a server and switch its mounts (as ``vmcp update``)."""
+
+        async def change(manager: ServerManager, name: str) -> str:
+            current, plan = manager.update_plan(name)
+            if plan is None:
+                return f"{name} {current.version} is the newest version"
+            await manager.update(plan, {})
+            return f"updated {name} {current.version} -> {plan.manifest.version}"
+
+        return await self._changing(request, change)
+
+    async def rollback(self, request: web.Request) -> web.Response:
+        """Switch a server back to the version used before (as ``vmcp rollback``)."""
+
+        async def change(manager: ServerManager, name: str) -> str:
+            old, new = await asyncio.to_thread(manager.rollback, name)
+            return f"rolled {name} back from {old} to {new}"
+
+        return await self._changing(request, change)
 
     async def audit(self, request: web.Request) -> web.Response:
         """The latest audit records."""
@@ -165,13 +304,22 @@ class Console:
             return await self.tokens(request, error=str(exc), status=400)
         raise web.HTTPSeeOther("/tokens")
 
-    def _sees(self, persona: str) -> dict[str, list[str]]:
-        """The tools of each mount that ``persona`` sees (the gateway's own filters)."""
+    def _sees(self, persona: str) -> dict[str, dict[str, list[str]]]:
+        """What ``persona`` sees of each mount, by list (the gateway's own filters)."""
         visible = self.gateway.visible
         caller = Caller("console", Principal("console", persona))
-        return {mount_id: [t["name"] for t in mount.catalog["tools"]
-                           if visible is None or visible(caller, mount_id, "tool", t["name"])]
-                for mount_id, mount in self.gateway.mounts.items()}
+        seen: dict[str, dict[str, list[str]]] = {}
+        for mount_id, mount in self.gateway.mounts.items():
+            lists: dict[str, list[str]] = {"tools": [], "prompts": [], "resources": []}
+            for kind, label, key in pages.SEEN_KINDS:
+                shown = lists["resources" if kind == "resource_templates" else kind]
+                for item in mount.catalog.get(kind, []):
+                    name = item.get(key)
+                    if isinstance(name, str) and (
+                            visible is None or visible(caller, mount_id, label, name)):
+                        shown.append(name)
+            seen[mount_id] = lists
+        return seen
 
     async def personas(self, request: web.Request, error: str | None = None,
                        status: int = 200) -> web.Response:
@@ -274,6 +422,7 @@ async def serve(console: Console) -> tuple[web.AppRunner, str]:
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
+    console.start()
     port = runner.addresses[0][1]
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     return runner, f"http://{host}:{port}/"

@@ -11,9 +11,10 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from vmcp.gateway.gateway import Gateway
+    from vmcp_ui_console.app import Console
 
-#: the running console of each gateway that has one
-_runners: dict[int, web.AppRunner] = {}
+#: the running console of each gateway that has one, and its web server
+_runners: dict[int, tuple[Console, web.AppRunner]] = {}
 
 
 @hookimpl
@@ -27,14 +28,17 @@ async def vmcp_gateway_started(gateway: Gateway) -> None:
     from vmcp_ui_console.app import Console, serve
 
     refuse_insecure_bind("console", settings.host, gateway.auth_required)
-    runner, url = await serve(Console(gateway, settings))
-    _runners[id(gateway)] = runner
+    console = Console(gateway, settings)
+    runner, url = await serve(console)
+    _runners[id(gateway)] = console, runner
     announce(f"console on {url}")
 
 
 @hookimpl
 async def vmcp_gateway_stopping(gateway: Gateway) -> None:
     """Stop serving the console."""
-    runner = _runners.pop(id(gateway), None)
-    if runner is not None:
+    running = _runners.pop(id(gateway), None)
+    if running is not None:
+        console, runner = running
+        await console.aclose()
         await runner.cleanup()

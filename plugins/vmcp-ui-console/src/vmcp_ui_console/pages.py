@@ -6,8 +6,13 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
-NAV = (("/", "Overview"), ("/personas", "Personas"), ("/audit", "Audit trail"),
-       ("/tokens", "Tokens"), ("/logs", "Log"))
+NAV = (("/", "Overview"), ("/traffic", "Traffic"), ("/personas", "Personas"),
+       ("/installed", "Installed"), ("/audit", "Audit trail"), ("/tokens", "Tokens"),
+       ("/logs", "Log"))
+#: the catalog lists a persona's view shows, each with its visibility kind and name key
+SEEN_KINDS = (("tools", "tool", "name"), ("prompts", "prompt", "name"),
+              ("resources", "resource", "uri"),
+              ("resource_templates", "resource_template", "uriTemplate"))
 RULE_KINDS = ("allow_tools", "deny_tools", "allow_prompts", "deny_prompts")
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:0;color:#1d2433;background:#f5f6f8}
@@ -18,7 +23,12 @@ th,td{border:1px solid #dde1e8;padding:4px 10px;text-align:left}th{background:#e
 .ok,.up,.closed{color:#187a3a}.bad,.failed,.down,.open{color:#b3261e}
 .starting,.restarting,.half_open{color:#a15c00}.once{background:#fff7d6;padding:8px;
 border:1px solid #e6c34a;font-family:monospace}form.inline{display:inline}
+.chart{display:inline-block;margin:0 24px 12px 0}.chart svg{background:#fff;
+border:1px solid #dde1e8}.chart polyline{fill:none;stroke-width:1.5}
+.rate polyline{stroke:#3056d3}.latency polyline{stroke:#a15c00}.said{color:#187a3a}
 """
+#: the size of one chart, in pixels
+CHART_WIDTH, CHART_HEIGHT = 360, 70
 
 
 def layout(title: str, path: str, body: str, csrf: str | None) -> str:
@@ -28,7 +38,8 @@ def layout(title: str, path: str, body: str, csrf: str | None) -> str:
     logout = (f'<form class="inline" method="post" action="/logout">{_csrf(csrf)}'
               '<button id="logout">Sign out</button></form>') if csrf else ""
     return (f"<!doctype html><html><head><meta charset=utf-8><title>{escape(title)} · vmcp"
-            f"</title><style>{STYLE}</style></head><body><header><strong>vmcp</strong>"
+            f"</title><style>{STYLE}</style><script src=\"/static/console.js\" defer>"
+            "</script></head><body><header><strong>vmcp</strong>"
             f"{links}{logout}</header><main><h1>{escape(title)}</h1>{body}</main></body></html>")
 
 
@@ -48,30 +59,129 @@ def table(table_id: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]) 
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def overview(status: dict[str, Any]) -> str:
-    """Health, fronts, sessions and every mount with its replicas and circuits."""
+def _button(action: str, csrf: str | None, label: str, **fields: str) -> str:
+    """A one-button form posting ``fields`` (and the CSRF token) to ``action``."""
+    hidden = "".join(f'<input type=hidden name="{escape(k)}" value="{escape(v)}">'
+                     for k, v in fields.items())
+    return (f'<form class=inline method=post action="{escape(action)}">{_csrf(csrf)}{hidden}'
+            f"<button>{escape(label)}</button></form>")
+
+
+def _notice(message: str | None, error: str | None) -> str:
+    said = f"<p id=said class=said>{escape(message)}</p>" if message else ""
+    return said + (f"<p id=error class=bad>{escape(error)}</p>" if error else "")
+
+
+def overview(status: dict[str, Any], unmounted: Sequence[str], csrf: str | None,
+             message: str | None = None, error: str | None = None) -> str:
+    """Health, fronts, sessions, every mount with its replicas and circuits (and an unmount
+    button), and the configured servers not mounted (with a mount button)."""
     health = status["health"]
     verdict = ("<p id=ready class=ok>Ready</p>" if health["ready"] else
                f'<p id=ready class=bad>Not ready: {escape(", ".join(health["problems"]))}</p>')
     fronts = table("fronts", ["Front", "Listening on"],
                    [(f["name"], f["where"]) for f in status["fronts"]])
-    mounts = table("mounts", ["Mount", "State", "Replica", "Replica state", "Circuit",
-                              "In flight", "Tools", "Problem"],
-                   [(m["id"], m["state"], r["id"], r["state"], r["circuit"], r["in_flight"],
-                     m["tools"], m.get("error"))
-                    for m in status["mounts"] for r in m["replicas"] or [{}]])
-    return (f"{verdict}<p>Sessions: <span id=sessions>{status['sessions']}</span></p>"
-            f"<h2>Fronts</h2>{fronts}<h2>Mounts</h2>{mounts}")
+    rows = []
+    for m in status["mounts"]:
+        for index, r in enumerate(m["replicas"] or [{}]):
+            cells = "".join(_cell(c) for c in (
+                m["id"], m["state"], r.get("id"), r.get("state"), r.get("circuit"),
+                r.get("in_flight"), m["tools"], m.get("requests"), m.get("error")))
+            action = _button("/mounts/unmount", csrf, "Unmount", id=m["id"]) if index == 0 else ""
+            rows.append(f'<tr id="mount-{escape(m["id"])}-{index}">{cells}<td>{action}</td></tr>')
+    head = "".join(f"<th>{h}</th>" for h in ("Mount", "State", "Replica", "Replica state",
+                                            "Circuit", "In flight", "Tools", "Requests",
+                                            "Problem", ""))
+    mounts = (f"<table id=mounts><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}"
+              "</tbody></table>")
+    idle = "".join(f'<li id="unmounted-{escape(m)}">{escape(m)} '
+                   f'{_button("/mounts/mount", csrf, "Mount", id=m)}</li>' for m in unmounted)
+    spare = (f"<h2>Configured, not mounted</h2><ul id=unmounted>{idle}</ul>" if unmounted
+             else "")
+    return (f"{_notice(message, error)}{verdict}<p>Sessions: <span id=sessions>"
+            f"{status['sessions']}</span></p><h2>Fronts</h2>{fronts}<h2>Mounts</h2>{mounts}"
+            f"{spare}")
+
+
+def _polyline(values: Sequence[float]) -> str:
+    top = max(values, default=0.0) or 1.0
+    step = CHART_WIDTH / max(len(values) - 1, 1)
+    return " ".join(f"{i * step:.1f},{CHART_HEIGHT - 2 - v / top * (CHART_HEIGHT - 4):.1f}"
+                    for i, v in enumerate(values))
+
+
+def _chart(kind: str, mount_id: str, title: str, unit: str, values: Sequence[float]) -> str:
+    latest = values[-1] if values else 0.0
+    peak = max(values, default=0.0)
+    return (f'<div class="chart {kind}"><div>{escape(title)}: <b id="{kind}-'
+            f'{escape(mount_id)}">{latest:.2f}</b> {unit} (peak <b id="{kind}-peak-'
+            f'{escape(mount_id)}">{peak:.2f}</b>)</div>'
+            f'<svg width={CHART_WIDTH} height={CHART_HEIGHT} role=img aria-label="'
+            f'{escape(title)} of {escape(mount_id)}"><polyline points="{_polyline(values)}"/>'
+            "</svg></div>")
+
+
+def charts(series: dict[str, Sequence[tuple[float, float]]], interval: float) -> str:
+    """The rate and latency charts of every mount (the part the page's script refreshes)."""
+    if not series:
+        return "<p id=empty>Nothing is mounted.</p>"
+    parts = []
+    for mount_id, samples in series.items():
+        rates, latencies = [s[0] for s in samples], [s[1] for s in samples]
+        parts.append(f'<section id="traffic-{escape(mount_id)}"><h2>{escape(mount_id)}</h2>'
+                     + _chart("rate", mount_id, "Requests", "per second", rates)
+                     + _chart("latency", mount_id, "Mean latency", "ms", latencies)
+                     + "</section>")
+    seconds = len(next(iter(series.values()))) * interval
+    return f"<p>The last {seconds:g} seconds, one point every {interval:g} s.</p>" + "".join(parts)
+
+
+def traffic(series: dict[str, Sequence[tuple[float, float]]], interval: float) -> str:
+    """The traffic page: the charts, kept live by the console's script."""
+    return (f'<div id=charts data-refresh-ms="{int(interval * 1000)}">'
+            f"{charts(series, interval)}</div>")
+
+
+def installed(rows: Sequence[dict[str, Any]], csrf: str | None, message: str | None = None,
+              error: str | None = None) -> str:
+    """The installed servers and versions, with update and rollback buttons."""
+    if not rows:
+        return _notice(message, error) + (
+            "<p id=empty>Nothing is installed (vmcp search, vmcp install).</p>")
+    has_previous = {r["name"] for r in rows if r["previous"]}
+    body = []
+    for r in rows:
+        actions = ""
+        if r["current"]:
+            actions = _button("/installed/update", csrf, "Update", name=r["name"])
+            if r["name"] in has_previous:
+                actions += " " + _button("/installed/rollback", csrf, "Roll back",
+                                         name=r["name"])
+        cells = "".join(_cell(c) for c in (
+            r["name"], r["version"], "current" if r["current"] else
+            ("previous" if r["previous"] else ""), r["method"], r["source"],
+            ", ".join(r["mounts"])))
+        body.append(f'<tr id="installed-{escape(_slug(r["name"]))}-{escape(r["version"])}">'
+                    f"{cells}<td>{actions}</td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("Server", "Version", "", "Method", "Source",
+                                            "Mounted as", ""))
+    return (_notice(message, error) + f"<table id=installed><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name)
 
 
 def audit(records: Sequence[dict[str, Any]]) -> str:
     """The latest audit records, newest first."""
     if not records:
         return "<p id=empty>No audit records (enable <code>[audit]</code>).</p>"
-    return table("audit", ["Time", "Caller", "Persona", "Mount", "Method", "Tool", "Outcome",
-                           "ms"],
-                 [(r.get("time"), r.get("caller"), r.get("persona"), r.get("mount"),
-                   r.get("method"), r.get("tool") or r.get("target"), r.get("outcome"),
+    return table("audit", ["Time", "Caller", "Persona", "Session", "Request", "Mount",
+                           "Replica", "Method", "Tool", "Approval", "Outcome", "ms"],
+                 [(r.get("time"), r.get("caller"), r.get("persona"), r.get("session"),
+                   r.get("request_id"), r.get("mount"), r.get("replica"), r.get("method"),
+                   r.get("tool") or r.get("target"), r.get("approval"), r.get("outcome"),
                    r.get("latency_ms")) for r in reversed(records)])
 
 
@@ -120,12 +230,14 @@ def personas(entries: Sequence[dict[str, Any]], mounts: Sequence[str], csrf: str
         name = entry["name"]
         rows = [(server, ", ".join(f"{k}: {' '.join(v)}" for k, v in rules.items()
                                    if k in RULE_KINDS and v) or "all",
-                 ", ".join(entry["sees"].get(server, [])) or "-")
+                 *(", ".join(entry["sees"].get(server, {}).get(kind, [])) or "-"
+                   for kind in ("tools", "prompts", "resources")))
                 for server, rules in entry["servers"].items()]
         hidden = f'{_csrf(csrf)}<input type=hidden name=persona value="{escape(name)}">'
         parts.append(
             f'<section id="persona-{escape(name)}"><h2>{escape(name)}</h2>'
-            + table(f"servers-{name}", ["Server", "Rules", "Tools it sees"], rows)
+            + table(f"servers-{name}", ["Server", "Rules", "Tools it sees",
+                                             "Prompts it sees", "Resources it sees"], rows)
             + f'<form class="enable" method=post action="/personas/enable">{hidden}'
             f'{_select("server", mounts)} <button name=action value=enable>Enable</button> '
             '<button name=action value=disable>Disable</button></form>'

@@ -17,6 +17,10 @@ class ConsoleSettings(NetworkFrontSettings):
     enabled: bool = False
     #: personas whose tokens may use the console when it asks for one
     admins: list[str] = Field(default_factory=list)
+    #: seconds between two points of the traffic charts
+    chart_interval: float = Field(2.0, gt=0, le=300)
+    #: how many points each chart shows
+    chart_points: int = Field(90, ge=2, le=1000)
 
 
 def read_settings(table: Mapping[str, Any]) -> ConsoleSettings:
