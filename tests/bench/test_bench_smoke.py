@@ -82,6 +82,6 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
                 assert level[name]["calls_per_s"] > 0
         assert scenarios["overload"]["peak_calls_per_s"] > 0
     verdicts = {t["target"]: t["pass"] for t in results["targets"]}
-    assert len(verdicts) == 9
+    assert len(verdicts) == 10
     assert all(v is not None for k, v in verdicts.items() if http or "http" not in k.lower())
     assert "targets" in done.stdout
