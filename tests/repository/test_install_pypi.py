@@ -9,6 +9,7 @@ through ``vmcp start``; update, rollback and uninstall follow.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -89,6 +90,7 @@ def test_install_mount_call_update_rollback_uninstall(home: Path, index_url: str
     version_dir = home / "installed" / "servers" / "io.github.vmcp-tests%2Fecho" / "1.0.0"
     assert f"into {version_dir}" in out and "uv pip install" in out
     assert "--hash=sha256:" in out and "mounted as 'echo'" in out
+    assert "  running uv pip ..." in out and re.search(r"uv pip done in \d+\.\ds", out)
     entry = mount_table(home)["echo"]
     assert entry["command"] == str(version_dir / "venv" / "bin" / "vmcp-test-echo")
     tools, text = call_mount(entry)

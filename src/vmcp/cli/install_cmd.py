@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+from collections.abc import Iterator
 
 import anyio
 import click
@@ -37,9 +40,31 @@ def _run_install(manager: ServerManager, plan: InstallPlan, yes: bool) -> None:
     if not yes and not click.confirm("Proceed?", default=False):
         fail("cancelled")
     try:
-        anyio.run(manager.install, plan)
+        with _progress_shown():
+            anyio.run(manager.install, plan)
     except InstallError as exc:
         fail(f"install failed, nothing was kept: {exc}")
+
+
+class _EchoHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"  {record.getMessage()}", err=True)
+
+
+@contextlib.contextmanager
+def _progress_shown() -> Iterator[None]:
+    """Show on stderr what the package managers are doing while they run."""
+    from vmcp.repository import process
+
+    handler = _EchoHandler(logging.INFO)
+    saved = process.log.level
+    process.log.addHandler(handler)
+    process.log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        process.log.removeHandler(handler)
+        process.log.setLevel(saved)
 
 
 @click.command("install")
