@@ -18,7 +18,6 @@ from gateway_harness import (
     Notifications,
     all_tools,
     backend,
-    raw_gateway,
     texts,
 )
 
@@ -64,23 +63,22 @@ async def test_every_request_carries_the_modern_envelope(
     assert set(envelope["clientCapabilities"]) >= {"sampling", "elicitation"}
 
 
-async def test_a_modern_backends_result_reaches_the_client_untouched(
+async def test_a_modern_backends_input_required_reaches_a_legacy_client_and_back(
     make_gateway: Callable[..., Gateway]
 ) -> None:
-    """``input_required`` is passed through (bridging it for a legacy client is the gateway's
-    job, not the back side's): the front client sees ``resultType`` and ``requestState``."""
-    async with raw_gateway(_modern_gateway(make_gateway, "modern")) as client:
-        await client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}},
-            "clientInfo": {"name": "raw", "version": "1"}}})
-        await client.receive_response(1)
-        await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        await client.send({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                           "params": {"name": "m__ask", "arguments": {}}})
-        result = (await client.receive_response(2))["result"]
-    assert result["resultType"] == "input_required"
-    assert result["requestState"] == "asked"
-    assert result["inputRequests"]["name"]["method"] == "elicitation/create"
+    """The back side leaves ``input_required`` and its ``requestState`` untouched: the
+    gateway asks the handshake-era client with ``elicitation/create`` and retries the call
+    with the answer and the backend's own state, which the backend checks."""
+    asked: list[str] = []
+
+    async def elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+    gateway = _modern_gateway(make_gateway, "modern")
+    async with gateway.connect(elicitation_callback=elicit) as session:
+        assert texts(await session.call_tool("m__ask", {})) == ["hello Ada"]
+    assert asked == ["What is your name?"]
 
 
 async def test_auto_picks_modern_for_a_modern_only_backend_and_legacy_for_a_handshake_only_one(
