@@ -4,8 +4,10 @@ The suite starts a scenario server and runs ``python conformance_client.py <url>
 ``MCP_CONFORMANCE_SCENARIO`` (the scenario), ``MCP_CONFORMANCE_PROTOCOL_VERSION`` (the era it
 runs at) and, for some scenarios, ``MCP_CONFORMANCE_CONTEXT`` (JSON) in the environment.
 This command starts ``vmcp start`` over stdio with ``<url>`` mounted as an HTTP backend
-without a prefix, connects the SDK's ``Client`` to it in the scenario's era, and makes the
-calls the scenario asks for; the suite judges what vmcp sent to its server. With ``--direct``
+without a prefix and ``era = "auto"`` (vmcp probes ``server/discover`` and falls back to
+``initialize``, so it speaks the scenario's era), connects the SDK's ``Client`` to it in
+the scenario's era, and makes the calls the scenario asks for; the suite judges what vmcp
+sent to its server. With ``--direct``
 the same ``Client`` talks to ``<url>`` itself (the baseline: what the SDK alone gets).
 
 It exits 0 when every call it had to make worked, 1 otherwise (the suite records both).
@@ -165,10 +167,11 @@ def _mode(protocol_version: str | None) -> str:
 
 
 def _vmcp(url: str, home: Path) -> StdioServerParameters:
-    """``vmcp start`` over stdio, with ``url`` mounted without a prefix."""
+    """``vmcp start`` over stdio, with ``url`` mounted without a prefix, its era probed."""
     config = home / "vmcp.toml"
     config.write_text(
-        f'[servers.scenario]\ntransport = "http"\nurl = {json.dumps(url)}\nprefix = ""\n',
+        f'[servers.scenario]\ntransport = "http"\nurl = {json.dumps(url)}\nprefix = ""\n'
+        'era = "auto"\n',
         encoding="utf-8")
     return StdioServerParameters(
         command=sys.executable, args=["-m", "vmcp", "--config", str(config), "start"],
