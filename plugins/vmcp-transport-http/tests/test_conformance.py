@@ -101,12 +101,8 @@ NO_RELATION = ("over stdio nothing relates the backend's elicitation/sampling/ro
 OWN_KEYS = ("vmcp names the inputRequests of a bridged handshake-era request itself; the "
             "scenario expects the key of the 2026-07-28 form of the call ('user_name'), "
             "which a handshake-era backend never sends")
-FIRST_ONLY = ("the backend asks its three questions at once, but vmcp answers input_required "
-              "with the first one only; the scenario expects all three in one round")
 TAMPERED = ("vmcp accepts a tampered requestState on the retry of a bridged call and "
             "returns the complete result; it MUST refuse it")
-OLD_NOT_FOUND = ("vmcp relays the handshake-era backend's -32002 for an unknown resource to a "
-                 "2026-07-28 client, which expects -32602 (SEP-2164)")
 SESSION_CAPS = ("the handshake-era backend sees vmcp's session capabilities (sampling "
                 "declared), not the 2026-07-28 client's, so test_missing_capability runs "
                 "instead of answering -32021")
@@ -129,11 +125,7 @@ NOT_YET: dict[tuple[str, str, str], str] = {
     **{("fixture via vmcp", MODERN, f"input-required-result-{name}"): NO_RELATION
        for name in _BRIDGED},
     ("fixture via vmcp over http", MODERN, "input-required-result-basic-elicitation"): OWN_KEYS,
-    ("fixture via vmcp over http", MODERN, "input-required-result-multiple-input-requests"):
-        FIRST_ONLY,
     ("fixture via vmcp over http", MODERN, "input-required-result-tampered-state"): TAMPERED,
-    **{(target, MODERN, "sep-2164-resource-not-found"): OLD_NOT_FOUND
-       for target in FIXTURE_MOUNTS},
     **{(target, MODERN, "server-stateless"): SESSION_CAPS for target in FIXTURE_MOUNTS},
     **{("reference via vmcp", MODERN, f"input-required-result-{name}"): REFERENCE_LEGACY
        for name in (*_BRIDGED, "ignore-extra-params")},

@@ -54,12 +54,18 @@ _WAIT = "wait"
 _PASS = "pass"
 
 
+def _key(upstream: UpstreamSession, message: JsonMessage) -> str:
+    """The ``inputRequests`` key standing for one backend request."""
+    return f"{upstream.mount_id}.{message.get('id')}"
+
+
 class WaitingCall:
     """A backend call kept while its modern client answers ``input_required`` (the sink of
     the request until the client retries)."""
 
     __slots__ = (
         "affinity",
+        "asked",
         "asks",
         "bridge",
         "closed",
@@ -77,6 +83,8 @@ class WaitingCall:
         self.request = request
         #: the backend's requests not answered yet, oldest first: (upstream, message)
         self.asks: list[tuple[UpstreamSession, JsonMessage]] = []
+        #: how many of ``asks`` the client was asked (the rest came after)
+        self.asked = 0
         #: the response that arrived while the client was away
         self.final: JsonMessage | None = None
         self.closed = False
@@ -140,30 +148,39 @@ class Bridge:
 
     def _wait(self, request: Request, exchange: Exchange,
               asks: list[tuple[UpstreamSession, JsonMessage]]) -> None:
-        """Answer ``exchange`` with the first of ``asks`` and keep the call waiting."""
+        """Keep the call waiting and answer ``exchange`` with its questions: those asked so
+        far and any the backend sends in the same breath (they are gathered until the
+        event loop's next turn, so questions sent together are asked in one round)."""
         waiting = WaitingCall(self, secrets.token_urlsafe(18), request, exchange)
         waiting.asks.extend(asks)
         request.sink = waiting
         exchange.hand_over()
         self.waiting[waiting.handle] = waiting
-        waiting.timer = asyncio.get_running_loop().call_later(self._timeout, self._expire,
-                                                              waiting)
-        exchange.session.send(self._input_required(waiting), request.id)
+        loop = asyncio.get_running_loop()
+        waiting.timer = loop.call_later(self._timeout, self._expire, waiting)
+        loop.call_soon(self._ask_client, waiting, exchange)
+
+    def _ask_client(self, waiting: WaitingCall, exchange: Exchange) -> None:
+        if waiting.closed or self.waiting.get(waiting.handle) is not waiting:
+            return
+        waiting.asked = len(waiting.asks)
+        exchange.session.send(self._input_required(waiting), waiting.request.id)
 
     def _input_required(self, waiting: WaitingCall) -> JsonMessage:
-        """The ``input_required`` answer for the oldest question of a waiting call."""
-        upstream, message = waiting.asks[0]
-        key = f"{upstream.mount_id}.{message.get('id')}"
+        """The ``input_required`` answer asking every question of a waiting call."""
+        requests: dict[str, Any] = {}
+        for upstream, message in waiting.asks:
+            params = message.get("params")
+            ask: dict[str, Any] = {"method": message.get("method")}
+            if isinstance(params, dict):
+                ask["params"] = params
+            requests[_key(upstream, message)] = ask
         request = waiting.request
         state = self.sealer.seal(_WAIT, caller_key(request.caller), self._timeout,
-                                 {"h": waiting.handle, "k": key})
-        params = message.get("params")
-        ask: dict[str, Any] = {"method": message.get("method")}
-        if isinstance(params, dict):
-            ask["params"] = params
+                                 {"h": waiting.handle})
         return jsonrpc.result(request.id, {
             "resultType": "input_required",
-            "inputRequests": {key: ask},
+            "inputRequests": requests,
             "requestState": state,
         })
 
@@ -191,14 +208,16 @@ class Bridge:
         request.id = retry.id
         request.capabilities = retry.capabilities
         request.log_rank = retry.log_rank
-        upstream, message = waiting.asks.pop(0)
+        asked, waiting.asks = waiting.asks[:waiting.asked], waiting.asks[waiting.asked:]
         responses = params.get("inputResponses")
-        answer = responses.get(body.get("k")) if isinstance(responses, dict) else None
-        if isinstance(answer, dict):
-            upstream.respond(jsonrpc.result(message.get("id"), answer))  # type: ignore[arg-type]
-        else:
-            upstream.respond(jsonrpc.error(message.get("id"), RpcError(
-                INVALID_PARAMS, "the client gave no answer to this request")))
+        responses = responses if isinstance(responses, dict) else {}
+        for upstream, message in asked:
+            answer = responses.get(_key(upstream, message))
+            if isinstance(answer, dict):
+                upstream.respond(jsonrpc.result(message.get("id"), answer))  # type: ignore[arg-type]
+            else:
+                upstream.respond(jsonrpc.error(message.get("id"), RpcError(
+                    INVALID_PARAMS, "the client gave no answer to this request")))
         if waiting.final is not None:  # the call ended while the client was away
             for stale, asked in waiting.asks:
                 stale.respond(jsonrpc.error(asked.get("id"), RpcError(

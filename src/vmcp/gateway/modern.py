@@ -33,7 +33,7 @@ from vmcp.protocol.eras import (
     modern_version,
     unsupported_version_data,
 )
-from vmcp.protocol.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
+from vmcp.protocol.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RESOURCE_NOT_FOUND, RpcError
 from vmcp.routing.middleware import Caller
 from vmcp.routing.request import LEVEL_RANK, MODERN, Request
 from vmcp.transports.base import JsonMessage
@@ -188,7 +188,9 @@ class Exchange:
         if self.closed:
             return
         result = message.get("result")
-        if isinstance(result, dict):
+        if result is None:
+            _modern_error(message.get("error"))
+        elif isinstance(result, dict):
             if result.get("resultType") == "input_required":
                 self.adapter.gateway.bridge.pass_through(request, result)
             else:
@@ -230,7 +232,9 @@ class Exchange:
         if self.closed:
             return
         self._finish()
-        self.session.send(jsonrpc.error(request_id, err), request_id)
+        message = jsonrpc.error(request_id, err)
+        _modern_error(message.get("error"))
+        self.session.send(message, request_id)
 
     def relay_request(self, request: Request | None, upstream: UpstreamSession,
                       message: JsonMessage) -> None:
@@ -254,6 +258,13 @@ class Exchange:
     def _finish(self) -> None:
         self.closed = True
         self.session.exchanges.pop(self.request_id, None)
+
+
+def _modern_error(error: Any) -> None:
+    """Say an error in the modern era's terms: an unknown resource is -32602 there (SEP-2164;
+    the handshake era's -32002), with the URI kept in ``data``."""
+    if isinstance(error, dict) and error.get("code") == RESOURCE_NOT_FOUND:
+        error["code"] = INVALID_PARAMS
 
 
 def _without_envelope(params: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
