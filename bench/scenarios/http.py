@@ -22,6 +22,20 @@ from bench.stats import latency_summary, median_of_runs
 TARGETS = ("direct", "gateway", "gateway_json")
 
 
+def measure_load(server: ServerProcess, tool: str, accept: str, clients: int, calls: int,
+                 modern: bool = False) -> dict[str, float]:
+    """``calls`` spread over ``clients`` concurrent clients of ``server``: latency, calls/s and
+    the CPU the server used per call (sessions opened and closed included)."""
+    assert server.url is not None
+    per_client = max(1, calls // clients)
+    before = cpu_seconds(server.pid)
+    seconds, nanos = asyncio.run(load(server.url, tool, clients, per_client, accept,
+                                      modern=modern))
+    cpu = cpu_seconds(server.pid) - before
+    return {**latency_summary(nanos), "calls_per_s": round(len(nanos) / seconds, 1),
+            "cpu_us_per_call": round(cpu * 1e6 / len(nanos), 1)}
+
+
 def run(settings: BenchSettings) -> dict[str, Any]:
     """Every level, every target interleaved; medians over the repetitions."""
     reason = http_unavailable()
@@ -42,14 +56,7 @@ def run(settings: BenchSettings) -> dict[str, Any]:
         }
 
         def measure(name: str, clients: int, calls: int) -> dict[str, float]:
-            server, tool, accept = plan[name]
-            assert server.url is not None
-            per_client = max(1, calls // clients)
-            before = cpu_seconds(server.pid)
-            seconds, nanos = asyncio.run(load(server.url, tool, clients, per_client, accept))
-            cpu = cpu_seconds(server.pid) - before  # sessions opened and closed included
-            return {**latency_summary(nanos), "calls_per_s": round(len(nanos) / seconds, 1),
-                    "cpu_us_per_call": round(cpu * 1e6 / len(nanos), 1)}
+            return measure_load(*plan[name], clients, calls)
 
         for name in TARGETS:  # warm up every path once
             measure(name, 8, max(64, settings.http_calls // 4))

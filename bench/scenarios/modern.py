@@ -8,15 +8,15 @@ carry the ``_meta`` envelope and the modern headers; no ``initialize``, no sessi
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Any
 
-from bench.http_client import ACCEPT_BOTH, ACCEPT_JSON, load
-from bench.procs import PYTHON, ServerProcess, cpu_seconds, fixture_mount
+from bench.http_client import ACCEPT_BOTH, ACCEPT_JSON
+from bench.procs import PYTHON, ServerProcess, fixture_mount
 from bench.scenarios.common import MOUNT, Workspace, http_unavailable, interleaved
+from bench.scenarios.http import measure_load
 from bench.settings import BenchSettings
-from bench.stats import latency_summary, median_of_runs
+from bench.stats import median_of_runs
 
 TARGETS = ("direct", "gateway")
 #: the numbers of concurrent clients measured
@@ -42,15 +42,7 @@ def run(settings: BenchSettings) -> dict[str, Any]:
         }
 
         def measure(name: str, clients: int, calls: int) -> dict[str, float]:
-            server, tool, accept = plan[name]
-            assert server.url is not None
-            per_client = max(1, calls // clients)
-            before = cpu_seconds(server.pid)
-            seconds, nanos = asyncio.run(load(server.url, tool, clients, per_client, accept,
-                                              modern=True))
-            cpu = cpu_seconds(server.pid) - before
-            return {**latency_summary(nanos), "calls_per_s": round(len(nanos) / seconds, 1),
-                    "cpu_us_per_call": round(cpu * 1e6 / len(nanos), 1)}
+            return measure_load(*plan[name], clients, calls, modern=True)
 
         for name in TARGETS:  # warm up both paths once
             measure(name, 8, max(64, settings.http_calls // 4))

@@ -20,6 +20,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from vmcp.protocol.eras import HEADER_MISMATCH
 from vmcp.protocol.errors import RpcError
+from vmcp_transport_http.modern_request import argument_at, header_form
 
 #: a request's headers (names compared ignoring case; a name may come more than once)
 Headers = CIMultiDictProxy[str] | CIMultiDict[str]
@@ -148,11 +149,11 @@ def check_param_headers(headers: Headers, declared: ParamHeaders,
     for path, token, kind in declared:
         name = PARAM_PREFIX + token
         values = headers.getall(name, [])
-        value = _at(arguments, path)
+        value = argument_at(arguments, path)
         argument = ".".join(path)
         if len(values) > 1:
             raise RpcError(HEADER_MISMATCH, f"Header mismatch: the {name} header appears twice")
-        rendered = _render(value)
+        rendered = header_form(value)
         if rendered is None:
             if values:
                 raise RpcError(HEADER_MISMATCH, f"Header mismatch: {name} is sent but the "
@@ -165,24 +166,6 @@ def check_param_headers(headers: Headers, declared: ParamHeaders,
         if sent is None or not _matches(kind, value, rendered, sent):
             raise RpcError(HEADER_MISMATCH, f"Header mismatch: the {name} header does not "
                            f"match the argument {argument!r}")
-
-
-def _at(arguments: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    node: Any = arguments
-    for key in path:
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(key)
-    return node
-
-
-def _render(value: Any) -> str | None:
-    """An argument as a client writes it into its header (None: it has no header form)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | int | float):
-        return str(value)
-    return None
 
 
 _DECIMAL = re.compile(r"-?[0-9]+(?:\.0+)?")

@@ -73,22 +73,23 @@ def request_headers(message: Mapping[str, Any], version: str,
     if marked:
         arguments = params.get("arguments")
         for path, token in marked.items():
-            rendered = _render(_at(arguments, path))
+            rendered = header_form(argument_at(arguments, path))
             if rendered is not None:
                 headers[PARAM_PREFIX + token] = encode_value(rendered)
     return headers
 
 
-def _at(arguments: Any, path: tuple[str, ...]) -> Any:
+def argument_at(arguments: Any, path: tuple[str, ...]) -> Any:
+    """The tool argument at ``path`` (nested object keys), or None."""
     node = arguments
     for key in path:
-        if not isinstance(node, dict):
+        if not isinstance(node, Mapping):
             return None
         node = node.get(key)
     return node
 
 
-def _render(value: Any) -> str | None:
+def header_form(value: Any) -> str | None:
     """An argument as it is written into its header (None: it has no header form)."""
     if isinstance(value, bool):
         return "true" if value else "false"
