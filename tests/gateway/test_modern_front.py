@@ -319,3 +319,24 @@ async def test_cancelling_a_modern_request_cancels_the_backend_call(
             "name": "alpha__was_cancelled", "arguments": {"tool": "block", "timeout": 10}}))
         answer = (await client.receive_response("w"))["result"]
         assert answer["content"][0]["text"] == "cancelled"
+
+
+def test_a_sealed_state_opens_only_as_minted() -> None:
+    """Anything appended to a state, even after its padding, or any caller but its own,
+    is refused."""
+    from vmcp.gateway.sealing import StateSealer
+    from vmcp.protocol.errors import RpcError
+
+    sealer = StateSealer("a shared key")
+    state = sealer.seal("wait", "ada", 60, {"h": "x"})
+    assert sealer.open(state, "ada") == ("wait", {"h": "x"})
+    assert StateSealer("a shared key").open(state, "ada")[1] == {"h": "x"}  # another instance
+    for forged in (state + "-TAMPERED", state + "=", state + "==x", state[:-1],
+                   "vmcp1." + state.split(".", 1)[1][::-1], "not a state"):
+        with pytest.raises(RpcError) as caught:
+            sealer.open(forged, "ada")
+        assert caught.value.code == -32602
+    with pytest.raises(RpcError):
+        sealer.open(state, "bob")
+    with pytest.raises(RpcError):
+        StateSealer("another key").open(state, "ada")

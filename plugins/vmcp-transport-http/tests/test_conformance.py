@@ -101,8 +101,6 @@ NO_RELATION = ("over stdio nothing relates the backend's elicitation/sampling/ro
 OWN_KEYS = ("vmcp names the inputRequests of a bridged handshake-era request itself; the "
             "scenario expects the key of the 2026-07-28 form of the call ('user_name'), "
             "which a handshake-era backend never sends")
-TAMPERED = ("vmcp accepts a tampered requestState on the retry of a bridged call and "
-            "returns the complete result; it MUST refuse it")
 SESSION_CAPS = ("the handshake-era backend sees vmcp's session capabilities (sampling "
                 "declared), not the 2026-07-28 client's, so test_missing_capability runs "
                 "instead of answering -32021")
@@ -125,7 +123,6 @@ NOT_YET: dict[tuple[str, str, str], str] = {
     **{("fixture via vmcp", MODERN, f"input-required-result-{name}"): NO_RELATION
        for name in _BRIDGED},
     ("fixture via vmcp over http", MODERN, "input-required-result-basic-elicitation"): OWN_KEYS,
-    ("fixture via vmcp over http", MODERN, "input-required-result-tampered-state"): TAMPERED,
     **{(target, MODERN, "server-stateless"): SESSION_CAPS for target in FIXTURE_MOUNTS},
     **{("reference via vmcp", MODERN, f"input-required-result-{name}"): REFERENCE_LEGACY
        for name in (*_BRIDGED, "ignore-extra-params")},

@@ -45,7 +45,7 @@ class StateSealer:
                              separators=(",", ":")).encode("utf-8")
         nonce = os.urandom(_NONCE)
         sealed = self._aead.encrypt(nonce, payload, _FORMAT)
-        return _FORMAT.decode() + "." + base64.urlsafe_b64encode(nonce + sealed).decode()
+        return _FORMAT.decode() + "." + _encode(nonce + sealed)
 
     def open(self, token: Any, caller: str) -> tuple[str, dict[str, Any]]:
         """The kind and body of a token minted for ``caller``; -32602 for anything else
@@ -54,7 +54,7 @@ class StateSealer:
             prefix, _, data = token.partition(".")
             if prefix.encode() != _FORMAT:
                 raise ValueError("unknown format")
-            raw = base64.urlsafe_b64decode(data.encode("ascii"))
+            raw = _decode(data)
             payload = json.loads(self._aead.decrypt(raw[:_NONCE], raw[_NONCE:], _FORMAT))
             kind, owner, expires, body = payload["k"], payload["c"], payload["x"], payload["b"]
         except (AttributeError, ValueError, KeyError, TypeError, InvalidTag,
@@ -67,3 +67,18 @@ class StateSealer:
         if expires < time.time():
             raise RpcError(INVALID_PARAMS, "Invalid requestState: it has expired")
         return kind, body
+
+
+def _encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _decode(text: str) -> bytes:
+    """The bytes of a token's body; ValueError unless ``text`` is exactly their canonical
+    encoding (base64 decoders skip what follows padding, so ``state + "-TAMPERED"`` would
+    otherwise open like ``state``)."""
+    data = text.encode("ascii")
+    raw = base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))
+    if _encode(raw).encode("ascii") != data:
+        raise ValueError("not the canonical encoding")
+    return raw
