@@ -198,6 +198,25 @@ def test_package_arguments_are_given_and_checked_before_any_download(home: Path,
         assert wrong.exit_code == 2 and "takes no argument fodler" in wrong.output
 
         run_cli("install", "folders", "--yes", "--arg", "folder=/srv/data")
+        entry = mounts(home)["folders"]
+        assert entry["args"] == [str(versions / "1.0.0" / "bundle" / "server" / "main.py"),
+                                 "/srv/data", "--mode", "ro"]
+
+        def publish(*numbers: str) -> None:
+            (site / "index.json").write_text(json.dumps(
+                [{**manifest, "version": number} for number in ("1.0.0", *numbers)]))
+            run_cli("repo", "sync")
+
+        # an update gives the new version the values given at install
+        publish("1.1.0")
+        run_cli("update", "folders", "--yes")
+        assert mounts(home)["folders"]["args"][1:] == ["/srv/data", "--mode", "ro"]
+        # and takes new ones, checked before anything is downloaded
+        publish("1.1.0", "1.2.0")
+        wrong = run_cli("update", "folders", "--yes", "--arg", "fodler=/srv", ok=False)
+        assert wrong.exit_code == 2 and "takes no argument fodler" in wrong.output
+        assert not (versions / "1.2.0").exists()
+        run_cli("update", "folders", "--yes", "--arg", "folder=/srv/other")
     entry = mounts(home)["folders"]
-    assert entry["args"] == [str(versions / "1.0.0" / "bundle" / "server" / "main.py"),
-                             "/srv/data", "--mode", "ro"]
+    assert entry["args"] == [str(versions / "1.2.0" / "bundle" / "server" / "main.py"),
+                             "/srv/other", "--mode", "ro"]
