@@ -92,7 +92,11 @@ def test_add_list_remove(tmp_path: Path, client: str) -> None:
     assert again.returncode == 1
     assert "--force" in again.stderr
     assert json.loads(path.read_text("utf-8")) == data
-    assert _vmcp(tmp_path, "client", "add", client, "--force").returncode == 0
+    forced = _vmcp(tmp_path, "client", "add", client, "--force", "--json")
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout) == {
+        "client": client, "file": str(path), "name": "vmcp", "connect": None, "entry": entry,
+        "backup": str(path.with_name(path.name + ".bak"))}
 
     listed = _vmcp(tmp_path, "client", "list", "--json")
     assert listed.returncode == 0, listed.stderr

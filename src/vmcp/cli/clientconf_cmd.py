@@ -47,9 +47,11 @@ def client_group() -> None:
 @click.option("--force", is_flag=True, help="Replace an entry of the same name.")
 @click.option("--spawn", is_flag=True,
               help="Let the client start a gateway of its own even when one runs as a service.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the outcome as JSON (docs/clients.md: JSON output).")
 @click.pass_context
 def add_command(ctx: click.Context, client_name: str, name: str, persona: str | None,
-                print_only: bool, force: bool, spawn: bool) -> None:
+                print_only: bool, force: bool, spawn: bool, as_json: bool) -> None:
     """Add a server entry that runs this vmcp to CLIENT's configuration file.
 
     When a gateway runs with this home and serves HTTP (`vmcp start -d -t http`), the entry
@@ -74,14 +76,19 @@ def add_command(ctx: click.Context, client_name: str, name: str, persona: str | 
     if print_only:
         echo_json({client.key: {name: entry}})
         return
-    if shared is not None:
-        click.echo(f"the entry relays to the gateway running at {shared} (vmcp connect); "
-                   "--spawn gives the client a gateway of its own")
     path = _path(client)
     try:
         backup = add_entry(client, path, name, entry, force)
     except ClientConfigError as exc:
         fail(str(exc))
+    if as_json:
+        echo_json({"client": client.name, "file": str(path), "name": name,
+                   "backup": str(backup) if backup else None, "connect": shared,
+                   "entry": entry})
+        return
+    if shared is not None:
+        click.echo(f"the entry relays to the gateway running at {shared} (vmcp connect); "
+                   "--spawn gives the client a gateway of its own")
     click.echo(f"added {name!r} to {path}" + (f" (old file kept as {backup})" if backup else ""))
     click.echo(f"restart {client.title} to use it")
 

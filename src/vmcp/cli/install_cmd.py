@@ -229,8 +229,11 @@ def update_command(ctx: click.Context, name: str, arg_pairs: tuple[str, ...],
         _gather_arguments(plan, current.arguments, arg_pairs, interactive(yes))
         if live:
             gather_values(plan.method.variables(), values, interactive(yes), existing)
-        _run_install(manager, plan, yes, ask=bool(changes.moved))
-        switched = anyio.run(manager.update, plan, values)
+        if not yes and not plan.installed and not click.confirm("Proceed?", default=False,
+                                                                err=True):
+            fail("cancelled")
+        with _progress_shown():
+            switched = anyio.run(manager.update, plan, values)
     except (InstallError, ConfigError) as exc:
         fail(str(exc))
     newest = plan.manifest.version
