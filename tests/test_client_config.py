@@ -95,7 +95,7 @@ def test_add_list_remove(tmp_path: Path, client: str) -> None:
     forced = _vmcp(tmp_path, "client", "add", client, "--force", "--json")
     assert forced.returncode == 0, forced.stderr
     assert json.loads(forced.stdout) == {
-        "client": client, "file": str(path), "name": "vmcp", "connect": None, "entry": entry,
+        "client": client, "file": str(path), "name": "vmcp", "connect": False, "entry": entry,
         "backup": str(path.with_name(path.name + ".bak"))}
 
     listed = _vmcp(tmp_path, "client", "list", "--json")

@@ -25,9 +25,13 @@ def _client_add(home: Home, user_home: Path, *args: str) -> subprocess.Completed
 
 
 @pytest.mark.anyio
-async def test_two_stdio_clients_share_one_gateway(home: Home, tmp_path: Path) -> None:
-    home.write({"gateway": {"fronts": ["http"], "shutdown_grace": 2.0},
-                "transports.http": {"port": 0},
+@pytest.mark.parametrize("way", ["socket", "http"])
+async def test_two_stdio_clients_share_one_gateway(home: Home, tmp_path: Path, way: str) -> None:
+    """By default the relay goes over the control socket (here to a gateway with no HTTP
+    front at all); given a URL, over HTTP."""
+    front = "ws" if way == "socket" else "http"
+    home.write({"gateway": {"fronts": [front], "shutdown_grace": 2.0},
+                f"transports.{front}": {"port": 0},
                 "servers.alpha": backend(ALPHA),
                 "servers.replica": backend(REPLICA, enabled=False)})
     started = home.vmcp("start", "-d")
@@ -35,10 +39,14 @@ async def test_two_stdio_clients_share_one_gateway(home: Home, tmp_path: Path) -
 
     added = _client_add(home, tmp_path)
     assert added.returncode == 0, added.stderr
-    assert "relays to the gateway running at http://127.0.0.1:" in added.stdout
+    assert "relays to the gateway running with this home" in added.stdout
     config = tmp_path / ".config" / "Claude" / "claude_desktop_config.json"
     entry = json.loads(config.read_text())["mcpServers"]["vmcp"]
     assert entry["args"] == ["connect"]
+    if way == "http":
+        [url] = [f["where"] for f in home.cli_json("status")["fronts"] if f["name"] == "http"]
+        assert url.startswith("http://127.0.0.1:")
+        entry["args"].append(url)
     spawned = json.loads(_client_add(home, tmp_path, "--spawn", "--print").stdout)
     assert spawned["mcpServers"]["vmcp"]["args"] == ["start"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from vmcp.bridge import BridgeError, running_gateway_url
+from vmcp.bridge import BridgeError, running_gateway
 from vmcp.cli.completion import complete_persona_names
 from vmcp.cli.output import echo_json, fail, table
 from vmcp.clients import (
@@ -54,9 +54,9 @@ def add_command(ctx: click.Context, client_name: str, name: str, persona: str | 
                 print_only: bool, force: bool, spawn: bool, as_json: bool) -> None:
     """Add a server entry that runs this vmcp to CLIENT's configuration file.
 
-    When a gateway runs with this home and serves HTTP (`vmcp start -d -t http`), the entry
-    runs `vmcp connect`, so every client shares that gateway; otherwise (or with --spawn,
-    or --persona) the client starts a gateway of its own with `vmcp start`.
+    When a gateway runs with this home as a service (`vmcp start -d`), the entry runs
+    `vmcp connect`, so every client shares that gateway; otherwise (or with --spawn, or
+    --persona) the client starts a gateway of its own with `vmcp start`.
     """
     client = CLIENTS[client_name]
     if persona:
@@ -64,15 +64,15 @@ def add_command(ctx: click.Context, client_name: str, name: str, persona: str | 
             PersonaStore.default().load(persona)
         except PersonaError as exc:
             fail(str(exc))
-    shared = None
+    shared = False
     if not spawn and not persona:
         try:
-            shared = running_gateway_url()
+            shared = bool(running_gateway())
         except BridgeError:
-            shared = None
+            shared = False
     raw_config = (ctx.find_root().obj or {}).get("config_path")
     entry = build_entry(client, vmcp_home(), persona, Path(raw_config) if raw_config else None,
-                        connect=shared is not None)
+                        connect=shared)
     if print_only:
         echo_json({client.key: {name: entry}})
         return
@@ -86,9 +86,9 @@ def add_command(ctx: click.Context, client_name: str, name: str, persona: str | 
                    "backup": str(backup) if backup else None, "connect": shared,
                    "entry": entry})
         return
-    if shared is not None:
-        click.echo(f"the entry relays to the gateway running at {shared} (vmcp connect); "
-                   "--spawn gives the client a gateway of its own")
+    if shared:
+        click.echo("the entry relays to the gateway running with this home (vmcp connect, "
+                   "over its control socket); --spawn gives the client a gateway of its own")
     click.echo(f"added {name!r} to {path}" + (f" (old file kept as {backup})" if backup else ""))
     click.echo(f"restart {client.title} to use it")
 

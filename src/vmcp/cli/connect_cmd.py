@@ -7,25 +7,29 @@ import contextlib
 import click
 
 from vmcp import eventloop
-from vmcp.bridge import BridgeError, relay, running_gateway_url
+from vmcp.bridge import BridgeError, open_session_socket, relay, relay_socket
 from vmcp.cli.output import fail
 
 
 @click.command("connect")
 @click.argument("url", required=False)
 @click.option("--token", envvar="VMCP_TOKEN",
-              help="Bearer token for a gateway with [auth] (default: $VMCP_TOKEN).")
+              help="Bearer token for a URL of a gateway with [auth] (default: $VMCP_TOKEN).")
 def connect_command(url: str | None, token: str | None) -> None:
     """Serve MCP on stdin/stdout by relaying to a running gateway, so every client shares
     one gateway and its backends.
 
-    URL is the gateway's Streamable HTTP endpoint; without it, the HTTP front of the gateway
-    running with this $VMCP_HOME (`vmcp start -d -t http`) is used.
+    Without URL, the gateway running with this $VMCP_HOME (`vmcp start -d`), over its
+    control socket (owner-only: no token needed). With URL, that Streamable HTTP endpoint.
     """
-    try:
-        target = url or running_gateway_url()
-    except BridgeError as exc:
-        fail(str(exc))
+    if url is None:
+        try:
+            sock, first = open_session_socket()
+        except BridgeError as exc:
+            fail(str(exc))
+        with contextlib.suppress(KeyboardInterrupt):
+            relay_socket(sock, first)
+        return
     headers = {"Authorization": f"Bearer {token}"} if token else None
     with contextlib.suppress(KeyboardInterrupt):
-        eventloop.run(relay(target, headers))
+        eventloop.run(relay(url, headers))
