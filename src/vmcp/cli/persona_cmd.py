@@ -15,6 +15,7 @@ import click
 
 from vmcp.cli.common import config_from_context
 from vmcp.cli.completion import complete_mount_ids, complete_persona_names
+from vmcp.cli.lazy import summary
 from vmcp.persona import Persona, PersonaError, PersonaStore
 from vmcp.persona.model import RuleKind
 
@@ -38,8 +39,7 @@ class PersonaGroup(click.Group):
         """List the store commands, then the per-persona ones."""
         super().format_commands(ctx, formatter)
         rows = [
-            (name, command.get_short_help_str(formatter.width))
-            for name, command in sorted(self.scoped.commands.items())
+            (name, summary(command)) for name, command in sorted(self.scoped.commands.items())
         ]
         with formatter.section("Commands on one persona (vmcp persona NAME COMMAND ...)"):
             formatter.write_dl(rows)
