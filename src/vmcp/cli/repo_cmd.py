@@ -200,14 +200,16 @@ def search_command(query: tuple[str, ...], limit: int, as_json: bool) -> None:
         click.echo("no match (is the index synced? `vmcp repo sync`)")
         return
     width = shutil.get_terminal_size((100, 20)).columns
-    name_w = min(40, max(len(h.name) for h in hits))
-    ver_w = max(len(h.version) for h in hits)
-    src_w = max(len(h.source) for h in hits)
+    name_w = max(4, *(len(h.name) for h in hits))
+    ver_w = max(7, *(len(h.version) for h in hits))
+    src_w = max(6, *(len(h.source) for h in hits))
+    room = max(20, width - name_w - ver_w - src_w - 6)
+    rows = []
     for h in hits:
         desc = " ".join(str(h.document.get("description", "")).split())
-        room = max(20, width - name_w - ver_w - src_w - 6)
-        desc = desc if len(desc) <= room else desc[: room - 1] + "…"
-        click.echo(f"{h.name:<{name_w}} {h.version:<{ver_w}} {h.source:<{src_w}}  {desc}")
+        rows.append([h.name, h.version, h.source,
+                     desc if len(desc) <= room else desc[: room - 1] + "…"])
+    table(["NAME", "VERSION", "SOURCE", "DESCRIPTION"], rows)
 
 
 @click.command("show")
