@@ -157,7 +157,7 @@ def test_pinned_mounts_keep_their_version_and_changes_are_said(home: Path,
     assert (rows["1.1.0"]["mounts"], rows["1.0.0"]["mounts"]) == (["echo"], ["echo-held"])
     assert rows["1.0.0"]["pinned"] == ["echo-held"]
 
-    back = _json_of("rollback", "echo")
+    back = _json_of("rollback", "vmcp-test-echo")  # the package name users know works too
     assert (back["from"], back["to"], back["switched"]) == ("1.1.0", "1.0.0", ["echo"])
 
     # another version under a new id: the new mount is pinned, the others keep theirs

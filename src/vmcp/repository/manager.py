@@ -110,7 +110,8 @@ class ServerManager:
         return sorted(entries, key=lambda e: (-order.index(e.version), e.source))[0]
 
     def installed_name(self, spec: str) -> tuple[str, str | None]:
-        """The installed server ``NAME[@VERSION]`` refers to (full or short name).
+        """The installed server ``NAME[@VERSION]`` refers to (full or short name, or the
+        name of its package).
 
         :raises InstallError: nothing installed matches, or several do.
         """
@@ -119,11 +120,19 @@ class ServerManager:
         if name in names:
             return name, version
         short = [n for n in names if n.rsplit("/", 1)[-1].lower() == name.lower()]
+        if not short:  # the name of a package it installs, as users know it
+            short = [n for n in names if name in self._package_names(n)]
         if len(short) == 1:
             return short[0], version
         if short:
             raise InstallError(f"{name!r} is ambiguous: {', '.join(short)}; give the full name")
         raise InstallError(f"{name!r} is not installed (see `vmcp installed`)")
+
+    def _package_names(self, name: str) -> set[str]:
+        """The package identifiers the installed versions of ``name`` were made from."""
+        return {str(package.get("identifier")) for record in self.store.versions(name)
+                for package in record.manifest.get("packages") or []
+                if isinstance(package, dict)}
 
     # -- installing -------------------------------------------------------------------------
 
