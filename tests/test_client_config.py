@@ -105,8 +105,9 @@ def test_add_list_remove(tmp_path: Path, client: str) -> None:
     assert rows[client]["entries"] == {"vmcp": entry}
     assert all(not row["entries"] for name, row in rows.items() if name != client)
 
-    removed = _vmcp(tmp_path, "client", "remove", client)
+    removed = _vmcp(tmp_path, "client", "remove", client, "--json")
     assert removed.returncode == 0, removed.stderr
+    assert json.loads(removed.stdout)["file"] == str(path)
     assert json.loads(path.read_text("utf-8")) == original
     gone = _vmcp(tmp_path, "client", "remove", client)
     assert gone.returncode == 1

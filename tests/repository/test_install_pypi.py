@@ -136,7 +136,8 @@ def _json_of(*args: str) -> dict:
 
 def test_pinned_mounts_keep_their_version_and_changes_are_said(home: Path,
                                                                 index_url: str) -> None:
-    run_cli("repo", "add", index_url, "--name", "local", "--type", "pypi")
+    assert _json_of("repo", "add", index_url, "--name", "local", "--type", "pypi") == {
+        "name": "local", "type": "pypi", "url": index_url, "settings": {}}
     run_cli("repo", "sync")
     done = _json_of("install", "echo@1.0.0", "--yes")
     assert done == {"name": SERVER_NAME, "version": "1.0.0", "installed": True,
@@ -181,6 +182,11 @@ def test_pinned_mounts_keep_their_version_and_changes_are_said(home: Path,
     unknown = run_cli("pin", "echo-held", "9.9", ok=False)
     assert unknown.exit_code == 1 and "9.9 is not installed" in unknown.output
 
+    mounted = _json_of("mount", "echo@1.1.0", "--id", "echo-m")
+    assert mounted == {"name": SERVER_NAME, "version": "1.1.0", "id": "echo-m", "pinned": True,
+                       "live": False, "mount": None}
+    assert _json_of("unmount", "echo-m") == {"live": False, "id": "echo-m", "removed": True,
+                                             "server": SERVER_NAME}
     refused = run_cli("uninstall", "echo@1.1.0", ok=False)
     assert "mounted as echo-held, echo-new" in refused.output
     gone = _json_of("uninstall", "echo", "--force")

@@ -125,7 +125,8 @@ def list_command(as_json: bool) -> None:
 @click.argument("client_name", metavar="CLIENT", type=_CLIENT)
 @click.option("--name", default=DEFAULT_NAME, show_default=True,
               help="The server's name in the client's configuration.")
-def remove_command(client_name: str, name: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def remove_command(client_name: str, name: str, as_json: bool) -> None:
     """Remove the server entry NAME from CLIENT's configuration file."""
     client = CLIENTS[client_name]
     path = _path(client)
@@ -133,4 +134,8 @@ def remove_command(client_name: str, name: str) -> None:
         backup = remove_entry(client, path, name)
     except ClientConfigError as exc:
         fail(str(exc))
-    click.echo(f"removed {name!r} from {path} (old file kept as {backup})")
+    if as_json:
+        echo_json({"client": client.name, "file": str(path), "name": name,
+                   "backup": str(backup)})
+    else:
+        click.echo(f"removed {name!r} from {path} (old file kept as {backup})")

@@ -328,15 +328,11 @@ def describe_mounted(result: dict[str, object]) -> str:
     return f"mounted {result['name']} {result['version']} as {result['id']!r}{pinned}"
 
 
-@click.command("unmount")
-@click.argument("mount_id")
-@click.pass_context
-def unmount_command(ctx: click.Context, mount_id: str) -> None:
-    """Remove a mount from the mount table (the installed server stays)."""
+def unmount_installed(ctx: click.Context, mount_id: str) -> str | None:
+    """Remove a mount from the mount table (the installed server stays); return the
+    installed server it ran, if one."""
     manager = open_manager(ctx)
     try:
-        name = manager.unmount(mount_id)
+        return manager.unmount(mount_id)
     except (InstallError, ConfigError) as exc:
         fail(str(exc))
-    kept = f"; {name} stays installed" if name else ""
-    click.echo(f"unmounted {mount_id!r}{kept}")

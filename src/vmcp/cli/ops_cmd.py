@@ -259,7 +259,11 @@ def unmount_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:
     if _installed_mount(ctx, mount_id):
         from vmcp.cli import install_cmd
 
-        ctx.invoke(install_cmd.unmount_command, mount_id=mount_id)
+        name = install_cmd.unmount_installed(ctx, mount_id)
+        if as_json:
+            echo_json({"live": False, "id": mount_id, "removed": True, "server": name})
+        else:
+            click.echo(f"unmounted {mount_id!r}; {name} stays installed")
         return
     path = _set_enabled(ctx, mount_id, False)
     if as_json:
