@@ -92,9 +92,11 @@ async def relay(url: str, headers: dict[str, str] | None = None) -> None:
 _CHUNK = 64 * 1024
 
 
-def open_session_socket(paths: RunPaths | None = None) -> tuple[socket.socket, bytes]:
+def open_session_socket(paths: RunPaths | None = None,
+                        persona: str | None = None) -> tuple[socket.socket, bytes]:
     """A control connection to the gateway running with this home, turned into an MCP
-    session; with the bytes already read past the answer.
+    session (as ``persona``, else the gateway's default); with the bytes already read past
+    the answer.
 
     :raises BridgeError: no gateway runs with this home, or it refused the session.
     """
@@ -106,7 +108,7 @@ def open_session_socket(paths: RunPaths | None = None) -> tuple[socket.socket, b
         sock.close()
         raise BridgeError(_NOT_RUNNING) from exc
     try:
-        sock.sendall(request(MCP_OP))
+        sock.sendall(request(MCP_OP, {"persona": persona} if persona else None))
         received = b""
         while b"\n" not in received and len(received) <= MAX_LINE:
             chunk = sock.recv(_CHUNK)

@@ -55,8 +55,8 @@ def add_command(ctx: click.Context, client_name: str, name: str, persona: str | 
     """Add a server entry that runs this vmcp to CLIENT's configuration file.
 
     When a gateway runs with this home as a service (`vmcp start -d`), the entry runs
-    `vmcp connect`, so every client shares that gateway; otherwise (or with --spawn, or
-    --persona) the client starts a gateway of its own with `vmcp start`.
+    `vmcp connect`, so every client shares that gateway (as --persona, when given);
+    otherwise (or with --spawn) the client starts a gateway of its own with `vmcp start`.
     """
     client = CLIENTS[client_name]
     if persona:
@@ -65,7 +65,7 @@ def add_command(ctx: click.Context, client_name: str, name: str, persona: str | 
         except PersonaError as exc:
             fail(str(exc))
     shared = False
-    if not spawn and not persona:
+    if not spawn:
         try:
             shared = bool(running_gateway())
         except BridgeError:

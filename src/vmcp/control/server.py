@@ -45,9 +45,13 @@ class ControlServer:
                 except ValueError as exc:
                     message = ControlError(f"not JSON: {exc}")
                 if isinstance(message, dict) and message.get("op") == MCP_OP:
+                    persona = (message.get("args") or {}).get("persona")
+                    if persona is not None and not isinstance(persona, str):
+                        writer.write(failure(ControlError("persona must be a string")))
+                        continue
                     # From here on the connection is an MCP session, not control requests.
                     writer.write(success({"session": True}))
-                    await serve_mcp(self.operations.state.gateway, reader, writer)
+                    await serve_mcp(self.operations.state.gateway, reader, writer, persona)
                     return
                 writer.write(await self._answer(message))
                 await writer.drain()
