@@ -8,8 +8,9 @@ import json
 import logging
 from pathlib import Path
 
+from vmcp.control.mcpsocket import serve_mcp
 from vmcp.control.ops import Operations
-from vmcp.control.protocol import MAX_LINE, ControlError, failure, success
+from vmcp.control.protocol import MAX_LINE, MCP_OP, ControlError, failure, success
 
 log = logging.getLogger("vmcp.control")
 
@@ -39,7 +40,20 @@ class ControlServer:
         self._writers.add(writer)
         try:
             while line := await reader.readline():
-                writer.write(await self._answer(line))
+                try:
+                    message = json.loads(line)
+                except ValueError as exc:
+                    message = ControlError(f"not JSON: {exc}")
+                if isinstance(message, dict) and message.get("op") == MCP_OP:
+                    persona = (message.get("args") or {}).get("persona")
+                    if persona is not None and not isinstance(persona, str):
+                        writer.write(failure(ControlError("persona must be a string")))
+                        continue
+                    # From here on the connection is an MCP session, not control requests.
+                    writer.write(success({"session": True}))
+                    await serve_mcp(self.operations.state.gateway, reader, writer, persona)
+                    return
+                writer.write(await self._answer(message))
                 await writer.drain()
         except (ConnectionError, ValueError):  # ValueError: a line over the limit
             pass
@@ -48,11 +62,9 @@ class ControlServer:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def _answer(self, line: bytes) -> bytes:
-        try:
-            message = json.loads(line)
-        except ValueError as exc:
-            return failure(ControlError(f"not JSON: {exc}"))
+    async def _answer(self, message: object) -> bytes:
+        if isinstance(message, ControlError):
+            return failure(message)
         if not isinstance(message, dict):
             return failure(ControlError("a request is a JSON object"))
         try:

@@ -360,9 +360,15 @@ class Gateway:
                 log.error("mount %s: %s", mount_id, exc)
         return {"removed": removed, "changed": changed, "added": added}
 
-    def _install_access(self) -> None:
+    def require_personas(self) -> None:
+        """Install persona enforcement now, for a session that brings a persona of its own
+        where none was in play (``vmcp connect --persona`` to a gateway without auth)."""
+        self._install_access(force=True)
+
+    def _install_access(self, force: bool = False) -> None:
         """Install persona enforcement when a new configuration puts personas in play."""
-        if self.access is not None or not personas_in_play(self.config, self.default_principal):
+        if self.access is not None or not (
+                force or personas_in_play(self.config, self.default_principal)):
             return
         self.access = PersonaAccess(self, PersonaStore.default())
         self.access.catalog_changed()
