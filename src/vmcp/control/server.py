@@ -7,17 +7,25 @@ import contextlib
 import json
 import logging
 from pathlib import Path
+from typing import Any, Protocol
 
-from vmcp.control.ops import Operations
 from vmcp.control.protocol import MAX_LINE, ControlError, failure, success
 
 log = logging.getLogger("vmcp.control")
 
 
+class OperationRunner(Protocol):
+    """What answers control requests: a gateway's :class:`~vmcp.control.ops.Operations`,
+    or a supervisor's operations that forward to its workers."""
+
+    async def run(self, op: Any, args: Any) -> Any:
+        """Run one operation; raise ``ControlError`` to refuse or report a failure."""
+
+
 class ControlServer:
     """Accepts control connections and answers each request line with one response line."""
 
-    def __init__(self, path: Path, operations: Operations) -> None:
+    def __init__(self, path: Path, operations: OperationRunner) -> None:
         self.path = path
         self.operations = operations
         self._server: asyncio.AbstractServer | None = None
