@@ -262,6 +262,7 @@ class GatewayRuntime:
         deadline = loop.time() + grace
         sessions = self.gateway.sessions
         # A poll, at shutdown only: an event for "nothing in flight" would cost every call.
+        # 2026-07-28 requests are exchanges of their one-request session, not its inflight.
         while loop.time() < deadline and any(  # noqa: ASYNC110
-                s.inflight or s.tasks for s in list(sessions.values())):
+                s.inflight or s.tasks or s.exchanges for s in list(sessions.values())):
             await asyncio.sleep(_DRAIN_POLL)
