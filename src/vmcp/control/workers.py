@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -111,6 +112,16 @@ def session_warning(config: VmcpConfig, fronts: Sequence[str]) -> str | None:
             "and a request of it that reaches another worker over a new connection gets 404; "
             "set [cluster] redis_url to share sessions. 2026-07-28 requests and WebSocket "
             "connections are served by any worker as they are")
+
+
+def worker_env(config: VmcpConfig) -> dict[str, str]:
+    """The environment of the workers: this one, with a sealing key they share when none is
+    configured (a key per process would make a worker refuse the ``requestState`` another
+    minted, and a client's next round may reach any worker)."""
+    env = dict(os.environ)
+    if config.gateway.state_key is None:
+        env["VMCP_STATE_KEY"] = secrets.token_urlsafe(32)
+    return env
 
 
 @dataclass
@@ -209,6 +220,7 @@ class Supervisor:
         self.fronts: dict[str, str] = {}
         self._reserved: list[Reservation] = []
         self._lifeline: tuple[int, int] | None = None
+        self._env = worker_env(config)
 
     def worker_socket(self, index: int) -> Path:
         """Worker ``index``'s control socket."""
@@ -345,7 +357,7 @@ class Supervisor:
         read_end, write_end = os.pipe()
         try:
             process = await asyncio.create_subprocess_exec(
-                *self._command(slot, write_end), stdin=asyncio.subprocess.DEVNULL,
+                *self._command(slot, write_end), stdin=asyncio.subprocess.DEVNULL, env=self._env,
                 pass_fds=(write_end, self._lifeline[0]) if self._lifeline else (write_end,))
         except BaseException:
             os.close(read_end)
