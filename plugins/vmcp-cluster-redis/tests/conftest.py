@@ -1,0 +1,28 @@
+"""Fixtures of the cluster driver tests: a real ``redis-server`` on a free port."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from cluster_redis import RedisServer, free_port
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A running ``redis-server`` on a free port, ended after the test."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Run ``pytest.mark.anyio`` tests on asyncio only."""
+    return "asyncio"
