@@ -12,8 +12,9 @@ Redis Cluster slot):
 * ``<prefix>:instance:<name>`` each instance's heartbeat (JSON), living three intervals;
 * channels ``<prefix>:to:<name>`` (one per instance) and ``<prefix>:all``.
 
-Commands never retry and time out after ``timeout`` seconds: the instance goes on with what
-needs no shared state, and the heartbeat loop says when Redis is back.
+Commands are tried once more on a fresh connection only, each try timing out after ``timeout``
+seconds: the instance goes on with what needs no shared state, and the heartbeat loop says
+when Redis is back.
 """
 
 from __future__ import annotations
@@ -74,8 +75,10 @@ class RedisSharedState(SharedState):
         self.prefix = prefix
         self.heartbeat_interval = heartbeat_interval
         self.max_events = stream_max_events
+        # One retry, on a new connection: after Redis restarted, every pooled connection
+        # is dead, and the first command on each would fail although Redis is back.
         options: dict[str, Any] = {"socket_connect_timeout": timeout,
-                                   "retry": Retry(NoBackoff(), 0)}
+                                   "retry": Retry(NoBackoff(), 1)}
         self._redis = Redis.from_url(url, socket_timeout=timeout, **options)
         # blocking reads of event logs wait longer than one command may take
         self._blocking = Redis.from_url(url, socket_timeout=BLOCK + timeout, **options)
