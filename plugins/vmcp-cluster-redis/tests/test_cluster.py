@@ -137,7 +137,7 @@ async def test_thirty_handshake_sessions_complete_under_plain_round_robin(
     assert [info.instance for info in await list_instances(_config(cluster))] == ["g1", "g2", "g3"]
 
 
-async def test_server_requests_and_logs_reach_the_right_client_across_instances(
+async def test_server_requests_logs_and_progress_reach_the_right_client_across_instances(
     cluster: Cluster,
 ) -> None:
     a, b = Caller("A"), Caller("B")
@@ -158,10 +158,25 @@ async def test_server_requests_and_logs_reach_the_right_client_across_instances(
                 group.start_soon(ask, b, second)
             sampled = await first.call_tool("fx__sample", {"prompt": "again"})
             assert text_of(sampled) == "sampled: A"
+            progress: dict[str, list[float]] = {"A": [], "B": []}
+
+            async def slow(name: str, session: ClientSession, steps: int) -> None:
+                async def on_progress(value: float, total: float | None, _: str | None) -> None:
+                    progress[name].append(value)
+
+                result = await session.call_tool("fx__slow", {"steps": steps},
+                                                 progress_callback=on_progress)
+                assert text_of(result) == f"done {steps}"
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(slow, "A", first, 2)
+                group.start_soon(slow, "B", second, 3)
     for name in "AB":
         assert answers[name]["sampling"] == name
         assert answers[name]["elicitation"] == name
-    assert a.logs == ["log for A"] and b.logs == ["log for B"]
+    assert progress == {"A": [1, 2], "B": [1, 2, 3]}
+    assert a.logs == ["log for A", "did step 1", "did step 2"]
+    assert b.logs == ["log for B", "did step 1", "did step 2", "did step 3"]
 
 
 def _events(text: str) -> list[tuple[str | None, dict[str, Any]]]:
