@@ -2,7 +2,8 @@
 
 HAProxy runs the documented ``deploy/haproxy/haproxy.cfg`` itself (its addresses come from
 the environment). The gateways mount one Streamable HTTP fixture backend (the HTTP
-transport tests' SDK server), so a backend's messages keep their relation to a request.
+transport tests' SDK server), so a backend's messages keep their relation to a request, and
+each its own stdio ``alpha`` fixture (resource subscriptions).
 Every port is chosen at run time; every process is ended by :meth:`Cluster.stop`.
 """
 
@@ -26,6 +27,8 @@ from http_harness import write_config
 ROOT = Path(__file__).resolve().parents[3]
 HAPROXY_CONFIG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 FIXTURE = ROOT / "plugins" / "vmcp-transport-http" / "tests" / "http_fixture_server.py"
+#: a stdio backend of each instance's own, with resource subscriptions
+ALPHA = ROOT / "tests" / "fixtures" / "servers" / "alpha.py"
 #: seconds a process gets to start (a loaded 2-core CI machine needs many)
 START_TIMEOUT = 90.0
 SERVING = "vmcp: serving http on "
@@ -67,6 +70,7 @@ class Gateway:
             "cluster": {"redis_url": redis_url, "instance": self.name, "key_prefix": prefix,
                         "heartbeat_interval": 0.3},
             "servers.fx": {"transport": "http", "url": backend_url},
+            "servers.al": {"command": sys.executable, "args": [str(ALPHA)]},
         })
 
     def spawn(self) -> None:

@@ -203,23 +203,31 @@ async def _next_event(stream: httpx2.Response) -> tuple[str, dict[str, Any]]:
     raise AssertionError("the stream ended")
 
 
+async def _open_raw(http: httpx2.AsyncClient, url: str, then: str | None = None) -> dict[str, str]:
+    """Initialize a session at ``url`` by hand (``notifications/initialized`` at ``then``);
+    the headers of its later requests."""
+    json_headers = {"Accept": BOTH, "Content-Type": "application/json"}
+    client_info = {"name": "raw", "version": "1"}
+    opened = await http.post(url, headers=json_headers, json={
+        "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": VERSION, "capabilities": {}, "clientInfo": client_info}})
+    assert opened.status_code == 200
+    session_id = opened.headers["mcp-session-id"]
+    headers = {**json_headers, "Mcp-Session-Id": session_id, "MCP-Protocol-Version": VERSION}
+    notified = await http.post(then or url, headers=headers, json={
+        "jsonrpc": "2.0", "method": "notifications/initialized"})
+    assert notified.status_code == 202
+    return headers
+
+
 async def test_the_get_stream_resumes_with_last_event_id_on_another_instance(
     cluster: Cluster,
 ) -> None:
     g1, g2, g3 = (g.url for g in cluster.gateways)
-    json_headers = {"Accept": BOTH, "Content-Type": "application/json"}
-    client_info = {"name": "raw", "version": "1"}
-    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": VERSION, "capabilities": {}, "clientInfo": client_info}}
     async with httpx2.AsyncClient(timeout=httpx2.Timeout(STEP)) as http:
-        opened = await http.post(g1, json=initialize, headers=json_headers)
-        assert opened.status_code == 200
-        session_id = opened.headers["mcp-session-id"]
+        headers = await _open_raw(http, g1, g2)
+        session_id = headers["Mcp-Session-Id"]
         assert session_id.startswith("g1.")  # the id names its instance
-        headers = {**json_headers, "Mcp-Session-Id": session_id, "MCP-Protocol-Version": VERSION}
-        notified = await http.post(g2, headers=headers, json={
-            "jsonrpc": "2.0", "method": "notifications/initialized"})
-        assert notified.status_code == 202
 
         async def grow(n: int) -> None:
             grown = await http.post(g2, headers=headers, json={
@@ -247,6 +255,39 @@ async def test_the_get_stream_resumes_with_last_event_id_on_another_instance(
         gone = await http.post(g1, headers=headers, json={"jsonrpc": "2.0", "id": 3,
                                                           "method": "ping"})
         assert gone.status_code == 404  # DELETE ended it everywhere
+
+
+async def test_the_instance_holding_the_get_stream_follows_the_subscriptions(
+    cluster: Cluster,
+) -> None:
+    g1, g2, g3 = (g.url for g in cluster.gateways)
+    async with httpx2.AsyncClient(timeout=httpx2.Timeout(STEP)) as http:
+        headers = await _open_raw(http, g1)
+
+        async def call(url: str, n: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
+            answer = await http.post(url, headers=headers, json={
+                "jsonrpc": "2.0", "id": n, "method": method, "params": params})
+            assert answer.status_code == 200, answer.text
+            message = _events(answer.text)[-1][1]
+            assert "error" not in message, message
+            return message["result"]  # type: ignore[no-any-return]
+
+        await call(g2, 2, "resources/subscribe", {"uri": "alpha://counter"})  # g2's backend
+        stream_headers = {**headers, "Accept": "text/event-stream"}
+        touch = {"name": "al__touch", "arguments": {"uri": "alpha://counter"}}
+        with anyio.fail_after(STEP):
+            async with http.stream("GET", g3, headers=stream_headers) as stream:
+                assert stream.status_code == 200
+                # g3 took the session up from its record, and subscribes its own backend
+                # (in the background: its next tools/call may come first)
+                n = 10
+                while not (await call(g3, n, "tools/call", touch))["structuredContent"][
+                        "subscribed"]:
+                    n += 1
+                _, updated = await _next_event(stream)
+        assert updated["method"] == "notifications/resources/updated"
+        assert updated["params"]["uri"] == "alpha://counter"
+        assert (await http.delete(g1, headers=headers)).status_code == 200
 
 
 async def test_losing_redis_is_reported_and_recovered_without_a_restart(

@@ -589,22 +589,25 @@ class StreamableHttpServer:
         """A shared session's standalone stream, from its event log, on this instance: its
         backends are made to send the session's subscribed updates here too."""
         assert self._cluster is not None and session.handle is not None
+        # streaming before the record is read: a change published after this read is
+        # followed too (see _reload)
+        self._streaming.add(session.id)
         try:
-            record = await self._cluster.load_session(session.id)
-        except Exception as exc:
-            log.debug("session %s: subscriptions not followed (%s)", session.id[:12], exc)
-            record = None
-        if record is not None:
-            session.handle.follow(record.subscriptions)
-        with session.active():
-            self._streaming.add(session.id)
-            try:
+            with session.active():
+                try:
+                    record = await self._cluster.load_session(session.id)
+                except Exception as exc:
+                    log.debug("session %s: subscriptions not followed (%s)", session.id[:12],
+                              exc)
+                    record = None
+                if record is not None:
+                    session.handle.follow(record.subscriptions)
                 response = web.StreamResponse(headers={**SSE_HEADERS, SESSION_HEADER: session.id})
                 await response.prepare(request)
                 await pump_shared(self._cluster, session.id, lambda: not session.closed,
                                   response, after, self.settings.keepalive_interval)
-            finally:
-                self._streaming.discard(session.id)
+        finally:
+            self._streaming.discard(session.id)
         return response
 
 
