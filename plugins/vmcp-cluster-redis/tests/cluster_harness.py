@@ -85,6 +85,13 @@ class Gateway:
             text=True, env=env)
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
 
+    def vmcp(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run another ``vmcp`` command against this instance's home and configuration."""
+        env = {**os.environ, "VMCP_HOME": str(self.folder / "home")}
+        return subprocess.run(
+            [sys.executable, "-m", "vmcp", "--config", str(self.folder / "vmcp.toml"), *args],
+            env=env, capture_output=True, text=True, timeout=60, check=False)
+
     def _read(self, process: subprocess.Popen[str]) -> None:
         assert process.stderr is not None
         for line in process.stderr:

@@ -135,6 +135,15 @@ async def test_thirty_handshake_sessions_complete_under_plain_round_robin(
     # with no stickiness every instance served sessions another one opened
     assert all(g.taken_up() > seen for g, seen in zip(cluster.gateways, before, strict=True))
     assert [info.instance for info in await list_instances(_config(cluster))] == ["g1", "g2", "g3"]
+    # vmcp status of one instance shows the cluster: itself, the store, every instance
+    shown = await anyio.to_thread.run_sync(cluster.gateways[1].vmcp, "status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    status = json.loads(shown.stdout)["cluster"]
+    assert status["instance"] == "g2" and status["problem"] is None
+    assert [i["instance"] for i in status["instances"]] == ["g1", "g2", "g3"]
+    text = await anyio.to_thread.run_sync(cluster.gateways[1].vmcp, "status")
+    assert "cluster:  instance g2, shared state up" in text.stdout
+    assert "g2 (this)" in text.stdout
 
 
 async def test_server_requests_logs_and_progress_reach_the_right_client_across_instances(

@@ -6,6 +6,7 @@ the configuration files when none runs (``mount``/``unmount`` then set ``enabled
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,7 @@ def _print_status(status: dict[str, Any]) -> None:
     if health is not None:
         click.echo("ready:    " + ("yes" if health["ready"] else
                                    "no (" + ", ".join(health["problems"]) + ")"))
+    _print_cluster(status.get("cluster"))
     requests = status.get("requests")
     counted = (f"{requests['total']} ({requests['errors']} errors)" if requests
                else "not counted (set [monitoring] metrics_port)")
@@ -137,6 +139,21 @@ def _print_status(status: dict[str, Any]) -> None:
         click.echo("")
         table(["MOUNT", "STATE", "HEALTHY", "CIRCUIT", "IN-FLIGHT", "REQUESTS", "ERRORS",
                "PROBLEM"], rows, colour_columns=(1, 3))
+
+
+def _print_cluster(cluster: dict[str, Any] | None) -> None:
+    if cluster is None:
+        return
+    problem = cluster.get("problem")
+    click.echo(f"cluster:  instance {cluster['instance']}, shared state "
+               + (f"{coloured('unreachable')} ({problem})" if problem else coloured("up")))
+    instances = cluster.get("instances") or []
+    if instances:
+        now = time.time()
+        table(["INSTANCE", "HOST", "PID", "SESSIONS", "SEEN"],
+              [[i["instance"] + (" (this)" if i["instance"] == cluster["instance"] else ""),
+                i["host"], i["pid"], i["sessions"], f"{max(0.0, now - i['seen']):.0f}s ago"]
+               for i in instances])
 
 
 @click.command("status")
