@@ -82,6 +82,11 @@ class GatewaySettings(_Model):
     startup_timeout: float = Field(20.0, gt=0)
     #: seconds calls in flight get to finish when the gateway stops
     shutdown_grace: float = Field(5.0, ge=0)
+    #: seconds a stopping gateway keeps its network fronts listening (answering new requests
+    #: 503 with ``Retry-After``) even when nothing is in flight, so that a load balancer's
+    #: health check (``/readyz`` says "draining") takes it out of rotation before it closes;
+    #: at most ``shutdown_grace``. 0: close as soon as the calls in flight are done
+    drain_linger: float = Field(0.0, ge=0)
     #: gateway processes ``vmcp start`` runs on this machine, sharing the network fronts'
     #: ports (1: one process, no supervisor); ``--workers`` overrides it
     workers: int = Field(1, ge=1, le=64)

@@ -66,6 +66,8 @@ class Gateway:
     def configure(self, redis_url: str, prefix: str, backend_url: str) -> None:
         """Write its ``vmcp.toml``: the HTTP front on a free port, the cluster, one mount."""
         write_config(self.folder / "vmcp.toml", {
+            # a drain outlasts HAProxy's checks (inter 1 s, fall 2) before it closes
+            "gateway": {"drain_linger": 3.0, "shutdown_grace": 10.0},
             "transports.http": {"port": 0, "keepalive_interval": 1.0},
             "cluster": {"redis_url": redis_url, "instance": self.name, "key_prefix": prefix,
                         "heartbeat_interval": 0.3},
@@ -131,6 +133,12 @@ class Gateway:
         os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
 
+    def terminate(self, timeout: float) -> int:
+        """SIGTERM it, by pid, and wait for it to drain and exit; its exit status."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
     def stop(self) -> None:
         """End it (SIGTERM, then SIGKILL)."""
         if self.process is not None:
@@ -177,13 +185,14 @@ class Cluster:
         self.lb_url = f"http://127.0.0.1:{port}/mcp"
 
     def servers_up(self) -> int:
-        """How many instances HAProxy's health checks see up (its CSV status page)."""
+        """How many instances HAProxy's readiness checks see up (its CSV status page)."""
         with urllib.request.urlopen(self.stats_url, timeout=5) as page:
             rows = page.read().decode().splitlines()
         header = rows[0].lstrip("# ").split(",")
-        name, status = header.index("svname"), header.index("status")
-        return sum(1 for row in rows[1:] if row.split(",")[name].startswith("vmcp")
-                   and row.split(",")[status] == "UP")
+        proxy, name, status = (header.index(h) for h in ("pxname", "svname", "status"))
+        cells = [row.split(",") for row in rows[1:]]
+        return sum(1 for row in cells if row[proxy] == "vmcp" and
+                   row[name].startswith("vmcp") and row[status] == "UP")
 
     def wait_routing(self, count: int) -> None:
         """Return once HAProxy routes to ``count`` instances (it checks each every second)."""

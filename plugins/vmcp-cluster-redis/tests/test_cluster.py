@@ -321,6 +321,37 @@ async def test_losing_redis_is_reported_and_recovered_without_a_restart(
                 assert text_of(await session.call_tool("fx__add", {"a": n, "b": 1})) == str(n + 1)
 
 
+async def test_a_draining_instance_hands_its_sessions_over(cluster: Cluster) -> None:
+    """SIGTERM one instance under load: it refuses new requests with 503, which HAProxy
+    sends again to another instance, finishes what it runs and exits 0. No call fails, and
+    the sessions it opened go on elsewhere."""
+    leaving = cluster.gateways[0]
+    completed = 0
+    enough = anyio.Event()
+    finished: list[int] = []
+
+    async def client(n: int) -> None:
+        nonlocal completed
+        async with connect(cluster.lb_url) as session:
+            for k in range(12):
+                assert text_of(await session.call_tool("fx__add", {"a": n, "b": k})) == str(n + k)
+                completed += 1
+                if completed >= 24:
+                    enough.set()
+            assert {tool.name for tool in (await session.list_tools()).tools} >= {"fx__add"}
+        finished.append(n)
+
+    with anyio.fail_after(STEP * 3):
+        async with anyio.create_task_group() as group:
+            for n in range(6):
+                group.start_soon(client, n)
+            await enough.wait()
+            status = await anyio.to_thread.run_sync(leaving.terminate, STEP)
+    print("\n".join(leaving.lines))
+    assert status == 0
+    assert sorted(finished) == list(range(6))
+
+
 async def test_kill_9_of_an_instance_under_load_loses_no_session(cluster: Cluster) -> None:
     victim = cluster.gateways[1]
     completed = 0

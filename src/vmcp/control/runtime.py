@@ -257,12 +257,16 @@ class GatewayRuntime:
         log.info("configuration reloaded")
 
     async def drain(self, grace: float) -> None:
-        """Give calls in flight up to ``grace`` seconds to finish."""
+        """Give calls in flight up to ``grace`` seconds to finish, and stay at least
+        ``drain_linger`` seconds (within the grace) for load balancers to notice."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
+        linger = loop.time() + min(grace, self.gateway.config.gateway.drain_linger)
         sessions = self.gateway.sessions
         # A poll, at shutdown only: an event for "nothing in flight" would cost every call.
         # 2026-07-28 requests are exchanges of their one-request session, not its inflight.
         while loop.time() < deadline and any(  # noqa: ASYNC110
                 s.inflight or s.tasks or s.exchanges for s in list(sessions.values())):
             await asyncio.sleep(_DRAIN_POLL)
+        if (left := linger - loop.time()) > 0:
+            await asyncio.sleep(left)  # a deadline, not an event: the balancer's checks

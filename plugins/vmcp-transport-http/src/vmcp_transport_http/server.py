@@ -100,6 +100,19 @@ def hold_until_started(app: web.Application, host: FrontHost) -> None:
     app.middlewares.append(until_started)
 
 
+def close_while_draining(app: web.Application, host: FrontHost) -> None:
+    """Once the gateway is stopping, end every connection after its response, so that a
+    load balancer opens a new one for its next request (to an instance that still takes
+    work) instead of sending it on a kept-alive connection the stopping process is about
+    to close, where it could not tell whether the request ran."""
+
+    async def mark(request: web.Request, response: web.StreamResponse) -> None:
+        if host.draining:
+            response.force_close()
+
+    app.on_response_prepare.append(mark)
+
+
 async def run_app(
     name: str,
     host: FrontHost,
@@ -116,6 +129,7 @@ async def run_app(
     """
     refuse_insecure_bind(name, settings.host, host.auth_required)
     hold_until_started(app, host)
+    close_while_draining(app, host)
     runner = web.AppRunner(
         app,
         handle_signals=False,
@@ -141,5 +155,17 @@ async def run_app(
         await asyncio.Event().wait()
     finally:
         with anyio.move_on_after(SHUTDOWN_GRACE * 2, shield=True):
+            await _stop_taking_requests(runner)
             await on_stop()
             await runner.cleanup()
+
+
+async def _stop_taking_requests(runner: web.AppRunner) -> None:
+    """Close the listener and every idle connection (busy ones close after the request
+    they carry), so that no request arrives once the sessions end: a load balancer then
+    sees a refused connection, which it may send elsewhere, instead of a request that was
+    taken and never answered."""
+    for site in list(runner.sites):
+        await site.stop()
+    if runner.server is not None:
+        runner.server.pre_shutdown()
