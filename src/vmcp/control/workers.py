@@ -36,8 +36,9 @@ from vmcp.config import ConfigError, VmcpConfig
 from vmcp.control.instance import InstanceLock
 from vmcp.control.paths import RunPaths
 from vmcp.control.server import ControlServer
+from vmcp.control.workerctl import SupervisorOperations
 from vmcp.eventloop import off_signals, on_signals
-from vmcp.transports.netsec import NetworkTransport, front_url
+from vmcp.transports.netsec import NetworkTransport
 
 log = logging.getLogger("vmcp.workers")
 
@@ -131,7 +132,6 @@ class Reservation:
     name: str
     host: str
     port: int
-    path: str
     sock: socket.socket
 
 
@@ -163,8 +163,7 @@ def reserve_ports(config: VmcpConfig, fronts: Sequence[str],
                 sock.close()
                 where = f"{settings.host}:{settings.port}"
                 raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from exc
-            path = getattr(settings, "path", None) or getattr(settings, "sse_path", "/")
-            reserved.append(Reservation(name, settings.host, sock.getsockname()[1], path, sock))
+            reserved.append(Reservation(name, settings.host, sock.getsockname()[1], sock))
     except BaseException:
         for reservation in reserved:
             reservation.sock.close()
@@ -217,6 +216,7 @@ class Supervisor:
         self.slots = [WorkerSlot(i) for i in range(options.workers)]
         self.stopping = asyncio.Event()
         self.started = time.time()
+        #: front name -> URL, as the first worker ready reported it
         self.fronts: dict[str, str] = {}
         self._reserved: list[Reservation] = []
         self._lifeline: tuple[int, int] | None = None
@@ -233,8 +233,6 @@ class Supervisor:
         :raises ConfigError: a front that workers cannot share, or invalid front settings.
         :raises OSError: a front's address cannot be bound.
         """
-        from vmcp.control.workerctl import SupervisorOperations
-
         refuse_stdio(self.options.fronts, self.options.workers)
         lock = InstanceLock(self.paths)
         lock.acquire()
@@ -242,8 +240,6 @@ class Supervisor:
         try:
             self._reserved = reserve_ports(self.config, self.options.fronts,
                                            self.options.front_overrides)
-            self.fronts = {r.name: front_url("ws" if r.name == "ws" else "http", r.host,
-                                             r.port, r.path) for r in self._reserved}
             warning = session_warning(self.config, self.options.fronts)
             if warning:
                 log.warning("%s", warning)
@@ -388,6 +384,8 @@ class Supervisor:
         finally:
             transport.close()
         if line.endswith(b"\n"):
+            if not self.fronts:
+                self.fronts.update(json.loads(line).get("fronts", {}))
             slot.state = "stopping" if self.stopping.is_set() else "up"
             if slot.restarts:
                 log.info("worker %d serves again (pid %s)", slot.index, slot.process and
