@@ -38,6 +38,7 @@ from vmcp.control.paths import RunPaths
 from vmcp.control.server import ControlServer
 from vmcp.control.workerctl import SupervisorOperations
 from vmcp.eventloop import off_signals, on_signals
+from vmcp.plugins import load_driver
 from vmcp.transports.netsec import NetworkTransport
 
 log = logging.getLogger("vmcp.workers")
@@ -93,7 +94,7 @@ def refuse_stdio(fronts: Sequence[str], workers: int) -> None:
         raise ConfigError("[gateway]", [
             f"gateway.workers: {workers} workers share network fronts, but the stdio front "
             "serves the one client that started the gateway: serve a network front "
-            "(-t http, -t ws) or run one worker"])
+            "(-t http, -t ws) or run one worker (--workers 1)"])
 
 
 def shares_sessions(config: VmcpConfig) -> bool:
@@ -142,8 +143,6 @@ def reserve_ports(config: VmcpConfig, fronts: Sequence[str],
     :raises ConfigError: a front that is not a network front, or invalid settings.
     :raises OSError: the address cannot be bound (e.g. another process listens there).
     """
-    from vmcp.plugins import load_driver
-
     reserved: list[Reservation] = []
     try:
         for name in fronts:
