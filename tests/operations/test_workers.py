@@ -176,6 +176,9 @@ async def test_both_workers_serve_modern_clients(tmp_path: Path) -> None:
             if seen == pids:
                 break
         assert seen == pids
+        shown = await anyio.to_thread.run_sync(running.vmcp, "status")
+        for worker in status["workers"]:
+            assert f"worker {worker['index']}: pid {worker['pid']}, up, 0 restarts" in shown.stdout
 
 
 @dataclass

@@ -293,7 +293,8 @@ class Supervisor:
             for run in runs:
                 run.cancel()
             await asyncio.gather(*runs, return_exceptions=True)
-        return next((code for code in statuses if code != 0), 0)
+        failed = next((code for code in statuses if code != 0), 0)
+        return 1 if failed < 0 else failed  # -N: a worker ended by signal N
 
     async def _all_ready(self) -> bool:
         await asyncio.gather(*(slot.ready.wait() for slot in self.slots))
