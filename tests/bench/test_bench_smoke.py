@@ -39,13 +39,13 @@ def _numbers(node: Any) -> list[float]:
     return []
 
 
-@pytest.mark.timeout(240)  # eight scenarios, each starting its own gateways
+@pytest.mark.timeout(420)  # ten scenarios, each starting its own gateways (workers: 7)
 def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
     """One quick run: every scenario ok (HTTP ones may only be skipped without the driver)."""
     out = tmp_path / "results.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=220,
+        cwd=REPO, capture_output=True, text=True, timeout=400,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(out.read_text())

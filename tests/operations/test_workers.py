@@ -177,6 +177,15 @@ async def test_both_workers_serve_modern_clients(tmp_path: Path) -> None:
             if seen == pids:
                 break
         assert seen == pids
+        shown = await anyio.to_thread.run_sync(running.vmcp, "status")
+        for worker in status["workers"]:
+            assert f"worker {worker['index']}: pid {worker['pid']}, up, 0 restarts" in shown.stdout
+        # The supervisor's control socket: a read goes to one worker, a reload to each.
+        listed = await anyio.to_thread.run_sync(running.vmcp, "list", "--json")
+        assert [row["id"] for row in json.loads(listed.stdout)] == ["who"]
+        reloaded = await anyio.to_thread.run_sync(running.vmcp, "reload")
+        assert reloaded.returncode == 0, reloaded.stderr
+        await running.wait_for_lines("configuration reloaded", 2)
 
 
 async def test_connect_reaches_a_worker_through_the_supervisors_socket(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ def test_the_reserved_port_is_shared_with_listeners_that_reuse_it() -> None:
     config = VmcpConfig.model_validate({"transports": {"http": {"port": 0}}})
     (reservation,) = reserve_ports(config, ["http"], {})
     try:
-        assert reservation.port > 0 and reservation.path == "/mcp"
+        assert reservation.port > 0
         # Two listeners, as two workers bind it.
         listeners = []
         for _ in range(2):

@@ -134,7 +134,7 @@ async def test_readyz_follows_mounts_starting_and_the_drain(tmp_path: Path) -> N
 
 async def _drain(gateway: RunningGateway, config: Path, release: Path) -> None:
     """A call stays in flight (the backend waits on a FIFO) while ``vmcp stop`` drains: both
-    fronts say ``stopping`` until it ends."""
+    fronts say ``stopping`` until it ends, and a new request gets 503 with ``Retry-After``."""
     async with (
         streamable_http_client(gateway.urls["http"]) as (read, write),
         ClientSession(read, write) as session,
@@ -142,6 +142,10 @@ async def _drain(gateway: RunningGateway, config: Path, release: Path) -> None:
     ):
         with anyio.fail_after(EVENT_TIMEOUT):
             await session.initialize()
+            # Listed first: the SDK checks a result against the listed output schema and
+            # would list the tools after the call otherwise, a new request that a draining
+            # gateway refuses (503).
+            await session.list_tools()
         results: list[types.CallToolResult] = []
 
         async def call() -> None:
@@ -159,6 +163,13 @@ async def _drain(gateway: RunningGateway, config: Path, release: Path) -> None:
             group.start_soon(stop)
             await gateway.wait_for_line("calls in flight get")
             assert await _probes(gateway) == _all(503, "not ready: stopping\n")
+            async with httpx2.AsyncClient(timeout=EVENT_TIMEOUT) as client:
+                refused = await client.post(gateway.urls["http"], json={
+                    "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                        "protocolVersion": "2025-11-25", "capabilities": {},
+                        "clientInfo": {"name": "late"}}},
+                    headers={"Accept": "application/json, text/event-stream"})
+            assert (refused.status_code, refused.headers["Retry-After"]) == (503, "1")
         finally:
             writer.write("released\n")
             writer.close()

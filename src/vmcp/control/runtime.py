@@ -121,6 +121,9 @@ class GatewayRuntime:
 
     async def __aexit__(self, *exc_info: object) -> None:
         off_signals((signal.SIGHUP,))
+        worker = self.options.worker
+        if worker is not None and worker.lifeline is not None:
+            asyncio.get_running_loop().remove_reader(worker.lifeline)
         await self._close()
 
     def _watch_lifeline(self) -> None:

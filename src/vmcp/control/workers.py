@@ -36,8 +36,10 @@ from vmcp.config import ConfigError, VmcpConfig
 from vmcp.control.instance import InstanceLock
 from vmcp.control.paths import RunPaths
 from vmcp.control.server import ControlServer
+from vmcp.control.workerctl import SupervisorOperations
 from vmcp.eventloop import off_signals, on_signals
-from vmcp.transports.netsec import NetworkTransport, front_url
+from vmcp.plugins import load_driver
+from vmcp.transports.netsec import NetworkTransport
 
 log = logging.getLogger("vmcp.workers")
 
@@ -92,7 +94,7 @@ def refuse_stdio(fronts: Sequence[str], workers: int) -> None:
         raise ConfigError("[gateway]", [
             f"gateway.workers: {workers} workers share network fronts, but the stdio front "
             "serves the one client that started the gateway: serve a network front "
-            "(-t http, -t ws) or run one worker"])
+            "(-t http, -t ws) or run one worker (--workers 1)"])
 
 
 def shares_sessions(config: VmcpConfig) -> bool:
@@ -131,7 +133,6 @@ class Reservation:
     name: str
     host: str
     port: int
-    path: str
     sock: socket.socket
 
 
@@ -142,8 +143,6 @@ def reserve_ports(config: VmcpConfig, fronts: Sequence[str],
     :raises ConfigError: a front that is not a network front, or invalid settings.
     :raises OSError: the address cannot be bound (e.g. another process listens there).
     """
-    from vmcp.plugins import load_driver
-
     reserved: list[Reservation] = []
     try:
         for name in fronts:
@@ -163,8 +162,7 @@ def reserve_ports(config: VmcpConfig, fronts: Sequence[str],
                 sock.close()
                 where = f"{settings.host}:{settings.port}"
                 raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from exc
-            path = getattr(settings, "path", None) or getattr(settings, "sse_path", "/")
-            reserved.append(Reservation(name, settings.host, sock.getsockname()[1], path, sock))
+            reserved.append(Reservation(name, settings.host, sock.getsockname()[1], sock))
     except BaseException:
         for reservation in reserved:
             reservation.sock.close()
@@ -217,6 +215,7 @@ class Supervisor:
         self.slots = [WorkerSlot(i) for i in range(options.workers)]
         self.stopping = asyncio.Event()
         self.started = time.time()
+        #: front name -> URL, as the first worker ready reported it
         self.fronts: dict[str, str] = {}
         self._reserved: list[Reservation] = []
         self._lifeline: tuple[int, int] | None = None
@@ -233,8 +232,6 @@ class Supervisor:
         :raises ConfigError: a front that workers cannot share, or invalid front settings.
         :raises OSError: a front's address cannot be bound.
         """
-        from vmcp.control.workerctl import SupervisorOperations
-
         refuse_stdio(self.options.fronts, self.options.workers)
         lock = InstanceLock(self.paths)
         lock.acquire()
@@ -242,8 +239,6 @@ class Supervisor:
         try:
             self._reserved = reserve_ports(self.config, self.options.fronts,
                                            self.options.front_overrides)
-            self.fronts = {r.name: front_url("ws" if r.name == "ws" else "http", r.host,
-                                             r.port, r.path) for r in self._reserved}
             warning = session_warning(self.config, self.options.fronts)
             if warning:
                 log.warning("%s", warning)
@@ -298,7 +293,8 @@ class Supervisor:
             for run in runs:
                 run.cancel()
             await asyncio.gather(*runs, return_exceptions=True)
-        return next((code for code in statuses if code != 0), 0)
+        failed = next((code for code in statuses if code != 0), 0)
+        return 1 if failed < 0 else failed  # -N: a worker ended by signal N
 
     async def _all_ready(self) -> bool:
         await asyncio.gather(*(slot.ready.wait() for slot in self.slots))
@@ -388,6 +384,8 @@ class Supervisor:
         finally:
             transport.close()
         if line.endswith(b"\n"):
+            if not self.fronts:
+                self.fronts.update(json.loads(line).get("fronts", {}))
             slot.state = "stopping" if self.stopping.is_set() else "up"
             if slot.restarts:
                 log.info("worker %d serves again (pid %s)", slot.index, slot.process and
