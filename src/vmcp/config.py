@@ -81,6 +81,9 @@ class GatewaySettings(_Model):
     startup_timeout: float = Field(20.0, gt=0)
     #: seconds calls in flight get to finish when the gateway stops
     shutdown_grace: float = Field(5.0, ge=0)
+    #: gateway processes ``vmcp start`` runs on this machine, sharing the network fronts'
+    #: ports (1: one process, no supervisor); ``--workers`` overrides it
+    workers: int = Field(1, ge=1, le=64)
     #: largest JSON-RPC message accepted from a client or backend
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     #: how long lists of backends that never announce changes are trusted before re-reading

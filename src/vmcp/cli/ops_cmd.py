@@ -107,6 +107,9 @@ def _print_status(status: dict[str, Any]) -> None:
     fronts = ", ".join(f"{f['name']} {f['where'] or '(starting)'}" for f in status["fronts"])
     click.echo(f"fronts:   {fronts or 'none (control socket only)'}")
     click.echo(f"sessions: {status['sessions']}")
+    for worker in status.get("workers", []):
+        click.echo(f"worker {worker['index']}: pid {worker['pid']}, {worker['state']}, "
+                   f"{worker['restarts']} restarts, {worker.get('sessions') or 0} sessions")
     health = status.get("health")
     if health is not None:
         click.echo("ready:    " + ("yes" if health["ready"] else

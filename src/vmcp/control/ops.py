@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from vmcp import __version__
 from vmcp.config import ConfigError, MountConfig, VmcpConfig, load_config
 from vmcp.control.local import LocalSession
+from vmcp.control.mcpsocket import serve_mcp
 from vmcp.control.protocol import ControlError
 from vmcp.protocol.errors import RpcError
 
@@ -128,6 +129,11 @@ class Operations:
         if not isinstance(args, dict):
             raise ControlError("args must be an object")
         return await operation(args)
+
+    async def serve_mcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        persona: str | None) -> None:
+        """Serve an MCP session of the live gateway on the control connection."""
+        await serve_mcp(self.state.gateway, reader, writer, persona)
 
     @property
     def gateway(self) -> Gateway:

@@ -7,18 +7,29 @@ import contextlib
 import json
 import logging
 from pathlib import Path
+from typing import Any, Protocol
 
-from vmcp.control.mcpsocket import serve_mcp
-from vmcp.control.ops import Operations
 from vmcp.control.protocol import MAX_LINE, MCP_OP, ControlError, failure, success
 
 log = logging.getLogger("vmcp.control")
 
 
+class OperationRunner(Protocol):
+    """What answers control requests: a gateway's :class:`~vmcp.control.ops.Operations`,
+    or a supervisor's operations that forward to its workers."""
+
+    async def run(self, op: Any, args: Any) -> Any:
+        """Run one operation; raise ``ControlError`` to refuse or report a failure."""
+
+    async def serve_mcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        persona: str | None) -> None:
+        """Carry an MCP session on the connection (see :mod:`vmcp.control.mcpsocket`)."""
+
+
 class ControlServer:
     """Accepts control connections and answers each request line with one response line."""
 
-    def __init__(self, path: Path, operations: Operations) -> None:
+    def __init__(self, path: Path, operations: OperationRunner) -> None:
         self.path = path
         self.operations = operations
         self._server: asyncio.AbstractServer | None = None
@@ -51,7 +62,7 @@ class ControlServer:
                         continue
                     # From here on the connection is an MCP session, not control requests.
                     writer.write(success({"session": True}))
-                    await serve_mcp(self.operations.state.gateway, reader, writer, persona)
+                    await self.operations.serve_mcp(reader, writer, persona)
                     return
                 writer.write(await self._answer(message))
                 await writer.drain()

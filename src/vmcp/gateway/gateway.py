@@ -195,6 +195,12 @@ class Gateway:
         """Why the gateway is not ready to serve (empty: ready); see :class:`Health`."""
         return self.health.problems()
 
+    @property
+    def draining(self) -> bool:
+        """True once the gateway was asked to stop (it drains, then closes)."""
+        stop = self.health.stop
+        return stop is not None and stop.is_set()
+
     async def started(self) -> None:
         """Return once the gateway has started (see :meth:`Health.wait_started`), or at once
         while it serves from the warm catalog."""

@@ -130,6 +130,11 @@ class FrontHost(Protocol):
         """Return once the gateway has started: its configured mounts are up or failed for
         good. A front that listens during start-up holds its clients' requests until then."""
 
+    @property
+    def draining(self) -> bool:
+        """True once the gateway was asked to stop: calls in flight finish, a front refuses
+        new requests (HTTP: 503 with ``Retry-After``, so a load balancer tries elsewhere)."""
+
     def open_session(
         self, peer: FrontPeer, principal: Principal | None = None
     ) -> FrontSessionHandle:

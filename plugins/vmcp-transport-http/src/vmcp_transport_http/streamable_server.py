@@ -255,6 +255,16 @@ class StreamableHttpServer:
             raise HttpProblem(429, "Too Many Requests: this caller's rate limit is exceeded",
                               headers=retry_after(wait))
 
+    def _refuse_while_draining(self, payload: dict[str, Any] | list[dict[str, Any]]) -> None:
+        """503 with ``Retry-After`` for new requests once the gateway is stopping; the
+        notifications and responses that calls in flight still need pass."""
+        if not self.host.draining:
+            return
+        messages = payload if isinstance(payload, list) else [payload]
+        if any(is_request(m) for m in messages):
+            raise HttpProblem(503, "Service Unavailable: this gateway is stopping",
+                              headers=retry_after(self.settings.retry_after))
+
     # -- POST -----------------------------------------------------------------------------
     async def post(self, request: web.Request) -> web.StreamResponse:
         """Take one message (or batch) from the client, unless too many are being handled."""
@@ -289,6 +299,7 @@ class StreamableHttpServer:
         admitted: _Admitted,
     ) -> web.StreamResponse:
         self._limit_rate(principal)
+        self._refuse_while_draining(payload)
         if is_modern_post(request.headers, payload):  # whatever Mcp-Session-Id it carries
             return await self._modern.post(request, principal, payload, admitted.release)
         if SESSION_HEADER not in request.headers:
