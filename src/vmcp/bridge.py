@@ -21,17 +21,14 @@ import os
 import socket
 import sys
 import threading
-from typing import Any
-
-import anyio
-import httpx2
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
-from mcp.client.streamable_http import streamable_http_client
-from mcp.server.stdio import stdio_server
+from typing import TYPE_CHECKING, Any
 
 from vmcp.control.client import ControlClient, NotRunning
 from vmcp.control.paths import RunPaths
 from vmcp.control.protocol import MAX_LINE, MCP_OP, ControlError, request, result_of
+
+if TYPE_CHECKING:
+    from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 
 class BridgeError(Exception):
@@ -70,6 +67,12 @@ async def _pump(source: ObjectReceiveStream[Any], sink: ObjectSendStream[Any],
 async def relay(url: str, headers: dict[str, str] | None = None) -> None:
     """Relay stdin/stdout to the gateway at ``url`` until stdin ends (or the gateway's
     stream does); the gateway's session is closed on the way out."""
+    # Imported here: the socket relay and `client add` need none of the HTTP client.
+    import anyio
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.server.stdio import stdio_server
+
     async with (
         # The SDK's own timeouts: a response stream may stay open for minutes.
         httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0)) as http,

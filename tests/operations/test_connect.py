@@ -154,5 +154,7 @@ async def test_connect_as_a_persona_over_the_socket(home: Home, tmp_path: Path) 
         everything = await tool_names(["connect"])
     assert narrow and [n for n in narrow if not n.startswith("alpha__")] == []
     assert any(name.startswith("replica__") for name in everything)
-    stopped = home.vmcp("stop")
+    pid = int(home.pid_file.read_text())
+    stopped = home.vmcp("stop", "--json")
     assert stopped.returncode == 0, stopped.stderr
+    assert json.loads(stopped.stdout) == {"stopped": pid}

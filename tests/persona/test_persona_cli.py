@@ -129,8 +129,13 @@ def test_tokens(run: Callable[..., Result], tmp_path: Path) -> None:
     listed = json.loads(run("token", "list", "--json").output)
     assert [(t["persona"], t["name"], t["expired"]) for t in listed] == [("coder", "ci", False)]
     assert "sha256" not in listed[0]
-    assert run("token", "revoke", listed[0]["id"]).exit_code == 0
+    assert json.loads(run("token", "revoke", listed[0]["id"], "--json").output) == {
+        "id": listed[0]["id"], "persona": "coder"}
     assert json.loads(run("token", "list", "--json").output) == []
+    made = json.loads(run("token", "create", "--persona", "coder", "--expires", "never",
+                          "--json").output)
+    assert made["token"].startswith("vmcp_") and made["expires"] is None
+    assert made["token"] not in stored.read_text(encoding="utf-8")
 
 
 def test_persona_and_token_lists_have_headers_on_a_terminal(
@@ -147,3 +152,19 @@ def test_persona_and_token_lists_have_headers_on_a_terminal(
         "NAME", "SERVERS", "DESCRIPTION"]
     assert run("token", "list").output.splitlines()[0].split() == [
         "ID", "PERSONA", "EXPIRES", "STATE", "NAME"]
+
+
+def test_persona_changes_print_json(run: Callable[..., Result]) -> None:
+    created = json.loads(run("persona", "create", "coder", "-d", "agent", "--json").stdout)
+    assert (created["name"], created["description"], created["servers"]) == ("coder", "agent", {})
+    enabled = run("persona", "coder", "--json", "enable", "git")
+    assert enabled.exit_code == 0, enabled.output
+    assert "coder: git enabled" in enabled.stderr
+    persona = json.loads(enabled.stdout)
+    assert list(persona["servers"]) == ["git"]
+    hidden = run("persona", "coder", "--json", "read-only", "on")
+    assert json.loads(hidden.stdout)["read_only"] is True
+    assert "git hides every tool in read-only mode" in hidden.stderr
+    assert json.loads(run("persona", "coder", "--json").stdout) == json.loads(hidden.stdout)
+    assert json.loads(run("persona", "delete", "coder", "--yes", "--json").stdout) == {
+        "name": "coder", "deleted": True}

@@ -175,14 +175,18 @@ def status_command(as_json: bool) -> None:
 
 
 @click.command("stop")
+@click.option("--json", "as_json", is_flag=True, help='Print {"stopped": pid} as JSON.')
 @click.pass_context
-def stop_command(ctx: click.Context) -> None:
+def stop_command(ctx: click.Context, as_json: bool) -> None:
     """Stop the running gateway: calls in flight finish (shutdown_grace), backends stop."""
     config, _ = config_from_context(ctx)
     pid = daemon.stop(RunPaths.current(), config.gateway.shutdown_grace)
     if pid is None:
         fail("vmcp is not running")
-    click.echo(f"vmcp stopped (pid {pid})")
+    if as_json:
+        echo_json({"stopped": pid})
+    else:
+        click.echo(f"vmcp stopped (pid {pid})")
 
 
 def _set_enabled(ctx: click.Context, mount_id: str, enabled: bool) -> Path:

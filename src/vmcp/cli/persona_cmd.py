@@ -16,7 +16,7 @@ import click
 from vmcp.cli.common import config_from_context
 from vmcp.cli.completion import complete_mount_ids, complete_persona_names
 from vmcp.cli.lazy import summary
-from vmcp.cli.output import table
+from vmcp.cli.output import echo_json, table
 from vmcp.persona import Persona, PersonaError, PersonaStore
 from vmcp.persona.model import RuleKind
 
@@ -44,6 +44,10 @@ class PersonaGroup(click.Group):
         ]
         with formatter.section("Commands on one persona (vmcp persona NAME COMMAND ...)"):
             formatter.write_dl(rows)
+
+
+#: ``ctx.meta`` key: ``vmcp persona NAME --json`` was given
+_JSON_KEY = "vmcp.persona.json"
 
 
 def _store() -> PersonaStore:
@@ -117,15 +121,34 @@ def _describe(persona: Persona) -> list[str]:
 
 
 @click.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="After the change, print the persona as JSON (notes go to stderr).")
 @click.pass_context
-def scoped_group(ctx: click.Context) -> None:
+def scoped_group(ctx: click.Context, as_json: bool) -> None:
     """Change one persona (without a command: show it)."""
-    if ctx.invoked_subcommand is None:
+    ctx.meta[_JSON_KEY] = as_json
+    if ctx.invoked_subcommand is None and not as_json:  # with --json: _print_changed
         try:
             persona = _store().load(_persona_name())
         except PersonaError as exc:
             raise _fail(exc) from exc
         click.echo("\n".join(_describe(persona)))
+
+
+@scoped_group.result_callback()
+def _print_changed(*_: object, **__: object) -> None:
+    """``vmcp persona NAME --json [COMMAND]``: the persona (as the change left it)."""
+    if click.get_current_context().meta.get(_JSON_KEY):
+        try:
+            persona = _store().load(_persona_name())
+        except PersonaError as exc:
+            raise _fail(exc) from exc
+        echo_json(persona.model_dump(mode="json"))
+
+
+def _say(text: str) -> None:
+    """Print what a change did: on stdout, or on stderr when JSON is printed after it."""
+    click.echo(text, err=bool(click.get_current_context().meta.get(_JSON_KEY)))
 
 
 @scoped_group.command("enable")
@@ -140,7 +163,7 @@ def enable_command(ctx: click.Context, servers: tuple[str, ...]) -> None:
     _change(name, lambda p: changed.extend(s for s in servers if p.enable(s)))
     for server in servers:
         state = "enabled" if server in changed else "already enabled"
-        click.echo(f"{name}: {server} {state}")
+        _say(f"{name}: {server} {state}")
 
 
 @scoped_group.command("disable")
@@ -160,7 +183,7 @@ def disable_command(ctx: click.Context, servers: tuple[str, ...]) -> None:
     _change(name, lambda p: changed.extend(s for s in servers if p.disable(s)))
     for server in servers:
         state = "disabled" if server in changed else "already disabled"
-        click.echo(f"{name}: {server} {state}")
+        _say(f"{name}: {server} {state}")
 
 
 def _rule_command(command_name: str, kind: RuleKind, what: str) -> None:
@@ -182,7 +205,7 @@ def _rule_command(command_name: str, kind: RuleKind, what: str) -> None:
         _change(name, lambda p: done.append(apply(p)))
         verb = ("removed from" if remove else "added to") if done[0] else (
             "was not in" if remove else "already in")
-        click.echo(f"{name}: {pattern!r} {verb} {server} {kind.replace('_', ' ')}")
+        _say(f"{name}: {pattern!r} {verb} {server} {kind.replace('_', ' ')}")
 
     command.__doc__ = what
     scoped_group.command(command_name)(command)
@@ -229,7 +252,7 @@ def read_only_command(ctx: click.Context, state: str, server: str | None) -> Non
             persona.servers[server].read_only = value
 
     persona = _change(name, apply)
-    click.echo(f"{name}: read-only {state}" + (f" for {server}" if server else ""))
+    _say(f"{name}: read-only {state}" + (f" for {server}" if server else ""))
     if value:
         _warn_hidden(ctx, [server] if server else list(persona.servers))
 
@@ -271,7 +294,7 @@ def confirm_destructive_command(state: str, server: str | None) -> None:
             persona.servers[server].confirm_destructive = value
 
     _change(name, apply)
-    click.echo(f"{name}: confirm destructive tools {state}" + (f" for {server}" if server else ""))
+    _say(f"{name}: confirm destructive tools {state}" + (f" for {server}" if server else ""))
 
 
 @scoped_group.command("tool-exposure")
@@ -282,7 +305,7 @@ def tool_exposure_command(mode: str) -> None:
     estimated tokens (auto), or the gateway's tool_exposure (default)."""
     name = _persona_name()
     _change(name, lambda p: setattr(p, "tool_exposure", None if mode == "default" else mode))
-    click.echo(f"{name}: tool exposure {mode}")
+    _say(f"{name}: tool exposure {mode}")
 
 
 @scoped_group.command("describe")
@@ -291,7 +314,7 @@ def describe_command(description: str) -> None:
     """Set the persona's description."""
     name = _persona_name()
     _change(name, lambda p: setattr(p, "description", description))
-    click.echo(f"{name}: description set")
+    _say(f"{name}: description set")
 
 
 # -- vmcp persona COMMAND -------------------------------------------------------------------
@@ -317,15 +340,19 @@ def persona_group() -> None:
 @persona_group.command("create")
 @click.argument("name")
 @click.option("--description", "-d", default="", help="What the persona is for.")
-def create_command(name: str, description: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the new persona as JSON.")
+def create_command(name: str, description: str, as_json: bool) -> None:
     """Create persona NAME, with no access at all."""
     if name in persona_group.commands:
         raise click.ClickException(f"{name!r} is a command name; choose another persona name")
     try:
-        _store().create(name, description)
+        persona = _store().create(name, description)
     except PersonaError as exc:
         raise _fail(exc) from exc
-    click.echo(f"created persona {name} (no access yet: vmcp persona {name} enable SERVER)")
+    if as_json:
+        echo_json(persona.model_dump(mode="json"))
+    else:
+        click.echo(f"created persona {name} (no access yet: vmcp persona {name} enable SERVER)")
 
 
 @persona_group.command("list")
@@ -365,7 +392,8 @@ def show_command(name: str, as_json: bool) -> None:
 @persona_group.command("delete")
 @click.argument("name", shell_complete=complete_persona_names)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-def delete_command(name: str, yes: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help='Print {"name", "deleted": true}.')
+def delete_command(name: str, yes: bool, as_json: bool) -> None:
     """Delete persona NAME (connections using it then see nothing)."""
     store = _store()
     try:
@@ -376,4 +404,7 @@ def delete_command(name: str, yes: bool) -> None:
         store.delete(name)
     except PersonaError as exc:
         raise _fail(exc) from exc
-    click.echo(f"deleted persona {name}")
+    if as_json:
+        echo_json({"name": name, "deleted": True})
+    else:
+        click.echo(f"deleted persona {name}")

@@ -9,7 +9,7 @@ import click
 
 from vmcp.auth.tokens import TokenStore, TokenStoreError, parse_duration
 from vmcp.cli.completion import complete_persona_names
-from vmcp.cli.output import table
+from vmcp.cli.output import echo_json, table
 from vmcp.persona import PersonaError, PersonaStore
 
 
@@ -32,7 +32,9 @@ def token_group() -> None:
 @click.option("--expires", default="90d", show_default=True,
               help="Lifetime: e.g. 30d, 12h, 45m, 2w, or never.")
 @click.option("--name", "label", default="", help="A label to recognise the token by.")
-def create_command(persona: str, expires: str, label: str) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"id", "persona", "name", "expires", "token"} as JSON.')
+def create_command(persona: str, expires: str, label: str, as_json: bool) -> None:
     """Create a token for PERSONA and print it (only this once)."""
     try:
         lifetime = parse_duration(expires)
@@ -43,8 +45,13 @@ def create_command(persona: str, expires: str, label: str) -> None:
         record, token = TokenStore.default().create(persona, lifetime, label)
     except (PersonaError, TokenStoreError) as exc:
         raise _fail(exc) from exc
-    click.echo(token)
     until = record.expires.isoformat() if record.expires else "never"
+    if as_json:
+        echo_json({"id": record.id, "persona": persona, "name": label or None,
+                   "expires": record.expires.isoformat() if record.expires else None,
+                   "token": token})
+        return
+    click.echo(token)
     click.echo(f"token {record.id} for persona {persona}, expires {until}. "
                "Store it now: it cannot be shown again.", err=True)
 
@@ -73,10 +80,14 @@ def list_command(as_json: bool) -> None:
 
 @token_group.command("revoke")
 @click.argument("token_id")
-def revoke_command(token_id: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help='Print {"id", "persona"} as JSON.')
+def revoke_command(token_id: str, as_json: bool) -> None:
     """Revoke the token with id TOKEN_ID (see vmcp token list)."""
     try:
         record = TokenStore.default().revoke(token_id)
     except TokenStoreError as exc:
         raise _fail(exc) from exc
-    click.echo(f"revoked token {record.id} (persona {record.persona})")
+    if as_json:
+        echo_json({"id": record.id, "persona": record.persona})
+    else:
+        click.echo(f"revoked token {record.id} (persona {record.persona})")
