@@ -59,9 +59,9 @@ def fixture_mount(tools: int = 1, list_changed: bool = True, delay: float = 0.0)
     return {"command": argv[0], "args": argv[1:]}
 
 
-def relay_argv(backend: Sequence[str]) -> list[str]:
-    """The parse-and-forward relay in front of ``backend``."""
-    return [PYTHON, "-m", "bench.relay", "--", *backend]
+def relay_argv(backend: Sequence[str], fast: bool = False) -> list[str]:
+    """The parse-and-forward relay in front of ``backend`` (``fast``: orjson on uvloop)."""
+    return [PYTHON, "-m", "bench.relay", *(["--fast"] if fast else []), "--", *backend]
 
 
 def _toml(value: Any) -> str:

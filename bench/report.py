@@ -46,6 +46,8 @@ def targets(results: Results) -> list[dict[str, Any]]:
                 "unit": unit, "pass": passed, "detail": detail if value is not None else ""}
 
     relay_added, gateway_added = added.get("relay"), added.get("gateway")
+    fast_added = added.get("relay_fast")
+    fast_tput = stdio.get("relay_fast", {}).get("calls_per_s")
     together = _ratio(start.get("gateway_all", {}).get("seconds"),
                       start.get("direct_all", {}).get("seconds"))
     return [
@@ -56,6 +58,12 @@ def targets(results: Results) -> list[dict[str, Any]]:
              _ratio(stdio.get("gateway", {}).get("calls_per_s"), direct_tput), 0.5, ">=", "x",
              "relay floor reaches "
              f"{_ratio(stdio.get('relay', {}).get('calls_per_s'), direct_tput)}x of direct"),
+        made("stdio added p50 latency vs the orjson + uvloop relay floor",
+             _ratio(gateway_added, fast_added), 1.1, "<=", "x",
+             f"gateway +{gateway_added} us, orjson + uvloop relay +{fast_added} us over direct"),
+        made("stdio pipelined throughput vs the orjson + uvloop relay floor",
+             _ratio(stdio.get("gateway", {}).get("calls_per_s"), fast_tput), 1.0, ">=", "x",
+             f"the floor reaches {_ratio(fast_tput, direct_tput)}x of direct"),
         made("http throughput at 32 clients vs direct HTTP",
              _ratio(http32.get("gateway", {}).get("calls_per_s"),
                     http32.get("direct", {}).get("calls_per_s")), 0.5, ">=", "x",
