@@ -211,8 +211,8 @@ class Router:
         token = None
         if "_meta" in params:
             params, token = self._progress(request, params)
-        if replica is not None:
-            replica.breaker.before_call()
+        if replica is not None and replica.breaker.state != "closed":
+            replica.breaker.before_call()  # it has nothing to do for a closed circuit
         started = perf_counter() if mount.observed else 0.0
         callback = partial(self._relay, request, mount, replica, upstream, mapper, token,
                            started)
