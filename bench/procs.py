@@ -81,11 +81,15 @@ def write_config(
     servers: Mapping[str, Mapping[str, Any]],
     gateway: Mapping[str, Any] | None = None,
     transports: Mapping[str, Mapping[str, Any]] | None = None,
+    sections: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
-    """A ``vmcp.toml`` with these mounts (an empty ``[servers]`` when there are none)."""
+    """A ``vmcp.toml`` with these mounts (an empty ``[servers]`` when there are none) and
+    any other top-level ``sections`` (``monitoring``, ``cache``, ...)."""
     lines = ["[logging]", 'level = "warning"', ""]
     if gateway:
         lines += ["[gateway]", *(f"{k} = {_toml(v)}" for k, v in gateway.items()), ""]
+    for name, settings in (sections or {}).items():
+        lines += [f"[{name}]", *(f"{k} = {_toml(v)}" for k, v in settings.items()), ""]
     for name, settings in (transports or {}).items():
         lines += [f"[transports.{name}]", *(f"{k} = {_toml(v)}" for k, v in settings.items()), ""]
     if not servers:

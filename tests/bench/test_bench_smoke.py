@@ -59,7 +59,7 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
         assert scenarios[name]["status"] == "ok", scenarios[name]
     for name in ("gateway", "traced"):
         assert scenarios["tracing"]["targets"][name]["cpu_us_per_call"] >= 0
-    for name in ("direct", "relay", "relay_fast", "gateway"):
+    for name in ("direct", "relay", "relay_fast", "gateway", "gateway_full"):
         target = scenarios["stdio"]["targets"][name]
         assert target["p50_us"] > 0 and target["calls_per_s"] > 0
     for name in ("direct", "warm", "warm_one_page", "cold"):
