@@ -123,10 +123,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 class ServerProcess:
-    """A child that serves on a port and announces ``serving <name> on <url>`` on stderr."""
+    """A child that serves on a port and announces ``serving <name> on <url>`` on stderr
+    (``announce``: the line that says it serves, its second group the URL)."""
 
-    def __init__(self, command: Command, log: Path, timeout: float = 60.0) -> None:
+    def __init__(self, command: Command, log: Path, timeout: float = 60.0,
+                 announce: re.Pattern[str] = _ANNOUNCE) -> None:
         self.argv = command.argv
+        self._announce = announce
         self.log = log
         self.url: str | None = None
         self._ready = threading.Event()
@@ -152,7 +155,7 @@ class ServerProcess:
             for line in self.process.stderr:
                 out.write(line)
                 out.flush()
-                match = _ANNOUNCE.search(line.decode("utf-8", "replace"))
+                match = self._announce.search(line.decode("utf-8", "replace"))
                 if match and self.url is None:
                     self.url = match.group(2)
                     self._ready.set()

@@ -34,6 +34,8 @@ def targets(results: Results) -> list[dict[str, Any]]:
     start = _ok(s, "startup", "targets") or {}
     warm = _ok(s, "warmstart", "targets") or {}
     crowd = _ok(s, "overload", "levels") or {}
+    fleet = _ok(s, "workers", "levels") or {}
+    cores = _ok(s, "workers", "machine", "cpus")
     top = crowd.get(str(_ok(s, "overload", "top_clients")), {})
     direct_tput = stdio.get("direct", {}).get("calls_per_s")
 
@@ -72,6 +74,12 @@ def targets(results: Results) -> list[dict[str, Any]]:
              _ratio(modern32.get("gateway", {}).get("calls_per_s"),
                     modern32.get("direct", {}).get("calls_per_s")), 0.75, ">=", "x",
              "2026-07-28 requests, no session"),
+        made("2 workers vs 1 worker, modern tools/call over HTTP (best of 32, 256 clients)",
+             max((level.get("2", {}).get("vs_one_worker") for level in fleet.values()),
+                 default=None), 1.6, ">=", "x",
+             f"{cores} CPUs shared with the client processes; 4 workers: "
+             + ", ".join(f"{c} clients {level.get('4', {}).get('vs_one_worker')}x"
+                         for c, level in fleet.items())),
         made(f"warm tools/list, {_ok(s, 'tools_list', 'tools')} tools in "
              f"{_ok(s, 'tools_list', 'mounts')} mounts, p50 at the client",
              _ms(lists.get("warm", {}).get("p50_us")), 5.0, "<=", "ms",
@@ -204,6 +212,18 @@ def render(results: Results) -> str:
     out += _section("HTTP front -> stdio backend", s.get("http"), http)
     out += _section("2026-07-28 over HTTP (stateless)", s.get("modern"), http)
     out += _section("HTTP front under overload", s.get("overload"), crowd)
+
+    def fleet(r: dict[str, Any]) -> list[str]:
+        m = r["machine"]
+        rows = [[f"{clients} clients / {name} worker(s)", t["calls_per_s"],
+                 f"{t['vs_one_worker']}x", t["p50_us"], t["p99_us"]]
+                for clients, level in r["levels"].items() for name, t in level.items()]
+        return [f"  machine: {m['cpus']} CPUs ({m['cpu_model']}), load {m['loadavg'][0]}, "
+                f"{m['client_processes']} client processes",
+                *_table(["workers, modern tools/call", "calls/s", "vs 1", "p50 us", "p99 us"],
+                        rows)]
+
+    out += _section("vmcp start --workers N, 2026-07-28 over HTTP", s.get("workers"), fleet)
     out += _section("tools/list", s.get("tools_list"), lists)
     out += _section("memory", s.get("memory"), memory)
     out += _section("start-up", s.get("startup"), startup)

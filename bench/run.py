@@ -35,6 +35,7 @@ from bench.scenarios import (
     stdio,
     tracing,
     warmstart,
+    workers,
 )
 from bench.settings import BenchSettings
 from bench.stats import BenchError
@@ -49,6 +50,7 @@ SCENARIOS: dict[str, Callable[[BenchSettings], dict[str, Any]]] = {
     "startup": startup.run,
     "warmstart": warmstart.run,
     "tracing": tracing.run,
+    "workers": workers.run,
 }
 RESULTS = REPO / "bench" / "results"
 

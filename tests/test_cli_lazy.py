@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -66,6 +67,44 @@ def test_help_shows_each_commands_first_sentence_whole() -> None:
     assert "anything else is a string)" in flat
     assert "status Is a gateway running with this home, and how is it doing (exit 1: not " \
            "running)" in flat
+
+
+def test_every_group_lists_whole_summaries(tmp_path: Path) -> None:
+    """``vmcp GROUP --help`` of each group, built-in or a plugin's (``auth``), wraps its
+    commands' first sentences instead of cutting them with "..."."""
+    script = textwrap.dedent(
+        """
+        import json
+        import click
+        from click.testing import CliRunner
+        from vmcp.cli import cli
+        from vmcp.plugins import register_plugin_commands
+
+        register_plugin_commands(cli)
+        ctx = click.Context(cli)
+        helps = {}
+        for name in cli.list_commands(ctx):
+            if isinstance(cli.get_command(ctx, name), click.Group):
+                helps[name] = CliRunner().invoke(cli, [name, "--help"], terminal_width=80).output
+        print(json.dumps(helps))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "VMCP_HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    helps = json.loads(result.stdout)
+    assert {"auth", "client", "config", "persona", "plugins", "repo", "token", "audit"} \
+        <= set(helps)
+    for name, text in helps.items():
+        assert "Commands" in text, name
+        cut = [line for line in text.split("Commands", 1)[1].splitlines()
+               if line.endswith("...")]  # click's cut of a summary
+        assert not cut, f"vmcp {name} --help: {cut}"
+    flat = " ".join(helps["persona"].split())
+    assert "list List personas; unreadable persona files are reported (exit status 1)" in flat
+    assert "(auto), or the gateway's tool_exposure (default)" in flat
 
 
 def test_start_with_the_plugins_commands_loads_no_sdk(tmp_path: Path) -> None:

@@ -92,7 +92,11 @@ def test_add_list_remove(tmp_path: Path, client: str) -> None:
     assert again.returncode == 1
     assert "--force" in again.stderr
     assert json.loads(path.read_text("utf-8")) == data
-    assert _vmcp(tmp_path, "client", "add", client, "--force").returncode == 0
+    forced = _vmcp(tmp_path, "client", "add", client, "--force", "--json")
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout) == {
+        "client": client, "file": str(path), "name": "vmcp", "connect": False, "entry": entry,
+        "backup": str(path.with_name(path.name + ".bak"))}
 
     listed = _vmcp(tmp_path, "client", "list", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -101,8 +105,9 @@ def test_add_list_remove(tmp_path: Path, client: str) -> None:
     assert rows[client]["entries"] == {"vmcp": entry}
     assert all(not row["entries"] for name, row in rows.items() if name != client)
 
-    removed = _vmcp(tmp_path, "client", "remove", client)
+    removed = _vmcp(tmp_path, "client", "remove", client, "--json")
     assert removed.returncode == 0, removed.stderr
+    assert json.loads(removed.stdout)["file"] == str(path)
     assert json.loads(path.read_text("utf-8")) == original
     gone = _vmcp(tmp_path, "client", "remove", client)
     assert gone.returncode == 1

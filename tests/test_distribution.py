@@ -110,10 +110,15 @@ def test_all_packages_build_wheels_that_install_together(tmp_path: Path) -> None
         .returncode == 0
     python = str(venv / "bin" / "python")
     plugins = ["vmcp-transport-http", "vmcp-transport-ws", "vmcp-repo-pypi"]
-    # the plugins extra, resolved from the built wheels (by file, never vmcp from PyPI)
-    installed = _run([uv, "pip", "install", "--python", python, "--find-links", str(dist),
-                      f"vmcp[plugins] @ {(dist / core).as_uri()}"], tmp_path, env)
+    # the plugins extra, resolved from the built wheels (by file, never vmcp from PyPI);
+    # offline: the dependencies come from uv's cache, so no registry is needed
+    installed = _run([uv, "pip", "install", "--offline", "--python", python,
+                      "--find-links", str(dist), f"vmcp[plugins] @ {(dist / core).as_uri()}"],
+                     tmp_path, env)
     assert installed.returncode == 0, installed.stderr
+    version = _run([str(venv / "bin" / "vmcp"), "--version"], tmp_path, env)
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.strip() == f"vmcp, version {core.split('-')[1]}"
     listed = _run([str(venv / "bin" / "vmcp"), "plugins", "list", "--json"], tmp_path, env)
     assert listed.returncode == 0, listed.stderr
     names = {record["name"] for record in json.loads(listed.stdout)}

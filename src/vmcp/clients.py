@@ -87,7 +87,7 @@ def build_entry(client: KnownClient, vmcp_home: Path, persona: str | None = None
     if config is not None:
         args += ["--config", str(config.absolute())]
     args.append("connect" if connect else "start")
-    if persona and not connect:
+    if persona:
         args += ["--persona", persona]
     entry: dict[str, Any] = {"type": "stdio"} if client.typed else {}
     entry.update(command=command, args=args, env={"VMCP_HOME": str(vmcp_home.absolute())})

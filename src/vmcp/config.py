@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -81,6 +82,9 @@ class GatewaySettings(_Model):
     startup_timeout: float = Field(20.0, gt=0)
     #: seconds calls in flight get to finish when the gateway stops
     shutdown_grace: float = Field(5.0, ge=0)
+    #: gateway processes ``vmcp start`` runs on this machine, sharing the network fronts'
+    #: ports (1: one process, no supervisor); ``--workers`` overrides it
+    workers: int = Field(1, ge=1, le=64)
     #: largest JSON-RPC message accepted from a client or backend
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     #: how long lists of backends that never announce changes are trusted before re-reading
@@ -518,6 +522,38 @@ class MountConfig(_Model):
         return self.id if self.prefix is None else self.prefix
 
 
+class ClusterSettings(_Model):
+    """State shared by the gateway instances behind one load balancer (``[cluster]``): with
+    a Redis URL set, any instance serves any handshake-era Streamable HTTP session. Unset,
+    every session lives in its process's memory."""
+
+    #: the shared-state driver: ``redis`` from the ``vmcp-cluster-redis`` plugin
+    driver: str = "redis"
+    #: the Redis every instance shares, e.g. ``redis://redis:6379/0``. Unset:
+    #: ``VMCP_REDIS_URL``; unset too: no cluster
+    redis_url: str | None = Field(None, repr=False)
+    #: this instance's name, the first part of its session ids (``<instance>.<random>``) so a
+    #: proxy may route on it. Unset: ``VMCP_INSTANCE``, else generated per process. Unique
+    instance: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    #: the prefix of every key and channel; one per deployment sharing a Redis
+    key_prefix: str = Field("vmcp", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    #: seconds between heartbeats (and Redis health checks); a heartbeat lives three of them
+    heartbeat_interval: float = Field(5.0, gt=0)
+    #: seconds one Redis command may take before the instance goes on without it
+    timeout: float = Field(0.5, gt=0)
+    #: events kept per session's standalone-stream log in Redis (approximately)
+    stream_max_events: int = Field(1000, ge=10)
+
+    def url(self) -> str | None:
+        """The Redis URL in effect (``redis_url``, else ``VMCP_REDIS_URL``); None: no cluster."""
+        return self.redis_url or os.environ.get("VMCP_REDIS_URL") or None
+
+    def instance_id(self) -> str:
+        """This instance's name (``instance``, else ``VMCP_INSTANCE``, else a new random one:
+        call once per process)."""
+        return self.instance or os.environ.get("VMCP_INSTANCE") or secrets.token_hex(3)
+
+
 class VmcpConfig(_Model):
     """The whole effective configuration."""
 
@@ -527,6 +563,7 @@ class VmcpConfig(_Model):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     #: settings of the ``vmcp-trace-otel`` plugin (``[otel]``), validated by it
     otel: dict[str, Any] = Field(default_factory=dict)
     #: settings of the ``vmcp-ui-console`` plugin (``[console]``), validated by it
@@ -662,6 +699,9 @@ def driver_problems(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...]
         (("cache", "backend"), "caches", _name_at(data, "cache", "backend", default="memory")),
         (("auth", "driver"), "auth", _name_at(data, "auth", "driver", default="none")),
     ]
+    if isinstance(data.get("cluster"), Mapping):
+        wanted.append((("cluster", "driver"), "cluster",
+                       _name_at(data, "cluster", "driver", default="redis")))
     for table, field, kind, default in (("servers", "transport", "transports", "stdio"),
                                         ("servers", "balancer", "balancers", "round_robin"),
                                         ("repositories", "type", "repositories", None)):
@@ -683,7 +723,8 @@ def driver_problems(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...]
 
 
 _DRIVER_WORDS = {"caches": "cache driver", "auth": "auth driver", "transports": "transport",
-                 "balancers": "balancer", "repositories": "repository driver"}
+                 "balancers": "balancer", "repositories": "repository driver",
+                 "cluster": "cluster driver"}
 
 
 def _located(items: list[tuple[tuple[str | int, ...], str]], origin: dict[str, Path],

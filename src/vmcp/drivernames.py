@@ -16,6 +16,7 @@ DRIVER_GROUPS: dict[str, str] = {
     "balancers": "vmcp.balancers",
     "repositories": "vmcp.repositories",
     "auth": "vmcp.auth",
+    "cluster": "vmcp.cluster",
 }
 
 # Drivers that are not built in, and the package that provides each.
@@ -32,6 +33,7 @@ KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
     ("repositories", "http"): "vmcp-repo-http",
     ("repositories", "pypi"): "vmcp-repo-pypi",
     ("auth", "jwt"): "vmcp-auth-jwt",
+    ("cluster", "redis"): "vmcp-cluster-redis",
 }
 
 

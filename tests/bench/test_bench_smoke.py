@@ -16,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = ("stdio", "http", "modern", "overload", "tools_list", "memory", "startup",
-             "warmstart", "tracing")
+             "warmstart", "tracing", "workers")
 
 
 def _http_available() -> bool:
@@ -53,7 +53,7 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
     scenarios = results["scenarios"]
     assert set(scenarios) == set(SCENARIOS)
     for name in SCENARIOS:
-        if name in ("http", "modern", "overload") and not http:
+        if name in ("http", "modern", "overload", "workers") and not http:
             assert scenarios[name]["status"] == "skipped"
             continue
         assert scenarios[name]["status"] == "ok", scenarios[name]
@@ -83,7 +83,12 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
             for name in ("direct", "gateway"):
                 assert level[name]["calls_per_s"] > 0
         assert scenarios["overload"]["peak_calls_per_s"] > 0
+        assert set(scenarios["workers"]["levels"]) == {"32", "256"}
+        for level in scenarios["workers"]["levels"].values():
+            assert set(level) == {"1", "2", "4"}
+            assert all(t["calls_per_s"] > 0 and t["vs_one_worker"] > 0 for t in level.values())
+        assert scenarios["workers"]["machine"]["cpus"] > 0
     verdicts = {t["target"]: t["pass"] for t in results["targets"]}
-    assert len(verdicts) == 13
+    assert len(verdicts) == 14
     assert all(v is not None for k, v in verdicts.items() if http or "http" not in k.lower())
     assert "targets" in done.stdout

@@ -25,9 +25,13 @@ def _client_add(home: Home, user_home: Path, *args: str) -> subprocess.Completed
 
 
 @pytest.mark.anyio
-async def test_two_stdio_clients_share_one_gateway(home: Home, tmp_path: Path) -> None:
-    home.write({"gateway": {"fronts": ["http"], "shutdown_grace": 2.0},
-                "transports.http": {"port": 0},
+@pytest.mark.parametrize("way", ["socket", "http"])
+async def test_two_stdio_clients_share_one_gateway(home: Home, tmp_path: Path, way: str) -> None:
+    """By default the relay goes over the control socket (here to a gateway with no HTTP
+    front at all); given a URL, over HTTP."""
+    front = "ws" if way == "socket" else "http"
+    home.write({"gateway": {"fronts": [front], "shutdown_grace": 2.0},
+                f"transports.{front}": {"port": 0},
                 "servers.alpha": backend(ALPHA),
                 "servers.replica": backend(REPLICA, enabled=False)})
     started = home.vmcp("start", "-d")
@@ -35,10 +39,14 @@ async def test_two_stdio_clients_share_one_gateway(home: Home, tmp_path: Path) -
 
     added = _client_add(home, tmp_path)
     assert added.returncode == 0, added.stderr
-    assert "relays to the gateway running at http://127.0.0.1:" in added.stdout
+    assert "relays to the gateway running with this home" in added.stdout
     config = tmp_path / ".config" / "Claude" / "claude_desktop_config.json"
     entry = json.loads(config.read_text())["mcpServers"]["vmcp"]
     assert entry["args"] == ["connect"]
+    if way == "http":
+        [url] = [f["where"] for f in home.cli_json("status")["fronts"] if f["name"] == "http"]
+        assert url.startswith("http://127.0.0.1:")
+        entry["args"].append(url)
     spawned = json.loads(_client_add(home, tmp_path, "--spawn", "--print").stdout)
     assert spawned["mcpServers"]["vmcp"]["args"] == ["start"]
 
@@ -111,3 +119,40 @@ async def test_a_second_stdio_gateway_says_what_it_does(home: Home, tmp_path: Pa
     assert "a gateway is already running with this home" in text
     assert "serves only the client that started it, with backends of its own" in text
     assert "vmcp start -d -t http" in text and "vmcp connect" in text
+
+
+@pytest.mark.anyio
+async def test_connect_as_a_persona_over_the_socket(home: Home, tmp_path: Path) -> None:
+    home.write({"gateway": {"fronts": ["ws"], "shutdown_grace": 2.0},
+                "transports.ws": {"port": 0},
+                "servers.alpha": backend(ALPHA),
+                "servers.replica": backend(REPLICA)})
+    for args in (("persona", "create", "narrow"), ("persona", "narrow", "enable", "alpha")):
+        done = home.vmcp(*args)
+        assert done.returncode == 0, done.stderr
+    started = home.vmcp("start", "-d")
+    assert started.returncode == 0, started.stderr
+
+    unknown = home.vmcp("connect", "--persona", "nobody")
+    assert unknown.returncode == 1 and "nobody" in unknown.stderr
+    added = _client_add(home, tmp_path, "--persona", "narrow", "--print")
+    assert added.returncode == 0, added.stderr
+    entry = json.loads(added.stdout)["mcpServers"]["vmcp"]
+    assert entry["args"] == ["connect", "--persona", "narrow"]
+
+    async def tool_names(args: list[str]) -> set[str]:
+        params = StdioServerParameters(command=entry["command"], args=args,
+                                       env={"PATH": "/usr/bin:/bin", **entry["env"]}, cwd="/")
+        with (tmp_path / "bridge.log").open("a") as errlog:
+            async with (stdio_client(params, errlog=errlog) as (read, write),
+                        ClientSession(read, write) as session):
+                await session.initialize()
+                return {tool.name for tool in (await session.list_tools()).tools}
+
+    with anyio.fail_after(60):
+        narrow = await tool_names(entry["args"])
+        everything = await tool_names(["connect"])
+    assert narrow and [n for n in narrow if not n.startswith("alpha__")] == []
+    assert any(name.startswith("replica__") for name in everything)
+    stopped = home.vmcp("stop")
+    assert stopped.returncode == 0, stopped.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from vmcp.cli import cli
+from vmcp.cli import cli, output
 from vmcp.persona import PersonaStore
 
 
@@ -131,3 +131,19 @@ def test_tokens(run: Callable[..., Result], tmp_path: Path) -> None:
     assert "sha256" not in listed[0]
     assert run("token", "revoke", listed[0]["id"]).exit_code == 0
     assert json.loads(run("token", "list", "--json").output) == []
+
+
+def test_persona_and_token_lists_have_headers_on_a_terminal(
+        run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
+    run("persona", "create", "coder", "--description", "coding agent")
+    run("persona", "coder", "enable", "git")
+    run("token", "create", "--persona", "coder", "--name", "ci")
+    piped = run("persona", "list").output.splitlines()
+    assert piped[0].split() == ["coder", "git", "coding", "agent"]
+    row = run("token", "list").output.splitlines()[0].split()
+    assert (row[1], row[3], row[4]) == ("coder", "valid", "ci")
+    monkeypatch.setattr(output, "_on_terminal", lambda: True)
+    assert run("persona", "list").output.splitlines()[0].split() == [
+        "NAME", "SERVERS", "DESCRIPTION"]
+    assert run("token", "list").output.splitlines()[0].split() == [
+        "ID", "PERSONA", "EXPIRES", "STATE", "NAME"]

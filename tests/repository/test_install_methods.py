@@ -5,7 +5,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import pty
+import select
+import subprocess
 import sys
+import time
 import tomllib
 import zipfile
 from pathlib import Path
@@ -16,6 +21,8 @@ from mcp.client.stdio import stdio_client
 from repo_helpers import run_cli
 
 from vmcp.testing import serve_folder
+
+TTY_TIMEOUT = 60
 
 SERVER = '''
 import os
@@ -164,25 +171,32 @@ def test_bundles_and_remotes(home: Path, tmp_path: Path) -> None:
     assert set(mounts(home)) == {"bundle"}
 
 
+def folders_manifest(site: Path, base: str) -> dict:
+    """A bundle ``io.example/folders`` 1.0.0 with a required positional argument, served
+    from ``site`` (at ``base``) and listed in its ``index.json``."""
+    good = bundle({
+        "manifest.json": json.dumps({"server": {"mcp_config": {
+            "command": sys.executable, "args": ["${__dirname}/server/main.py"]}}}),
+        "server/main.py": SERVER,
+    })
+    (site / "good.mcpb").write_bytes(good)
+    manifest = bundle_manifest("1.0.0", f"{base}/good.mcpb", hashlib.sha256(good).hexdigest())
+    manifest["name"] = "io.example/folders"
+    manifest["packages"][0]["environmentVariables"] = []
+    manifest["packages"][0]["packageArguments"] = [
+        {"type": "positional", "valueHint": "folder", "isRequired": True,
+         "description": "the folder it may read"},
+        {"type": "named", "name": "--mode", "default": "ro"}]
+    (site / "index.json").write_text(json.dumps([manifest]))
+    return manifest
+
+
 def test_package_arguments_are_given_and_checked_before_any_download(home: Path,
                                                                      tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
     with serve_folder(site) as base:
-        good = bundle({
-            "manifest.json": json.dumps({"server": {"mcp_config": {
-                "command": sys.executable, "args": ["${__dirname}/server/main.py"]}}}),
-            "server/main.py": SERVER,
-        })
-        (site / "good.mcpb").write_bytes(good)
-        manifest = bundle_manifest("1.0.0", f"{base}/good.mcpb", hashlib.sha256(good).hexdigest())
-        manifest["name"] = "io.example/folders"
-        manifest["packages"][0]["environmentVariables"] = []
-        manifest["packages"][0]["packageArguments"] = [
-            {"type": "positional", "valueHint": "folder", "isRequired": True,
-             "description": "the folder it may read"},
-            {"type": "named", "name": "--mode", "default": "ro"}]
-        (site / "index.json").write_text(json.dumps([manifest]))
+        manifest = folders_manifest(site, base)
         run_cli("repo", "add", f"{base}/index.json", "--name", "site")
         run_cli("repo", "sync")
         versions = home / "installed" / "servers" / "io.example%2Ffolders"
@@ -198,6 +212,69 @@ def test_package_arguments_are_given_and_checked_before_any_download(home: Path,
         assert wrong.exit_code == 2 and "takes no argument fodler" in wrong.output
 
         run_cli("install", "folders", "--yes", "--arg", "folder=/srv/data")
+        entry = mounts(home)["folders"]
+        assert entry["args"] == [str(versions / "1.0.0" / "bundle" / "server" / "main.py"),
+                                 "/srv/data", "--mode", "ro"]
+
+        def publish(*numbers: str) -> None:
+            (site / "index.json").write_text(json.dumps(
+                [{**manifest, "version": number} for number in ("1.0.0", *numbers)]))
+            run_cli("repo", "sync")
+
+        # an update gives the new version the values given at install
+        publish("1.1.0")
+        run_cli("update", "folders", "--yes")
+        assert mounts(home)["folders"]["args"][1:] == ["/srv/data", "--mode", "ro"]
+        # and takes new ones, checked before anything is downloaded
+        publish("1.1.0", "1.2.0")
+        wrong = run_cli("update", "folders", "--yes", "--arg", "fodler=/srv", ok=False)
+        assert wrong.exit_code == 2 and "takes no argument fodler" in wrong.output
+        assert not (versions / "1.2.0").exists()
+        run_cli("update", "folders", "--yes", "--arg", "folder=/srv/other")
     entry = mounts(home)["folders"]
-    assert entry["args"] == [str(versions / "1.0.0" / "bundle" / "server" / "main.py"),
-                             "/srv/data", "--mode", "ro"]
+    assert entry["args"] == [str(versions / "1.2.0" / "bundle" / "server" / "main.py"),
+                             "/srv/other", "--mode", "ro"]
+
+
+def _read_until(fd: int, text: str, seen: bytearray) -> str:
+    """What the terminal showed up to ``text`` (the test fails after TTY_TIMEOUT)."""
+    deadline = time.monotonic() + TTY_TIMEOUT
+    while text.encode() not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {text!r} on the terminal; it showed {bytes(seen)!r}"
+        if select.select([fd], [], [], left)[0]:
+            seen += os.read(fd, 4096)
+    return seen.decode(errors="replace")
+
+
+def test_a_terminal_is_asked_for_what_is_missing_before_any_download(home: Path,
+                                                                     tmp_path: Path) -> None:
+    """On a terminal a required argument is asked for, then the plan is confirmed; only
+    then is the bundle fetched."""
+    site = tmp_path / "site"
+    site.mkdir()
+    with serve_folder(site) as base:
+        folders_manifest(site, base)
+        run_cli("repo", "add", f"{base}/index.json", "--name", "site")
+        run_cli("repo", "sync")
+        versions = home / "installed" / "servers" / "io.example%2Ffolders"
+        controller, terminal = pty.openpty()
+        process = subprocess.Popen([sys.executable, "-m", "vmcp", "install", "folders"],
+                                   stdin=terminal, stdout=terminal, stderr=terminal)
+        os.close(terminal)
+        seen = bytearray()
+        try:
+            _read_until(controller, "folder (the folder it may read): ", seen)
+            assert not versions.exists()
+            os.write(controller, b"/srv/asked\n")
+            _read_until(controller, "Proceed? [y/N]: ", seen)
+            assert not versions.exists()
+            os.write(controller, b"y\n")
+            _read_until(controller, "mounted as 'folders'", seen)
+            assert process.wait(TTY_TIMEOUT) == 0, bytes(seen)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            os.close(controller)
+    assert mounts(home)["folders"]["args"][1:] == ["/srv/asked", "--mode", "ro"]

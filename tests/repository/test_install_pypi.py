@@ -127,3 +127,70 @@ def test_install_mount_call_update_rollback_uninstall(home: Path, index_url: str
     assert "unmounted echo" in out
     assert not version_dir.parent.exists()
     assert mount_table(home) == {}
+
+
+def _json_of(*args: str) -> dict:
+    """Run ``vmcp ARGS --json``; its stdout is one JSON document (notes go to stderr)."""
+    return json.loads(run_cli(*args, "--json").stdout)
+
+
+def test_pinned_mounts_keep_their_version_and_changes_are_said(home: Path,
+                                                                index_url: str) -> None:
+    assert _json_of("repo", "add", index_url, "--name", "local", "--type", "pypi") == {
+        "name": "local", "type": "pypi", "url": index_url, "settings": {}}
+    run_cli("repo", "sync")
+    done = _json_of("install", "echo@1.0.0", "--yes")
+    assert done == {"name": SERVER_NAME, "version": "1.0.0", "installed": True,
+                    "mount": "echo", "pinned": False, "switched": [], "kept": {}}
+    held = _json_of("install", "echo@1.0.0", "--id", "echo-held", "--pin", "--yes")
+    assert (held["installed"], held["mount"], held["pinned"]) == (False, "echo-held", True)
+
+    # update says which mount moves and which stays, before it installs anything
+    result = run_cli("update", "echo", "--yes", "--json")
+    assert "mount echo changes from 1.0.0 to 1.1.0" in result.stderr
+    assert "mount echo-held stays at 1.0.0 (pinned" in result.stderr
+    assert json.loads(result.stdout) == {"name": SERVER_NAME, "from": "1.0.0", "to": "1.1.0",
+                                         "switched": ["echo"], "kept": {"echo-held": "1.0.0"}}
+    table = mount_table(home)
+    assert call_mount(table["echo"])[1] == "HI! (1.1.0)"
+    assert call_mount(table["echo-held"])[1] == "HI! (1.0.0)"
+    rows = {r["version"]: r for r in json.loads(run_cli("installed", "--json").output)}
+    assert (rows["1.1.0"]["mounts"], rows["1.0.0"]["mounts"]) == (["echo"], ["echo-held"])
+    assert rows["1.0.0"]["pinned"] == ["echo-held"]
+
+    back = _json_of("rollback", "vmcp-test-echo")  # the package name users know works too
+    assert (back["from"], back["to"], back["switched"]) == ("1.1.0", "1.0.0", ["echo"])
+
+    # another version under a new id: the new mount is pinned, the others keep theirs
+    before = mount_table(home)
+    added = _json_of("install", "echo@1.1.0", "--id", "echo-new", "--yes")
+    assert (added["mount"], added["pinned"]) == ("echo-new", True)
+    after = mount_table(home)
+    assert {k: after[k] for k in before} == before
+    assert call_mount(after["echo-new"])[1] == "HI! (1.1.0)"
+
+    # moving existing mounts to an installed version still asks, and names --yes
+    moving = run_cli("install", "echo@1.1.0", ok=False)
+    assert "mount echo changes from 1.0.0 to 1.1.0" in moving.output
+    assert moving.exit_code == 1 and "run again with --yes" in moving.output
+    assert mount_table(home) == after
+
+    assert _json_of("unpin", "echo-held") == {
+        "id": "echo-held", "name": SERVER_NAME, "version": "1.0.0", "pinned": False}
+    assert _json_of("pin", "echo-held", "1.1.0")["version"] == "1.1.0"
+    assert call_mount(mount_table(home)["echo-held"])[1] == "HI! (1.1.0)"
+    unknown = run_cli("pin", "echo-held", "9.9", ok=False)
+    assert unknown.exit_code == 1 and "9.9 is not installed" in unknown.output
+
+    mounted = _json_of("mount", "echo@1.1.0", "--id", "echo-m")
+    assert mounted == {"name": SERVER_NAME, "version": "1.1.0", "id": "echo-m", "pinned": True,
+                       "live": False, "mount": None}
+    assert _json_of("unmount", "echo-m") == {"live": False, "id": "echo-m", "removed": True,
+                                             "server": SERVER_NAME}
+    refused = run_cli("uninstall", "echo@1.1.0", ok=False)
+    assert "mounted as echo-held, echo-new" in refused.output
+    gone = _json_of("uninstall", "echo", "--force")
+    assert gone == {"name": SERVER_NAME, "removed": ["1.0.0", "1.1.0"],
+                    "unmounted": ["echo", "echo-held", "echo-new"]}
+    assert mount_table(home) == {}
+

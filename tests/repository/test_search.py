@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from repo_helpers import git, run_cli, server_json
 
+from vmcp.cli import output
+
 TOPICS = ["calendar", "database", "email", "files", "github", "maps", "music", "notes",
           "slack", "translate"]
 
@@ -69,11 +71,15 @@ def test_every_word_must_match_else_any_word(corpus: None) -> None:
     assert "skyline" in either and "calendar-0" in either
 
 
-def test_prefixes_limits_and_table_output(corpus: None) -> None:
+def test_prefixes_limits_and_table_output(corpus: None, monkeypatch: pytest.MonkeyPatch) -> None:
     assert search("transl")[0].startswith("translate-")
     assert len(json.loads(run_cli("search", "work", "--json", "--limit", "7").output)) == 7
     table = run_cli("search", "weather").output.splitlines()
     assert table[0].split()[:3] == ["io.example/weather", "1.0.0", "corpus"]
+    monkeypatch.setattr(output, "_on_terminal", lambda: True)
+    shown = run_cli("search", "weather").output.splitlines()
+    assert shown[0].split() == ["NAME", "VERSION", "SOURCE", "DESCRIPTION"]
+    assert shown[1].split()[:3] == ["io.example/weather", "1.0.0", "corpus"]
     assert "no match" in run_cli("search", "zzzz").output
 
 

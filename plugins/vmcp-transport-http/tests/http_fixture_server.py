@@ -10,11 +10,12 @@ Tools: ``echo(text)``, ``add(a, b)``, ``slow(steps)`` (a progress notification a
 per step), ``sample(prompt)`` (asks the client to sample), ``header(name)`` (the value of an
 HTTP request header, or ``"-"``), ``ask(who, together)`` (waits until ``together`` calls of
 ``ask`` are running in this process, then logs, samples, elicits and lists roots on behalf of
-its own request, and returns what it got back or the error for each), ``block(key)`` (reports
-progress once, then waits until cancelled), ``was_cancelled(key)`` (answers once
-``block(key)`` has been cancelled), ``region(region, query)`` (``region`` is mirrored into the
-``Mcp-Param-Region`` header: ``x-mcp-header``), ``grow(name)`` (adds a tool ``name`` and
-announces that the tool list changed).
+its own request, and returns what it got back or the error for each), ``ask_at_once(who)``
+(asks for a sample and an elicitation at the same time; what it got or the error for each),
+``block(key)`` (reports progress once, then waits until cancelled), ``was_cancelled(key)``
+(answers once ``block(key)`` has been cancelled), ``region(region, query)`` (``region`` is
+mirrored into the ``Mcp-Param-Region`` header: ``x-mcp-header``), ``grow(name)`` (adds a tool
+``name`` and announces that the tool list changed).
 """
 
 from __future__ import annotations
@@ -114,6 +115,38 @@ async def ask(who: str, together: int, ctx: Context) -> str:
     except MCPError as exc:
         answers["roots"] = f"refused: {exc.error.message}"
     return json.dumps(answers)
+
+
+@server.tool()
+async def ask_at_once(who: str, ctx: Context) -> str:
+    """Ask the client for a sample and an elicitation in the same breath."""
+    session, rid = ctx.session, ctx.request_id
+    answers: dict[str, Any] = {}
+
+    async def sample() -> None:
+        try:
+            sampled = await session.create_message(
+                [types.SamplingMessage(role="user",
+                                       content=types.TextContent(type="text", text=who))],
+                max_tokens=10, related_request_id=rid)
+            content = sampled.content
+            answers["sampling"] = content.text if isinstance(content, types.TextContent) else "?"
+        except MCPError as exc:
+            answers["sampling"] = f"refused: {exc.error.message}"
+
+    async def elicit() -> None:
+        try:
+            schema = {"type": "object", "properties": {"name": {"type": "string"}}}
+            elicited = await session.elicit_form(f"who is {who}?", schema,
+                                                 related_request_id=rid)
+            answers["elicitation"] = (elicited.content or {}).get("name")
+        except MCPError as exc:
+            answers["elicitation"] = f"refused: {exc.error.message}"
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(sample)
+        group.start_soon(elicit)
+    return json.dumps(answers, sort_keys=True)
 
 
 _cancelled: dict[str, anyio.Event] = {}

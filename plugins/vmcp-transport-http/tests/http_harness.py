@@ -306,6 +306,8 @@ class FakeHost:
         #: what ``tools/list`` answers, and with what ``ttlMs``/``cacheScope``
         self.tools: list[dict[str, Any]] = []
         self.list_lifetime: dict[str, Any] = {}
+        #: what :attr:`FrontHost.draining` answers
+        self.draining = False
 
     @property
     def auth_required(self) -> bool:

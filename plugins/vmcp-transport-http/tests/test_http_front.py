@@ -146,6 +146,30 @@ async def test_notifications_and_responses_get_202(client: Client, host: FakeHos
     ]
 
 
+async def test_a_draining_front_refuses_new_requests_but_takes_what_calls_need(
+        client: Client, host: FakeHost) -> None:
+    """While the gateway stops: a request (of a session, a new session, or a 2026-07-28 one)
+    gets 503 with ``Retry-After``; notifications and responses still reach the session."""
+    await client.initialize()
+    host.draining = True
+    modern = message("tools/list", 7, _meta={
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28"})
+    for body, extra in ((message("tools/list", 1), {}), (INITIALIZE, {}),
+                        (modern, {"MCP-Protocol-Version": "2026-07-28"})):
+        opening = body is INITIALIZE
+        saved, client.session_id = client.session_id, None if opening else client.session_id
+        response = await client.post(body, **extra)
+        client.session_id = saved
+        assert response.status == 503, await response.text()
+        assert response.headers["Retry-After"] == "1"
+    response = await client.post(message("notifications/cancelled", requestId=3))
+    assert response.status == 202
+    response = await client.post({"jsonrpc": "2.0", "id": "x", "result": {}})
+    assert response.status == 202
+    assert host.sessions[0].received[-1] == {"jsonrpc": "2.0", "id": "x", "result": {}}
+    assert len(host.sessions) == 1  # no session was opened while draining
+
+
 async def test_related_messages_go_on_the_post_stream(client: Client) -> None:
     await client.initialize()
     found = data(await events(await client.post(message("chatty", 7, count=3))))

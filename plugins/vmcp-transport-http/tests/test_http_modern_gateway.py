@@ -12,7 +12,13 @@ import aiohttp
 import anyio
 import mcp.types as types
 import pytest
-from http_harness import EVENT_TIMEOUT, run_gateway, stdio_fixture, write_config
+from http_harness import (
+    EVENT_TIMEOUT,
+    fixture_backend,
+    run_gateway,
+    stdio_fixture,
+    write_config,
+)
 from mcp import Client
 from vmcp_transport_http.sse import iter_events
 
@@ -150,6 +156,35 @@ async def test_a_backend_asking_for_input_is_answered_across_two_posts(tmp_path:
                 result = await client.call_tool("fx__sample", {"prompt": "hello"})
         assert text_of(result) == "sampled: hi"
         assert prompts == ["hello"]
+
+
+async def test_an_ask_in_the_same_breath_is_checked_against_the_capabilities(
+    tmp_path: Path
+) -> None:
+    """A remote backend asks for a sample and an elicitation at once, of a 2026-07-28 client
+    that declared only sampling. Both arrive on the call's own stream; the second finds the
+    call already waiting for input, and is refused there rather than put to the client."""
+    asked: list[str] = []
+
+    async def sampling(context: Any, params: types.CreateMessageRequestParams
+                       ) -> types.CreateMessageResult:
+        asked.append("sampling")
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text="hi"), model="m")
+
+    async with fixture_backend("http") as remote:
+        config = write_config(tmp_path / "vmcp.toml", {
+            "transports.http": {"port": 0},
+            "servers.remote": {"transport": "http", "url": remote},
+        })
+        async with run_gateway(config, "http") as gateway:
+            with anyio.fail_after(EVENT_TIMEOUT * 3):
+                async with Client(gateway.url, mode=MODERN, sampling_callback=sampling) as client:
+                    result = await client.call_tool("remote__ask_at_once", {"who": "A"})
+    answers = json.loads(text_of(result))
+    assert answers["sampling"] == "hi"
+    assert answers["elicitation"].startswith("refused: The connected client does not support")
+    assert asked == ["sampling"]
 
 
 async def test_a_listen_stream_carries_the_backends_list_changes(tmp_path: Path) -> None:

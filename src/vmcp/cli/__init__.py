@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "update": "vmcp.cli.install_cmd:update_command",
     "rollback": "vmcp.cli.install_cmd:rollback_command",
     "uninstall": "vmcp.cli.install_cmd:uninstall_command",
+    "pin": "vmcp.cli.version_pin_cmd:pin_command",
+    "unpin": "vmcp.cli.version_pin_cmd:unpin_command",
     "stop": "vmcp.cli.ops_cmd:stop_command",
     "status": "vmcp.cli.ops_cmd:status_command",
     "reload": "vmcp.cli.ops_cmd:reload_command",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from vmcp.bridge import BridgeError, running_gateway_url
+from vmcp.bridge import BridgeError, running_gateway
 from vmcp.cli.completion import complete_persona_names
 from vmcp.cli.output import echo_json, fail, table
 from vmcp.clients import (
@@ -47,14 +47,16 @@ def client_group() -> None:
 @click.option("--force", is_flag=True, help="Replace an entry of the same name.")
 @click.option("--spawn", is_flag=True,
               help="Let the client start a gateway of its own even when one runs as a service.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the outcome as JSON (docs/clients.md: JSON output).")
 @click.pass_context
 def add_command(ctx: click.Context, client_name: str, name: str, persona: str | None,
-                print_only: bool, force: bool, spawn: bool) -> None:
+                print_only: bool, force: bool, spawn: bool, as_json: bool) -> None:
     """Add a server entry that runs this vmcp to CLIENT's configuration file.
 
-    When a gateway runs with this home and serves HTTP (`vmcp start -d -t http`), the entry
-    runs `vmcp connect`, so every client shares that gateway; otherwise (or with --spawn,
-    or --persona) the client starts a gateway of its own with `vmcp start`.
+    When a gateway runs with this home as a service (`vmcp start -d`), the entry runs
+    `vmcp connect`, so every client shares that gateway (as --persona, when given);
+    otherwise (or with --spawn) the client starts a gateway of its own with `vmcp start`.
     """
     client = CLIENTS[client_name]
     if persona:
@@ -62,26 +64,31 @@ def add_command(ctx: click.Context, client_name: str, name: str, persona: str | 
             PersonaStore.default().load(persona)
         except PersonaError as exc:
             fail(str(exc))
-    shared = None
-    if not spawn and not persona:
+    shared = False
+    if not spawn:
         try:
-            shared = running_gateway_url()
+            shared = bool(running_gateway())
         except BridgeError:
-            shared = None
+            shared = False
     raw_config = (ctx.find_root().obj or {}).get("config_path")
     entry = build_entry(client, vmcp_home(), persona, Path(raw_config) if raw_config else None,
-                        connect=shared is not None)
+                        connect=shared)
     if print_only:
         echo_json({client.key: {name: entry}})
         return
-    if shared is not None:
-        click.echo(f"the entry relays to the gateway running at {shared} (vmcp connect); "
-                   "--spawn gives the client a gateway of its own")
     path = _path(client)
     try:
         backup = add_entry(client, path, name, entry, force)
     except ClientConfigError as exc:
         fail(str(exc))
+    if as_json:
+        echo_json({"client": client.name, "file": str(path), "name": name,
+                   "backup": str(backup) if backup else None, "connect": shared,
+                   "entry": entry})
+        return
+    if shared:
+        click.echo("the entry relays to the gateway running with this home (vmcp connect, "
+                   "over its control socket); --spawn gives the client a gateway of its own")
     click.echo(f"added {name!r} to {path}" + (f" (old file kept as {backup})" if backup else ""))
     click.echo(f"restart {client.title} to use it")
 
@@ -118,7 +125,8 @@ def list_command(as_json: bool) -> None:
 @click.argument("client_name", metavar="CLIENT", type=_CLIENT)
 @click.option("--name", default=DEFAULT_NAME, show_default=True,
               help="The server's name in the client's configuration.")
-def remove_command(client_name: str, name: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def remove_command(client_name: str, name: str, as_json: bool) -> None:
     """Remove the server entry NAME from CLIENT's configuration file."""
     client = CLIENTS[client_name]
     path = _path(client)
@@ -126,4 +134,8 @@ def remove_command(client_name: str, name: str) -> None:
         backup = remove_entry(client, path, name)
     except ClientConfigError as exc:
         fail(str(exc))
-    click.echo(f"removed {name!r} from {path} (old file kept as {backup})")
+    if as_json:
+        echo_json({"client": client.name, "file": str(path), "name": name,
+                   "backup": str(backup)})
+    else:
+        click.echo(f"removed {name!r} from {path} (old file kept as {backup})")

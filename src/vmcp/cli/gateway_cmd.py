@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -19,6 +19,7 @@ from vmcp.config import ConfigError, VmcpConfig
 from vmcp.control.instance import AlreadyRunning
 from vmcp.control.ops import mount_info, mount_row
 from vmcp.control.runtime import effective_logging
+from vmcp.control.workers import Supervisor, SupervisorOptions, WorkerRole, refuse_stdio
 from vmcp.gateway.gateway import Gateway
 from vmcp.gateway.runner import serve
 from vmcp.logs import config_secrets, configure_logging
@@ -39,11 +40,16 @@ from vmcp.plugins import PluginError, load_driver
 @click.option("--host", help="Address the network front binds (over [transports.<name>] host).")
 @click.option("--port", type=click.IntRange(0, 65535),
               help="Port of the network front, 0 for a free one (over [transports.<name>] port).")
+@click.option("--workers", "-w", type=click.IntRange(1, 64),
+              help="Gateway processes sharing the network fronts' ports (over [gateway] "
+                   "workers; default 1).")
 @click.option("--ready-fd", type=int, hidden=True)
+@click.option("--worker", "worker_arg", hidden=True)
 @click.pass_context
 def start_command(
     ctx: click.Context, transports: tuple[str, ...], log_level: str | None, persona: str | None,
-    detach: bool, host: str | None, port: int | None, ready_fd: int | None,
+    detach: bool, host: str | None, port: int | None, workers: int | None,
+    ready_fd: int | None, worker_arg: str | None,
 ) -> None:
     """Run the gateway in the foreground, serving MCP clients (stdio by default), or in the
     background with -d."""
@@ -60,24 +66,44 @@ def start_command(
         except PluginError as exc:
             raise click.ClickException(str(exc)) from exc
     overrides = _front_overrides(fronts, host, port)
+    count = workers or config.gateway.workers
+    if worker_arg is None:
+        try:
+            refuse_stdio(fronts, count)
+        except ConfigError as exc:
+            _config_failure(exc)
     if detach:
-        start_args = [arg for key, value in (("--host", host), ("--port", port))
+        start_args = [arg for key, value in (("--host", host), ("--port", port),
+                                             ("--workers", workers))
                       if value is not None for arg in (key, str(value))]
         start_detached(ctx, config, fronts, log_level, start_args)
         return
     options = replace(run_options(ctx, config, log_level, ready_fd), front_overrides=overrides)
+    if worker_arg is not None:
+        role = WorkerRole.from_arg(worker_arg)
+        options = replace(options, detached=False, log_file=role.log_file,
+                          front_overrides=role.fronts, worker=role)
     configure_logging(effective_logging(config, options), log_level, config_secrets(config))
     try:
+        if count > 1 and worker_arg is None:
+            raise SystemExit(eventloop.run(Supervisor(config, SupervisorOptions(
+                count, fronts, options.config_path, log_level, ready_fd, options.log_file,
+                overrides)).run()))
         eventloop.run(serve(config, fronts, Principal("stdio", persona) if persona else None,
                             options))
     except AlreadyRunning as exc:
         fail(str(exc))
     except ConfigError as exc:  # a front refused its settings (e.g. an unsafe bind)
-        for problem in exc.problems:
-            click.echo(f"error: {exc.source}: {problem}", err=True)
-        raise SystemExit(2) from exc
+        _config_failure(exc)
     except OSError as exc:  # a front could not listen
         raise click.ClickException(str(exc)) from exc
+
+
+def _config_failure(exc: ConfigError) -> NoReturn:
+    """Report a configuration ``vmcp start`` cannot serve; exit 2."""
+    for problem in exc.problems:
+        click.echo(f"error: {exc.source}: {problem}", err=True)
+    raise SystemExit(2) from exc
 
 
 def _front_overrides(

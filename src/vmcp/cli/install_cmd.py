@@ -1,5 +1,5 @@
 """Installing and mounting servers: ``install``, ``installed``, ``update``, ``rollback``,
-``uninstall``, ``mount`` and ``unmount``."""
+``uninstall``, and the installed-server side of ``mount`` and ``unmount``."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import anyio
 import click
 
-from vmcp.cli.output import table
+from vmcp.cli.output import echo_json, table
 from vmcp.cli.repo_support import fail, gather_values, interactive, open_manager, parse_env
 from vmcp.config import ConfigError
 from vmcp.repository.errors import InstallError
-from vmcp.repository.manager import InstallPlan, ServerManager
+from vmcp.repository.manager import InstallPlan, ServerManager, VersionChanges
 from vmcp.repository.methods import METHOD_NAMES
 from vmcp.repository.methods.base import argument_key
 
@@ -26,18 +26,21 @@ _env_option = click.option(
 _yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask; fail if input is needed.")
 
 
-def _show(plan: InstallPlan) -> None:
-    for line in plan.lines():
-        click.echo(line)
+def _show(plan: InstallPlan, changes: VersionChanges | None, version: str) -> None:
+    """The plan and what it changes for the existing mounts (on stderr, so that ``--json``
+    output stays one document)."""
+    for line in plan.lines() + (changes.lines(version) if changes else []):
+        click.echo(line, err=True)
 
 
-def _run_install(manager: ServerManager, plan: InstallPlan, yes: bool) -> None:
-    """Ask, then install (a failure has left nothing behind)."""
-    if plan.installed:
+def _run_install(manager: ServerManager, plan: InstallPlan, yes: bool, ask: bool) -> None:
+    """Ask (when something is to be installed, or ``ask``: mounts would change), then
+    install (a failure has left nothing behind)."""
+    if plan.installed and not ask:
         return
     if not yes and not interactive(False):
         fail("no terminal to ask on: run again with --yes (-y) to install what is shown above")
-    if not yes and not click.confirm("Proceed?", default=False):
+    if not yes and not click.confirm("Proceed?", default=False, err=True):
         fail("cancelled")
     try:
         with _progress_shown():
@@ -67,26 +70,39 @@ def _progress_shown() -> Iterator[None]:
         process.log.setLevel(saved)
 
 
+_json_option = click.option("--json", "as_json", is_flag=True,
+                            help="Print the outcome as JSON (docs/installer.md: JSON output).")
+
+
+def _changes_json(changes: VersionChanges | None, switched: list[str]) -> dict[str, object]:
+    return {"switched": switched, "kept": changes.pinned if changes else {}}
+
+
 @click.command("install")
 @click.argument("spec", metavar="NAME[@VERSION]")
 @click.option("--repo", help="Take the server from this source.")
 @click.option("--method", type=click.Choice(METHOD_NAMES), help="Install method to use.")
 @click.option("--id", "mount_id", help="Mount id (derived from the name by default).")
 @click.option("--no-mount", is_flag=True, help="Install only; mount later with `vmcp mount`.")
+@click.option("--pin", is_flag=True,
+              help="Hold the new mount at this version (updates leave it alone).")
 @click.option("--arg", "arg_pairs", multiple=True, metavar="NAME=VALUE",
               help="Value of a package argument (repeatable; `vmcp show` lists them), e.g. "
                    "the folder a filesystem server may use.")
 @_env_option
 @_yes_option
+@_json_option
 @click.pass_context
 def install_command(
     ctx: click.Context, spec: str, repo: str | None, method: str | None, mount_id: str | None,
-    no_mount: bool, arg_pairs: tuple[str, ...], env_pairs: tuple[str, ...], yes: bool,
+    no_mount: bool, pin: bool, arg_pairs: tuple[str, ...], env_pairs: tuple[str, ...],
+    yes: bool, as_json: bool,
 ) -> None:
     """Install a server from the index and add it to the mount table.
 
-    Prints what will run and asks first (unless --yes). PyPI packages go into a venv of their
-    own, npm packages into a prefix of their own; remotes are recorded with no install.
+    Prints what will run and what changes for the mounts the server has already, and asks
+    first (unless --yes). Without --id, those mounts move to this version (pinned ones stay);
+    with --id, the new mount gets this version and the others keep theirs.
     """
     manager = open_manager(ctx)
     values = parse_env(env_pairs)
@@ -95,31 +111,48 @@ def install_command(
         plan = manager.plan(entry, method)
         name, version = plan.manifest.name, plan.manifest.version
         live = manager.mounts_of(name)
-        _show(plan)
-        _gather_arguments(plan, arg_pairs, interactive(yes))
+        # Only a new mount of its own leaves the current version (and the mounts on it) be.
+        becomes_current = not live or (mount_id is None and not no_mount)
+        changes = manager.version_changes(name, version) if becomes_current and live else None
+        _show(plan, changes, version)
+        _gather_arguments(plan, {}, arg_pairs, interactive(yes))
         if not no_mount:
             if not live or mount_id is not None:
                 manager.choose_mount_id(name, mount_id)
             existing = manager.table.entries().get(live[0], {}).get("env") if live else None
             gather_values(plan.method.variables(), values, interactive(yes), existing)
-        _run_install(manager, plan, yes)
-        manager.activate(name, version)
+        _run_install(manager, plan, yes, ask=bool(changes and changes.moved))
+        if becomes_current:
+            manager.activate(name, version)
+        result: dict[str, object] = {"name": name, "version": version,
+                                     "installed": not plan.installed, "mount": None,
+                                     "pinned": False, "switched": [], "kept": {}}
         if no_mount:
-            click.echo(f"installed {name} {version}; mount it with `vmcp mount {name}`")
+            message = f"installed {name} {version}; mount it with `vmcp mount {name}@{version}`"
         elif live and mount_id is None:
             switched = manager.switch_mounts(name, values)
-            click.echo(f"installed {name} {version}; mount {', '.join(switched)} now uses it")
+            result.update(_changes_json(changes, switched))
+            message = f"installed {name} {version}" + (
+                f"; mount {', '.join(switched)} now uses it" if switched else "")
         else:
-            new_id = manager.mount(name, values, mount_id)
-            click.echo(f"installed {name} {version}, mounted as {new_id!r}")
+            new_id = manager.mount(name, values, mount_id, version, pin)
+            pinned = new_id in manager.store.state(name).pins
+            result.update(mount=new_id, pinned=pinned)
+            message = f"installed {name} {version}, mounted as {new_id!r}" + (
+                f" (pinned to {version})" if pinned else "")
     except (InstallError, ConfigError) as exc:
         fail(str(exc))
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(message)
 
 
-def _gather_arguments(plan: InstallPlan, pairs: tuple[str, ...], ask: bool) -> None:
-    """Give the package its argument values (``--arg``, else a prompt), all of them checked
-    before anything is downloaded."""
-    values = {}
+def _gather_arguments(plan: InstallPlan, given: dict[str, str], pairs: tuple[str, ...],
+                      ask: bool) -> None:
+    """Give the package its argument values (those ``given`` before, ``--arg``, else a
+    prompt), all of them checked before anything is downloaded."""
+    values = dict(given)
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
@@ -156,20 +189,26 @@ def installed_command(ctx: click.Context, as_json: bool) -> None:
         return
     table(["", "NAME", "VERSION", "METHOD", "MOUNTED AS", "SOURCE"],
           [["*" if row["current"] else " ", row["name"], row["version"], row["method"],
-            ", ".join(row["mounts"]) or None, row["source"]] for row in rows])
+            ", ".join(m + " (pinned)" if m in row["pinned"] else m for m in row["mounts"])
+            or None, row["source"]] for row in rows])
 
 
 @click.command("update")
 @click.argument("name")
+@click.option("--arg", "arg_pairs", multiple=True, metavar="NAME=VALUE",
+              help="A new value of a package argument (repeatable; the others keep theirs).")
 @_env_option
 @_yes_option
+@_json_option
 @click.pass_context
-def update_command(ctx: click.Context, name: str, env_pairs: tuple[str, ...], yes: bool) -> None:
-    """Install the newest version of an installed server and switch to it.
+def update_command(ctx: click.Context, name: str, arg_pairs: tuple[str, ...],
+                   env_pairs: tuple[str, ...], yes: bool, as_json: bool) -> None:
+    """Install the newest version of an installed server and switch its mounts to it.
 
-    The version in use before stays installed for `vmcp rollback`. Each mount of it is then
-    started briefly: tool definitions that differ from their pins are shown, and re-pinned
-    if you agree (with --yes they wait for `vmcp approve`).
+    Mounts pinned to a version (`vmcp pin`) stay on it. The version in use before stays
+    installed for `vmcp rollback`. Each switched mount is then started briefly: tool
+    definitions that differ from their pins are shown, and re-pinned if you agree (with
+    --yes they wait for `vmcp approve`).
     """
     manager = open_manager(ctx)
     values = parse_env(env_pairs)
@@ -177,49 +216,72 @@ def update_command(ctx: click.Context, name: str, env_pairs: tuple[str, ...], ye
         full, _ = manager.installed_name(name)
         current, plan = manager.update_plan(full)
         if plan is None:
-            click.echo(f"{full} {current.version} is the newest version")
+            if as_json:
+                echo_json({"name": full, "from": current.version, "to": None,
+                           "switched": [], "kept": {}})
+            else:
+                click.echo(f"{full} {current.version} is the newest version")
             return
         live = manager.mounts_of(full)
         existing = manager.table.entries().get(live[0], {}).get("env") if live else None
-        _show(plan)
+        changes = manager.version_changes(full, plan.manifest.version)
+        _show(plan, changes, plan.manifest.version)
+        _gather_arguments(plan, current.arguments, arg_pairs, interactive(yes))
         if live:
             gather_values(plan.method.variables(), values, interactive(yes), existing)
-        if not yes and not plan.installed and not click.confirm("Proceed?", default=False):
+        if not yes and not plan.installed and not click.confirm("Proceed?", default=False,
+                                                                err=True):
             fail("cancelled")
-        switched = anyio.run(manager.update, plan, values)
+        with _progress_shown():
+            switched = anyio.run(manager.update, plan, values)
     except (InstallError, ConfigError) as exc:
         fail(str(exc))
     newest = plan.manifest.version
-    also = f"; mount {', '.join(switched)} now uses it" if switched else ""
-    click.echo(f"updated {full} {current.version} -> {newest}{also}")
+    if as_json:
+        echo_json({"name": full, "from": current.version, "to": newest,
+                   **_changes_json(changes, switched)})
+    else:
+        also = f"; mount {', '.join(switched)} now uses it" if switched else ""
+        click.echo(f"updated {full} {current.version} -> {newest}{also}")
     if switched:
         from vmcp.cli.pin_review import review_update  # starts the gateway: only when needed
 
-        review_update(ctx, switched, ask=not yes)
+        review_update(ctx, switched, ask=not yes, err=as_json)
 
 
 @click.command("rollback")
 @click.argument("name")
+@_json_option
 @click.pass_context
-def rollback_command(ctx: click.Context, name: str) -> None:
-    """Switch an installed server back to the version used before the last update."""
+def rollback_command(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Switch an installed server (its mounts not pinned) back to the version used before
+    the last update."""
     manager = open_manager(ctx)
     try:
         full, _ = manager.installed_name(name)
+        state = manager.store.state(full)
+        changes = manager.version_changes(full, state.previous or "")
         old, new = manager.rollback(full)
     except (InstallError, ConfigError) as exc:
         fail(str(exc))
+    if as_json:
+        echo_json({"name": full, "from": old, "to": new,
+                   **_changes_json(changes, list(changes.moved))})
+        return
     click.echo(f"rolled {full} back from {old} to {new}")
+    for line in changes.lines(new):
+        click.echo(line)
 
 
 @click.command("uninstall")
 @click.argument("spec", metavar="NAME[@VERSION]")
 @click.option("--force", is_flag=True, help="Also remove the mounts that use it.")
+@_json_option
 @click.pass_context
-def uninstall_command(ctx: click.Context, spec: str, force: bool) -> None:
+def uninstall_command(ctx: click.Context, spec: str, force: bool, as_json: bool) -> None:
     """Remove an installed server (every version, or the one given).
 
-    Refused while the version is mounted, unless --force, which unmounts it too.
+    Refused while a mount runs the version, unless --force, which unmounts it too.
     """
     manager = open_manager(ctx)
     try:
@@ -229,22 +291,20 @@ def uninstall_command(ctx: click.Context, spec: str, force: bool) -> None:
     except (InstallError, ConfigError) as exc:
         fail(str(exc))
     gone = [m for m in mounts if m not in manager.table.entries()]
+    if as_json:
+        echo_json({"name": full, "removed": removed, "unmounted": gone})
+        return
     also = f" and unmounted {', '.join(gone)}" if gone else ""
     click.echo(f"removed {full} {', '.join(removed)}{also}")
 
 
-@click.command("mount")
-@click.argument("spec", metavar="NAME[@VERSION]")
-@click.option("--id", "mount_id", help="Mount id (derived from the name by default).")
-@_env_option
-@_yes_option
-@click.pass_context
-def mount_command(
-    ctx: click.Context, spec: str, mount_id: str | None, env_pairs: tuple[str, ...], yes: bool
-) -> None:
-    """Add an installed server to the mount table with its command, arguments and env.
+def mount_installed(ctx: click.Context, spec: str, mount_id: str | None,
+                    env_pairs: tuple[str, ...], yes: bool, pin: bool) -> dict[str, object]:
+    """Add an installed server to the mount table (what ``vmcp mount NAME[@VERSION]`` does);
+    return ``{"name", "version", "id", "pinned"}``.
 
-    With @VERSION that installed version becomes the current one first.
+    With @VERSION and no other mount, that version becomes the current one; next to other
+    mounts, the new mount is pinned to it and they keep theirs.
     """
     manager = open_manager(ctx)
     values = parse_env(env_pairs)
@@ -253,23 +313,26 @@ def mount_command(
         record = manager.current_record(full, version)
         manager.choose_mount_id(full, mount_id)
         gather_values(record.launch.variables, values, interactive(yes))
-        if version is not None:
+        if version is not None and not manager.mounts_of(full):
             manager.activate(full, version)
-        new_id = manager.mount(full, values, mount_id)
+        new_id = manager.mount(full, values, mount_id, record.version, pin)
     except (InstallError, ConfigError) as exc:
         fail(str(exc))
-    click.echo(f"mounted {full} {record.version} as {new_id!r}")
+    pinned = new_id in manager.store.state(full).pins
+    return {"name": full, "version": record.version, "id": new_id, "pinned": pinned}
 
 
-@click.command("unmount")
-@click.argument("mount_id")
-@click.pass_context
-def unmount_command(ctx: click.Context, mount_id: str) -> None:
-    """Remove a mount from the mount table (the installed server stays)."""
+def describe_mounted(result: dict[str, object]) -> str:
+    """The line ``vmcp mount`` prints for :func:`mount_installed`'s result."""
+    pinned = f" (pinned to {result['version']})" if result["pinned"] else ""
+    return f"mounted {result['name']} {result['version']} as {result['id']!r}{pinned}"
+
+
+def unmount_installed(ctx: click.Context, mount_id: str) -> str | None:
+    """Remove a mount from the mount table (the installed server stays); return the
+    installed server it ran, if one."""
     manager = open_manager(ctx)
     try:
-        name = manager.unmount(mount_id)
+        return manager.unmount(mount_id)
     except (InstallError, ConfigError) as exc:
         fail(str(exc))
-    kept = f"; {name} stays installed" if name else ""
-    click.echo(f"unmounted {mount_id!r}{kept}")

@@ -27,6 +27,17 @@ def summary(command: click.Command) -> str:
     return text
 
 
+def whole_summaries(command: click.Command) -> None:
+    """Give every command under the group ``command`` its whole first sentence as the short
+    help, so that each group's ``--help`` wraps it instead of cutting it."""
+    if not isinstance(command, click.Group):
+        return
+    for sub in command.commands.values():
+        if not sub.short_help:
+            sub.short_help = summary(sub)
+        whole_summaries(sub)
+
+
 class LazyGroup(click.Group):
     """A group whose built-in commands are named up front and imported on first use.
 
@@ -59,6 +70,12 @@ class LazyGroup(click.Group):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Add ``cmd``; a group's own commands then list their whole first sentences too
+        (built-in and plugin groups alike)."""
+        whole_summaries(cmd)
+        super().add_command(cmd, name)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """The command named ``cmd_name``, importing its module the first time."""

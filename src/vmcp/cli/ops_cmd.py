@@ -6,6 +6,7 @@ the configuration files when none runs (``mount``/``unmount`` then set ``enabled
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -107,10 +108,14 @@ def _print_status(status: dict[str, Any]) -> None:
     fronts = ", ".join(f"{f['name']} {f['where'] or '(starting)'}" for f in status["fronts"])
     click.echo(f"fronts:   {fronts or 'none (control socket only)'}")
     click.echo(f"sessions: {status['sessions']}")
+    for worker in status.get("workers", []):
+        click.echo(f"worker {worker['index']}: pid {worker['pid']}, {worker['state']}, "
+                   f"{worker['restarts']} restarts, {worker.get('sessions') or 0} sessions")
     health = status.get("health")
     if health is not None:
         click.echo("ready:    " + ("yes" if health["ready"] else
                                    "no (" + ", ".join(health["problems"]) + ")"))
+    _print_cluster(status.get("cluster"))
     requests = status.get("requests")
     counted = (f"{requests['total']} ({requests['errors']} errors)" if requests
                else "not counted (set [monitoring] metrics_port)")
@@ -134,6 +139,21 @@ def _print_status(status: dict[str, Any]) -> None:
         click.echo("")
         table(["MOUNT", "STATE", "HEALTHY", "CIRCUIT", "IN-FLIGHT", "REQUESTS", "ERRORS",
                "PROBLEM"], rows, colour_columns=(1, 3))
+
+
+def _print_cluster(cluster: dict[str, Any] | None) -> None:
+    if cluster is None:
+        return
+    problem = cluster.get("problem")
+    click.echo(f"cluster:  instance {cluster['instance']}, shared state "
+               + (f"{coloured('unreachable')} ({problem})" if problem else coloured("up")))
+    instances = cluster.get("instances") or []
+    if instances:
+        now = time.time()
+        table(["INSTANCE", "HOST", "PID", "SESSIONS", "SEEN"],
+              [[i["instance"] + (" (this)" if i["instance"] == cluster["instance"] else ""),
+                i["host"], i["pid"], i["sessions"], f"{max(0.0, now - i['seen']):.0f}s ago"]
+               for i in instances])
 
 
 @click.command("status")
@@ -199,20 +219,23 @@ def _mount_live(client: ControlClient, mount_id: str, as_json: bool) -> None:
 @click.option("--id", "mount_id", help="Mount id for an installed server (default: its name).")
 @click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE",
               help="Value of an environment variable an installed server needs (repeatable).")
+@click.option("--pin", is_flag=True,
+              help="Hold an installed server's new mount at its version (updates leave it).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask; fail if input is needed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def mount_command(ctx: click.Context, spec: str, mount_id: str | None,
-                  env_pairs: tuple[str, ...], yes: bool, as_json: bool) -> None:
+                  env_pairs: tuple[str, ...], pin: bool, yes: bool, as_json: bool) -> None:
     """Mount a server.
 
     ID, a server of the configuration: mounted on the running gateway (clients get
     list_changed), or marked enabled when none runs. NAME[@VERSION], an installed server:
-    added to the mount table (and mounted live when a gateway runs).
+    added to the mount table (and mounted live when a gateway runs); next to its other
+    mounts, a new one at another version is pinned to it.
     """
     config, _ = config_from_context(ctx)
     client = live_gateway()
-    if mount_id is None and not env_pairs and spec in config.servers:
+    if mount_id is None and not env_pairs and not pin and spec in config.servers:
         if client is not None:
             _mount_live(client, spec, as_json)
             return
@@ -225,12 +248,16 @@ def mount_command(ctx: click.Context, spec: str, mount_id: str | None,
         return
     from vmcp.cli import install_cmd  # the repository system, only for installed servers
 
-    ctx.invoke(install_cmd.mount_command, spec=spec, mount_id=mount_id, env_pairs=env_pairs,
-               yes=yes)
-    if client is not None:
-        added, _ = config_from_context(ctx)
-        for new_id in [k for k in added.servers if k not in config.servers]:
-            _mount_live(client, new_id, as_json)
+    result = install_cmd.mount_installed(ctx, spec, mount_id, env_pairs, yes, pin)
+    live = None
+    if client is not None and result["id"] not in config.servers:
+        live = control_call(client, "mount", id=result["id"])
+    if as_json:
+        echo_json({**result, "live": live is not None, "mount": live})
+        return
+    click.echo(install_cmd.describe_mounted(result))
+    if live is not None:
+        click.echo(f"mounted {result['id']}: {coloured(live['state'])}, {live['tools']} tools")
 
 
 @click.command("unmount")
@@ -252,7 +279,11 @@ def unmount_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:
     if _installed_mount(ctx, mount_id):
         from vmcp.cli import install_cmd
 
-        ctx.invoke(install_cmd.unmount_command, mount_id=mount_id)
+        name = install_cmd.unmount_installed(ctx, mount_id)
+        if as_json:
+            echo_json({"live": False, "id": mount_id, "removed": True, "server": name})
+        else:
+            click.echo(f"unmounted {mount_id!r}; {name} stays installed")
         return
     path = _set_enabled(ctx, mount_id, False)
     if as_json:

@@ -15,7 +15,7 @@ import click
 
 #: state word -> colour (click drops the colour when stdout is not a terminal)
 _COLOURS = {"up": "green", "ok": "green", "closed": "green", "running": "green",
-            "down": "red", "failed": "red", "open": "red", "error": "red",
+            "down": "red", "failed": "red", "open": "red", "error": "red", "unreachable": "red",
             "starting": "yellow", "restarting": "yellow", "half_open": "yellow",
             "unmounted": "yellow", "disabled": "bright_black", "removed": "bright_black"}
 

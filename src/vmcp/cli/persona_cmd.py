@@ -15,6 +15,8 @@ import click
 
 from vmcp.cli.common import config_from_context
 from vmcp.cli.completion import complete_mount_ids, complete_persona_names
+from vmcp.cli.lazy import summary
+from vmcp.cli.output import table
 from vmcp.persona import Persona, PersonaError, PersonaStore
 from vmcp.persona.model import RuleKind
 
@@ -38,8 +40,7 @@ class PersonaGroup(click.Group):
         """List the store commands, then the per-persona ones."""
         super().format_commands(ctx, formatter)
         rows = [
-            (name, command.get_short_help_str(formatter.width))
-            for name, command in sorted(self.scoped.commands.items())
+            (name, summary(command)) for name, command in sorted(self.scoped.commands.items())
         ]
         with formatter.section("Commands on one persona (vmcp persona NAME COMMAND ...)"):
             formatter.write_dl(rows)
@@ -335,11 +336,9 @@ def list_command(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([p.model_dump(mode="json") for p in personas.values()], indent=2))
     elif personas:
-        width = max(len(name) for name in personas)
-        for name, persona in personas.items():
-            servers = ", ".join(persona.servers) or "-"
-            suffix = f"  {persona.description}" if persona.description else ""
-            click.echo(f"{name:<{width}}  servers: {servers}{suffix}")
+        table(["NAME", "SERVERS", "DESCRIPTION"],
+              [[name, ", ".join(persona.servers) or None, persona.description or None]
+               for name, persona in personas.items()])
     elif not problems:
         click.echo("no personas (vmcp persona create NAME)")
     for problem in problems:

@@ -16,14 +16,16 @@ from vmcp.gateway.pinning import PinStore
 from vmcp.logs import config_secrets, configure_logging
 
 
-def echo_changes(mount_id: str, pinning: dict[str, Any]) -> None:
-    """Print each changed tool of a mount's pinning report, field by field."""
+def echo_changes(mount_id: str, pinning: dict[str, Any], err: bool = False) -> None:
+    """Print each changed tool of a mount's pinning report, field by field (on stderr
+    with ``err``)."""
     for change in pinning["changes"]:
         click.echo(f"  {change['tool']} {change['state']}: changed {', '.join(change['fields'])}"
-                   f" (vmcp approve {mount_id} {change['tool']})")
+                   f" (vmcp approve {mount_id} {change['tool']})", err=err)
         for field in change["fields"]:
-            click.echo(f"    {field} pinned:  {json.dumps((change['pinned'] or {}).get(field))}")
-            click.echo(f"    {field} current: {json.dumps((change['current'] or {}).get(field))}")
+            pinned, current = (change[side] or {} for side in ("pinned", "current"))
+            click.echo(f"    {field} pinned:  {json.dumps(pinned.get(field))}", err=err)
+            click.echo(f"    {field} current: {json.dumps(current.get(field))}", err=err)
 
 
 def approve(mount_id: str, tool: str | None = None) -> list[str]:
@@ -36,11 +38,12 @@ def approve(mount_id: str, tool: str | None = None) -> list[str]:
     return PinStore(vmcp_home() / "pins").approve(mount_id, tool)
 
 
-def review_update(ctx: click.Context, mount_ids: Iterable[str], ask: bool) -> None:
+def review_update(ctx: click.Context, mount_ids: Iterable[str], ask: bool,
+                  err: bool = False) -> None:
     """Start each updated mount briefly, show how its tools differ from their pins, and
     re-pin them if the user agrees (``ask``); else they stay pending for ``vmcp approve``.
 
-    Tools never seen before are pinned as they are.
+    Tools never seen before are pinned as they are. With ``err`` it all goes to stderr.
     """
     from vmcp.cli.gateway_cmd import inspect_mount  # the gateway only once it is needed
 
@@ -51,20 +54,21 @@ def review_update(ctx: click.Context, mount_ids: Iterable[str], ask: bool) -> No
             info = asyncio.run(inspect_mount(config, mount_id))
         except click.ClickException as exc:
             click.echo(f"{mount_id}: its tools could not be checked ({exc.message}); they "
-                       "are compared with their pins when the gateway first sees them")
+                       "are compared with their pins when the gateway first sees them", err=err)
             continue
         pinning = info["pinning"]
         changes = pinning["changes"]
         if not changes:
             click.echo(f"{mount_id}: no pinned tool definition changed "
-                       f"({pinning['pinned']} pinned, pinning {pinning['mode']})")
+                       f"({pinning['pinned']} pinned, pinning {pinning['mode']})", err=err)
             continue
-        click.echo(f"{mount_id}: {len(changes)} tool definition(s) changed since pinned:")
-        echo_changes(mount_id, pinning)
+        click.echo(f"{mount_id}: {len(changes)} tool definition(s) changed since pinned:",
+                   err=err)
+        echo_changes(mount_id, pinning, err)
         if ask and click.confirm(f"Pin the new definitions of {mount_id}'s changed tools?",
-                                 default=False):
+                                 default=False, err=err):
             for name in approve(mount_id):
-                click.echo(f"approved {mount_id} {name}")
+                click.echo(f"approved {mount_id} {name}", err=err)
         else:
             click.echo(f"{mount_id}: the changed tools stay {changes[0]['state']} until "
-                       f"`vmcp approve {mount_id}`")
+                       f"`vmcp approve {mount_id}`", err=err)

@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import click
 
-from vmcp.cli.output import table
+from vmcp.cli.output import echo_json, table
 from vmcp.cli.repo_support import fail, open_index, open_manager, open_sources
 from vmcp.config import ConfigError, RepositoryConfig
 from vmcp.plugins import PluginError
@@ -34,9 +34,11 @@ def repo_group() -> None:
 @click.option("--type", "type_", help="Source type: git, http or pypi (guessed by default).")
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
               help="A driver setting, e.g. ref=v1.2 for git, packages=a,b for pypi.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.pass_context
 def add_command(
-    ctx: click.Context, url: str, name: str | None, type_: str | None, options: tuple[str, ...]
+    ctx: click.Context, url: str, name: str | None, type_: str | None, options: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Add a source of manifests (then run `vmcp repo sync`)."""
     store = open_sources(ctx)
@@ -52,7 +54,10 @@ def add_command(
         store.add(name, RepositoryConfig(url=url, type=kind, **settings))
     except (ValueError, PluginError, ConfigError) as exc:
         fail(str(exc))
-    click.echo(f"added source {name!r} ({kind}) {url}")
+    if as_json:
+        echo_json({"name": name, "type": kind, "url": url, "settings": settings})
+    else:
+        click.echo(f"added source {name!r} ({kind}) {url}")
 
 
 @repo_group.command("list")
@@ -94,8 +99,9 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
 
 @repo_group.command("remove")
 @click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.pass_context
-def remove_command(ctx: click.Context, name: str) -> None:
+def remove_command(ctx: click.Context, name: str, as_json: bool) -> None:
     """Remove a source and forget its manifests (installed servers stay)."""
     try:
         open_sources(ctx).remove(name)
@@ -105,7 +111,10 @@ def remove_command(ctx: click.Context, name: str) -> None:
         fail(str(exc), 2)
     open_index().remove_source(name)
     shutil.rmtree(paths.cache_root() / name, ignore_errors=True)
-    click.echo(f"removed source {name!r}")
+    if as_json:
+        echo_json({"name": name, "removed": True})
+    else:
+        click.echo(f"removed source {name!r}")
 
 
 @repo_group.command("sync")
@@ -200,14 +209,16 @@ def search_command(query: tuple[str, ...], limit: int, as_json: bool) -> None:
         click.echo("no match (is the index synced? `vmcp repo sync`)")
         return
     width = shutil.get_terminal_size((100, 20)).columns
-    name_w = min(40, max(len(h.name) for h in hits))
-    ver_w = max(len(h.version) for h in hits)
-    src_w = max(len(h.source) for h in hits)
+    name_w = max(4, *(len(h.name) for h in hits))
+    ver_w = max(7, *(len(h.version) for h in hits))
+    src_w = max(6, *(len(h.source) for h in hits))
+    room = max(20, width - name_w - ver_w - src_w - 6)
+    rows = []
     for h in hits:
         desc = " ".join(str(h.document.get("description", "")).split())
-        room = max(20, width - name_w - ver_w - src_w - 6)
-        desc = desc if len(desc) <= room else desc[: room - 1] + "…"
-        click.echo(f"{h.name:<{name_w}} {h.version:<{ver_w}} {h.source:<{src_w}}  {desc}")
+        rows.append([h.name, h.version, h.source,
+                     desc if len(desc) <= room else desc[: room - 1] + "…"])
+    table(["NAME", "VERSION", "SOURCE", "DESCRIPTION"], rows)
 
 
 @click.command("show")

@@ -9,6 +9,7 @@ import click
 
 from vmcp.auth.tokens import TokenStore, TokenStoreError, parse_duration
 from vmcp.cli.completion import complete_persona_names
+from vmcp.cli.output import table
 from vmcp.persona import PersonaError, PersonaStore
 
 
@@ -65,11 +66,9 @@ def list_command(as_json: bool) -> None:
     if not records:
         click.echo("no tokens (vmcp token create --persona NAME)")
         return
-    for r in records:
-        until = r.expires.isoformat() if r.expires else "never"
-        state = "  EXPIRED" if r.expired(now) else ""
-        label = f"  {r.name}" if r.name else ""
-        click.echo(f"{r.id}  persona={r.persona}  expires={until}{state}{label}")
+    table(["ID", "PERSONA", "EXPIRES", "STATE", "NAME"],
+          [[r.id, r.persona, r.expires.isoformat() if r.expires else "never",
+            "expired" if r.expired(now) else "valid", r.name or None] for r in records])
 
 
 @token_group.command("revoke")

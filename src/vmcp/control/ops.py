@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from vmcp import __version__
 from vmcp.config import ConfigError, MountConfig, VmcpConfig, load_config
 from vmcp.control.local import LocalSession
+from vmcp.control.mcpsocket import serve_mcp
 from vmcp.control.protocol import ControlError
 from vmcp.protocol.errors import RpcError
 
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from vmcp.registry.mount import Mount
 
 Operation = Callable[[dict[str, Any]], Awaitable[Any]]
+#: seconds ``status`` waits for the shared store's list of instances
+CLUSTER_TIMEOUT = 2.0
 
 
 @dataclass
@@ -129,6 +133,11 @@ class Operations:
             raise ControlError("args must be an object")
         return await operation(args)
 
+    async def serve_mcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        persona: str | None) -> None:
+        """Serve an MCP session of the live gateway on the control connection."""
+        await serve_mcp(self.state.gateway, reader, writer, persona)
+
     @property
     def gateway(self) -> Gateway:
         """The live gateway."""
@@ -165,6 +174,7 @@ class Operations:
             "log": state.log_file,
             "shutdown_grace": gateway.config.gateway.shutdown_grace,
             "health": gateway.health.verdict(),
+            "cluster": await _cluster_snapshot(gateway),
         }
 
     async def list_mounts(self, args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -303,3 +313,21 @@ class Operations:
         """Stop gracefully: in-flight calls get the shutdown grace period to finish."""
         self.state.stop.set()
         return {"stopping": True, "pid": os.getpid()}
+
+
+async def _cluster_snapshot(gateway: Gateway) -> dict[str, Any] | None:
+    """This instance, the shared store's health and the live instances (their heartbeats),
+    or None without ``[cluster]``."""
+    shared = gateway.cluster
+    if shared is None:
+        return None
+    snapshot: dict[str, Any] = {"instance": shared.instance, "problem": shared.problem(),
+                                "instances": None}
+    if snapshot["problem"] is None:
+        try:
+            instances = await asyncio.wait_for(shared.instances(), CLUSTER_TIMEOUT)
+        except Exception as exc:  # the store's own error, whatever its driver raises
+            snapshot["problem"] = f"cannot list the instances: {exc}"
+        else:
+            snapshot["instances"] = [dataclasses.asdict(info) for info in instances]
+    return snapshot

@@ -2,7 +2,8 @@
 
 Request: ``{"op": "<operation>", "args": {...}}``. Response: ``{"ok": true, "result": ...}``
 or ``{"ok": false, "error": "<message>", "problems": ["<located problem>", ...]}``.
-A connection may carry several requests in turn.
+A connection may carry several requests in turn, or, after ``{"op": "mcp"}`` is answered,
+MCP messages (newline-delimited JSON-RPC) both ways until it closes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 
 #: the longest line either side accepts
 MAX_LINE = 16 * 1024 * 1024
+#: the request that turns a connection into an MCP session (:mod:`vmcp.control.mcpsocket`)
+MCP_OP = "mcp"
 
 
 class ControlError(Exception):

@@ -31,6 +31,7 @@ from vmcp.eventloop import off_signals, on_signals
 from vmcp.logs import config_secrets, configure_logging
 
 if TYPE_CHECKING:
+    from vmcp.control.workers import WorkerRole
     from vmcp.gateway.gateway import Gateway
     from vmcp.monitoring.exposition import MetricsServer
 
@@ -56,6 +57,9 @@ class RunOptions:
     log_file: str | None = None
     #: front settings over ``[transports.<name>]`` (``--host``/``--port``), kept over reloads
     front_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: this process is a worker of ``vmcp start --workers N`` (the supervisor holds the
+    #: instance lock; the worker's control socket is its own)
+    worker: WorkerRole | None = None
 
 
 def effective_logging(config: VmcpConfig, options: RunOptions) -> Any:
@@ -96,7 +100,9 @@ class GatewayRuntime:
             on_reload=self._reloaded)
         self.operations = Operations(self.state)
         _operations[gateway] = self.operations
-        self._lock: InstanceLock | None = InstanceLock(self.paths)
+        worker = options.worker
+        self._lock: InstanceLock | None = InstanceLock(self.paths) if worker is None else None
+        self._control_path = self.paths.socket if worker is None else Path(worker.control)
         self._control: ControlServer | None = None
         self._metrics_server: MetricsServer | None = None
         self._gateway_started = False
@@ -110,14 +116,31 @@ class GatewayRuntime:
             await self._close()
             raise
         on_signals((signal.SIGHUP,), self._reload_on_signal)
+        self._watch_lifeline()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         off_signals((signal.SIGHUP,))
         await self._close()
 
+    def _watch_lifeline(self) -> None:
+        """A worker stops (draining) once its supervisor is gone: the lifeline pipe, whose
+        write end only the supervisor holds, then reads end-of-file."""
+        worker = self.options.worker
+        if worker is None or worker.lifeline is None:
+            return
+        loop, fd = asyncio.get_running_loop(), worker.lifeline
+
+        def gone() -> None:
+            loop.remove_reader(fd)
+            log.warning("the supervisor is gone: stopping")
+            self.stop.set()
+
+        loop.add_reader(fd, gone)
+
     def _take_lock(self) -> None:
-        assert self._lock is not None
+        if self._lock is None:  # a worker: its supervisor holds the lock
+            return
         try:
             self._lock.acquire()
         except AlreadyRunning as exc:
@@ -144,6 +167,9 @@ class GatewayRuntime:
         settings = self.gateway.config.monitoring
         if settings.metrics_port is None:
             return
+        port = settings.metrics_port
+        if port and self.options.worker is not None:  # one port per worker
+            port += self.options.worker.index
         from vmcp.monitoring.exposition import MetricsServer
         from vmcp.monitoring.metrics import GatewayMetrics
 
@@ -151,15 +177,15 @@ class GatewayRuntime:
         self.gateway.metrics = metrics
         self.state.metrics = metrics
         self._metrics_server = MetricsServer(
-            metrics, settings.metrics_host, settings.metrics_port,
+            metrics, settings.metrics_host, port,
             self.gateway.authenticate if self.gateway.auth_required else None)
         self.state.metrics_url = await self._metrics_server.start()
         announce(f"metrics on {self.state.metrics_url}")
 
     async def _start_control(self) -> None:
-        if self._lock is None:
+        if self._lock is None and self.options.worker is None:
             return
-        control = ControlServer(self.paths.socket, self.operations)
+        control = ControlServer(self._control_path, self.operations)
         try:
             await control.start()
         except OSError as exc:
@@ -199,7 +225,7 @@ class GatewayRuntime:
         if fd is None or not self._gateway_started or None in self.state.fronts.values():
             return
         report = {"pid": os.getpid(), "fronts": self.state.fronts,
-                  "metrics": self.state.metrics_url, "control": str(self.paths.socket),
+                  "metrics": self.state.metrics_url, "control": str(self._control_path),
                   "log": self.state.log_file}
         with contextlib.suppress(OSError):
             os.write(fd, json.dumps(report).encode() + b"\n")
@@ -236,6 +262,7 @@ class GatewayRuntime:
         deadline = loop.time() + grace
         sessions = self.gateway.sessions
         # A poll, at shutdown only: an event for "nothing in flight" would cost every call.
+        # 2026-07-28 requests are exchanges of their one-request session, not its inflight.
         while loop.time() < deadline and any(  # noqa: ASYNC110
-                s.inflight or s.tasks for s in list(sessions.values())):
+                s.inflight or s.tasks or s.exchanges for s in list(sessions.values())):
             await asyncio.sleep(_DRAIN_POLL)

@@ -7,17 +7,29 @@ import contextlib
 import json
 import logging
 from pathlib import Path
+from typing import Any, Protocol
 
-from vmcp.control.ops import Operations
-from vmcp.control.protocol import MAX_LINE, ControlError, failure, success
+from vmcp.control.protocol import MAX_LINE, MCP_OP, ControlError, failure, success
 
 log = logging.getLogger("vmcp.control")
+
+
+class OperationRunner(Protocol):
+    """What answers control requests: a gateway's :class:`~vmcp.control.ops.Operations`,
+    or a supervisor's operations that forward to its workers."""
+
+    async def run(self, op: Any, args: Any) -> Any:
+        """Run one operation; raise ``ControlError`` to refuse or report a failure."""
+
+    async def serve_mcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        persona: str | None) -> None:
+        """Carry an MCP session on the connection (see :mod:`vmcp.control.mcpsocket`)."""
 
 
 class ControlServer:
     """Accepts control connections and answers each request line with one response line."""
 
-    def __init__(self, path: Path, operations: Operations) -> None:
+    def __init__(self, path: Path, operations: OperationRunner) -> None:
         self.path = path
         self.operations = operations
         self._server: asyncio.AbstractServer | None = None
@@ -39,7 +51,20 @@ class ControlServer:
         self._writers.add(writer)
         try:
             while line := await reader.readline():
-                writer.write(await self._answer(line))
+                try:
+                    message = json.loads(line)
+                except ValueError as exc:
+                    message = ControlError(f"not JSON: {exc}")
+                if isinstance(message, dict) and message.get("op") == MCP_OP:
+                    persona = (message.get("args") or {}).get("persona")
+                    if persona is not None and not isinstance(persona, str):
+                        writer.write(failure(ControlError("persona must be a string")))
+                        continue
+                    # From here on the connection is an MCP session, not control requests.
+                    writer.write(success({"session": True}))
+                    await self.operations.serve_mcp(reader, writer, persona)
+                    return
+                writer.write(await self._answer(message))
                 await writer.drain()
         except (ConnectionError, ValueError):  # ValueError: a line over the limit
             pass
@@ -48,11 +73,9 @@ class ControlServer:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def _answer(self, line: bytes) -> bytes:
-        try:
-            message = json.loads(line)
-        except ValueError as exc:
-            return failure(ControlError(f"not JSON: {exc}"))
+    async def _answer(self, message: object) -> bytes:
+        if isinstance(message, ControlError):
+            return failure(message)
         if not isinstance(message, dict):
             return failure(ControlError("a request is a JSON object"))
         try:

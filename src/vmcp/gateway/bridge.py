@@ -59,6 +59,19 @@ def _key(upstream: UpstreamSession, message: JsonMessage) -> str:
     return f"{upstream.mount_id}.{message.get('id')}"
 
 
+def refused_for_capability(capabilities: dict[str, Any], upstream: UpstreamSession,
+                           message: JsonMessage) -> bool:
+    """Answer a backend's request -32601 when the client's ``capabilities`` lack what it
+    needs; True when it was refused."""
+    params = message.get("params")
+    missing = missing_capability(capabilities, message.get("method"),
+                                 params if isinstance(params, dict) else {})
+    if missing:
+        upstream.respond(jsonrpc.error(message.get("id"), RpcError(
+            METHOD_NOT_FOUND, f"The connected client does not support {missing}")))
+    return bool(missing)
+
+
 class WaitingCall:
     """A backend call kept while its modern client answers ``input_required`` (the sink of
     the request until the client retries)."""
@@ -108,7 +121,10 @@ class WaitingCall:
 
     def relay_request(self, request: Request | None, upstream: UpstreamSession,
                       message: JsonMessage) -> None:
-        """The backend asked again before the first answer: the retry asks it next."""
+        """The backend asked again before the first answer: the retry asks it next, if the
+        client declared what it needs (it may arrive in the same breath as the first ask)."""
+        if refused_for_capability(self.request.capabilities, upstream, message):
+            return
         self.asks.append((upstream, message))
 
 
@@ -139,10 +155,7 @@ class Bridge:
             upstream.respond(jsonrpc.error(message.get("id"), RpcError(
                 INTERNAL_ERROR, f"{method} was sent outside any call of a connected client")))
             return
-        missing = missing_capability(request.capabilities, method, params)
-        if missing:
-            upstream.respond(jsonrpc.error(message.get("id"), RpcError(
-                METHOD_NOT_FOUND, f"The connected client does not support {missing}")))
+        if refused_for_capability(request.capabilities, upstream, message):
             return
         self._wait(request, exchange, [(upstream, message)])
 
@@ -225,7 +238,11 @@ class Bridge:
             waiting.final["id"] = retry.id
             exchange.deliver(request, waiting.final)
         elif waiting.asks:
-            self._wait(request, exchange, waiting.asks)
+            # the retry may declare less than the first call did
+            asks = [(upstream, message) for upstream, message in waiting.asks
+                    if not refused_for_capability(request.capabilities, upstream, message)]
+            if asks:
+                self._wait(request, exchange, asks)
 
     def _resume_backend_state(self, retry: Request, method: str, params: dict[str, Any],
                               body: dict[str, Any]) -> None:

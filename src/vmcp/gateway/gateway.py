@@ -22,6 +22,7 @@ from typing import Any
 from vmcp.auth.base import AuthError, AuthProvider, Principal
 from vmcp.auth.metadata import resource_metadata_url, www_authenticate
 from vmcp.cache.layer import CacheLayer
+from vmcp.cluster import SharedState, open_shared
 from vmcp.config import MountConfig, VmcpConfig, vmcp_home
 from vmcp.gateway.access import PersonaAccess, personas_in_play
 from vmcp.gateway.approvals import Approvals
@@ -36,7 +37,7 @@ from vmcp.gateway.session import FrontSession
 from vmcp.gateway.toolsearch import ToolSearch
 from vmcp.gateway.warmcatalog import WarmCatalog
 from vmcp.persona import PersonaStore
-from vmcp.plugins import get_plugin_manager, load_driver
+from vmcp.plugins import PluginError, get_plugin_manager, load_driver
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import INTERNAL_ERROR, INVALID_PARAMS, RpcError
 from vmcp.registry.catalog import CHANGED_KINDS, LIST_KINDS
@@ -114,7 +115,7 @@ class Gateway:
         #: gateway progress token -> (the request, the client's own token)
         self.progress: dict[int, tuple[Request, Any]] = {}
         #: (upstream, backend request id) -> (session, client-side id) of relayed requests
-        self.reverse: dict[tuple[UpstreamSession, Any], tuple[FrontSession, int]] = {}
+        self.reverse: dict[tuple[UpstreamSession, Any], tuple[FrontSession, int | str]] = {}
         self.tasks: dict[str, TaskEntry] = {}
         self._task_ids: dict[tuple[UpstreamSession, str], str] = {}
         self._elicitations: dict[tuple[UpstreamSession, str], tuple[FrontSession, str]] = {}
@@ -152,6 +153,8 @@ class Gateway:
         self.cache: CacheLayer | None = None
         #: what start() opens while the backends start (None once it has)
         self._opening: _Opening | None = None
+        #: the state shared with the deployment's other instances; None without ``[cluster]``
+        self.cluster: SharedState | None = _open_cluster(config)
 
     # -- FrontHost ------------------------------------------------------------------------
 
@@ -192,8 +195,18 @@ class Gateway:
         return principal
 
     def readiness(self) -> list[str]:
-        """Why the gateway is not ready to serve (empty: ready); see :class:`Health`."""
-        return self.health.problems()
+        """Why the gateway is not ready to serve (empty: ready); see :class:`Health`. With a
+        cluster, an unreachable shared state is one reason."""
+        problems = self.health.problems()
+        if self.cluster is not None and (problem := self.cluster.problem()) is not None:
+            problems.append(problem)
+        return problems
+
+    @property
+    def draining(self) -> bool:
+        """True once the gateway was asked to stop (it drains, then closes)."""
+        stop = self.health.stop
+        return stop is not None and stop.is_set()
 
     async def started(self) -> None:
         """Return once the gateway has started (see :meth:`Health.wait_started`), or at once
@@ -360,9 +373,15 @@ class Gateway:
                 log.error("mount %s: %s", mount_id, exc)
         return {"removed": removed, "changed": changed, "added": added}
 
-    def _install_access(self) -> None:
+    def require_personas(self) -> None:
+        """Install persona enforcement now, for a session that brings a persona of its own
+        where none was in play (``vmcp connect --persona`` to a gateway without auth)."""
+        self._install_access(force=True)
+
+    def _install_access(self, force: bool = False) -> None:
         """Install persona enforcement when a new configuration puts personas in play."""
-        if self.access is not None or not personas_in_play(self.config, self.default_principal):
+        if self.access is not None or not (
+                force or personas_in_play(self.config, self.default_principal)):
             return
         self.access = PersonaAccess(self, PersonaStore.default())
         self.access.catalog_changed()
@@ -474,6 +493,8 @@ class Gateway:
         await asyncio.gather(*(m.stop() for m in self.mounts.values()), return_exceptions=True)
         if self.cache is not None:
             await self.cache.aclose()
+        if self.cluster is not None:
+            await self.cluster.aclose()
 
     async def _open_services(
         self, opening: _Opening, alongside: Callable[[], Awaitable[None]] | None
@@ -482,6 +503,8 @@ class Gateway:
         mount), then ``alongside``."""
         await opening.go
         await self._open_cache()
+        if self.cluster is not None:
+            await self.cluster.start()
         for mount in self.mounts.values():
             mount.cache = self.cache
         _resolve(opening.opened)
@@ -1005,6 +1028,15 @@ class Gateway:
         self._rebuild()
         self.broadcast_list_changed(had, mount.mount_id)
         self.spawn(self._call_hook(self._pm.hook.vmcp_server_unmounted, mount_id=mount.mount_id))
+
+
+def _open_cluster(config: VmcpConfig) -> SharedState | None:
+    """The ``[cluster]`` shared state; a missing or broken driver leaves the instance alone."""
+    try:
+        return open_shared(config)
+    except PluginError as exc:
+        log.error("cluster disabled: %s", exc)
+        return None
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

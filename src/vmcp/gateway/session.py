@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from vmcp import __version__
@@ -30,11 +30,12 @@ from vmcp.protocol.errors import (
 )
 from vmcp.protocol.versions import negotiate
 from vmcp.routing.middleware import Caller
-from vmcp.routing.request import HANDSHAKE, LEVEL_RANK, Request, missing_capability
+from vmcp.routing.request import HANDSHAKE, LEVEL_RANK, LOG_LEVELS, Request, missing_capability
 from vmcp.transports.base import FrontPeer, JsonMessage
 from vmcp.upstream.session import UpstreamSession
 
 if TYPE_CHECKING:
+    from vmcp.cluster.record import SessionRecord
     from vmcp.gateway.gateway import Gateway
     from vmcp.registry.mount import Replica
 
@@ -63,13 +64,16 @@ class FrontSession:
         self.inflight: dict[Any, tuple[UpstreamSession, int, int | None]] = {}
         self.tasks: dict[Any, asyncio.Task[None]] = {}
         #: client-side id of a relayed server->client request -> (upstream, backend id)
-        self.reverse: dict[int, tuple[UpstreamSession, Any]] = {}
+        self.reverse: dict[int | str, tuple[UpstreamSession, Any]] = {}
         self.affinity: dict[str, Replica] = {}
         self.subscriptions: set[tuple[str, str]] = set()
         #: request id -> what serves a 2026-07-28 request of this connection (an exchange,
         #: or an open listen), for cancellation
         self.exchanges: dict[Any, Any] = {}
         self._reverse_ids = 0
+        #: called when what a shared session's record keeps changed (log level,
+        #: subscriptions); set by a front that shares the session with other instances
+        self.on_change: Callable[[], None] | None = None
         #: the requests served now: ping and initialize until initialize, then all
         self._requests = _BEFORE_INITIALIZE
 
@@ -210,6 +214,8 @@ class FrontSession:
         self.log_rank = LEVEL_RANK[level]
         self.gateway.log_levels_changed()
         self._reply(request_id, {})
+        if self.on_change is not None:
+            self.on_change()
 
     def wants_log(self, level: Any) -> bool:
         """True when a log notification at ``level`` passes this client's ``setLevel``."""
@@ -266,11 +272,52 @@ class FrontSession:
 
     def _subscribe(self, request_id: Any, params: dict[str, Any], method: str) -> None:
         route = self.gateway.dispatch.resource_route(self.caller, params.get("uri"))
-        self.request(request_id).spawn(self.gateway.subscribe(self, route))
+        self.request(request_id).spawn(self._changing(self.gateway.subscribe(self, route)))
 
     def _unsubscribe(self, request_id: Any, params: dict[str, Any], method: str) -> None:
         route = self.gateway.dispatch.resource_route(self.caller, params.get("uri"))
-        self.request(request_id).spawn(self.gateway.unsubscribe(self, route))
+        self.request(request_id).spawn(self._changing(self.gateway.unsubscribe(self, route)))
+
+    async def _changing(self, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+        """Await a change of the subscriptions, then say so to a sharing front."""
+        result = await work
+        if self.on_change is not None:
+            self.on_change()
+        return result
+
+    # -- shared sessions ------------------------------------------------------------------
+
+    def shared_fields(self) -> dict[str, Any]:
+        """What a :class:`~vmcp.cluster.record.SessionRecord` keeps of this session."""
+        return {
+            "protocol_version": self.protocol_version,
+            "client_capabilities": self.client_capabilities,
+            "client_info": self.client_info,
+            "log_level": LOG_LEVELS[self.log_rank] if self.log_rank is not None else None,
+            "subscriptions": sorted(self.subscriptions),
+        }
+
+    def restore(self, record: SessionRecord) -> None:
+        """Serve, initialized, a session another instance opened, as its record says (again
+        when the record changed). Its subscriptions are :meth:`follow`'s business."""
+        self.client_capabilities = record.client_capabilities
+        self.client_info = record.client_info
+        self.protocol_version = record.protocol_version
+        self.initialized = True
+        self._requests = _REQUESTS
+        rank = LEVEL_RANK.get(record.log_level) if record.log_level is not None else None
+        if rank != self.log_rank:
+            self.log_rank = rank
+            self.gateway.log_levels_changed()
+
+    def follow(self, routes: list[tuple[str, str]]) -> None:
+        """Hold exactly these resource subscriptions (this instance delivers the session's
+        standalone stream, so its own backends must send it their updates)."""
+        wanted = set(routes)
+        for route in wanted - self.subscriptions:
+            self.gateway.spawn(_quietly(self.gateway.subscribe(self, route)))
+        for route in self.subscriptions - wanted:
+            self.gateway.spawn(_quietly(self.gateway.unsubscribe(self, route)))
 
     # -- tasks ----------------------------------------------------------------------------
 
@@ -308,8 +355,7 @@ class FrontSession:
             upstream.respond(jsonrpc.error(message.get("id"), RpcError(
                 METHOD_NOT_FOUND, f"The connected client does not support {missing}")))
             return
-        self._reverse_ids += 1
-        client_id = self._reverse_ids
+        client_id = self._client_id()
         self.reverse[client_id] = (upstream, message.get("id"))
         self.gateway.reverse[(upstream, message.get("id"))] = (self, client_id)
         if method == "elicitation/create" and isinstance(params.get("elicitationId"), str):
@@ -317,6 +363,13 @@ class FrontSession:
                 self, upstream, params["elicitationId"])}
         self.send(jsonrpc.request(client_id, method, params),  # type: ignore[arg-type]
                   request.id if request is not None else None)
+
+    def _client_id(self) -> int | str:
+        """A new id for a request to this client; with a cluster it names this instance, so
+        that an answer reaching another instance is sent back here."""
+        self._reverse_ids += 1
+        cluster = self.gateway.cluster
+        return self._reverse_ids if cluster is None else f"{cluster.instance}.{self._reverse_ids}"
 
     def _client_response(self, message: JsonMessage) -> None:
         entry = self.reverse.pop(message.get("id"), None)  # type: ignore[arg-type]
@@ -332,8 +385,7 @@ class FrontSession:
     async def ask(self, method: str, params: dict[str, Any]) -> JsonMessage:
         """Send the gateway's own request to this client; its answer (a result or an error)."""
         answer = _Answer()
-        self._reverse_ids += 1
-        client_id = self._reverse_ids
+        client_id = self._client_id()
         self.reverse[client_id] = (answer, None)  # type: ignore[assignment]
         self.send(jsonrpc.request(client_id, method, params))
         try:
@@ -341,7 +393,7 @@ class FrontSession:
         finally:
             self.reverse.pop(client_id, None)
 
-    def cancel_reverse(self, client_id: int, reason: Any) -> None:
+    def cancel_reverse(self, client_id: int | str, reason: Any) -> None:
         """The backend withdrew a request it made through this session."""
         if self.reverse.pop(client_id, None) is not None:
             params: dict[str, Any] = {"requestId": client_id}
@@ -368,6 +420,14 @@ class FrontSession:
                 BACKEND_UNAVAILABLE, "the client that was asked has disconnected")))
             del self.reverse[client_id]
         await self.gateway.session_closed(self)
+
+
+async def _quietly(work: Awaitable[Any]) -> None:
+    """Await a subscription change another instance asked for; its failure is only logged."""
+    try:
+        await work
+    except RpcError as exc:
+        log.info("could not follow a shared subscription: %s", exc)
 
 
 class _Answer:

@@ -61,6 +61,8 @@ class InstallRecord(BaseModel):
     launch: Launch
     description: str = ""
     manifest: dict[str, Any] = Field(default_factory=dict)
+    #: the values the user gave the package's arguments (``--arg``), reused by ``update``
+    arguments: dict[str, str] = Field(default_factory=dict)
 
 
 class ServerState(BaseModel):
@@ -70,6 +72,8 @@ class ServerState(BaseModel):
     current: str | None = None
     previous: str | None = None
     mounts: list[str] = Field(default_factory=list)
+    #: mount id -> the version it is held at; updates and rollbacks leave such mounts alone
+    pins: dict[str, str] = Field(default_factory=dict)
 
 
 def server_folder_name(name: str) -> str:

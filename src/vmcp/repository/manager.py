@@ -46,6 +46,22 @@ class InstallPlan:
         return [head, f"  into {self.target}", *steps]
 
 
+@dataclass
+class VersionChanges:
+    """What a change of a server's current version does to its mounts."""
+
+    #: mount id -> the version it leaves (those that follow the current version)
+    moved: dict[str, str]
+    #: mount id -> the version it is pinned at, which it keeps
+    pinned: dict[str, str]
+
+    def lines(self, version: str) -> list[str]:
+        """The changes in words, one line per mount."""
+        return [f"  mount {m} changes from {old} to {version}" for m, old in self.moved.items()] \
+            + [f"  mount {m} stays at {kept} (pinned; `vmcp unpin {m}` lets it follow)"
+               for m, kept in self.pinned.items()]
+
+
 def split_spec(spec: str) -> tuple[str, str | None]:
     """``NAME[@VERSION]`` as (name, version or None)."""
     name, sep, version = spec.partition("@")
@@ -94,7 +110,8 @@ class ServerManager:
         return sorted(entries, key=lambda e: (-order.index(e.version), e.source))[0]
 
     def installed_name(self, spec: str) -> tuple[str, str | None]:
-        """The installed server ``NAME[@VERSION]`` refers to (full or short name).
+        """The installed server ``NAME[@VERSION]`` refers to (full or short name, or the
+        name of its package).
 
         :raises InstallError: nothing installed matches, or several do.
         """
@@ -103,11 +120,19 @@ class ServerManager:
         if name in names:
             return name, version
         short = [n for n in names if n.rsplit("/", 1)[-1].lower() == name.lower()]
+        if not short:  # the name of a package it installs, as users know it
+            short = [n for n in names if name in self._package_names(n)]
         if len(short) == 1:
             return short[0], version
         if short:
             raise InstallError(f"{name!r} is ambiguous: {', '.join(short)}; give the full name")
         raise InstallError(f"{name!r} is not installed (see `vmcp installed`)")
+
+    def _package_names(self, name: str) -> set[str]:
+        """The package identifiers the installed versions of ``name`` were made from."""
+        return {str(package.get("identifier")) for record in self.store.versions(name)
+                for package in record.manifest.get("packages") or []
+                if isinstance(package, dict)}
 
     # -- installing -------------------------------------------------------------------------
 
@@ -144,6 +169,7 @@ class ServerManager:
                 launch=launch,
                 description=manifest.description,
                 manifest=plan.entry.document,
+                arguments=dict(plan.method.argument_values),
             )
             self.store.write_record(record)
         except BaseException:
@@ -184,7 +210,7 @@ class ServerManager:
 
     async def update(self, plan: InstallPlan, values: Mapping[str, str]) -> list[str]:
         """Carry out an update plan: install, make it current, switch the server's mounts
-        to it (keeping their settings); return the mounts switched."""
+        that are not pinned to it (keeping their settings); return the mounts switched."""
         await self.install(plan)
         name = plan.manifest.name
         self.activate(name, plan.manifest.version)
@@ -203,6 +229,15 @@ class ServerManager:
         self.switch_mounts(name, {})
         return old, new
 
+    def version_changes(self, name: str, version: str) -> VersionChanges:
+        """What making ``version`` the current one would do to the server's mounts."""
+        state = self.store.state(name)
+        live = self.mounts_of(name)
+        pinned = {m: state.pins[m] for m in live if m in state.pins}
+        moved = {m: state.current or "" for m in live
+                 if m not in pinned and state.current != version}
+        return VersionChanges(moved, pinned)
+
     # -- mounting ---------------------------------------------------------------------------
 
     def current_record(self, name: str, version: str | None = None) -> InstallRecord:
@@ -219,13 +254,15 @@ class ServerManager:
         rows: list[dict[str, object]] = []
         for name in self.store.names():
             state = self.store.state(name)
-            mounts = self.mounts_of(name)
+            versions = self.mount_versions(name)
             for record in reversed(self.store.versions(name)):
                 rows.append({
                     "name": name, "version": record.version, "method": record.method,
                     "source": record.source, "current": record.version == state.current,
                     "previous": record.version == state.previous,
-                    "mounts": mounts if record.version == state.current else [],
+                    "mounts": [m for m, v in versions.items() if v == record.version],
+                    "pinned": [m for m, v in versions.items()
+                               if v == record.version and m in state.pins],
                 })
         return rows
 
@@ -235,25 +272,78 @@ class ServerManager:
         entries = self.table.entries()
         return [m for m in state.mounts if m in entries]
 
+    def mount_versions(self, name: str) -> dict[str, str]:
+        """Each mount of the server and the version it runs: its pin, else the current one."""
+        state = self.store.state(name)
+        return {m: state.pins.get(m, state.current or "") for m in self.mounts_of(name)}
+
+    def server_of(self, mount_id: str) -> str:
+        """The installed server a mount runs.
+
+        :raises InstallError: no installed server is mounted under that id.
+        """
+        for name in self.store.names():
+            if mount_id in self.mounts_of(name):
+                return name
+        raise InstallError(f"{mount_id!r} is not a mount of an installed server "
+                           "(see `vmcp installed`)")
+
     def mount(
         self,
         name: str,
         values: Mapping[str, str],
         mount_id: str | None = None,
+        version: str | None = None,
+        pin: bool = False,
     ) -> str:
-        """Add the server to the mount table; return the mount id.
+        """Add the server to the mount table at ``version`` (the current one by default);
+        return the mount id. The mount is pinned when asked, or when ``version`` is not the
+        current one (the other mounts keep following the current version).
 
         :raises InstallError: it is mounted already (without ``mount_id``), the id is used by
             another server, or a required variable has no value.
         """
-        record = self.current_record(name)
+        record = self.current_record(name, version)
         state = self.store.state(name)
         live = self.mounts_of(name)
         mount_id = self.choose_mount_id(name, mount_id)
         self.table.put(mount_id, mount_entry(record, values))
         state.mounts = [*live, mount_id] if mount_id not in live else live
+        if pin or record.version != state.current:
+            state.pins[mount_id] = record.version
+        else:
+            state.pins.pop(mount_id, None)
         self.store.save_state(state)
         return mount_id
+
+    def pin(self, mount_id: str, version: str | None = None) -> tuple[str, str]:
+        """Hold a mount at ``version`` (the one it runs by default), switching it to that
+        version; return (server, version).
+
+        :raises InstallError: the mount is not of an installed server, or the version is
+            not installed.
+        """
+        name = self.server_of(mount_id)
+        record = self.current_record(name, version or self.mount_versions(name)[mount_id])
+        self._relaunch(mount_id, record, {})
+        state = self.store.state(name)
+        state.pins[mount_id] = record.version
+        self.store.save_state(state)
+        return name, record.version
+
+    def unpin(self, mount_id: str) -> tuple[str, str]:
+        """Let a mount follow the current version again, switching it to that version;
+        return (server, version).
+
+        :raises InstallError: the mount is not of an installed server.
+        """
+        name = self.server_of(mount_id)
+        record = self.current_record(name)
+        self._relaunch(mount_id, record, {})
+        state = self.store.state(name)
+        state.pins.pop(mount_id, None)
+        self.store.save_state(state)
+        return name, record.version
 
     def choose_mount_id(self, name: str, wanted: str | None = None) -> str:
         """The id a new mount of ``name`` gets: ``wanted``, or one derived from the name.
@@ -276,15 +366,20 @@ class ServerManager:
         """Point every mount of the server at its current version, keeping the user's settings
         (prefix, timeouts...) and the variable values each mount already has."""
         record = self.current_record(name)
-        entries = self.table.entries()
+        pins = self.store.state(name).pins
         switched = []
         for mount_id in self.mounts_of(name):
-            old = entries[mount_id]
-            new = mount_entry(record, values, old.get("env") or {})
-            kept = {k: v for k, v in old.items() if k not in LAUNCH_KEYS}
-            self.table.put(mount_id, {**kept, **new})
-            switched.append(mount_id)
+            if mount_id not in pins:
+                self._relaunch(mount_id, record, values)
+                switched.append(mount_id)
         return switched
+
+    def _relaunch(self, mount_id: str, record: InstallRecord, values: Mapping[str, str]) -> None:
+        """Point one mount at ``record``, keeping its own settings and variable values."""
+        old = self.table.entries()[mount_id]
+        new = mount_entry(record, values, old.get("env") or {})
+        kept = {k: v for k, v in old.items() if k not in LAUNCH_KEYS}
+        self.table.put(mount_id, {**kept, **new})
 
     def unmount(self, mount_id: str) -> str | None:
         """Remove a mount; return the installed server that used it, if one did.
@@ -297,6 +392,7 @@ class ServerManager:
             state = self.store.state(name)
             if mount_id in state.mounts:
                 state.mounts.remove(mount_id)
+                state.pins.pop(mount_id, None)
                 self.store.save_state(state)
                 return name
         return None
@@ -312,16 +408,17 @@ class ServerManager:
         if version is not None and all(r.version != version for r in records):
             raise InstallError(f"{name} {version} is not installed")
         doomed = [r.version for r in records if version is None or r.version == version]
+        using = [m for m, v in self.mount_versions(name).items() if v in doomed]
         state = self.store.state(name)
-        live = self.mounts_of(name)
-        if live and state.current in doomed:
+        if using:
             if not force:
                 raise InstallError(
-                    f"{name} is mounted as {', '.join(live)}; unmount it or use --force"
+                    f"{name} is mounted as {', '.join(using)}; unmount it or use --force"
                 )
-            for mount_id in live:
+            for mount_id in using:
                 self.table.remove(mount_id)
-            state.mounts = []
+                state.pins.pop(mount_id, None)
+            state.mounts = [m for m in state.mounts if m not in using]
         for v in doomed:
             self.store.remove_version(name, v)
         left = [r.version for r in records if r.version not in doomed]

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from vmcp.auth.base import Principal
+    from vmcp.cluster.base import SharedState
+    from vmcp.cluster.record import SessionRecord
     from vmcp.config import MountConfig, VmcpConfig
 
 JsonMessage = dict[str, Any]
@@ -98,6 +100,9 @@ class FrontPeer(Protocol):
 class FrontSessionHandle(Protocol):
     """What the gateway gives a front transport for one client connection."""
 
+    #: called when what a shared session's record keeps changed (``[cluster]`` only)
+    on_change: Callable[[], None] | None
+
     def handle(self, message: JsonMessage) -> None:
         """Take one decoded message from the client."""
 
@@ -106,6 +111,15 @@ class FrontSessionHandle(Protocol):
 
     async def aclose(self) -> None:
         """The client went away: cancel its work and release its subscriptions."""
+
+    def shared_fields(self) -> dict[str, Any]:
+        """What a shared session's record keeps of the session (``[cluster]`` only)."""
+
+    def restore(self, record: SessionRecord) -> None:
+        """Serve, initialized, the session another instance opened (``[cluster]`` only)."""
+
+    def follow(self, routes: list[tuple[str, str]]) -> None:
+        """Hold the record's resource subscriptions on this instance (``[cluster]`` only)."""
 
 
 class FrontHost(Protocol):
@@ -119,6 +133,11 @@ class FrontHost(Protocol):
     def auth_required(self) -> bool:
         """True when an auth driver that really checks credentials is configured."""
 
+    @property
+    def cluster(self) -> SharedState | None:
+        """The state shared with the deployment's other instances; None without ``[cluster]``
+        (a front then keeps every session in memory)."""
+
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """Authenticate a remote connection from its headers; raise ``AuthError`` to refuse."""
 
@@ -129,6 +148,11 @@ class FrontHost(Protocol):
     async def started(self) -> None:
         """Return once the gateway has started: its configured mounts are up or failed for
         good. A front that listens during start-up holds its clients' requests until then."""
+
+    @property
+    def draining(self) -> bool:
+        """True once the gateway was asked to stop: calls in flight finish, a front refuses
+        new requests (HTTP: 503 with ``Retry-After``, so a load balancer tries elsewhere)."""
 
     def open_session(
         self, peer: FrontPeer, principal: Principal | None = None

@@ -57,6 +57,9 @@ class NetworkFrontSettings(BaseModel):
     allowed_origins: list[str] = Field(default_factory=list)
     #: the largest message a client may send (HTTP answers 413 above it, WebSocket closes 1009)
     max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024)
+    #: share the port with other processes bound the same way (``SO_REUSEPORT``): the kernel
+    #: spreads new connections over them. ``vmcp start --workers N`` sets it for its workers
+    reuse_port: bool = False
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)

@@ -125,7 +125,8 @@ async def run_app(
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, backlog=LISTEN_BACKLOG)
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=LISTEN_BACKLOG,
+                           reuse_port=settings.reuse_port or None)
         try:
             await site.start()
         except OSError as exc:

@@ -13,13 +13,16 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vmcp.auth.base import Principal
 from vmcp.protocol.errors import REQUEST_CANCELLED
 from vmcp.transports.base import FrontSessionHandle, JsonMessage
 from vmcp_transport_http.messages import is_response, request_key
 from vmcp_transport_http.streams import EventStream
+
+if TYPE_CHECKING:
+    from vmcp_transport_http.shared import SharedLink
 
 log = logging.getLogger("vmcp.transports.http")
 
@@ -63,6 +66,8 @@ class HttpSession:
         self.closed = False
         #: the protocol version the session's ``initialize`` settled on (None until then)
         self.protocol_version: str | None = None
+        #: the session's tie to other instances (``[cluster]``); None: it lives here only
+        self.shared: SharedLink | None = None
         self._replay = replay_buffer
         self._replay_bytes = replay_bytes
         self._idle_timeout = idle_timeout
@@ -99,6 +104,9 @@ class HttpSession:
             if post is not None and post.sse:
                 post.stream.append(message)
                 return
+        if self.shared is not None:
+            self.shared.post(message)
+            return
         self.get_stream.append(message)
 
     def _answered(self, post: PostStream, key: str | int) -> None:
@@ -142,6 +150,8 @@ class HttpSession:
         its stream: so the stream of a cancelled request is ended with a -32800 error.
         """
         if self.handle is None or self.closed:
+            return
+        if self.shared is not None and is_response(message) and self.shared.elsewhere(message):
             return
         self.handle.handle(message)
         if message.get("method") == "notifications/cancelled":

@@ -34,12 +34,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections import OrderedDict
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
 
 from vmcp.auth.base import Principal
+from vmcp.cluster.record import SessionRecord, instance_of
 from vmcp.protocol.eras import MODERN_VERSIONS
 from vmcp.protocol.errors import BACKEND_UNAVAILABLE
 from vmcp.protocol.versions import DEFAULT_HTTP_VERSION, HANDSHAKE_VERSIONS
@@ -67,6 +70,7 @@ from vmcp_transport_http.server import (
 )
 from vmcp_transport_http.session import HttpSession, PostStream
 from vmcp_transport_http.settings import DEFAULT_RATE_LIMIT, StreamableSettings
+from vmcp_transport_http.shared import SHARED_EVENT, SharedLink, pump_shared, resume_point
 from vmcp_transport_http.sse import encode_event
 from vmcp_transport_http.streams import EventStreamResponse, SharedTimeout, encode_events, pump
 
@@ -123,6 +127,15 @@ class StreamableHttpServer:
         self._closing: set[asyncio.Task[None]] = set()
         self._grace = SharedTimeout(REPLY_GRACE)
         self._modern = ModernFront(host, settings, self._grace)
+        #: the state shared with other instances (``[cluster]``), else None
+        self._cluster = getattr(host, "cluster", None)
+        #: shared sessions whose standalone stream this instance delivers now
+        self._streaming: set[str] = set()
+        if self._cluster is not None:
+            self._cluster.listen(self._from_elsewhere)
+            mine = self._cluster.instance + "."
+            self._cluster.session_count = lambda: sum(1 for key in self.sessions
+                                                      if key.startswith(mine))
 
     @property
     def rate_limit(self) -> float | None:
@@ -225,7 +238,7 @@ class StreamableHttpServer:
                 return True
         return False
 
-    def _open_session(self, principal: Principal) -> HttpSession:
+    def _open_session(self, principal: Principal, session_id: str | None = None) -> HttpSession:
         settings = self.settings
         wait = retry_after(settings.retry_after)
         held = self._per_principal.get(principal, 0)
@@ -234,8 +247,11 @@ class StreamableHttpServer:
                               headers=wait)
         if len(self.sessions) >= settings.max_sessions and not self._reclaim():
             raise HttpProblem(503, "Service Unavailable: too many open sessions", headers=wait)
+        if session_id is None:
+            session_id = (secrets.token_urlsafe(32) if self._cluster is None
+                          else f"{self._cluster.instance}.{secrets.token_urlsafe(24)}")
         session = HttpSession(
-            secrets.token_urlsafe(32),
+            session_id,
             principal,
             replay_buffer=settings.replay_buffer,
             replay_bytes=settings.replay_bytes,
@@ -254,6 +270,16 @@ class StreamableHttpServer:
         if self._rates is not None and (wait := self._rates.take(principal)):
             raise HttpProblem(429, "Too Many Requests: this caller's rate limit is exceeded",
                               headers=retry_after(wait))
+
+    def _refuse_while_draining(self, payload: dict[str, Any] | list[dict[str, Any]]) -> None:
+        """503 with ``Retry-After`` for new requests once the gateway is stopping; the
+        notifications and responses that calls in flight still need pass."""
+        if not self.host.draining:
+            return
+        messages = payload if isinstance(payload, list) else [payload]
+        if any(is_request(m) for m in messages):
+            raise HttpProblem(503, "Service Unavailable: this gateway is stopping",
+                              headers=retry_after(self.settings.retry_after))
 
     # -- POST -----------------------------------------------------------------------------
     async def post(self, request: web.Request) -> web.StreamResponse:
@@ -289,6 +315,7 @@ class StreamableHttpServer:
         admitted: _Admitted,
     ) -> web.StreamResponse:
         self._limit_rate(principal)
+        self._refuse_while_draining(payload)
         if is_modern_post(request.headers, payload):  # whatever Mcp-Session-Id it carries
             return await self._modern.post(request, principal, payload, admitted.release)
         if SESSION_HEADER not in request.headers:
@@ -299,7 +326,8 @@ class StreamableHttpServer:
             return await self._reply(
                 request, session, [initialize], sse, _offered_version(initialize), opening=True
             )
-        session = self._session(request, principal)
+        session = (self._session(request, principal) if self._cluster is None
+                   else await self._shared_session(request, principal))
         version = self._check_version(request)
         messages = payload if isinstance(payload, list) else [payload]
         if "traceparent" in request.headers:
@@ -341,6 +369,8 @@ class StreamableHttpServer:
                 self._discard(session)  # a refused initialize leaves no session behind
             else:
                 session.protocol_version = _negotiated(post)
+                if self._cluster is not None:
+                    await self._share(session)
         return response
 
     async def _stream_reply(
@@ -392,11 +422,15 @@ class StreamableHttpServer:
         """Open the standalone stream, or resume a stream after ``Last-Event-ID``."""
         principal = await authenticate(self.host, request)
         _refuse_modern(request)
-        session = self._session(request, principal)
+        session = (self._session(request, principal) if self._cluster is None
+                   else await self._shared_session(request, principal))
         self._check_version(request)
         if not media_types(request) & {SSE_TYPE, "text/*", "*/*"}:
             raise HttpProblem(406, f"Not Acceptable: GET needs Accept: {SSE_TYPE}")
         last_event_id = request.headers.get("Last-Event-ID")
+        if session.shared is not None and (last_event_id is None
+                                           or last_event_id.startswith(SHARED_EVENT)):
+            return await self._get_shared(request, session, resume_point(last_event_id))
         if last_event_id is None:
             stream, after = session.get_stream, session.get_stream.delivered
         else:
@@ -416,11 +450,176 @@ class StreamableHttpServer:
         """End a session at the client's request."""
         principal = await authenticate(self.host, request)
         _refuse_modern(request)
-        session = self._session(request, principal)
+        session = (self._session(request, principal) if self._cluster is None
+                   else await self._shared_session(request, principal))
         self._check_version(request)
         self._forget(session)
         await session.close()
+        if session.shared is not None:
+            await self._end_everywhere(session)
         return web.Response(status=200)
+
+    # -- sessions shared with other instances ([cluster]) ---------------------------------
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def _record(self, session: HttpSession) -> SessionRecord:
+        """The record of a shared session as this instance holds it now."""
+        assert self._cluster is not None and session.handle is not None
+        principal = session.principal
+        return SessionRecord(
+            session.id, instance_of(session.id) or self._cluster.instance,
+            principal.name if principal is not None else None,
+            principal.persona if principal is not None else None,
+            last_seen=time.time(), **session.handle.shared_fields())
+
+    def _link(self, session: HttpSession) -> None:
+        """Tie a session to the shared state (its record is written)."""
+        assert self._cluster is not None and session.handle is not None
+        session.shared = SharedLink(self._cluster, session.id,
+                                    self.settings.session_idle_timeout, self._spawn)
+        session.handle.on_change = lambda: self._spawn(self._changed(session))
+
+    async def _share(self, session: HttpSession) -> None:
+        """Write the record of a session just initialized; without the shared state it is
+        served by this instance only."""
+        assert self._cluster is not None
+        try:
+            await self._cluster.save_session(self._record(session),
+                                             self.settings.session_idle_timeout)
+        except Exception as exc:
+            log.warning("session %s is served by this instance only: %s", session.id[:12], exc)
+            return
+        self._link(session)
+
+    async def _shared_session(self, request: web.Request, principal: Principal) -> HttpSession:
+        """The session a request names, taken up from the shared state when another
+        instance opened it; its record is renewed (at most every few seconds)."""
+        assert self._cluster is not None
+        session_id = request.headers.get(SESSION_HEADER)
+        session = self.sessions.get(session_id) if session_id else None
+        if session is None and session_id and instance_of(session_id) is not None:
+            session = await self._adopt(session_id, principal)
+        if session is None or session.principal != principal:
+            return self._session(request, principal)  # its refusal
+        if session.shared is not None and session.shared.renewal_due(
+                asyncio.get_running_loop().time()):
+            self._spawn(self._renew(session))
+        return session
+
+    async def _adopt(self, session_id: str, principal: Principal) -> HttpSession | None:
+        """Rebuild, initialized, a session another instance opened, from its record (None:
+        there is none)."""
+        assert self._cluster is not None
+        try:
+            record = await self._cluster.load_session(session_id)
+        except Exception as exc:
+            raise HttpProblem(503, "Service Unavailable: shared session state unreachable",
+                              headers=retry_after(self.settings.retry_after)) from exc
+        session = self.sessions.get(session_id)  # taken up meanwhile by a concurrent request
+        if session is not None or record is None:
+            return session
+        if Principal(record.principal or "", record.persona) != principal:
+            return None
+        session = self._open_session(principal, session_id)
+        assert session.handle is not None
+        session.handle.restore(record)
+        session.protocol_version = record.protocol_version
+        self._link(session)
+        log.info("session %s taken up from instance %s", session_id[:12], record.instance)
+        return session
+
+    async def _renew(self, session: HttpSession) -> None:
+        """Renew a used session's record: write it again if it was lost (Redis restarted),
+        end the session here if it was ended elsewhere."""
+        assert self._cluster is not None
+        ttl = self.settings.session_idle_timeout
+        try:
+            found = await self._cluster.touch_session(session.id, ttl)
+            if found is False and not session.closed:
+                await self._cluster.save_session(self._record(session), ttl)
+        except Exception as exc:
+            log.debug("session %s: record not renewed (%s)", session.id[:12], exc)
+            return
+        if found is None:
+            self._discard(session)
+
+    async def _changed(self, session: HttpSession) -> None:
+        """What the record keeps changed here: write it, tell the other instances."""
+        assert self._cluster is not None
+        if session.closed:
+            return
+        try:
+            await self._cluster.save_session(self._record(session),
+                                             self.settings.session_idle_timeout)
+            await self._cluster.publish(None, {"kind": "changed", "session": session.id})
+        except Exception as exc:
+            log.warning("session %s: change not shared (%s)", session.id[:12], exc)
+
+    async def _reload(self, session: HttpSession) -> None:
+        """Another instance changed a session this one holds: take the record up again."""
+        assert self._cluster is not None
+        try:
+            record = await self._cluster.load_session(session.id)
+        except Exception as exc:
+            log.debug("session %s: changed record not read (%s)", session.id[:12], exc)
+            return
+        if record is None or session.closed or session.handle is None:
+            return
+        session.handle.restore(record)
+        if session.id in self._streaming:
+            session.handle.follow(record.subscriptions)
+
+    async def _end_everywhere(self, session: HttpSession) -> None:
+        """DELETE: the record goes, and every instance lets its copy go."""
+        assert self._cluster is not None
+        try:
+            await self._cluster.end_session(session.id, self.settings.session_idle_timeout)
+            await self._cluster.publish(None, {"kind": "ended", "session": session.id})
+        except Exception as exc:
+            log.warning("session %s ended here only: %s", session.id[:12], exc)
+
+    def _from_elsewhere(self, message: dict[str, Any]) -> None:
+        """A message from another instance about a session this one may hold."""
+        session = self.sessions.get(message.get("session"))  # type: ignore[arg-type]
+        if session is None or session.handle is None:
+            return
+        kind = message.get("kind")
+        if kind == "answer" and isinstance(answer := message.get("message"), dict):
+            session.handle.handle(answer)
+        elif kind == "ended":
+            self._discard(session)
+        elif kind == "changed":
+            self._spawn(self._reload(session))
+
+    async def _get_shared(
+        self, request: web.Request, session: HttpSession, after: str | None
+    ) -> web.StreamResponse:
+        """A shared session's standalone stream, from its event log, on this instance: its
+        backends are made to send the session's subscribed updates here too."""
+        assert self._cluster is not None and session.handle is not None
+        # streaming before the record is read: a change published after this read is
+        # followed too (see _reload)
+        self._streaming.add(session.id)
+        try:
+            with session.active():
+                try:
+                    record = await self._cluster.load_session(session.id)
+                except Exception as exc:
+                    log.debug("session %s: subscriptions not followed (%s)", session.id[:12],
+                              exc)
+                    record = None
+                if record is not None:
+                    session.handle.follow(record.subscriptions)
+                response = web.StreamResponse(headers={**SSE_HEADERS, SESSION_HEADER: session.id})
+                await response.prepare(request)
+                await pump_shared(self._cluster, session.id, lambda: not session.closed,
+                                  response, after, self.settings.keepalive_interval)
+        finally:
+            self._streaming.discard(session.id)
+        return response
 
 
 class _Admitted:

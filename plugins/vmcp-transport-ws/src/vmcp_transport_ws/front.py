@@ -167,6 +167,7 @@ class WebSocketFront:
                 ping_timeout=settings.ping_timeout,
                 close_timeout=CLOSE_TIMEOUT,
                 max_size=settings.max_message_bytes,
+                reuse_port=settings.reuse_port or None,
             )
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
@@ -202,6 +203,11 @@ class WebSocketFront:
             status, text = probe_answer(self.host, path)
             response = connection.respond(status, text)  # text/plain already
             response.headers["Cache-Control"] = "no-store"
+            return response
+        if self.host.draining:  # a new connection is new work: another instance takes it
+            response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE,
+                                          "Service Unavailable: this gateway is stopping\n")
+            response.headers["Retry-After"] = "1"
             return response
         try:
             principal = await self.host.authenticate(request.headers)

@@ -1,0 +1,1 @@
+"""The ``redis`` cluster driver of vmcp."""

@@ -1,0 +1,225 @@
+"""Three ``vmcp start -t http`` processes behind a real HAProxy, sharing a real redis-server.
+
+HAProxy runs the documented ``deploy/haproxy/haproxy.cfg`` itself (its addresses come from
+the environment). The gateways mount one Streamable HTTP fixture backend (the HTTP
+transport tests' SDK server), so a backend's messages keep their relation to a request, and
+each its own stdio ``alpha`` fixture (resource subscriptions).
+Every port is chosen at run time; every process is ended by :meth:`Cluster.stop`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cluster_redis import RedisServer, free_port
+from http_harness import write_config
+
+ROOT = Path(__file__).resolve().parents[3]
+HAPROXY_CONFIG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
+FIXTURE = ROOT / "plugins" / "vmcp-transport-http" / "tests" / "http_fixture_server.py"
+#: a stdio backend of each instance's own, with resource subscriptions
+ALPHA = ROOT / "tests" / "fixtures" / "servers" / "alpha.py"
+#: seconds a process gets to start (a loaded 2-core CI machine needs many)
+START_TIMEOUT = 90.0
+SERVING = "vmcp: serving http on "
+
+
+def haproxy_path() -> str | None:
+    """The HAProxy binary (Debian installs it in /usr/sbin), or None."""
+    found = shutil.which("haproxy")
+    if found is None and Path("/usr/sbin/haproxy").exists():
+        found = "/usr/sbin/haproxy"
+    return found
+
+
+def _end(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@dataclass
+class Gateway:
+    """One gateway instance with its own ``VMCP_HOME``; its stderr is kept."""
+
+    name: str
+    folder: Path
+    process: subprocess.Popen[str] | None = None
+    url: str = ""
+    lines: list[str] = field(default_factory=list)
+    _serving: threading.Event = field(default_factory=threading.Event)
+
+    def configure(self, redis_url: str, prefix: str, backend_url: str) -> None:
+        """Write its ``vmcp.toml``: the HTTP front on a free port, the cluster, one mount."""
+        write_config(self.folder / "vmcp.toml", {
+            "transports.http": {"port": 0, "keepalive_interval": 1.0},
+            "cluster": {"redis_url": redis_url, "instance": self.name, "key_prefix": prefix,
+                        "heartbeat_interval": 0.3},
+            "servers.fx": {"transport": "http", "url": backend_url},
+            "servers.al": {"command": sys.executable, "args": [str(ALPHA)]},
+        })
+
+    def spawn(self) -> None:
+        """Start ``vmcp start -t http`` (see :meth:`wait_serving`)."""
+        self._serving.clear()
+        env = {**os.environ, "VMCP_HOME": str(self.folder / "home")}
+        env.pop("VMCP_REDIS_URL", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "vmcp", "--config", str(self.folder / "vmcp.toml"),
+             "start", "--transport", "http"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True, env=env)
+        threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
+
+    def vmcp(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run another ``vmcp`` command against this instance's home and configuration."""
+        env = {**os.environ, "VMCP_HOME": str(self.folder / "home")}
+        return subprocess.run(
+            [sys.executable, "-m", "vmcp", "--config", str(self.folder / "vmcp.toml"), *args],
+            env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith(SERVING):
+                self.url = line.removeprefix(SERVING).strip()
+                self._serving.set()
+        self._serving.set()  # it ended: let the waiter see why
+
+    def wait_serving(self) -> None:
+        """Return once the front serves; raise with its stderr if it does not."""
+        if not self._serving.wait(START_TIMEOUT) or not self.url or not self.alive:
+            raise AssertionError(f"{self.name} did not start:\n" + "\n".join(self.lines))
+
+    @property
+    def alive(self) -> bool:
+        """The process runs."""
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def address(self) -> str:
+        """``host:port`` of its front."""
+        return self.url.removeprefix("http://").split("/", 1)[0]
+
+    @property
+    def base(self) -> str:
+        """``http://host:port`` of its front (for the probes)."""
+        return "http://" + self.address
+
+    def taken_up(self) -> int:
+        """How many sessions another instance opened it has served."""
+        return sum("taken up from instance" in line for line in self.lines)
+
+    def kill(self) -> None:
+        """``kill -9`` it, by pid."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        """End it (SIGTERM, then SIGKILL)."""
+        if self.process is not None:
+            _end(self.process)
+
+
+@dataclass
+class Cluster:
+    """redis-server, one backend, three gateways and HAProxy in front of them."""
+
+    folder: Path
+    redis: RedisServer = field(init=False)
+    gateways: list[Gateway] = field(default_factory=list)
+    backend: subprocess.Popen[str] | None = None
+    haproxy: subprocess.Popen[str] | None = None
+    lb_url: str = ""
+    stats_url: str = ""
+    prefix: str = field(default_factory=lambda: f"t{os.getpid()}")
+
+    def start(self, haproxy: str) -> None:
+        """Start everything; return once HAProxy accepts connections."""
+        self.redis = RedisServer(free_port())
+        self.redis.start()
+        backend_url = self._start_backend()
+        self.gateways = [Gateway(f"g{n}", self.folder / f"g{n}") for n in (1, 2, 3)]
+        for gateway in self.gateways:
+            gateway.configure(self.redis.url, self.prefix, backend_url)
+            gateway.spawn()
+        for gateway in self.gateways:
+            gateway.wait_serving()
+        port, stats = free_port(), free_port()
+        env = {**os.environ, "VMCP_LB_BIND": f"127.0.0.1:{port}",
+               "VMCP_LB_STATS_BIND": f"127.0.0.1:{stats}"}
+        for n, gateway in enumerate(self.gateways, 1):
+            env[f"VMCP{n}_ADDR"] = gateway.address
+        self.haproxy = subprocess.Popen([haproxy, "-db", "-f", str(HAPROXY_CONFIG)], env=env,
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True)
+        self.stats_url = f"http://127.0.0.1:{stats}/stats;csv"
+        _wait_listening(stats, self.haproxy)
+        assert self.haproxy.stderr is not None
+        threading.Thread(target=self.haproxy.stderr.read, daemon=True).start()
+        self.wait_routing(3)
+        self.lb_url = f"http://127.0.0.1:{port}/mcp"
+
+    def servers_up(self) -> int:
+        """How many instances HAProxy's health checks see up (its CSV status page)."""
+        with urllib.request.urlopen(self.stats_url, timeout=5) as page:
+            rows = page.read().decode().splitlines()
+        header = rows[0].lstrip("# ").split(",")
+        name, status = header.index("svname"), header.index("status")
+        return sum(1 for row in rows[1:] if row.split(",")[name].startswith("vmcp")
+                   and row.split(",")[status] == "UP")
+
+    def wait_routing(self, count: int) -> None:
+        """Return once HAProxy routes to ``count`` instances (it checks each every second)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while self.servers_up() != count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"HAProxy does not see {count} instances up")
+            time.sleep(0.1)
+
+    def _start_backend(self) -> str:
+        self.backend = subprocess.Popen([sys.executable, str(FIXTURE), "http"],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                        text=True)
+        assert self.backend.stdout is not None
+        line = self.backend.stdout.readline()  # "PORT <n>" once it listens
+        if not line.startswith("PORT "):
+            raise AssertionError(f"the fixture backend did not start: {line!r}")
+        return f"http://127.0.0.1:{int(line.split()[1])}/mcp"
+
+    def stop(self) -> None:
+        """End every process started (each by its own handle)."""
+        for process in (self.haproxy, *(g.process for g in self.gateways), self.backend):
+            if process is not None:
+                _end(process)
+        self.redis.stop()
+
+
+def _wait_listening(port: int, process: subprocess.Popen[str]) -> None:
+    """Return once something accepts connections on ``port`` (HAProxy prints nothing)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            said = process.stderr.read() if process.stderr is not None else ""
+            raise AssertionError(f"haproxy exited with {process.returncode}: {said}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError("haproxy did not listen")

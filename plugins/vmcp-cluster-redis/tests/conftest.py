@@ -1,0 +1,36 @@
+"""Fixtures of the cluster driver tests: a real ``redis-server`` on a free port.
+
+The multi-instance tests share the HTTP transport tests' helpers (``http_harness.py``) and
+fixture backend, so that folder goes on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cluster_redis import RedisServer, free_port
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "vmcp-transport-http" / "tests"))
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A running ``redis-server`` on a free port, ended after the test."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Run ``pytest.mark.anyio`` tests on asyncio only."""
+    return "asyncio"

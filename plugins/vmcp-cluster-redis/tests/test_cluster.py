@@ -1,0 +1,360 @@
+"""Three gateway processes behind HAProxy (plain round robin, no stickiness) sharing Redis.
+
+Driven by the official SDK client through the load balancer (and, where a test must pick
+the instance, straight at one). The module's processes start once and are ended at its
+end; the kill -9 test comes last, since it leaves one instance dead.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import anyio
+import httpx2
+import mcp.types as types
+import pytest
+from cluster_harness import Cluster, haproxy_path
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from vmcp.cluster import list_instances
+from vmcp.config import VmcpConfig
+
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.anyio,
+    pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning"),
+]
+
+BOTH = "application/json, text/event-stream"
+VERSION = "2025-06-18"
+#: seconds one step of a test may take
+STEP = 20.0
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """redis-server, a backend, three gateways and HAProxy, for the whole module."""
+    haproxy = haproxy_path()
+    if shutil.which("redis-server") is None or haproxy is None:
+        pytest.skip("redis-server and haproxy are needed (apt-get install redis-server haproxy)")
+    running = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        running.start(haproxy)
+        yield running
+    finally:
+        running.stop()
+
+
+class Caller:
+    """One client's callbacks, each answering with the caller's own name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.logs: list[str] = []
+
+    async def sampling(self, context: Any, params: types.CreateMessageRequestParams) -> Any:
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text=self.name), model="m")
+
+    async def elicitation(self, context: Any, params: types.ElicitRequestParams) -> Any:
+        return types.ElicitResult(action="accept", content={"name": self.name})
+
+    async def logging(self, params: types.LoggingMessageNotificationParams) -> None:
+        self.logs.append(str(params.data))
+
+
+@asynccontextmanager
+async def connect(url: str, caller: Caller | None = None) -> AsyncIterator[ClientSession]:
+    """An initialized SDK session over Streamable HTTP."""
+    caller = caller or Caller("anyone")
+    async with AsyncExitStack() as stack:
+        http = await stack.enter_async_context(httpx2.AsyncClient(timeout=httpx2.Timeout(30)))
+        read, write = await stack.enter_async_context(streamable_http_client(url, http_client=http))
+        session = await stack.enter_async_context(ClientSession(
+            read, write, sampling_callback=caller.sampling,
+            elicitation_callback=caller.elicitation, logging_callback=caller.logging))
+        with anyio.fail_after(STEP):
+            await session.initialize()
+        yield session
+
+
+def text_of(result: types.CallToolResult) -> str:
+    content = result.content[0]
+    assert isinstance(content, types.TextContent), result
+    return content.text
+
+
+def _config(cluster: Cluster) -> VmcpConfig:
+    return VmcpConfig(cluster={"redis_url": cluster.redis.url, "key_prefix": cluster.prefix})
+
+
+async def _ready(cluster: Cluster) -> list[tuple[int, str]]:
+    async with httpx2.AsyncClient(timeout=5) as http:
+        answers = [await http.get(g.base + "/readyz") for g in cluster.gateways if g.alive]
+    return [(answer.status_code, answer.text) for answer in answers]
+
+
+async def _until_ready(cluster: Cluster, status: int) -> list[tuple[int, str]]:
+    """Poll every live instance's /readyz until all answer ``status`` (the state changes
+    with the next heartbeat, every 0.3 s)."""
+    with anyio.fail_after(STEP):
+        while True:
+            answers = await _ready(cluster)
+            if all(code == status for code, _ in answers):
+                return answers
+            await anyio.sleep(0.1)
+
+
+async def test_thirty_handshake_sessions_complete_under_plain_round_robin(
+    cluster: Cluster,
+) -> None:
+    before = [g.taken_up() for g in cluster.gateways]
+    done: list[int] = []
+
+    async def one(n: int) -> None:
+        async with connect(cluster.lb_url) as session:
+            tools = {tool.name for tool in (await session.list_tools()).tools}
+            assert {"fx__add", "fx__echo"} <= tools
+            for k in range(3):
+                assert text_of(await session.call_tool("fx__add", {"a": n, "b": k})) == str(n + k)
+            assert text_of(await session.call_tool("fx__echo", {"text": str(n)})) == f"echo: {n}"
+        done.append(n)
+
+    with anyio.fail_after(STEP * 3):
+        for batch in range(3):
+            async with anyio.create_task_group() as group:
+                for n in range(batch * 10, batch * 10 + 10):
+                    group.start_soon(one, n)
+    assert sorted(done) == list(range(30))
+    # with no stickiness every instance served sessions another one opened
+    assert all(g.taken_up() > seen for g, seen in zip(cluster.gateways, before, strict=True))
+    assert [info.instance for info in await list_instances(_config(cluster))] == ["g1", "g2", "g3"]
+    # vmcp status of one instance shows the cluster: itself, the store, every instance
+    shown = await anyio.to_thread.run_sync(cluster.gateways[1].vmcp, "status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    status = json.loads(shown.stdout)["cluster"]
+    assert status["instance"] == "g2" and status["problem"] is None
+    assert [i["instance"] for i in status["instances"]] == ["g1", "g2", "g3"]
+    text = await anyio.to_thread.run_sync(cluster.gateways[1].vmcp, "status")
+    assert "cluster:  instance g2, shared state up" in text.stdout
+    assert "g2 (this)" in text.stdout
+
+
+async def test_server_requests_logs_and_progress_reach_the_right_client_across_instances(
+    cluster: Cluster,
+) -> None:
+    a, b = Caller("A"), Caller("B")
+    answers: dict[str, Any] = {}
+
+    async def ask(caller: Caller, session: ClientSession) -> None:
+        await session.set_logging_level("debug")
+        # the backend waits until both calls are in, then logs, samples and elicits for each;
+        # each client's answers go to whichever instance HAProxy picks next
+        result = await session.call_tool("fx__ask", {"who": caller.name, "together": 2})
+        assert not result.is_error, result
+        answers[caller.name] = json.loads(text_of(result))
+
+    with anyio.fail_after(STEP * 2):
+        async with connect(cluster.lb_url, a) as first, connect(cluster.lb_url, b) as second:
+            async with anyio.create_task_group() as group:
+                group.start_soon(ask, a, first)
+                group.start_soon(ask, b, second)
+            sampled = await first.call_tool("fx__sample", {"prompt": "again"})
+            assert text_of(sampled) == "sampled: A"
+            progress: dict[str, list[float]] = {"A": [], "B": []}
+
+            async def slow(name: str, session: ClientSession, steps: int) -> None:
+                async def on_progress(value: float, total: float | None, _: str | None) -> None:
+                    progress[name].append(value)
+
+                result = await session.call_tool("fx__slow", {"steps": steps},
+                                                 progress_callback=on_progress)
+                assert text_of(result) == f"done {steps}"
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(slow, "A", first, 2)
+                group.start_soon(slow, "B", second, 3)
+    for name in "AB":
+        assert answers[name]["sampling"] == name
+        assert answers[name]["elicitation"] == name
+    assert progress == {"A": [1, 2], "B": [1, 2, 3]}
+    assert a.logs == ["log for A", "did step 1", "did step 2"]
+    assert b.logs == ["log for B", "did step 1", "did step 2", "did step 3"]
+
+
+def _events(text: str) -> list[tuple[str | None, dict[str, Any]]]:
+    """The (id, message) of each SSE event in ``text`` that carries data."""
+    found = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line)
+        if fields.get("data"):
+            found.append((fields.get("id"), json.loads(fields["data"])))
+    return found
+
+
+async def _next_event(stream: httpx2.Response) -> tuple[str, dict[str, Any]]:
+    """Read a GET stream up to its next message event."""
+    block = ""
+    async for line in stream.aiter_lines():
+        if line:
+            block += line + "\n"
+            continue
+        events = _events(block)
+        block = ""
+        if events and events[0][0] is not None:
+            return events[0]  # type: ignore[return-value]
+    raise AssertionError("the stream ended")
+
+
+async def _open_raw(http: httpx2.AsyncClient, url: str, then: str | None = None) -> dict[str, str]:
+    """Initialize a session at ``url`` by hand (``notifications/initialized`` at ``then``);
+    the headers of its later requests."""
+    json_headers = {"Accept": BOTH, "Content-Type": "application/json"}
+    client_info = {"name": "raw", "version": "1"}
+    opened = await http.post(url, headers=json_headers, json={
+        "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": VERSION, "capabilities": {}, "clientInfo": client_info}})
+    assert opened.status_code == 200
+    session_id = opened.headers["mcp-session-id"]
+    headers = {**json_headers, "Mcp-Session-Id": session_id, "MCP-Protocol-Version": VERSION}
+    notified = await http.post(then or url, headers=headers, json={
+        "jsonrpc": "2.0", "method": "notifications/initialized"})
+    assert notified.status_code == 202
+    return headers
+
+
+async def test_the_get_stream_resumes_with_last_event_id_on_another_instance(
+    cluster: Cluster,
+) -> None:
+    g1, g2, g3 = (g.url for g in cluster.gateways)
+    async with httpx2.AsyncClient(timeout=httpx2.Timeout(STEP)) as http:
+        headers = await _open_raw(http, g1, g2)
+        session_id = headers["Mcp-Session-Id"]
+        assert session_id.startswith("g1.")  # the id names its instance
+
+        async def grow(n: int) -> None:
+            grown = await http.post(g2, headers=headers, json={
+                "jsonrpc": "2.0", "id": 10 + n, "method": "tools/call",
+                "params": {"name": "fx__grow", "arguments": {"name": f"t{n}_{session_id[-6:]}"}}})
+            assert grown.status_code == 200 and "error" not in _events(grown.text)[-1][1]
+
+        stream_headers = {**headers, "Accept": "text/event-stream"}
+        with anyio.fail_after(STEP):
+            async with http.stream("GET", g3, headers=stream_headers) as first:
+                assert first.status_code == 200
+                await grow(1)  # g2's backend changed: its list_changed goes on the GET stream
+                first_id, note = await _next_event(first)
+            assert note["method"] == "notifications/tools/list_changed"
+            assert first_id.startswith("r")
+            await grow(2)  # while no stream is open
+            resumed_headers = {**stream_headers, "Last-Event-ID": first_id}
+            async with http.stream("GET", g1, headers=resumed_headers) as resumed:
+                assert resumed.status_code == 200
+                second_id, again = await _next_event(resumed)
+        assert again["method"] == "notifications/tools/list_changed"
+        assert second_id > first_id  # the event after the one named, not a replay
+        ended = await http.delete(g3, headers=headers)
+        assert ended.status_code == 200
+        gone = await http.post(g1, headers=headers, json={"jsonrpc": "2.0", "id": 3,
+                                                          "method": "ping"})
+        assert gone.status_code == 404  # DELETE ended it everywhere
+
+
+async def test_the_instance_holding_the_get_stream_follows_the_subscriptions(
+    cluster: Cluster,
+) -> None:
+    g1, g2, g3 = (g.url for g in cluster.gateways)
+    async with httpx2.AsyncClient(timeout=httpx2.Timeout(STEP)) as http:
+        headers = await _open_raw(http, g1)
+
+        async def call(url: str, n: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
+            answer = await http.post(url, headers=headers, json={
+                "jsonrpc": "2.0", "id": n, "method": method, "params": params})
+            assert answer.status_code == 200, answer.text
+            message = _events(answer.text)[-1][1]
+            assert "error" not in message, message
+            return message["result"]  # type: ignore[no-any-return]
+
+        await call(g2, 2, "resources/subscribe", {"uri": "alpha://counter"})  # g2's backend
+        stream_headers = {**headers, "Accept": "text/event-stream"}
+        touch = {"name": "al__touch", "arguments": {"uri": "alpha://counter"}}
+        with anyio.fail_after(STEP):
+            async with http.stream("GET", g3, headers=stream_headers) as stream:
+                assert stream.status_code == 200
+                # g3 took the session up from its record, and subscribes its own backend
+                # (in the background: its next tools/call may come first)
+                n = 10
+                while not (await call(g3, n, "tools/call", touch))["structuredContent"][
+                        "subscribed"]:
+                    n += 1
+                _, updated = await _next_event(stream)
+        assert updated["method"] == "notifications/resources/updated"
+        assert updated["params"]["uri"] == "alpha://counter"
+        assert (await http.delete(g1, headers=headers)).status_code == 200
+
+
+async def test_losing_redis_is_reported_and_recovered_without_a_restart(
+    cluster: Cluster,
+) -> None:
+    assert await _until_ready(cluster, 200)
+    async with connect(cluster.gateways[0].url) as own:
+        cluster.redis.stop()
+        try:
+            answers = await _until_ready(cluster, 503)
+            assert all("Redis unreachable" in body for _, body in answers)
+            with anyio.fail_after(STEP):  # the sessions an instance holds are still served
+                assert text_of(await own.call_tool("fx__add", {"a": 2, "b": 2})) == "4"
+        finally:
+            cluster.redis.start()
+        await _until_ready(cluster, 200)
+        with anyio.fail_after(STEP):
+            assert text_of(await own.call_tool("fx__add", {"a": 3, "b": 3})) == "6"
+    with anyio.fail_after(STEP):
+        for n in range(3):
+            async with connect(cluster.lb_url) as session:
+                assert text_of(await session.call_tool("fx__add", {"a": n, "b": 1})) == str(n + 1)
+
+
+async def test_kill_9_of_an_instance_under_load_loses_no_session(cluster: Cluster) -> None:
+    victim = cluster.gateways[1]
+    completed = 0
+    enough = anyio.Event()
+    failed: list[str] = []
+    finished: list[int] = []
+
+    async def client(n: int) -> None:
+        nonlocal completed
+        async with connect(cluster.lb_url) as session:
+            for k in range(12):
+                try:
+                    result = await session.call_tool("fx__add", {"a": n, "b": k})
+                    assert text_of(result) == str(n + k)
+                except MCPError as exc:  # in flight on the killed instance
+                    failed.append(str(exc))
+                completed += 1
+                if completed >= 24:
+                    enough.set()
+            for k in range(3):  # the session lives on: the next requests succeed
+                assert text_of(await session.call_tool("fx__add", {"a": k, "b": n})) == str(n + k)
+            assert {tool.name for tool in (await session.list_tools()).tools} >= {"fx__add"}
+        finished.append(n)
+
+    with anyio.fail_after(STEP * 3):
+        async with anyio.create_task_group() as group:
+            for n in range(6):
+                group.start_soon(client, n)
+            await enough.wait()
+            victim.kill()
+    assert sorted(finished) == list(range(6))
+    assert len(failed) <= 6  # at most the calls in flight on the dead instance
+    with anyio.fail_after(STEP):  # its heartbeat expires (it lives 0.9 s)
+        names = [info.instance for info in await list_instances(_config(cluster))]
+        while "g2" in names:
+            await anyio.sleep(0.1)
+            names = [info.instance for info in await list_instances(_config(cluster))]
