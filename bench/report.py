@@ -48,6 +48,8 @@ def targets(results: Results) -> list[dict[str, Any]]:
                 "unit": unit, "pass": passed, "detail": detail if value is not None else ""}
 
     relay_added, gateway_added = added.get("relay"), added.get("gateway")
+    fast_added = added.get("relay_fast")
+    fast_tput = stdio.get("relay_fast", {}).get("calls_per_s")
     together = _ratio(start.get("gateway_all", {}).get("seconds"),
                       start.get("direct_all", {}).get("seconds"))
     return [
@@ -58,6 +60,12 @@ def targets(results: Results) -> list[dict[str, Any]]:
              _ratio(stdio.get("gateway", {}).get("calls_per_s"), direct_tput), 0.5, ">=", "x",
              "relay floor reaches "
              f"{_ratio(stdio.get('relay', {}).get('calls_per_s'), direct_tput)}x of direct"),
+        made("stdio added p50 latency vs the orjson + uvloop relay floor",
+             _ratio(gateway_added, fast_added), 1.1, "<=", "x",
+             f"gateway +{gateway_added} us, orjson + uvloop relay +{fast_added} us over direct"),
+        made("stdio pipelined throughput vs the orjson + uvloop relay floor",
+             _ratio(stdio.get("gateway", {}).get("calls_per_s"), fast_tput), 1.0, ">=", "x",
+             f"the floor reaches {_ratio(fast_tput, direct_tput)}x of direct"),
         made("http throughput at 32 clients vs direct HTTP",
              _ratio(http32.get("gateway", {}).get("calls_per_s"),
                     http32.get("direct", {}).get("calls_per_s")), 0.5, ">=", "x",
@@ -88,6 +96,10 @@ def targets(results: Results) -> list[dict[str, Any]]:
                     start.get("direct", {}).get("seconds")), 1.2, "<=", "x",
              f"gateway alone {start.get('gateway_empty', {}).get('seconds')} s; "
              f"{together}x of the backends started together without it"),
+        made(f"gateway's own start-up with {_ok(s, 'startup', 'mounts')} mounts, up to its "
+             "first backend's spawn", _ok(s, "startup", "own_ms"), 80.0, "<=", "ms",
+             f"{(_ok(s, 'startup', 'imports') or {}).get('imports_ms')} ms of it imports "
+             "(-X importtime, another run)"),
         made(f"first tools/list with {_ok(s, 'warmstart', 'mounts')} slow mounts, warm catalog, "
              "over the gateway's own start", _ok(s, "warmstart", "warm_added_ms"), 100.0, "<=",
              "ms", f"spawn to answer: warm {warm.get('warm', {}).get('seconds')} s, cold "
@@ -175,8 +187,17 @@ def render(results: Results) -> str:
         return _table(["gateway RSS", "KiB"], rows)
 
     def startup(r: dict[str, Any]) -> list[str]:
-        return _table([f"start-up, {r['mounts']} mounts", "seconds"],
-                      [[name, t["seconds"]] for name, t in r["targets"].items()])
+        lines = _table([f"start-up, {r['mounts']} mounts", "seconds"],
+                       [[name, t["seconds"]] for name, t in r["targets"].items()])
+        lines.append(f"  the gateway's own time before its first backend is spawned: "
+                     f"{r['own_ms']} ms (runs: {', '.join(map(str, r['own_runs_ms']))})")
+        imports = r["imports"]
+        if imports.get("status") == "ok":
+            lines.append(f"  -X importtime: {imports['imports_ms']} ms in {imports['modules']}"
+                         " imports; the heaviest at the top level:")
+            lines += _table(["module", "ms (cumulative)"],
+                            [[i["module"], i["ms"]] for i in imports["top"]])
+        return lines
 
     def tracing(r: dict[str, Any]) -> list[str]:
         added = r["added_by_tracing"]

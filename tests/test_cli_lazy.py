@@ -105,3 +105,29 @@ def test_every_group_lists_whole_summaries(tmp_path: Path) -> None:
     flat = " ".join(helps["persona"].split())
     assert "list List personas; unreadable persona files are reported (exit status 1)" in flat
     assert "(auto), or the gateway's tool_exposure (default)" in flat
+
+
+def test_start_with_the_plugins_commands_loads_no_sdk(tmp_path: Path) -> None:
+    """What ``python -m vmcp start`` imports once every installed plugin added its commands:
+    ``vmcp auth`` (the http plugin's) is named, not imported, so neither the MCP SDK nor
+    aiohttp nor authlib is loaded before the gateway starts."""
+    script = textwrap.dedent(
+        """
+        import sys
+        import click
+        from vmcp.cli import cli
+        from vmcp.plugins import register_plugin_commands
+
+        register_plugin_commands(cli)
+        cli.get_command(click.Context(cli), "start")
+        print("auth" in cli.list_commands(click.Context(cli)))
+        print(sorted({name.split(".")[0] for name in sys.modules
+                      if name.split(".")[0] in ("mcp", "mcp_types", "aiohttp", "authlib")}))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "VMCP_HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["True", "[]"]

@@ -244,6 +244,52 @@ def test_plugin_mistakes_are_reported(tmp_path: Path) -> None:
     assert listed["vmcp-typo"]["status"] == "disabled"
 
 
+LAZY_MODULE = """
+from vmcp import hookimpl
+
+
+@hookimpl
+def vmcp_register_commands(cli):
+    cli.add_lazy_command("hello-lazy", "vmcp_lazy_command:hello_lazy")
+    cli.add_lazy_command("config", "vmcp_lazy_command:hello_lazy")
+"""
+
+LAZY_COMMAND = """
+import sys
+
+import click
+
+print("vmcp_lazy_command imported", file=sys.stderr)
+
+
+@click.command("hello-lazy")
+def hello_lazy():
+    \"\"\"Say hello from a command imported on first use.\"\"\"
+    click.echo("hello, lazily")
+"""
+
+
+def test_a_lazy_plugin_command_is_imported_only_when_used(tmp_path: Path) -> None:
+    """``add_lazy_command``: listed by ``--help``, imported by its own run only (never by
+    another command); a name already taken is refused like an eager one."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    write_distribution(folder, "vmcp-lazy", "vmcp_lazy", LAZY_MODULE,
+                       {"vmcp": {"lazy": "vmcp_lazy"}})
+    (folder / "vmcp_lazy_command.py").write_text(textwrap.dedent(LAZY_COMMAND))
+    other = run(sys.executable, ["config", "path"], tmp_path, folder)
+    assert other.returncode == 0, other.stderr
+    assert "vmcp_lazy_command imported" not in other.stderr
+    assert "hello" not in other.stdout  # the built-in config kept its name
+    assert "vmcp-lazy (vmcp:lazy) failed: command 'config' is already taken" in other.stderr
+    helped = run(sys.executable, ["--help"], tmp_path, folder)
+    assert "hello-lazy" in helped.stdout
+    hello = run(sys.executable, ["hello-lazy"], tmp_path, folder)
+    assert hello.returncode == 0, hello.stderr
+    assert hello.stdout.strip() == "hello, lazily"
+    assert "vmcp_lazy_command imported" in hello.stderr
+
+
 def test_a_driver_name_provided_twice_is_an_error(tmp_path: Path, site: Path) -> None:
     write_distribution(
         site,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,16 +42,24 @@ class Workspace:
         gateway: Mapping[str, Any] | None = None,
         front: str = "stdio",
         http: Mapping[str, Any] | None = None,
+        sections: Mapping[str, Mapping[str, Any]] | None = None,
+        personas: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Command:
         """Write a configuration and return the ``vmcp start`` serving it.
 
         Each gateway gets a VMCP_HOME of its own: a home holds one running gateway at a time.
-        ``http``: settings of the ``http`` front besides its port.
+        ``http``: settings of the ``http`` front besides its port; ``sections``: other tables
+        of its ``vmcp.toml``; ``personas``: persona files (name -> its JSON) in its home.
         """
         transports = {"http": {"port": 0, **(http or {})}} if front == "http" else None
         folder = self.root / f"{label}-{next(self._counter)}"
-        config = write_config(folder / "vmcp.toml", servers, gateway, transports)
+        config = write_config(folder / "vmcp.toml", servers, gateway, transports, sections)
         (folder / "home").mkdir(exist_ok=True)
+        if personas:
+            store = folder / "home" / "config" / "personas"
+            store.mkdir(parents=True, exist_ok=True)
+            for name, persona in personas.items():
+                (store / f"{name}.json").write_text(json.dumps({"name": name, **persona}))
         return Command(gateway_argv(config, front, self.settings.gateway_launcher),
                        {**self.env, "VMCP_HOME": str(folder / "home")})
 

@@ -12,6 +12,10 @@ backend:
 * ``gateway_empty``: the gateway with no mounts, ``initialize`` only (its own fixed cost);
 * ``gateway_one``: the gateway with the slowest backend as its one mount;
 * ``gateway_all``: the gateway with all the mounts (they start concurrently).
+
+Besides, ``own_ms``: the gateway's own time with the same ten mounts, from its spawn to the
+spawn of its first backend, and (``imports``) where ``python -X importtime`` says the import
+part of it went (see :mod:`bench.ownstart`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from bench.ownstart import first_spawn_ms, import_profile, stamped_mount
 from bench.procs import Command, fixture_argv, fixture_mount
 from bench.scenarios.common import Workspace, interleaved
 from bench.settings import BenchSettings
@@ -66,6 +71,13 @@ def run(settings: BenchSettings) -> dict[str, Any]:
             for backend in backends:
                 backend.close()
 
+    stamps = space.root / "spawned"
+    stamped = space.gateway("own", {mount: stamped_mount(fixture_argv(delay=delay), stamps)
+                                    for mount, delay in delays.items()})
+    own = [round(first_spawn_ms(stamped, stamps, space.root, space.log("own")), 1)
+           for _ in range(settings.startup_reps)]
+    imports = import_profile(stamped, stamps, space.root, space.log("own"))
+
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in TARGETS}
     for _, name in interleaved(settings.startup_reps, TARGETS):
         if name == "direct":
@@ -80,6 +92,9 @@ def run(settings: BenchSettings) -> dict[str, Any]:
         "status": "ok",
         "mounts": count,
         "slowest_delay_s": settings.startup_slowest,
+        "own_ms": sorted(own)[len(own) // 2],
+        "own_runs_ms": own,
+        "imports": imports,
         "targets": {name: {**median_of_runs(runs[name]), "runs": runs[name]}
                     for name in TARGETS},
     }

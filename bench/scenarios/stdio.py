@@ -1,9 +1,12 @@
 """stdio front -> stdio backend: sequential latency and pipelined throughput.
 
-Three targets answer the same ``tools/call`` from the same fixture backend: the backend itself
-(``direct``), the parse-and-forward relay in front of it (``relay``, the floor), and the gateway
-with it as its one mount (``gateway``). Besides wall-clock figures, the CPU time each target
-process itself used per call (the backend excluded) is reported.
+Four targets answer the same ``tools/call`` from the same fixture backend: the backend itself
+(``direct``), the parse-and-forward relay in front of it with the standard library's JSON on
+asyncio (``relay``) and with orjson on uvloop (``relay_fast``, the floor of issue 22), and the
+gateway with it as its one mount (``gateway``), and the same with a persona, the memory cache
+and metrics switched on (``gateway_full``, the cost of what a deployment adds). Besides
+wall-clock figures, the CPU time each target process itself used per call (the backend
+excluded) is reported.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from bench.settings import BenchSettings
 from bench.stats import latency_summary, median_of_runs
 from bench.stdio_client import StdioTarget, call_lines, check_answers
 
-TARGETS = ("direct", "relay", "gateway")
+TARGETS = ("direct", "relay", "relay_fast", "gateway", "gateway_full")
 
 
 def run(settings: BenchSettings) -> dict[str, Any]:
@@ -26,15 +29,25 @@ def run(settings: BenchSettings) -> dict[str, Any]:
     commands = {
         "direct": space.command(fixture_argv()),
         "relay": space.command(relay_argv(fixture_argv())),
+        "relay_fast": space.command(relay_argv(fixture_argv(), fast=True)),
         "gateway": space.gateway("gateway", {MOUNT: fixture_mount()}),
+        # what a deployment switches on besides the defaults: a persona's policy on every
+        # call, the memory cache asked of every call, and Prometheus metrics
+        "gateway_full": space.gateway(
+            "full", {MOUNT: fixture_mount()}, {"default_persona": "bench"},
+            sections={"cache": {"backend": "memory"}, "monitoring": {"metrics_port": 0}},
+            personas={"bench": {"servers": {MOUNT: {}}}}),
     }
-    tools = {"direct": "tool_0", "relay": "tool_0", "gateway": f"{MOUNT}__tool_0"}
+    tools = {"direct": "tool_0", "relay": "tool_0", "relay_fast": "tool_0",
+             "gateway": f"{MOUNT}__tool_0", "gateway_full": f"{MOUNT}__tool_0"}
     result: dict[str, Any] = {"status": "ok", "targets": measure(settings, space, commands,
                                                                  tools)}
     t = result["targets"]
     result["added_p50_us"] = {
         "relay": round(t["relay"]["p50_us"] - t["direct"]["p50_us"], 1),
+        "relay_fast": round(t["relay_fast"]["p50_us"] - t["direct"]["p50_us"], 1),
         "gateway": round(t["gateway"]["p50_us"] - t["direct"]["p50_us"], 1),
+        "gateway_full": round(t["gateway_full"]["p50_us"] - t["direct"]["p50_us"], 1),
     }
     return result
 

@@ -54,7 +54,10 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def vmcp_register_commands(cli: click.Group) -> None:
     """Add commands or command groups to the ``vmcp`` command line.
 
-    :param cli: the root ``vmcp`` click group; call ``cli.add_command(...)`` on it.
+    :param cli: the root ``vmcp`` click group; call ``cli.add_command(...)`` on it, or
+        ``cli.add_lazy_command(name, "module:attribute")`` to import the command's module
+        only when that command is used (every ``vmcp`` command, ``vmcp start`` included,
+        runs this hook: a command that imports much slows them all).
 
     Called once when the CLI is built, for every plugin. A command whose name is already
     taken is reported as a plugin error and skipped.

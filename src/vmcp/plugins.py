@@ -175,24 +175,32 @@ def register_plugin_commands(cli: click.Group) -> None:
     """
     pm = get_plugin_manager()
     listing = click.Context(cli)
+    #: the commands a lazy group names without having imported them (plugins may add some)
+    lazy: dict[str, str] = getattr(cli, "lazy", {})
     for name, plugin in pm.list_name_plugin():
         others = [p for p in pm.get_plugins() if p is not plugin]
         caller = pm.subset_hook_caller("vmcp_register_commands", remove_plugins=others)
         before = dict(cli.commands)
+        before_lazy = dict(lazy)
         taken = cli.list_commands(listing)
         try:
             caller(cli=cli)
         except Exception as exc:
             cli.commands.clear()
             cli.commands.update(before)
+            lazy.clear()
+            lazy.update(before_lazy)
             _fail_registered(pm, name, describe(exc))
             continue
         for command_name in taken:
             command = before.get(command_name)
-            if cli.commands.get(command_name) is command:
+            if (cli.commands.get(command_name) is command
+                    and lazy.get(command_name) == before_lazy.get(command_name)):
                 continue
+            if command_name in before_lazy:
+                lazy[command_name] = before_lazy[command_name]
             if command is None:  # not loaded yet: the group's own command stays in force
-                del cli.commands[command_name]
+                cli.commands.pop(command_name, None)
             else:
                 cli.add_command(command, command_name)
             _fail_registered(pm, name, f"command {command_name!r} is already taken")

@@ -59,13 +59,15 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
         assert scenarios[name]["status"] == "ok", scenarios[name]
     for name in ("gateway", "traced"):
         assert scenarios["tracing"]["targets"][name]["cpu_us_per_call"] >= 0
-    for name in ("direct", "relay", "gateway"):
+    for name in ("direct", "relay", "relay_fast", "gateway", "gateway_full"):
         target = scenarios["stdio"]["targets"][name]
         assert target["p50_us"] > 0 and target["calls_per_s"] > 0
     for name in ("direct", "warm", "warm_one_page", "cold"):
         assert scenarios["tools_list"]["targets"][name]["p50_us"] > 0
     for name in ("direct", "gateway_empty", "gateway_one", "gateway_all"):
         assert scenarios["startup"]["targets"][name]["seconds"] > 0
+    assert scenarios["startup"]["own_ms"] > 0
+    assert scenarios["startup"]["imports"]["modules"] > 0
     for name in ("empty", "cold", "warm"):
         assert scenarios["warmstart"]["targets"][name]["seconds"] > 0
     assert scenarios["memory"]["per_mount"]["rss_one_mount_kib"] > 0
@@ -87,6 +89,6 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
             assert all(t["calls_per_s"] > 0 and t["vs_one_worker"] > 0 for t in level.values())
         assert scenarios["workers"]["machine"]["cpus"] > 0
     verdicts = {t["target"]: t["pass"] for t in results["targets"]}
-    assert len(verdicts) == 11
+    assert len(verdicts) == 14
     assert all(v is not None for k, v in verdicts.items() if http or "http" not in k.lower())
     assert "targets" in done.stdout

@@ -155,7 +155,12 @@ class CacheLayer:
 
     def request_ttl(self, mount: MountConfig, method: str, params: dict[str, Any]) -> float | None:
         """How long a routed request's result may be cached, or None to forward it as is."""
-        return self.rules(mount).request_ttl(method, params)
+        rules = self._rules.get(mount.id)  # rules(), inline: this is asked of every call
+        if rules is None or rules.config is not mount:
+            rules = self.rules(mount)
+        if method not in rules.ttl:  # most methods are never cached
+            return None
+        return rules.request_ttl(method, params)
 
     # -- lookups --------------------------------------------------------------------------
 

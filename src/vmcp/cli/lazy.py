@@ -43,13 +43,18 @@ class LazyGroup(click.Group):
 
     ``lazy`` maps a command name to ``"module:attribute"``. The module is imported when the
     command is invoked or listed (``--help``, completion); from then on the command is an
-    ordinary member of :attr:`commands`. Commands added with :meth:`add_command` (those of
-    plugins) behave as in any group.
+    ordinary member of :attr:`commands`. Commands added with :meth:`add_command` behave as
+    in any group; a plugin may add its own with :meth:`add_lazy_command` instead.
     """
 
     def __init__(self, *args: Any, lazy: Mapping[str, str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy)
+
+    def add_lazy_command(self, name: str, target: str) -> None:
+        """Name a command whose module (``target``: ``"module:attribute"``) is imported only
+        when it is used, so that a plugin's command costs nothing to every other command."""
+        self.lazy[name] = target
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Every command name, loaded or not, sorted."""

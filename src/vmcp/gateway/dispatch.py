@@ -80,10 +80,13 @@ class Dispatcher:
                     kind: str) -> tuple[str, dict[str, Any]]:
         """The mount owning a tool or prompt name, and the params with the backend's name."""
         name = params.get("name")
-        ns = self.gateway.namespace
+        gateway = self.gateway
+        ns = gateway.namespace
         names = ns.tools if kind == "tool" else ns.prompts
         route = names.get(name) if isinstance(name, str) else None
-        if route is None or not self.visible(caller, route[0], kind, route[1]):
+        visible = gateway.visible  # self.visible(), inline: the hot path
+        if route is None or (visible is not None
+                             and not visible(caller, route[0], kind, route[1])):
             raise RpcError(INVALID_PARAMS, f"Unknown {kind}: {name}")
         mount_id, original = route
         return mount_id, params if original == name else {**params, "name": original}
@@ -100,15 +103,16 @@ class Dispatcher:
     def tools_call(self, request: Request, params: dict[str, Any]) -> None:
         """Route ``tools/call`` (the search meta-tools and approvals first)."""
         gateway = self.gateway
-        if params.get("name") in gateway.tool_search.meta_names:
+        exposed = params.get("name")
+        if exposed in gateway.tool_search.meta_names:
             taken = gateway.tool_search.take(request, params)
             if taken is None:
                 return
             params = taken
+            exposed = params.get("name")
         arguments = params.get("arguments")
         if arguments is not None and not isinstance(arguments, dict):
             raise RpcError(INVALID_PARAMS, "tools/call arguments must be an object")
-        exposed = params.get("name")
         mount_id, params = self.named_route(request.caller, params, "tool")
         if gateway.approvals.needed(request.caller, mount_id, params["name"]):
             gateway.approvals.confirm_then(

@@ -100,8 +100,8 @@ class FrontSession:
             err = RpcError(INVALID_REQUEST, f"Invalid request: {reason}")
             self.peer.send(jsonrpc.error(None, err))
             return
-        kind = jsonrpc.classify(message)
-        if kind is not jsonrpc.REQUEST:
+        if "method" not in message or "id" not in message:  # what classify calls a request
+            kind = jsonrpc.classify(message)
             if kind is jsonrpc.NOTIFICATION:
                 self._notification(message["method"], message.get("params"))
             elif kind is jsonrpc.RESPONSE:
@@ -236,7 +236,9 @@ class FrontSession:
         self._reply(request_id, dispatch.list_page(self.caller, method, params))
 
     def _tools_call(self, request_id: Any, params: dict[str, Any], method: str) -> None:
-        self.gateway.dispatch.tools_call(self.request(request_id), params)
+        self.gateway.dispatch.tools_call(  # self.request(request_id), inline: the hot path
+            Request(request_id, self.caller, self, HANDSHAKE, self.client_capabilities,
+                    self.log_rank), params)
 
     def _prompts_get(self, request_id: Any, params: dict[str, Any], method: str) -> None:
         self.gateway.dispatch.prompts_get(self.request(request_id), params)

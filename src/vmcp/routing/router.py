@@ -84,25 +84,27 @@ class Router:
             host.warm.route_later(request, mount, partial(
                 self._dequeued, request, mount_id, method, params, mapper))
             return
-        limit = mount.config.max_in_flight
+        config = mount.config
+        limit = config.max_in_flight
         if limit is not None and mount.in_flight >= limit:
-            if len(mount.waiting) >= mount.config.max_queue:
+            if len(mount.waiting) >= config.max_queue:
                 raise RpcError(BACKEND_UNAVAILABLE, f"Backend {mount_id!r} is overloaded: "
                                f"{limit} requests in flight and its queue is full",
                                {RETRY_AFTER: 1})
             mount.waiting.append(partial(self._dequeued, request, mount_id, method, params,
                                          mapper))
             return
-        if mount.pool is not None and mount.pool.live(pool_key(request, mount)) is None:
+        pool = mount.pool
+        if pool is not None and pool.live(pool_key(request, mount)) is None:
             self._connect_isolated(request, mount, method, params, mapper)
             return
         cache = host.cache
-        if cache is not None and (ttl := cache.request_ttl(mount.config, method, params)):
+        if cache is not None and (ttl := cache.request_ttl(config, method, params)):
             _remember(request, mount_id, method, params, mapper)
             request.spawn(self._cached(request, mount, method, params, mapper, ttl))
             return
         timeout = mount.timeout_for(method, host.config.gateway.request_timeout)
-        retry = mount.config.retry
+        retry = config.retry
         if host.middleware is not None:
             _remember(request, mount_id, method, params, mapper)
             replica = self.pick(request, mount)
@@ -116,7 +118,10 @@ class Router:
             request.spawn(self._with_retries(request, mount, method, params, mapper, timeout,
                                              token))
         else:
-            replica = self.pick(request, mount)
+            replicas = mount.replicas  # pick()'s common case, inline: the hot path
+            replica = replicas[0] if len(replicas) == 1 else None
+            if replica is None or pool is not None or config.sticky or not replica.available:
+                replica = self.pick(request, mount)
             self.forward(request, mount, replica, replica.upstream,  # type: ignore[arg-type]
                          method, params, mapper, timeout)
 
@@ -199,15 +204,15 @@ class Router:
         timeout: float | None,
     ) -> None:
         """The hot path: send with a fresh id, relay the response object with ours put back."""
-        request.mount_id = mount.mount_id  # what _remember does, inline on the hot path
+        request.mount_id = mount.config.id  # what _remember does, inline on the hot path
         request.method = method
         request.params = params
         request.mapper = mapper
         token = None
         if "_meta" in params:
             params, token = self._progress(request, params)
-        if replica is not None:
-            replica.breaker.before_call()
+        if replica is not None and replica.breaker.state != "closed":
+            replica.breaker.before_call()  # it has nothing to do for a closed circuit
         started = perf_counter() if mount.observed else 0.0
         callback = partial(self._relay, request, mount, replica, upstream, mapper, token,
                            started)

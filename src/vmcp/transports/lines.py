@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import INTERNAL_ERROR, RpcError
@@ -113,7 +114,11 @@ def _unwritable(message: JsonMessage, exc: jsonrpc.EncodeError) -> bytes | None:
 
 class LineWriter:
     """Writes messages as lines; those written in one event-loop turn go out together
-    (in groups of up to 16, and a large message at once)."""
+    (in groups of up to 16, and a large message at once).
+
+    It is also the :class:`~vmcp.transports.base.FrontPeer` of a stream front (a stream has
+    one way to the client, so what a message relates to changes nothing).
+    """
 
     __slots__ = ("_loop", "_pending", "_scheduled", "transport")
 
@@ -123,7 +128,7 @@ class LineWriter:
         self._pending: list[bytes] = []
         self._scheduled = False
 
-    def write(self, message: JsonMessage) -> None:
+    def write(self, message: JsonMessage, related_to: Any = None) -> None:
         """Queue one message; it is written at the end of this event-loop turn."""
         pending = self._pending
         try:
@@ -140,6 +145,8 @@ class LineWriter:
         elif not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self.flush)
+
+    send = write  # the FrontPeer method
 
     def flush(self) -> None:
         """Write what is queued now."""

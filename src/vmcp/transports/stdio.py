@@ -210,16 +210,6 @@ class _StdinProtocol(asyncio.Protocol):
             self.done.set_result(None)
 
 
-class _StdoutPeer:
-    """The front client behind the gateway's stdout."""
-
-    def __init__(self, out: LineWriter) -> None:
-        self._out = out
-
-    def send(self, message: JsonMessage, related_to: Any = None) -> None:
-        self._out.write(message)
-
-
 class StdioTransport(Transport):
     """Newline-delimited JSON-RPC over standard streams (front) and child processes (back)."""
 
@@ -240,7 +230,7 @@ class StdioTransport(Transport):
             write_transport, _ = await loop.connect_write_pipe(
                 lambda: stdout, os.fdopen(os.dup(1), "wb", 0))
         out = LineWriter(write_transport)
-        session = host.open_session(_StdoutPeer(out))
+        session = host.open_session(out)  # the writer is the client's peer
         splitter = LineSplitter(host.config.gateway.max_message_bytes, session.handle_bytes,
                                 lambda: session.handle_bytes(b""))  # an over-long line: -32700
         protocol = _StdinProtocol(splitter, stdout)

@@ -165,8 +165,9 @@ class ModernUpstreamSession(UpstreamSession):
     ) -> int:
         """Send a request with the era's ``_meta``; handshake-era-only requests are mapped
         (see the module docstring). Otherwise as :meth:`UpstreamSession.forward`."""
-        if self.fallback:
-            return super().forward(method, params, callback, timeout, owner, hard_timeout)
+        if self.fallback:  # called on the class: cheaper than super() on this hot path
+            return UpstreamSession.forward(self, method, params, callback, timeout, owner,
+                                           hard_timeout)
         local = _MAPPED.get(method)
         if local is not None:
             return local(self, params, callback, timeout)
@@ -289,18 +290,20 @@ class ModernUpstreamSession(UpstreamSession):
     # -- receiving ------------------------------------------------------------------------
 
     def _on_message(self, message: JsonMessage | Related | bytes) -> None:
-        if not self.fallback:
-            inner = message.message if isinstance(message, Related) else message
-            if type(inner) is dict:
-                if "method" not in inner:
-                    if self.listen_id is not None and inner.get("id") == self.listen_id:
-                        self._listen_ended(inner)
-                        return
-                    if self._adopted:  # the discover answer keeps it: it is read from there
-                        _drop_server_info(inner)
-                elif ("id" not in inner and self.listen_id is not None
-                      and self._listened(inner, self.listen_id)):
+        if self.fallback:  # called on the class: cheaper than super() on this hot path
+            UpstreamSession._on_message(self, message)
+            return
+        inner = message.message if isinstance(message, Related) else message
+        if type(inner) is dict:
+            if "method" not in inner:
+                if self.listen_id is not None and inner.get("id") == self.listen_id:
+                    self._listen_ended(inner)
                     return
+                if self._adopted:  # the discover answer keeps it: it is read from there
+                    _drop_server_info(inner)
+            elif ("id" not in inner and self.listen_id is not None
+                  and self._listened(inner, self.listen_id)):
+                return
         super()._on_message(message)
 
     def _listened(self, message: JsonMessage, listen_id: int) -> bool:

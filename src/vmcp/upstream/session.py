@@ -216,8 +216,12 @@ class UpstreamSession:
         request_id = self._next_id
         pending = Pending(callback, owner)
         self.pending[request_id] = pending
+        # jsonrpc.request(), inline: the hot path
+        message = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            message["params"] = params
         try:
-            self._send(jsonrpc.request(request_id, method, params))
+            self._send(message)
         except ConnectionClosed as exc:
             del self.pending[request_id]
             callback(_error_message(request_id, self._unavailable(str(exc))))
