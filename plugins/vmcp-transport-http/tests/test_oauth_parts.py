@@ -24,7 +24,16 @@ from vmcp_transport_http.oauth.discovery import (
     discover,
 )
 from vmcp_transport_http.oauth.state import sign_ins
-from vmcp_transport_http.oauth.store import KEY_ENV, Client, Grant, GrantStore
+from vmcp_transport_http.oauth.store import (
+    IN_KEYRING,
+    KEY_ENV,
+    KEYRING_ENV,
+    KEYRING_SERVICE,
+    Client,
+    Grant,
+    GrantStore,
+    os_keyring,
+)
 
 from vmcp.cli.output import sign_in_summary
 from vmcp.config import MountConfig
@@ -91,6 +100,37 @@ def test_grants_are_encrypted_private_and_keyed_by_owner(
     monkeypatch.delenv(KEY_ENV)
     assert store.delete("crm", "alice") and not store.delete("crm", "alice")
     assert store.owners("crm") == [None]
+
+
+def test_grants_live_in_the_os_keyring_when_there_is_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import keyring
+    from keyrings.alt.file import PlaintextKeyring
+
+    ring = PlaintextKeyring()
+    ring.file_path = str(tmp_path / "keyring.cfg")  # type: ignore[misc]
+    monkeypatch.setattr(keyring.core, "_keyring_backend", ring)
+    # a file backend is no OS keyring: by default grants stay in encrypted files
+    monkeypatch.delenv(KEYRING_ENV, raising=False)
+    assert os_keyring() is None
+    monkeypatch.setenv(KEYRING_ENV, "off")
+    root = tmp_path / "secrets"
+    GrantStore(root).save("crm", None, _grant(access_token="in-a-file"))
+    monkeypatch.setenv(KEYRING_ENV, "on")
+    store = GrantStore(root)
+    store.save("crm", "alice", _grant())
+    assert store.path("crm", "alice").read_text(encoding="utf-8") == IN_KEYRING
+    kept = ring.get_password(KEYRING_SERVICE, f"{root}:crm/alice")
+    assert kept is not None and Grant.from_json(kept).access_token == "access-XYZ"
+    loaded = GrantStore(root).load("crm", "alice")
+    assert loaded is not None and loaded.refresh_token == "refresh-XYZ"
+    assert store.owners("crm") == [None, "alice"]
+    # a grant kept in a file before is still read
+    service = GrantStore(root).load("crm", None)
+    assert service is not None and service.access_token == "in-a-file"
+    assert store.delete("crm", "alice")
+    assert ring.get_password(KEYRING_SERVICE, f"{root}:crm/alice") is None
+    assert GrantStore(root).load("crm", "alice") is None
 
 
 def test_sign_in_states_per_persona(tmp_path: Path) -> None:
