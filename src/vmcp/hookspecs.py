@@ -188,3 +188,16 @@ def vmcp_backend_prepare(
     secrets: they are never logged. Never copy a front client's credentials here.
     """
 
+
+
+@hookspec
+def vmcp_sign_ins(mount: MountConfig) -> list[dict[str, Any]] | None:
+    """Who is signed in to ``mount``, a backend the plugin signs in to (OAuth).
+
+    :returns: one row per grant owner: ``persona`` (None: the mount's service grant),
+        ``state`` (``valid``, ``expiring``, ``expired``, ``expired, refreshable``,
+        ``signed-out``, ``unreadable``) and ``expires`` (ISO 8601 or None); or None when
+        the plugin does not sign in to ``mount``.
+
+    Read by ``vmcp list``, ``vmcp info`` and ``vmcp status``; never carries a secret.
+    """

@@ -10,6 +10,17 @@ the scenario's era, and makes the calls the scenario asks for; the suite judges 
 sent to its server. With ``--direct``
 the same ``Client`` talks to ``<url>`` itself (the baseline: what the SDK alone gets).
 
+In an authorization scenario (``auth/...``) the mount gets an ``[servers.scenario.oauth]``
+table (the pre-registered client of ``MCP_CONFORMANCE_CONTEXT``, else the suite's client ID
+metadata document URL, which vmcp falls back from to dynamic registration when the server
+does not take it), and this command acts as the person: it runs ``vmcp auth login``, follows
+the URL it prints with an HTTP client (the scenario's authorization server redirects at once
+to vmcp's loopback receiver), and whenever a call fails with an error naming a ``vmcp auth
+login`` command (a step-up), or ``vmcp list`` shows the mount failed with one (a grant the
+server stopped taking when vmcp connected), runs that command and makes the calls again.
+When vmcp names no command, the call's failure stands: how often to ask a person to sign in
+again is vmcp's decision, which the scenarios judge.
+
 It exits 0 when every call it had to make worked, 1 otherwise (the suite records both).
 """
 
@@ -18,6 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shlex
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -25,8 +39,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import mcp.types as types
+from anyio.streams.text import TextReceiveStream
 from mcp import StdioServerParameters
 from mcp.client.client import Client
 from mcp.client.context import ClientRequestContext
@@ -34,6 +50,16 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
+
+#: the client id the suite's authorization servers accept as a client ID metadata document
+CIMD_URL = "https://conformance-test.local/client-metadata.json"
+#: the sign-in command an error of vmcp names
+SIGN_IN = re.compile(r"`(vmcp auth login [^`]+)`")
+#: seconds one sign-in may take
+SIGN_IN_TIMEOUT = 20.0
+#: sign-ins after which this person stops following vmcp's advice (vmcp's own limit, which
+#: the scenarios judge, is meant to come first)
+PATIENCE = 6
 
 Scenario = Callable[[Client], Awaitable[None]]
 SCENARIOS: dict[str, Scenario] = {}
@@ -83,6 +109,21 @@ def _stub_arguments(input_schema: dict[str, Any]) -> dict[str, Any]:
 async def list_tools(client: Client) -> None:
     """Connect and list the tools."""
     await client.list_tools()
+
+
+class SignInNeeded(Exception):
+    """A call failed with an error naming the command that signs in."""
+
+    def __init__(self, command: str) -> None:
+        super().__init__(command)
+        self.command = command
+
+
+def _sign_in_named(text: str) -> None:
+    """Raise :class:`SignInNeeded` when ``text`` names a sign-in command."""
+    found = SIGN_IN.search(text)
+    if found:
+        raise SignInNeeded(found.group(1))
 
 
 @scenario("tools_call", "request-metadata", "http-standard-headers")
@@ -151,7 +192,64 @@ async def _tolerated(call: Awaitable[Any]) -> None:
 async def _succeeds(client: Client, name: str, arguments: dict[str, Any]) -> None:
     result = await client.call_tool(name, arguments)
     if result.is_error:
+        text = " ".join(c.text for c in result.content if isinstance(c, types.TextContent))
+        _sign_in_named(text)
         raise RuntimeError(f"{name} failed: {result.content}")
+
+
+@scenario(*(f"auth/{name}" for name in (
+    "metadata-default", "metadata-var1", "metadata-var2", "metadata-var3", "basic-cimd",
+    "scope-from-www-authenticate", "scope-from-scopes-supported",
+    "scope-omitted-when-undefined", "scope-step-up", "scope-retry-limit",
+    "token-endpoint-auth-basic", "token-endpoint-auth-post", "token-endpoint-auth-none",
+    "pre-registration", "resource-mismatch", "offline-access-scope",
+    "offline-access-not-supported", "authorization-server-migration", "iss-supported",
+    "iss-not-advertised", "iss-supported-missing", "iss-wrong-issuer", "iss-unexpected",
+    "iss-normalized", "metadata-issuer-mismatch")))
+async def protected_tool(client: Client) -> None:
+    """List the tools and call ``test-tool`` twice (a server may change its mind between)."""
+    try:
+        await client.list_tools()
+    except MCPError as exc:
+        _sign_in_named(str(exc))
+        raise
+    for _ in range(2):
+        try:
+            await _succeeds(client, "test-tool", {})
+        except MCPError as exc:
+            _sign_in_named(str(exc))
+            raise
+
+
+async def follow(url: str) -> None:
+    """Act as the person: open the authorization URL and follow where it sends the browser
+    (the suite's authorization server consents at once)."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, allow_redirects=False) as answer:
+            callback = answer.headers.get("Location")
+            if answer.status not in (302, 303) or callback is None:
+                raise RuntimeError(f"the authorization URL answered {answer.status}")
+        async with http.get(callback) as done:
+            print(f"conformance_client: loopback answered {done.status}", file=sys.stderr)
+
+
+async def sign_in(config: Path, env: dict[str, str], command: str) -> None:
+    """Run the sign-in ``command`` (``vmcp auth login ...``) and follow the URL it prints."""
+    args = shlex.split(command)[1:]
+    process = await anyio.open_process(
+        [sys.executable, "-m", "vmcp", "--config", str(config), *args, "--no-browser",
+         "--timeout", str(SIGN_IN_TIMEOUT)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=None, env=env)
+    async with process:
+        assert process.stdout is not None
+        with anyio.fail_after(SIGN_IN_TIMEOUT):
+            async for line in TextReceiveStream(process.stdout):
+                if line.startswith("http"):
+                    await follow(line.strip())
+                    break
+            code = await process.wait()
+    if code != 0:
+        raise RuntimeError(f"{command} failed (exit status {code})")
 
 
 def _mode(protocol_version: str | None) -> str:
@@ -166,14 +264,29 @@ def _mode(protocol_version: str | None) -> str:
     return "legacy"
 
 
-def _vmcp(url: str, home: Path) -> StdioServerParameters:
-    """``vmcp start`` over stdio, with ``url`` mounted without a prefix, its era probed."""
+def _oauth_table(context: dict[str, Any]) -> str:
+    """The mount's ``oauth`` table in an authorization scenario (one shared grant: over stdio
+    every call is the same caller's)."""
+    lines = ["[servers.scenario.oauth]", 'grants = "shared"']
+    if "client_id" in context:
+        lines.append(f"client_id = {json.dumps(context['client_id'])}")
+        if "client_secret" in context:
+            lines.append(f"client_secret = {json.dumps(context['client_secret'])}")
+    else:
+        lines.append(f"client_metadata_url = {json.dumps(CIMD_URL)}")
+    return "\n".join(lines) + "\n"
+
+
+def _vmcp(url: str, home: Path, oauth: bool) -> tuple[Path, StdioServerParameters]:
+    """``vmcp start`` over stdio, with ``url`` mounted without a prefix, its era probed (and,
+    in an authorization scenario, signed in to with OAuth); returns its config file too."""
     config = home / "vmcp.toml"
-    config.write_text(
-        f'[servers.scenario]\ntransport = "http"\nurl = {json.dumps(url)}\nprefix = ""\n'
-        'era = "auto"\n',
-        encoding="utf-8")
-    return StdioServerParameters(
+    text = (f'[servers.scenario]\ntransport = "http"\nurl = {json.dumps(url)}\nprefix = ""\n'
+            'era = "auto"\n')
+    if oauth:
+        text += _oauth_table(json.loads(os.environ.get("MCP_CONFORMANCE_CONTEXT") or "{}"))
+    config.write_text(text, encoding="utf-8")
+    return config, StdioServerParameters(
         command=sys.executable, args=["-m", "vmcp", "--config", str(config), "start"],
         env={**os.environ, "VMCP_HOME": str(home / "home")})
 
@@ -185,12 +298,65 @@ async def run(url: str, direct: bool) -> None:
     if calls is None:
         raise SystemExit(f"conformance_client: no calls for scenario {name!r}")
     mode = _mode(os.environ.get("MCP_CONFORMANCE_PROTOCOL_VERSION"))
+    oauth = name.startswith("auth/")
+    if oauth and direct:
+        raise SystemExit("conformance_client: --direct has no OAuth client")
     with tempfile.TemporaryDirectory(prefix="vmcp-conformance-") as home:
-        server: str | StdioServerParameters = url if direct else _vmcp(url, Path(home))
-        async with Client(server, mode=mode, sampling_callback=sample,  # type: ignore[arg-type]
-                          list_roots_callback=roots,
-                          elicitation_callback=accept_defaults) as client:
-            await calls(client)
+        if direct:
+            await _connected(url, mode, calls)
+            return
+        config, server = _vmcp(url, Path(home), oauth)
+        if not oauth:
+            await _connected(server, mode, calls)
+            return
+        command = "vmcp auth login scenario"
+        env = server.env or {}
+
+        async def attempt(client: Client) -> None:
+            try:
+                await calls(client)
+            except (MCPError, RuntimeError):
+                await _advice(config, env)
+                raise
+
+        for _ in range(PATIENCE):
+            await sign_in(config, env, command)
+            try:
+                await _connected(server, mode, attempt)
+                return
+            except* SignInNeeded as group:
+                needed = _leaf(group)
+                print(f"conformance_client: vmcp asks for {needed.command}", file=sys.stderr)
+                command = needed.command
+        raise SystemExit("conformance_client: vmcp keeps asking for a sign-in")
+
+
+async def _advice(config: Path, env: dict[str, str]) -> None:
+    """Act as the person after a failed call: look at ``vmcp list`` (the running gateway's
+    mount table) and raise :class:`SignInNeeded` when a mount's problem names a command."""
+    listed = await anyio.run_process(
+        [sys.executable, "-m", "vmcp", "--config", str(config), "list", "--json"],
+        env=env, check=False)
+    if listed.returncode == 0:
+        for row in json.loads(listed.stdout):
+            _sign_in_named(row.get("error") or "")
+
+
+def _leaf(group: BaseExceptionGroup[SignInNeeded]) -> SignInNeeded:
+    """The first sign-in request in ``group`` (task groups nest them)."""
+    found: BaseException = group
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    assert isinstance(found, SignInNeeded)
+    return found
+
+
+async def _connected(server: str | StdioServerParameters, mode: str, calls: Scenario) -> None:
+    """Connect a ``Client`` to ``server`` in ``mode`` and make ``calls``."""
+    async with Client(server, mode=mode, sampling_callback=sample,  # type: ignore[arg-type]
+                      list_roots_callback=roots,
+                      elicitation_callback=accept_defaults) as client:
+        await calls(client)
 
 
 def main() -> None:

@@ -102,6 +102,10 @@ class Suite:
         """The client scenarios of ``era``, without the authorization ones (``auth/...``)."""
         return [name for name in self._listed("client", era) if not name.startswith("auth/")]
 
+    def auth_scenarios(self, era: str) -> list[str]:
+        """The authorization client scenarios of ``era`` (``auth/...``)."""
+        return [name for name in self._listed("client", era) if name.startswith("auth/")]
+
     def server_run(self, url: str, era: str, output: Path) -> list[str]:
         """The command line running every server scenario of ``era`` against ``url``."""
         return self.command("server", "--url", url, "--suite", "all", "--spec-version", era,

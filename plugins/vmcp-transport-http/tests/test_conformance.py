@@ -10,9 +10,10 @@
   directly, where it must pass everything, so a failure through vmcp is vmcp's.
 - The suite's reference server (``conformance_reference/``), directly and behind vmcp: every
   scenario it passes directly must pass through vmcp.
-- Client scenarios (authorization ones left out: vmcp has no OAuth client for its backends):
-  ``conformance_client.py`` puts vmcp between the SDK's ``Client`` and the suite's scenario
-  server, so the suite judges vmcp's back side.
+- Client scenarios, the authorization ones (``auth/...``) included: ``conformance_client.py``
+  puts vmcp between the SDK's ``Client`` and the suite's scenario server, so the suite judges
+  vmcp's back side; in an authorization scenario it also acts as the person who runs the
+  ``vmcp auth login`` commands vmcp names and follows the sign-in link.
 
 One test per scenario, so what fails is visible; what vmcp cannot pass yet is marked
 ``xfail(strict=True)`` with the reason, and turns into a failure the day it passes. Each era's
@@ -77,6 +78,19 @@ CLIENT_SCENARIOS = {
     MODERN: ("tools_call", "request-metadata", "sep-2322-client-request-state",
              "http-standard-headers", "http-custom-headers", "http-invalid-tool-headers",
              "json-schema-ref-no-deref", "json-schema-2020-12-preservation"),
+}
+_AUTH_BOTH = tuple(f"auth/{name}" for name in (
+    "metadata-default", "metadata-var1", "metadata-var2", "metadata-var3", "basic-cimd",
+    "scope-from-www-authenticate", "scope-from-scopes-supported", "scope-omitted-when-undefined",
+    "scope-step-up", "scope-retry-limit", "token-endpoint-auth-basic",
+    "token-endpoint-auth-post", "token-endpoint-auth-none", "pre-registration"))
+AUTH_SCENARIOS = {
+    LEGACY: _AUTH_BOTH,
+    MODERN: (*_AUTH_BOTH, *(f"auth/{name}" for name in (
+        "resource-mismatch", "offline-access-scope", "offline-access-not-supported",
+        "authorization-server-migration", "iss-supported", "iss-not-advertised",
+        "iss-supported-missing", "iss-wrong-issuer", "iss-unexpected", "iss-normalized",
+        "metadata-issuer-mismatch"))),
 }
 #: what the reference server (0.2.0-alpha.11's, on the TypeScript SDK 1.x) fails directly
 REFERENCE_FAILS = {
@@ -189,6 +203,7 @@ def test_the_pinned_suite_runs_these_scenarios(suite: Suite, era: str) -> None:
     """The lists above are the pinned suite's: a new release cannot add or drop one unseen."""
     assert tuple(suite.server_scenarios(era)) == SERVER_SCENARIOS[era]
     assert tuple(suite.client_scenarios(era)) == CLIENT_SCENARIOS[era]
+    assert tuple(suite.auth_scenarios(era)) == AUTH_SCENARIOS[era]
 
 
 @pytest.mark.parametrize("era", [LEGACY, MODERN])
@@ -226,6 +241,17 @@ def test_reference_scenario_through_vmcp(legs: Legs, target: str, era: str,
 def test_client_scenario_through_vmcp(suite: Suite, tmp_path: Path, target: str, era: str,
                                       scenario: str) -> None:
     """The suite's scenario server, mounted in vmcp, sees a conforming client."""
+    result, output = anyio.run(client_scenario, suite, scenario, era, tmp_path)
+    assert result is not None, f"{scenario} wrote no results:\n{output}"
+    assert result.passed, f"{era}, {scenario}:\n" + "\n".join(result.failures) + "\n" + output
+
+
+@pytest.mark.parametrize(("target", "era", "scenario"),
+                         _cases(AUTH_SCENARIOS, ("vmcp back side",)))
+def test_auth_scenario_through_vmcp(suite: Suite, tmp_path: Path, target: str, era: str,
+                                    scenario: str) -> None:
+    """vmcp signs in to the suite's protected scenario server as the spec says (a person
+    running the ``vmcp auth login`` commands vmcp names)."""
     result, output = anyio.run(client_scenario, suite, scenario, era, tmp_path)
     assert result is not None, f"{scenario} wrote no results:\n{output}"
     assert result.passed, f"{era}, {scenario}:\n" + "\n".join(result.failures) + "\n" + output

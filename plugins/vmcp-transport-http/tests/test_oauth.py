@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
@@ -249,9 +250,36 @@ async def test_two_personas_sign_in_and_see_only_their_own_data(tmp_path: Path) 
         for token in front_tokens.values():
             assert all(token not in line for line in seen)
         status, out, _ = await run_vmcp(config, "auth", "status", "--json")
-        rows = {row["owner"]: row for row in json.loads(out)}
+        rows = {row["persona"]: row for row in json.loads(out)}
         assert set(rows) == {None, "alice", "bob"} and rows["alice"]["state"] == "valid"
         assert all(alice.access_token not in line for line in out.splitlines())
+
+
+async def test_mount_table_info_and_status_show_sign_ins(tmp_path: Path) -> None:
+    async with world(tmp_path) as (_, url, _):
+        config = config_for(tmp_path, url, {})
+        personas_with_tokens(config, "alice", "bob", "carol")
+        await sign_in_as(config, None, "svc")
+        alice = await sign_in_as(config, "alice", "alice")
+        # bob's grant cannot renew itself and ends soon; carol never signed in
+        bob = await sign_in_as(config, "bob", "bob")
+        bob.refresh_token, bob.expires_at = None, time.time() + 600
+        store_of(config).save("crm", "bob", bob)
+        async with run_gateway(config, "http"):
+            code, out, err = await run_vmcp(config, "list", "--json")
+            assert code == 0, err
+            states = {row["persona"]: row["state"] for row in json.loads(out)[0]["sign_ins"]}
+            assert states == {None: "valid", "alice": "valid", "bob": "expiring",
+                              "carol": "signed-out"}
+            code, out, err = await run_vmcp(config, "info", "crm")
+            assert code == 0, err
+            assert "sign-in: (service) valid until " in out
+            assert "; bob expiring until " in out and out.rstrip().count("carol signed-out")
+            code, out, err = await run_vmcp(config, "status")
+            assert code == 0, err
+            needing = out.split("grants needing a sign-in", 1)[1].splitlines()
+            assert [line.split()[:3] for line in needing[1:]] == [["crm", "bob", "expiring"]]
+            assert alice.access_token not in out and bob.access_token not in out
 
 
 async def test_refresh_on_401_and_refused_grants_fail_clearly(tmp_path: Path) -> None:

@@ -23,9 +23,21 @@ from vmcp_transport_http.oauth.discovery import (
     check_url,
     discover,
 )
-from vmcp_transport_http.oauth.store import KEY_ENV, Client, Grant, GrantStore
+from vmcp_transport_http.oauth.state import sign_ins
+from vmcp_transport_http.oauth.store import (
+    IN_KEYRING,
+    KEY_ENV,
+    KEYRING_ENV,
+    KEYRING_SERVICE,
+    Client,
+    Grant,
+    GrantStore,
+    os_keyring,
+)
 
+from vmcp.cli.output import sign_in_summary
 from vmcp.config import MountConfig
+from vmcp.persona import PersonaStore
 
 pytestmark = pytest.mark.anyio
 
@@ -88,6 +100,66 @@ def test_grants_are_encrypted_private_and_keyed_by_owner(
     monkeypatch.delenv(KEY_ENV)
     assert store.delete("crm", "alice") and not store.delete("crm", "alice")
     assert store.owners("crm") == [None]
+
+
+def test_grants_live_in_the_os_keyring_when_there_is_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import keyring
+    from keyrings.alt.file import PlaintextKeyring
+
+    ring = PlaintextKeyring()
+    ring.file_path = str(tmp_path / "keyring.cfg")  # type: ignore[misc]
+    monkeypatch.setattr(keyring.core, "_keyring_backend", ring)
+    # a file backend is no OS keyring: by default grants stay in encrypted files
+    monkeypatch.delenv(KEYRING_ENV, raising=False)
+    assert os_keyring() is None
+    monkeypatch.setenv(KEYRING_ENV, "off")
+    root = tmp_path / "secrets"
+    GrantStore(root).save("crm", None, _grant(access_token="in-a-file"))
+    monkeypatch.setenv(KEYRING_ENV, "on")
+    store = GrantStore(root)
+    store.save("crm", "alice", _grant())
+    assert store.path("crm", "alice").read_text(encoding="utf-8") == IN_KEYRING
+    kept = ring.get_password(KEYRING_SERVICE, f"{root}:crm/alice")
+    assert kept is not None and Grant.from_json(kept).access_token == "access-XYZ"
+    loaded = GrantStore(root).load("crm", "alice")
+    assert loaded is not None and loaded.refresh_token == "refresh-XYZ"
+    assert store.owners("crm") == [None, "alice"]
+    # a grant kept in a file before is still read
+    service = GrantStore(root).load("crm", None)
+    assert service is not None and service.access_token == "in-a-file"
+    assert store.delete("crm", "alice")
+    assert ring.get_password(KEYRING_SERVICE, f"{root}:crm/alice") is None
+    assert GrantStore(root).load("crm", "alice") is None
+
+
+def test_sign_in_states_per_persona(tmp_path: Path) -> None:
+    personas = PersonaStore(tmp_path / "personas")
+    for name in ("alice", "bob", "dave"):
+        personas.save(personas.create(name))
+    store = GrantStore(tmp_path / "secrets")
+    now = time.time()
+    store.save("crm", None, _grant(expires_at=now + 60))  # refreshable: renews itself
+    store.save("crm", "alice", _grant(refresh_token=None, expires_at=now + 600))
+    store.save("crm", "carol", _grant(expires_at=now - 5))  # no persona file any more
+    store.save("crm", "dave", _grant(refresh_token=None, expires_at=now - 5))
+    store.path("crm", "bob").write_text("not a Fernet token", encoding="utf-8")
+    mount = MountConfig.model_validate({"id": "crm", "transport": "http",
+                                        "url": "https://crm.example/mcp",
+                                        "isolation": "persona", "oauth": {}})
+    rows = sign_ins(mount, store, personas)
+    assert [(r["persona"], r["state"]) for r in rows] == [
+        (None, "valid"), ("alice", "expiring"), ("bob", "unreadable"),
+        ("carol", "expired, refreshable"), ("dave", "expired")]
+    assert all("access-XYZ" not in str(r) and "refresh-XYZ" not in str(r) for r in rows)
+    summary = sign_in_summary(rows)
+    assert summary.startswith("(service) valid until ")
+    assert "; alice expiring until " in summary and summary.endswith("; dave expired")
+    shared = mount.model_copy(update={"oauth": mount.oauth.model_copy(  # type: ignore[union-attr]
+        update={"grants": "shared"})})
+    assert [r["persona"] for r in sign_ins(shared, store, personas)] == [None]
+    assert [r["state"] for r in sign_ins(shared, GrantStore(tmp_path / "none"),
+                                          personas)] == ["signed-out"]
 
 
 def test_renewal_is_due_near_expiry_or_past_half_a_short_life() -> None:

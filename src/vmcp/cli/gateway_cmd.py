@@ -13,7 +13,7 @@ from vmcp.auth.base import Principal
 from vmcp.cli.common import config_from_context
 from vmcp.cli.completion import complete_mount_ids, complete_persona_names
 from vmcp.cli.ops_cmd import control_call, live_gateway, run_options, start_detached
-from vmcp.cli.output import echo_json, fail, table
+from vmcp.cli.output import echo_json, fail, sign_in_summary, table
 from vmcp.cli.pin_review import echo_changes
 from vmcp.config import ConfigError, VmcpConfig
 from vmcp.control.instance import AlreadyRunning
@@ -152,6 +152,8 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
           [[r["id"], r["transport"], r["state"], r["tools"], r["target"]] for r in rows],
           colour_columns=(2,))
     for row in rows:
+        if row.get("sign_ins"):
+            click.echo(f"{row['id']}: sign-in: {sign_in_summary(row['sign_ins'])}")
         if row.get("error"):
             click.echo(f"{row['id']}: {row['state']}: {row['error']}", err=True)
 
@@ -201,6 +203,8 @@ def info_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:
     server = info["server"]
     click.echo(f"{mount_id}: {server.get('name', '?')} {server.get('version', '')}".rstrip())
     click.echo(f"protocol: {info['protocolVersion']}")
+    if info.get("sign_ins"):
+        click.echo(f"sign-in: {sign_in_summary(info['sign_ins'])}")
     for replica in info["health"]["replicas"]:
         click.echo(f"replica {replica['id']}: {replica['state']}, "
                    f"{'healthy' if replica['healthy'] else 'unhealthy'}, "

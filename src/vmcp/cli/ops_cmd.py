@@ -15,7 +15,7 @@ import click
 
 from vmcp.cli.common import config_from_context
 from vmcp.cli.completion import complete_mount_ids
-from vmcp.cli.output import coloured, echo_json, fail, table
+from vmcp.cli.output import SIGNED_IN, coloured, echo_json, fail, table
 from vmcp.config import ConfigError, VmcpConfig
 from vmcp.control import daemon
 from vmcp.control.client import ControlClient, NotRunning
@@ -139,6 +139,13 @@ def _print_status(status: dict[str, Any]) -> None:
         click.echo("")
         table(["MOUNT", "STATE", "HEALTHY", "CIRCUIT", "IN-FLIGHT", "REQUESTS", "ERRORS",
                "PROBLEM"], rows, colour_columns=(1, 3))
+    grants = [[mount["id"], grant.get("persona") or "(service)", grant["state"],
+               grant.get("expires") or ""]
+              for mount in status["mounts"] for grant in mount.get("sign_ins") or ()
+              if grant["state"] not in SIGNED_IN and grant["state"] != "signed-out"]
+    if grants:
+        click.echo("\ngrants needing a sign-in (vmcp auth login MOUNT [--persona P]):")
+        table(["MOUNT", "PERSONA", "STATE", "EXPIRES"], grants)
 
 
 def _print_cluster(cluster: dict[str, Any] | None) -> None:

@@ -54,6 +54,22 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
         click.echo("  ".join(parts).rstrip())
 
 
+#: sign-in states that need nobody (a refreshable grant renews itself on its next use)
+SIGNED_IN = frozenset({"valid", "expired, refreshable"})
+
+
+def sign_in_summary(rows: Sequence[dict[str, Any]]) -> str:
+    """One line of who is signed in to a protected mount: ``(service) valid until T;
+    alice signed-out``."""
+    parts = []
+    for row in rows:
+        part = f"{row.get('persona') or '(service)'} {row['state']}"
+        if row.get("expires") and row["state"] in ("valid", "expiring"):
+            part += f" until {row['expires']}"
+        parts.append(part)
+    return "; ".join(parts)
+
+
 def _on_terminal() -> bool:
     return sys.stdout.isatty()
 

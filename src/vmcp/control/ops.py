@@ -16,6 +16,7 @@ from vmcp.config import ConfigError, MountConfig, VmcpConfig, load_config
 from vmcp.control.local import LocalSession
 from vmcp.control.mcpsocket import serve_mcp
 from vmcp.control.protocol import ControlError
+from vmcp.plugins import get_plugin_manager
 from vmcp.protocol.errors import RpcError
 
 if TYPE_CHECKING:
@@ -53,6 +54,14 @@ def describe_target(mount: MountConfig) -> str:
     return mount.url or ", ".join(mount.urls)
 
 
+def sign_ins(config: MountConfig) -> list[dict[str, Any]] | None:
+    """Who is signed in to a mount a plugin signs in to (OAuth), per persona; else None."""
+    for rows in get_plugin_manager().hook.vmcp_sign_ins(mount=config):
+        if rows is not None:
+            return rows
+    return None
+
+
 def mount_row(config: MountConfig, mount: Mount | None) -> dict[str, Any]:
     """One row of ``vmcp list``: the configured mount and, when mounted, its state."""
     return {
@@ -66,6 +75,7 @@ def mount_row(config: MountConfig, mount: Mount | None) -> dict[str, Any]:
                                                        else "disabled"),
         "tools": len(mount.catalog["tools"]) if mount is not None else None,
         "error": mount.error if mount is not None and mount.state != "up" else None,
+        "sign_ins": sign_ins(config),
     }
 
 
@@ -84,6 +94,7 @@ def mount_info(gateway: Gateway, mount: Mount) -> dict[str, Any]:
         "health": mount.describe(),
         **mount.catalog,
         "pinning": gateway.pinning.report(mount),
+        "sign_ins": sign_ins(mount.config),
     }
 
 
@@ -148,6 +159,7 @@ class Operations:
         for replica in entry["replicas"]:
             replica["pid"] = _replica_pid(mount, replica["id"])
         entry["tools"] = len(mount.catalog["tools"])
+        entry["sign_ins"] = sign_ins(mount.config)
         metrics = self.state.metrics
         if metrics is not None:
             entry["requests"], entry["errors"] = metrics.totals(mount.mount_id)

@@ -186,7 +186,11 @@ class StreamableHttpConnection(HttpConnection):
         except (aiohttp.ClientConnectorError, TimeoutError) as exc:
             self.fail(f"cannot reach {self.url}: {exc}")
         except SignInRequired as exc:
-            self.deliver(error_reply(request_id, str(exc)))
+            if message.get("method") == "server/discover":
+                # not an answer to probe the era with: an initialize would be refused alike
+                self.fail(str(exc))
+            else:
+                self.deliver(error_reply(request_id, str(exc)))
         except (aiohttp.ClientError, ValueError) as exc:
             self.deliver(error_reply(request_id, f"{self.url}: {exc}"))
         finally:

@@ -111,11 +111,25 @@ class BackendAuthorizer:
         if challenge.error == "insufficient_scope":
             needed = (f"the scope {challenge.scope!r}" if challenge.scope
                       else f"more scope ({challenge.error_description or 'insufficient_scope'})")
+            if self._holds(challenge.scope):
+                # the step-up limit: a sign-in for a scope the grant already has cannot help
+                grant = ("the service grant" if self.owner is None
+                         else f"the grant of persona {self.owner!r}")
+                raise SignInRequired(f"mount {self.mount_id!r}: the backend refuses {grant} "
+                                     f"for lack of {needed}, which it holds already; signing "
+                                     "in again would not help")
             if self.settings.grant == "client_credentials":
                 raise SignInRequired(f"mount {self.mount_id!r}: the service grant lacks "
                                      f"{needed}: add it to the mount's oauth.scopes")
             raise SignInRequired(self._sign_in(f"needs {needed}", challenge.scope or "SCOPE"))
         await self._renew(http, sent.removeprefix("Bearer "))
+
+    def _holds(self, scope: str | None) -> bool:
+        """Whether the current grant was given every scope of ``scope``."""
+        grant = self.store.load(self.mount_id, self.owner)
+        if not scope or grant is None or grant.scope is None:
+            return False
+        return set(scope.split()) <= set(grant.scope.split())
 
     def refused(self, status: int) -> SignInRequired:
         """The backend refused even a renewed grant (HTTP ``status``): the retry limit."""
@@ -132,7 +146,9 @@ class BackendAuthorizer:
             elif grant is None:
                 raise SignInRequired(self._sign_in("has not signed in"))
             elif grant.refresh_token is None:
-                raise SignInRequired(self._sign_in("holds an expired grant (no refresh token)"))
+                why = ("holds an expired grant" if grant.renewal_due(REFRESH_MARGIN)
+                       else "holds a grant the backend refuses")
+                raise SignInRequired(self._sign_in(f"{why} (no refresh token)"))
             else:
                 try:
                     grant = await refresh(http, grant)

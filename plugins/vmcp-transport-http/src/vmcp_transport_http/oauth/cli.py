@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import webbrowser
-from datetime import UTC, datetime
-from typing import Any
 
 import aiohttp
 import click
@@ -17,6 +14,7 @@ from vmcp.config import MountConfig
 from vmcp.persona import NAME_RE
 from vmcp_transport_http.oauth.client import TokenError, revoke
 from vmcp_transport_http.oauth.login import SignInError, sign_in
+from vmcp_transport_http.oauth.state import describe, sign_ins
 from vmcp_transport_http.oauth.store import Grant, GrantStore
 
 
@@ -76,7 +74,7 @@ def login_command(ctx: click.Context, mount_id: str, persona: str | None, scope:
         grant = asyncio.run(sign_in(mount, owner, GrantStore(), show, scope, timeout))
     except SignInError as exc:
         fail(f"mount {mount_id!r}: {exc}")
-    click.echo(f"signed in to {mount_id} ({_who(owner)}): {_describe(grant)['state']}",
+    click.echo(f"signed in to {mount_id} ({_who(owner)}): {describe(grant)['state']}",
                err=True)
 
 
@@ -92,20 +90,12 @@ def status_command(ctx: click.Context, mount_id: str | None, as_json: bool) -> N
               if m.oauth is not None and (mount_id is None or m.id == mount_id)]
     if mount_id is not None and not mounts:
         fail(f"no OAuth mount named {mount_id!r}")
-    rows: list[dict[str, Any]] = []
-    for mount in mounts:
-        owners = store.owners(mount.id)
-        if not owners:
-            rows.append({"mount": mount.id, "owner": None, "state": "signed-out"})
-        for owner in owners:
-            grant = store.load(mount.id, owner)
-            described = _describe(grant) if grant is not None else {"state": "unreadable"}
-            rows.append({"mount": mount.id, "owner": owner, **described})
+    rows = [{"mount": mount.id, **row} for mount in mounts for row in sign_ins(mount, store)]
     if as_json:
         echo_json(rows)
         return
     table(["MOUNT", "PERSONA", "STATE", "EXPIRES", "SCOPE"],
-          [[r["mount"], r["owner"] or "(service)", r["state"], r.get("expires"),
+          [[r["mount"], r["persona"] or "(service)", r["state"], r.get("expires"),
             r.get("scope")] for r in rows])
 
 
@@ -136,15 +126,3 @@ async def _revoke(grant: Grant) -> None:
 
 def _who(owner: str | None) -> str:
     return f"persona {owner}" if owner is not None else "service grant"
-
-
-def _describe(grant: Grant) -> dict[str, Any]:
-    """A grant's state with no secret in it."""
-    expires = None
-    state = "valid"
-    if grant.expires_at is not None:
-        expires = datetime.fromtimestamp(grant.expires_at, UTC).isoformat(timespec="seconds")
-        if grant.expires_at <= time.time():
-            state = "expired, refreshable" if grant.refresh_token else "expired"
-    return {"state": state, "expires": expires, "scope": grant.scope, "issuer": grant.issuer,
-            "client": grant.client.origin}

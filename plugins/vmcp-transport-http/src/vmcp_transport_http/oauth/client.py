@@ -67,7 +67,7 @@ async def client_identity(
     redirect_uri: str | None,
 ) -> Client:
     """The client vmcp signs in as, in the spec's order: a configured client id, a client ID
-    metadata document, dynamic client registration (RFC 7591)."""
+    metadata document (when the server takes them), dynamic client registration (RFC 7591)."""
     metadata = target.metadata
     if settings.client_id is not None:
         secret = expand_vars(settings.client_secret) if settings.client_secret else None
@@ -75,11 +75,13 @@ async def client_identity(
         key_file = (expand_vars(settings.private_key_file)
                     if method == "private_key_jwt" and settings.private_key_file else None)
         return Client(settings.client_id, secret, method, key_file=key_file)
-    if settings.client_metadata_url is not None:
-        if not metadata.client_id_metadata_document_supported:
-            raise DiscoveryError(f"{target.issuer} does not accept client ID metadata documents")
+    if (settings.client_metadata_url is not None
+            and metadata.client_id_metadata_document_supported):
         return Client(settings.client_metadata_url, None, "none", "metadata_document")
     if metadata.registration_endpoint is None:
+        if settings.client_metadata_url is not None:
+            raise DiscoveryError(f"{target.issuer} accepts neither client ID metadata "
+                                 "documents nor dynamic client registration")
         raise DiscoveryError(f"{target.issuer} offers no dynamic client registration: "
                              "configure a client_id for this mount")
     return await register(http, settings, metadata, redirect_uri, target.scope)

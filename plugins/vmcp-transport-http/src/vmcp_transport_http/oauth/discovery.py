@@ -90,19 +90,32 @@ def check_url(url: str) -> None:
 
 
 async def probe(http: aiohttp.ClientSession, url: str, stream: bool = False) -> Challenge | None:
-    """POST an unauthenticated ``initialize`` (or, for an HTTP+SSE backend, ``stream``, GET
-    its event stream) to learn the backend's challenge.
+    """Learn the backend's challenge: POST an unauthenticated ``initialize``, and when that is
+    let through (some servers protect only what follows it) a ``tools/list``; for an HTTP+SSE
+    backend (``stream``), GET its event stream.
 
     :returns: the challenge, or None when the backend does not ask for authorization.
     """
-    body = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+    if stream:
+        return await _challenge(http, "GET", url, None)
+    initialize = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": LATEST_HANDSHAKE_VERSION, "capabilities": {},
         "clientInfo": {"name": "vmcp", "version": "0"}}}
-    headers = {"Accept": "application/json, text/event-stream"}
+    challenge = await _challenge(http, "POST", url, initialize)
+    if challenge is None:
+        challenge = await _challenge(http, "POST", url,
+                                     {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                                     {"MCP-Protocol-Version": LATEST_HANDSHAKE_VERSION})
+    return challenge
+
+
+async def _challenge(http: aiohttp.ClientSession, method: str, url: str,
+                     body: dict[str, Any] | None,
+                     extra: dict[str, str] | None = None) -> Challenge | None:
+    """The challenge of one unauthenticated request, None when it is not refused."""
+    headers = {"Accept": "application/json, text/event-stream", **(extra or {})}
     try:
-        async with http.request("GET" if stream else "POST", url,
-                                json=None if stream else body, headers=headers,
-                                allow_redirects=False,
+        async with http.request(method, url, json=body, headers=headers, allow_redirects=False,
                                 timeout=aiohttp.ClientTimeout(total=METADATA_TIMEOUT)) as response:
             if response.status in (401, 403):
                 return Challenge.parse(response.headers.get("WWW-Authenticate"))
