@@ -162,6 +162,8 @@ async def test_a_draining_front_refuses_new_requests_but_takes_what_calls_need(
         client.session_id = saved
         assert response.status == 503, await response.text()
         assert response.headers["Retry-After"] == "1"
+        # the connection ends with the answer: a balancer opens a new one for its next request
+        assert response.headers["Connection"] == "close"
     response = await client.post(message("notifications/cancelled", requestId=3))
     assert response.status == 202
     response = await client.post({"jsonrpc": "2.0", "id": "x", "result": {}})

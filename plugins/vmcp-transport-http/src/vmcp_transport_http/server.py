@@ -109,6 +109,8 @@ def close_while_draining(app: web.Application, host: FrontHost) -> None:
     async def mark(request: web.Request, response: web.StreamResponse) -> None:
         if host.draining:
             response.force_close()
+            # the header too: the signal runs after aiohttp chose its Connection header
+            response.headers["Connection"] = "close"
 
     app.on_response_prepare.append(mark)
 
