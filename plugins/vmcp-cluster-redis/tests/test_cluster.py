@@ -18,7 +18,7 @@ import httpx2
 import mcp.types as types
 import pytest
 from cluster_harness import Cluster, haproxy_path
-from mcp import ClientSession
+from mcp import Client, ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
@@ -33,6 +33,7 @@ pytestmark = [
 
 BOTH = "application/json, text/event-stream"
 VERSION = "2025-06-18"
+MODERN = "2026-07-28"
 #: seconds one step of a test may take
 STEP = 20.0
 
@@ -144,6 +145,27 @@ async def test_thirty_handshake_sessions_complete_under_plain_round_robin(
     text = await anyio.to_thread.run_sync(cluster.gateways[1].vmcp, "status")
     assert "cluster:  instance g2, shared state up" in text.stdout
     assert "g2 (this)" in text.stdout
+
+
+async def test_thirty_modern_clients_complete_under_plain_round_robin(cluster: Cluster) -> None:
+    """2026-07-28 clients need no session at all: each request may reach any instance."""
+    done: list[int] = []
+
+    async def one(n: int) -> None:
+        async with Client(cluster.lb_url, mode=MODERN) as client:
+            assert client.protocol_version == MODERN
+            tools = {tool.name for tool in (await client.list_tools()).tools}
+            assert {"fx__add", "fx__echo"} <= tools
+            for k in range(3):
+                assert text_of(await client.call_tool("fx__add", {"a": n, "b": k})) == str(n + k)
+        done.append(n)
+
+    with anyio.fail_after(STEP * 3):
+        for batch in range(3):
+            async with anyio.create_task_group() as group:
+                for n in range(batch * 10, batch * 10 + 10):
+                    group.start_soon(one, n)
+    assert sorted(done) == list(range(30))
 
 
 async def test_server_requests_logs_and_progress_reach_the_right_client_across_instances(
