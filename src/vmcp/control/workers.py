@@ -100,8 +100,7 @@ def refuse_stdio(fronts: Sequence[str], workers: int) -> None:
 def shares_sessions(config: VmcpConfig) -> bool:
     """Whether handshake-era HTTP sessions are shared between processes (``[cluster]
     redis_url`` configured): then any worker serves any session."""
-    cluster = getattr(config, "cluster", None)
-    return bool(getattr(cluster, "redis_url", None))
+    return config.cluster.url() is not None
 
 
 def session_warning(config: VmcpConfig, fronts: Sequence[str]) -> str | None:
