@@ -1,6 +1,6 @@
 """Cache benchmark: hit latency of each cache driver next to the uncached figure.
 
-Run from the repository root: ``uv run python bench/cache_bench.py [--reads N] [--lists N]``.
+Run from the repository root: ``uv run python -m bench.cache_bench [--reads N] [--lists N]``.
 
 One in-process gateway per configuration (no cache, then the ``memory``, ``disk`` and, when
 ``redis-server`` is installed, ``redis`` drivers), with 20 mounts of the bench fixture backend
@@ -25,15 +25,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.procs import end_process, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 MOUNTS = 20
@@ -113,23 +112,6 @@ async def measure(cache: dict[str, Any], reads: int, lists: int) -> dict[str, fl
             "read_ms": statistics.median(read_times) * 1000}
 
 
-def start_redis() -> tuple[subprocess.Popen[str], str] | None:
-    """A throw-away ``redis-server`` on a free port, or None when it is not installed."""
-    if shutil.which("redis-server") is None:
-        return None
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
-    for line in process.stdout:
-        if "Ready to accept connections" in line:
-            return process, f"redis://127.0.0.1:{port}/0"
-    raise RuntimeError("redis-server did not start")
-
-
 async def run(reads: int, lists: int) -> list[tuple[str, dict[str, float]]]:
     """Every configuration's figures, in order."""
     redis = start_redis()
@@ -147,7 +129,7 @@ async def run(reads: int, lists: int) -> list[tuple[str, dict[str, float]]]:
                     for name, cache in configurations]
     finally:
         if redis is not None:
-            redis[0].kill()
+            end_process(redis[0])
             redis[0].wait()
 
 

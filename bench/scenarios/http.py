@@ -3,8 +3,11 @@
 Targets: the fixture served over HTTP in-process by aiohttp (``direct``, the same HTTP stack as
 the gateway's front), and the gateway's ``http`` front with the fixture as its one stdio mount,
 asked the way MCP clients ask (``Accept`` both JSON and SSE: ``gateway``) and with ``Accept:
-application/json`` only (``gateway_json``, to show what SSE framing costs). The CPU time the
-server process used per call (opening and closing the sessions included) is reported too.
+application/json`` only (``gateway_json``, to show what SSE framing costs), and where
+``redis-server`` is installed the same gateway sharing its sessions through Redis
+(``gateway_cluster``, ``[cluster] redis_url``: the cost of the shared state next to
+``gateway``). The CPU time the server process used per call (opening and closing the sessions
+included) is reported too.
 """
 
 from __future__ import annotations
@@ -14,12 +17,21 @@ import contextlib
 from typing import Any
 
 from bench.http_client import ACCEPT_BOTH, ACCEPT_JSON, load
-from bench.procs import PYTHON, ServerProcess, cpu_seconds, fixture_mount
+from bench.procs import (
+    PYTHON,
+    ServerProcess,
+    cpu_seconds,
+    end_process,
+    fixture_mount,
+    start_redis,
+)
 from bench.scenarios.common import MOUNT, Workspace, http_unavailable, interleaved
 from bench.settings import BenchSettings
 from bench.stats import latency_summary, median_of_runs
 
 TARGETS = ("direct", "gateway", "gateway_json")
+#: the target added where a redis-server can be started
+CLUSTER = "gateway_cluster"
 
 
 def measure_load(server: ServerProcess, tool: str, accept: str, clients: int, calls: int,
@@ -54,17 +66,28 @@ def run(settings: BenchSettings) -> dict[str, Any]:
             "gateway": (gateway, f"{MOUNT}__tool_0", ACCEPT_BOTH),
             "gateway_json": (gateway, f"{MOUNT}__tool_0", ACCEPT_JSON),
         }
+        targets = TARGETS
+        redis = start_redis()
+        if redis is not None:
+            stack.callback(end_process, redis[0])
+            shared = ServerProcess(
+                space.gateway("gateway_cluster", {MOUNT: fixture_mount()}, front="http",
+                              sections={"cluster": {"redis_url": redis[1]}}),
+                space.log("gateway_cluster"))
+            stack.callback(shared.close)
+            plan[CLUSTER] = (shared, f"{MOUNT}__tool_0", ACCEPT_BOTH)
+            targets = (*TARGETS, CLUSTER)
 
         def measure(name: str, clients: int, calls: int) -> dict[str, float]:
             return measure_load(*plan[name], clients, calls)
 
-        for name in TARGETS:  # warm up every path once
+        for name in targets:  # warm up every path once
             measure(name, 8, max(64, settings.http_calls // 4))
         levels: dict[str, Any] = {}
         for clients in settings.http_levels:
-            runs: dict[str, list[dict[str, float]]] = {name: [] for name in TARGETS}
-            for _, name in interleaved(settings.reps, TARGETS):
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+            for _, name in interleaved(settings.reps, targets):
                 runs[name].append(measure(name, clients, settings.http_calls))
             levels[str(clients)] = {
-                name: {**median_of_runs(runs[name]), "runs": runs[name]} for name in TARGETS}
+                name: {**median_of_runs(runs[name]), "runs": runs[name]} for name in targets}
     return {"status": "ok", "levels": levels}
