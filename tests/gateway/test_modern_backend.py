@@ -54,14 +54,20 @@ async def test_legacy_client_uses_a_modern_only_backend(
 async def test_every_request_carries_the_modern_envelope(
     make_gateway: Callable[..., Gateway]
 ) -> None:
-    async with _modern_gateway(make_gateway, "modern").connect() as session:
+    async def elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="decline")
+
+    gateway = _modern_gateway(make_gateway, "modern")
+    async with gateway.connect(elicitation_callback=elicit) as session:
         result = await session.call_tool("m__envelope", {})
     envelope = result.structured_content
     assert envelope is not None
     assert envelope["protocolVersion"] == "2026-07-28"
     assert envelope["clientInfo"]["name"] == "vmcp"
-    # what the gateway declares to its backends, not what the front client declared
-    assert set(envelope["clientCapabilities"]) >= {"sampling", "elicitation"}
+    # the capabilities of the client whose request it is (it can answer an elicitation,
+    # not a sampling request), so the backend asks only for what that client can give
+    assert "elicitation" in envelope["clientCapabilities"]
+    assert "sampling" not in envelope["clientCapabilities"]
 
 
 async def test_input_required_of_a_modern_backend_is_asked_of_a_handshake_client(

@@ -171,18 +171,27 @@ class ModernUpstreamSession(UpstreamSession):
         local = _MAPPED.get(method)
         if local is not None:
             return local(self, params, callback, timeout)
-        return super().forward(method, self._stamp(params), callback, timeout, owner,
+        return super().forward(method, self._stamp(params, owner), callback, timeout, owner,
                                hard_timeout)
 
-    def _stamp(self, params: dict[str, Any] | None) -> dict[str, Any]:
+    def _stamp(self, params: dict[str, Any] | None, owner: Any = None) -> dict[str, Any]:
         """``params`` with the era's ``_meta`` merged in (a shallow copy; the caller's
-        ``progressToken`` and log level stay, its version and capabilities do not)."""
+        ``progressToken`` and log level stay, its version does not).
+
+        The client capabilities are those of the request's own client (``owner`` is the
+        routed request; its ``capabilities`` are what that client declared), so that the
+        backend asks only for input that client can give, and refuses with -32021 what
+        needs a capability it lacks; vmcp's own for the gateway's requests."""
+        capabilities = getattr(owner, "capabilities", None)
+        fixed = self._fixed if capabilities is None else {
+            **self._fixed, CLIENT_CAPABILITIES: capabilities}
+        base = self._meta if capabilities is None else {**self._meta, **fixed}
         if params is None:
-            return {"_meta": self._meta}
+            return {"_meta": base}
         meta = params.get("_meta")
         if not meta:
-            return {**params, "_meta": self._meta}
-        return {**params, "_meta": {**self._meta, **meta, **self._fixed}}
+            return {**params, "_meta": base}
+        return {**params, "_meta": {**base, **meta, **fixed}}
 
     def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
         """Send a notification the modern era has (others, such as
