@@ -37,7 +37,11 @@ TARGETS = {
     "fixture via vmcp over http": ("fixture", "http"),
     "reference": ("reference", None),
     "reference via vmcp": ("reference", "http"),
+    "reference via vmcp 2026-07-28 back": ("reference", "http"),
 }
+#: targets whose mount sets its era (the others take the shipped default, "legacy"): with
+#: "auto" vmcp finds that the reference server speaks 2026-07-28 and talks to it so
+MOUNT_ERAS = {"reference via vmcp 2026-07-28 back": "auto"}
 
 
 def _free_port() -> int:
@@ -114,7 +118,10 @@ async def target(suite: Suite, name: str, workdir: Path) -> AsyncIterator[str]:
         if mounted_over is None:
             yield backend_url
             return
-        async with behind_vmcp(workdir, {"transport": "http", "url": backend_url}) as url:
+        mount = {"transport": "http", "url": backend_url}
+        if name in MOUNT_ERAS:
+            mount["era"] = MOUNT_ERAS[name]
+        async with behind_vmcp(workdir, mount) as url:
             yield url
 
 
