@@ -91,7 +91,8 @@ async def test_warn_only_flags_and_approve_works_without_a_gateway(tmp_path: Pat
     changed = gamma_gateway(tmp_path, "second", env={"GAMMA_LOOKUP_DESCRIPTION": CHANGED})
     assert "gamma__lookup" in await tool_names(changed)
     assert "changed since it was pinned (description); shown, flagged" in changed.log_text()
-    assert (await vmcp(changed, "approve", "gamma")).strip() == "approved gamma lookup"
+    approved = json.loads(await vmcp(changed, "approve", "gamma", "--json"))
+    assert approved == {"id": "gamma", "approved": ["lookup"]}
     pins = json.loads((tmp_path / "home" / "pins" / "gamma.json").read_text())
     assert pins["pinned"]["lookup"]["description"] == CHANGED and pins["pending"] == {}
     again = await anyio.run_process(

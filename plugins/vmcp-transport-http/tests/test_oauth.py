@@ -108,9 +108,10 @@ async def consent(url: str, user: str, deny: bool = False) -> str:
             return await done.text()
 
 
-async def login(config: Path, user: str, *args: str, deny: bool = False) -> tuple[int, str]:
+async def login(config: Path, user: str, *args: str,
+                deny: bool = False) -> tuple[int, str, str]:
     """Run ``vmcp auth login crm ARGS --no-browser``, consent as ``user``; return the exit
-    status and stderr."""
+    status, stderr and stdout (with ``--json`` the sign-in URL is on stderr, not stdout)."""
     process = await anyio.open_process(
         [sys.executable, "-m", "vmcp", "--config", str(config), "auth", "login", "crm",
          "--no-browser", "--timeout", str(CALL_TIMEOUT), *args],
@@ -118,20 +119,28 @@ async def login(config: Path, user: str, *args: str, deny: bool = False) -> tupl
         env=env_for(config))
     try:
         assert process.stdout is not None and process.stderr is not None
+        shown_on = process.stderr if "--json" in args else process.stdout
         with anyio.fail_after(CALL_TIMEOUT):
-            line = ""
-            async for chunk in TextReceiveStream(process.stdout):
-                line += chunk
-                if "\n" in line:
+            said = ""
+            async for chunk in TextReceiveStream(shown_on):
+                said += chunk
+                url = next((line for line in said.splitlines(keepends=True)
+                            if line.startswith("http") and line.endswith("\n")), None)
+                if url is not None:
                     break
-            url = line.strip()
-            assert url.startswith("http://127.0.0.1:"), url
-            await consent(url, user, deny)
-            err = b""
-            async for more in process.stderr:
-                err += more
+            assert url is not None and url.startswith("http://127.0.0.1:"), said
+            await consent(url.strip(), user, deny)
+            rest = {"err": b"", "out": b""}
+
+            async def read(name: str, stream: Any) -> None:
+                async for more in stream:
+                    rest[name] += more
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(read, "err", process.stderr)
+                group.start_soon(read, "out", process.stdout)
             await process.wait()
-        return process.returncode or 0, err.decode()
+        return process.returncode or 0, said + rest["err"].decode(), rest["out"].decode()
     finally:
         await stop_process(process)
 
@@ -219,11 +228,16 @@ async def test_two_personas_sign_in_and_see_only_their_own_data(tmp_path: Path) 
         config = config_for(tmp_path, url, {})  # dynamic client registration
         front_tokens = personas_with_tokens(config, "alice", "bob")
         # the service grant serves the mount's lists; each persona signs in for its calls
-        for user, persona in (("svc", None), ("alice", "alice"), ("bob", "bob")):
-            status, err = await login(config, user,
-                                      *(("--persona", persona) if persona else ()))
+        for user, persona in (("svc", None), ("alice", "alice")):
+            status, err, _ = await login(config, user,
+                                         *(("--persona", persona) if persona else ()))
             assert status == 0, err
             assert "signed in to crm" in err
+        status, err, out = await login(config, "bob", "--persona", "bob", "--json")
+        assert status == 0, err
+        signed_in = json.loads(out)
+        assert signed_in["mount"] == "crm" and signed_in["persona"] == "bob"
+        assert signed_in["state"] == "valid" and signed_in["client"] == "registered"
         # grants are encrypted at rest: no token appears in the files
         store = GrantStore(config.parent / "home" / "secrets")
         alice = store.load("crm", "alice")
@@ -365,8 +379,10 @@ async def test_preregistered_client_iss_denial_and_logout(tmp_path: Path) -> Non
         assert grant.client.origin == "configured"
         assert grant.client.auth_method == "client_secret_basic"
         assert grant.scope == "mcp:read"
-        status, _, err = await run_vmcp(config, "auth", "logout", "crm", "--persona", "alice")
+        status, out, err = await run_vmcp(config, "auth", "logout", "crm", "--persona", "alice",
+                                          "--json")
         assert status == 0, err
+        assert json.loads(out) == {"mount": "crm", "persona": "alice", "signed_out": True}
         assert store_of(config).load("crm", "alice") is None
         async with aiohttp.ClientSession() as http, http.post(
                 f"{issuer}/introspect", data={"token": grant.access_token}) as answer:

@@ -57,16 +57,18 @@ def _owner(mount: MountConfig, persona: str | None) -> str | None:
 @click.option("--no-browser", is_flag=True, help="Print the sign-in URL, do not open it.")
 @click.option("--timeout", type=float, default=300.0, show_default=True,
               help="Seconds to wait for the sign-in to finish.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the new grant's state as JSON (the sign-in URL goes to stderr).")
 @click.pass_context
 def login_command(ctx: click.Context, mount_id: str, persona: str | None, scope: str | None,
-                  no_browser: bool, timeout: float) -> None:
+                  no_browser: bool, timeout: float, as_json: bool) -> None:
     """Sign in to MOUNT: open the authorization URL, receive the redirect on 127.0.0.1."""
     mount = _oauth_mount(ctx, mount_id)
     owner = _owner(mount, persona)
 
     def show(url: str) -> None:
         click.echo("Open this URL to sign in:", err=True)
-        click.echo(url)
+        click.echo(url, err=as_json)
         if not no_browser:
             webbrowser.open(url)
 
@@ -74,8 +76,11 @@ def login_command(ctx: click.Context, mount_id: str, persona: str | None, scope:
         grant = asyncio.run(sign_in(mount, owner, GrantStore(), show, scope, timeout))
     except SignInError as exc:
         fail(f"mount {mount_id!r}: {exc}")
-    click.echo(f"signed in to {mount_id} ({_who(owner)}): {describe(grant)['state']}",
-               err=True)
+    state = describe(grant)
+    if as_json:
+        echo_json({"mount": mount_id, "persona": owner, **state})
+        return
+    click.echo(f"signed in to {mount_id} ({_who(owner)}): {state['state']}", err=True)
 
 
 @auth_group.command("status")
@@ -102,8 +107,11 @@ def status_command(ctx: click.Context, mount_id: str | None, as_json: bool) -> N
 @auth_group.command("logout")
 @click.argument("mount_id", metavar="MOUNT")
 @click.option("--persona", "-p", help="Sign this persona out (default: the service grant).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"mount", "persona", '
+              '"signed_out": true}.')
 @click.pass_context
-def logout_command(ctx: click.Context, mount_id: str, persona: str | None) -> None:
+def logout_command(ctx: click.Context, mount_id: str, persona: str | None,
+                   as_json: bool) -> None:
     """Revoke and forget a grant of MOUNT."""
     mount = _oauth_mount(ctx, mount_id)
     owner = _owner(mount, persona)
@@ -116,6 +124,9 @@ def logout_command(ctx: click.Context, mount_id: str, persona: str | None) -> No
             click.echo(f"warning: the server did not revoke the grant: {exc}", err=True)
     if not store.delete(mount.id, owner):
         fail(f"{_who(owner)} holds no grant for {mount_id!r}")
+    if as_json:
+        echo_json({"mount": mount_id, "persona": owner, "signed_out": True})
+        return
     click.echo(f"signed out of {mount_id} ({_who(owner)})", err=True)
 
 
