@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -32,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.procs import end_process, start_redis
+from vmcp.testing import RedisServer, running_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 MOUNTS = 20
@@ -83,6 +84,9 @@ async def measure(cache: dict[str, Any], reads: int, lists: int) -> dict[str, fl
         return await future
 
     try:
+        await request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                     "clientInfo": {"name": "cache-bench", "version": "1"}})
+        session.handle({"jsonrpc": "2.0", "method": "notifications/initialized"})
         answer = await request("tools/call", {"name": "notes__add_note",
                                               "arguments": {"name": "bench", "text": "x" * 2000}})
         assert "result" in answer, answer
@@ -113,24 +117,19 @@ async def measure(cache: dict[str, Any], reads: int, lists: int) -> dict[str, fl
 
 
 async def run(reads: int, lists: int) -> list[tuple[str, dict[str, float]]]:
-    """Every configuration's figures, in order."""
-    redis = start_redis()
-    try:
-        with tempfile.TemporaryDirectory(prefix="vmcp-cache-bench-") as folder:
-            configurations: list[tuple[str, dict[str, Any]]] = [
-                ("no cache", {"enabled": False}),
-                ("memory", {"backend": "memory"}),
-                ("disk", {"backend": "disk", "directory": str(Path(folder) / "disk")}),
-            ]
-            if redis is not None:
-                configurations.append(("redis", {"backend": "redis", "url": redis[1],
-                                                 "namespace": "bench"}))
-            return [(name, await measure(cache, reads, lists))
-                    for name, cache in configurations]
-    finally:
-        if redis is not None:
-            end_process(redis[0])
-            redis[0].wait()
+    """Every configuration's figures, in order (``redis`` where a redis-server can start)."""
+    with contextlib.ExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="vmcp-cache-bench-"))
+        configurations: list[tuple[str, dict[str, Any]]] = [
+            ("no cache", {"enabled": False}),
+            ("memory", {"backend": "memory"}),
+            ("disk", {"backend": "disk", "directory": str(Path(folder) / "disk")}),
+        ]
+        if RedisServer.installed():
+            redis = stack.enter_context(running_redis())
+            configurations.append(("redis", {"backend": "redis", "url": redis.url,
+                                             "namespace": "bench"}))
+        return [(name, await measure(cache, reads, lists)) for name, cache in configurations]
 
 
 def main() -> None:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -173,26 +171,3 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
         self._copier.join(5)
-
-
-def start_redis() -> tuple[subprocess.Popen[str], str] | None:
-    """A throw-away ``redis-server`` on a free port, or None when it is not installed."""
-    if shutil.which("redis-server") is None:
-        return None
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
-    for line in process.stdout:
-        if "Ready to accept connections" in line:
-            return process, f"redis://127.0.0.1:{port}/0"
-    raise RuntimeError("redis-server did not start")
-
-
-def end_process(process: subprocess.Popen[str]) -> None:
-    """Kill a helper process the bench started, and reap it."""
-    process.kill()
-    process.wait()

@@ -17,17 +17,11 @@ import contextlib
 from typing import Any
 
 from bench.http_client import ACCEPT_BOTH, ACCEPT_JSON, load
-from bench.procs import (
-    PYTHON,
-    ServerProcess,
-    cpu_seconds,
-    end_process,
-    fixture_mount,
-    start_redis,
-)
+from bench.procs import PYTHON, ServerProcess, cpu_seconds, fixture_mount
 from bench.scenarios.common import MOUNT, Workspace, http_unavailable, interleaved
 from bench.settings import BenchSettings
 from bench.stats import latency_summary, median_of_runs
+from vmcp.testing import RedisServer, running_redis
 
 TARGETS = ("direct", "gateway", "gateway_json")
 #: the target added where a redis-server can be started
@@ -67,12 +61,11 @@ def run(settings: BenchSettings) -> dict[str, Any]:
             "gateway_json": (gateway, f"{MOUNT}__tool_0", ACCEPT_JSON),
         }
         targets = TARGETS
-        redis = start_redis()
-        if redis is not None:
-            stack.callback(end_process, redis[0])
+        if RedisServer.installed():
+            redis = stack.enter_context(running_redis())
             shared = ServerProcess(
                 space.gateway("gateway_cluster", {MOUNT: fixture_mount()}, front="http",
-                              sections={"cluster": {"redis_url": redis[1]}}),
+                              sections={"cluster": {"redis_url": redis.url}}),
                 space.log("gateway_cluster"))
             stack.callback(shared.close)
             plan[CLUSTER] = (shared, f"{MOUNT}__tool_0", ACCEPT_BOTH)

@@ -1,9 +1,13 @@
 """Helpers for the tests of vmcp and of its plugins: real local servers that a test starts
-and ends (a registry, a package index, a folder of files), on 127.0.0.1 and a free port."""
+and ends (a registry, a package index, a folder of files, a ``redis-server``), on 127.0.0.1
+and a free port."""
 
 from __future__ import annotations
 
 import contextlib
+import shutil
+import socket
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -39,3 +43,62 @@ class QuietFileHandler(SimpleHTTPRequestHandler):
 def serve_folder(root: Path) -> contextlib.AbstractContextManager[str]:
     """Serve the files under ``root`` (see :func:`local_http_server`); yields the base URL."""
     return local_http_server(partial(QuietFileHandler, directory=str(root)))
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """One ``redis-server`` process without persistence, stoppable and restartable on its
+    port (``start`` again after ``stop``)."""
+
+    READY = "Ready to accept connections"
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process: subprocess.Popen[str] | None = None
+
+    @staticmethod
+    def installed() -> bool:
+        """Whether a ``redis-server`` can be started here."""
+        return shutil.which("redis-server") is not None
+
+    def start(self) -> None:
+        """Start the server and return once it accepts connections."""
+        process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.process = process
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:  # ends at EOF if the server fails to start
+            seen.append(line)
+            if self.READY in line:
+                break
+        else:
+            raise RuntimeError("redis-server did not start:\n" + "".join(seen))
+        # keep reading what it logs, so its pipe never fills
+        threading.Thread(target=process.stdout.read, daemon=True).start()
+
+    def stop(self) -> None:
+        """Kill the server (as a crash would) and wait for it to be gone."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@contextlib.contextmanager
+def running_redis() -> Iterator[RedisServer]:
+    """A started :class:`RedisServer` on a free port, stopped when the block ends."""
+    server = RedisServer(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

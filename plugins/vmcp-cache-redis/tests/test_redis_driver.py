@@ -8,12 +8,12 @@ from typing import Any
 import anyio
 import pytest
 from redis.asyncio import Redis
-from redis_harness import RedisServer
 from vmcp_cache_redis.driver import RedisCache
 
 from vmcp.cache.layer import CacheLayer
 from vmcp.config import CacheSettings, MountConfig
 from vmcp.plugins import load_driver
+from vmcp.testing import RedisServer
 
 pytestmark = pytest.mark.anyio
 

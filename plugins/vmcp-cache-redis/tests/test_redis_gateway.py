@@ -18,7 +18,8 @@ from cache_harness import (
     read_text,
     write_config,
 )
-from redis_harness import RedisServer
+
+from vmcp.testing import RedisServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
 

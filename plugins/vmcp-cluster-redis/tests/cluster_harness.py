@@ -21,8 +21,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cluster_redis import RedisServer, free_port
 from http_harness import write_config
+
+from vmcp.testing import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 HAPROXY_CONFIG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"

@@ -6,13 +6,13 @@ fixture backend, so that folder goes on ``sys.path``.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_redis import RedisServer, free_port
+
+from vmcp.testing import RedisServer, running_redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "vmcp-transport-http" / "tests"))
 
@@ -20,14 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "vmcp-transport-htt
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
     """A running ``redis-server`` on a free port, ended after the test."""
-    if shutil.which("redis-server") is None:
+    if not RedisServer.installed():
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    server = RedisServer(free_port())
-    server.start()
-    try:
+    with running_redis() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

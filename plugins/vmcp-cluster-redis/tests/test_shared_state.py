@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from cluster_redis import RedisServer
 from vmcp_cluster_redis.driver import RedisSharedState
 
 from vmcp.cluster import SessionRecord
+from vmcp.testing import RedisServer
 
 pytestmark = pytest.mark.anyio
 
