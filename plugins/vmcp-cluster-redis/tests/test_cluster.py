@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -112,6 +112,15 @@ async def _until_ready(cluster: Cluster, status: int) -> list[tuple[int, str]]:
             await anyio.sleep(0.1)
 
 
+async def thirty_in_batches_of_ten(client: Callable[[int], Awaitable[None]]) -> None:
+    """Run ``client(0)`` to ``client(29)``, ten at a time."""
+    with anyio.fail_after(STEP * 3):
+        for batch in range(3):
+            async with anyio.create_task_group() as group:
+                for n in range(batch * 10, batch * 10 + 10):
+                    group.start_soon(client, n)
+
+
 async def test_thirty_handshake_sessions_complete_under_plain_round_robin(
     cluster: Cluster,
 ) -> None:
@@ -127,11 +136,7 @@ async def test_thirty_handshake_sessions_complete_under_plain_round_robin(
             assert text_of(await session.call_tool("fx__echo", {"text": str(n)})) == f"echo: {n}"
         done.append(n)
 
-    with anyio.fail_after(STEP * 3):
-        for batch in range(3):
-            async with anyio.create_task_group() as group:
-                for n in range(batch * 10, batch * 10 + 10):
-                    group.start_soon(one, n)
+    await thirty_in_batches_of_ten(one)
     assert sorted(done) == list(range(30))
     # with no stickiness every instance served sessions another one opened
     assert all(g.taken_up() > seen for g, seen in zip(cluster.gateways, before, strict=True))
@@ -160,11 +165,7 @@ async def test_thirty_modern_clients_complete_under_plain_round_robin(cluster: C
                 assert text_of(await client.call_tool("fx__add", {"a": n, "b": k})) == str(n + k)
         done.append(n)
 
-    with anyio.fail_after(STEP * 3):
-        for batch in range(3):
-            async with anyio.create_task_group() as group:
-                for n in range(batch * 10, batch * 10 + 10):
-                    group.start_soon(one, n)
+    await thirty_in_batches_of_ten(one)
     assert sorted(done) == list(range(30))
 
 
