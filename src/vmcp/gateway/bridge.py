@@ -37,7 +37,7 @@ from vmcp.protocol.errors import (
     METHOD_NOT_FOUND,
     RpcError,
 )
-from vmcp.routing.request import Request, missing_capability
+from vmcp.routing.request import Request, missing_capability, refused_for_capability
 from vmcp.transports.base import JsonMessage
 
 if TYPE_CHECKING:
@@ -57,19 +57,6 @@ _PASS = "pass"
 def _key(upstream: UpstreamSession, message: JsonMessage) -> str:
     """The ``inputRequests`` key standing for one backend request."""
     return f"{upstream.mount_id}.{message.get('id')}"
-
-
-def refused_for_capability(capabilities: dict[str, Any], upstream: UpstreamSession,
-                           message: JsonMessage) -> bool:
-    """Answer a backend's request -32601 when the client's ``capabilities`` lack what it
-    needs; True when it was refused."""
-    params = message.get("params")
-    missing = missing_capability(capabilities, message.get("method"),
-                                 params if isinstance(params, dict) else {})
-    if missing:
-        upstream.respond(jsonrpc.error(message.get("id"), RpcError(
-            METHOD_NOT_FOUND, f"The connected client does not support {missing}")))
-    return bool(missing)
 
 
 class WaitingCall:

@@ -30,7 +30,13 @@ from vmcp.protocol.errors import (
 )
 from vmcp.protocol.versions import negotiate
 from vmcp.routing.middleware import Caller
-from vmcp.routing.request import HANDSHAKE, LEVEL_RANK, LOG_LEVELS, Request, missing_capability
+from vmcp.routing.request import (
+    HANDSHAKE,
+    LEVEL_RANK,
+    LOG_LEVELS,
+    Request,
+    refused_for_capability,
+)
 from vmcp.transports.base import FrontPeer, JsonMessage
 from vmcp.upstream.session import UpstreamSession
 
@@ -350,10 +356,7 @@ class FrontSession:
         method = message.get("method")
         params = message.get("params")
         params = params if isinstance(params, dict) else {}
-        missing = missing_capability(self.client_capabilities, method, params)
-        if missing:
-            upstream.respond(jsonrpc.error(message.get("id"), RpcError(
-                METHOD_NOT_FOUND, f"The connected client does not support {missing}")))
+        if refused_for_capability(self.client_capabilities, upstream, message):
             return
         client_id = self._client_id()
         self.reverse[client_id] = (upstream, message.get("id"))

@@ -16,7 +16,7 @@ library is installed (orjson, the ``vmcp[fast]`` extra, or the standard library)
   (a string or integer member ``id`` of the top-level object), so the answer names it.
 * Encoding never fails on decoded data: a message orjson cannot write (too deep, a lone
   surrogate, an integer beyond 64 bits) is written by the standard library, a lone
-  surrogate as its ``\\uXXXX`` escape. Only what is not JSON raises :class:`EncodeError`.
+  surrogate as its ``\\u`` escape (``\\ud800``). Only what is not JSON raises :class:`EncodeError`.
 
 The checks run only once the fast path has failed: a well-formed message costs one parse.
 """

@@ -16,7 +16,8 @@ import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
-from vmcp.protocol.errors import INTERNAL_ERROR, RpcError
+from vmcp.protocol import jsonrpc
+from vmcp.protocol.errors import INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError
 from vmcp.routing.middleware import Caller
 
 if TYPE_CHECKING:
@@ -156,6 +157,19 @@ def missing_capability(capabilities: dict[str, Any], method: Any,
     elif method == "roots/list" and not isinstance(capabilities.get("roots"), dict):
         return "roots"
     return None
+
+
+def refused_for_capability(capabilities: dict[str, Any], upstream: UpstreamSession,
+                           message: JsonMessage) -> bool:
+    """Answer a backend's request -32601 when the client's ``capabilities`` lack what it
+    needs (see :func:`missing_capability`); True when it was refused."""
+    params = message.get("params")
+    missing = missing_capability(capabilities, message.get("method"),
+                                 params if isinstance(params, dict) else {})
+    if missing:
+        upstream.respond(jsonrpc.error(message.get("id"), RpcError(
+            METHOD_NOT_FOUND, f"The connected client does not support {missing}")))
+    return bool(missing)
 
 
 def _as_rpc_error(exc: Exception, request_id: Any) -> RpcError:
