@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 from bench.http_client import ACCEPT_BOTH, ACCEPT_JSON, load
@@ -23,9 +24,10 @@ from bench.settings import BenchSettings
 from bench.stats import latency_summary, median_of_runs
 from vmcp.testing import RedisServer, running_redis
 
-TARGETS = ("direct", "gateway", "gateway_json")
 #: the target added where a redis-server can be started
 CLUSTER = "gateway_cluster"
+#: what each target is: its server, the tool called and the Accept header sent
+Plan = dict[str, tuple[ServerProcess, str, str]]
 
 
 def measure_load(server: ServerProcess, tool: str, accept: str, clients: int, calls: int,
@@ -42,6 +44,26 @@ def measure_load(server: ServerProcess, tool: str, accept: str, clients: int, ca
             "cpu_us_per_call": round(cpu * 1e6 / len(nanos), 1)}
 
 
+def measure_levels(settings: BenchSettings, plan: Plan, levels: Sequence[int],
+                   modern: bool = False) -> dict[str, Any]:
+    """Warm every target of ``plan`` up once, then measure each level with the targets
+    interleaved; per level and target, the medians over the repetitions and every run."""
+
+    def measure(name: str, clients: int, calls: int) -> dict[str, float]:
+        return measure_load(*plan[name], clients, calls, modern=modern)
+
+    for name in plan:
+        measure(name, 8, max(64, settings.http_calls // 4))
+    figures: dict[str, Any] = {}
+    for clients in levels:
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in plan}
+        for _, name in interleaved(settings.reps, tuple(plan)):
+            runs[name].append(measure(name, clients, settings.http_calls))
+        figures[str(clients)] = {
+            name: {**median_of_runs(runs[name]), "runs": runs[name]} for name in plan}
+    return figures
+
+
 def run(settings: BenchSettings) -> dict[str, Any]:
     """Every level, every target interleaved; medians over the repetitions."""
     reason = http_unavailable()
@@ -55,12 +77,11 @@ def run(settings: BenchSettings) -> dict[str, Any]:
         gateway = ServerProcess(space.gateway("gateway", {MOUNT: fixture_mount()}, front="http"),
                                 space.log("gateway"))
         stack.callback(gateway.close)
-        plan = {
+        plan: Plan = {
             "direct": (direct, "tool_0", ACCEPT_JSON),
             "gateway": (gateway, f"{MOUNT}__tool_0", ACCEPT_BOTH),
             "gateway_json": (gateway, f"{MOUNT}__tool_0", ACCEPT_JSON),
         }
-        targets = TARGETS
         if RedisServer.installed():
             redis = stack.enter_context(running_redis())
             shared = ServerProcess(
@@ -69,18 +90,5 @@ def run(settings: BenchSettings) -> dict[str, Any]:
                 space.log("gateway_cluster"))
             stack.callback(shared.close)
             plan[CLUSTER] = (shared, f"{MOUNT}__tool_0", ACCEPT_BOTH)
-            targets = (*TARGETS, CLUSTER)
-
-        def measure(name: str, clients: int, calls: int) -> dict[str, float]:
-            return measure_load(*plan[name], clients, calls)
-
-        for name in targets:  # warm up every path once
-            measure(name, 8, max(64, settings.http_calls // 4))
-        levels: dict[str, Any] = {}
-        for clients in settings.http_levels:
-            runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
-            for _, name in interleaved(settings.reps, targets):
-                runs[name].append(measure(name, clients, settings.http_calls))
-            levels[str(clients)] = {
-                name: {**median_of_runs(runs[name]), "runs": runs[name]} for name in targets}
+        levels = measure_levels(settings, plan, settings.http_levels)
     return {"status": "ok", "levels": levels}

@@ -13,12 +13,10 @@ from typing import Any
 
 from bench.http_client import ACCEPT_BOTH, ACCEPT_JSON
 from bench.procs import PYTHON, ServerProcess, fixture_mount
-from bench.scenarios.common import MOUNT, Workspace, http_unavailable, interleaved
-from bench.scenarios.http import measure_load
+from bench.scenarios.common import MOUNT, Workspace, http_unavailable
+from bench.scenarios.http import Plan, measure_levels
 from bench.settings import BenchSettings
-from bench.stats import median_of_runs
 
-TARGETS = ("direct", "gateway")
 #: the numbers of concurrent clients measured
 LEVELS = (8, 32)
 
@@ -36,21 +34,9 @@ def run(settings: BenchSettings) -> dict[str, Any]:
         gateway = ServerProcess(space.gateway("gateway", {MOUNT: fixture_mount()}, front="http"),
                                 space.log("gateway"))
         stack.callback(gateway.close)
-        plan = {
+        plan: Plan = {
             "direct": (direct, "tool_0", ACCEPT_JSON),
             "gateway": (gateway, f"{MOUNT}__tool_0", ACCEPT_BOTH),
         }
-
-        def measure(name: str, clients: int, calls: int) -> dict[str, float]:
-            return measure_load(*plan[name], clients, calls, modern=True)
-
-        for name in TARGETS:  # warm up both paths once
-            measure(name, 8, max(64, settings.http_calls // 4))
-        levels: dict[str, Any] = {}
-        for clients in LEVELS:
-            runs: dict[str, list[dict[str, float]]] = {name: [] for name in TARGETS}
-            for _, name in interleaved(settings.reps, TARGETS):
-                runs[name].append(measure(name, clients, settings.http_calls))
-            levels[str(clients)] = {
-                name: {**median_of_runs(runs[name]), "runs": runs[name]} for name in TARGETS}
+        levels = measure_levels(settings, plan, LEVELS, modern=True)
     return {"status": "ok", "levels": levels}
