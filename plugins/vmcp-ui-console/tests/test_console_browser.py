@@ -64,9 +64,13 @@ if CHROMIUM is None or CHROMEDRIVER is None:
                 "(apt-get install chromium chromium-driver)", allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402 (only once Chromium is known to be there)
+from selenium.common.exceptions import (  # noqa: E402
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 
@@ -195,11 +199,30 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         driver.quit()
 
 
+def _replaced(element: WebElement) -> Any:
+    """A wait condition: ``element`` no longer belongs to the document. Chromium reports
+    that either as a stale element or, while the new document is being attached, as an
+    inspector error saying so (which ``staleness_of`` lets through)."""
+
+    def check(_: Any) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" not in str(exc):
+                raise
+            return True
+        return False
+
+    return check
+
+
 def _click(browser: webdriver.Chrome, by: str, selector: str) -> None:
     """Click, then wait until the next page has replaced this one."""
     page = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(by, selector).click()
-    WebDriverWait(browser, TIMEOUT).until(expected_conditions.staleness_of(page))
+    WebDriverWait(browser, TIMEOUT).until(_replaced(page))
 
 
 def _sign_in(browser: webdriver.Chrome, url: str, token: str) -> None:
