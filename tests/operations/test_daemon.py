@@ -233,6 +233,9 @@ async def test_stop_lets_a_call_in_flight_finish(home: Home) -> None:
         ):
             with anyio.fail_after(EVENT_TIMEOUT):
                 await session.initialize()
+                # the SDK validates a result against the listed tools, listing them after
+                # the call if it has not yet: a stopping gateway would refuse that request
+                await session.list_tools()
 
             async def call() -> None:
                 results.append(await session.call_tool("alpha__sample", {"prompt": "hi"}))
