@@ -35,13 +35,17 @@ TARGETS = {
     "fixture": ("fixture", None),
     "fixture via vmcp": ("fixture", "stdio"),
     "fixture via vmcp over http": ("fixture", "http"),
+    "fixture via vmcp 2026-07-28 back": ("fixture", "stdio"),
+    "fixture via vmcp over http 2026-07-28 back": ("fixture", "http"),
     "reference": ("reference", None),
     "reference via vmcp": ("reference", "http"),
     "reference via vmcp 2026-07-28 back": ("reference", "http"),
 }
 #: targets whose mount sets its era (the others take the shipped default, "legacy"): with
-#: "auto" vmcp finds that the reference server speaks 2026-07-28 and talks to it so
-MOUNT_ERAS = {"reference via vmcp 2026-07-28 back": "auto"}
+#: "auto" vmcp finds that the backend speaks 2026-07-28 and talks to it so
+MOUNT_ERAS = {"reference via vmcp 2026-07-28 back": "auto",
+              "fixture via vmcp 2026-07-28 back": "auto",
+              "fixture via vmcp over http 2026-07-28 back": "auto"}
 
 
 def _free_port() -> int:
@@ -110,6 +114,8 @@ async def target(suite: Suite, name: str, workdir: Path) -> AsyncIterator[str]:
     backend, mounted_over = TARGETS[name]
     if mounted_over == "stdio":
         mount: dict[str, object] = {"command": sys.executable, "args": [str(FIXTURE)]}
+        if name in MOUNT_ERAS:
+            mount["era"] = MOUNT_ERAS[name]
         async with behind_vmcp(workdir, mount) as url:
             yield url
         return

@@ -28,7 +28,10 @@ picks it), so the suite can also be run against the fixture directly.
   client declared). ``requestState`` is sealed by the SDK's ``RequestStateBoundary``, so a
   tampered one is refused with -32602. On a handshake-era session the same questions are
   asked as server-to-client requests instead (elicitation, sampling, roots) and the call goes
-  on with the answers, as a server of that era does.
+  on with the answers, as a server of that era does. ``test_sampling`` and the
+  ``test_elicitation*`` tools ask the same way, so that through a mount vmcp speaks
+  2026-07-28 to, the handshake-era scenarios exercise vmcp's bridge from a handshake-era
+  client to a 2026-07-28 backend.
 - Resources: ``test://static-text``, ``test://static-binary``, the template
   ``test://template/{id}/data`` and ``test://watched-resource`` (subscribable).
 - Prompts: ``test_simple_prompt``, ``test_prompt_with_arguments(arg1, arg2)``,
@@ -357,10 +360,16 @@ async def list_tools(
     return types.ListToolsResult(tools=TOOLS)
 
 
-async def _elicited(ctx: Ctx, message: str, schema: dict[str, Any]) -> types.CallToolResult:
-    answer = await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)
-    content = json.dumps(answer.content)
-    return _result(_text(f"Elicitation completed: action={answer.action}, content={content}"))
+def _elicited(params: types.CallToolRequestParams, message: str, schema: dict[str, Any]
+              ) -> types.CallToolResult | types.InputRequiredResult:
+    """The form answer to ``message`` as the handshake-era scenarios expect it, asked with
+    ``input_required`` (so a 2026-07-28 request gets the question back, and a handshake-era
+    session gets it as ``elicitation/create``, see :func:`asking_in_the_handshake_era`)."""
+    if (answer := _answer(params, "form")) is None:
+        return _needs(form=_ask(message, schema))
+    content = json.dumps(answer.get("content"))
+    return _result(_text(f"Elicitation completed: action={answer.get('action')}, "
+                         f"content={content}"))
 
 
 async def call_tool(
@@ -406,21 +415,20 @@ async def call_tool(
                 await session.report_progress(value, 100)
             return _result(_text("Tool with progress executed successfully"))
         case "test_sampling":
-            result = await session.create_message(
-                [types.SamplingMessage(role="user", content=_text(str(args.get("prompt", ""))))],
-                max_tokens=100, related_request_id=rid)
-            content = result.content
-            reply = content.text if isinstance(content, types.TextContent) else repr(content)
+            if (answer := _answer(params, "reply")) is None:
+                return _needs(reply=_ask_model(str(args.get("prompt", "")), 100))
+            content = answer.get("content") or {}
+            reply = content.get("text") if content.get("type") == "text" else repr(content)
             return _result(_text(f"LLM response: {reply}"))
         case "test_elicitation":
             schema = _object({"username": _string("User's response"),
                               "email": _string("User's email address")}, ["username", "email"])
-            return await _elicited(ctx, str(args.get("message", "")), schema)
+            return _elicited(params, str(args.get("message", "")), schema)
         case "test_elicitation_sep1034_defaults":
-            return await _elicited(ctx, "Please review and update the form fields with defaults",
-                                   SEP1034_SCHEMA)
+            return _elicited(params, "Please review and update the form fields with defaults",
+                             SEP1034_SCHEMA)
         case "test_elicitation_sep1330_enums":
-            return await _elicited(ctx, "Please pick from the enum fields", SEP1330_SCHEMA)
+            return _elicited(params, "Please pick from the enum fields", SEP1330_SCHEMA)
         case "json_schema_2020_12_tool":
             return _result(_text(f"received: {json.dumps(args)}"))
         case "test_reconnection":

@@ -3,10 +3,13 @@
 ``2026-07-28``).
 
 - Server scenarios: ``vmcp start -t http`` mounts ``conformance_server.py`` (an SDK server
-  serving both eras) with an empty prefix, so the suite sees its names unchanged, once over
-  stdio and once over HTTP (where a call's response stream relates the backend's requests to
-  it, which bridging a 2026-07-28 client to this handshake-era session needs);
-  every scenario must pass with no failed check and no warning. The fixture is also run
+  serving both eras) with an empty prefix, so the suite sees its names unchanged, over stdio
+  and over HTTP, each in the handshake era (the shipped default: over HTTP a call's response
+  stream relates the backend's requests to it, which bridging a 2026-07-28 client to this
+  handshake-era session needs; over stdio nothing does) and with ``era = "auto"`` (vmcp
+  speaks 2026-07-28 to it, and bridges the handshake-era scenarios' clients to it). Through
+  the ``auto`` mounts every scenario of both eras must pass with no failed check and no
+  warning. The fixture is also run
   directly, where it must pass everything, so a failure through vmcp is vmcp's.
 - The suite's reference server (``conformance_reference/``), directly and behind vmcp (mounted
   in the handshake era for that era's scenarios, and with ``era = "auto"``, so spoken to in
@@ -104,16 +107,19 @@ REFERENCE_FAILS = {
     }),
 }
 
-#: the fixture behind vmcp: mounted over stdio, and over HTTP
-FIXTURE_MOUNTS = ("fixture via vmcp", "fixture via vmcp over http")
+#: the fixture behind vmcp, mounted over stdio and over HTTP: in the handshake era (the
+#: shipped default), and with ``era = "auto"``, so spoken to in 2026-07-28 (where the
+#: handshake-era scenarios go through vmcp's bridge to a 2026-07-28 backend)
+LEGACY_FIXTURE_MOUNTS = ("fixture via vmcp", "fixture via vmcp over http")
+FIXTURE_MOUNTS = (*LEGACY_FIXTURE_MOUNTS, "fixture via vmcp 2026-07-28 back",
+                  "fixture via vmcp over http 2026-07-28 back")
 #: the reference server behind vmcp: the handshake era's scenarios through a mount in the
 #: handshake era (the shipped default), the 2026-07-28 ones through a mount vmcp talks to
 #: in 2026-07-28 (era = "auto"), each era as the reference server serves it best
 REFERENCE_LEGACY = "reference via vmcp"
 REFERENCE_MODERN = "reference via vmcp 2026-07-28 back"
 
-#: why what fails through vmcp today fails (the server scenarios' backends are mounted with the
-#: shipped default, backend_era = "legacy"; the client scenarios' one with era = "auto")
+#: why what fails through vmcp's handshake-era mounts (and the reference's) fails
 NO_RELATION = ("over stdio nothing relates the backend's elicitation/sampling/roots request "
                "to the call it serves, so vmcp refuses it ('cannot tell which of several "
                "clients ... is for; set isolation = \"session\"') and the call fails instead "
@@ -137,7 +143,7 @@ NOT_YET: dict[tuple[str, str, str], str] = {
     **{("fixture via vmcp", MODERN, f"input-required-result-{name}"): NO_RELATION
        for name in _BRIDGED},
     ("fixture via vmcp over http", MODERN, "input-required-result-basic-elicitation"): OWN_KEYS,
-    **{(target, MODERN, "server-stateless"): SESSION_CAPS for target in FIXTURE_MOUNTS},
+    **{(target, MODERN, "server-stateless"): SESSION_CAPS for target in LEGACY_FIXTURE_MOUNTS},
     (REFERENCE_MODERN, MODERN, "server-stateless"): REFERENCE_STATELESS,
 }
 
