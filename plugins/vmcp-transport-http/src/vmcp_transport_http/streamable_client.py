@@ -1,6 +1,7 @@
 """The Streamable HTTP back side: vmcp as a client of a remote MCP server's endpoint.
 
-Each request is POSTed on its own (concurrently) and its reply read as JSON or as an SSE
+Each request is POSTed on its own (concurrently) and its reply read as JSON (a line of its
+own per message when the body comes in pieces, as some servers stream it) or as an SSE
 stream, resumed with ``Last-Event-ID`` if it breaks. Notifications and responses are POSTed in
 order. The session id from ``initialize`` and the negotiated ``MCP-Protocol-Version`` go on
 every later request; after ``notifications/initialized`` the GET stream is opened for
@@ -31,7 +32,8 @@ from vmcp.protocol.jsonrpc import DecodeError, decode
 from vmcp.transports.base import JsonMessage, Related
 from vmcp.transports.tracecontext import headers_from_meta
 from vmcp_transport_http.client_pool import ClientPool
-from vmcp_transport_http.connection import HttpConnection, error_reply
+from vmcp_transport_http.connection import MAX_MESSAGE_BYTES, HttpConnection, error_reply
+from vmcp_transport_http.json_lines import JsonLinesError, iter_json_messages
 from vmcp_transport_http.messages import (
     JSON_TYPE,
     SSE_TYPE,
@@ -210,7 +212,11 @@ class StreamableHttpConnection(HttpConnection):
         if response.status == 202 or response.status >= 300:
             self._take(await _error_from(response, request_id))
             return
-        if response.content_type == JSON_TYPE:
+        if response.content_type == JSON_TYPE and response.content_length is None:
+            if not await self._read_json_lines(response, request_id):
+                self._take(error_reply(request_id,
+                                       f"{self.url}: reply ended without a reply"))
+        elif response.content_type == JSON_TYPE:
             body = await self.read_limited(response)
             try:
                 data = decode(body)
@@ -265,6 +271,27 @@ class StreamableHttpConnection(HttpConnection):
         except aiohttp.ClientError as exc:
             log.debug("%s: event stream broke: %s", self.url, exc)
         return False, last_id, retry
+
+    async def _read_json_lines(self, response: aiohttp.ClientResponse, request_id: Any) -> bool:
+        """Deliver the messages of a JSON reply sent in pieces (see ``json_lines``) until the
+        reply to ``request_id``; whether it came."""
+        try:
+            async for item in iter_json_messages(response.content.iter_any(),
+                                                 MAX_MESSAGE_BYTES):
+                if not isinstance(item, dict):
+                    self._take(item if isinstance(item, bytes) else json.dumps(item).encode())
+                elif "method" in item and request_id is not None:
+                    self.deliver(Related(item, request_id))  # on this request's own reply
+                else:
+                    self._take(item)
+                    if _answers(item, request_id):
+                        return True
+        except JsonLinesError as exc:
+            self._take(error_reply(request_id, f"{self.url}: {exc}", INTERNAL_ERROR))
+            return True
+        except aiohttp.ClientError as exc:
+            log.debug("%s: reply broke: %s", self.url, exc)
+        return False
 
     async def _resume(self, request_id: Any, last_id: str | None, retry: float) -> None:
         """Reconnect a reply stream that broke before the reply, from ``Last-Event-ID``."""
