@@ -76,8 +76,9 @@ class ModernUpstreamSession(UpstreamSession):
         self._fixed: dict[str, Any] = {}
         #: resource URIs subscribed to through the listen
         self.subscribed: set[str] = set()
-        #: the backend-side id of the listen held open (None: none)
-        self.listen_id: int | None = None
+        #: the backend-side id of the listen held open (None: none): a string, which a
+        #: backend that tags its notifications with the id as text still matches exactly
+        self.listen_id: str | None = None
         #: what the backend said it honours of the current listen
         self.listen_acknowledged: dict[str, Any] | None = None
         self._listen_delay = 0.0
@@ -265,7 +266,7 @@ class ModernUpstreamSession(UpstreamSession):
         if not wanted or self.closed_reason is not None:
             return
         self._next_id += 1
-        self.listen_id = self._next_id
+        self.listen_id = f"listen-{self._next_id}"
         self.listen_acknowledged = None
         self._listen_opened = self._loop.time()
         try:
@@ -315,7 +316,7 @@ class ModernUpstreamSession(UpstreamSession):
                 return
         super()._on_message(message)
 
-    def _listened(self, message: JsonMessage, listen_id: int) -> bool:
+    def _listened(self, message: JsonMessage, listen_id: str) -> bool:
         """Handle a notification of the listen; False when it is not one."""
         params = message.get("params")
         meta = params.get("_meta") if isinstance(params, dict) else None
