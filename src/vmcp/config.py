@@ -323,8 +323,13 @@ class OAuthSettings(_Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: ``authorization_code``: a person signs in (``vmcp auth login``);
-    #: ``client_credentials``: a machine grant the gateway obtains itself
-    grant: Literal["authorization_code", "client_credentials"] = "authorization_code"
+    #: ``client_credentials``: a machine grant the gateway obtains itself;
+    #: ``token_exchange``: each caller's own bearer token (the JWT the front verified) is
+    #: exchanged at the authorization server for a backend token (RFC 8693; needs a
+    #: ``client_id`` and ``isolation = "session"``; the mount's lists use a client
+    #: credentials grant of the same client)
+    grant: Literal["authorization_code", "client_credentials", "token_exchange"] = (
+        "authorization_code")
     #: whose grant a call uses: each persona its own (needs ``isolation = "persona"``), or
     #: one service grant for every caller
     grants: Literal["persona", "shared"] = "persona"
@@ -349,6 +354,12 @@ class OAuthSettings(_Model):
     redirect_port: int = Field(0, ge=0, le=65535)
     #: the name a dynamically registered client is given
     client_name: str = "vmcp"
+    #: ``token_exchange``: how the caller's token is described to the server
+    #: (``urn:ietf:params:oauth:token-type:access_token`` or ``...:jwt``)
+    subject_token_type: Literal["access_token", "jwt"] = "access_token"
+    #: ``token_exchange``: the ``audience`` to ask for (the backend's URL always goes as
+    #: ``resource``)
+    audience: str | None = None
 
 
 class MountConfig(_Model):
@@ -505,7 +516,13 @@ class MountConfig(_Model):
                     oauth.client_id is None or oauth.grants != "shared"):
                 raise ValueError("oauth: grant client_credentials needs a client_id and "
                                  'grants = "shared"')
-            if oauth.grants == "persona" and self.isolation != "persona":
+            if oauth.grant == "token_exchange" and (
+                    oauth.client_id is None or self.isolation != "session"):
+                raise ValueError('oauth: grant token_exchange needs a client_id and '
+                                 'isolation = "session" (each caller\'s connection carries '
+                                 "the token exchanged for that caller alone)")
+            if (oauth.grants == "persona" and self.isolation != "persona"
+                    and oauth.grant != "token_exchange"):
                 raise ValueError('oauth: per-persona grants need isolation = "persona" '
                                  "(so that no connection carries two callers' grants)")
         return self
