@@ -41,6 +41,7 @@ from typing import Any
 
 os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")  # loopback http only
 
+import jwt
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, grants
 from authlib.oauth2.rfc6749.errors import (
@@ -53,7 +54,6 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
-import jwt
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 

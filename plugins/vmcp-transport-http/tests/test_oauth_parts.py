@@ -177,6 +177,9 @@ def test_renewal_is_due_near_expiry_or_past_half_a_short_life() -> None:
      "Authorization header"),
     ({}, 'isolation = "persona"'),
     ({"isolation": "persona", "oauth": {"grant": "client_credentials"}}, "needs a client_id"),
+    ({"isolation": "session", "oauth": {"grant": "token_exchange"}}, "needs a client_id"),
+    ({"isolation": "persona", "oauth": {"grant": "token_exchange", "client_id": "x"}},
+     'token_exchange needs a client_id and isolation = "session"'),
 ])
 def test_oauth_mount_rules(mount: dict[str, Any], message: str) -> None:
     values = {"id": "crm", "transport": "http", "url": "https://api.example.com/mcp",
