@@ -312,7 +312,8 @@ class ToolOverride(PromptOverride):
 
 
 class OAuthSettings(_Model):
-    """``[servers.X.oauth]``: vmcp signs in to a protected HTTP backend with OAuth 2.1.
+    """``[servers.X.oauth]``: vmcp signs in to a protected HTTP or WebSocket backend with
+    OAuth 2.1 (a WebSocket backend's bearer goes on the upgrade request).
 
     Everything else (the authorization server, its endpoints, the scopes) is discovered from
     the backend's 401 challenge and metadata. The client identity is, in this order: the
@@ -453,7 +454,7 @@ class MountConfig(_Model):
     pool: PoolSettings = Field(default_factory=PoolSettings)
     #: the protocol era vmcp speaks to the backend (unset: ``[gateway] backend_era``)
     era: Literal["auto", "legacy", "modern"] | None = None
-    #: sign in to the backend with OAuth (``http`` and ``sse``)
+    #: sign in to the backend with OAuth (``http``, ``sse`` and ``ws``)
     oauth: OAuthSettings | None = None
 
     @field_validator("id")
@@ -503,8 +504,9 @@ class MountConfig(_Model):
             raise ValueError(f"url: field required for transport {self.transport!r}")
         oauth = self.oauth
         if oauth is not None:
-            if self.transport not in ("http", "sse"):
-                raise ValueError("oauth: only the http and sse transports sign in with OAuth")
+            if self.transport not in ("http", "sse", "ws"):
+                raise ValueError("oauth: only the http, sse and ws transports sign in with "
+                                 "OAuth")
             if any(name.lower() == "authorization" for name in self.headers):
                 raise ValueError("oauth: an Authorization header and oauth exclude each other")
             if (oauth.token_endpoint_auth_method == "private_key_jwt"

@@ -172,7 +172,7 @@ def test_renewal_is_due_near_expiry_or_past_half_a_short_life() -> None:
 
 
 @pytest.mark.parametrize(("mount", "message"), [
-    ({"transport": "stdio", "command": "x"}, "only the http and sse transports"),
+    ({"transport": "stdio", "command": "x"}, "only the http, sse and ws transports"),
     ({"headers": {"Authorization": "Bearer x"}, "isolation": "persona"},
      "Authorization header"),
     ({}, 'isolation = "persona"'),
