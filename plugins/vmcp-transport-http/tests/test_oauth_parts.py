@@ -160,6 +160,10 @@ def test_sign_in_states_per_persona(tmp_path: Path) -> None:
     assert [r["persona"] for r in sign_ins(shared, store, personas)] == [None]
     assert [r["state"] for r in sign_ins(shared, GrantStore(tmp_path / "none"),
                                           personas)] == ["signed-out"]
+    assert mount.oauth is not None
+    exchanging = mount.model_copy(update={"isolation": "session", "oauth": mount.oauth.model_copy(
+        update={"grant": "token_exchange", "client_id": "x"})})
+    assert [r["persona"] for r in sign_ins(exchanging, store, personas)] == [None]
 
 
 def test_renewal_is_due_near_expiry_or_past_half_a_short_life() -> None:
