@@ -9,6 +9,7 @@ on the same port. The gateway is a real ``vmcp start``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -24,6 +25,8 @@ import mcp_types as types
 import pytest
 from anyio.streams.text import TextReceiveStream
 from vmcp_transport_http.oauth.discovery import discover, probe
+from vmcp_transport_http.oauth.login import sign_in
+from vmcp_transport_http.oauth.store import GrantStore
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 from ws_harness import (
@@ -34,6 +37,8 @@ from ws_harness import (
     write_config,
     ws_session,
 )
+
+from vmcp.config import load_config
 
 pytestmark = pytest.mark.anyio
 
@@ -118,6 +123,16 @@ async def as_admin(issuer: str, path: str) -> Any:
             return await answer.json()
 
 
+async def consent(url: str, user: str) -> None:
+    """Act as the person: consent as ``user`` and follow the redirect to the receiver."""
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, data={"user": user}, allow_redirects=False) as answer:
+            assert answer.status == 302, await answer.text()
+            callback = answer.headers["Location"]
+        async with http.get(callback) as done:
+            assert done.status == 200
+
+
 async def test_discovery_starts_from_the_upgrade_challenge() -> None:
     async with authorization_server() as issuer:
         backend = ProtectedBackend(issuer)
@@ -172,3 +187,52 @@ async def test_bearer_on_the_upgrade_renewed_on_401_at_reconnect(tmp_path: Path)
         assert backend.refused == [first]
         assert backend.bearers[:2] == [first, first] and backend.bearers[2] != first
         assert await as_admin(issuer, "token-requests") == ["client_credentials"] * 2
+
+
+async def test_sign_in_to_a_ws_backend_and_refresh_at_reconnect(tmp_path: Path) -> None:
+    changed = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            changed.set()
+
+    async with authorization_server() as issuer:
+        backend = ProtectedBackend(issuer)
+        async with backend.running():
+            config = write_config(tmp_path / "vmcp.toml", {
+                "transports.ws": {"port": 0},
+                "servers.remote": {"transport": "ws", "url": backend.url},
+                "servers.remote.oauth": {"grants": "shared"},  # dynamic registration
+            })
+            store = GrantStore(tmp_path / "home" / "secrets")
+            consents: list[asyncio.Task[None]] = []
+
+            def show(url: str) -> None:
+                consents.append(asyncio.get_running_loop().create_task(consent(url, "svc")))
+
+            # `vmcp auth login remote`, in process: the challenge comes from the upgrade
+            with anyio.fail_after(CONNECT_TIMEOUT):
+                grant = await sign_in(load_config(config)[0].servers["remote"], None, store,
+                                      show, None, CONNECT_TIMEOUT)
+                await asyncio.gather(*consents)
+            assert grant.resource == backend.resource and grant.refresh_token is not None
+            async with (run_gateway(config, "ws", log=tmp_path / "gateway.log") as gateway,
+                        ws_session(await gateway.url(), message_handler=on_message)
+                        as (session, _)):
+                with anyio.fail_after(EVENT_TIMEOUT):
+                    await session.call_tool("remote__echo", {"text": "hi"})
+                assert backend.bearers == [None, f"Bearer {grant.access_token}"]
+                await as_admin(issuer, "expire")
+                backend.drop()
+                await backend.wait_connections(2)
+                with anyio.fail_after(EVENT_TIMEOUT):
+                    await changed.wait()
+                    result = await session.call_tool("remote__echo", {"text": "back"})
+                assert [b.text for b in result.content if isinstance(b, types.TextContent)
+                        ] == ["back"]
+        renewed = store.load("remote", None)
+        assert renewed is not None and renewed.access_token != grant.access_token
+        assert backend.bearers[2:] == [f"Bearer {grant.access_token}",
+                                       f"Bearer {renewed.access_token}"]
+        assert await as_admin(issuer, "token-requests") == ["authorization_code",
+                                                             "refresh_token"]
