@@ -332,7 +332,7 @@ class OAuthSettings(_Model):
     grant: Literal["authorization_code", "client_credentials", "token_exchange"] = (
         "authorization_code")
     #: whose grant a call uses: each persona its own (needs ``isolation = "persona"``), or
-    #: one service grant for every caller
+    #: one service grant for every caller (``token_exchange`` ignores it: each caller's own)
     grants: Literal["persona", "shared"] = "persona"
     #: a client registered beforehand at the authorization server
     client_id: str | None = None

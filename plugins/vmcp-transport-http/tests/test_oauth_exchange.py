@@ -20,9 +20,9 @@ import aiohttp
 import jwt
 import pytest
 from http_harness import run_gateway, write_config
-from test_oauth import admin, call, front, serving
+from test_oauth import admin, call, front, run_vmcp, serving
 from vmcp_transport_http.oauth.authorizer import SignInRequired
-from vmcp_transport_http.oauth.client import client_identity, exchange_token
+from vmcp_transport_http.oauth.client import TOKEN_EXCHANGE, client_identity, exchange_token
 from vmcp_transport_http.oauth.discovery import AuthorizationTarget, discover
 from vmcp_transport_http.oauth.exchange import ExchangeAuthorizer
 
@@ -154,6 +154,15 @@ async def test_refused_subject_tokens_and_audience(tmp_path: Path) -> None:
                                  "Accept": "application/json, text/event-stream"}) as answer:
                     assert answer.status == status
         assert {e["subject"] for e in await exchanges(issuer)} == {"alice", "erin"}
+
+        # `vmcp auth login` obtains the service grant ahead of time; personas hold none
+        status, out, err = await run_vmcp(config, "auth", "login", "crm", "--json")
+        assert status == 0, err
+        assert json.loads(out)["persona"] is None  # the service grant
+        status, _, err = await run_vmcp(config, "auth", "login", "crm", "--persona", "users")
+        assert status == 1 and "exchanges each caller's own token" in err, err
+        assert await admin(issuer, "token-requests") == [
+            TOKEN_EXCHANGE, TOKEN_EXCHANGE, TOKEN_EXCHANGE, "client_credentials"]
 
 
 async def test_a_server_without_token_exchange_is_refused_at_start(tmp_path: Path) -> None:
