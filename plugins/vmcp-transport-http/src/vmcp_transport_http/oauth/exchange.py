@@ -6,7 +6,9 @@ token, the one the front's auth driver verified, as the ``subject_token`` at the
 authorization server's token endpoint, with the backend as ``resource``: the caller's token
 goes to the authorization server only, never to the backend. Backend tokens are kept in memory
 only (they stand for callers, who come and go), per mount and caller subject, until they
-expire; a new session of the same subject reuses its token meanwhile.
+expire; a new session of the same subject reuses its token meanwhile. What discovery found
+for a backend is kept too (one token request per exchange, not three), and found again after
+a failed exchange.
 """
 
 from __future__ import annotations
@@ -20,12 +22,19 @@ from vmcp.auth.base import Principal
 from vmcp.config import MountConfig, OAuthSettings
 from vmcp_transport_http.oauth.authorizer import REFRESH_MARGIN, SignInRequired
 from vmcp_transport_http.oauth.client import TokenError, client_identity, exchange_token
-from vmcp_transport_http.oauth.discovery import Challenge, DiscoveryError, discover
+from vmcp_transport_http.oauth.discovery import (
+    AuthorizationTarget,
+    Challenge,
+    DiscoveryError,
+    discover,
+)
 from vmcp_transport_http.oauth.store import Grant
 
 #: the exchanged tokens of the process, by (mount id, caller subject)
 _tokens: dict[tuple[str, str], Grant] = {}
 _locks: dict[tuple[str, str], asyncio.Lock] = {}
+#: the authorization target of each backend URL exchanged for
+_targets: dict[str, AuthorizationTarget] = {}
 
 
 def forget_expired(now: float | None = None) -> None:
@@ -90,13 +99,15 @@ class ExchangeAuthorizer:
                     and not grant.renewal_due(REFRESH_MARGIN)):
                 return grant  # exchanged meanwhile for another session of this caller
             try:
-                target = await discover(http, self.url, None)
+                target = _targets.get(self.url) or await discover(http, self.url, None)
+                _targets[self.url] = target
                 client = await client_identity(http, self.settings, target, None)
                 scope = " ".join(self.settings.scopes) or target.scope
                 grant = await exchange_token(http, target, client, self._subject_token,
                                              self.settings.subject_token_type,
                                              self.settings.audience, scope)
             except (DiscoveryError, TokenError) as exc:
+                _targets.pop(self.url, None)
                 raise SignInRequired(f"mount {self.mount_id!r}: cannot exchange the token of "
                                      f"caller {self.subject!r} for a backend token: {exc}"
                                      ) from exc
