@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -21,6 +23,7 @@ from typing import Any
 
 import aiohttp
 import anyio
+import jwt
 import mcp_types as types
 import pytest
 from anyio.streams.text import TextReceiveStream
@@ -39,6 +42,7 @@ from ws_harness import (
 )
 
 from vmcp.config import load_config
+from vmcp.persona.store import PersonaStore
 
 pytestmark = pytest.mark.anyio
 
@@ -47,9 +51,9 @@ AUTHORIZATION_SERVER = (Path(__file__).resolve().parents[2] / "vmcp-transport-ht
 
 
 @asynccontextmanager
-async def authorization_server() -> AsyncIterator[str]:
-    """Run the test authorization server; yield its URL; end it."""
-    process = await anyio.open_process([sys.executable, str(AUTHORIZATION_SERVER)],
+async def authorization_server(*flags: str) -> AsyncIterator[str]:
+    """Run the test authorization server with ``flags``; yield its URL; end it."""
+    process = await anyio.open_process([sys.executable, str(AUTHORIZATION_SERVER), *flags],
                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         assert process.stdout is not None
@@ -75,6 +79,8 @@ class ProtectedBackend(WebSocketBackend):
         #: the ``Authorization`` header of every upgrade request, and which were refused
         self.bearers: list[str | None] = []
         self.refused: list[str | None] = []
+        #: the subject of every token accepted
+        self.subjects: list[str] = []
 
     @property
     def resource(self) -> str:
@@ -110,8 +116,11 @@ class ProtectedBackend(WebSocketBackend):
         async with aiohttp.ClientSession() as http, http.post(
                 f"{self.issuer}/introspect", data={"token": token}) as answer:
             data: dict[str, Any] = await answer.json()
-        return bool(data.get("active") and data.get("aud") == self.resource
-                    and "mcp:read" in data.get("scope", "").split())
+        valid = bool(data.get("active") and data.get("aud") == self.resource
+                     and "mcp:read" in data.get("scope", "").split())
+        if valid:
+            self.subjects.append(data["sub"])
+        return valid
 
 
 async def as_admin(issuer: str, path: str) -> Any:
@@ -236,3 +245,43 @@ async def test_sign_in_to_a_ws_backend_and_refresh_at_reconnect(tmp_path: Path) 
                                        f"Bearer {renewed.access_token}"]
         assert await as_admin(issuer, "token-requests") == ["authorization_code",
                                                              "refresh_token"]
+
+
+async def test_each_jwt_caller_connects_with_its_exchanged_token(tmp_path: Path) -> None:
+    key, front_audience = secrets.token_hex(32), "http://127.0.0.1/vmcp"
+
+    def caller_jwt(subject: str) -> str:
+        return jwt.encode({"sub": subject, "aud": front_audience,
+                           "exp": int(time.time()) + 600}, key, "HS256")
+
+    async with authorization_server("--subject-key", key,
+                                    "--subject-audience", front_audience) as issuer:
+        backend = ProtectedBackend(issuer)
+        async with backend.running():
+            config = write_config(tmp_path / "vmcp.toml", {
+                "transports.ws": {"port": 0},
+                "auth": {"driver": "jwt", "key": key, "algorithms": ["HS256"],
+                         "audience": front_audience, "default_persona": "users"},
+                "servers.remote": {"transport": "ws", "url": backend.url,
+                                   "isolation": "session"},
+                "servers.remote.oauth": {"grant": "token_exchange", "client_id": "exchanger",
+                                         "client_secret": "x-secret"},
+            })
+            personas = PersonaStore(tmp_path / "home" / "config" / "personas")
+            personas.create("users")
+            personas.update("users", lambda persona: persona.enable("remote"))
+            tokens = {name: caller_jwt(name) for name in ("alice", "bob")}
+            async with run_gateway(config, "ws", log=tmp_path / "gateway.log") as gateway:
+                url = await gateway.url()
+                for name, token in tokens.items():
+                    async with ws_session(url, headers={"Authorization": f"Bearer {token}"}
+                                          ) as (session, _):
+                        with anyio.fail_after(EVENT_TIMEOUT):
+                            result = await session.call_tool("remote__echo", {"text": name})
+                        assert [b.text for b in result.content
+                                if isinstance(b, types.TextContent)] == [name]
+        # the lists' connection is the exchanging client's own; each caller's connection
+        # carries a token issued for that caller; no caller's JWT reached the backend
+        assert backend.subjects == ["exchanger", "alice", "bob"]
+        assert all(bearer is not None and bearer.removeprefix("Bearer ") not in tokens.values()
+                   for bearer in backend.bearers)
