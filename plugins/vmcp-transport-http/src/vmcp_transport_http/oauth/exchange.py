@@ -6,7 +6,9 @@ token, the one the front's auth driver verified, as the ``subject_token`` at the
 authorization server's token endpoint, with the backend as ``resource``: the caller's token
 goes to the authorization server only, never to the backend. Backend tokens are kept in memory
 only (they stand for callers, who come and go), per mount and caller subject, until they
-expire; a new session of the same subject reuses its token meanwhile. What discovery found
+expire; a new session of the same subject reuses its token meanwhile. An exchange presents
+the newest token a session of that subject brought, so that an older session whose own token
+has expired since it began is served on the strength of a newer one. What discovery found
 for a backend is kept too (one token request per exchange, not three), and found again after
 a failed exchange.
 """
@@ -33,6 +35,8 @@ from vmcp_transport_http.oauth.store import Grant
 #: the exchanged tokens of the process, by (mount id, caller subject)
 _tokens: dict[tuple[str, str], Grant] = {}
 _locks: dict[tuple[str, str], asyncio.Lock] = {}
+#: the newest subject token a connection of each (mount id, caller subject) was opened with
+_subject_tokens: dict[tuple[str, str], str] = {}
 #: the authorization target of each backend URL exchanged for
 _targets: dict[str, AuthorizationTarget] = {}
 
@@ -44,6 +48,7 @@ def forget_expired(now: float | None = None) -> None:
         if grant.expires_at is not None and grant.expires_at <= now:
             del _tokens[key]
             _locks.pop(key, None)
+            _subject_tokens.pop(key, None)
 
 
 class ExchangeAuthorizer:
@@ -65,6 +70,7 @@ class ExchangeAuthorizer:
         self._subject_token = caller.credential
         self._key = (mount.id, caller.name)
         self._lock = _locks.setdefault(self._key, asyncio.Lock())
+        _subject_tokens[self._key] = caller.credential
 
     async def header(self, http: aiohttp.ClientSession) -> str:
         """The ``Authorization`` value to send now (the exchange goes over ``http``)."""
@@ -103,7 +109,8 @@ class ExchangeAuthorizer:
                 _targets[self.url] = target
                 client = await client_identity(http, self.settings, target, None)
                 scope = " ".join(self.settings.scopes) or target.scope
-                grant = await exchange_token(http, target, client, self._subject_token,
+                subject_token = _subject_tokens.get(self._key, self._subject_token)
+                grant = await exchange_token(http, target, client, subject_token,
                                              self.settings.subject_token_type,
                                              self.settings.audience, scope)
             except (DiscoveryError, TokenError) as exc:
