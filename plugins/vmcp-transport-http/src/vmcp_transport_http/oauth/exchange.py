@@ -104,17 +104,20 @@ class ExchangeAuthorizer:
             if (grant is not None and grant.access_token != stale
                     and not grant.renewal_due(REFRESH_MARGIN)):
                 return grant  # exchanged meanwhile for another session of this caller
+            subject_token = _subject_tokens.get(self._key, self._subject_token)
             try:
                 target = _targets.get(self.url) or await discover(http, self.url, None)
                 _targets[self.url] = target
                 client = await client_identity(http, self.settings, target, None)
                 scope = " ".join(self.settings.scopes) or target.scope
-                subject_token = _subject_tokens.get(self._key, self._subject_token)
                 grant = await exchange_token(http, target, client, subject_token,
                                              self.settings.subject_token_type,
                                              self.settings.audience, scope)
             except (DiscoveryError, TokenError) as exc:
                 _targets.pop(self.url, None)
+                if (isinstance(exc, TokenError) and exc.error == "invalid_grant"
+                        and _subject_tokens.get(self._key) == subject_token):
+                    del _subject_tokens[self._key]  # refused: no later exchange presents it
                 raise SignInRequired(f"mount {self.mount_id!r}: cannot exchange the token of "
                                      f"caller {self.subject!r} for a backend token: {exc}"
                                      ) from exc
