@@ -312,7 +312,8 @@ class ToolOverride(PromptOverride):
 
 
 class OAuthSettings(_Model):
-    """``[servers.X.oauth]``: vmcp signs in to a protected HTTP backend with OAuth 2.1.
+    """``[servers.X.oauth]``: vmcp signs in to a protected HTTP or WebSocket backend with
+    OAuth 2.1 (a WebSocket backend's bearer goes on the upgrade request).
 
     Everything else (the authorization server, its endpoints, the scopes) is discovered from
     the backend's 401 challenge and metadata. The client identity is, in this order: the
@@ -323,10 +324,15 @@ class OAuthSettings(_Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: ``authorization_code``: a person signs in (``vmcp auth login``);
-    #: ``client_credentials``: a machine grant the gateway obtains itself
-    grant: Literal["authorization_code", "client_credentials"] = "authorization_code"
+    #: ``client_credentials``: a machine grant the gateway obtains itself;
+    #: ``token_exchange``: each caller's own bearer token (the JWT the front verified) is
+    #: exchanged at the authorization server for a backend token (RFC 8693; needs a
+    #: ``client_id`` and ``isolation = "session"``; the mount's lists use a client
+    #: credentials grant of the same client)
+    grant: Literal["authorization_code", "client_credentials", "token_exchange"] = (
+        "authorization_code")
     #: whose grant a call uses: each persona its own (needs ``isolation = "persona"``), or
-    #: one service grant for every caller
+    #: one service grant for every caller (``token_exchange`` ignores it: each caller's own)
     grants: Literal["persona", "shared"] = "persona"
     #: a client registered beforehand at the authorization server
     client_id: str | None = None
@@ -349,6 +355,12 @@ class OAuthSettings(_Model):
     redirect_port: int = Field(0, ge=0, le=65535)
     #: the name a dynamically registered client is given
     client_name: str = "vmcp"
+    #: ``token_exchange``: how the caller's token is described to the server
+    #: (``urn:ietf:params:oauth:token-type:access_token`` or ``...:jwt``)
+    subject_token_type: Literal["access_token", "jwt"] = "access_token"
+    #: ``token_exchange``: the ``audience`` to ask for (the backend's URL always goes as
+    #: ``resource``)
+    audience: str | None = None
 
 
 class MountConfig(_Model):
@@ -442,7 +454,7 @@ class MountConfig(_Model):
     pool: PoolSettings = Field(default_factory=PoolSettings)
     #: the protocol era vmcp speaks to the backend (unset: ``[gateway] backend_era``)
     era: Literal["auto", "legacy", "modern"] | None = None
-    #: sign in to the backend with OAuth (``http`` and ``sse``)
+    #: sign in to the backend with OAuth (``http``, ``sse`` and ``ws``)
     oauth: OAuthSettings | None = None
 
     @field_validator("id")
@@ -492,8 +504,9 @@ class MountConfig(_Model):
             raise ValueError(f"url: field required for transport {self.transport!r}")
         oauth = self.oauth
         if oauth is not None:
-            if self.transport not in ("http", "sse"):
-                raise ValueError("oauth: only the http and sse transports sign in with OAuth")
+            if self.transport not in ("http", "sse", "ws"):
+                raise ValueError("oauth: only the http, sse and ws transports sign in with "
+                                 "OAuth")
             if any(name.lower() == "authorization" for name in self.headers):
                 raise ValueError("oauth: an Authorization header and oauth exclude each other")
             if (oauth.token_endpoint_auth_method == "private_key_jwt"
@@ -505,7 +518,13 @@ class MountConfig(_Model):
                     oauth.client_id is None or oauth.grants != "shared"):
                 raise ValueError("oauth: grant client_credentials needs a client_id and "
                                  'grants = "shared"')
-            if oauth.grants == "persona" and self.isolation != "persona":
+            if oauth.grant == "token_exchange" and (
+                    oauth.client_id is None or self.isolation != "session"):
+                raise ValueError('oauth: grant token_exchange needs a client_id and '
+                                 'isolation = "session" (each caller\'s connection carries '
+                                 "the token exchanged for that caller alone)")
+            if (oauth.grants == "persona" and self.isolation != "persona"
+                    and oauth.grant != "token_exchange"):
                 raise ValueError('oauth: per-persona grants need isolation = "persona" '
                                  "(so that no connection carries two callers' grants)")
         return self

@@ -1,7 +1,8 @@
 """A real OAuth 2.1 authorization server for the OAuth tests, built on authlib's Flask server.
 
-``python oauth_server.py [--expires-in N] [--iss] [--key-client PEM]`` listens on a free
-loopback port and prints ``PORT <n>`` once it does. It offers RFC 8414 metadata, the
+``python oauth_server.py [--expires-in N] [--iss] [--key-client PEM] [--subject-key SECRET
+--subject-audience AUD] [--no-exchange]`` listens on a free loopback port and prints
+``PORT <n>`` once it does. It offers RFC 8414 metadata, the
 authorization code grant (PKCE S256 demanded on every authorization request, the ``resource``
 indicator bound to the code and the token), refresh tokens (rotated), client credentials, RFC
 7591 dynamic registration, RFC 7009 revocation and an RFC 7662-style introspection endpoint for
@@ -16,6 +17,13 @@ Consent is a form: ``GET /authorize?...`` shows it, ``POST`` of the same URL wit
 every token of a user. Pre-registered: ``confidential`` (secret ``s3cret``, basic or post) and
 ``machine`` (secret ``m4chine``, client credentials) and, with ``--key-client``, ``keyed``
 (client credentials, authenticated by ``private_key_jwt`` with the RSA public key in PEM).
+
+RFC 8693 token exchange (listed in the metadata unless ``--no-exchange``): the client
+``exchanger`` (secret ``x-secret``, also client credentials) presents a caller's JWT as the
+``subject_token``; it is verified as the gateway's front verifies it (HS256 with
+``--subject-key``, audience ``--subject-audience``), and the token issued is the JWT
+subject's, bound to the ``resource`` asked for. ``GET /admin/exchanges`` lists each exchange
+answered (subject, resource, audience, subject token type).
 """
 
 from __future__ import annotations
@@ -33,9 +41,14 @@ from typing import Any
 
 os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")  # loopback http only
 
+import jwt
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, grants
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import (
+    InvalidGrantError,
+    InvalidRequestError,
+    UnauthorizedClientError,
+)
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
@@ -154,6 +167,8 @@ class State:
     tokens: list[Token] = field(default_factory=list)
     #: grant types of every token request answered, in order (for the tests to inspect)
     token_requests: list[str] = field(default_factory=list)
+    #: every token exchange answered: subject, resource, audience, subject token type
+    exchanges: list[dict[str, Any]] = field(default_factory=list)
 
 
 state = State()
@@ -163,6 +178,13 @@ state.clients["confidential"] = Client(
 state.clients["machine"] = Client(
     "machine", "m4chine", [], ("client_secret_basic", "client_secret_post"),
     ("client_credentials",))
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+TOKEN_TYPES = ("urn:ietf:params:oauth:token-type:access_token",
+               "urn:ietf:params:oauth:token-type:jwt")
+state.clients["exchanger"] = Client(
+    "exchanger", "x-secret", [], ("client_secret_basic", "client_secret_post"),
+    ("client_credentials", TOKEN_EXCHANGE))
 
 
 def query_client(client_id: str) -> Client | None:
@@ -229,6 +251,46 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post",
                                    "private_key_jwt"]
+
+
+class TokenExchangeGrant(grants.BaseGrant, grants.TokenEndpointMixin):
+    """RFC 8693: a token for the subject of a JWT the client presents, for one resource."""
+
+    GRANT_TYPE = TOKEN_EXCHANGE
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+    def validate_token_request(self) -> None:
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError("the client may not exchange tokens")
+        data = self.request.payload.data
+        if data.get("subject_token_type") not in TOKEN_TYPES:
+            raise InvalidRequestError("unsupported subject_token_type")
+        if not _resource():
+            raise InvalidRequestError("resource is required")
+        try:
+            claims = jwt.decode(data.get("subject_token", ""), app.config["SUBJECT_KEY"],
+                                algorithms=["HS256"], audience=app.config["SUBJECT_AUDIENCE"],
+                                options={"require": ["exp", "aud", "sub"]})
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidGrantError("the subject token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidGrantError(f"the subject token is invalid: {exc}") from exc
+        self.request.client = client
+        self.request.user = str(claims["sub"])
+        self.validate_requested_scope()
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        token = self.generate_token(user=self.request.user, scope=self.request.payload.scope,
+                                    include_refresh_token=False)
+        token["issued_token_type"] = TOKEN_TYPES[0]
+        data = self.request.payload.data
+        with _lock:
+            state.exchanges.append({"subject": self.request.user, "resource": _resource(),
+                                    "audience": data.get("audience"),
+                                    "subject_token_type": data.get("subject_token_type")})
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
 
 
 class KeyAssertion(JWTBearerClientAssertion):
@@ -322,7 +384,8 @@ def metadata() -> dict[str, Any]:
         "revocation_endpoint": f"{base}/revoke",
         "scopes_supported": SCOPES,
         "response_types_supported": ["code"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
+                                  *([] if app.config["NO_EXCHANGE"] else [TOKEN_EXCHANGE])],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
                                                   "none", "private_key_jwt"],
         "code_challenge_methods_supported": ["S256"],
@@ -405,20 +468,35 @@ def token_requests() -> Any:
     return jsonify(state.token_requests)
 
 
+@app.get("/admin/exchanges")
+def exchanges() -> Any:
+    return jsonify(state.exchanges)
+
+
+def _flag(name: str) -> str | None:
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else None
+
+
 def main() -> None:
     """Serve on a free loopback port until terminated."""
     expires_in = (int(sys.argv[sys.argv.index("--expires-in") + 1])
                   if "--expires-in" in sys.argv else 3600)
     http = make_server("127.0.0.1", 0, app, threaded=True)
     app.config.update(PORT=http.server_port, ISS="--iss" in sys.argv,
+                      NO_EXCHANGE="--no-exchange" in sys.argv,
+                      SUBJECT_KEY=_flag("--subject-key"),
+                      SUBJECT_AUDIENCE=_flag("--subject-audience"),
                       OAUTH2_REFRESH_TOKEN_GENERATOR=True,
                       OAUTH2_TOKEN_EXPIRES_IN={"authorization_code": expires_in,
                                                "refresh_token": expires_in,
-                                               "client_credentials": expires_in})
+                                               "client_credentials": expires_in,
+                                               TOKEN_EXCHANGE: expires_in})
     server.init_app(app)
     server.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True)])
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)
+    if not app.config["NO_EXCHANGE"]:
+        server.register_grant(TokenExchangeGrant)
     server.register_endpoint(Registration)
     server.register_endpoint(Revocation)
     server.register_client_auth_method(KeyAssertion.CLIENT_AUTH_METHOD, KeyAssertion())

@@ -160,6 +160,10 @@ def test_sign_in_states_per_persona(tmp_path: Path) -> None:
     assert [r["persona"] for r in sign_ins(shared, store, personas)] == [None]
     assert [r["state"] for r in sign_ins(shared, GrantStore(tmp_path / "none"),
                                           personas)] == ["signed-out"]
+    assert mount.oauth is not None
+    exchanging = mount.model_copy(update={"isolation": "session", "oauth": mount.oauth.model_copy(
+        update={"grant": "token_exchange", "client_id": "x"})})
+    assert [r["persona"] for r in sign_ins(exchanging, store, personas)] == [None]
 
 
 def test_renewal_is_due_near_expiry_or_past_half_a_short_life() -> None:
@@ -172,11 +176,14 @@ def test_renewal_is_due_near_expiry_or_past_half_a_short_life() -> None:
 
 
 @pytest.mark.parametrize(("mount", "message"), [
-    ({"transport": "stdio", "command": "x"}, "only the http and sse transports"),
+    ({"transport": "stdio", "command": "x"}, "only the http, sse and ws transports"),
     ({"headers": {"Authorization": "Bearer x"}, "isolation": "persona"},
      "Authorization header"),
     ({}, 'isolation = "persona"'),
     ({"isolation": "persona", "oauth": {"grant": "client_credentials"}}, "needs a client_id"),
+    ({"isolation": "session", "oauth": {"grant": "token_exchange"}}, "needs a client_id"),
+    ({"isolation": "persona", "oauth": {"grant": "token_exchange", "client_id": "x"}},
+     'token_exchange needs a client_id and isolation = "session"'),
 ])
 def test_oauth_mount_rules(mount: dict[str, Any], message: str) -> None:
     values = {"id": "crm", "transport": "http", "url": "https://api.example.com/mcp",

@@ -40,7 +40,9 @@ def test_fresh_venv_gets_the_ws_driver_from_the_wheel(tmp_path: Path) -> None:
     _ok(_run([uv, "venv", str(venv), "--python", sys.executable], tmp_path, env))
     python = str(venv / "bin" / "python")
     vmcp = str(venv / "bin" / "vmcp")
-    _ok(_run([uv, "pip", "install", "--python", python, str(ROOT)], tmp_path, env))
+    # the plugin depends on vmcp-transport-http (its OAuth client), not on PyPI either
+    _ok(_run([uv, "pip", "install", "--python", python, str(ROOT),
+              str(ROOT / "plugins" / "vmcp-transport-http")], tmp_path, env))
 
     # without the plugin, asking for the transport names the package that provides it
     config = tmp_path / "vmcp.toml"

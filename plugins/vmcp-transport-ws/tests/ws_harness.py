@@ -34,6 +34,7 @@ from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 from websockets.typing import Origin, Subprotocol
 from ws_fixture_server import build_server
 
@@ -222,7 +223,8 @@ class WebSocketBackend:
     """A WebSocket MCP server on a free loopback port, for the gateway to mount.
 
     ``handshakes`` holds the request headers and the negotiated subprotocol of every
-    connection; :meth:`drop` cuts every open connection without a closing handshake.
+    connection; :meth:`drop` cuts every open connection without a closing handshake. A
+    subclass may answer a request itself instead of upgrading it (:meth:`process_request`).
     """
 
     def __init__(self) -> None:
@@ -255,10 +257,16 @@ class WebSocketBackend:
         for websocket in self.open:
             websocket.transport.abort()
 
+    async def process_request(self, connection: ServerConnection,
+                              request: Request) -> Response | None:
+        """The answer to ``request`` instead of the upgrade (None: upgrade it)."""
+        return None
+
     @asynccontextmanager
     async def running(self) -> AsyncIterator[WebSocketBackend]:
         """Serve on ``ws://127.0.0.1:<free port>/mcp`` for the duration of the block."""
-        async with serve(self._serve_one, "127.0.0.1", 0, subprotocols=[MCP]) as server:
+        async with serve(self._serve_one, "127.0.0.1", 0, subprotocols=[MCP],
+                         process_request=self.process_request) as server:
             port = next(iter(server.sockets)).getsockname()[1]
             self.url = f"ws://127.0.0.1:{port}/mcp"
             yield self

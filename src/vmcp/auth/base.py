@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from vmcp.auth.metadata import resource_metadata_url, www_authenticate
@@ -16,6 +17,14 @@ class Principal:
 
     name: str
     persona: str | None = None
+    #: the bearer token the auth driver verified (the JWT driver keeps it): only ever sent to
+    #: an authorization server, for a mount that exchanges it (RFC 8693), never to a backend
+    credential: str | None = field(default=None, repr=False, compare=False)
+
+
+#: the caller an isolated connection is being opened for, while it is (set by the router
+#: around the connection's start, read by a transport that signs in per caller)
+connecting_for: ContextVar[Principal | None] = ContextVar("vmcp_connecting_for", default=None)
 
 
 class AuthError(Exception):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+from vmcp.auth.base import connecting_for
 from vmcp.protocol.errors import BACKEND_UNAVAILABLE, RETRY_AFTER, RpcError
 from vmcp.registry.isolation import isolation_key
 from vmcp.routing.middleware import CallNotes, MiddlewareChain, RoutedRequest
@@ -167,6 +168,7 @@ class Router:
         sink = request.sink
 
         async def connect() -> None:
+            connecting_for.set(request.caller.principal)  # this task's context only
             try:
                 await pool.acquire(key, host, host.startup_timeout(mount), host.prepare_hook())
             except RpcError as exc:

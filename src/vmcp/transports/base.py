@@ -213,5 +213,6 @@ class Transport(ABC):
             front client's).
         :param scope: who the connection serves alone, ``("session", id)`` or
             ``("persona", name)`` for an isolated mount, None when every caller shares it
-            (a driver that signs in per caller picks the grant by it).
+            (a driver that signs in per caller picks the grant by it; the caller itself
+            is :data:`vmcp.auth.base.connecting_for` while an isolated connection opens).
         """

@@ -136,7 +136,8 @@ class JwtAuth(AuthProvider):
                           error=None)
 
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
-        """The principal of a valid token: its subject and the persona its claim maps to."""
+        """The principal of a valid token: its subject, the persona its claim maps to, and
+        the token itself (for a mount that exchanges it at an authorization server)."""
         token = bearer_token(headers)
         if token is None:
             raise self.refuse(headers, "a bearer token is required", error=None)
@@ -149,5 +150,5 @@ class JwtAuth(AuthProvider):
         subject = claims.get(self.subject_claim)
         if not isinstance(subject, str) or not subject:
             raise self.refuse(headers, f"the token has no {self.subject_claim!r} claim")
-        return Principal(subject, self._persona(headers, claims))
+        return Principal(subject, self._persona(headers, claims), credential=token)
 

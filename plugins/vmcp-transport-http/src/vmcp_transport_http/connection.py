@@ -17,7 +17,7 @@ from vmcp_transport_http.messages import decode_message
 from vmcp_transport_http.sse import ServerSentEvent, iter_events
 
 if TYPE_CHECKING:
-    from vmcp_transport_http.oauth.authorizer import BackendAuthorizer
+    from vmcp_transport_http.oauth.authorizer import Authorizer
 
 log = logging.getLogger("vmcp.transports.http")
 
@@ -38,7 +38,7 @@ class HttpConnection(Connection):
 
     def __init__(
         self, pool: ClientPool, url: str, headers: dict[str, str], connect_timeout: float,
-        authorizer: BackendAuthorizer | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
         """:param authorizer: where the bearer token of an OAuth mount comes from."""
         self.url = url

@@ -24,7 +24,7 @@ from vmcp_transport_http.oauth.authorizer import SignInRequired
 from vmcp_transport_http.sse import ServerSentEvent
 
 if TYPE_CHECKING:
-    from vmcp_transport_http.oauth.authorizer import BackendAuthorizer
+    from vmcp_transport_http.oauth.authorizer import Authorizer
 
 log = logging.getLogger("vmcp.transports.sse")
 
@@ -34,7 +34,7 @@ class LegacySseConnection(HttpConnection):
 
     def __init__(
         self, pool: ClientPool, url: str, headers: dict[str, str], connect_timeout: float,
-        authorizer: BackendAuthorizer | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
         super().__init__(pool, url, headers, connect_timeout, authorizer)
         self.endpoint: str | None = None
@@ -43,7 +43,7 @@ class LegacySseConnection(HttpConnection):
     @classmethod
     async def open(
         cls, pool: ClientPool, url: str, headers: dict[str, str], timeout: float,
-        authorizer: BackendAuthorizer | None = None,
+        authorizer: Authorizer | None = None,
     ) -> LegacySseConnection:
         """Connect and wait (at most ``timeout`` seconds) for the ``endpoint`` event.
 

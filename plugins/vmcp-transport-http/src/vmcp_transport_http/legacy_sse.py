@@ -10,7 +10,7 @@ from vmcp_transport_http.connection import CONNECT_TIMEOUT
 from vmcp_transport_http.http_transport import HttpTransport
 from vmcp_transport_http.legacy_client import LegacySseConnection
 from vmcp_transport_http.legacy_server import LegacySseServer
-from vmcp_transport_http.oauth.authorizer import authorizer_for
+from vmcp_transport_http.oauth.choice import authorizer_for
 from vmcp_transport_http.settings import LegacySseSettings
 
 

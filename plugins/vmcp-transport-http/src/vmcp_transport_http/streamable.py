@@ -8,7 +8,7 @@ from vmcp.config import MountConfig
 from vmcp.transports.base import Connection
 from vmcp_transport_http.connection import CONNECT_TIMEOUT
 from vmcp_transport_http.http_transport import HttpTransport
-from vmcp_transport_http.oauth.authorizer import authorizer_for
+from vmcp_transport_http.oauth.choice import authorizer_for
 from vmcp_transport_http.settings import StreamableSettings
 from vmcp_transport_http.streamable_client import StreamableHttpConnection
 from vmcp_transport_http.streamable_server import StreamableHttpServer

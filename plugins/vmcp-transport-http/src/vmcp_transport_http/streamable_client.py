@@ -45,7 +45,7 @@ from vmcp_transport_http.modern_request import ParamHeaders, param_headers, requ
 from vmcp_transport_http.oauth.authorizer import SignInRequired
 
 if TYPE_CHECKING:
-    from vmcp_transport_http.oauth.authorizer import BackendAuthorizer
+    from vmcp_transport_http.oauth.authorizer import Authorizer
 
 log = logging.getLogger("vmcp.transports.http")
 
@@ -64,7 +64,7 @@ class StreamableHttpConnection(HttpConnection):
 
     def __init__(
         self, pool: ClientPool, url: str, headers: dict[str, str], connect_timeout: float,
-        authorizer: BackendAuthorizer | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
         super().__init__(pool, url, headers, connect_timeout, authorizer)
         self.session_id: str | None = None

@@ -12,11 +12,18 @@ behind the gateway's back: a new socket is a new MCP session on the server (the 
 subscriptions and log level start over), which only a fresh upstream session can set up.
 Bringing a dropped replica back is the job of whoever supervises replicas; it calls
 :meth:`~vmcp.transports.base.Transport.connect` again, which backs off as above.
+
+A mount with ``[servers.X.oauth]`` sends its bearer token on the upgrade request. The grants,
+their discovery and renewal are the HTTP transport's (``vmcp_transport_http.oauth``, which
+this plugin depends on): a 401 at the upgrade renews the grant (a refresh, a new client
+credentials grant or token exchange) and the upgrade is tried once more, so a token that
+expired while a socket was open is renewed when it reconnects.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -30,6 +37,9 @@ from vmcp.config import MountConfig, expand_vars
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import RpcError
 from vmcp.transports.base import Connection, ConnectionClosed, JsonMessage
+
+if TYPE_CHECKING:
+    from vmcp_transport_http.oauth.authorizer import Authorizer
 
 log = logging.getLogger("vmcp.transports.ws")
 
@@ -96,12 +106,15 @@ def _describe(exc: BaseException, where: str) -> str:
 
 
 async def open_connection(
-    mount: MountConfig, env: dict[str, str], headers: dict[str, str]
+    mount: MountConfig, env: dict[str, str], headers: dict[str, str],
+    scope: tuple[str, str] | None = None,
 ) -> WebSocketConnection:
-    """Open the WebSocket of a ``ws`` mount, retrying transient failures with backoff.
+    """Open the WebSocket of a ``ws`` mount, retrying transient failures with backoff; an
+    OAuth mount's upgrade carries the grant of ``scope`` (see the module's docstring).
 
     :raises ConnectionClosed: the URL is not ``ws://``/``wss://``, the server refused the
-        handshake, or it could not be reached after ``CONNECT_ATTEMPTS`` tries.
+        handshake, it could not be reached after ``CONNECT_ATTEMPTS`` tries, or there is no
+        usable grant.
     """
     url = expand_vars(mount.url or "", env)
     parts = urlsplit(url)
@@ -110,30 +123,74 @@ async def open_connection(
             f"mount {mount.id}: a ws mount needs a ws:// or wss:// url with a host"
         )
     where = parts.netloc.rpartition("@")[2]  # never the credentials of a user:pass@ url
+    try:
+        if mount.oauth is None:
+            websocket = await _open(mount.id, url, where, headers)
+        else:
+            websocket = await _open_authorized(mount, scope, url, where, headers)
+    except (OSError, InvalidHandshake, InvalidURI) as exc:
+        raise ConnectionClosed(_describe(exc, where)) from exc
+    return WebSocketConnection(mount.id, websocket)
+
+
+async def _open_authorized(
+    mount: MountConfig, scope: tuple[str, str] | None, url: str, where: str,
+    headers: dict[str, str],
+) -> ClientConnection:
+    """:func:`_open` with the mount's bearer token, renewed and sent once more on a 401 (or
+    a 403 ``insufficient_scope``, which asks for a larger grant)."""
+    # imported here: authlib and the SDK's OAuth client load only for a mount that uses them
+    import aiohttp
+    from vmcp_transport_http.oauth.authorizer import SignInRequired
+    from vmcp_transport_http.oauth.choice import authorizer_for
+
+    try:
+        authorizer: Authorizer | None = authorizer_for(mount, scope)
+        assert authorizer is not None  # the mount has oauth
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            for attempt in range(2):
+                sent = await authorizer.header(http)
+                try:
+                    return await _open(mount.id, url, where, {**headers, "Authorization": sent})
+                except InvalidStatus as exc:
+                    response = exc.response
+                    challenge = response.headers.get("WWW-Authenticate")
+                    if not (response.status_code == 401 or (
+                            response.status_code == 403
+                            and "insufficient_scope" in (challenge or ""))):
+                        raise
+                    if attempt:
+                        raise authorizer.refused(response.status_code) from exc
+                    await authorizer.rejected(http, response.status_code, challenge, sent)
+    except SignInRequired as exc:
+        raise ConnectionClosed(str(exc)) from exc
+    raise AssertionError("unreachable: the second attempt returns or raises")
+
+
+async def _open(mount_id: str, url: str, where: str, headers: dict[str, str]
+                ) -> ClientConnection:
+    """One WebSocket handshake with ``headers``, transient failures retried with backoff."""
     retrying = AsyncRetrying(
         stop=stop_after_attempt(CONNECT_ATTEMPTS),
         wait=wait_exponential_jitter(multiplier=0.1, max=1.0, jitter=0.05),
         retry=retry_if_exception(_transient),
         before_sleep=lambda state: log.info(
-            "mount %s: connecting to %s failed (%s); retrying", mount.id, where,
+            "mount %s: connecting to %s failed (%s); retrying", mount_id, where,
             state.outcome.exception() if state.outcome else "?"),
         reraise=True,
     )
-    try:
-        async for attempt in retrying:
-            with attempt:
-                websocket = await connect(
-                    url,
-                    subprotocols=[Subprotocol("mcp")],
-                    additional_headers=headers,
-                    user_agent_header=f"vmcp/{__version__}",
-                    compression=None,
-                    open_timeout=OPEN_TIMEOUT,
-                    ping_interval=PING_INTERVAL,
-                    ping_timeout=PING_TIMEOUT,
-                    close_timeout=CLOSE_TIMEOUT,
-                    max_size=BACK_MAX_MESSAGE_BYTES,
-                )
-    except (OSError, InvalidHandshake, InvalidURI) as exc:
-        raise ConnectionClosed(_describe(exc, where)) from exc
-    return WebSocketConnection(mount.id, websocket)
+    async for attempt in retrying:
+        with attempt:
+            return await connect(
+                url,
+                subprotocols=[Subprotocol("mcp")],
+                additional_headers=headers,
+                user_agent_header=f"vmcp/{__version__}",
+                compression=None,
+                open_timeout=OPEN_TIMEOUT,
+                ping_interval=PING_INTERVAL,
+                ping_timeout=PING_TIMEOUT,
+                close_timeout=CLOSE_TIMEOUT,
+                max_size=BACK_MAX_MESSAGE_BYTES,
+            )
+    raise AssertionError("unreachable: tenacity returns or re-raises")

@@ -42,5 +42,6 @@ class WebSocketTransport(NetworkTransport):
         self, mount: MountConfig, env: dict[str, str], headers: dict[str, str],
         scope: tuple[str, str] | None = None,
     ) -> Connection:
-        """Open a WebSocket to one replica of a ``ws`` mount (see :mod:`vmcp_transport_ws.back`)."""
-        return await open_connection(mount, env, headers)
+        """Open a WebSocket to one replica of a ``ws`` mount (see :mod:`vmcp_transport_ws.back`);
+        an OAuth mount's upgrade carries the grant of the caller or persona ``scope`` names."""
+        return await open_connection(mount, env, headers, scope)

@@ -1,23 +1,27 @@
 """The bearer token one backend connection sends, kept fresh.
 
 A connection serves one grant owner: a persona (an isolated ``persona`` connection of a
-mount with per-persona grants) or the mount's shared service grant. The access token is
-refreshed shortly before it expires and again when the backend answers 401; a refused
-refresh, or no grant at all, fails the request with the command that signs in. A
-client-credentials mount obtains its grant itself. Refreshes of one grant are serialized
-across every connection of the process, and a token another connection already renewed is
-picked up from the store instead of being refreshed twice.
+mount with per-persona grants) or the mount's shared service grant (a client credentials
+grant for the lists of a token exchange mount, whose callers' own connections use
+:mod:`vmcp_transport_http.oauth.exchange`). The access token is refreshed shortly before it
+expires and again when the backend answers 401; a refused refresh, or no grant at all, fails
+the request with the command that signs in. A client-credentials mount obtains its grant
+itself. Refreshes of one grant are serialized across every connection of the process, and a
+token another connection already renewed is picked up from the store instead of being
+refreshed twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 import aiohttp
 
 from vmcp.config import MountConfig, OAuthSettings
 from vmcp_transport_http.oauth.client import (
+    TOKEN_EXCHANGE,
     TokenError,
     client_credentials,
     client_identity,
@@ -37,6 +41,20 @@ class SignInRequired(Exception):
     """No usable grant: the message says which command signs in."""
 
 
+class Authorizer(Protocol):
+    """What a connection asks for its bearer token (one implementation per kind of grant)."""
+
+    async def header(self, http: aiohttp.ClientSession) -> str:
+        """The ``Authorization`` value to send now."""
+
+    async def rejected(self, http: aiohttp.ClientSession, status: int,
+                       www_authenticate: str | None, sent: str) -> None:
+        """The backend refused ``sent``: renew so that the request can be retried once."""
+
+    def refused(self, status: int) -> SignInRequired:
+        """The error for a backend that refused even the renewed token."""
+
+
 def login_command(mount_id: str, owner: str | None, scope: str | None = None) -> str:
     """The command that signs ``owner`` in to ``mount_id``."""
     command = f"vmcp auth login {mount_id}"
@@ -54,18 +72,6 @@ def grant_owner(mount: MountConfig, scope: tuple[str, str] | None) -> str | None
     if mount.oauth.grants == "persona" and scope is not None and scope[0] == "persona":
         return scope[1]
     return None
-
-
-def authorizer_for(mount: MountConfig, scope: tuple[str, str] | None) -> BackendAuthorizer | None:
-    """The authorizer of a new connection of ``mount`` serving ``scope`` (None without OAuth).
-
-    :raises SignInRequired: a person must sign in first.
-    """
-    if mount.oauth is None:
-        return None
-    authorizer = BackendAuthorizer(mount, grant_owner(mount, scope), GrantStore())
-    authorizer.check()
-    return authorizer
 
 
 class BackendAuthorizer:
@@ -118,7 +124,7 @@ class BackendAuthorizer:
                 raise SignInRequired(f"mount {self.mount_id!r}: the backend refuses {grant} "
                                      f"for lack of {needed}, which it holds already; signing "
                                      "in again would not help")
-            if self.settings.grant == "client_credentials":
+            if self.settings.grant != "authorization_code":
                 raise SignInRequired(f"mount {self.mount_id!r}: the service grant lacks "
                                      f"{needed}: add it to the mount's oauth.scopes")
             raise SignInRequired(self._sign_in(f"needs {needed}", challenge.scope or "SCOPE"))
@@ -141,7 +147,7 @@ class BackendAuthorizer:
             if (grant is not None and grant.access_token != stale
                     and not grant.renewal_due(REFRESH_MARGIN)):
                 return grant  # renewed meanwhile by another connection
-            if self.settings.grant == "client_credentials":
+            if self.settings.grant != "authorization_code":
                 grant = await self._machine_grant(http)
             elif grant is None:
                 raise SignInRequired(self._sign_in("has not signed in"))
@@ -166,6 +172,11 @@ class BackendAuthorizer:
     async def _machine_grant(self, http: aiohttp.ClientSession) -> Grant:
         try:
             target = await discover(http, self.url, None)
+            if (self.settings.grant == "token_exchange"
+                    and TOKEN_EXCHANGE not in (target.metadata.grant_types_supported or [])):
+                # found out at start-up, before any caller's call fails on it
+                raise DiscoveryError(f"{target.issuer} does not offer token exchange "
+                                     f"(RFC 8693): its metadata lists no {TOKEN_EXCHANGE}")
             client = await client_identity(http, self.settings, target, None)
             scope = " ".join(self.settings.scopes) or target.scope
             return await client_credentials(http, target, client, scope)

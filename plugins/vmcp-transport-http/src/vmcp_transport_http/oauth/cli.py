@@ -41,6 +41,9 @@ def _owner(mount: MountConfig, persona: str | None) -> str | None:
     assert mount.oauth is not None
     if persona is None:
         return None
+    if mount.oauth.grant == "token_exchange":
+        fail(f"mount {mount.id!r} exchanges each caller's own token: personas hold no "
+             "grants for it (sign in without --persona for its service grant)")
     if mount.oauth.grants == "shared":
         fail(f"mount {mount.id!r} uses one shared grant: sign in without --persona")
     if not NAME_RE.fullmatch(persona):

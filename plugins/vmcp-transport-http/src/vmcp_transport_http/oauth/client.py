@@ -159,6 +159,32 @@ async def client_credentials(
     return _grant(target, client, token, scope)
 
 
+#: the RFC 8693 grant type, and the token types a subject token can be described as
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+TOKEN_TYPES = {"access_token": "urn:ietf:params:oauth:token-type:access_token",
+               "jwt": "urn:ietf:params:oauth:token-type:jwt"}
+
+
+async def exchange_token(
+    http: aiohttp.ClientSession, target: AuthorizationTarget, client: Client,
+    subject_token: str, subject_token_type: str, audience: str | None, scope: str | None,
+) -> Grant:
+    """Trade ``subject_token`` (of ``subject_token_type``, a key of :data:`TOKEN_TYPES`) for
+    an access token to the backend (RFC 8693 §2.1).
+
+    :raises DiscoveryError: the server's metadata does not list the token exchange grant.
+    """
+    if TOKEN_EXCHANGE not in (target.metadata.grant_types_supported or []):
+        raise DiscoveryError(f"{target.issuer} does not offer token exchange (RFC 8693): its "
+                             "metadata lists no grant type " + TOKEN_EXCHANGE)
+    token = await token_request(
+        http, str(target.metadata.token_endpoint), client, TOKEN_EXCHANGE,
+        subject_token=subject_token, subject_token_type=TOKEN_TYPES[subject_token_type],
+        requested_token_type=TOKEN_TYPES["access_token"], resource=target.resource,
+        audience=audience, scope=scope)
+    return _grant(target, client, token, scope)
+
+
 async def refresh(http: aiohttp.ClientSession, grant: Grant) -> Grant:
     """The grant with a fresh access token (and a rotated refresh token, if the server
     rotates them).

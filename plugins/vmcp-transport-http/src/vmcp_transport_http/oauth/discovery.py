@@ -89,13 +89,25 @@ def check_url(url: str) -> None:
         raise DiscoveryError(f"refusing {url!r}: OAuth URLs must be https (or http to loopback)")
 
 
+def http_form(url: str) -> str:
+    """``url`` with a WebSocket scheme replaced by its HTTP one (``ws`` by ``http``, ``wss``
+    by ``https``): where a WebSocket backend's metadata is fetched from, and the resource it
+    stands for (RFC 9728 and the MCP spec name resources by HTTP(S) URIs)."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme.lower())
+    return urlunsplit((scheme, *parts[1:])) if scheme else url
+
+
 async def probe(http: aiohttp.ClientSession, url: str, stream: bool = False) -> Challenge | None:
     """Learn the backend's challenge: POST an unauthenticated ``initialize``, and when that is
     let through (some servers protect only what follows it) a ``tools/list``; for an HTTP+SSE
-    backend (``stream``), GET its event stream.
+    backend (``stream``), GET its event stream; for a WebSocket backend (a ``ws``/``wss``
+    URL), ask for the upgrade.
 
     :returns: the challenge, or None when the backend does not ask for authorization.
     """
+    if urlsplit(url).scheme.lower() in ("ws", "wss"):
+        return await _upgrade_challenge(http, url)
     if stream:
         return await _challenge(http, "GET", url, None)
     initialize = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
@@ -124,6 +136,21 @@ async def _challenge(http: aiohttp.ClientSession, method: str, url: str,
         raise DiscoveryError(f"cannot reach {url}: {exc}") from exc
 
 
+async def _upgrade_challenge(http: aiohttp.ClientSession, url: str) -> Challenge | None:
+    """The challenge of an unauthenticated WebSocket upgrade, None when it is accepted."""
+    try:
+        async with http.ws_connect(url, protocols=("mcp",), timeout=aiohttp.ClientWSTimeout(
+                ws_receive=METADATA_TIMEOUT, ws_close=METADATA_TIMEOUT)):
+            return None
+    except aiohttp.WSServerHandshakeError as exc:
+        if exc.status in (401, 403):
+            return Challenge.parse((exc.headers or {}).get("WWW-Authenticate"))
+        raise DiscoveryError(f"{url} refused the WebSocket upgrade with HTTP {exc.status}"
+                             ) from exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise DiscoveryError(f"cannot reach {url}: {exc}") from exc
+
+
 async def _get_json(http: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:
     """A JSON document, or None when the URL does not serve one (any 4xx, a non-JSON body)."""
     check_url(url)
@@ -147,7 +174,8 @@ async def resource_metadata(
 ) -> ProtectedResourceMetadata | None:
     """The backend's RFC 9728 metadata: from the challenge's URL, then the well-known ones."""
     advertised = challenge.resource_metadata if challenge is not None else None
-    for url in build_protected_resource_metadata_discovery_urls(advertised, server_url):
+    for url in build_protected_resource_metadata_discovery_urls(advertised,
+                                                                 http_form(server_url)):
         data = await _get_json(http, url)
         if data is None:
             continue
@@ -162,7 +190,8 @@ async def server_metadata(
     http: aiohttp.ClientSession, issuer: str | None, server_url: str
 ) -> tuple[str, OAuthMetadata]:
     """The authorization server's metadata and its issuer, tried in the spec's order."""
-    for url in build_oauth_authorization_server_metadata_discovery_urls(issuer, server_url):
+    for url in build_oauth_authorization_server_metadata_discovery_urls(
+            issuer, http_form(server_url)):
         data = await _get_json(http, url)
         if data is None:
             continue
@@ -186,7 +215,7 @@ async def discover(
 ) -> AuthorizationTarget:
     """Where and for what to sign in to the backend at ``server_url``."""
     prm = await resource_metadata(http, server_url, challenge)
-    resource = canonical_resource(server_url)
+    resource = canonical_resource(http_form(server_url))
     issuer: str | None = None
     scope = challenge.scope if challenge is not None else None
     if prm is not None:

@@ -94,14 +94,15 @@ async def sign_in(
     """Sign ``owner`` (a persona, None: the service grant) in to ``mount`` and store the grant.
 
     ``show`` is given the authorization URL for the person to open. A client-credentials
-    mount needs no person: its grant is obtained directly.
+    mount needs no person: its grant is obtained directly (so is a token exchange mount's
+    service grant).
 
     :param scope: extra scope to ask for (step-up); added to what the previous grant had.
     """
     settings = mount.oauth
     assert settings is not None and mount.url is not None
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-        if settings.grant == "client_credentials":
+        if settings.grant != "authorization_code":  # a machine grant: no person involved
             store.delete(mount.id, owner)
             try:
                 await BackendAuthorizer(mount, owner, store).header(http)

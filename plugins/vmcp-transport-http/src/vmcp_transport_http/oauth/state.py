@@ -38,10 +38,11 @@ def sign_ins(mount: MountConfig, store: GrantStore,
     """One row per grant owner of an OAuth ``mount``: the service grant, and for a mount with
     per-persona grants every persona (signed in or not) and every other holder of a grant.
     A client-credentials mount's service grant is obtained by the gateway itself, so it is
-    ``signed-out`` only until first used."""
+    ``signed-out`` only until first used; so is a token exchange mount's, whose callers
+    hold no grants (their tokens are exchanged, and kept in memory only)."""
     assert mount.oauth is not None
     owners: list[str | None] = [None]
-    if mount.oauth.grants == "persona":
+    if mount.oauth.grants == "persona" and mount.oauth.grant != "token_exchange":
         known = (personas or PersonaStore.default()).names()
         owners += sorted({*known, *(o for o in store.owners(mount.id) if o is not None)})
     rows = []
