@@ -82,7 +82,9 @@ def _type_name(annotation: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(annotation))
     if origin is typing.Literal:
-        return " / ".join(json.dumps(a) for a in typing.get_args(annotation))
+        # sorted: typing caches ``Literal[...] | None`` by value set, so the order of the
+        # values can be that of another module's equal Literal imported first
+        return " / ".join(sorted(json.dumps(a) for a in typing.get_args(annotation)))
     if origin is list:
         return f"list of {_type_name(typing.get_args(annotation)[0])}"
     if origin is dict:
