@@ -68,7 +68,9 @@ class Gateway:
         """Write its ``vmcp.toml``: the HTTP front on a free port, the cluster, one mount."""
         write_config(self.folder / "vmcp.toml", {
             # a drain outlasts HAProxy's checks (inter 1 s, fall 2) before it closes
-            "gateway": {"drain_linger": 3.0, "shutdown_grace": 10.0},
+            # (and a requestState one seals, another opens: the key must match)
+            "gateway": {"drain_linger": 3.0, "shutdown_grace": 10.0,
+                        "state_key": f"{prefix}-state"},
             "transports.http": {"port": 0, "keepalive_interval": 1.0},
             "cluster": {"redis_url": redis_url, "instance": self.name, "key_prefix": prefix,
                         "heartbeat_interval": 0.3},
@@ -127,6 +129,10 @@ class Gateway:
     def taken_up(self) -> int:
         """How many sessions another instance opened it has served."""
         return sum("taken up from instance" in line for line in self.lines)
+
+    def resumed_for_others(self) -> int:
+        """How many waiting calls it resumed for a retry that reached another instance."""
+        return sum("for a retry on instance" in line for line in self.lines)
 
     def kill(self) -> None:
         """``kill -9`` it, by pid."""

@@ -211,6 +211,27 @@ async def test_server_requests_logs_and_progress_reach_the_right_client_across_i
     assert b.logs == ["log for B", "did step 1", "did step 2", "did step 3"]
 
 
+async def test_a_modern_retry_with_input_reaches_the_instance_whose_call_waits(
+    cluster: Cluster,
+) -> None:
+    """A 2026-07-28 client through plain round robin: the backend (handshake era) samples,
+    elicits and lists roots, one ``input_required`` round each; every retry lands on
+    another instance than the one whose backend call waits for it, which gets it there."""
+    caller = Caller("M")
+    before = sum(g.resumed_for_others() for g in cluster.gateways)
+    with anyio.fail_after(STEP * 2):
+        async with Client(cluster.lb_url, mode=MODERN, sampling_callback=caller.sampling,
+                          elicitation_callback=caller.elicitation) as client:
+            for _ in range(2):
+                result = await client.call_tool("fx__ask", {"who": "M", "together": 1})
+                assert not result.is_error, result
+                answers = json.loads(text_of(result))
+                assert answers["sampling"] == "M" and answers["elicitation"] == "M"
+                # the client declared no roots: the gateway refuses that one for it
+                assert answers["roots"].startswith("refused:")
+    assert sum(g.resumed_for_others() for g in cluster.gateways) - before >= 2
+
+
 def _events(text: str) -> list[tuple[str | None, dict[str, Any]]]:
     """The (id, message) of each SSE event in ``text`` that carries data."""
     found = []

@@ -155,6 +155,8 @@ class Gateway:
         self._opening: _Opening | None = None
         #: the state shared with the deployment's other instances; None without ``[cluster]``
         self.cluster: SharedState | None = _open_cluster(config)
+        if self.cluster is not None:
+            self.bridge.join(self.cluster)
 
     # -- FrontHost ------------------------------------------------------------------------
 
