@@ -8,7 +8,9 @@ end; the kill -9 test comes last, since it leaves one instance dead.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -17,7 +19,7 @@ import anyio
 import httpx2
 import mcp.types as types
 import pytest
-from cluster_harness import Cluster, haproxy_path
+from cluster_harness import Cluster, Workers, haproxy_path
 from mcp import Client, ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -396,8 +398,44 @@ async def test_a_draining_instance_hands_its_sessions_over(cluster: Cluster) -> 
     assert sorted(finished) == list(range(6))
 
 
-async def test_kill_9_of_an_instance_under_load_loses_no_session(cluster: Cluster) -> None:
-    victim = cluster.gateways[1]
+@pytest.fixture(scope="module")
+def workers(cluster: Cluster) -> Iterator[Workers]:
+    """``vmcp start --workers 3`` with ``[cluster]`` on the module's Redis and backend."""
+    running = Workers(cluster.folder / "workers", 3)
+    try:
+        running.start(haproxy_path() or "haproxy", cluster.redis.url, cluster.prefix + "w",
+                      cluster.backend_url)
+        yield running
+    finally:
+        running.stop()
+
+
+async def test_thirty_sessions_complete_on_three_workers_and_survive_a_worker_killed(
+    workers: Workers,
+) -> None:
+    """Behind HAProxy, the workers share one port (the kernel spreads connections) and
+    their sessions:
+    30 of 30 handshake-era sessions complete; kill -9 of a worker by pid mid-load loses
+    none of them, and their next requests succeed on the others."""
+    done: list[int] = []
+
+    async def one(n: int) -> None:
+        async with connect(workers.balancer.url) as session:
+            for k in range(3):
+                assert text_of(await session.call_tool("fx__add", {"a": n, "b": k})) == str(n + k)
+            assert {tool.name for tool in (await session.list_tools()).tools} >= {"fx__add"}
+        done.append(n)
+
+    await thirty_in_batches_of_ten(one)
+    assert sorted(done) == list(range(30))
+    assert workers.taken_up() > 0  # a session's requests reached more than one worker
+    victim = (await anyio.to_thread.run_sync(workers.pids))[1]
+    await _kill_under_load(workers.balancer.url, lambda: os.kill(victim, signal.SIGKILL))
+
+
+async def _kill_under_load(url: str, kill: Callable[[], None]) -> list[str]:
+    """Six sessions calling in a loop; ``kill`` once 24 calls are done. Every session goes
+    on: its next calls succeed. The errors of the calls that failed."""
     completed = 0
     enough = anyio.Event()
     failed: list[str] = []
@@ -405,12 +443,12 @@ async def test_kill_9_of_an_instance_under_load_loses_no_session(cluster: Cluste
 
     async def client(n: int) -> None:
         nonlocal completed
-        async with connect(cluster.lb_url) as session:
+        async with connect(url) as session:
             for k in range(12):
                 try:
                     result = await session.call_tool("fx__add", {"a": n, "b": k})
                     assert text_of(result) == str(n + k)
-                except MCPError as exc:  # in flight on the killed instance
+                except MCPError as exc:  # in flight on the killed process
                     failed.append(str(exc))
                 completed += 1
                 if completed >= 24:
@@ -425,9 +463,15 @@ async def test_kill_9_of_an_instance_under_load_loses_no_session(cluster: Cluste
             for n in range(6):
                 group.start_soon(client, n)
             await enough.wait()
-            victim.kill()
+            kill()
     assert sorted(finished) == list(range(6))
-    assert len(failed) <= 6  # at most the calls in flight on the dead instance
+    assert len(failed) <= 6, failed  # at most the calls in flight on the dead process
+    return failed
+
+
+async def test_kill_9_of_an_instance_under_load_loses_no_session(cluster: Cluster) -> None:
+    victim = cluster.gateways[1]
+    await _kill_under_load(cluster.lb_url, victim.kill)
     with anyio.fail_after(STEP):  # its heartbeat expires (it lives 0.9 s)
         names = [info.instance for info in await list_instances(_config(cluster))]
         while "g2" in names:
