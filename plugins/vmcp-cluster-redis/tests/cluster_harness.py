@@ -77,7 +77,8 @@ class Gateway:
             "transports.http": {"port": 0, "keepalive_interval": 1.0},
             "cluster": {"redis_url": redis_url, "instance": self.name, "key_prefix": prefix,
                         "heartbeat_interval": 0.3},
-            "servers.fx": {"transport": "http", "url": backend_url},
+            "servers.fx": {"transport": "http", "url": backend_url,
+                           "read_only_tools": ["hold"]},
             "servers.al": {"command": sys.executable, "args": [str(ALPHA)]},
         })
 
