@@ -433,6 +433,21 @@ async def test_thirty_sessions_complete_on_three_workers_and_survive_a_worker_ki
     await _kill_under_load(workers.balancer.url, lambda: os.kill(victim, signal.SIGKILL))
 
 
+async def _modern_sample(url: str, request_id: int, more: dict[str, Any]) -> dict[str, Any]:
+    """POST a 2026-07-28 ``fx__sample`` call (with ``more`` params: a retry's) by hand."""
+    params = {"name": "fx__sample", "arguments": {"prompt": "p"}, **more, "_meta": {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {"sampling": {}}}}
+    headers = {"Accept": "application/json", "Content-Type": "application/json",
+               "MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call",
+               "Mcp-Name": "fx__sample"}
+    async with httpx2.AsyncClient(timeout=STEP) as http:
+        answer = await http.post(url, headers=headers, json={
+            "jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params})
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
 async def _kill_under_load(url: str, kill: Callable[[], None]) -> list[str]:
     """Six sessions calling in a loop; ``kill`` once 24 calls are done. Every session goes
     on: its next calls succeed. The errors of the calls that failed."""
@@ -499,10 +514,21 @@ async def test_kill_9_of_an_instance_under_load_loses_no_session(cluster: Cluste
                     "fx__where", {"key": key}))] for key in keys}
                 victim = next(g for g in alive if {"hold", "hold_write"} <= {
                     keys[k].removeprefix("fx__") for k, on in where.items() if on is g})
+                waiting = await _modern_sample(victim.url, 1, {})  # waits on the victim
                 failed = await _kill_under_load(cluster.lb_url, victim.kill)
                 for key in keys:
                     await probe.call_tool("fx__let_go", {"key": key})
             assert text_of(await session.call_tool("fx__add", {"a": 1, "b": 1})) == "2"
+    # a 2026-07-28 retry whose call waited for input on the victim is refused clearly
+    assert waiting["result"]["resultType"] == "input_required", waiting
+    (ask,) = waiting["result"]["inputRequests"]
+    with anyio.fail_after(STEP):
+        refused = await _modern_sample(cluster.lb_url, 2, {
+            "requestState": waiting["result"]["requestState"],
+            "inputResponses": {ask: {"role": "assistant", "model": "m",
+                                     "content": {"type": "text", "text": "late"}}}})
+    assert f"waiting on gateway instance {victim.name!r}, which is gone" in refused["error"][
+        "message"], refused
     for key, tool in keys.items():
         if where[key] is not victim or tool == "fx__hold":
             assert outcome[key] == f"held {key}", (key, outcome)
