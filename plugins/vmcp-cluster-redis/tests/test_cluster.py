@@ -234,6 +234,35 @@ async def test_a_modern_retry_with_input_reaches_the_instance_whose_call_waits(
     assert sum(g.resumed_for_others() for g in cluster.gateways) - before >= 2
 
 
+async def test_a_retry_withdrawn_on_another_instance_cancels_the_call_where_it_waits(
+    cluster: Cluster,
+) -> None:
+    """The retry reaches g2 while the call waits on g1; its client goes away while the
+    resumed call runs on g1: g1 cancels it (the backend hears notifications/cancelled)."""
+    g1, g2 = cluster.gateways[0].url, cluster.gateways[1].url
+    tool, key, caps = "fx__elicit_then_block", "withdrawn", {"elicitation": {}}
+    async with httpx2.AsyncClient(timeout=STEP) as http:
+        with anyio.fail_after(STEP):
+            first = await http.post(g1, headers=_modern_headers(tool), json=_modern_call(
+                1, tool, {"key": key}, {}, caps))
+            result = first.json()["result"]
+            assert result["resultType"] == "input_required", result
+            (ask,) = result["inputRequests"]
+            retry = _modern_call(2, tool, {"key": key}, {
+                "requestState": result["requestState"],
+                "inputResponses": {ask: {"action": "accept", "content": {"name": "n"}}}}, caps)
+            async with http.stream("POST", g2, json=retry,
+                                   headers=_modern_headers(tool, BOTH)) as stream:
+                assert stream.status_code == 200  # started: the call runs on g1 now
+                assert stream.headers["content-type"].startswith("text/event-stream")
+        async with Client(cluster.lb_url, mode=MODERN) as client:
+            with anyio.fail_after(STEP):  # g2 notices at its next keep-alive (1 s)
+                done = await client.call_tool("fx__was_cancelled", {"key": key})
+    assert text_of(done) == f"{key} cancelled"
+    assert any("its retry on another instance was withdrawn" in line
+               for line in cluster.gateways[0].lines)
+
+
 def _events(text: str) -> list[tuple[str | None, dict[str, Any]]]:
     """The (id, message) of each SSE event in ``text`` that carries data."""
     found = []
@@ -433,17 +462,25 @@ async def test_thirty_sessions_complete_on_three_workers_and_survive_a_worker_ki
     await _kill_under_load(workers.balancer.url, lambda: os.kill(victim, signal.SIGKILL))
 
 
+def _modern_call(request_id: int, tool: str, arguments: dict[str, Any],
+                 more: dict[str, Any], capabilities: dict[str, Any]) -> dict[str, Any]:
+    """A 2026-07-28 ``tools/call`` (with ``more`` params: a retry's), as JSON."""
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {
+        "name": tool, "arguments": arguments, **more, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientCapabilities": capabilities}}}
+
+
+def _modern_headers(tool: str, accept: str = "application/json") -> dict[str, str]:
+    return {"Accept": accept, "Content-Type": "application/json",
+            "MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": tool}
+
+
 async def _modern_sample(url: str, request_id: int, more: dict[str, Any]) -> dict[str, Any]:
     """POST a 2026-07-28 ``fx__sample`` call (with ``more`` params: a retry's) by hand."""
-    params = {"name": "fx__sample", "arguments": {"prompt": "p"}, **more, "_meta": {
-        "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": {"sampling": {}}}}
-    headers = {"Accept": "application/json", "Content-Type": "application/json",
-               "MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call",
-               "Mcp-Name": "fx__sample"}
     async with httpx2.AsyncClient(timeout=STEP) as http:
-        answer = await http.post(url, headers=headers, json={
-            "jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params})
+        answer = await http.post(url, headers=_modern_headers("fx__sample"), json=_modern_call(
+            request_id, "fx__sample", {"prompt": "p"}, more, {"sampling": {}}))
     assert answer.status_code == 200, answer.text
     return answer.json()  # type: ignore[no-any-return]
 

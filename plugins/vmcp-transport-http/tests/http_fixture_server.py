@@ -12,7 +12,8 @@ HTTP request header, or ``"-"``), ``ask(who, together)`` (waits until ``together
 ``ask`` are running in this process, then logs, samples, elicits and lists roots on behalf of
 its own request, and returns what it got back or the error for each), ``ask_at_once(who)``
 (asks for a sample and an elicitation at the same time; what it got or the error for each),
-``block(key)`` (reports progress once, then waits until cancelled), ``was_cancelled(key)``
+``block(key)`` (reports progress once, then waits until cancelled),
+``elicit_then_block(key)`` (elicits, then waits until cancelled), ``was_cancelled(key)``
 (answers once ``block(key)`` has been cancelled), ``region(region, query)`` (``region`` is
 mirrored into the ``Mcp-Param-Region`` header: ``x-mcp-header``), ``grow(name)`` (adds a tool
 ``name`` and announces that the tool list changed), ``hold(key)`` and ``hold_write(key)``
@@ -158,6 +159,18 @@ _cancelled: dict[str, anyio.Event] = {}
 async def block(key: str, ctx: Context) -> str:
     """Report progress once, then wait until the call is cancelled."""
     await ctx.report_progress(0, 1, "blocked")
+    try:
+        await anyio.sleep_forever()
+    finally:
+        _cancelled.setdefault(key, anyio.Event()).set()
+    return "unreachable"
+
+
+@server.tool()
+async def elicit_then_block(key: str, ctx: Context) -> str:
+    """Ask the client for a name, then wait until the call is cancelled."""
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}}
+    await ctx.session.elicit_form("who?", schema, related_request_id=ctx.request_id)
     try:
         await anyio.sleep_forever()
     finally:

@@ -33,9 +33,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vmcp.gateway")
 
-#: message kinds: a retry for the owner, and a message of a resumed call for the retry
+#: message kinds: a retry for the owner, a message of a resumed call for the retry, and
+#: the retry withdrawn
 RESUME = "resume"
 RESUMED = "resumed"
+CANCEL = "cancel-resumed"
 #: seconds between two checks that the owners of forwarded retries still listen
 WATCH_EVERY = 1.0
 
@@ -54,6 +56,9 @@ class _Forwarded:
     retry: Request
     owner: str
     timer: asyncio.TimerHandle
+    #: set once the retry is answered; the task awaiting it is what a cancellation of the
+    #: retry cancels (the router cancels a sink's tasks), which tells the owner
+    ended: asyncio.Future[None]
 
 
 class _Peer:
@@ -70,6 +75,8 @@ class _Peer:
 
     def send(self, message: JsonMessage, related_to: Any = None) -> None:
         """Publish a message of the resumed call to the retry's instance."""
+        if jsonrpc.classify(message) == jsonrpc.RESPONSE:
+            self.remote.taken.pop(self.ref, None)
         self.remote.post(self.to, {"kind": RESUMED, "ref": self.ref, "message": message})
 
 
@@ -83,6 +90,8 @@ class RemoteResumes:
         self.timeout = timeout
         #: ref -> a retry this instance forwarded
         self.forwarded: dict[str, _Forwarded] = {}
+        #: ref -> the stand-in exchange of a retry another instance forwarded here
+        self.taken: dict[str, Exchange] = {}
         self._outbox: list[tuple[str, dict[str, Any]]] = []
         self._flushing = False
         self._watching = False
@@ -96,7 +105,8 @@ class RemoteResumes:
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self.timeout, self._fail, ref, RpcError(
             BACKEND_UNAVAILABLE, f"gateway instance {owner!r} did not answer the retry"))
-        self.forwarded[ref] = _Forwarded(retry, owner, timer)
+        entry = self.forwarded[ref] = _Forwarded(retry, owner, timer, loop.create_future())
+        retry.sink.tasks[retry.id] = loop.create_task(self._until_answered(ref, entry))
         message = {"kind": RESUME, "ref": ref, "from": self.state.instance, "h": handle,
                    "id": retry.id, "capabilities": retry.capabilities,
                    "log_rank": retry.log_rank,
@@ -105,6 +115,17 @@ class RemoteResumes:
         if not self._watching:
             self._watching = True
             self.bridge.gateway.spawn(self._watch())
+
+    async def _until_answered(self, ref: str, entry: _Forwarded) -> None:
+        """Wait for the retry's answer; cancelled (the client withdrew the retry or went
+        away), tell the owner to cancel the call."""
+        try:
+            await entry.ended
+        except asyncio.CancelledError:
+            if self.forwarded.pop(ref, None) is not None:
+                entry.timer.cancel()
+                self.post(entry.owner, {"kind": CANCEL, "ref": ref})
+            raise
 
     async def _send(self, ref: str, owner: str, message: dict[str, Any]) -> None:
         try:
@@ -143,7 +164,7 @@ class RemoteResumes:
         entry = self.forwarded.pop(ref, None)
         if entry is None:
             return
-        entry.timer.cancel()
+        self._ended(entry)
         log.info("forwarded retry %r failed: %s", entry.retry.id, err.message)
         entry.retry.sink.fail(entry.retry.id, err)
 
@@ -161,13 +182,22 @@ class RemoteResumes:
         exchange.session.send(sent, entry.retry.id)
         if jsonrpc.classify(sent) == jsonrpc.RESPONSE:
             del self.forwarded[str(ref)]
-            entry.timer.cancel()
+            self._ended(entry)
             exchange.hand_over()  # answered; the call itself lives on its owner
         else:
             entry.timer.cancel()
             entry.timer = asyncio.get_running_loop().call_later(
                 self.timeout, self._fail, ref, RpcError(
                     BACKEND_UNAVAILABLE, f"gateway instance {entry.owner!r} stopped answering"))
+
+    @staticmethod
+    def _ended(entry: _Forwarded) -> None:
+        entry.timer.cancel()
+        if not entry.ended.done():
+            entry.ended.set_result(None)
+        sink = entry.retry.sink
+        if sink.tasks.get(entry.retry.id) is not None:
+            del sink.tasks[entry.retry.id]
 
     # -- the call's owner -----------------------------------------------------------------
 
@@ -187,6 +217,7 @@ class RemoteResumes:
         original = waiting.request
         exchange = Exchange(self.bridge.gateway.modern, peer, retry_id, original.method or "")
         peer.exchanges[retry_id] = exchange
+        self.taken[ref] = exchange
         capabilities = message.get("capabilities")
         log_rank = message.get("log_rank")
         retry = Request(retry_id, original.caller, exchange, MODERN,
@@ -206,6 +237,10 @@ class RemoteResumes:
             self._resume(message)
         elif kind == RESUMED:
             self._resumed(message)
+        elif kind == CANCEL and (taken := self.taken.pop(message.get("ref"), None)):  # type: ignore[arg-type]
+            log.info("call %r cancelled: its retry on another instance was withdrawn",
+                     taken.request_id)
+            taken.cancel("the client withdrew its retry")
 
     def post(self, instance: str, message: dict[str, Any]) -> None:
         """Queue a message for another instance; queued messages go out in order."""
