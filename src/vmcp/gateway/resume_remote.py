@@ -10,7 +10,8 @@ retry's instance sends on the retry's own response. Nothing is forwarded between
 but these messages: no proxying of HTTP, no mesh.
 
 A retry is refused at once when no instance listens under the owner's name (it is gone: the
-client starts the call again), and fails when the owner goes while the retry waits for it.
+client starts the call again), and fails when the owner goes while the retry waits for it. A
+retry withdrawn (its client went away) cancels the call on the owner.
 """
 
 from __future__ import annotations
