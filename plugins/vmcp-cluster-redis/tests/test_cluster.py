@@ -341,6 +341,40 @@ async def test_the_get_stream_resumes_with_last_event_id_on_another_instance(
         assert gone.status_code == 404  # DELETE ended it everywhere
 
 
+async def test_a_post_reply_stream_resumes_with_last_event_id_on_another_instance(
+    cluster: Cluster,
+) -> None:
+    """A call's reply stream breaks on g1 while the call runs; the client resumes it with a
+    GET on g2, which has g1 replay it after the event named: the call's result arrives."""
+    g1, g2 = cluster.gateways[0].url, cluster.gateways[1].url
+    key = "resumed-post"
+    async with httpx2.AsyncClient(timeout=httpx2.Timeout(STEP)) as http:
+        headers = await _open_raw(http, g1)
+        # a client of 2025-11-25 gets a priming event (an id to resume from) at once
+        newer = {**headers, "MCP-Protocol-Version": "2025-11-25"}
+        with anyio.fail_after(STEP):
+            async with http.stream("POST", g1, headers=newer, json={
+                    "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                    "params": {"name": "fx__hold_write", "arguments": {"key": key}}}) as post:
+                async for line in post.aiter_lines():
+                    if line.startswith("id: "):
+                        primed = line.removeprefix("id: ")
+                        break
+            assert primed.startswith("g1~")  # the stream names its instance
+            released = await http.post(g2, headers=headers, json={
+                "jsonrpc": "2.0", "id": 8, "method": "tools/call",
+                "params": {"name": "fx__let_go", "arguments": {"key": key}}})
+            assert released.status_code == 200
+            resumed_headers = {**newer, "Accept": "text/event-stream", "Last-Event-ID": primed}
+            async with http.stream("GET", g2, headers=resumed_headers) as resumed:
+                assert resumed.status_code == 200
+                event_id, message = await _next_event(resumed)
+        assert event_id.startswith("g1~") and event_id > primed
+        assert message["id"] == 7
+        assert message["result"]["content"][0]["text"] == f"held {key}"
+        assert (await http.delete(g1, headers=headers)).status_code == 200
+
+
 async def test_the_instance_holding_the_get_stream_follows_the_subscriptions(
     cluster: Cluster,
 ) -> None:

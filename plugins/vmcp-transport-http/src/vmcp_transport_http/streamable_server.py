@@ -56,7 +56,6 @@ from vmcp_transport_http.messages import (
     SSE_TYPE,
     HttpProblem,
     decode_body,
-    encode_message,
     is_request,
     media_types,
     request_key,
@@ -80,7 +79,8 @@ from vmcp_transport_http.shared import (
     resume_point,
     stream_instance,
 )
-from vmcp_transport_http.sse import encode_event, message_event
+from vmcp_transport_http.sse import encode_event
+from vmcp_transport_http.stream_relay import StreamRelay
 from vmcp_transport_http.streams import EventStreamResponse, SharedTimeout, encode_events, pump
 
 log = logging.getLogger("vmcp.transports.http")
@@ -140,7 +140,11 @@ class StreamableHttpServer:
         self._cluster = getattr(host, "cluster", None)
         #: shared sessions whose standalone stream this instance delivers now
         self._streaming: set[str] = set()
+        #: POST reply streams resumed on another instance than theirs (``[cluster]``)
+        self._relay: StreamRelay | None = None
         if self._cluster is not None:
+            self._relay = StreamRelay(self._cluster, self.sessions.get,
+                                      settings.keepalive_interval, self._spawn)
             self._cluster.listen(self._from_elsewhere)
             mine = self._cluster.instance + "."
             self._cluster.session_count = lambda: sum(1 for key in self.sessions
@@ -477,7 +481,10 @@ class StreamableHttpServer:
         if (self._cluster is not None and last_event_id is not None
                 and (owner := stream_instance(last_event_id)) is not None
                 and owner != self._cluster.instance):
-            return await self._foreign_stream(request, session, owner)
+            assert self._relay is not None
+            return await self._relay.resume(
+                request, {**SSE_HEADERS, SESSION_HEADER: session.id}, session.id, owner,
+                last_event_id)
         if last_event_id is None:
             stream, after = session.get_stream, session.get_stream.delivered
         else:
@@ -490,22 +497,6 @@ class StreamableHttpServer:
             response = web.StreamResponse(headers={**SSE_HEADERS, SESSION_HEADER: session.id})
             await response.prepare(request)
             await pump(stream, response, after, self.settings.keepalive_interval)
-        return response
-
-    @staticmethod
-    async def _foreign_stream(request: web.Request, session: HttpSession, owner: str
-                              ) -> web.StreamResponse:
-        """The resumption of a POST reply stream another instance served: this one cannot
-        replay it, and says so as the request's error, so the client stops waiting (a
-        request not safe to run twice was not run again, see :mod:`.commit`)."""
-        error = {"code": BACKEND_UNAVAILABLE, "message": (
-            f"this request's reply stream was on gateway instance {owner!r}, and cannot be "
-            "resumed on another; if that instance ended, the request may or may not have "
-            "been carried out (it was not run again: running it twice may have effects)")}
-        response = web.StreamResponse(headers={**SSE_HEADERS, SESSION_HEADER: session.id})
-        await response.prepare(request)
-        await response.write_eof(message_event(
-            encode_message({"jsonrpc": "2.0", "id": None, "error": error}), None))
         return response
 
     # -- DELETE ---------------------------------------------------------------------------
