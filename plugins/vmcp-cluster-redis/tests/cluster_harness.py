@@ -46,9 +46,11 @@ def haproxy_path() -> str | None:
     return found
 
 
-def _end(process: subprocess.Popen[str]) -> None:
+def _end(process: subprocess.Popen[str], signalled: bool = False) -> None:
+    """SIGTERM ``process`` (unless ``signalled`` already), then SIGKILL it after 10 s."""
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+        if not signalled:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
@@ -322,9 +324,13 @@ class Cluster:
     def stop(self) -> None:
         """End every process started (each by its own handle)."""
         self.balancer.stop()
-        for process in (*(g.process for g in self.gateways), self.backend):
-            if process is not None:
-                _end(process)
+        # all drain at once (each lingers drain_linger seconds)
+        running = [p for p in (*(g.process for g in self.gateways), self.backend)
+                   if p is not None and p.poll() is None]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        for process in running:
+            _end(process, signalled=True)
         self.redis.stop()
 
 
