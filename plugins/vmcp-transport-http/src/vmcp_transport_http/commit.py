@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from vmcp_transport_http.messages import JSON_TYPE
+from vmcp_transport_http.streams import EventStreamResponse
 
 
 def must_commit(replay_safe: Callable[[dict[str, Any]], bool],
@@ -31,7 +32,8 @@ async def start(request: web.Request, headers: dict[str, str], sse: bool,
                 first: bytes = b"") -> web.StreamResponse:
     """Send a response's headers now (and ``first``, an SSE priming event): an SSE stream,
     or a JSON body to come."""
-    response = web.StreamResponse(headers=headers)
+    # with a priming event, the headers leave with it, in one write
+    response = (EventStreamResponse if first else web.StreamResponse)(headers=headers)
     if not sse:
         response.content_type = JSON_TYPE
         response.charset = "utf-8"
