@@ -146,9 +146,11 @@ class StreamRelay:
         if found is None or found[0].drained(found[1]):
             await self.state.publish(to, {"kind": REPLAYED, "ref": ref, "missing": True})
             return
+        assert session is not None
         relayed = self._outgoing[ref] = _Relayed(self, to, ref)
         try:
-            with contextlib.suppress(Exception):
+            # in use meanwhile, as when its own client reads it here: it does not expire
+            with session.active(), contextlib.suppress(Exception):
                 await pump(found[0], relayed, found[1], self._keepalive)  # type: ignore[arg-type]
         finally:
             self._outgoing.pop(ref, None)
