@@ -4,11 +4,14 @@ HAProxy runs the documented ``deploy/haproxy/haproxy.cfg`` itself (its addresses
 the environment). The gateways mount one Streamable HTTP fixture backend (the HTTP
 transport tests' SDK server), so a backend's messages keep their relation to a request, and
 each its own stdio ``alpha`` fixture (resource subscriptions).
-Every port is chosen at run time; every process is ended by :meth:`Cluster.stop`.
+:class:`Workers` runs ``--workers N`` on the same Redis and backend. Every port is chosen
+at run time; every process is ended by :meth:`Cluster.stop` and :meth:`Workers.stop`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -43,9 +46,11 @@ def haproxy_path() -> str | None:
     return found
 
 
-def _end(process: subprocess.Popen[str]) -> None:
+def _end(process: subprocess.Popen[str], signalled: bool = False) -> None:
+    """SIGTERM ``process`` (unless ``signalled`` already), then SIGKILL it after 10 s."""
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+        if not signalled:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
@@ -68,11 +73,14 @@ class Gateway:
         """Write its ``vmcp.toml``: the HTTP front on a free port, the cluster, one mount."""
         write_config(self.folder / "vmcp.toml", {
             # a drain outlasts HAProxy's checks (inter 1 s, fall 2) before it closes
-            "gateway": {"drain_linger": 3.0, "shutdown_grace": 10.0},
+            # (and a requestState one seals, another opens: the key must match)
+            "gateway": {"drain_linger": 3.0, "shutdown_grace": 10.0,
+                        "state_key": f"{prefix}-state"},
             "transports.http": {"port": 0, "keepalive_interval": 1.0},
             "cluster": {"redis_url": redis_url, "instance": self.name, "key_prefix": prefix,
                         "heartbeat_interval": 0.3},
-            "servers.fx": {"transport": "http", "url": backend_url},
+            "servers.fx": {"transport": "http", "url": backend_url,
+                           "read_only_tools": ["hold"]},
             "servers.al": {"command": sys.executable, "args": [str(ALPHA)]},
         })
 
@@ -128,6 +136,10 @@ class Gateway:
         """How many sessions another instance opened it has served."""
         return sum("taken up from instance" in line for line in self.lines)
 
+    def resumed_for_others(self) -> int:
+        """How many waiting calls it resumed for a retry that reached another instance."""
+        return sum("for a retry on instance" in line for line in self.lines)
+
     def kill(self) -> None:
         """``kill -9`` it, by pid."""
         assert self.process is not None
@@ -147,46 +159,32 @@ class Gateway:
 
 
 @dataclass
-class Cluster:
-    """redis-server, one backend, three gateways and HAProxy in front of them."""
+class Balancer:
+    """HAProxy running ``deploy/haproxy/haproxy.cfg`` in front of three addresses."""
 
-    folder: Path
-    redis: RedisServer = field(init=False)
-    gateways: list[Gateway] = field(default_factory=list)
-    backend: subprocess.Popen[str] | None = None
-    haproxy: subprocess.Popen[str] | None = None
-    lb_url: str = ""
+    process: subprocess.Popen[str] | None = None
+    url: str = ""
     stats_url: str = ""
-    prefix: str = field(default_factory=lambda: f"t{os.getpid()}")
 
-    def start(self, haproxy: str) -> None:
-        """Start everything; return once HAProxy accepts connections."""
-        self.redis = RedisServer(free_port())
-        self.redis.start()
-        backend_url = self._start_backend()
-        self.gateways = [Gateway(f"g{n}", self.folder / f"g{n}") for n in (1, 2, 3)]
-        for gateway in self.gateways:
-            gateway.configure(self.redis.url, self.prefix, backend_url)
-            gateway.spawn()
-        for gateway in self.gateways:
-            gateway.wait_serving()
+    def start(self, haproxy: str, addresses: list[str]) -> None:
+        """Start it; return once its checks see every server up."""
         port, stats = free_port(), free_port()
         env = {**os.environ, "VMCP_LB_BIND": f"127.0.0.1:{port}",
                "VMCP_LB_STATS_BIND": f"127.0.0.1:{stats}"}
-        for n, gateway in enumerate(self.gateways, 1):
-            env[f"VMCP{n}_ADDR"] = gateway.address
-        self.haproxy = subprocess.Popen([haproxy, "-db", "-f", str(HAPROXY_CONFIG)], env=env,
+        for n, address in enumerate(addresses, 1):
+            env[f"VMCP{n}_ADDR"] = address
+        self.process = subprocess.Popen([haproxy, "-db", "-f", str(HAPROXY_CONFIG)], env=env,
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, text=True)
         self.stats_url = f"http://127.0.0.1:{stats}/stats;csv"
-        _wait_listening(stats, self.haproxy)
-        assert self.haproxy.stderr is not None
-        threading.Thread(target=self.haproxy.stderr.read, daemon=True).start()
-        self.wait_routing(3)
-        self.lb_url = f"http://127.0.0.1:{port}/mcp"
+        _wait_listening(stats, self.process)
+        assert self.process.stderr is not None
+        threading.Thread(target=self.process.stderr.read, daemon=True).start()
+        self.wait_routing(len(addresses))
+        self.url = f"http://127.0.0.1:{port}/mcp"
 
     def servers_up(self) -> int:
-        """How many instances HAProxy's readiness checks see up (its CSV status page)."""
+        """How many servers HAProxy's readiness checks see up (its CSV status page)."""
         with urllib.request.urlopen(self.stats_url, timeout=5) as page:
             rows = page.read().decode().splitlines()
         header = rows[0].lstrip("# ").split(",")
@@ -196,12 +194,122 @@ class Cluster:
                    row[name].startswith("vmcp") and row[status] == "UP")
 
     def wait_routing(self, count: int) -> None:
-        """Return once HAProxy routes to ``count`` instances (it checks each every second)."""
+        """Return once HAProxy routes to ``count`` servers (it checks each every second)."""
         deadline = time.monotonic() + START_TIMEOUT
         while self.servers_up() != count:
             if time.monotonic() > deadline:
-                raise AssertionError(f"HAProxy does not see {count} instances up")
+                raise AssertionError(f"HAProxy does not see {count} servers up")
             time.sleep(0.1)
+
+    def stop(self) -> None:
+        """End it."""
+        if self.process is not None:
+            _end(self.process)
+
+
+@dataclass
+class Workers:
+    """``vmcp start -t http --workers N`` with ``[cluster]``: N worker processes on one
+    listening port (``SO_REUSEPORT``), sharing the cluster's Redis. The supervisor runs in
+    its own process group, ended (with its workers) by :meth:`stop`."""
+
+    folder: Path
+    count: int
+    process: subprocess.Popen[str] | None = None
+    url: str = ""
+    lines: list[str] = field(default_factory=list)
+    config: Path = Path()
+    env: dict[str, str] = field(default_factory=dict)
+    #: HAProxy in front of the one port (three server lines naming it: the workers behind
+    #: it are the kernel's choice per connection)
+    balancer: Balancer = field(default_factory=lambda: Balancer())
+    _serving: threading.Event = field(default_factory=threading.Event)
+
+    def start(self, haproxy: str, redis_url: str, prefix: str, backend_url: str) -> None:
+        """Write its configuration, start it and HAProxy in front; return once every worker
+        serves."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.config = self.folder / "vmcp.toml"
+        write_config(self.config, {
+            "gateway": {"shutdown_grace": 5.0, "state_key": f"{prefix}-state"},
+            "transports.http": {"port": 0, "keepalive_interval": 1.0},
+            "cluster": {"redis_url": redis_url, "key_prefix": prefix,
+                        "heartbeat_interval": 0.3},
+            "servers.fx": {"transport": "http", "url": backend_url},
+        })
+        self.env = {**os.environ, "VMCP_HOME": str(self.folder / "home")}
+        self.env.pop("VMCP_REDIS_URL", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "vmcp", "--config", str(self.config), "start", "-t", "http",
+             "--workers", str(self.count)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True, env=self.env, start_new_session=True)
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self._serving.wait(START_TIMEOUT) or not self.url:
+            raise AssertionError("the workers did not start:\n" + "\n".join(self.lines))
+        address = self.url.removeprefix("http://").split("/", 1)[0]
+        self.balancer.start(haproxy, [address] * 3)
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        serving = f"vmcp: {self.count} workers serving http on "
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith(serving):
+                self.url = line.removeprefix(serving).strip()
+                self._serving.set()
+        self._serving.set()
+
+    def pids(self) -> list[int]:
+        """The workers' process ids, from ``vmcp status --json``."""
+        shown = subprocess.run(
+            [sys.executable, "-m", "vmcp", "--config", str(self.config), "status", "--json"],
+            env=self.env, capture_output=True, text=True, timeout=60, check=True)
+        return [int(worker["pid"]) for worker in json.loads(shown.stdout)["workers"]]
+
+    def taken_up(self) -> int:
+        """How many sessions one worker opened another has served."""
+        return sum("taken up from instance" in line for line in self.lines)
+
+    def stop(self) -> None:
+        """End HAProxy, the supervisor and its workers (their whole process group)."""
+        self.balancer.stop()
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+
+
+@dataclass
+class Cluster:
+    """redis-server, one backend, three gateways and HAProxy in front of them."""
+
+    folder: Path
+    redis: RedisServer = field(init=False)
+    gateways: list[Gateway] = field(default_factory=list)
+    backend: subprocess.Popen[str] | None = None
+    backend_url: str = ""
+    balancer: Balancer = field(default_factory=lambda: Balancer())
+    lb_url: str = ""
+    prefix: str = field(default_factory=lambda: f"t{os.getpid()}")
+
+    def start(self, haproxy: str) -> None:
+        """Start everything; return once HAProxy accepts connections."""
+        self.redis = RedisServer(free_port())
+        self.redis.start()
+        backend_url = self.backend_url = self._start_backend()
+        self.gateways = [Gateway(f"g{n}", self.folder / f"g{n}") for n in (1, 2, 3)]
+        for gateway in self.gateways:
+            gateway.configure(self.redis.url, self.prefix, backend_url)
+            gateway.spawn()
+        for gateway in self.gateways:
+            gateway.wait_serving()
+        self.balancer.start(haproxy, [gateway.address for gateway in self.gateways])
+        self.lb_url = self.balancer.url
 
     def _start_backend(self) -> str:
         self.backend = subprocess.Popen([sys.executable, str(FIXTURE), "http"],
@@ -215,9 +323,14 @@ class Cluster:
 
     def stop(self) -> None:
         """End every process started (each by its own handle)."""
-        for process in (self.haproxy, *(g.process for g in self.gateways), self.backend):
-            if process is not None:
-                _end(process)
+        self.balancer.stop()
+        # all drain at once (each lingers drain_linger seconds)
+        running = [p for p in (*(g.process for g in self.gateways), self.backend)
+                   if p is not None and p.poll() is None]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        for process in running:
+            _end(process, signalled=True)
         self.redis.stop()
 
 

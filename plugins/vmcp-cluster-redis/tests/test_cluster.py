@@ -8,7 +8,9 @@ end; the kill -9 test comes last, since it leaves one instance dead.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -17,7 +19,7 @@ import anyio
 import httpx2
 import mcp.types as types
 import pytest
-from cluster_harness import Cluster, haproxy_path
+from cluster_harness import Cluster, Gateway, Workers, haproxy_path
 from mcp import Client, ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -211,6 +213,56 @@ async def test_server_requests_logs_and_progress_reach_the_right_client_across_i
     assert b.logs == ["log for B", "did step 1", "did step 2", "did step 3"]
 
 
+async def test_a_modern_retry_with_input_reaches_the_instance_whose_call_waits(
+    cluster: Cluster,
+) -> None:
+    """A 2026-07-28 client through plain round robin: the backend (handshake era) samples,
+    elicits and lists roots, one ``input_required`` round each; every retry lands on
+    another instance than the one whose backend call waits for it, which gets it there."""
+    caller = Caller("M")
+    before = sum(g.resumed_for_others() for g in cluster.gateways)
+    with anyio.fail_after(STEP * 2):
+        async with Client(cluster.lb_url, mode=MODERN, sampling_callback=caller.sampling,
+                          elicitation_callback=caller.elicitation) as client:
+            for _ in range(2):
+                result = await client.call_tool("fx__ask", {"who": "M", "together": 1})
+                assert not result.is_error, result
+                answers = json.loads(text_of(result))
+                assert answers["sampling"] == "M" and answers["elicitation"] == "M"
+                # the client declared no roots: the gateway refuses that one for it
+                assert answers["roots"].startswith("refused:")
+    assert sum(g.resumed_for_others() for g in cluster.gateways) - before >= 2
+
+
+async def test_a_retry_withdrawn_on_another_instance_cancels_the_call_where_it_waits(
+    cluster: Cluster,
+) -> None:
+    """The retry reaches g2 while the call waits on g1; its client goes away while the
+    resumed call runs on g1: g1 cancels it (the backend hears notifications/cancelled)."""
+    g1, g2 = cluster.gateways[0].url, cluster.gateways[1].url
+    tool, key, caps = "fx__elicit_then_block", "withdrawn", {"elicitation": {}}
+    async with httpx2.AsyncClient(timeout=STEP) as http:
+        with anyio.fail_after(STEP):
+            first = await http.post(g1, headers=_modern_headers(tool), json=_modern_call(
+                1, tool, {"key": key}, {}, caps))
+            result = first.json()["result"]
+            assert result["resultType"] == "input_required", result
+            (ask,) = result["inputRequests"]
+            retry = _modern_call(2, tool, {"key": key}, {
+                "requestState": result["requestState"],
+                "inputResponses": {ask: {"action": "accept", "content": {"name": "n"}}}}, caps)
+            async with http.stream("POST", g2, json=retry,
+                                   headers=_modern_headers(tool, BOTH)) as stream:
+                assert stream.status_code == 200  # started: the call runs on g1 now
+                assert stream.headers["content-type"].startswith("text/event-stream")
+        async with Client(cluster.lb_url, mode=MODERN) as client:
+            with anyio.fail_after(STEP):  # g2 notices at its next keep-alive (1 s)
+                done = await client.call_tool("fx__was_cancelled", {"key": key})
+    assert text_of(done) == f"{key} cancelled"
+    assert any("its retry on another instance was withdrawn" in line
+               for line in cluster.gateways[0].lines)
+
+
 def _events(text: str) -> list[tuple[str | None, dict[str, Any]]]:
     """The (id, message) of each SSE event in ``text`` that carries data."""
     found = []
@@ -287,6 +339,40 @@ async def test_the_get_stream_resumes_with_last_event_id_on_another_instance(
         gone = await http.post(g1, headers=headers, json={"jsonrpc": "2.0", "id": 3,
                                                           "method": "ping"})
         assert gone.status_code == 404  # DELETE ended it everywhere
+
+
+async def test_a_post_reply_stream_resumes_with_last_event_id_on_another_instance(
+    cluster: Cluster,
+) -> None:
+    """A call's reply stream breaks on g1 while the call runs; the client resumes it with a
+    GET on g2, which has g1 replay it after the event named: the call's result arrives."""
+    g1, g2 = cluster.gateways[0].url, cluster.gateways[1].url
+    key = "resumed-post"
+    async with httpx2.AsyncClient(timeout=httpx2.Timeout(STEP)) as http:
+        headers = await _open_raw(http, g1)
+        # a client of 2025-11-25 gets a priming event (an id to resume from) at once
+        newer = {**headers, "MCP-Protocol-Version": "2025-11-25"}
+        with anyio.fail_after(STEP):
+            async with http.stream("POST", g1, headers=newer, json={
+                    "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                    "params": {"name": "fx__hold_write", "arguments": {"key": key}}}) as post:
+                async for line in post.aiter_lines():
+                    if line.startswith("id: "):
+                        primed = line.removeprefix("id: ")
+                        break
+            assert primed.startswith("g1~")  # the stream names its instance
+            released = await http.post(g2, headers=headers, json={
+                "jsonrpc": "2.0", "id": 8, "method": "tools/call",
+                "params": {"name": "fx__let_go", "arguments": {"key": key}}})
+            assert released.status_code == 200
+            resumed_headers = {**newer, "Accept": "text/event-stream", "Last-Event-ID": primed}
+            async with http.stream("GET", g2, headers=resumed_headers) as resumed:
+                assert resumed.status_code == 200
+                event_id, message = await _next_event(resumed)
+        assert event_id.startswith("g1~") and event_id > primed
+        assert message["id"] == 7
+        assert message["result"]["content"][0]["text"] == f"held {key}"
+        assert (await http.delete(g1, headers=headers)).status_code == 200
 
 
 async def test_the_instance_holding_the_get_stream_follows_the_subscriptions(
@@ -375,8 +461,67 @@ async def test_a_draining_instance_hands_its_sessions_over(cluster: Cluster) -> 
     assert sorted(finished) == list(range(6))
 
 
-async def test_kill_9_of_an_instance_under_load_loses_no_session(cluster: Cluster) -> None:
-    victim = cluster.gateways[1]
+@pytest.fixture(scope="module")
+def workers(cluster: Cluster) -> Iterator[Workers]:
+    """``vmcp start --workers 3`` with ``[cluster]`` on the module's Redis and backend."""
+    running = Workers(cluster.folder / "workers", 3)
+    try:
+        running.start(haproxy_path() or "haproxy", cluster.redis.url, cluster.prefix + "w",
+                      cluster.backend_url)
+        yield running
+    finally:
+        running.stop()
+
+
+async def test_thirty_sessions_complete_on_three_workers_and_survive_a_worker_killed(
+    workers: Workers,
+) -> None:
+    """Behind HAProxy, the workers share one port (the kernel spreads connections) and
+    their sessions:
+    30 of 30 handshake-era sessions complete; kill -9 of a worker by pid mid-load loses
+    none of them, and their next requests succeed on the others."""
+    done: list[int] = []
+
+    async def one(n: int) -> None:
+        async with connect(workers.balancer.url) as session:
+            for k in range(3):
+                assert text_of(await session.call_tool("fx__add", {"a": n, "b": k})) == str(n + k)
+            assert {tool.name for tool in (await session.list_tools()).tools} >= {"fx__add"}
+        done.append(n)
+
+    await thirty_in_batches_of_ten(one)
+    assert sorted(done) == list(range(30))
+    assert workers.taken_up() > 0  # a session's requests reached more than one worker
+    victim = (await anyio.to_thread.run_sync(workers.pids))[1]
+    await _kill_under_load(workers.balancer.url, lambda: os.kill(victim, signal.SIGKILL))
+
+
+def _modern_call(request_id: int, tool: str, arguments: dict[str, Any],
+                 more: dict[str, Any], capabilities: dict[str, Any]) -> dict[str, Any]:
+    """A 2026-07-28 ``tools/call`` (with ``more`` params: a retry's), as JSON."""
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {
+        "name": tool, "arguments": arguments, **more, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientCapabilities": capabilities}}}
+
+
+def _modern_headers(tool: str, accept: str = "application/json") -> dict[str, str]:
+    return {"Accept": accept, "Content-Type": "application/json",
+            "MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": tool}
+
+
+async def _modern_sample(url: str, request_id: int, more: dict[str, Any]) -> dict[str, Any]:
+    """POST a 2026-07-28 ``fx__sample`` call (with ``more`` params: a retry's) by hand."""
+    async with httpx2.AsyncClient(timeout=STEP) as http:
+        answer = await http.post(url, headers=_modern_headers("fx__sample"), json=_modern_call(
+            request_id, "fx__sample", {"prompt": "p"}, more, {"sampling": {}}))
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+async def _kill_under_load(url: str, kill: Callable[[], None]) -> list[str]:
+    """Six sessions calling in a loop; ``kill`` once 24 calls are done. Every session goes
+    on: its next calls succeed. The errors of the calls that failed."""
     completed = 0
     enough = anyio.Event()
     failed: list[str] = []
@@ -384,12 +529,12 @@ async def test_kill_9_of_an_instance_under_load_loses_no_session(cluster: Cluste
 
     async def client(n: int) -> None:
         nonlocal completed
-        async with connect(cluster.lb_url) as session:
+        async with connect(url) as session:
             for k in range(12):
                 try:
                     result = await session.call_tool("fx__add", {"a": n, "b": k})
                     assert text_of(result) == str(n + k)
-                except MCPError as exc:  # in flight on the killed instance
+                except MCPError as exc:  # in flight on the killed process
                     failed.append(str(exc))
                 completed += 1
                 if completed >= 24:
@@ -404,11 +549,67 @@ async def test_kill_9_of_an_instance_under_load_loses_no_session(cluster: Cluste
             for n in range(6):
                 group.start_soon(client, n)
             await enough.wait()
-            victim.kill()
+            kill()
     assert sorted(finished) == list(range(6))
-    assert len(failed) <= 6  # at most the calls in flight on the dead instance
+    assert len(failed) <= 6, failed  # at most the calls in flight on the dead process
+    return failed
+
+
+async def test_kill_9_of_an_instance_under_load_loses_no_session(cluster: Cluster) -> None:
+    """Calls held in flight on the instance killed: HAProxy runs the read-only ones again
+    on another instance (vmcp left their responses unstarted) and they succeed; the others
+    (their responses started before they ran) fail. Every session goes on."""
+    alive = [g for g in cluster.gateways if g.alive]
+    backend_session: dict[str, Gateway] = {}  # the backend's session id of each instance
+    for gateway in alive:
+        async with connect(gateway.url) as own:
+            header = await own.call_tool("fx__header", {"name": "mcp-session-id"})
+            backend_session[text_of(header)] = gateway
+    tag = "k"
+    outcome: dict[str, str] = {}
+
+    async def held(session: ClientSession, tool: str, key: str) -> None:
+        try:
+            outcome[key] = text_of(await session.call_tool(tool, {"key": key}))
+        except MCPError as exc:
+            outcome[key] = f"failed: {exc}"
+
+    with anyio.fail_after(STEP * 4):
+        async with connect(cluster.lb_url) as session, connect(cluster.lb_url) as probe:
+            async with anyio.create_task_group() as group:
+                keys = {f"{tag}r{n}": "fx__hold" for n in range(4)}
+                keys |= {f"{tag}w{n}": "fx__hold_write" for n in range(4)}
+                for key in sorted(keys, key=lambda k: k[-1] + k):  # reads, writes alternate
+                    group.start_soon(held, session, keys[key], key)
+                where = {key: backend_session[text_of(await probe.call_tool(
+                    "fx__where", {"key": key}))] for key in keys}
+                victim = next(g for g in alive if {"hold", "hold_write"} <= {
+                    keys[k].removeprefix("fx__") for k, on in where.items() if on is g})
+                waiting = await _modern_sample(victim.url, 1, {})  # waits on the victim
+                failed = await _kill_under_load(cluster.lb_url, victim.kill)
+                for key in keys:
+                    await probe.call_tool("fx__let_go", {"key": key})
+            assert text_of(await session.call_tool("fx__add", {"a": 1, "b": 1})) == "2"
+    # a 2026-07-28 retry whose call waited for input on the victim is refused clearly
+    assert waiting["result"]["resultType"] == "input_required", waiting
+    (ask,) = waiting["result"]["inputRequests"]
+    with anyio.fail_after(STEP):
+        refused = await _modern_sample(cluster.lb_url, 2, {
+            "requestState": waiting["result"]["requestState"],
+            "inputResponses": {ask: {"role": "assistant", "model": "m",
+                                     "content": {"type": "text", "text": "late"}}}})
+    assert f"waiting on gateway instance {victim.name!r}, which is gone" in refused["error"][
+        "message"], refused
+    for key, tool in keys.items():
+        if where[key] is not victim or tool == "fx__hold":
+            assert outcome[key] == f"held {key}", (key, outcome)
+        else:
+            assert f"was on gateway instance {victim.name!r}" in outcome[key], (key, outcome)
+            assert "may or may not have been carried out" in outcome[key]
+    print("failed calls:", failed, {k: v for k, v in outcome.items() if "failed" in v})
+    name = victim.name
     with anyio.fail_after(STEP):  # its heartbeat expires (it lives 0.9 s)
         names = [info.instance for info in await list_instances(_config(cluster))]
-        while "g2" in names:
+        while name in names:
             await anyio.sleep(0.1)
             names = [info.instance for info in await list_instances(_config(cluster))]

@@ -12,10 +12,13 @@ HTTP request header, or ``"-"``), ``ask(who, together)`` (waits until ``together
 ``ask`` are running in this process, then logs, samples, elicits and lists roots on behalf of
 its own request, and returns what it got back or the error for each), ``ask_at_once(who)``
 (asks for a sample and an elicitation at the same time; what it got or the error for each),
-``block(key)`` (reports progress once, then waits until cancelled), ``was_cancelled(key)``
+``block(key)`` (reports progress once, then waits until cancelled),
+``elicit_then_block(key)`` (elicits, then waits until cancelled), ``was_cancelled(key)``
 (answers once ``block(key)`` has been cancelled), ``region(region, query)`` (``region`` is
 mirrored into the ``Mcp-Param-Region`` header: ``x-mcp-header``), ``grow(name)`` (adds a tool
-``name`` and announces that the tool list changed).
+``name`` and announces that the tool list changed), ``hold(key)`` and ``hold_write(key)``
+(wait until ``let_go(key)``), ``where(key)`` (once a hold of ``key`` arrived, the
+``Mcp-Session-Id`` each came with, so a test knows which client connection carries it).
 """
 
 from __future__ import annotations
@@ -164,10 +167,60 @@ async def block(key: str, ctx: Context) -> str:
 
 
 @server.tool()
+async def elicit_then_block(key: str, ctx: Context) -> str:
+    """Ask the client for a name, then wait until the call is cancelled."""
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}}
+    await ctx.session.elicit_form("who?", schema, related_request_id=ctx.request_id)
+    try:
+        await anyio.sleep_forever()
+    finally:
+        _cancelled.setdefault(key, anyio.Event()).set()
+    return "unreachable"
+
+
+@server.tool()
 async def was_cancelled(key: str) -> str:
     """Answer once ``block(key)`` has been cancelled."""
     await _cancelled.setdefault(key, anyio.Event()).wait()
     return f"{key} cancelled"
+
+
+_held: dict[str, list[str]] = {}
+_arrived: dict[str, anyio.Event] = {}
+_let_go: dict[str, anyio.Event] = {}
+
+
+async def _hold(key: str, ctx: Context) -> str:
+    _held.setdefault(key, []).append((ctx.headers or {}).get("mcp-session-id", "-"))
+    _arrived.setdefault(key, anyio.Event()).set()
+    await _let_go.setdefault(key, anyio.Event()).wait()
+    return f"held {key}"
+
+
+@server.tool()
+async def hold(key: str, ctx: Context) -> str:
+    """Wait until ``let_go(key)``; a test lists it among a mount's read-only tools."""
+    return await _hold(key, ctx)
+
+
+@server.tool()
+async def hold_write(key: str, ctx: Context) -> str:
+    """Wait until ``let_go(key)`` (a tool that may have effects)."""
+    return await _hold(key, ctx)
+
+
+@server.tool()
+async def where(key: str) -> str:
+    """Once a ``hold`` of ``key`` arrived: the session id of each connection it came on."""
+    await _arrived.setdefault(key, anyio.Event()).wait()
+    return ",".join(_held[key])
+
+
+@server.tool()
+def let_go(key: str) -> str:
+    """End the holds of ``key``, those waiting and those to come."""
+    _let_go.setdefault(key, anyio.Event()).set()
+    return f"let go {key}"
 
 
 @server.tool()

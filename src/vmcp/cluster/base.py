@@ -60,8 +60,9 @@ class SharedState(ABC):
         """Call ``handler`` with every message published to this instance or to all."""
 
     @abstractmethod
-    async def publish(self, instance: str | None, message: dict[str, Any]) -> None:
-        """Send ``message`` to one instance's handlers (None: to every instance's)."""
+    async def publish(self, instance: str | None, message: dict[str, Any]) -> int:
+        """Send ``message`` to one instance's handlers (None: to every instance's); how many
+        instances heard it (0: the one named is gone)."""
 
     @abstractmethod
     async def save_session(self, record: SessionRecord, ttl: float) -> None:

@@ -28,6 +28,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from vmcp.gateway.modern import ROUTED, caller_key
+from vmcp.gateway.resume_remote import RemoteResumes
 from vmcp.gateway.sealing import StateSealer
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import (
@@ -41,6 +42,7 @@ from vmcp.routing.request import Request, missing_capability, refused_for_capabi
 from vmcp.transports.base import JsonMessage
 
 if TYPE_CHECKING:
+    from vmcp.cluster.base import SharedState
     from vmcp.gateway.gateway import Gateway
     from vmcp.gateway.modern import Exchange
     from vmcp.gateway.session import FrontSession
@@ -123,6 +125,14 @@ class Bridge:
         self.sealer = StateSealer(state_key)
         #: handle -> the call waiting for its client's input
         self.waiting: dict[str, WaitingCall] = {}
+        #: retries sent to (and taken from) other instances; None without ``[cluster]``
+        self.remote: RemoteResumes | None = None
+
+    def join(self, state: SharedState) -> None:
+        """Share waiting calls with the deployment's other instances: a retry that reaches
+        another instance is sent to the one whose call waits."""
+        settings = self.gateway.config.gateway
+        self.remote = RemoteResumes(self, state, self._timeout + settings.request_timeout)
 
     @property
     def _timeout(self) -> float:
@@ -176,8 +186,10 @@ class Bridge:
                 ask["params"] = params
             requests[_key(upstream, message)] = ask
         request = waiting.request
-        state = self.sealer.seal(_WAIT, caller_key(request.caller), self._timeout,
-                                 {"h": waiting.handle})
+        body = {"h": waiting.handle}
+        if self.remote is not None:  # the call waits here: a retry elsewhere is sent here
+            body["i"] = self.remote.state.instance
+        state = self.sealer.seal(_WAIT, caller_key(request.caller), self._timeout, body)
         return jsonrpc.result(request.id, {
             "resultType": "input_required",
             "inputRequests": requests,
@@ -191,10 +203,21 @@ class Bridge:
         if kind == _PASS:
             self._resume_backend_state(retry, method, params, body)
             return
+        owner = body.get("i") if kind == _WAIT else None
+        if (self.remote is not None and isinstance(owner, str)
+                and owner != self.remote.state.instance):
+            self.remote.forward(retry, owner, body.get("h"), params)
+            return
         waiting = self.waiting.pop(body.get("h"), None) if kind == _WAIT else None
         if waiting is None:
             raise RpcError(INVALID_PARAMS, "Invalid requestState: it was used already, or the "
                            "call it belongs to has ended")
+        self.continue_call(waiting, retry, params)
+
+    def continue_call(self, waiting: WaitingCall, retry: Request, params: dict[str, Any]
+                      ) -> None:
+        """Go on with a waiting call as ``retry`` (its sink, id and capabilities): answer
+        the backend's requests from the retry's ``inputResponses``."""
         if waiting.timer is not None:
             waiting.timer.cancel()
         request = waiting.request

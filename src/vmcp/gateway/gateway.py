@@ -33,6 +33,7 @@ from vmcp.gateway.listen import Listens
 from vmcp.gateway.modern import ModernAdapter
 from vmcp.gateway.namespace import Namespace
 from vmcp.gateway.pinning import Pinning, PinStore
+from vmcp.gateway.replay import replay_safe
 from vmcp.gateway.session import FrontSession
 from vmcp.gateway.toolsearch import ToolSearch
 from vmcp.gateway.warmcatalog import WarmCatalog
@@ -155,6 +156,8 @@ class Gateway:
         self._opening: _Opening | None = None
         #: the state shared with the deployment's other instances; None without ``[cluster]``
         self.cluster: SharedState | None = _open_cluster(config)
+        if self.cluster is not None:
+            self.bridge.join(self.cluster)
 
     # -- FrontHost ------------------------------------------------------------------------
 
@@ -201,6 +204,11 @@ class Gateway:
         if self.cluster is not None and (problem := self.cluster.problem()) is not None:
             problems.append(problem)
         return problems
+
+    def replay_safe(self, message: JsonMessage) -> bool:
+        """Whether a load balancer may run request ``message`` again on another instance
+        (see :mod:`vmcp.gateway.replay`)."""
+        return replay_safe(self, message)
 
     @property
     def draining(self) -> bool:

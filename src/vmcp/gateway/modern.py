@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vmcp import __version__
 from vmcp.auth.base import Principal
@@ -152,6 +152,18 @@ class ModernAdapter:
         return ttl, "private" if private else "public"
 
 
+class ExchangePeer(Protocol):
+    """Where an exchange's messages go: the session of the connection its request came on
+    (or a stand-in that sends them to the instance a retry came to, see
+    :mod:`vmcp.gateway.resume_remote`)."""
+
+    #: request id -> the exchange of each modern request in flight on it
+    exchanges: dict[Any, Exchange]
+
+    def send(self, message: JsonMessage, related_to: Any = None) -> None:
+        """Deliver a message (a response, or a notification of request ``related_to``)."""
+
+
 class Exchange:
     """The sink of one modern request: its response (and what belongs to it) goes on the
     connection it came on, related to its id."""
@@ -167,7 +179,7 @@ class Exchange:
         "tasks",
     )
 
-    def __init__(self, adapter: ModernAdapter, session: FrontSession, request_id: Any,
+    def __init__(self, adapter: ModernAdapter, session: ExchangePeer, request_id: Any,
                  method: str) -> None:
         self.adapter = adapter
         self.session = session

@@ -133,6 +133,10 @@ class FrontHost(Protocol):
     def auth_required(self) -> bool:
         """True when an auth driver that really checks credentials is configured."""
 
+    def replay_safe(self, message: JsonMessage) -> bool:
+        """Whether running request ``message`` a second time has no consequence, so that a
+        load balancer may send it again elsewhere (asked with ``[cluster]`` only)."""
+
     @property
     def cluster(self) -> SharedState | None:
         """The state shared with the deployment's other instances; None without ``[cluster]``

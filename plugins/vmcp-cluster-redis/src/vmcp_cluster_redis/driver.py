@@ -171,10 +171,11 @@ class RedisSharedState(SharedState):
         """Call ``handler`` with every message for this instance or for all."""
         self._handlers.append(handler)
 
-    async def publish(self, instance: str | None, message: dict[str, Any]) -> None:
-        """``PUBLISH`` on one instance's channel (None: on the channel of all)."""
+    async def publish(self, instance: str | None, message: dict[str, Any]) -> int:
+        """``PUBLISH`` on one instance's channel (None: on the channel of all); the number
+        of subscribers Redis delivered it to."""
         channel = self._broadcast if instance is None else f"{self.prefix}:to:{instance}"
-        await self._call(self._redis.publish(channel, json.dumps(message)))
+        return int(await self._call(self._redis.publish(channel, json.dumps(message))))
 
     async def _listen(self, subscribed: asyncio.Event) -> None:
         lost = False

@@ -41,6 +41,8 @@ from vmcp.protocol.errors import (
 )
 from vmcp.transports.base import FrontHost, FrontSessionHandle, JsonMessage
 from vmcp.transports.tracecontext import meta_from_headers
+from vmcp_transport_http.commit import must_commit
+from vmcp_transport_http.commit import start as commit_start
 from vmcp_transport_http.limits import retry_after, shed_wait
 from vmcp_transport_http.messages import (
     JSON_TYPE,
@@ -91,6 +93,8 @@ class ModernFront:
         self.settings = settings
         self._grace = grace
         self._lookup = ParamLookup()
+        #: behind a load balancer with other instances (``[cluster]``): see :mod:`.commit`
+        self._shared = getattr(host, "cluster", None) is not None
 
     async def post(self, request: web.Request, principal: Principal, payload: Any,
                    release: Callable[[], None]) -> web.StreamResponse:
@@ -128,9 +132,17 @@ class ModernFront:
             if "traceparent" in request.headers:
                 payload = meta_from_headers(payload, request.headers)
             stream = exchange.expect(request_id)
+            started, hold = None, False
+            if self._shared:
+                if must_commit(self.host.replay_safe, (payload,)):
+                    started = await commit_start(request, SSE_HEADERS if sse else {}, sse)
+                else:
+                    hold = True
             handle.handle(payload)
+            if started is not None:
+                return await self._started_reply(stream, started, sse)
             return await self._reply(request, stream, sse,
-                                     release if payload["method"] == LISTEN else None)
+                                     release if payload["method"] == LISTEN else None, hold)
         finally:
             await handle.aclose()
 
@@ -157,11 +169,25 @@ class ModernFront:
         except RpcError as exc:
             raise HttpProblem(400, exc.message, exc.code, request_id=request_id) from exc
 
+    async def _started_reply(self, stream: EventStream, response: web.StreamResponse,
+                             sse: bool) -> web.StreamResponse:
+        """The rest of a reply started before its request ran (see :mod:`.commit`)."""
+        if sse:
+            await pump(stream, response, 0, self.settings.keepalive_interval)
+        else:
+            await response.write_eof(encode_message(await response_of(stream)))
+        return response
+
     async def _reply(self, request: web.Request, stream: EventStream, sse: bool,
-                     release: Callable[[], None] | None) -> web.StreamResponse:
+                     release: Callable[[], None] | None, hold: bool = False
+                     ) -> web.StreamResponse:
+        """``hold``: the response starts with its first event (a request safe to run again,
+        see :mod:`.commit`)."""
         if not sse:
             return _json(await response_of(stream))
         await self._grace.changed(stream, 0)  # 0: whatever was queued since the POST counts
+        while hold and not stream.backlog and not stream.finished:
+            await stream.changed(stream.version)
         if stream.finished and stream.backlog == 1:  # only the response: one JSON body
             return _json(stream.messages()[0])
         response = (EventStreamResponse if stream.backlog else web.StreamResponse)(

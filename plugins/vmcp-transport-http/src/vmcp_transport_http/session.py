@@ -19,6 +19,7 @@ from vmcp.auth.base import Principal
 from vmcp.protocol.errors import REQUEST_CANCELLED
 from vmcp.transports.base import FrontSessionHandle, JsonMessage
 from vmcp_transport_http.messages import is_response, request_key
+from vmcp_transport_http.shared import stream_key
 from vmcp_transport_http.streams import EventStream
 
 if TYPE_CHECKING:
@@ -168,10 +169,14 @@ class HttpSession:
     def open_post(self, keys: list[str | int], *, sse: bool) -> PostStream:
         """Register the reply stream of a POST carrying requests with these ids."""
         self._counter += 1
+        # a shared session's stream names its instance: a Last-Event-ID of it that reaches
+        # another instance is told apart from that one's own streams
+        key = (str(self._counter) if self.shared is None
+               else stream_key(self.shared.state.instance, self._counter))
         # A JSON reply holds only the responses asked for and is never replayed: no bound.
-        stream = (EventStream(str(self._counter), self._replay, max_bytes=self._replay_bytes,
+        stream = (EventStream(key, self._replay, max_bytes=self._replay_bytes,
                               trim_undelivered=False)
-                  if sse else EventStream(str(self._counter), None))
+                  if sse else EventStream(key, None))
         post = PostStream(stream, set(keys), sse, keys)
         self._by_key[post.stream.key] = post
         for key in keys:

@@ -25,6 +25,8 @@ log = logging.getLogger("vmcp.transports.http")
 
 #: the first character of a shared standalone-stream event id (then the log's own id)
 SHARED_EVENT = "r"
+#: separates the instance from the number in the key of a shared session's POST stream
+STREAM_MARK = "~"
 #: seconds between two renewals of a used session's record at most (shorter idle
 #: timeouts renew four times per timeout)
 RENEW_EVERY = 5.0
@@ -96,6 +98,18 @@ class SharedLink:
             return False
         self.renewed = now
         return True
+
+
+def stream_key(instance: str, number: int) -> str:
+    """The key of a shared session's POST reply stream: it names its instance."""
+    return f"{instance}{STREAM_MARK}{number}"
+
+
+def stream_instance(last_event_id: str) -> str | None:
+    """The instance whose POST reply stream an event id (``<key>-<seq>``) names, or None."""
+    key = last_event_id.rpartition("-")[0]
+    instance, mark, number = key.rpartition(STREAM_MARK)
+    return instance if mark and instance and number.isdigit() else None
 
 
 def resume_point(last_event_id: str | None) -> str | None:

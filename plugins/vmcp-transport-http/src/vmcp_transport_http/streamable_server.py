@@ -48,6 +48,8 @@ from vmcp.protocol.errors import BACKEND_UNAVAILABLE
 from vmcp.protocol.versions import DEFAULT_HTTP_VERSION, HANDSHAKE_VERSIONS
 from vmcp.transports.base import FrontHost
 from vmcp.transports.tracecontext import meta_from_headers
+from vmcp_transport_http.commit import must_commit
+from vmcp_transport_http.commit import start as commit_start
 from vmcp_transport_http.limits import Admission, RateLimiter, retry_after, shed_wait
 from vmcp_transport_http.messages import (
     JSON_TYPE,
@@ -70,8 +72,15 @@ from vmcp_transport_http.server import (
 )
 from vmcp_transport_http.session import HttpSession, PostStream
 from vmcp_transport_http.settings import DEFAULT_RATE_LIMIT, StreamableSettings
-from vmcp_transport_http.shared import SHARED_EVENT, SharedLink, pump_shared, resume_point
+from vmcp_transport_http.shared import (
+    SHARED_EVENT,
+    SharedLink,
+    pump_shared,
+    resume_point,
+    stream_instance,
+)
 from vmcp_transport_http.sse import encode_event
+from vmcp_transport_http.stream_relay import StreamRelay
 from vmcp_transport_http.streams import EventStreamResponse, SharedTimeout, encode_events, pump
 
 log = logging.getLogger("vmcp.transports.http")
@@ -131,7 +140,11 @@ class StreamableHttpServer:
         self._cluster = getattr(host, "cluster", None)
         #: shared sessions whose standalone stream this instance delivers now
         self._streaming: set[str] = set()
+        #: POST reply streams resumed on another instance than theirs (``[cluster]``)
+        self._relay: StreamRelay | None = None
         if self._cluster is not None:
+            self._relay = StreamRelay(self._cluster, self.sessions.get,
+                                      settings.keepalive_interval, self._spawn)
             self._cluster.listen(self._from_elsewhere)
             mine = self._cluster.instance + "."
             self._cluster.session_count = lambda: sum(1 for key in self.sessions
@@ -356,10 +369,20 @@ class StreamableHttpServer:
         post = session.open_post(keys, sse=sse)
         try:
             with session.active():
+                started, hold = None, False
+                if self._cluster is not None:
+                    if must_commit(self.host.replay_safe, (m for m in messages if is_request(m))):
+                        started = await commit_start(
+                            request, {**(SSE_HEADERS if sse else {}), SESSION_HEADER: session.id},
+                            sse, self._priming(session, post, version) if sse else b"")
+                    else:
+                        hold = True
                 for message in messages:
                     session.deliver(message)
-                if sse:
-                    response = await self._stream_reply(request, session, post, version)
+                if started is not None:
+                    response = await self._started_reply(session, post, started)
+                elif sse:
+                    response = await self._stream_reply(request, session, post, version, hold)
                 else:
                     response = await self._json_reply(session, post)
         finally:
@@ -374,17 +397,17 @@ class StreamableHttpServer:
         return response
 
     async def _stream_reply(
-        self, request: web.Request, session: HttpSession, post: PostStream, version: str
+        self, request: web.Request, session: HttpSession, post: PostStream, version: str,
+        hold: bool = False,
     ) -> web.StreamResponse:
+        """``hold``: the response starts with its first event, with no priming event (a
+        request safe to run again, see :mod:`.commit`)."""
         stream = post.stream
         headers = {**SSE_HEADERS, SESSION_HEADER: session.id}
-        # An id before any data lets the client resume even if nothing else reached it. A
-        # client that negotiated 2025-11-25 understands it whatever version header it sends.
-        newest = max(version, session.protocol_version or version)
-        first = b""
-        if newest >= PRIMING_SINCE:
-            first = encode_event("", event_id=stream.event_id(0), retry=RETRY_MS)
+        first = b"" if hold else self._priming(session, post, version)
         await self._grace.changed(stream, 0)  # 0: whatever was queued since the POST counts
+        while hold and not stream.backlog and not stream.finished:
+            await stream.changed(stream.version)
         if stream.finished:  # a quick reply: the whole stream as one body, in one write
             if (problem := _shed(post)) is not None:
                 stream.mark_delivered(stream.delivered + stream.backlog)  # its body says it all
@@ -397,6 +420,30 @@ class StreamableHttpServer:
         response = (EventStreamResponse if ready else web.StreamResponse)(headers=headers)
         await response.prepare(request)
         await pump(stream, response, 0, self.settings.keepalive_interval, first=first or None)
+        return response
+
+    @staticmethod
+    def _priming(session: HttpSession, post: PostStream, version: str) -> bytes:
+        """The priming event of a POST's SSE reply, or nothing for an older client."""
+        # An id before any data lets the client resume even if nothing else reached it. A
+        # client that negotiated 2025-11-25 understands it whatever version header it sends.
+        newest = max(version, session.protocol_version or version)
+        if newest < PRIMING_SINCE:
+            return b""
+        return encode_event("", event_id=post.stream.event_id(0), retry=RETRY_MS)
+
+    async def _started_reply(self, session: HttpSession, post: PostStream,
+                             response: web.StreamResponse) -> web.StreamResponse:
+        """The rest of a reply started before its requests ran (see :mod:`.commit`)."""
+        if post.sse:
+            await pump(post.stream, response, 0, self.settings.keepalive_interval)
+            return response
+        try:
+            reply = await self._json_reply(session, post)
+            body = reply.body
+        except HttpProblem as problem:
+            body = problem.response().body
+        await response.write_eof(body if isinstance(body, bytes) else b"")
         return response
 
     async def _json_reply(self, session: HttpSession, post: PostStream) -> web.Response:
@@ -431,6 +478,13 @@ class StreamableHttpServer:
         if session.shared is not None and (last_event_id is None
                                            or last_event_id.startswith(SHARED_EVENT)):
             return await self._get_shared(request, session, resume_point(last_event_id))
+        if (self._cluster is not None and last_event_id is not None
+                and (owner := stream_instance(last_event_id)) is not None
+                and owner != self._cluster.instance):
+            assert self._relay is not None
+            return await self._relay.resume(
+                request, {**SSE_HEADERS, SESSION_HEADER: session.id}, session.id, owner,
+                last_event_id)
         if last_event_id is None:
             stream, after = session.get_stream, session.get_stream.delivered
         else:
