@@ -347,6 +347,9 @@ class OAuthSettings(_Model):
     #: the loopback port ``vmcp auth login`` receives the redirect on (0: any free port;
     #: a pre-registered client usually needs a fixed one)
     redirect_port: int = Field(0, ge=0, le=65535)
+    #: seconds a person has to finish a sign-in the gateway asked a caller's client to open
+    #: (URL-mode elicitation) before the call waiting for it fails
+    sign_in_timeout: float = Field(300.0, gt=0)
     #: the name a dynamically registered client is given
     client_name: str = "vmcp"
 

@@ -3,8 +3,11 @@
 A connection serves one grant owner: a persona (an isolated ``persona`` connection of a
 mount with per-persona grants) or the mount's shared service grant. The access token is
 refreshed shortly before it expires and again when the backend answers 401; a refused
-refresh, or no grant at all, fails the request with the command that signs in. A
-client-credentials mount obtains its grant itself. Refreshes of one grant are serialized
+refresh, or no grant at all, fails the request with the command that signs in. A connection
+is not made without a usable grant: :func:`authorizer_for` raises
+:class:`SignInRequired`, which also offers the sign-in itself (its URL, then the wait for
+the grant) for the gateway to hand to the caller's client. A client-credentials mount
+obtains its grant itself. Refreshes of one grant are serialized
 across every connection of the process, and a token another connection already renewed is
 picked up from the store instead of being refreshed twice.
 """
@@ -13,10 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
 import aiohttp
 
 from vmcp.config import MountConfig, OAuthSettings
+from vmcp.transports.signin import SignInNeeded
+from vmcp_transport_http.client_pool import ClientPool
 from vmcp_transport_http.oauth.client import (
     TokenError,
     client_credentials,
@@ -24,6 +30,7 @@ from vmcp_transport_http.oauth.client import (
     refresh,
 )
 from vmcp_transport_http.oauth.discovery import Challenge, DiscoveryError, discover
+from vmcp_transport_http.oauth.flow import begin
 from vmcp_transport_http.oauth.store import Grant, GrantStore
 
 log = logging.getLogger("vmcp.transports.http.oauth")
@@ -33,7 +40,7 @@ REFRESH_MARGIN = 60.0
 _locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
 
-class SignInRequired(Exception):
+class SignInRequired(SignInNeeded):
     """No usable grant: the message says which command signs in."""
 
 
@@ -56,15 +63,17 @@ def grant_owner(mount: MountConfig, scope: tuple[str, str] | None) -> str | None
     return None
 
 
-def authorizer_for(mount: MountConfig, scope: tuple[str, str] | None) -> BackendAuthorizer | None:
-    """The authorizer of a new connection of ``mount`` serving ``scope`` (None without OAuth).
+async def authorizer_for(mount: MountConfig, scope: tuple[str, str] | None,
+                         pool: ClientPool) -> BackendAuthorizer | None:
+    """The authorizer of a new connection of ``mount`` serving ``scope`` (None without OAuth),
+    its grant renewed over ``pool``'s session when due.
 
-    :raises SignInRequired: a person must sign in first.
+    :raises SignInRequired: a person must sign in first (the exception offers the sign-in).
     """
     if mount.oauth is None:
         return None
     authorizer = BackendAuthorizer(mount, grant_owner(mount, scope), GrantStore())
-    authorizer.check()
+    await authorizer.ready(pool)
     return authorizer
 
 
@@ -73,6 +82,7 @@ class BackendAuthorizer:
 
     def __init__(self, mount: MountConfig, owner: str | None, store: GrantStore) -> None:
         assert mount.oauth is not None and mount.url is not None
+        self.mount = mount
         self.mount_id = mount.id
         self.url = mount.url
         self.settings: OAuthSettings = mount.oauth
@@ -83,15 +93,32 @@ class BackendAuthorizer:
     def _who(self) -> str:
         return f"persona {self.owner!r}" if self.owner is not None else "the service grant"
 
-    def check(self) -> None:
-        """Fail at once when a person must sign in first (nothing is sent without a grant)."""
-        if (self.settings.grant == "authorization_code"
-                and self.store.load(self.mount_id, self.owner) is None):
-            raise SignInRequired(self._sign_in("has not signed in"))
+    async def ready(self, pool: ClientPool) -> None:
+        """Fail at once when a person must sign in first (nothing is sent without a usable
+        grant): no grant, or one that is due for renewal and cannot be renewed."""
+        if self.settings.grant != "authorization_code":
+            return
+        grant = self.store.load(self.mount_id, self.owner)
+        if grant is None:
+            raise self._sign_in("has not signed in")
+        if grant.renewal_due(REFRESH_MARGIN):
+            http = pool.acquire()
+            try:
+                await self._renew(http, grant.access_token)
+            finally:
+                await pool.release()
 
-    def _sign_in(self, why: str, scope: str | None = None) -> str:
-        return (f"mount {self.mount_id!r}: {self._who()} {why}; sign in with "
-                f"`{login_command(self.mount_id, self.owner, scope)}`")
+    def _sign_in(self, why: str, scope: str | None = None,
+                 shown_scope: str | None = None) -> SignInRequired:
+        """The refusal naming the command that signs in (for ``scope``, else a placeholder
+        ``shown_scope``), offering the sign-in itself."""
+        return SignInRequired(
+            f"mount {self.mount_id!r}: {self._who()} {why}; sign in with "
+            f"`{login_command(self.mount_id, self.owner, scope or shown_scope)}`",
+            start=partial(begin, self.mount, self.owner, self.store, scope,
+                          self.settings.sign_in_timeout),
+            key=(str(self.store.root), self.mount_id, self.owner),
+            timeout=self.settings.sign_in_timeout)
 
     async def header(self, http: aiohttp.ClientSession) -> str:
         """The ``Authorization`` value to send now (token requests go over ``http``)."""
@@ -121,7 +148,7 @@ class BackendAuthorizer:
             if self.settings.grant == "client_credentials":
                 raise SignInRequired(f"mount {self.mount_id!r}: the service grant lacks "
                                      f"{needed}: add it to the mount's oauth.scopes")
-            raise SignInRequired(self._sign_in(f"needs {needed}", challenge.scope or "SCOPE"))
+            raise self._sign_in(f"needs {needed}", challenge.scope, shown_scope="SCOPE")
         await self._renew(http, sent.removeprefix("Bearer "))
 
     def _holds(self, scope: str | None) -> bool:
@@ -133,7 +160,7 @@ class BackendAuthorizer:
 
     def refused(self, status: int) -> SignInRequired:
         """The backend refused even a renewed grant (HTTP ``status``): the retry limit."""
-        return SignInRequired(self._sign_in(f"holds a grant the backend refuses (HTTP {status})"))
+        return self._sign_in(f"holds a grant the backend refuses (HTTP {status})")
 
     async def _renew(self, http: aiohttp.ClientSession, stale: str | None) -> Grant:
         async with self._lock:
@@ -144,11 +171,11 @@ class BackendAuthorizer:
             if self.settings.grant == "client_credentials":
                 grant = await self._machine_grant(http)
             elif grant is None:
-                raise SignInRequired(self._sign_in("has not signed in"))
+                raise self._sign_in("has not signed in")
             elif grant.refresh_token is None:
                 why = ("holds an expired grant" if grant.renewal_due(REFRESH_MARGIN)
                        else "holds a grant the backend refuses")
-                raise SignInRequired(self._sign_in(f"{why} (no refresh token)"))
+                raise self._sign_in(f"{why} (no refresh token)")
             else:
                 try:
                     grant = await refresh(http, grant)
@@ -158,8 +185,8 @@ class BackendAuthorizer:
                                              f"grant of {self._who()}: {exc}") from exc
                     log.info("mount %s: refresh refused for %s: %s", self.mount_id,
                              self._who(), exc.error)
-                    raise SignInRequired(self._sign_in(
-                        f"holds a grant the server refused ({exc.error})")) from exc
+                    raise self._sign_in(
+                        f"holds a grant the server refused ({exc.error})") from exc
             self.store.save(self.mount_id, self.owner, grant)
             return grant
 
