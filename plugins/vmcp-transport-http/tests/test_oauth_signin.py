@@ -27,7 +27,7 @@ from http_harness import run_gateway
 from mcp import ClientSession
 from mcp.client.session import ClientRequestContext
 from mcp.client.streamable_http import streamable_http_client
-from test_oauth import CALL_TIMEOUT, call, config_for, personas_with_tokens, sign_in_as
+from test_oauth import CALL_TIMEOUT, admin, call, config_for, personas_with_tokens, sign_in_as
 from test_oauth import store_of as grants_of
 from test_oauth import world as oauth_world
 
@@ -98,18 +98,33 @@ async def client(url: str, token: str, person: Person | None) -> AsyncIterator[C
         yield session
 
 
+@dataclass
+class World:
+    """A running gateway in front of the protected backend."""
+
+    #: the gateway's HTTP front
+    url: str
+    config: Path
+    #: a front token per persona
+    tokens: dict[str, str]
+    #: the authorization server
+    issuer: str
+
+
 @asynccontextmanager
-async def gateway_for(tmp_path: Path, *personas: str,
-                      **oauth: Any) -> AsyncIterator[tuple[str, Path, dict[str, str]]]:
-    """The AS, the protected backend and a gateway mounting it as ``crm`` (per-persona
-    grants; the service grant, which serves the lists, signed in beforehand); yields the
-    gateway's URL, its config and a front token per persona."""
-    async with oauth_world(tmp_path) as (_, url, _log):
+async def gateway_for(tmp_path: Path, *personas: str, signed_in: tuple[str, ...] = (),
+                      **oauth: Any) -> AsyncIterator[World]:
+    """The AS, the protected backend and a gateway mounting it as ``crm`` with per-persona
+    grants; the service grant (which serves the lists) and those of ``signed_in`` are
+    signed in beforehand."""
+    async with oauth_world(tmp_path) as (issuer, url, _log):
         config = config_for(tmp_path, url, oauth)
         tokens = personas_with_tokens(config, *personas)
         await sign_in_as(config, None, "svc")
+        for persona in signed_in:
+            await sign_in_as(config, persona, persona)
         async with run_gateway(config, "http") as gateway:
-            yield gateway.url, config, tokens
+            yield World(gateway.url, config, tokens, issuer)
 
 
 def redirect_of(url: str) -> str:
@@ -118,7 +133,8 @@ def redirect_of(url: str) -> str:
 
 
 async def test_a_call_signs_in_through_its_client_and_finishes(tmp_path: Path) -> None:
-    async with gateway_for(tmp_path, "alice", "carol") as (url, config, tokens):
+    async with gateway_for(tmp_path, "alice", "carol") as world:
+        url, config, tokens = world.url, world.config, world.tokens
         alice = Person("alice")
         async with client(url, tokens["alice"], alice) as session:
             failed, who = await call(session, "whoami")
@@ -152,7 +168,8 @@ async def test_a_call_signs_in_through_its_client_and_finishes(tmp_path: Path) -
 
 
 async def test_callers_see_only_their_own_sign_in(tmp_path: Path) -> None:
-    async with gateway_for(tmp_path, "alice", "bob") as (url, config, tokens):
+    async with gateway_for(tmp_path, "alice", "bob") as world:
+        url, config, tokens = world.url, world.config, world.tokens
         alice, bob, alice_too = Person("alice"), Person("bob"), Person("alice")
         async with (client(url, tokens["alice"], alice) as as_alice,
                     client(url, tokens["bob"], bob) as as_bob,
@@ -181,8 +198,8 @@ async def test_callers_see_only_their_own_sign_in(tmp_path: Path) -> None:
 
 
 async def test_a_sign_in_never_finished_or_declined_fails_in_time(tmp_path: Path) -> None:
-    async with gateway_for(tmp_path, "alice", "bob", sign_in_timeout=3) as (url, config,
-                                                                            tokens):
+    async with gateway_for(tmp_path, "alice", "bob", sign_in_timeout=3) as world:
+        url, config, tokens = world.url, world.config, world.tokens
         idle = Person("alice", opens=False)
         async with client(url, tokens["alice"], idle) as session:
             began = time.monotonic()
@@ -201,3 +218,28 @@ async def test_a_sign_in_never_finished_or_declined_fails_in_time(tmp_path: Path
             assert failed and "declined" in message and "--persona bob" in message, message
         assert grants_of(config).load("crm", "alice") is None
         assert grants_of(config).load("crm", "bob") is None
+
+
+async def test_a_refused_grant_leads_back_to_sign_in_through_the_client(tmp_path: Path) -> None:
+    async with gateway_for(tmp_path, "alice", "bob", signed_in=("alice", "bob")) as world:
+        alice, bob = Person("alice"), Person("bob")
+        async with (client(world.url, world.tokens["alice"], alice) as as_alice,
+                    client(world.url, world.tokens["bob"], bob) as as_bob):
+            failed, _ = await call(as_bob, "whoami")
+            assert not failed and not bob.asked
+            await admin(world.issuer, "revoke?user=alice")
+            await admin(world.issuer, "revoke?user=bob")
+            # alice's connection is made now: its handshake finds the grant refused and
+            # the refresh refused, so her client is asked and the call still finishes
+            failed, who = await call(as_alice, "whoami")
+            assert not failed and json.loads(who)["sub"] == "alice", who
+            assert len(alice.asked) == 1
+            # bob's connection was up: the refused call says how to sign in, the
+            # connection ends with it, and his next call signs in through his client
+            failed, message = await call(as_bob, "whoami")
+            assert failed and "vmcp auth login crm --persona bob" in message, message
+            failed, who = await call(as_bob, "whoami")
+            assert not failed and json.loads(who)["sub"] == "bob", who
+            assert len(bob.asked) == 1
+            await alice.visited()
+            await bob.visited()

@@ -40,9 +40,11 @@ class SignInNeeded(Exception):
 
     def __init__(
         self, message: str, start: Callable[[], Awaitable[SignInFlow]] | None = None,
-        key: Hashable = None, timeout: float | None = None,
+        key: Hashable = None, timeout: float | None = None, lost: bool = False,
     ) -> None:
         super().__init__(message)
+        #: the grant is gone or refused for good: a connection using it cannot work
+        self.lost = lost
         #: prepares a sign-in the gateway can hand to the caller (None: only the command)
         self.start = start
         #: whose grant it is (callers with the same key share one sign-in in flight)

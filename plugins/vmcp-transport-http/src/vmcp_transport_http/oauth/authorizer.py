@@ -100,7 +100,7 @@ class BackendAuthorizer:
             return
         grant = self.store.load(self.mount_id, self.owner)
         if grant is None:
-            raise self._sign_in("has not signed in")
+            raise self._sign_in("has not signed in", lost=True)
         if grant.renewal_due(REFRESH_MARGIN):
             http = pool.acquire()
             try:
@@ -108,17 +108,18 @@ class BackendAuthorizer:
             finally:
                 await pool.release()
 
-    def _sign_in(self, why: str, scope: str | None = None,
-                 shown_scope: str | None = None) -> SignInRequired:
+    def _sign_in(self, why: str, scope: str | None = None, shown_scope: str | None = None,
+                 lost: bool = False) -> SignInRequired:
         """The refusal naming the command that signs in (for ``scope``, else a placeholder
-        ``shown_scope``), offering the sign-in itself."""
+        ``shown_scope``), offering the sign-in itself; ``lost``: no grant is left that a
+        connection could use."""
         return SignInRequired(
             f"mount {self.mount_id!r}: {self._who()} {why}; sign in with "
             f"`{login_command(self.mount_id, self.owner, scope or shown_scope)}`",
             start=partial(begin, self.mount, self.owner, self.store, scope,
                           self.settings.sign_in_timeout),
             key=(str(self.store.root), self.mount_id, self.owner),
-            timeout=self.settings.sign_in_timeout)
+            timeout=self.settings.sign_in_timeout, lost=lost)
 
     async def header(self, http: aiohttp.ClientSession) -> str:
         """The ``Authorization`` value to send now (token requests go over ``http``)."""
@@ -171,11 +172,11 @@ class BackendAuthorizer:
             if self.settings.grant == "client_credentials":
                 grant = await self._machine_grant(http)
             elif grant is None:
-                raise self._sign_in("has not signed in")
+                raise self._sign_in("has not signed in", lost=True)
             elif grant.refresh_token is None:
                 why = ("holds an expired grant" if grant.renewal_due(REFRESH_MARGIN)
                        else "holds a grant the backend refuses")
-                raise self._sign_in(f"{why} (no refresh token)")
+                raise self._sign_in(f"{why} (no refresh token)", lost=True)
             else:
                 try:
                     grant = await refresh(http, grant)
@@ -185,8 +186,11 @@ class BackendAuthorizer:
                                              f"grant of {self._who()}: {exc}") from exc
                     log.info("mount %s: refresh refused for %s: %s", self.mount_id,
                              self._who(), exc.error)
+                    lost = exc.error == "invalid_grant"
+                    if lost:  # revoked or expired for good: only a new sign-in helps
+                        self.store.delete(self.mount_id, self.owner)
                     raise self._sign_in(
-                        f"holds a grant the server refused ({exc.error})") from exc
+                        f"holds a grant the server refused ({exc.error})", lost=lost) from exc
             self.store.save(self.mount_id, self.owner, grant)
             return grant
 
