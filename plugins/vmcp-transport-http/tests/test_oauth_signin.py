@@ -24,12 +24,14 @@ import httpx2
 import mcp.types as types
 import pytest
 from http_harness import run_gateway
-from mcp import ClientSession
+from mcp import Client, ClientSession
 from mcp.client.session import ClientRequestContext
 from mcp.client.streamable_http import streamable_http_client
 from test_oauth import CALL_TIMEOUT, admin, call, config_for, personas_with_tokens, sign_in_as
 from test_oauth import store_of as grants_of
 from test_oauth import world as oauth_world
+
+MODERN = "2026-07-28"
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
 
@@ -125,6 +127,17 @@ async def gateway_for(tmp_path: Path, *personas: str, signed_in: tuple[str, ...]
             await sign_in_as(config, persona, persona)
         async with run_gateway(config, "http") as gateway:
             yield World(gateway.url, config, tokens, issuer)
+
+
+@asynccontextmanager
+async def modern_client(url: str, token: str, person: Person) -> AsyncIterator[Client]:
+    """An SDK client speaking 2026-07-28 to the gateway, declaring elicitation."""
+    async with AsyncExitStack() as stack:
+        http = await stack.enter_async_context(httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=60)))
+        yield await stack.enter_async_context(Client(
+            streamable_http_client(url, http_client=http), mode=MODERN,
+            elicitation_callback=person.elicit, cache=None))
 
 
 def redirect_of(url: str) -> str:
@@ -243,3 +256,20 @@ async def test_a_refused_grant_leads_back_to_sign_in_through_the_client(tmp_path
             assert len(bob.asked) == 1
             await alice.visited()
             await bob.visited()
+
+
+async def test_a_modern_client_signs_in_through_input_required(tmp_path: Path) -> None:
+    """2026-07-28: the call is answered ``input_required`` asking for the URL; the client's
+    retry (consent given) waits until the grant is stored, then gets the backend's data."""
+    async with gateway_for(tmp_path, "alice") as world:
+        alice = Person("alice")
+        with anyio.fail_after(CALL_TIMEOUT):
+            async with modern_client(world.url, world.tokens["alice"], alice) as session:
+                result = await session.call_tool("crm__whoami", {})
+        assert not result.is_error
+        content = result.content[0]
+        assert isinstance(content, types.TextContent)
+        assert json.loads(content.text)["sub"] == "alice"
+        await alice.visited()
+        assert len(alice.asked) == 1 and alice.asked[0].mode == "url"
+        assert grants_of(world.config).load("crm", "alice") is not None
