@@ -1,5 +1,7 @@
 """One person's sign-in to a protected backend: authorization code with PKCE, received on a
-loopback redirect (``http://127.0.0.1:PORT/callback``, RFC 8252).
+loopback redirect: ``http://127.0.0.1:PORT/callback`` (RFC 8252), or the gateway's own HTTP
+front (``/oauth/callback``, see :mod:`~vmcp_transport_http.oauth.callbacks`) when it serves
+one on loopback and the client is registered dynamically (whose redirect URI is its own).
 
 :func:`begin` does everything up to the authorization URL (discovery, client identity,
 PKCE, a fresh ``state``, the receiver listening); :meth:`AuthorizationFlow.finish` waits for
@@ -10,6 +12,7 @@ gateway hands it to the caller's client as a URL-mode elicitation.
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 import aiohttp
 from aiohttp import web
@@ -17,8 +20,10 @@ from authlib.common.security import generate_token
 from mcp.client.auth import OAuthFlowError
 from mcp.client.auth.utils import union_scopes, validate_authorization_response_iss
 
-from vmcp.config import MountConfig
+from vmcp.config import MountConfig, OAuthSettings
 from vmcp.transports.signin import SignInNeeded
+from vmcp_transport_http.oauth.callbacks import CALLBACK_PATH as FRONT_CALLBACK_PATH
+from vmcp_transport_http.oauth.callbacks import FrontCallbacks, answer_page, front_callbacks
 from vmcp_transport_http.oauth.client import (
     Pkce,
     TokenError,
@@ -35,12 +40,63 @@ from vmcp_transport_http.oauth.discovery import (
 from vmcp_transport_http.oauth.store import Client, Grant, GrantStore
 
 CALLBACK_PATH = "/callback"
-_DONE_PAGE = "<!doctype html><title>vmcp</title><p>Signed in. You can close this window.</p>"
-_FAILED_PAGE = "<!doctype html><title>vmcp</title><p>Sign-in failed: {}</p>"
 
 
 class SignInError(SignInNeeded):
     """The sign-in did not produce a grant; the message says why."""
+
+
+class Receiver(Protocol):
+    """Where the authorization response of one sign-in arrives."""
+
+    #: the fresh ``state`` the response must carry
+    state: str
+
+    @property
+    def redirect_uri(self) -> str:
+        """Where the authorization server sends the browser back to."""
+
+    async def start(self) -> None:
+        """Start taking the response."""
+
+    async def wait(self, timeout: float) -> dict[str, str]:
+        """The authorization response's parameters (:class:`SignInError` after ``timeout``)."""
+
+    async def close(self) -> None:
+        """Stop taking it (idempotent)."""
+
+
+async def _within(response: asyncio.Future[dict[str, str]], timeout: float) -> dict[str, str]:
+    try:
+        return await asyncio.wait_for(asyncio.shield(response), timeout)
+    except TimeoutError:
+        raise SignInError(f"no sign-in within {timeout:.0f} seconds") from None
+
+
+class FrontReceiver:
+    """The gateway's HTTP front takes the response (at ``<front>/oauth/callback``)."""
+
+    def __init__(self, callbacks: FrontCallbacks, base: str) -> None:
+        self.state = generate_token(32)
+        self._callbacks = callbacks
+        self._base = base
+        self._result = callbacks.expect(self.state)
+
+    @property
+    def redirect_uri(self) -> str:
+        """Where the authorization server sends the browser back to."""
+        return f"{self._base}{FRONT_CALLBACK_PATH}"
+
+    async def start(self) -> None:
+        """Nothing to start: the front serves already."""
+
+    async def wait(self, timeout: float) -> dict[str, str]:
+        """The authorization response's parameters."""
+        return await _within(self._result, timeout)
+
+    async def close(self) -> None:
+        """The front no longer takes this sign-in's response."""
+        self._callbacks.forget(self.state)
 
 
 class LoopbackReceiver:
@@ -77,17 +133,11 @@ class LoopbackReceiver:
             return web.Response(status=400, text="unexpected state", content_type="text/plain")
         if not self._result.done():
             self._result.set_result(params)
-        error = params.get("error")
-        page = _FAILED_PAGE.format(error) if error else _DONE_PAGE
-        return web.Response(text=page, content_type="text/html",
-                            headers={"X-Frame-Options": "DENY", "Cache-Control": "no-store"})
+        return answer_page(params)
 
     async def wait(self, timeout: float) -> dict[str, str]:
         """The authorization response's parameters."""
-        try:
-            return await asyncio.wait_for(asyncio.shield(self._result), timeout)
-        except TimeoutError:
-            raise SignInError(f"no sign-in within {timeout:.0f} seconds") from None
+        return await _within(self._result, timeout)
 
     async def close(self) -> None:
         """Stop listening."""
@@ -101,7 +151,7 @@ class AuthorizationFlow:
     grant (as :attr:`grant`)."""
 
     def __init__(self, mount: MountConfig, owner: str | None, store: GrantStore,
-                 http: aiohttp.ClientSession, receiver: LoopbackReceiver,
+                 http: aiohttp.ClientSession, receiver: Receiver,
                  target: AuthorizationTarget, client: Client, scope: str | None,
                  timeout: float) -> None:
         self.mount_id = mount.id
@@ -161,7 +211,7 @@ async def begin(mount: MountConfig, owner: str | None, store: GrantStore,
     settings = mount.oauth
     assert settings is not None and mount.url is not None
     http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-    receiver = LoopbackReceiver(settings.redirect_port)
+    receiver = receiver_for(settings)
     try:
         challenge = await probe(http, mount.url, stream=mount.transport == "sse")
         target = await discover(http, mount.url, challenge)
@@ -180,3 +230,14 @@ async def begin(mount: MountConfig, owner: str | None, store: GrantStore,
         if isinstance(exc, (DiscoveryError, TokenError, OSError)):
             raise SignInError(str(exc)) from exc
         raise
+
+
+def receiver_for(settings: OAuthSettings) -> Receiver:
+    """The gateway's HTTP front for a dynamically registered client when there is one on
+    loopback; else a loopback listener (on the configured port)."""
+    dynamic = (settings.client_id is None and settings.client_metadata_url is None
+               and settings.redirect_port == 0)
+    base = front_callbacks.base
+    if dynamic and base is not None:
+        return FrontReceiver(front_callbacks, base)
+    return LoopbackReceiver(settings.redirect_port)
