@@ -278,6 +278,13 @@ class Router:
             mount.waiting.popleft()()
         if sink.closed:
             return
+        if ("error" in message and mount.pool is not None
+                and self.sign_ins.worth_signing_in(request, upstream)):
+            # the caller's connection lost its grant (it is ending): a new one is made
+            # after a sign-in
+            mount.pool.discard(upstream)
+            self._connect_isolated(request, mount, request.method, request.params, mapper)
+            return
         if mapper is not None:
             result = message.get("result")
             if isinstance(result, dict):

@@ -28,6 +28,7 @@ from vmcp.transports.signin import SignInFlow, SignInNeeded
 
 if TYPE_CHECKING:
     from vmcp.transports.base import JsonMessage
+    from vmcp.upstream.session import UpstreamSession
 
 log = logging.getLogger("vmcp.gateway")
 
@@ -65,6 +66,15 @@ class SignIns:
     def __init__(self, relay: Notified) -> None:
         self.relay = relay
         self._running: dict[Hashable, asyncio.Future[None]] = {}
+
+    @staticmethod
+    def worth_signing_in(request: Request, upstream: UpstreamSession) -> bool:
+        """Whether a call refused on ``upstream`` should be sent again after a sign-in: the
+        connection lost its grant while sending it (so the backend never served it), and
+        the caller's client can be asked to sign in. Another client keeps the refusal,
+        which says why and which command signs in."""
+        return (upstream.connection.sign_in is not None
+                and missing_capability(request.capabilities, "elicitation/create", _ASK) is None)
 
     def refusal(self, mount_id: str, needed: SignInNeeded) -> RpcError:
         """The error a call gets when its connection needs a sign-in it cannot have."""
