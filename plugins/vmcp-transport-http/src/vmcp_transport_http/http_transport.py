@@ -56,8 +56,10 @@ class HttpTransport(NetworkTransport):
         served: list[str] = []
 
         def serving(url: str) -> Awaitable[None] | None:
-            served.append(url)
-            front_callbacks.serving(url)
+            # with a shared port another worker could receive the browser's redirect
+            if not config.reuse_port:
+                served.append(url)
+                front_callbacks.serving(url)
             return ready(url)
 
         try:

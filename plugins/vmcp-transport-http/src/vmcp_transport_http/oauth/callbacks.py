@@ -1,6 +1,7 @@
 """The gateway's HTTP front as the redirect target of the sign-ins it asks clients to open.
 
-When the gateway serves an HTTP front on a loopback address, a person's browser is sent
+When the gateway serves an HTTP front on a loopback address (and not on a port shared by
+several workers, one of which could receive another's redirect), a person's browser is sent
 back to ``<front>/oauth/callback`` instead of a listener started for each sign-in. Each
 sign-in waiting there is known by its ``state``, fresh and unguessable; a response with
 any other ``state`` is refused, and one sign-in's response never reaches another.
