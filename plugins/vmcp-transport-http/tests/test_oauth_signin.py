@@ -278,3 +278,23 @@ async def test_a_modern_client_signs_in_through_input_required(tmp_path: Path) -
         await alice.visited()
         assert len(alice.asked) == 1 and alice.asked[0].mode == "url"
         assert grants_of(world.config).load("crm", "alice") is not None
+
+
+async def test_a_preregistered_client_signs_in_on_a_loopback_listener(tmp_path: Path) -> None:
+    """A pre-registered client's redirect URI is the loopback one it was registered with,
+    not the gateway's front: a listener is started for the sign-in, and closed after it."""
+    async with gateway_for(tmp_path, "alice", client_id="confidential",
+                           client_secret="s3cret") as world:
+        alice = Person("alice")
+        async with client(world.url, world.tokens["alice"], alice) as session:
+            failed, who = await call(session, "whoami")
+            assert not failed and json.loads(who)["sub"] == "alice", who
+            await alice.visited()
+        redirect = urlsplit(redirect_of(alice.asked[0].url))
+        assert redirect.hostname == "127.0.0.1" and redirect.path == "/callback"
+        assert redirect.port != urlsplit(world.url).port
+        async with httpx2.AsyncClient() as browser:
+            with pytest.raises(httpx2.ConnectError):
+                await browser.get(redirect.geturl())
+        grant = grants_of(world.config).load("crm", "alice")
+        assert grant is not None and grant.client.origin == "configured"
