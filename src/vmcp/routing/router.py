@@ -207,7 +207,9 @@ class Router:
         pool = mount.pool
         assert pool is not None
         host = self.host
+        loop = asyncio.get_running_loop()
         for round_ in range(SIGN_IN_ROUNDS):
+            tried_at = loop.time()
             try:
                 await pool.acquire(key, host, host.startup_timeout(mount), host.prepare_hook())
                 return
@@ -215,7 +217,7 @@ class Router:
                 if round_ == SIGN_IN_ROUNDS - 1:
                     raise self.sign_ins.refusal(mount.mount_id, needed) from None
                 await self.sign_ins.settle(request, mount.mount_id, needed,
-                                           host.config.gateway.request_timeout)
+                                           host.config.gateway.request_timeout, tried_at)
 
     # -- the direct path ------------------------------------------------------------------
 

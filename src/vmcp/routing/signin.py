@@ -66,6 +66,8 @@ class SignIns:
     def __init__(self, relay: Notified) -> None:
         self.relay = relay
         self._running: dict[Hashable, asyncio.Future[None]] = {}
+        #: grant owner -> loop time its last sign-in through a client succeeded
+        self._finished: dict[Hashable, float] = {}
 
     @staticmethod
     def worth_signing_in(request: Request, upstream: UpstreamSession) -> bool:
@@ -82,15 +84,18 @@ class SignIns:
                         f"connection for this caller: {needed}")
 
     async def settle(self, request: Request, mount_id: str, needed: SignInNeeded,
-                     default_timeout: float) -> None:
+                     default_timeout: float, tried_at: float) -> None:
         """Return once a connection may be tried again: this caller's client carried out
         the sign-in, or another caller's sign-in for the same grant owner ended (each
-        within the sign-in's timeout, else ``default_timeout``).
+        within the sign-in's timeout, else ``default_timeout``) or succeeded since the
+        refused attempt began (loop time ``tried_at``).
 
         :raises RpcError: the client cannot be asked (the refusal naming the command), or
             the sign-in was declined, failed, or not finished in time.
         """
         timeout = needed.timeout or default_timeout
+        if self._finished.get(needed.key, float("-inf")) >= tried_at:
+            return
         running = self._running.get(needed.key)
         if running is not None:
             try:
@@ -105,6 +110,7 @@ class SignIns:
         self._running[needed.key] = done
         try:
             await asyncio.wait_for(self._ask(request, mount_id, needed), timeout)
+            self._finished[needed.key] = asyncio.get_running_loop().time()
         except TimeoutError:
             raise RpcError(BACKEND_UNAVAILABLE, f"Backend {mount_id!r}: the sign-in was not "
                            f"finished within {timeout:g} seconds; {needed}") from None
