@@ -37,5 +37,5 @@ class LegacySseTransport(HttpTransport):
         mount's grant is chosen as for ``http``)."""
         assert mount.url is not None  # the mount config requires a url for remote transports
         timeout = mount.startup_timeout or CONNECT_TIMEOUT
-        authorizer = await authorizer_for(mount, scope, self._pool)
-        return await LegacySseConnection.open(self._pool, mount.url, headers, timeout, authorizer)
+        return await LegacySseConnection.open(self._pool, mount.url, headers, timeout,
+                                              authorizer_for(mount, scope))

@@ -36,10 +36,9 @@ class StreamableHttpTransport(HttpTransport):
         """A connection to the mount's URL; nothing is sent until the gateway's first message.
 
         An OAuth mount's connection sends the grant of the persona it serves (``scope``) or
-        the service grant; without a usable one a person must sign in first, and it fails
-        at once with :class:`~vmcp.transports.signin.SignInNeeded`.
+        the service grant; without one a person must sign in first, and it fails at once.
         """
         assert mount.url is not None  # the mount config requires a url for remote transports
         timeout = mount.startup_timeout or CONNECT_TIMEOUT
-        authorizer = await authorizer_for(mount, scope, self._pool)
-        return StreamableHttpConnection(self._pool, mount.url, headers, timeout, authorizer)
+        return StreamableHttpConnection(self._pool, mount.url, headers, timeout,
+                                        authorizer_for(mount, scope))

@@ -3,11 +3,11 @@
 A connection serves one grant owner: a persona (an isolated ``persona`` connection of a
 mount with per-persona grants) or the mount's shared service grant. The access token is
 refreshed shortly before it expires and again when the backend answers 401; a refused
-refresh, or no grant at all, fails the request with the command that signs in. A connection
-is not made without a usable grant: :func:`authorizer_for` raises
-:class:`SignInRequired`, which also offers the sign-in itself (its URL, then the wait for
-the grant) for the gateway to hand to the caller's client. A client-credentials mount
-obtains its grant itself. Refreshes of one grant are serialized
+refresh, or no grant at all, fails the request with the command that signs in; the
+:class:`SignInRequired` also offers the sign-in itself (its URL, then the wait for the grant)
+for the gateway to hand to the caller's client. A connection is not made without a grant
+(:func:`authorizer_for` refuses), and one whose grant is refused for good ends. A
+client-credentials mount obtains its grant itself. Refreshes of one grant are serialized
 across every connection of the process, and a token another connection already renewed is
 picked up from the store instead of being refreshed twice.
 """
@@ -22,7 +22,6 @@ import aiohttp
 
 from vmcp.config import MountConfig, OAuthSettings
 from vmcp.transports.signin import SignInNeeded
-from vmcp_transport_http.client_pool import ClientPool
 from vmcp_transport_http.oauth.client import (
     TokenError,
     client_credentials,
@@ -63,17 +62,15 @@ def grant_owner(mount: MountConfig, scope: tuple[str, str] | None) -> str | None
     return None
 
 
-async def authorizer_for(mount: MountConfig, scope: tuple[str, str] | None,
-                         pool: ClientPool) -> BackendAuthorizer | None:
-    """The authorizer of a new connection of ``mount`` serving ``scope`` (None without OAuth),
-    its grant renewed over ``pool``'s session when due.
+def authorizer_for(mount: MountConfig, scope: tuple[str, str] | None) -> BackendAuthorizer | None:
+    """The authorizer of a new connection of ``mount`` serving ``scope`` (None without OAuth).
 
     :raises SignInRequired: a person must sign in first (the exception offers the sign-in).
     """
     if mount.oauth is None:
         return None
     authorizer = BackendAuthorizer(mount, grant_owner(mount, scope), GrantStore())
-    await authorizer.ready(pool)
+    authorizer.check()
     return authorizer
 
 
@@ -93,20 +90,13 @@ class BackendAuthorizer:
     def _who(self) -> str:
         return f"persona {self.owner!r}" if self.owner is not None else "the service grant"
 
-    async def ready(self, pool: ClientPool) -> None:
-        """Fail at once when a person must sign in first (nothing is sent without a usable
-        grant): no grant, or one that is due for renewal and cannot be renewed."""
-        if self.settings.grant != "authorization_code":
-            return
-        grant = self.store.load(self.mount_id, self.owner)
-        if grant is None:
+    def check(self) -> None:
+        """Fail at once when a person must sign in first (nothing is sent without a grant;
+        one that cannot be renewed ends the connection when it is used, see
+        :attr:`~vmcp.transports.signin.SignInNeeded.lost`)."""
+        if (self.settings.grant == "authorization_code"
+                and self.store.load(self.mount_id, self.owner) is None):
             raise self._sign_in("has not signed in", lost=True)
-        if grant.renewal_due(REFRESH_MARGIN):
-            http = pool.acquire()
-            try:
-                await self._renew(http, grant.access_token)
-            finally:
-                await pool.release()
 
     def _sign_in(self, why: str, scope: str | None = None, shown_scope: str | None = None,
                  lost: bool = False) -> SignInRequired:
