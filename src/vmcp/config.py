@@ -350,9 +350,13 @@ class OAuthSettings(_Model):
     client_metadata_url: str | None = None
     #: scopes to ask for (default: the challenge's, else the resource's ``scopes_supported``)
     scopes: list[str] = Field(default_factory=list)
-    #: the loopback port ``vmcp auth login`` receives the redirect on (0: any free port;
-    #: a pre-registered client usually needs a fixed one)
+    #: the loopback port a sign-in (``vmcp auth login``, or one the gateway asks a caller's
+    #: client to open) receives the redirect on (0: any free port; a pre-registered client
+    #: usually needs a fixed one)
     redirect_port: int = Field(0, ge=0, le=65535)
+    #: seconds a person has to finish a sign-in the gateway asked a caller's client to open
+    #: (URL-mode elicitation) before the call waiting for it fails
+    sign_in_timeout: float = Field(300.0, gt=0)
     #: the name a dynamically registered client is given
     client_name: str = "vmcp"
     #: ``token_exchange``: how the caller's token is described to the server

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vmcp.protocol.errors import BACKEND_UNAVAILABLE, RpcError
+from vmcp.transports.signin import SignInNeeded
 
 if TYPE_CHECKING:
     from vmcp.registry.mount import Mount, Replica
@@ -75,6 +76,8 @@ class IsolatedPool:
         """The connection serving ``key``, opened (and its handshake done) if need be.
 
         :raises RpcError: every allowed connection is busy, or the backend did not start.
+        :raises SignInNeeded: the connection waits for a person's sign-in (nothing was
+            opened; a later call opens it once the grant exists).
         """
         entry = self._entries.get(key)
         if entry is not None and not entry.started.done():
@@ -96,7 +99,7 @@ class IsolatedPool:
         except BaseException as exc:
             self._entries.pop(key, None)
             started.set_result(None)
-            if isinstance(exc, Exception) and not isinstance(exc, RpcError):
+            if isinstance(exc, Exception) and not isinstance(exc, (RpcError, SignInNeeded)):
                 raise RpcError(BACKEND_UNAVAILABLE, f"Backend {self.mount.mount_id!r} could not "
                                f"start a connection for this caller: {exc}") from exc
             raise

@@ -249,9 +249,11 @@ class Mount:
         upstream.scope = scope
         try:
             await upstream.start(timeout)
-        except BaseException:
+        except BaseException as exc:
             await upstream.aclose()
             replica.state = "down"
+            if connection.sign_in is not None and isinstance(exc, Exception):
+                raise connection.sign_in from exc  # the handshake found the grant refused
             raise
         if era == "auto":
             self.found_era = "modern" if upstream.modern else "legacy"

@@ -24,7 +24,9 @@ from vmcp.registry.isolation import isolation_key
 from vmcp.routing.middleware import CallNotes, MiddlewareChain, RoutedRequest
 from vmcp.routing.request import Request, Sink
 from vmcp.routing.retry import REPLICA_FAILURES, backoff, may_retry
+from vmcp.routing.signin import SignIns
 from vmcp.transports.base import JsonMessage
+from vmcp.transports.signin import SignInNeeded
 from vmcp.upstream.session import UpstreamSession
 
 if TYPE_CHECKING:
@@ -32,6 +34,10 @@ if TYPE_CHECKING:
     from vmcp.config import VmcpConfig
     from vmcp.gateway.warmcatalog import WarmCatalog
     from vmcp.registry.mount import Mount, Replica
+
+#: how often one call may find its connection waiting for a sign-in (its own, or a sign-in
+#: of the same grant owner another caller was carrying out)
+SIGN_IN_ROUNDS = 3
 
 #: maps names and URIs inside a backend's result to the front's (in place)
 Mapper = Callable[[Request, UpstreamSession, dict[str, Any]], None]
@@ -62,12 +68,16 @@ class RoutingHost(Protocol):
     def isolated_up(self, mount: Mount, key: str) -> None:
         """A caller's isolated connection to ``mount`` has just been opened."""
 
+    def upstream_notification(self, upstream: Any, message: JsonMessage, origin: Any) -> None:
+        """A notification from a backend (or from a sign-in standing in for one)."""
+
 
 class Router:
     """Routes requests to one mount each, for every adapter of one gateway."""
 
     def __init__(self, host: RoutingHost) -> None:
         self.host = host
+        self.sign_ins = SignIns(host)
 
     def route(
         self, request: Request, mount_id: str, method: str, params: dict[str, Any],
@@ -160,29 +170,56 @@ class Router:
 
     def _connect_isolated(self, request: Request, mount: Mount, method: str,
                           params: dict[str, Any], mapper: Mapper | None) -> None:
-        """Open this caller's own connection to an isolated mount, then route the request."""
+        """Open this caller's own connection to an isolated mount, then route the request.
+
+        A connection waiting for a person's sign-in is made once the grant exists: the
+        caller's client is asked to carry the sign-in out (see :mod:`vmcp.routing.signin`).
+        While it is asked the request may move to another sink and id (a 2026-07-28 retry),
+        so both are read from the request each time.
+        """
         pool = mount.pool
         assert pool is not None
         key = pool_key(request, mount)
         host = self.host
-        sink = request.sink
+        first = (request.sink, request.id)
 
         async def connect() -> None:
             connecting_for.set(request.caller.principal)  # this task's context only
+            task = asyncio.current_task()
             try:
-                await pool.acquire(key, host, host.startup_timeout(mount), host.prepare_hook())
+                await self._acquire_signed_in(request, mount, key)
             except RpcError as exc:
-                sink.fail(request.id, exc)
+                request.sink.fail(request.id, exc)
                 return
             finally:
-                sink.tasks.pop(request.id, None)
+                for sink, request_id in (first, (request.sink, request.id)):
+                    if sink.tasks.get(request_id) is task:
+                        del sink.tasks[request_id]
             if pool.live(key) is None:
-                sink.fail(request.id, RpcError(BACKEND_UNAVAILABLE, mount.unavailable_reason()))
+                request.sink.fail(request.id, RpcError(BACKEND_UNAVAILABLE,
+                                                       mount.unavailable_reason()))
             else:
                 host.isolated_up(mount, key)
                 self._dequeued(request, mount.mount_id, method, params, mapper)
 
-        sink.tasks[request.id] = asyncio.get_running_loop().create_task(connect())
+        request.sink.tasks[request.id] = asyncio.get_running_loop().create_task(connect())
+
+    async def _acquire_signed_in(self, request: Request, mount: Mount, key: str) -> None:
+        """Open the caller's isolated connection, after the sign-ins it waits for."""
+        pool = mount.pool
+        assert pool is not None
+        host = self.host
+        loop = asyncio.get_running_loop()
+        for round_ in range(SIGN_IN_ROUNDS):
+            tried_at = loop.time()
+            try:
+                await pool.acquire(key, host, host.startup_timeout(mount), host.prepare_hook())
+                return
+            except SignInNeeded as needed:
+                if round_ == SIGN_IN_ROUNDS - 1:
+                    raise self.sign_ins.refusal(mount.mount_id, needed) from None
+                await self.sign_ins.settle(request, mount.mount_id, needed,
+                                           host.config.gateway.request_timeout, tried_at)
 
     # -- the direct path ------------------------------------------------------------------
 
@@ -244,6 +281,13 @@ class Router:
         if mount.waiting:
             mount.waiting.popleft()()
         if sink.closed:
+            return
+        if ("error" in message and mount.pool is not None
+                and self.sign_ins.worth_signing_in(request, upstream)):
+            # the caller's connection lost its grant (it is ending): a new one is made
+            # after a sign-in
+            mount.pool.discard(upstream)
+            self._connect_isolated(request, mount, request.method, request.params, mapper)
             return
         if mapper is not None:
             result = message.get("result")

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from vmcp.cluster.base import SharedState
     from vmcp.cluster.record import SessionRecord
     from vmcp.config import MountConfig, VmcpConfig
+    from vmcp.transports.signin import SignInNeeded
 
 JsonMessage = dict[str, Any]
 
@@ -44,6 +45,10 @@ class ConnectionClosed(Exception):
 
 class Connection(ABC):
     """A message channel to one backend replica (the client side of one MCP connection)."""
+
+    #: set when the connection ended because a person must sign in (again) before a new
+    #: one can work: the backend refused its grant and the grant cannot be renewed
+    sign_in: SignInNeeded | None = None
 
     @abstractmethod
     async def send(self, message: JsonMessage) -> None:

@@ -12,6 +12,7 @@ import aiohttp
 
 from vmcp.protocol.errors import BACKEND_UNAVAILABLE
 from vmcp.transports.base import Connection, ConnectionClosed, JsonMessage, Related
+from vmcp.transports.signin import SignInNeeded
 from vmcp_transport_http.client_pool import ClientPool
 from vmcp_transport_http.messages import decode_message
 from vmcp_transport_http.sse import ServerSentEvent, iter_events
@@ -150,24 +151,47 @@ class HttpConnection(Connection):
                 yield response
             return
         for attempt in range(2):
-            sent = await auth.header(self._http)
+            sent = await self._bearer(auth)
             async with self.request(method, url, {**headers, "Authorization": sent},
                                     **kwargs) as response:
                 if _refused(response):
                     if attempt:
                         raise auth.refused(response.status)
-                    await auth.rejected(self._http, response.status,
-                                        response.headers.get("WWW-Authenticate"), sent)
+                    await self._rejected(auth, response, sent)
                     continue
                 yield response
                 return
+
+    async def _bearer(self, auth: Authorizer) -> str:
+        try:
+            return await auth.header(self._http)
+        except SignInNeeded as exc:
+            self._lost(exc)
+            raise
+
+    async def _rejected(self, auth: Authorizer, response: aiohttp.ClientResponse,
+                        sent: str) -> None:
+        try:
+            await auth.rejected(self._http, response.status,
+                                response.headers.get("WWW-Authenticate"), sent)
+        except SignInNeeded as exc:
+            self._lost(exc)
+            raise
+
+    def _lost(self, exc: SignInNeeded) -> None:
+        """A refusal while sending: when no grant is left, the connection ends (after the
+        refused request's answer is delivered) and says a sign-in is needed, so that the
+        caller's next connection is made after one."""
+        if exc.lost and self.sign_in is None:
+            self.sign_in = exc
+            asyncio.get_running_loop().call_soon(self.fail, str(exc))
 
     async def open_stream(self, url: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
         """Start a GET whose response the caller keeps open (and must ``close()``), with the
         bearer token and the one retry of :meth:`authorized`."""
         auth = self._authorizer
         for attempt in range(2):
-            sent = await auth.header(self._http) if auth is not None else None
+            sent = await self._bearer(auth) if auth is not None else None
             response = await self._http.get(
                 url, headers=headers if sent is None else {**headers, "Authorization": sent},
                 allow_redirects=False, timeout=self._timeout)
@@ -176,8 +200,7 @@ class HttpConnection(Connection):
             response.close()
             if attempt:
                 raise auth.refused(response.status)
-            await auth.rejected(self._http, response.status,
-                                response.headers.get("WWW-Authenticate"), sent)
+            await self._rejected(auth, response, sent)
         raise AssertionError("unreachable: the second attempt returns or raises")
 
     @staticmethod

@@ -12,6 +12,7 @@ from aiohttp import web
 from vmcp.transports.base import FrontHost
 from vmcp.transports.netsec import NetworkTransport
 from vmcp_transport_http.client_pool import ClientPool
+from vmcp_transport_http.oauth.callbacks import front_callbacks
 from vmcp_transport_http.server import run_app
 
 
@@ -44,8 +45,26 @@ class HttpTransport(NetworkTransport):
         settings: Mapping[str, Any],
         ready: Callable[[str], Awaitable[None] | None],
     ) -> None:
-        """Serve front clients until cancelled (refusing an unauthenticated public bind)."""
+        """Serve front clients until cancelled (refusing an unauthenticated public bind);
+        the front also takes the authorization responses of sign-ins the gateway asks its
+        clients to open."""
         config = self.front_settings(settings)
         server = self.server_class(host, config)
-        await run_app(self.name, host, server.app(), config, self.endpoint(config), ready,
-                      server.stop)
+        app = server.app()
+        front_callbacks.install(app)
+
+        served: list[str] = []
+
+        def serving(url: str) -> Awaitable[None] | None:
+            # with a shared port another worker could receive the browser's redirect
+            if not config.reuse_port:
+                served.append(url)
+                front_callbacks.serving(url)
+            return ready(url)
+
+        try:
+            await run_app(self.name, host, app, config, self.endpoint(config), serving,
+                          server.stop)
+        finally:
+            for url in served:
+                front_callbacks.stopped(url)

@@ -5,7 +5,10 @@ mount with per-persona grants) or the mount's shared service grant (a client cre
 grant for the lists of a token exchange mount, whose callers' own connections use
 :mod:`vmcp_transport_http.oauth.exchange`). The access token is refreshed shortly before it
 expires and again when the backend answers 401; a refused refresh, or no grant at all, fails
-the request with the command that signs in. A client-credentials mount obtains its grant
+the request with the command that signs in; the :class:`SignInRequired` also offers the
+sign-in itself (its URL, then the wait for the grant) for the gateway to hand to the caller's
+client. A connection is not made without a grant (``oauth.choice.authorizer_for`` refuses),
+and one whose grant is refused for good ends. A client-credentials mount obtains its grant
 itself. Refreshes of one grant are serialized across every connection of the process, and a
 token another connection already renewed is picked up from the store instead of being
 refreshed twice.
@@ -15,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Protocol
 
 import aiohttp
 
 from vmcp.config import MountConfig, OAuthSettings
+from vmcp.transports.signin import SignInNeeded
 from vmcp_transport_http.oauth.client import (
     TOKEN_EXCHANGE,
     TokenError,
@@ -28,6 +33,7 @@ from vmcp_transport_http.oauth.client import (
     refresh,
 )
 from vmcp_transport_http.oauth.discovery import Challenge, DiscoveryError, discover
+from vmcp_transport_http.oauth.flow import begin
 from vmcp_transport_http.oauth.store import Grant, GrantStore
 
 log = logging.getLogger("vmcp.transports.http.oauth")
@@ -37,7 +43,7 @@ REFRESH_MARGIN = 60.0
 _locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
 
-class SignInRequired(Exception):
+class SignInRequired(SignInNeeded):
     """No usable grant: the message says which command signs in."""
 
 
@@ -79,6 +85,7 @@ class BackendAuthorizer:
 
     def __init__(self, mount: MountConfig, owner: str | None, store: GrantStore) -> None:
         assert mount.oauth is not None and mount.url is not None
+        self.mount = mount
         self.mount_id = mount.id
         self.url = mount.url
         self.settings: OAuthSettings = mount.oauth
@@ -90,14 +97,25 @@ class BackendAuthorizer:
         return f"persona {self.owner!r}" if self.owner is not None else "the service grant"
 
     def check(self) -> None:
-        """Fail at once when a person must sign in first (nothing is sent without a grant)."""
+        """Fail at once when a person must sign in first (nothing is sent without a grant;
+        one that cannot be renewed ends the connection when it is used, see
+        :attr:`~vmcp.transports.signin.SignInNeeded.lost`)."""
         if (self.settings.grant == "authorization_code"
                 and self.store.load(self.mount_id, self.owner) is None):
-            raise SignInRequired(self._sign_in("has not signed in"))
+            raise self._sign_in("has not signed in", lost=True)
 
-    def _sign_in(self, why: str, scope: str | None = None) -> str:
-        return (f"mount {self.mount_id!r}: {self._who()} {why}; sign in with "
-                f"`{login_command(self.mount_id, self.owner, scope)}`")
+    def _sign_in(self, why: str, scope: str | None = None, shown_scope: str | None = None,
+                 lost: bool = False) -> SignInRequired:
+        """The refusal naming the command that signs in (for ``scope``, else a placeholder
+        ``shown_scope``), offering the sign-in itself; ``lost``: no grant is left that a
+        connection could use."""
+        return SignInRequired(
+            f"mount {self.mount_id!r}: {self._who()} {why}; sign in with "
+            f"`{login_command(self.mount_id, self.owner, scope or shown_scope)}`",
+            start=partial(begin, self.mount, self.owner, self.store, scope,
+                          self.settings.sign_in_timeout),
+            key=(str(self.store.root), self.mount_id, self.owner),
+            timeout=self.settings.sign_in_timeout, lost=lost)
 
     async def header(self, http: aiohttp.ClientSession) -> str:
         """The ``Authorization`` value to send now (token requests go over ``http``)."""
@@ -127,7 +145,7 @@ class BackendAuthorizer:
             if self.settings.grant != "authorization_code":
                 raise SignInRequired(f"mount {self.mount_id!r}: the service grant lacks "
                                      f"{needed}: add it to the mount's oauth.scopes")
-            raise SignInRequired(self._sign_in(f"needs {needed}", challenge.scope or "SCOPE"))
+            raise self._sign_in(f"needs {needed}", challenge.scope, shown_scope="SCOPE")
         await self._renew(http, sent.removeprefix("Bearer "))
 
     def _holds(self, scope: str | None) -> bool:
@@ -139,7 +157,7 @@ class BackendAuthorizer:
 
     def refused(self, status: int) -> SignInRequired:
         """The backend refused even a renewed grant (HTTP ``status``): the retry limit."""
-        return SignInRequired(self._sign_in(f"holds a grant the backend refuses (HTTP {status})"))
+        return self._sign_in(f"holds a grant the backend refuses (HTTP {status})")
 
     async def _renew(self, http: aiohttp.ClientSession, stale: str | None) -> Grant:
         async with self._lock:
@@ -150,11 +168,11 @@ class BackendAuthorizer:
             if self.settings.grant != "authorization_code":
                 grant = await self._machine_grant(http)
             elif grant is None:
-                raise SignInRequired(self._sign_in("has not signed in"))
+                raise self._sign_in("has not signed in", lost=True)
             elif grant.refresh_token is None:
                 why = ("holds an expired grant" if grant.renewal_due(REFRESH_MARGIN)
                        else "holds a grant the backend refuses")
-                raise SignInRequired(self._sign_in(f"{why} (no refresh token)"))
+                raise self._sign_in(f"{why} (no refresh token)", lost=True)
             else:
                 try:
                     grant = await refresh(http, grant)
@@ -164,8 +182,11 @@ class BackendAuthorizer:
                                              f"grant of {self._who()}: {exc}") from exc
                     log.info("mount %s: refresh refused for %s: %s", self.mount_id,
                              self._who(), exc.error)
-                    raise SignInRequired(self._sign_in(
-                        f"holds a grant the server refused ({exc.error})")) from exc
+                    lost = exc.error == "invalid_grant"
+                    if lost:  # revoked or expired for good: only a new sign-in helps
+                        self.store.delete(self.mount_id, self.owner)
+                    raise self._sign_in(
+                        f"holds a grant the server refused ({exc.error})", lost=lost) from exc
             self.store.save(self.mount_id, self.owner, grant)
             return grant
 

@@ -16,8 +16,8 @@ def authorizer_for(
     for a caller's own connection of a token exchange mount, that caller's exchanged token;
     else the grant of the persona it serves, or the service grant.
 
-    :raises SignInRequired: a person must sign in first, or the caller has no token to
-        exchange.
+    :raises SignInRequired: a person must sign in first (the exception offers the sign-in),
+        or the caller has no token to exchange.
     """
     if mount.oauth is None:
         return None
