@@ -17,9 +17,11 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import anyio
@@ -41,6 +43,7 @@ from ws_harness import (
     ws_session,
 )
 
+from vmcp.auth.tokens import TokenStore
 from vmcp.config import load_config
 from vmcp.persona.store import PersonaStore
 
@@ -285,3 +288,59 @@ async def test_each_jwt_caller_connects_with_its_exchanged_token(tmp_path: Path)
         assert backend.subjects == ["exchanger", "alice", "bob"]
         assert all(bearer is not None and bearer.removeprefix("Bearer ") not in tokens.values()
                    for bearer in backend.bearers)
+
+
+async def test_a_ws_caller_signs_in_through_its_client(tmp_path: Path) -> None:
+    """A persona with no grant to a ws mount is asked, through its own client (URL-mode
+    elicitation), to sign in; with no HTTP front the browser comes back to a loopback
+    listener the gateway starts for that sign-in; then the call is served."""
+    async with authorization_server() as issuer:
+        backend = ProtectedBackend(issuer)
+        async with backend.running():
+            config = write_config(tmp_path / "vmcp.toml", {
+                "transports.ws": {"port": 0},
+                "auth": {"driver": "token"},
+                "servers.remote": {"transport": "ws", "url": backend.url,
+                                   "isolation": "persona"},
+                "servers.remote.oauth": {},  # a grant per persona, dynamic registration
+            })
+            home = tmp_path / "home"
+            personas = PersonaStore(home / "config" / "personas")
+            persona = personas.create("alice")
+            persona.enable("remote")
+            personas.save(persona)
+            _, token = TokenStore(home / "config" / "tokens.json").create(
+                "alice", timedelta(hours=1))
+            store = GrantStore(home / "secrets")
+            visits: list[asyncio.Task[None]] = []
+
+            def show(url: str) -> None:
+                visits.append(asyncio.get_running_loop().create_task(consent(url, "svc")))
+
+            with anyio.fail_after(CONNECT_TIMEOUT):  # the service grant serves the lists
+                await sign_in(load_config(config)[0].servers["remote"], None, store, show,
+                              None, CONNECT_TIMEOUT)
+                await asyncio.gather(*visits)
+            asked: list[str] = []
+
+            async def elicit(context: Any, params: Any) -> types.ElicitResult:
+                asked.append(params.url)
+                visits.append(asyncio.get_running_loop().create_task(
+                    consent(params.url, "alice")))
+                return types.ElicitResult(action="accept")
+
+            async with (run_gateway(config, "ws", log=tmp_path / "gateway.log",
+                                    env={"VMCP_HOME": str(home)}) as gateway,
+                        ws_session(await gateway.url(),
+                                   headers={"Authorization": f"Bearer {token}"},
+                                   elicitation_callback=elicit) as (session, _)):
+                with anyio.fail_after(EVENT_TIMEOUT):
+                    result = await session.call_tool("remote__echo", {"text": "hi"})
+                    await asyncio.gather(*visits)
+                assert [b.text for b in result.content if isinstance(b, types.TextContent)
+                        ] == ["hi"]
+        [url] = asked
+        assert urlsplit(parse_qs(urlsplit(url).query)["redirect_uri"][0]).hostname == "127.0.0.1"
+        grant = store.load("remote", "alice")
+        assert grant is not None and grant.resource == backend.resource
+        assert backend.subjects == ["svc", "alice"]

@@ -113,8 +113,9 @@ async def open_connection(
     OAuth mount's upgrade carries the grant of ``scope`` (see the module's docstring).
 
     :raises ConnectionClosed: the URL is not ``ws://``/``wss://``, the server refused the
-        handshake, it could not be reached after ``CONNECT_ATTEMPTS`` tries, or there is no
-        usable grant.
+        handshake, or it could not be reached after ``CONNECT_ATTEMPTS`` tries.
+    :raises SignInNeeded: there is no usable grant (the message names the command that
+        signs in; the exception may offer the sign-in itself).
     """
     url = expand_vars(mount.url or "", env)
     parts = urlsplit(url)
@@ -141,29 +142,27 @@ async def _open_authorized(
     a 403 ``insufficient_scope``, which asks for a larger grant)."""
     # imported here: authlib and the SDK's OAuth client load only for a mount that uses them
     import aiohttp
-    from vmcp_transport_http.oauth.authorizer import SignInRequired
     from vmcp_transport_http.oauth.choice import authorizer_for
 
-    try:
-        authorizer: Authorizer | None = authorizer_for(mount, scope)
-        assert authorizer is not None  # the mount has oauth
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-            for attempt in range(2):
-                sent = await authorizer.header(http)
-                try:
-                    return await _open(mount.id, url, where, {**headers, "Authorization": sent})
-                except InvalidStatus as exc:
-                    response = exc.response
-                    challenge = response.headers.get("WWW-Authenticate")
-                    if not (response.status_code == 401 or (
-                            response.status_code == 403
-                            and "insufficient_scope" in (challenge or ""))):
-                        raise
-                    if attempt:
-                        raise authorizer.refused(response.status_code) from exc
-                    await authorizer.rejected(http, response.status_code, challenge, sent)
-    except SignInRequired as exc:
-        raise ConnectionClosed(str(exc)) from exc
+    # a SignInRequired goes through as it is: the gateway can run the sign-in it offers
+    # through the caller's client, then connect again
+    authorizer: Authorizer | None = authorizer_for(mount, scope)
+    assert authorizer is not None  # the mount has oauth
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        for attempt in range(2):
+            sent = await authorizer.header(http)
+            try:
+                return await _open(mount.id, url, where, {**headers, "Authorization": sent})
+            except InvalidStatus as exc:
+                response = exc.response
+                challenge = response.headers.get("WWW-Authenticate")
+                if not (response.status_code == 401 or (
+                        response.status_code == 403
+                        and "insufficient_scope" in (challenge or ""))):
+                    raise
+                if attempt:
+                    raise authorizer.refused(response.status_code) from exc
+                await authorizer.rejected(http, response.status_code, challenge, sent)
     raise AssertionError("unreachable: the second attempt returns or raises")
 
 
