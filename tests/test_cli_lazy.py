@@ -131,3 +131,58 @@ def test_start_with_the_plugins_commands_loads_no_sdk(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["True", "[]"]
+
+
+def _loaded_after(script: str, tmp_path: Path, prefixes: tuple[str, ...]) -> list[str]:
+    """Run ``script`` in a fresh interpreter; the loaded modules starting with ``prefixes``."""
+    check = script + textwrap.dedent(
+        f"""
+        import sys
+        print(sorted(m for m in sys.modules if m.startswith({prefixes!r})))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "VMCP_HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+
+def test_the_command_line_and_its_hook_plugins_load_no_pydantic(tmp_path: Path) -> None:
+    """``import vmcp.cli`` and loading every installed hook plugin (what every command does
+    first) import neither pydantic nor aiohttp nor the MCP SDK."""
+    script = textwrap.dedent(
+        """
+        import vmcp.cli
+        from vmcp.plugins import get_plugin_manager
+
+        assert len(get_plugin_manager().list_name_plugin()) >= 4  # audit, oauth, otel, console
+        """
+    )
+    assert _loaded_after(script, tmp_path, ("pydantic", "aiohttp", "mcp", "vmcp.config")) == []
+
+
+def test_a_gateway_built_for_vmcp_start_loads_only_what_it_uses(tmp_path: Path) -> None:
+    """Up to the first backend spawn, ``vmcp start`` with the default settings imports none of
+    what only some gateways use: personas, workers, the audit trail, the console's settings,
+    AES-GCM for 2026-07-28 request states, the tool search index, log files' handlers."""
+    config = tmp_path / "vmcp.toml"
+    config.write_text('[servers.a]\ncommand = "true"\n', encoding="utf-8")
+    script = textwrap.dedent(
+        f"""
+        import click
+        from pathlib import Path
+        from vmcp.cli import cli
+        from vmcp.config import load_config
+        from vmcp.gateway.gateway import Gateway
+
+        cli.get_command(click.Context(cli), "start")
+        Gateway(load_config(Path({str(config)!r}))[0])
+        """
+    )
+    loaded = _loaded_after(script, tmp_path, (
+        "vmcp.persona", "vmcp.control.workers", "vmcp.audit.trail", "vmcp.audit.middleware",
+        "vmcp_ui_console.settings", "cryptography", "sqlite3", "logging.handlers",
+        "vmcp.cli.pin_review", "vmcp.control.mounttable"))
+    assert loaded == []

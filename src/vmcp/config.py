@@ -64,7 +64,9 @@ def check_method_ttl(value: dict[str, float]) -> dict[str, float]:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Built on first use, not at import: validating a VmcpConfig builds the schema of every
+    # table in it at once, and the models used on their own are built when they first are.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
 
 class GatewaySettings(_Model):

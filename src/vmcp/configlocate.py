@@ -9,7 +9,6 @@ keys that are allowed there, and :func:`did_you_mean` picks the closest one.
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 import typing
@@ -108,5 +107,7 @@ def fields_at(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``choices``, or ``""`` when none is close."""
+    import difflib  # only when a name is wrong
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""

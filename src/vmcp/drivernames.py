@@ -7,8 +7,9 @@ it is given (``transport``, ``balancer``, ``[cache] backend``, ``[auth] driver``
 
 from __future__ import annotations
 
-from importlib import metadata
 from pathlib import Path
+
+from vmcp.entrypoints import vmcp_entry_points
 
 DRIVER_GROUPS: dict[str, str] = {
     "transports": "vmcp.transports",
@@ -39,12 +40,12 @@ KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
 
 def installed_names(kind: str) -> list[str]:
     """The driver names installed for ``kind`` (``transports``, ``caches`` ...), sorted."""
-    return sorted({ep.name for ep in metadata.entry_points(group=DRIVER_GROUPS[kind])})
+    return sorted({ep.name for ep in vmcp_entry_points().select(group=DRIVER_GROUPS[kind])})
 
 
 def installed_drivers() -> dict[str, list[str]]:
-    """The installed driver names of every kind, from one reading of the metadata."""
-    every = metadata.entry_points()
+    """The installed driver names of every kind."""
+    every = vmcp_entry_points()
     return {kind: sorted({ep.name for ep in every.select(group=group)})
             for kind, group in DRIVER_GROUPS.items()}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.handlers
 import re
 import sys
 from collections.abc import Iterable
@@ -123,9 +122,12 @@ def configure_logging(
     :param secrets: literal values that must never appear (see :func:`config_secrets`).
     """
     if settings.file:
+        # Imported only for a log file: logging.handlers imports pickle, socket and more.
+        from logging.handlers import RotatingFileHandler
+
         path = Path(settings.file).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+        handler: logging.Handler = RotatingFileHandler(
             path, maxBytes=settings.max_bytes, backupCount=settings.backup_count,
             encoding="utf-8")
     else:

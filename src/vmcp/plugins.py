@@ -1,4 +1,4 @@
-"""The plugin kernel: hook plugins (pluggy), driver lookup (stevedore) and the inventory.
+"""The plugin kernel: hook plugins (pluggy), driver lookup and the inventory.
 
 Two kinds of extension point, both found through installed distributions' entry points:
 
@@ -25,13 +25,11 @@ from typing import Any
 
 import click
 import pluggy
-from stevedore import DriverManager
-from stevedore.exception import MultipleMatches, NoMatches
 
 from vmcp import hookspecs
 from vmcp.drivernames import DRIVER_GROUPS, install_hint
+from vmcp.entrypoints import HOOK_GROUP, is_vmcp_group, vmcp_entry_points
 
-HOOK_GROUP = "vmcp"
 DISABLE_ENV = "VMCP_DISABLE_PLUGINS"
 
 
@@ -85,10 +83,11 @@ class VmcpPluginManager(pluggy.PluginManager):
     def load_entry_points(self, disabled: frozenset[str] = frozenset()) -> None:
         """Load and register every ``vmcp`` hook plugin, each guarded on its own.
 
-        Only the entry points of group ``vmcp`` are read, and the metadata of only the
-        distributions that provide them (not that of every installed distribution).
+        The entry points come from :func:`~vmcp.entrypoints.vmcp_entry_points` (read once
+        for the driver names too); the names of only the distributions that provide them
+        are read.
         """
-        for ep in metadata.entry_points(group=HOOK_GROUP):
+        for ep in vmcp_entry_points().select(group=HOOK_GROUP):
             dist_name = _dist_name(ep)
             label = f"{ep.group}:{ep.name}"
             if ep.name in disabled:
@@ -145,12 +144,8 @@ def vmcp_distributions() -> Iterator[metadata.Distribution]:
         if not name or _normalized(name) in seen:
             continue
         seen.add(_normalized(name))
-        if any(_is_vmcp_group(ep.group) for ep in dist.entry_points):
+        if any(is_vmcp_group(ep.group) for ep in dist.entry_points):
             yield dist
-
-
-def _is_vmcp_group(group: str) -> bool:
-    return group == HOOK_GROUP or group.startswith(HOOK_GROUP + ".")
 
 
 def _disabled_names() -> frozenset[str]:
@@ -222,15 +217,8 @@ def _dist_name(ep: metadata.EntryPoint) -> str:
     return ep.dist.metadata["Name"] if ep.dist is not None else "an unknown distribution"
 
 
-def _distribution_of(group: str, name: str) -> str:
-    for ep in metadata.entry_points(group=group, name=name):
-        if ep.dist is not None:
-            return _dist_name(ep)
-    return "an unknown distribution"
-
-
 def _installed_names(group: str) -> list[str]:
-    return sorted({ep.name for ep in metadata.entry_points(group=group)})
+    return sorted({ep.name for ep in vmcp_entry_points().select(group=group)})
 
 
 def _not_found_message(kind: str, name: str) -> str:
@@ -260,32 +248,22 @@ def load_driver(kind: str, name: str) -> type:
             f"unknown driver kind {kind!r}; expected one of {', '.join(DRIVER_GROUPS)}"
         )
 
-    def failed(_manager: object, ep: metadata.EntryPoint, exc: BaseException) -> None:
-        dist = _distribution_of(group, ep.name)
-        raise PluginError(
-            f"driver {group}:{ep.name} from {dist} failed to load: {describe(exc)}"
-        ) from exc
-
-    try:
-        manager: DriverManager[Any] = DriverManager(
-            group,
-            name,
-            invoke_on_load=False,
-            on_load_failure_callback=failed,
-            on_missing_entrypoints_callback=None,
-        )
-    except NoMatches as exc:
-        raise DriverNotFound(_not_found_message(kind, name)) from exc
-    except MultipleMatches as exc:
-        providers = sorted(
-            ep.dist.metadata["Name"]
-            for ep in metadata.entry_points(group=group, name=name)
-            if ep.dist is not None
-        )
+    found = vmcp_entry_points().select(group=group, name=name)
+    if not found:
+        raise DriverNotFound(_not_found_message(kind, name))
+    if len(found) > 1:
+        providers = sorted(ep.dist.metadata["Name"] for ep in found if ep.dist is not None)
         raise PluginError(
             f"driver {group}:{name} is provided more than once: {', '.join(providers)}"
+        )
+    (ep,) = found
+    try:
+        driver: type = ep.load()
+    except Exception as exc:
+        raise PluginError(
+            f"driver {group}:{ep.name} from {_dist_name(ep)} failed to load: {describe(exc)}"
         ) from exc
-    return manager.driver
+    return driver
 
 
 def inventory() -> list[PluginRecord]:
@@ -307,7 +285,7 @@ def inventory() -> list[PluginRecord]:
                 hook_names.append(ep.name)
                 if pm.distributions.get(ep.name) == dist_name:
                     record.hooks.extend(pm.hooks_of(ep.name))
-            elif _is_vmcp_group(ep.group):
+            elif is_vmcp_group(ep.group):
                 record.drivers.append(label)
                 error = _try_driver(ep)
                 if error:

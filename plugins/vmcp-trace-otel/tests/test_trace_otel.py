@@ -157,6 +157,8 @@ def test_tracing_is_off_without_an_endpoint_and_bad_settings_are_refused() -> No
     assert OtelSettings().active({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
     assert not OtelSettings(enabled=True).active({"OTEL_SDK_DISABLED": "true"})
     assert not OtelSettings(enabled=False).active({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c"})
+    assert OtelSettings.from_table({}) == OtelSettings()
+    assert OtelSettings.from_table({"enabled": True}).active({})
     with pytest.raises(Exception, match=r"otel\.colour"):
         OtelSettings.from_table({"colour": "blue"})
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from vmcp.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from vmcp.audit.middleware import Sink
     from vmcp.audit.trail import TrailWriter
     from vmcp.gateway.gateway import Gateway
     from vmcp.routing.middleware import Middleware
@@ -23,19 +24,24 @@ _writers: dict[int, TrailWriter] = {}
 @hookimpl(tryfirst=True)
 def vmcp_request_middleware(gateway: Gateway) -> Middleware | None:
     """Audit every routed call (outermost: its latency is the whole call's)."""
-    # Imported here: loading hook plugins (every CLI command does) stays cheap.
-    from vmcp.audit.middleware import Sink, audit_middleware
-    from vmcp.audit.trail import TrailWriter
+    # Imported here, and the trail and middleware only when there is auditing to do: loading
+    # hook plugins (every CLI command does) and starting a gateway without it stay cheap.
     from vmcp.plugins import get_plugin_manager
 
     sinks: list[Sink] = [
         s for s in get_plugin_manager().hook.vmcp_audit_sink(gateway=gateway) if s is not None]
     settings = gateway.config.audit
     if settings.enabled:
+        from vmcp.audit.trail import TrailWriter
+
         writer = TrailWriter(settings)
         _writers[id(gateway)] = writer
         sinks.insert(0, writer.write)
-    return audit_middleware(sinks) if sinks else None
+    if not sinks:
+        return None
+    from vmcp.audit.middleware import audit_middleware
+
+    return audit_middleware(sinks)
 
 
 @hookimpl

@@ -14,16 +14,13 @@ from vmcp.cli.common import config_from_context
 from vmcp.cli.completion import complete_mount_ids, complete_persona_names
 from vmcp.cli.ops_cmd import control_call, live_gateway, run_options, start_detached
 from vmcp.cli.output import echo_json, fail, sign_in_summary, table
-from vmcp.cli.pin_review import echo_changes
 from vmcp.config import ConfigError, VmcpConfig
 from vmcp.control.instance import AlreadyRunning
 from vmcp.control.ops import mount_info, mount_row
 from vmcp.control.runtime import effective_logging
-from vmcp.control.workers import Supervisor, SupervisorOptions, WorkerRole, refuse_stdio
 from vmcp.gateway.gateway import Gateway
 from vmcp.gateway.runner import serve
 from vmcp.logs import config_secrets, configure_logging
-from vmcp.persona import PersonaError, PersonaStore
 from vmcp.plugins import PluginError, load_driver
 
 
@@ -55,6 +52,8 @@ def start_command(
     background with -d."""
     config, _ = config_from_context(ctx)
     for name in dict.fromkeys(p for p in (persona, config.gateway.default_persona) if p):
+        from vmcp.persona import PersonaError, PersonaStore
+
         try:
             PersonaStore.default().load(name)
         except PersonaError as exc:
@@ -67,7 +66,11 @@ def start_command(
             raise click.ClickException(str(exc)) from exc
     overrides = _front_overrides(fronts, host, port)
     count = workers or config.gateway.workers
-    if worker_arg is None:
+    supervise = count > 1 and worker_arg is None
+    # The workers' code is imported only where there are workers.
+    if supervise:
+        from vmcp.control.workers import refuse_stdio
+
         try:
             refuse_stdio(fronts, count)
         except ConfigError as exc:
@@ -80,12 +83,16 @@ def start_command(
         return
     options = replace(run_options(ctx, config, log_level, ready_fd), front_overrides=overrides)
     if worker_arg is not None:
+        from vmcp.control.workers import WorkerRole
+
         role = WorkerRole.from_arg(worker_arg)
         options = replace(options, detached=False, log_file=role.log_file,
                           front_overrides=role.fronts, worker=role)
     configure_logging(effective_logging(config, options), log_level, config_secrets(config))
     try:
-        if count > 1 and worker_arg is None:
+        if supervise:
+            from vmcp.control.workers import Supervisor, SupervisorOptions
+
             raise SystemExit(eventloop.run(Supervisor(config, SupervisorOptions(
                 count, fronts, options.config_path, log_level, ready_fd, options.log_file,
                 overrides)).run()))
@@ -209,6 +216,8 @@ def info_command(ctx: click.Context, mount_id: str, as_json: bool) -> None:
         click.echo(f"replica {replica['id']}: {replica['state']}, "
                    f"{'healthy' if replica['healthy'] else 'unhealthy'}, "
                    f"circuit {replica['circuit']}")
+    from vmcp.cli.pin_review import echo_changes
+
     pinning = info["pinning"]
     click.echo(f"pinning: {pinning['mode']}, {pinning['pinned']} tools pinned")
     echo_changes(mount_id, pinning)

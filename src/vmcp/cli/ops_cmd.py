@@ -20,7 +20,6 @@ from vmcp.config import ConfigError, VmcpConfig
 from vmcp.control import daemon
 from vmcp.control.client import ControlClient, NotRunning
 from vmcp.control.instance import AlreadyRunning, probe
-from vmcp.control.mounttable import MountTableError, set_enabled
 from vmcp.control.paths import RunPaths
 from vmcp.control.protocol import ControlError
 from vmcp.control.runtime import RunOptions
@@ -197,6 +196,7 @@ def stop_command(ctx: click.Context, as_json: bool) -> None:
 
 
 def _set_enabled(ctx: click.Context, mount_id: str, enabled: bool) -> Path:
+    from vmcp.control.mounttable import MountTableError, set_enabled
     from vmcp.repository.paths import changes_lock
 
     config_from_context(ctx)  # an invalid configuration exits 2 with its errors

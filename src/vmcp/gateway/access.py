@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 from vmcp.auth.base import Principal
 from vmcp.config import VmcpConfig
 from vmcp.gateway.overrides import shown_tools
-from vmcp.persona import PersonaStore, Policy
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import RpcError
 from vmcp.routing.middleware import Caller
@@ -28,6 +27,7 @@ from vmcp.routing.middleware import Caller
 if TYPE_CHECKING:
     from vmcp.gateway.gateway import Gateway
     from vmcp.gateway.session import FrontSession
+    from vmcp.persona import PersonaStore
 
 log = logging.getLogger("vmcp.persona")
 
@@ -63,6 +63,8 @@ class PersonaAccess:
     """The persona policy of one gateway, kept current with the personas folder."""
 
     def __init__(self, gateway: Gateway, store: PersonaStore) -> None:
+        from vmcp.persona import Policy
+
         self.gateway = gateway
         self.store = store
         self._fingerprint = store.fingerprint()
@@ -126,6 +128,8 @@ class PersonaAccess:
                    if old.get(name) != personas.get(name)}
         if not changed:
             return
+        from vmcp.persona import Policy
+
         policy = Policy(personas)
         policy.read_only_tools = self.policy.read_only_tools
         self.policy = policy

@@ -37,7 +37,6 @@ from vmcp.gateway.replay import replay_safe
 from vmcp.gateway.session import FrontSession
 from vmcp.gateway.toolsearch import ToolSearch
 from vmcp.gateway.warmcatalog import WarmCatalog
-from vmcp.persona import PersonaStore
 from vmcp.plugins import PluginError, get_plugin_manager, load_driver
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import INTERNAL_ERROR, INVALID_PARAMS, RpcError
@@ -133,7 +132,7 @@ class Gateway:
         self.middleware = chain(
             [m for m in self._pm.hook.vmcp_request_middleware(gateway=self) if m is not None])
         #: persona enforcement; None when no connection can carry a persona
-        self.access = (PersonaAccess(self, PersonaStore.default())
+        self.access = (_persona_access(self)
                        if personas_in_play(config, default_principal) else None)
         self._plugin_filters = [
             f for f in self._pm.hook.vmcp_visibility_filter(gateway=self) if f is not None]
@@ -391,7 +390,7 @@ class Gateway:
         if self.access is not None or not (
                 force or personas_in_play(self.config, self.default_principal)):
             return
-        self.access = PersonaAccess(self, PersonaStore.default())
+        self.access = _persona_access(self)
         self.access.catalog_changed()
         self.visible = all_visible([self.access.visible, *self._plugin_filters])
         self.spawn(self.access.watch())
@@ -1036,6 +1035,14 @@ class Gateway:
         self._rebuild()
         self.broadcast_list_changed(had, mount.mount_id)
         self.spawn(self._call_hook(self._pm.hook.vmcp_server_unmounted, mount_id=mount.mount_id))
+
+
+def _persona_access(gateway: Gateway) -> PersonaAccess:
+    """Persona enforcement over the personas folder (the persona package is imported only
+    by a gateway that enforces personas)."""
+    from vmcp.persona import PersonaStore
+
+    return PersonaAccess(gateway, PersonaStore.default())
 
 
 def _open_cluster(config: VmcpConfig) -> SharedState | None:

@@ -17,12 +17,12 @@ import hashlib
 import json
 import os
 import time
-from typing import Any
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING, Any
 
 from vmcp.protocol.errors import INVALID_PARAMS, RpcError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 #: prefix of every token this version mints (bound under the tag as associated data)
 _FORMAT = b"vmcp1"
@@ -35,9 +35,19 @@ class StateSealer:
     def __init__(self, secret: str | None) -> None:
         """:param secret: the configured key material (any string); None draws a random key
         that only this process knows."""
-        key = (hashlib.sha256(secret.encode("utf-8")).digest() if secret
-               else AESGCM.generate_key(bit_length=256))
-        self._aead = AESGCM(key)
+        self._key = (hashlib.sha256(secret.encode("utf-8")).digest() if secret
+                     else os.urandom(32))  # a 256-bit AES key, as AESGCM.generate_key draws
+        self._cipher: AESGCM | None = None
+
+    @property
+    def _aead(self) -> AESGCM:
+        # cryptography is imported on the first state sealed or opened, not at start-up:
+        # only 2026-07-28 calls that wait for input need it.
+        if self._cipher is None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            self._cipher = AESGCM(self._key)
+        return self._cipher
 
     def seal(self, kind: str, caller: str, ttl: float, body: dict[str, Any]) -> str:
         """A token for ``body``, valid for ``ttl`` seconds and only for ``caller``."""
@@ -50,6 +60,8 @@ class StateSealer:
     def open(self, token: Any, caller: str) -> tuple[str, dict[str, Any]]:
         """The kind and body of a token minted for ``caller``; -32602 for anything else
         (forged, altered, expired, another caller's, or not a token at all)."""
+        from cryptography.exceptions import InvalidTag
+
         try:
             prefix, _, data = token.partition(".")
             if prefix.encode() != _FORMAT:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from vmcp.protocol import jsonrpc
@@ -28,6 +27,8 @@ from vmcp.protocol.errors import INVALID_PARAMS, RpcError
 from vmcp.routing.request import HANDSHAKE, Request
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from vmcp.gateway.gateway import Gateway
     from vmcp.gateway.namespace import Namespace
     from vmcp.gateway.session import FrontSession
@@ -308,6 +309,8 @@ class ToolSearch:
             return self._db
         if self._db is not None:
             self._db.close()
+        import sqlite3  # only once a search needs the index (tool_exposure search or auto)
+
         db = sqlite3.connect(":memory:", check_same_thread=False)
         db.execute("CREATE VIRTUAL TABLE tools USING fts5("
                    "name, title, description, params, tokenize = 'porter unicode61')")

@@ -29,7 +29,7 @@ class ServerRules(BaseModel):
     a deny pattern always wins. ``read_only`` limits tools to the read-only ones.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
     allow_tools: list[str] = Field(default_factory=list)
     deny_tools: list[str] = Field(default_factory=list)
@@ -46,7 +46,7 @@ class ServerRules(BaseModel):
 class Persona(BaseModel):
     """A named set of what a caller may use. A new persona has no server enabled: no access."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
     name: str
     description: str = ""

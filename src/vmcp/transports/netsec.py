@@ -44,7 +44,8 @@ class NetworkFrontSettings(BaseModel):
     Subclasses add their own fields and override ``port`` with their default.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built when a front first reads its settings, not whenever this module is imported.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     #: address to bind; anything but a loopback address needs an auth driver
     host: str = "127.0.0.1"

@@ -10,7 +10,6 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from vmcp.hookspecs import hookimpl
-from vmcp_trace_otel.settings import OtelSettings
 
 if TYPE_CHECKING:
     from vmcp.gateway.gateway import Gateway
@@ -24,6 +23,9 @@ _tracings: dict[int, Tracing] = {}
 @hookimpl(tryfirst=True)
 def vmcp_request_middleware(gateway: Gateway) -> Middleware | None:
     """Trace every routed call when ``[otel]`` or the environment turns tracing on."""
+    # Imported here: every command loads the hook plugins, and only a gateway reads [otel].
+    from vmcp_trace_otel.settings import OtelSettings
+
     settings = OtelSettings.from_table(gateway.config.otel)
     if not settings.active():
         return None

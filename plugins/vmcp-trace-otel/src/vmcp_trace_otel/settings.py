@@ -17,7 +17,8 @@ ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_
 class OtelSettings(BaseModel):
     """``[otel]``: on/off, the traces URL and the service name."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first validation: with no ``[otel]`` table (the common case) it never is.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     #: None: on when an OTLP endpoint variable is set
     enabled: bool | None = None
@@ -32,6 +33,8 @@ class OtelSettings(BaseModel):
 
         :raises ConfigError: naming each bad key.
         """
+        if not table:  # the defaults, with no validator to build before the gateway starts
+            return cls.model_construct()
         try:
             return cls.model_validate(dict(table))
         except ValidationError as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vmcp.hookspecs import hookimpl
-from vmcp_ui_console.settings import read_settings
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -20,6 +19,10 @@ _runners: dict[int, tuple[Console, web.AppRunner]] = {}
 @hookimpl
 async def vmcp_gateway_started(gateway: Gateway) -> None:
     """Serve the console; a non-loopback bind without an auth driver is refused."""
+    # Imported here: every command loads the hook plugins, and `vmcp start` spawns its
+    # backends before this hook runs.
+    from vmcp_ui_console.settings import read_settings
+
     settings = read_settings(gateway.config.console)
     if not settings.enabled:
         return
