@@ -1,10 +1,10 @@
 """The installed entry points of the ``vmcp`` and ``vmcp.*`` groups, read once per path.
 
 Finding entry points opens every installed distribution's metadata, and ``vmcp start``
-needs them many times before its first backend is spawned (the hook plugins to load, the
-driver names the configuration is checked against, a transport and a balancer for every
-mount). They are read once for each ``sys.path``: the installed set is taken as fixed while
-the path is.
+needs them more than once before its first backend is spawned (the hook plugins to load,
+the driver names the configuration is checked against). They are read once for each
+``sys.path``: the installed set is taken as fixed while the path is, as stevedore's own
+cache of the drivers takes it.
 """
 
 from __future__ import annotations

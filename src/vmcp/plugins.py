@@ -1,4 +1,4 @@
-"""The plugin kernel: hook plugins (pluggy), driver lookup and the inventory.
+"""The plugin kernel: hook plugins (pluggy), driver lookup (stevedore) and the inventory.
 
 Two kinds of extension point, both found through installed distributions' entry points:
 
@@ -25,6 +25,8 @@ from typing import Any
 
 import click
 import pluggy
+from stevedore import DriverManager
+from stevedore.exception import MultipleMatches, NoMatches
 
 from vmcp import hookspecs
 from vmcp.drivernames import DRIVER_GROUPS, install_hint
@@ -217,6 +219,13 @@ def _dist_name(ep: metadata.EntryPoint) -> str:
     return ep.dist.metadata["Name"] if ep.dist is not None else "an unknown distribution"
 
 
+def _distribution_of(group: str, name: str) -> str:
+    for ep in vmcp_entry_points().select(group=group, name=name):
+        if ep.dist is not None:
+            return _dist_name(ep)
+    return "an unknown distribution"
+
+
 def _installed_names(group: str) -> list[str]:
     return sorted({ep.name for ep in vmcp_entry_points().select(group=group)})
 
@@ -248,22 +257,32 @@ def load_driver(kind: str, name: str) -> type:
             f"unknown driver kind {kind!r}; expected one of {', '.join(DRIVER_GROUPS)}"
         )
 
-    found = vmcp_entry_points().select(group=group, name=name)
-    if not found:
-        raise DriverNotFound(_not_found_message(kind, name))
-    if len(found) > 1:
-        providers = sorted(ep.dist.metadata["Name"] for ep in found if ep.dist is not None)
+    def failed(_manager: object, ep: metadata.EntryPoint, exc: BaseException) -> None:
+        dist = _distribution_of(group, ep.name)
+        raise PluginError(
+            f"driver {group}:{ep.name} from {dist} failed to load: {describe(exc)}"
+        ) from exc
+
+    try:
+        manager: DriverManager[Any] = DriverManager(
+            group,
+            name,
+            invoke_on_load=False,
+            on_load_failure_callback=failed,
+            on_missing_entrypoints_callback=None,
+        )
+    except NoMatches as exc:
+        raise DriverNotFound(_not_found_message(kind, name)) from exc
+    except MultipleMatches as exc:
+        providers = sorted(
+            ep.dist.metadata["Name"]
+            for ep in vmcp_entry_points().select(group=group, name=name)
+            if ep.dist is not None
+        )
         raise PluginError(
             f"driver {group}:{name} is provided more than once: {', '.join(providers)}"
-        )
-    (ep,) = found
-    try:
-        driver: type = ep.load()
-    except Exception as exc:
-        raise PluginError(
-            f"driver {group}:{ep.name} from {_dist_name(ep)} failed to load: {describe(exc)}"
         ) from exc
-    return driver
+    return manager.driver
 
 
 def inventory() -> list[PluginRecord]:
