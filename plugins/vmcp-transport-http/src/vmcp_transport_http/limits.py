@@ -7,28 +7,45 @@ import asyncio
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from vmcp.protocol.errors import BACKEND_UNAVAILABLE, RETRY_AFTER
+
+#: the longest ``Retry-After`` an overloaded front hands out, in seconds
+MAX_RETRY_AFTER = 30
 
 
 class Admission:
     """At most ``limit`` holders at once. Beyond it up to ``queue`` callers wait for a turn
     in arrival order, each at most ``max_wait`` seconds; a caller finding the queue full is
-    refused at once.
+    refused at once. An impatient caller (one that would open a session) waits only behind
+    fewer than ``limit`` others, else it is refused at once too.
 
     Under overload a short wait costs nothing while a refusal costs a round trip and a
     retry: closed-loop clients refused at once would spend the CPU on refusals instead of
-    answers. The wait stays bounded, so nobody queues into a timeout.
+    answers. The wait stays bounded, so nobody queues into a timeout. A crowd of new
+    sessions would lengthen everyone's wait (and its own first exchange, two POSTs, past
+    any bound): it is turned away first, so the sessions already served keep their pace.
+
+    Refused callers are told when to come back (:meth:`retry_after`) spread out, at most
+    ``limit`` a second: a refusal costs the front nearly what an answer does, so a crowd
+    told to retry all after the same second would come back as the same crowd and take
+    the front's time from the callers it serves.
     """
 
-    __slots__ = ("_held", "_limit", "_max_wait", "_queue", "_timer", "_waiting")
+    __slots__ = ("_base_wait", "_clock", "_held", "_limit", "_max_wait", "_next_return",
+                 "_queue", "_timer", "_waiting")
 
-    def __init__(self, limit: int, queue: int, max_wait: float) -> None:
+    def __init__(self, limit: int, queue: int, max_wait: float, retry_after: int = 1,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._limit = limit
         self._queue = queue
         self._max_wait = max_wait
+        self._base_wait = retry_after
+        self._clock = clock
+        #: when the next refused caller is told to come back (``clock`` time)
+        self._next_return = 0.0
         self._held = 0
         #: waiting callers and their deadlines, oldest first (so deadlines are in order)
         self._waiting: deque[tuple[asyncio.Future[bool], float]] = deque()
@@ -39,13 +56,19 @@ class Admission:
         """Turns held now."""
         return self._held
 
-    async def enter(self) -> bool:
-        """Take a turn, waiting for one if need be: False when refused (the queue is full or
-        no turn came within ``max_wait``). A True must be paired with :meth:`leave`."""
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a turn now (one that went away may count until its turn)."""
+        return len(self._waiting)
+
+    async def enter(self, patient: bool = True) -> bool:
+        """Take a turn, waiting for one if need be: False when refused (the queue is full,
+        or for an impatient caller already ``limit`` long, or no turn came within
+        ``max_wait``). A True must be paired with :meth:`leave`."""
         if self._held < self._limit and not self._waiting:
             self._held += 1
             return True
-        if len(self._waiting) >= self._queue:
+        if len(self._waiting) >= (self._queue if patient else min(self._queue, self._limit)):
             return False
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
@@ -58,6 +81,17 @@ class Admission:
             if future.done() and not future.cancelled() and future.result():
                 self.leave()  # the turn handed over just before the caller went away
             raise
+
+    def retry_after(self) -> int:
+        """The whole seconds the caller just refused is told to wait: ``retry_after`` when
+        refusals are few, later when many came before it, so that at most ``limit`` refused
+        callers come back in any one second (up to :data:`MAX_RETRY_AFTER`)."""
+        now = self._clock()
+        back = max(self._next_return, now + self._base_wait)
+        wait = min(MAX_RETRY_AFTER, math.ceil(back - now))
+        if wait < MAX_RETRY_AFTER:
+            self._next_return = back + 1 / self._limit
+        return max(1, wait)
 
     def leave(self) -> None:
         """Give a turn back: the oldest waiter gets it, else it is free."""
