@@ -14,19 +14,64 @@ from vmcp.protocol.errors import BACKEND_UNAVAILABLE, RETRY_AFTER
 
 #: the longest ``Retry-After`` an overloaded front hands out, in seconds
 MAX_RETRY_AFTER = 30
+#: seconds between two looks at how late the event loop runs (only while POSTs come in)
+LAG_INTERVAL = 0.02
+#: seconds late the loop may run before new sessions are refused: beyond it the front is
+#: behind on the work it has taken already (each reply is that late), and a new session's
+#: first exchange, two POSTs, would pay it twice on top of its own cost, three POSTs' worth
+LAG_LIMIT = 0.1
+
+
+class LoopLag:
+    """How late the event loop runs a callback asked for :data:`LAG_INTERVAL` ahead: the
+    time the work already in it takes. Sampled while the front is in use (:meth:`touch`),
+    so an idle front sets no timer."""
+
+    __slots__ = ("_due", "_handle", "_used", "lag")
+
+    def __init__(self) -> None:
+        #: seconds late the last sample ran (0.0 when the front was idle)
+        self.lag = 0.0
+        self._due = 0.0
+        self._used = False
+        self._handle: asyncio.TimerHandle | None = None
+
+    def touch(self) -> None:
+        """Note a request: samples go on until an interval passes without one."""
+        self._used = True
+        if self._handle is None:
+            loop = asyncio.get_running_loop()
+            self._due = loop.time() + LAG_INTERVAL
+            self._handle = loop.call_at(self._due, self._sample)
+
+    def _sample(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._handle = None
+        if not self._used:
+            self.lag = 0.0
+            return
+        self.lag = now - self._due
+        self._used = False
+        self._due = now + LAG_INTERVAL
+        self._handle = loop.call_at(self._due, self._sample)
 
 
 class Admission:
     """At most ``limit`` holders at once. Beyond it up to ``queue`` callers wait for a turn
     in arrival order, each at most ``max_wait`` seconds; a caller finding the queue full is
     refused at once. An impatient caller (one that would open a session) waits only behind
-    fewer than ``limit`` others, else it is refused at once too.
+    fewer than ``limit`` others, and only while the event loop runs less than
+    :data:`LAG_LIMIT` late (``lag``), else it is refused at once too.
 
     Under overload a short wait costs nothing while a refusal costs a round trip and a
     retry: closed-loop clients refused at once would spend the CPU on refusals instead of
     answers. The wait stays bounded, so nobody queues into a timeout. A crowd of new
     sessions would lengthen everyone's wait (and its own first exchange, two POSTs, past
-    any bound): it is turned away first, so the sessions already served keep their pace.
+    any bound): it is turned away first, so the sessions already served keep their pace. The
+    queue alone does not show such a crowd: its POSTs wait unread in their sockets while
+    the loop works through the ones before them, and each takes its turn only once read;
+    the loop's lag shows it.
 
     Refused callers are told when to come back (:meth:`retry_after`) spread out, at most
     ``limit`` a second: a refusal costs the front nearly what an answer does, so a crowd
@@ -34,11 +79,12 @@ class Admission:
     the front's time from the callers it serves.
     """
 
-    __slots__ = ("_base_wait", "_clock", "_held", "_limit", "_max_wait", "_next_return",
-                 "_queue", "_timer", "_waiting")
+    __slots__ = ("_base_wait", "_clock", "_held", "_lag", "_limit", "_max_wait",
+                 "_next_return", "_queue", "_timer", "_waiting")
 
     def __init__(self, limit: int, queue: int, max_wait: float, retry_after: int = 1,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        self._lag = LoopLag()
         self._limit = limit
         self._queue = queue
         self._max_wait = max_wait
@@ -64,7 +110,12 @@ class Admission:
     async def enter(self, patient: bool = True) -> bool:
         """Take a turn, waiting for one if need be: False when refused (the queue is full,
         or for an impatient caller already ``limit`` long, or no turn came within
-        ``max_wait``). A True must be paired with :meth:`leave`."""
+        ``max_wait``; for an impatient one, the loop runs late). A True must be paired
+        with :meth:`leave`."""
+        lag = self._lag
+        lag.touch()
+        if not patient and lag.lag > LAG_LIMIT:
+            return False
         if self._held < self._limit and not self._waiting:
             self._held += 1
             return True
