@@ -1,12 +1,14 @@
 """The front's limits on their own: the admission queue's turns, order, bound and deadline,
-impatient callers, and the spread of the waits refused callers are told."""
+impatient callers, refusals while the event loop stays behind, and the spread of the waits
+refused callers are told."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
-from vmcp_transport_http.limits import MAX_RETRY_AFTER, Admission
+from vmcp_transport_http.limits import LAG_INTERVAL, LAG_LIMIT, MAX_RETRY_AFTER, Admission
 
 pytestmark = pytest.mark.anyio
 
@@ -96,3 +98,50 @@ def test_the_spread_is_capped() -> None:
     waits = [admission.retry_after() for _ in range(MAX_RETRY_AFTER + 5)]
     assert waits[:MAX_RETRY_AFTER] == list(range(1, MAX_RETRY_AFTER + 1))
     assert set(waits[MAX_RETRY_AFTER:]) == {MAX_RETRY_AFTER}
+
+
+def _work() -> None:
+    """Keep the loop busy, without a pause, for longer than the lag it may run late."""
+    end = time.monotonic() + LAG_LIMIT + 2 * LAG_INTERVAL
+    while time.monotonic() < end:
+        pass
+
+
+async def _behind(admission: Admission) -> None:
+    """Requests come in while the loop stays busy past two samples of its lag, as it does
+    working through a crowd."""
+    for _ in range(2):
+        assert await admission.enter()  # a request: the samples go on
+        admission.leave()
+        _work()
+        for _ in range(2):  # the loop turn in which the overdue sample runs
+            await asyncio.sleep(0)
+
+
+async def test_new_sessions_are_refused_while_the_loop_stays_behind() -> None:
+    admission = Admission(4, 4, 10.0)
+    await _behind(admission)
+    assert not await admission.enter(patient=False)  # turns are free: the lag refuses it
+    assert await admission.enter()  # a caller of a session already served still gets one
+    admission.leave()
+    await asyncio.sleep(2 * LAG_INTERVAL)  # a sample on time: the loop has caught up
+    assert await admission.enter(patient=False)
+    admission.leave()
+
+
+async def test_every_caller_is_refused_while_the_loop_runs_later_than_it_may_wait() -> None:
+    admission = Admission(4, 4, 0.01)
+    await _behind(admission)
+    assert not await admission.enter()
+    assert admission.held == 0
+
+
+async def test_one_stall_of_the_loop_refuses_nobody() -> None:
+    admission = Admission(4, 4, 0.01)
+    assert await admission.enter()
+    admission.leave()
+    _work()
+    for _ in range(2):
+        await asyncio.sleep(0)
+    assert await admission.enter(patient=False)
+    admission.leave()

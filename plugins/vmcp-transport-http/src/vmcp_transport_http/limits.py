@@ -24,14 +24,17 @@ LAG_LIMIT = 0.1
 
 class LoopLag:
     """How late the event loop runs a callback asked for :data:`LAG_INTERVAL` ahead: the
-    time the work already in it takes. Sampled while the front is in use (:meth:`touch`),
-    so an idle front sets no timer."""
+    time the work already in it takes. :attr:`lag` is the lesser of the last two samples,
+    so one stall (a long collection, a moment without the CPU) does not count, only a loop
+    that stays behind. Sampled while the front is in use (:meth:`touch`), so an idle front
+    sets no timer."""
 
-    __slots__ = ("_due", "_handle", "_used", "lag")
+    __slots__ = ("_due", "_handle", "_last", "_used", "lag")
 
     def __init__(self) -> None:
-        #: seconds late the last sample ran (0.0 when the front was idle)
+        #: seconds late the loop has run (0.0 when the front was idle)
         self.lag = 0.0
+        self._last = 0.0
         self._due = 0.0
         self._used = False
         self._handle: asyncio.TimerHandle | None = None
@@ -49,9 +52,11 @@ class LoopLag:
         now = loop.time()
         self._handle = None
         if not self._used:
-            self.lag = 0.0
+            self.lag = self._last = 0.0
             return
-        self.lag = now - self._due
+        late = now - self._due
+        self.lag = min(late, self._last)
+        self._last = late
         self._used = False
         self._due = now + LAG_INTERVAL
         self._handle = loop.call_at(self._due, self._sample)
@@ -62,7 +67,9 @@ class Admission:
     in arrival order, each at most ``max_wait`` seconds; a caller finding the queue full is
     refused at once. An impatient caller (one that would open a session) waits only behind
     fewer than ``limit`` others, and only while the event loop runs less than
-    :data:`LAG_LIMIT` late (``lag``), else it is refused at once too.
+    :data:`LAG_LIMIT` late, else it is refused at once too. While the loop runs later than
+    ``max_wait`` (or that limit) every caller is refused: each has waited that long unread
+    already, and the refusals send their clients away for a while (see below).
 
     Under overload a short wait costs nothing while a refusal costs a round trip and a
     retry: closed-loop clients refused at once would spend the CPU on refusals instead of
@@ -108,13 +115,12 @@ class Admission:
         return len(self._waiting)
 
     async def enter(self, patient: bool = True) -> bool:
-        """Take a turn, waiting for one if need be: False when refused (the queue is full,
-        or for an impatient caller already ``limit`` long, or no turn came within
-        ``max_wait``; for an impatient one, the loop runs late). A True must be paired
-        with :meth:`leave`."""
+        """Take a turn, waiting for one if need be: False when refused (the loop runs late,
+        the queue is full, or for an impatient caller already ``limit`` long, or no turn
+        came within ``max_wait``). A True must be paired with :meth:`leave`."""
         lag = self._lag
         lag.touch()
-        if not patient and lag.lag > LAG_LIMIT:
+        if lag.lag > (max(LAG_LIMIT, self._max_wait) if patient else LAG_LIMIT):
             return False
         if self._held < self._limit and not self._waiting:
             self._held += 1
