@@ -145,3 +145,13 @@ async def test_one_stall_of_the_loop_refuses_nobody() -> None:
         await asyncio.sleep(0)
     assert await admission.enter(patient=False)
     admission.leave()
+
+
+async def test_new_sessions_are_refused_within_one_long_turn_of_the_loop() -> None:
+    admission = Admission(4, 4, 10.0)
+    assert await admission.enter()  # a sample is asked for
+    admission.leave()
+    _work()  # a crowd worked through in this same turn: the sample cannot run meanwhile
+    assert not await admission.enter(patient=False)
+    assert await admission.enter()
+    admission.leave()

@@ -24,42 +24,51 @@ LAG_LIMIT = 0.1
 
 class LoopLag:
     """How late the event loop runs a callback asked for :data:`LAG_INTERVAL` ahead: the
-    time the work already in it takes. :attr:`lag` is the lesser of the last two samples,
-    so one stall (a long collection, a moment without the CPU) does not count, only a loop
-    that stays behind. Sampled while the front is in use (:meth:`touch`), so an idle front
-    sets no timer."""
+    time the work already in it takes. Sampled while the front is in use (:meth:`touch`),
+    so an idle front sets no timer.
 
-    __slots__ = ("_due", "_handle", "_last", "_used", "lag")
+    :meth:`now` is the lesser of the last two samples, so that one stall (a long
+    collection, a moment without the CPU) does not count, only a loop that stays behind;
+    or, when larger, how overdue the pending sample is already: a crowd read in one turn
+    of the loop is worked through in that same turn, before any sample can run."""
+
+    __slots__ = ("_due", "_handle", "_lag", "_last", "_used")
 
     def __init__(self) -> None:
-        #: seconds late the loop has run (0.0 when the front was idle)
-        self.lag = 0.0
+        self._lag = 0.0
         self._last = 0.0
+        #: when the pending sample is due (``time.monotonic``: the loop's clock may stand
+        #: still within a turn)
         self._due = 0.0
         self._used = False
         self._handle: asyncio.TimerHandle | None = None
+
+    def now(self) -> float:
+        """Seconds the loop runs late (0.0 when the front was idle)."""
+        if self._handle is None:
+            return self._lag
+        return max(self._lag, time.monotonic() - self._due)
 
     def touch(self) -> None:
         """Note a request: samples go on until an interval passes without one."""
         self._used = True
         if self._handle is None:
-            loop = asyncio.get_running_loop()
-            self._due = loop.time() + LAG_INTERVAL
-            self._handle = loop.call_at(self._due, self._sample)
+            self._arm()
+
+    def _arm(self) -> None:
+        self._due = time.monotonic() + LAG_INTERVAL
+        self._handle = asyncio.get_running_loop().call_later(LAG_INTERVAL, self._sample)
 
     def _sample(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
         self._handle = None
         if not self._used:
-            self.lag = self._last = 0.0
+            self._lag = self._last = 0.0
             return
-        late = now - self._due
-        self.lag = min(late, self._last)
+        late = time.monotonic() - self._due
+        self._lag = min(late, self._last)
         self._last = late
         self._used = False
-        self._due = now + LAG_INTERVAL
-        self._handle = loop.call_at(self._due, self._sample)
+        self._arm()
 
 
 class Admission:
@@ -120,7 +129,7 @@ class Admission:
         came within ``max_wait``). A True must be paired with :meth:`leave`."""
         lag = self._lag
         lag.touch()
-        if lag.lag > (max(LAG_LIMIT, self._max_wait) if patient else LAG_LIMIT):
+        if lag.now() > (max(LAG_LIMIT, self._max_wait) if patient else LAG_LIMIT):
             return False
         if self._held < self._limit and not self._waiting:
             self._held += 1
