@@ -20,7 +20,8 @@ DELETE of that era gets 405. Everything below is the handshake era's shape.
   only when none rests is a new one refused (503, or 429 for the principal), with
   ``Retry-After``.
 * Pressure: beyond ``max_concurrent_requests`` POSTs at once a POST waits its turn, at most
-  ``queue_timeout`` and behind at most ``max_queued_requests`` others, else gets 503; a
+  ``queue_timeout`` and behind at most ``max_queued_requests`` others, else gets 503 (an
+  ``initialize`` waits less, and not while the loop runs late: see ``Admission``); a
   principal beyond its ``rate_limit`` (over all its sessions) gets 429; a request the
   gateway sheds (its error carries ``retryAfter``) gets 503. Each with ``Retry-After``, so
   load balancers and clients see it.
