@@ -118,40 +118,61 @@ async def _behind(admission: Admission) -> None:
             await asyncio.sleep(0)
 
 
-async def test_new_sessions_are_refused_while_the_loop_stays_behind() -> None:
-    admission = Admission(4, 4, 10.0)
-    await _behind(admission)
-    assert not await admission.enter(patient=False)  # turns are free: the lag refuses it
-    assert await admission.enter()  # a caller of a session already served still gets one
+async def test_new_sessions_are_refused_while_a_full_front_stays_behind() -> None:
+    admission = Admission(2, 4, 10.0)
+    assert await admission.enter()  # one turn held throughout
+    await _behind(admission)  # the other taken and given back as requests come
+    assert await admission.enter()  # every turn held now
+    assert not await admission.enter(patient=False)  # full and behind: refused at once
+    served = await _queued(admission)  # a caller of a session already served waits its turn
     admission.leave()
+    assert await served
     await asyncio.sleep(2 * LAG_INTERVAL)  # a sample on time: the loop has caught up
-    assert await admission.enter(patient=False)
+    opening = asyncio.ensure_future(admission.enter(patient=False))
+    await asyncio.sleep(0)
+    assert not opening.done()  # it waits for a turn now, instead of being refused
+    admission.leave()
+    assert await opening
+    admission.leave()
+    admission.leave()
+    assert admission.held == 0
+
+
+async def test_a_front_with_a_free_turn_takes_a_new_session_however_late_the_loop() -> None:
+    admission = Admission(2, 4, 0.01)
+    await _behind(admission)
+    assert await admission.enter(patient=False)  # a stall of a lightly used front: no crowd
+    assert await admission.enter()
+    admission.leave()
     admission.leave()
 
 
-async def test_every_caller_is_refused_while_the_loop_runs_later_than_it_may_wait() -> None:
-    admission = Admission(4, 4, 0.01)
+async def test_every_caller_is_refused_while_a_full_front_runs_later_than_it_may_wait() -> None:
+    admission = Admission(1, 4, 0.01)
     await _behind(admission)
+    assert await admission.enter()  # the one turn, free: taken
     assert not await admission.enter()
+    admission.leave()
     assert admission.held == 0
 
 
 async def test_one_stall_of_the_loop_refuses_nobody() -> None:
-    admission = Admission(4, 4, 0.01)
+    admission = Admission(1, 4, 10.0)
     assert await admission.enter()
-    admission.leave()
     _work()
     for _ in range(2):
         await asyncio.sleep(0)
-    assert await admission.enter(patient=False)
+    opening = asyncio.ensure_future(admission.enter(patient=False))
+    await asyncio.sleep(0)
+    assert not opening.done()  # the front is full, but one stall is no lag: it waits
+    admission.leave()
+    assert await opening
     admission.leave()
 
 
-async def test_new_sessions_are_refused_within_one_long_turn_of_the_loop() -> None:
-    admission = Admission(4, 4, 10.0)
-    assert await admission.enter()  # a sample is asked for
-    admission.leave()
+async def test_new_sessions_are_refused_within_one_long_turn_of_a_full_front() -> None:
+    admission = Admission(1, 4, 10.0)
+    assert await admission.enter()  # a sample is asked for; the one turn held
     _work()  # a crowd worked through in this same turn: the sample cannot run meanwhile
     assert not await admission.enter(patient=False)
-    assert await admission.enter()
     admission.leave()

@@ -77,8 +77,9 @@ class Admission:
     refused at once. An impatient caller (one that would open a session) waits only behind
     fewer than ``limit`` others, and only while the event loop runs less than
     :data:`LAG_LIMIT` late, else it is refused at once too. While the loop runs later than
-    ``max_wait`` (or that limit) every caller is refused: each has waited that long unread
-    already, and the refusals send their clients away for a while (see below).
+    ``max_wait`` (or that limit) every caller finding no free turn is refused: each has
+    waited that long unread already, and the refusals send their clients away for a while
+    (see below). A free turn is always taken: the lag counts only when the front is full.
 
     Under overload a short wait costs nothing while a refusal costs a round trip and a
     retry: closed-loop clients refused at once would spend the CPU on refusals instead of
@@ -129,11 +130,14 @@ class Admission:
         came within ``max_wait``). A True must be paired with :meth:`leave`."""
         lag = self._lag
         lag.touch()
-        if lag.now() > (max(LAG_LIMIT, self._max_wait) if patient else LAG_LIMIT):
-            return False
         if self._held < self._limit and not self._waiting:
             self._held += 1
             return True
+        # only a full front asks the lag: a lone stall of a lightly used one (a busy
+        # machine, a long collection) is no crowd, and refusing then would turn away
+        # callers it has room for
+        if lag.now() > (max(LAG_LIMIT, self._max_wait) if patient else LAG_LIMIT):
+            return False
         if len(self._waiting) >= (self._queue if patient else min(self._queue, self._limit)):
             return False
         loop = asyncio.get_running_loop()
