@@ -13,7 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
+import multiprocessing
+import resource
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -225,11 +229,19 @@ async def idle_sessions(url: str, count: int, connections: int = 8,
 
 @dataclass
 class LoopFigures:
-    """What a closed-loop run saw: answers, refusals, failures and the slowest of them."""
+    """What a closed-loop run saw: answers, refusals, failures and the slowest of them.
+
+    ``answered`` and ``refused`` count what completed within the measured window only (after
+    the ramp in which the crowd arrives); the latencies and failures cover every exchange.
+    """
 
     answered: int = 0
     refused: int = 0
     failed: int = 0
+    #: sessions opened (first exchanges answered), over the whole run
+    opened: int = 0
+    #: ``tools/call`` answers over the whole run, ramp included
+    answered_all: int = 0
     #: requests whose answer or refusal took longer than ``slow_after`` seconds
     slow: int = 0
     worst_ns: int = 0
@@ -244,11 +256,13 @@ def _call_body(tool: str, n: int) -> bytes:
 
 
 async def _closed_loop_client(
-    url: str, tool: str, deadline: float, figures: LoopFigures, slow_after: float,
+    url: str, tool: str, window: tuple[float, float], figures: LoopFigures, slow_after: float,
     request_timeout: float,
 ) -> None:
-    """One client: open a session, then call until the deadline; wait ``Retry-After`` when
-    refused, open a new connection after a failure. Every exchange is timed."""
+    """One client: open a session, then call until the deadline (``window``: when counting
+    starts, and the deadline); wait ``Retry-After`` when refused, open a new connection
+    after a failure. Every exchange is timed."""
+    counting, deadline = window
     clock = time.perf_counter_ns
     client = HttpMcpClient(url)
     connected = False
@@ -257,12 +271,13 @@ async def _closed_loop_client(
         while time.monotonic() < deadline:
             start = clock()
             wait = 0.0
+            opening = client.session_id is None
             try:
                 async with asyncio.timeout(request_timeout):
                     if not connected:
                         await client.connect()
                         connected = True
-                    if client.session_id is None:
+                    if opening:
                         status, headers, _ = await client.post(_INITIALIZE)
                         if status == 200 and headers.get("mcp-session-id"):
                             client.session_id = headers["mcp-session-id"]
@@ -271,10 +286,14 @@ async def _closed_loop_client(
                     else:
                         n += 1
                         status, headers, _ = await client.post(_call_body(tool, n))
-                if status == 200:
-                    figures.answered += 1
+                counted = counting <= time.monotonic() < deadline
+                if status == 200 and opening:
+                    figures.opened += 1
+                elif status == 200:
+                    figures.answered_all += 1
+                    figures.answered += counted
                 elif status in (429, 503):
-                    figures.refused += 1
+                    figures.refused += counted
                     wait = float(headers.get("retry-after", "1"))
                 else:
                     raise BenchError(f"HTTP {status}")
@@ -302,13 +321,63 @@ async def _closed_loop_client(
 
 async def closed_loop(
     url: str, tool: str, clients: int, seconds: float, slow_after: float = 1.0,
-    request_timeout: float = 10.0,
+    request_timeout: float = 10.0, ramp: float = 0.0, start: float | None = None,
 ) -> tuple[float, LoopFigures]:
-    """``clients`` closed-loop clients for ``seconds``, all starting at once (connections and
-    sessions included, as a crowd arriving would); (elapsed seconds, what they saw)."""
+    """``clients`` closed-loop clients, all starting at once (connections and sessions
+    included, as a crowd arriving would) at ``start`` (``time.monotonic``; None: now), for
+    ``ramp`` and then ``seconds`` more: answers and refusals are counted in those last
+    ``seconds`` (the sustained rate; the crowd's arrival is seen in the latencies); (the
+    measured window's seconds, what they saw)."""
     figures = LoopFigures()
-    start = time.perf_counter()
-    deadline = time.monotonic() + seconds
-    await asyncio.gather(*(_closed_loop_client(url, tool, deadline, figures, slow_after,
+    now = time.monotonic()
+    if start is not None and start > now:
+        await asyncio.sleep(start - now)
+        now = start
+    window = (now + ramp, now + ramp + seconds)
+    await asyncio.gather(*(_closed_loop_client(url, tool, window, figures, slow_after,
                                                request_timeout) for _ in range(clients)))
-    return time.perf_counter() - start, figures
+    return seconds, figures
+
+
+def _closed_loop_part(url: str, tool: str, clients: int, seconds: float, slow_after: float,
+                      ramp: float, start: float) -> LoopFigures:
+    from vmcp.eventloop import run  # uvloop when installed, as the gateway runs
+
+    return run(closed_loop(url, tool, clients, seconds, slow_after, ramp=ramp,
+                           start=start))[1]
+
+
+#: clients one load-generator process runs: a crowd arrives at once, and one process opening
+#: thousands of connections would time its own queue of connects, not the server's answers
+CLIENTS_PER_PROCESS = 256
+
+
+def crowd(url: str, tool: str, clients: int, seconds: float, slow_after: float = 1.0,
+          ramp: float = 0.0) -> tuple[float, LoopFigures, float]:
+    """:func:`closed_loop` run by one process per :data:`CLIENTS_PER_PROCESS` clients, all
+    starting together; (seconds measured, what they saw together, the CPU seconds those
+    processes used)."""
+    processes = max(1, math.ceil(clients / CLIENTS_PER_PROCESS))
+    shares = [clients // processes + (i < clients % processes) for i in range(processes)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    context = multiprocessing.get_context("fork")  # the workers need nothing set up again
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        start = time.monotonic() + 0.5  # every worker is up by then
+        parts = list(pool.map(_closed_loop_part, *zip(*[
+            (url, tool, share, seconds, slow_after, ramp, start) for share in shares],
+            strict=True)))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    figures = LoopFigures()
+    for part in parts:
+        figures.answered += part.answered
+        figures.refused += part.refused
+        figures.failed += part.failed
+        figures.opened += part.opened
+        figures.answered_all += part.answered_all
+        figures.slow += part.slow
+        figures.worst_ns = max(figures.worst_ns, part.worst_ns)
+        figures.latencies += part.latencies
+        for kind, count in part.failures.items():
+            figures.failures[kind] = figures.failures.get(kind, 0) + count
+    return seconds, figures, cpu

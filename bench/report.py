@@ -165,9 +165,12 @@ def render(results: Results) -> str:
 
     def crowd(r: dict[str, Any]) -> list[str]:
         return _table(["closed-loop clients", "calls/s", "refusals/s", "failed", "over 1 s",
-                       "worst ms", "p50 us", "p99 us"], [
+                       "worst ms", "p50 us", "p99 us", "sessions", "level calls/s",
+                       "gateway cpu/s", "generator cpu/s"], [
             [clients, t["calls_per_s"], t["refusals_per_s"], t["failed"], t["over_1s"],
-             t["worst_ms"], t["p50_us"], t["p99_us"]] for clients, t in r["levels"].items()])
+             t["worst_ms"], t["p50_us"], t["p99_us"], t["sessions_opened"],
+             t["level_calls_per_s"], t["gateway_cpu_per_s"], t["generator_cpu_per_s"]]
+            for clients, t in r["levels"].items()])
 
     def lists(r: dict[str, Any]) -> list[str]:
         return _table([f"tools/list {r['tools']} tools", "pages", "p50 ms", "p99 ms"], [

@@ -20,9 +20,11 @@ class BenchSettings:
     #: concurrent HTTP clients, and calls per level and repetition (spread over the clients)
     http_levels: tuple[int, ...] = (1, 8, 32, 128)
     http_calls: int = 3000
-    #: closed-loop clients per overload level, and seconds each level runs
+    #: closed-loop clients per overload level, seconds each level is measured, and the
+    #: seconds before that in which its crowd arrives (timed, but not in the rates)
     overload_levels: tuple[int, ...] = (64, 256, 1024, 2048)
     overload_seconds: float = 5.0
+    overload_ramp: float = 2.0
     #: the aggregated list: mounts x tools each, and complete reads per repetition
     list_mounts: int = 20
     list_tools: int = 50
@@ -50,6 +52,7 @@ class BenchSettings:
             list_mounts=4, list_tools=10, list_reads=5, cold_reads=3, idle_sessions=50,
             memory_mounts=2, memory_reps=1, startup_mounts=3, startup_slowest=0.05,
             startup_reps=1, overload_levels=(8, 32), overload_seconds=1.0,
+            overload_ramp=0.2,
         )
 
     def with_(self, **changes: object) -> BenchSettings:

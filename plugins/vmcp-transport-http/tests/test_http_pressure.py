@@ -7,11 +7,13 @@ per-principal rate limit and admission control, each refusal with ``Retry-After`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from aiohttp import web
 from http_harness import FakeHost, serve_front
 from test_http_front import INITIALIZE, Client, data, events, message
 from vmcp_transport_http.limits import RateLimiter
@@ -199,6 +201,48 @@ async def test_a_request_waits_its_turn_for_at_most_the_queue_timeout(
         await events(held)
         answer = await waiting  # admitted once the held request ended
         assert data(await events(answer)) == [{"jsonrpc": "2.0", "id": 3, "result": {}}]
+
+
+@contextlib.asynccontextmanager
+async def serve_server(server: StreamableHttpServer) -> AsyncIterator[str]:
+    """Serve ``server``'s application on a free loopback port (the test keeps the server
+    object, to see its admission queue); yield the endpoint's URL."""
+    runner = web.AppRunner(server.app())
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}{server.settings.path}"
+    finally:
+        await server.stop()
+        await runner.cleanup()
+
+
+async def test_a_new_session_is_refused_at_once_behind_a_queue_others_wait_in(
+    http: aiohttp.ClientSession,
+) -> None:
+    host = FakeHost()
+    server = StreamableHttpServer(host, StreamableSettings(
+        port=0, max_concurrent_requests=1, queue_timeout=30.0))
+    async with serve_server(server) as url:
+        client = Client(http, url)
+        await client.initialize()
+        admission = server.admission  # this test's own turn and waiter fill it
+        assert await admission.enter()
+        ahead = asyncio.ensure_future(admission.enter())
+        await asyncio.sleep(0)  # one loop turn: it waits
+        refused = await Client(http, url).post(INITIALIZE)  # behind 1 = the turns: no wait
+        assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+        assert (await refused.json())["id"] == INITIALIZE["id"]
+        again = await Client(http, url).post(INITIALIZE)  # told to come back a bit later
+        assert again.status == 503 and again.headers["Retry-After"] == "2"
+        assert len(host.sessions) == 1  # neither opened a session
+        call = asyncio.ensure_future(client.post(message("echo", 2)))  # a call still waits
+        admission.leave()
+        assert await ahead
+        admission.leave()  # its turn goes to the call
+        answer = await call
+        assert data(await events(answer)) == [{"jsonrpc": "2.0", "id": 2, "result": {}}]
 
 
 async def test_a_session_between_two_calls_is_not_reclaimed(http: aiohttp.ClientSession) -> None:

@@ -7,28 +7,108 @@ import asyncio
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from vmcp.protocol.errors import BACKEND_UNAVAILABLE, RETRY_AFTER
+
+#: the longest ``Retry-After`` an overloaded front hands out, in seconds
+MAX_RETRY_AFTER = 30
+#: seconds between two looks at how late the event loop runs (only while POSTs come in)
+LAG_INTERVAL = 0.02
+#: seconds late the loop may run before new sessions are refused: beyond it the front is
+#: behind on the work it has taken already (each reply is that late), and a new session's
+#: first exchange, two POSTs, would pay it twice on top of its own cost, three POSTs' worth
+LAG_LIMIT = 0.1
+
+
+class LoopLag:
+    """How late the event loop runs a callback asked for :data:`LAG_INTERVAL` ahead: the
+    time the work already in it takes. Sampled while the front is in use (:meth:`touch`),
+    so an idle front sets no timer.
+
+    :meth:`now` is the lesser of the last two samples, so that one stall (a long
+    collection, a moment without the CPU) does not count, only a loop that stays behind;
+    or, when larger, how overdue the pending sample is already: a crowd read in one turn
+    of the loop is worked through in that same turn, before any sample can run."""
+
+    __slots__ = ("_due", "_handle", "_lag", "_last", "_used")
+
+    def __init__(self) -> None:
+        self._lag = 0.0
+        self._last = 0.0
+        #: when the pending sample is due (``time.monotonic``: the loop's clock may stand
+        #: still within a turn)
+        self._due = 0.0
+        self._used = False
+        self._handle: asyncio.TimerHandle | None = None
+
+    def now(self) -> float:
+        """Seconds the loop runs late (0.0 when the front was idle)."""
+        if self._handle is None:
+            return self._lag
+        return max(self._lag, time.monotonic() - self._due)
+
+    def touch(self) -> None:
+        """Note a request: samples go on until an interval passes without one."""
+        self._used = True
+        if self._handle is None:
+            self._arm()
+
+    def _arm(self) -> None:
+        self._due = time.monotonic() + LAG_INTERVAL
+        self._handle = asyncio.get_running_loop().call_later(LAG_INTERVAL, self._sample)
+
+    def _sample(self) -> None:
+        self._handle = None
+        if not self._used:
+            self._lag = self._last = 0.0
+            return
+        late = time.monotonic() - self._due
+        self._lag = min(late, self._last)
+        self._last = late
+        self._used = False
+        self._arm()
 
 
 class Admission:
     """At most ``limit`` holders at once. Beyond it up to ``queue`` callers wait for a turn
     in arrival order, each at most ``max_wait`` seconds; a caller finding the queue full is
-    refused at once.
+    refused at once. An impatient caller (one that would open a session) waits only behind
+    fewer than ``limit`` others, and only while the event loop runs less than
+    :data:`LAG_LIMIT` late, else it is refused at once too. While the loop runs later than
+    ``max_wait`` (or that limit) every caller finding no free turn is refused: each has
+    waited that long unread already, and the refusals send their clients away for a while
+    (see below). A free turn is always taken: the lag counts only when the front is full.
 
     Under overload a short wait costs nothing while a refusal costs a round trip and a
     retry: closed-loop clients refused at once would spend the CPU on refusals instead of
-    answers. The wait stays bounded, so nobody queues into a timeout.
+    answers. The wait stays bounded, so nobody queues into a timeout. A crowd of new
+    sessions would lengthen everyone's wait (and its own first exchange, two POSTs, past
+    any bound): it is turned away first, so the sessions already served keep their pace. The
+    queue alone does not show such a crowd: its POSTs wait unread in their sockets while
+    the loop works through the ones before them, and each takes its turn only once read;
+    the loop's lag shows it.
+
+    Refused callers are told when to come back (:meth:`retry_after`) spread out, at most
+    ``limit`` a second: a refusal costs the front nearly what an answer does, so a crowd
+    told to retry all after the same second would come back as the same crowd and take
+    the front's time from the callers it serves.
     """
 
-    __slots__ = ("_held", "_limit", "_max_wait", "_queue", "_timer", "_waiting")
+    __slots__ = ("_base_wait", "_clock", "_held", "_lag", "_limit", "_max_wait",
+                 "_next_return", "_queue", "_timer", "_waiting")
 
-    def __init__(self, limit: int, queue: int, max_wait: float) -> None:
+    def __init__(self, limit: int, queue: int, max_wait: float, retry_after: int = 1,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._lag = LoopLag()
         self._limit = limit
         self._queue = queue
         self._max_wait = max_wait
+        self._base_wait = retry_after
+        self._clock = clock
+        #: when the next refused caller is told to come back (``clock`` time)
+        self._next_return = 0.0
         self._held = 0
         #: waiting callers and their deadlines, oldest first (so deadlines are in order)
         self._waiting: deque[tuple[asyncio.Future[bool], float]] = deque()
@@ -39,13 +119,26 @@ class Admission:
         """Turns held now."""
         return self._held
 
-    async def enter(self) -> bool:
-        """Take a turn, waiting for one if need be: False when refused (the queue is full or
-        no turn came within ``max_wait``). A True must be paired with :meth:`leave`."""
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a turn now (one that went away may count until its turn)."""
+        return len(self._waiting)
+
+    async def enter(self, patient: bool = True) -> bool:
+        """Take a turn, waiting for one if need be: False when refused (the loop runs late,
+        the queue is full, or for an impatient caller already ``limit`` long, or no turn
+        came within ``max_wait``). A True must be paired with :meth:`leave`."""
+        lag = self._lag
+        lag.touch()
         if self._held < self._limit and not self._waiting:
             self._held += 1
             return True
-        if len(self._waiting) >= self._queue:
+        # only a full front asks the lag: a lone stall of a lightly used one (a busy
+        # machine, a long collection) is no crowd, and refusing then would turn away
+        # callers it has room for
+        if lag.now() > (max(LAG_LIMIT, self._max_wait) if patient else LAG_LIMIT):
+            return False
+        if len(self._waiting) >= (self._queue if patient else min(self._queue, self._limit)):
             return False
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
@@ -58,6 +151,17 @@ class Admission:
             if future.done() and not future.cancelled() and future.result():
                 self.leave()  # the turn handed over just before the caller went away
             raise
+
+    def retry_after(self) -> int:
+        """The whole seconds the caller just refused is told to wait: ``retry_after`` when
+        refusals are few, later when many came before it, so that at most ``limit`` refused
+        callers come back in any one second (up to :data:`MAX_RETRY_AFTER`)."""
+        now = self._clock()
+        back = max(self._next_return, now + self._base_wait)
+        wait = min(MAX_RETRY_AFTER, math.ceil(back - now))
+        if wait < MAX_RETRY_AFTER:
+            self._next_return = back + 1 / self._limit
+        return max(1, wait)
 
     def leave(self) -> None:
         """Give a turn back: the oldest waiter gets it, else it is free."""

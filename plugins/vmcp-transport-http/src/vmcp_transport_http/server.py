@@ -15,6 +15,7 @@ from vmcp.auth.metadata import metadata_paths, protected_resource_metadata
 from vmcp.transports.base import FrontHost
 from vmcp.transports.netsec import front_url, refuse_insecure_bind
 from vmcp.transports.probes import PROBE_HEADERS, PROBE_PATHS, probe_answer
+from vmcp_transport_http.listener import ListenerSite
 from vmcp_transport_http.messages import HttpProblem
 from vmcp_transport_http.security import install_front_checks
 from vmcp_transport_http.settings import FrontSettings
@@ -30,7 +31,8 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 #: connections waiting to be accepted: a burst of clients queues in the kernel instead of
-#: waiting out SYN retries (aiohttp's default is 128); the front refuses fast once it accepts
+#: waiting out SYN retries (aiohttp's default is 128); the front takes them all at once
+#: (see :mod:`vmcp_transport_http.listener`) and refuses fast what it cannot serve
 LISTEN_BACKLOG = 2048
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -141,8 +143,8 @@ async def run_app(
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, backlog=LISTEN_BACKLOG,
-                           reuse_port=settings.reuse_port or None)
+        site = ListenerSite(runner, settings.host, settings.port, backlog=LISTEN_BACKLOG,
+                            reuse_port=bool(settings.reuse_port))
         try:
             await site.start()
         except OSError as exc:

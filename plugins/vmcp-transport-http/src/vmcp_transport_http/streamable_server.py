@@ -20,7 +20,8 @@ DELETE of that era gets 405. Everything below is the handshake era's shape.
   only when none rests is a new one refused (503, or 429 for the principal), with
   ``Retry-After``.
 * Pressure: beyond ``max_concurrent_requests`` POSTs at once a POST waits its turn, at most
-  ``queue_timeout`` and behind at most ``max_queued_requests`` others, else gets 503; a
+  ``queue_timeout`` and behind at most ``max_queued_requests`` others, else gets 503 (an
+  ``initialize`` waits less, and not while the loop runs late: see ``Admission``); a
   principal beyond its ``rate_limit`` (over all its sessions) gets 429; a request the
   gateway sheds (its error carries ``retryAfter``) gets 503. Each with ``Retry-After``, so
   load balancers and clients see it.
@@ -132,7 +133,8 @@ class StreamableHttpServer:
             rate = DEFAULT_RATE_LIMIT if host.auth_required else 0
         self._rates = RateLimiter(rate, settings.rate_burst) if rate else None
         self._admission = Admission(settings.max_concurrent_requests,
-                                    settings.max_queued_requests, settings.queue_timeout)
+                                    settings.max_queued_requests, settings.queue_timeout,
+                                    settings.retry_after)
         self._closing: set[asyncio.Task[None]] = set()
         self._grace = SharedTimeout(REPLY_GRACE)
         self._modern = ModernFront(host, settings, self._grace)
@@ -154,6 +156,11 @@ class StreamableHttpServer:
     def rate_limit(self) -> float | None:
         """POSTs a second each principal may send (None: no limit)."""
         return self._rates.rate if self._rates is not None else None
+
+    @property
+    def admission(self) -> Admission:
+        """The turns POSTs take (for tests and metrics)."""
+        return self._admission
 
     @property
     def retained_bytes(self) -> int:
@@ -298,9 +305,14 @@ class StreamableHttpServer:
     async def post(self, request: web.Request) -> web.StreamResponse:
         """Take one message (or batch) from the client, unless too many are being handled."""
         admission = self._admission
-        if not await admission.enter():
+        # one that would open a session (told apart before its body is read) waits only
+        # behind a short queue: see Admission
+        headers = request.headers
+        opening = (SESSION_HEADER not in headers
+                   and headers.get(VERSION_HEADER) not in MODERN_VERSIONS)
+        if not await admission.enter(patient=not opening):
             raise HttpProblem(503, "Service Unavailable: too many requests at once",
-                              headers=retry_after(self.settings.retry_after))
+                              headers=retry_after(admission.retry_after()))
         admitted = _Admitted(admission)
         try:
             return await self._decoded(request, admitted)
