@@ -1,6 +1,6 @@
 """Helpers for the tests of vmcp and of its plugins: real local servers that a test starts
-and ends (a registry, a package index, a folder of files, a ``redis-server``), on 127.0.0.1
-and a free port."""
+and ends (a registry, a package index, a folder of files, a ``redis-server``, a server script
+that prints its port), on 127.0.0.1 and a free port."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from functools import partial
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import anyio
+from anyio.streams.text import TextReceiveStream
 
 
 @contextlib.contextmanager
@@ -102,3 +105,35 @@ def running_redis() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+#: seconds a server script's process gets to end on SIGTERM before it is killed
+STOP_GRACE = 10.0
+
+
+@contextlib.asynccontextmanager
+async def serving_script(argv: Sequence[str], timeout: float) -> AsyncIterator[str]:
+    """Run ``argv``, a server that prints ``PORT <n>`` as its first line once it listens;
+    yield ``http://127.0.0.1:<n>``; end it (SIGTERM, then SIGKILL after :data:`STOP_GRACE`).
+
+    :param timeout: seconds it may take to print its port.
+    """
+    process = await anyio.open_process(list(argv), stdout=subprocess.PIPE, stderr=None)
+    try:
+        assert process.stdout is not None
+        with anyio.fail_after(timeout):
+            line = ""
+            async for chunk in TextReceiveStream(process.stdout):
+                line += chunk
+                if "\n" in line:
+                    break
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            with anyio.move_on_after(STOP_GRACE, shield=True):
+                await process.wait()
+            if process.returncode is None:
+                process.kill()
+                with anyio.CancelScope(shield=True):
+                    await process.wait()

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from vmcp_transport_http.oauth.store import Grant, GrantStore
 from vmcp.auth.tokens import TokenStore
 from vmcp.config import load_config
 from vmcp.persona import PersonaStore
+from vmcp.testing import serving_script
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
 
@@ -48,22 +49,9 @@ HERE = Path(__file__).resolve().parent
 CALL_TIMEOUT = 30.0
 
 
-@asynccontextmanager
-async def serving(script: str, *args: str) -> AsyncIterator[str]:
+def serving(script: str, *args: str) -> AbstractAsyncContextManager[str]:
     """Run ``script`` (which prints ``PORT n``); yield ``http://127.0.0.1:n``; end it."""
-    process = await anyio.open_process([sys.executable, str(HERE / script), *args],
-                                       stdout=subprocess.PIPE, stderr=None)
-    try:
-        assert process.stdout is not None
-        with anyio.fail_after(START_TIMEOUT):
-            line = ""
-            async for chunk in TextReceiveStream(process.stdout):
-                line += chunk
-                if "\n" in line:
-                    break
-        yield f"http://127.0.0.1:{int(line.split()[1])}"
-    finally:
-        await stop_process(process)
+    return serving_script([sys.executable, str(HERE / script), *args], START_TIMEOUT)
 
 
 @asynccontextmanager

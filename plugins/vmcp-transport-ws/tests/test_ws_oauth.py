@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from http import HTTPStatus
 from pathlib import Path
@@ -28,7 +27,6 @@ import anyio
 import jwt
 import mcp_types as types
 import pytest
-from anyio.streams.text import TextReceiveStream
 from vmcp_transport_http.oauth.discovery import discover, probe
 from vmcp_transport_http.oauth.login import sign_in
 from vmcp_transport_http.oauth.store import GrantStore
@@ -46,6 +44,7 @@ from ws_harness import (
 from vmcp.auth.tokens import TokenStore
 from vmcp.config import load_config
 from vmcp.persona.store import PersonaStore
+from vmcp.testing import serving_script
 
 pytestmark = pytest.mark.anyio
 
@@ -53,24 +52,21 @@ AUTHORIZATION_SERVER = (Path(__file__).resolve().parents[2] / "vmcp-transport-ht
                         / "oauth_server.py")
 
 
-@asynccontextmanager
-async def authorization_server(*flags: str) -> AsyncIterator[str]:
+def authorization_server(*flags: str) -> AbstractAsyncContextManager[str]:
     """Run the test authorization server with ``flags``; yield its URL; end it."""
-    process = await anyio.open_process([sys.executable, str(AUTHORIZATION_SERVER), *flags],
-                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        assert process.stdout is not None
-        with anyio.fail_after(CONNECT_TIMEOUT):
-            line = ""
-            async for chunk in TextReceiveStream(process.stdout):
-                line += chunk
-                if "\n" in line:
-                    break
-        yield f"http://127.0.0.1:{int(line.split()[1])}"
-    finally:
-        process.terminate()
-        with anyio.CancelScope(shield=True):
-            await process.wait()
+    return serving_script([sys.executable, str(AUTHORIZATION_SERVER), *flags],
+                          CONNECT_TIMEOUT)
+
+
+def list_changes() -> tuple[anyio.Event, Callable[[Any], Awaitable[None]]]:
+    """An event set by the first tool list change, and the message handler that sets it."""
+    changed = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            changed.set()
+
+    return changed, on_message
 
 
 class ProtectedBackend(WebSocketBackend):
@@ -159,12 +155,7 @@ async def test_discovery_starts_from_the_upgrade_challenge() -> None:
 
 
 async def test_bearer_on_the_upgrade_renewed_on_401_at_reconnect(tmp_path: Path) -> None:
-    changed = anyio.Event()
-
-    async def on_message(message: Any) -> None:
-        if isinstance(message, types.ToolListChangedNotification):
-            changed.set()
-
+    changed, on_message = list_changes()
     async with authorization_server() as issuer:
         backend = ProtectedBackend(issuer)
         async with backend.running():
@@ -202,12 +193,7 @@ async def test_bearer_on_the_upgrade_renewed_on_401_at_reconnect(tmp_path: Path)
 
 
 async def test_sign_in_to_a_ws_backend_and_refresh_at_reconnect(tmp_path: Path) -> None:
-    changed = anyio.Event()
-
-    async def on_message(message: Any) -> None:
-        if isinstance(message, types.ToolListChangedNotification):
-            changed.set()
-
+    changed, on_message = list_changes()
     async with authorization_server() as issuer:
         backend = ProtectedBackend(issuer)
         async with backend.running():
