@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 from anyio.streams.text import TextReceiveStream
 
 
@@ -107,6 +108,21 @@ def running_redis() -> Iterator[RedisServer]:
         server.stop()
 
 
+async def printed_port(process: anyio.abc.Process, timeout: float) -> int:
+    """The port in the first line ``process`` prints on its stdout (``PORT <n>``).
+
+    :param timeout: seconds it may take to print it.
+    """
+    assert process.stdout is not None
+    line = ""
+    with anyio.fail_after(timeout):
+        async for chunk in TextReceiveStream(process.stdout):
+            line += chunk
+            if "\n" in line:
+                break
+    return int(line.split()[1])
+
+
 #: seconds a server script's process gets to end on SIGTERM before it is killed
 STOP_GRACE = 10.0
 
@@ -120,14 +136,7 @@ async def serving_script(argv: Sequence[str], timeout: float) -> AsyncIterator[s
     """
     process = await anyio.open_process(list(argv), stdout=subprocess.PIPE, stderr=None)
     try:
-        assert process.stdout is not None
-        with anyio.fail_after(timeout):
-            line = ""
-            async for chunk in TextReceiveStream(process.stdout):
-                line += chunk
-                if "\n" in line:
-                    break
-        yield f"http://127.0.0.1:{int(line.split()[1])}"
+        yield f"http://127.0.0.1:{await printed_port(process, timeout)}"
     finally:
         if process.returncode is None:
             process.terminate()

@@ -26,6 +26,7 @@ from anyio.streams.text import TextReceiveStream
 from vmcp.auth.base import AuthError, Principal
 from vmcp.config import VmcpConfig
 from vmcp.protocol.versions import negotiate
+from vmcp.testing import printed_port
 from vmcp.transports.base import FrontPeer, Transport
 
 FIXTURE = Path(__file__).resolve().parent / "http_fixture_server.py"
@@ -56,14 +57,7 @@ async def start_fixture_backend(mode: str, *flags: str) -> tuple[Process, str]:
         [sys.executable, str(FIXTURE), mode, *flags], stdout=subprocess.PIPE, stderr=None
     )
     try:
-        assert process.stdout is not None
-        with anyio.fail_after(START_TIMEOUT):
-            line = ""
-            async for chunk in TextReceiveStream(process.stdout):
-                line += chunk
-                if "\n" in line:
-                    break
-        port = int(line.split()[1])
+        port = await printed_port(process, START_TIMEOUT)
     except BaseException:
         await stop_process(process)
         raise

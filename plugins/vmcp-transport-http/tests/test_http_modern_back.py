@@ -9,7 +9,6 @@ mismatch with -32020, so a call that succeeds proves the headers were right.
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,12 +19,12 @@ import anyio
 import mcp.types as types
 import pytest
 from aiohttp import web
-from anyio.streams.text import TextReceiveStream
-from http_harness import EVENT_TIMEOUT, START_TIMEOUT, stop_process, write_config
+from http_harness import EVENT_TIMEOUT, START_TIMEOUT, write_config
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from vmcp_transport_http.streamable import StreamableHttpTransport
 
 from vmcp.config import MountConfig
+from vmcp.testing import serving_script
 from vmcp.upstream.modern import ModernUpstreamSession
 from vmcp.upstream.session import NO_RELATION, UpstreamSession
 
@@ -37,19 +36,8 @@ MODERN = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "servers" 
 @asynccontextmanager
 async def modern_backend() -> AsyncIterator[str]:
     """Run the modern-only fixture over HTTP; yield its endpoint URL."""
-    process = await anyio.open_process([sys.executable, str(MODERN), "http"],
-                                       stdout=subprocess.PIPE, stderr=None)
-    try:
-        assert process.stdout is not None
-        line = ""
-        with anyio.fail_after(START_TIMEOUT):
-            async for chunk in TextReceiveStream(process.stdout):
-                line += chunk
-                if "\n" in line:
-                    break
-        yield f"http://127.0.0.1:{int(line.split()[1])}/mcp"
-    finally:
-        await stop_process(process)
+    async with serving_script([sys.executable, str(MODERN), "http"], START_TIMEOUT) as url:
+        yield f"{url}/mcp"
 
 
 @asynccontextmanager
