@@ -555,6 +555,9 @@ async def _kill_under_load(url: str, kill: Callable[[], None]) -> list[str]:
     return failed
 
 
+HELD = ("fx__hold", "fx__hold_write")
+
+
 async def test_kill_9_of_an_instance_under_load_loses_no_session(cluster: Cluster) -> None:
     """Calls held in flight on the instance killed: HAProxy runs the read-only ones again
     on another instance (vmcp left their responses unstarted) and they succeed; the others
@@ -577,14 +580,24 @@ async def test_kill_9_of_an_instance_under_load_loses_no_session(cluster: Cluste
     with anyio.fail_after(STEP * 4):
         async with connect(cluster.lb_url) as session, connect(cluster.lb_url) as probe:
             async with anyio.create_task_group() as group:
-                keys = {f"{tag}r{n}": "fx__hold" for n in range(4)}
-                keys |= {f"{tag}w{n}": "fx__hold_write" for n in range(4)}
-                for key in sorted(keys, key=lambda k: k[-1] + k):  # reads, writes alternate
-                    group.start_soon(held, session, keys[key], key)
-                where = {key: backend_session[text_of(await probe.call_tool(
-                    "fx__where", {"key": key}))] for key in keys}
-                victim = next(g for g in alive if {"hold", "hold_write"} <= {
-                    keys[k].removeprefix("fx__") for k, on in where.items() if on is g})
+                # held calls until one instance holds a read-only one and a write: each
+                # next call is of the kind some instance lacks, whatever the balancer does
+                keys: dict[str, str] = {}
+                where: dict[str, Gateway] = {}
+
+                def kinds_on(gateway: Gateway) -> set[str]:
+                    return {keys[k] for k, on in where.items() if on is gateway}
+
+                for n in range(16):
+                    if any(kinds_on(g) == set(HELD) for g in alive):
+                        break
+                    tool = HELD[any(kinds_on(g) == {HELD[0]} for g in alive)]
+                    keys[key := f"{tag}{n}"] = tool
+                    group.start_soon(held, session, tool, key)
+                    where[key] = backend_session[text_of(await probe.call_tool(
+                        "fx__where", {"key": key}))]
+                victim = next((g for g in alive if kinds_on(g) == set(HELD)), None)
+                assert victim is not None, where
                 waiting = await _modern_sample(victim.url, 1, {})  # waits on the victim
                 failed = await _kill_under_load(cluster.lb_url, victim.kill)
                 for key in keys:
