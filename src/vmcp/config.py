@@ -413,6 +413,11 @@ class MountConfig(_Model):
     #: a tool whose definition changed since it was pinned: withheld, flagged, or let be
     #: (``vmcp install`` writes ``enforce``)
     pinning: Literal["off", "warn", "enforce"] = "warn"
+    #: a call of a tool name the server does not list: refused as unknown (``refuse``), or
+    #: sent to the server (``forward``, for servers with tools they list nowhere; persona
+    #: rules and approvals still apply, a forwarded tool counts as destructive, and it
+    #: cannot be pinned, so not with ``pinning = "enforce"``)
+    unlisted_tools: Literal["refuse", "forward"] = "refuse"
     # caching (the [cache] table chooses the driver)
     #: time to live of this mount's cached entries (default: [cache] ttl); 0 = never cached
     cache_ttl: float | None = Field(None, ge=0)
@@ -500,6 +505,9 @@ class MountConfig(_Model):
                 if new in shown or (new in overrides and overrides[new].name in (None, new)):
                     raise ValueError(f"{kind}: {name!r} renamed to {new!r}, a name already shown")
                 shown[new] = name
+        if self.unlisted_tools == "forward" and self.pinning == "enforce":
+            raise ValueError('unlisted_tools: "forward" cannot go with pinning = "enforce": '
+                             "a tool the server does not list has no definition to pin")
         return self
 
     @model_validator(mode="after")

@@ -80,12 +80,14 @@ async def test_confirm_destructive_asks_about_the_tools_that_may_be_destructive(
 ) -> None:
     """gamma's ``lookup`` is annotated read-only, ``store`` not, ``listed`` and ``purge`` not
     at all. On the trusted mount an override marks ``purge`` not destructive; on the
-    untrusted one no annotation is believed. Both list ``listed`` in ``read_only_tools``."""
+    untrusted one no annotation is believed. Both list ``listed`` in ``read_only_tools``. A
+    third mount forwards the tool gamma lists nowhere, which so may be destructive."""
     home = tmp_path / "home"
     store = PersonaStore(home / "config" / "personas")
     ops = store.create("ops")
     ops.enable("trusted")
     ops.enable("plain")
+    ops.enable("forwarding")
     ops.confirm_destructive = True
     store.save(ops)
     gamma = FIXTURE_SERVERS / "gamma.py"
@@ -93,6 +95,7 @@ async def test_confirm_destructive_asks_about_the_tools_that_may_be_destructive(
         "trusted": backend(gamma, trusted=True, read_only_tools=["listed"],
                            tools={"purge": {"annotations": {"destructiveHint": False}}}),
         "plain": backend(gamma, read_only_tools=["listed"]),
+        "forwarding": backend(gamma, trusted=True, unlisted_tools="forward"),
     })
     asked: list[str] = []
 
@@ -109,4 +112,8 @@ async def test_confirm_destructive_asks_about_the_tools_that_may_be_destructive(
             for tool in ("lookup", "store", "listed", "purge"):
                 result = await session.call_tool(f"{mount}__{tool}", {})
                 assert texts(result) == [f"gamma {tool}"]
-    assert asked == ["trusted__store", "plain__lookup", "plain__store", "plain__purge"]
+        # a tool the mount does not list has no annotations to believe
+        assert texts(await session.call_tool("forwarding__lookup", {})) == ["gamma lookup"]
+        assert texts(await session.call_tool("forwarding__unlisted", {})) == ["gamma unlisted"]
+    assert asked == ["trusted__store", "plain__lookup", "plain__store", "plain__purge",
+                     "forwarding__unlisted"]

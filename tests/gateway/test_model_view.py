@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import mcp.types as types
@@ -11,6 +13,7 @@ from gateway_harness import (
     ALPHA,
     ALPHA_TOOLS,
     BETA,
+    FIXTURE_SERVERS,
     Gateway,
     all_prompts,
     all_tools,
@@ -20,8 +23,10 @@ from gateway_harness import (
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
-from vmcp.config import MountConfig
+from vmcp.config import MountConfig, VmcpConfig
 from vmcp.gateway.aliases import MODEL_API_NAME_RE, shorten
+from vmcp.gateway.gateway import Gateway as VmcpGateway
+from vmcp.gateway.namespace import Namespace
 
 pytestmark = pytest.mark.anyio
 
@@ -128,3 +133,47 @@ async def test_overrides_rename_describe_and_hide(
                 await session.call_tool(hidden, {})
         with pytest.raises(MCPError, match="Unknown prompt"):
             await session.get_prompt("alpha__haiku", {})
+
+
+async def test_unlisted_tools_reach_only_a_mount_that_forwards_them(
+    make_gateway: Callable[..., Gateway],
+) -> None:
+    """gamma answers ``unlisted``, a tool it lists nowhere: vmcp sends it on only through the
+    mount set to forward unlisted tools, and never a name that mount lists but hides or
+    renames."""
+    gamma = FIXTURE_SERVERS / "gamma.py"
+    gateway = make_gateway({
+        "fwd": backend(gamma, unlisted_tools="forward",
+                       tools={"purge": {"hidden": True}, "store": {"name": "keep"}}),
+        "plain": backend(gamma),
+    })
+    async with gateway.connect() as session:
+        names = [tool.name for tool in await all_tools(session)]
+        assert "fwd__keep" in names and not any("unlisted" in name for name in names)
+        assert texts(await session.call_tool("fwd__unlisted", {})) == ["gamma unlisted"]
+        for refused in ("plain__unlisted", "fwd__purge", "fwd__store", "fwd__", "no__unlisted"):
+            with pytest.raises(MCPError, match=f"Unknown tool: {refused}"):
+                await session.call_tool(refused, {})
+
+
+def test_an_unlisted_name_two_mounts_could_take_goes_to_neither(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VMCP_HOME", str(tmp_path))
+    made = VmcpGateway(VmcpConfig())
+    for mount_id, prefix in (("a", ""), ("b", ""), ("c", "c")):
+        mount = made._create_mount(MountConfig(
+            id=mount_id, command=sys.executable, prefix=prefix, unlisted_tools="forward"))
+        mount.catalog["tools"] = [{"name": f"{mount_id}_own", "inputSchema": {}}]
+        mount.state = "up"
+    namespace = Namespace(made.mounts.values(), "__")
+    assert namespace.unlisted_route("c__x") is None  # a, b and c could each take it
+    assert namespace.unlisted_route("x") is None
+    solo = Namespace([made.mounts["c"]], "__")
+    assert solo.unlisted_route("c__x") == ("c", "x")
+    assert solo.unlisted_route("c__c_own") is None  # listed, so routed only as listed
+
+
+def test_forwarding_unlisted_tools_cannot_go_with_enforced_pinning() -> None:
+    with pytest.raises(ValidationError, match="no definition to pin"):
+        MountConfig(id="m", command="x", unlisted_tools="forward", pinning="enforce")

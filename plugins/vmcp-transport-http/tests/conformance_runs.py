@@ -41,11 +41,14 @@ TARGETS = {
     "reference via vmcp": ("reference", "http"),
     "reference via vmcp 2026-07-28 back": ("reference", "http"),
 }
-#: targets whose mount sets its era (the others take the shipped default, "legacy"): with
-#: "auto" vmcp finds that the backend speaks 2026-07-28 and talks to it so
-MOUNT_ERAS = {"reference via vmcp 2026-07-28 back": "auto",
-              "fixture via vmcp 2026-07-28 back": "auto",
-              "fixture via vmcp over http 2026-07-28 back": "auto"}
+#: what targets set on their mount (the others take the shipped defaults: era "legacy").
+#: With era "auto" vmcp finds that the backend speaks 2026-07-28 and talks to it so; the
+#: reference server triggers its list changes with tools it lists nowhere
+#: (``test_trigger_tool_change``), which vmcp forwards only when told to
+MOUNT_SETTINGS: dict[str, dict[str, object]] = {
+    "reference via vmcp 2026-07-28 back": {"era": "auto", "unlisted_tools": "forward"},
+    "fixture via vmcp 2026-07-28 back": {"era": "auto"},
+    "fixture via vmcp over http 2026-07-28 back": {"era": "auto"}}
 
 
 def _free_port() -> int:
@@ -113,9 +116,8 @@ async def target(suite: Suite, name: str, workdir: Path) -> AsyncIterator[str]:
     """Start the target ``name`` (a key of :data:`TARGETS`); yield the URL the suite tests."""
     backend, mounted_over = TARGETS[name]
     if mounted_over == "stdio":
-        mount: dict[str, object] = {"command": sys.executable, "args": [str(FIXTURE)]}
-        if name in MOUNT_ERAS:
-            mount["era"] = MOUNT_ERAS[name]
+        mount: dict[str, object] = {"command": sys.executable, "args": [str(FIXTURE)],
+                                    **MOUNT_SETTINGS.get(name, {})}
         async with behind_vmcp(workdir, mount) as url:
             yield url
         return
@@ -124,9 +126,7 @@ async def target(suite: Suite, name: str, workdir: Path) -> AsyncIterator[str]:
         if mounted_over is None:
             yield backend_url
             return
-        mount = {"transport": "http", "url": backend_url}
-        if name in MOUNT_ERAS:
-            mount["era"] = MOUNT_ERAS[name]
+        mount = {"transport": "http", "url": backend_url, **MOUNT_SETTINGS.get(name, {})}
         async with behind_vmcp(workdir, mount) as url:
             yield url
 

@@ -1,7 +1,8 @@
 """Approvals bound to the exact call: a persona's ``confirm_tools`` make the caller approve.
 
 ``confirm_destructive`` (of a persona, or of one of its servers) adds every tool that may be
-destructive (:func:`destructive_tools`).
+destructive: every one but its mount's :func:`harmless_tools` (so a tool the mount does not
+list, forwarded by ``unlisted_tools = "forward"``, is one).
 
 Before such a call is forwarded, the gateway asks the calling client with a form elicitation
 that names the tool and shows its arguments. Only that request, with exactly the arguments
@@ -48,25 +49,22 @@ def call_digest(tool: str, arguments: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def destructive_tools(mount: Mount) -> frozenset[str]:
-    """The backend names of ``mount``'s tools that may be destructive.
+def harmless_tools(mount: Mount) -> frozenset[str]:
+    """The backend names of ``mount``'s tools that cannot be destructive.
 
-    On a trusted mount, a tool is destructive unless its annotations (as its overrides show
-    them) say otherwise: by the MCP rules, unless ``readOnlyHint`` is true or
-    ``destructiveHint`` is false. An untrusted mount's annotations are not believed: all of
-    its tools may be destructive, except those its ``read_only_tools`` setting lists.
+    Those its ``read_only_tools`` setting lists, and on a trusted mount the listed tools whose
+    annotations (as its overrides show them) say so by the MCP rules: ``readOnlyHint`` true or
+    ``destructiveHint`` false. An untrusted mount's annotations are not believed.
     """
     config = mount.config
-    names = set()
-    for tool in shown_tools(config.tools, mount.catalog["tools"]):
-        name = tool.get("name")
-        if not isinstance(name, str) or name in config.read_only_tools:
-            continue
-        annotations = tool.get("annotations") if config.trusted else None
-        if not isinstance(annotations, dict) or not (
-                annotations.get("readOnlyHint") is True
-                or annotations.get("destructiveHint") is False):
-            names.add(name)
+    names = set(config.read_only_tools)
+    if config.trusted:
+        for tool in shown_tools(config.tools, mount.catalog["tools"]):
+            name, annotations = tool.get("name"), tool.get("annotations")
+            if isinstance(name, str) and isinstance(annotations, dict) and (
+                    annotations.get("readOnlyHint") is True
+                    or annotations.get("destructiveHint") is False):
+                names.add(name)
     return frozenset(names)
 
 
@@ -91,9 +89,9 @@ class Approvals:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        #: mount id -> its destructive tools, for the namespace they were computed from
-        self._destructive: dict[str, frozenset[str]] = {}
-        self._destructive_of: Namespace | None = None
+        #: mount id -> its harmless tools, for the namespace they were computed from
+        self._harmless: dict[str, frozenset[str]] = {}
+        self._harmless_of: Namespace | None = None
 
     def needed(self, caller: Caller, mount_id: str, name: str) -> bool:
         """True when ``caller``'s persona has a ``confirm_tools`` pattern matching the tool,
@@ -109,17 +107,17 @@ class Approvals:
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in rules.confirm_tools):
             return True
         return (rules.confirm_destructive or persona.confirm_destructive) \
-            and name in self._destructive_tools(mount_id)
+            and name not in self._harmless_tools(mount_id)
 
-    def _destructive_tools(self, mount_id: str) -> frozenset[str]:
+    def _harmless_tools(self, mount_id: str) -> frozenset[str]:
         gateway = self.gateway
-        if self._destructive_of is not gateway.namespace:
-            self._destructive, self._destructive_of = {}, gateway.namespace
-        found = self._destructive.get(mount_id)
+        if self._harmless_of is not gateway.namespace:
+            self._harmless, self._harmless_of = {}, gateway.namespace
+        found = self._harmless.get(mount_id)
         if found is None:
             mount = gateway.mounts.get(mount_id)
-            found = destructive_tools(mount) if mount is not None else frozenset()
-            self._destructive[mount_id] = found
+            found = harmless_tools(mount) if mount is not None else frozenset()
+            self._harmless[mount_id] = found
         return found
 
     def confirm_then(self, request: Request, exposed: str, mount_id: str,

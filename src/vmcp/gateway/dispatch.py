@@ -84,6 +84,8 @@ class Dispatcher:
         ns = gateway.namespace
         names = ns.tools if kind == "tool" else ns.prompts
         route = names.get(name) if isinstance(name, str) else None
+        if route is None and kind == "tool" and ns.unlisted and isinstance(name, str):
+            route = ns.unlisted_route(name)
         visible = gateway.visible  # self.visible(), inline: the hot path
         if route is None or (visible is not None
                              and not visible(caller, route[0], kind, route[1])):

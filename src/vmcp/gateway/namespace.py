@@ -68,6 +68,12 @@ class Namespace:
         #: exposed name -> the full name it shortens (only names over the budget)
         self.aliases: dict[str, str] = {}
         up = [mount for mount in mounts if mount.state == "up" or mount.warm]
+        #: (start of its names, mount id, every tool it lists) of each mount forwarding the
+        #: tool names it does not list
+        self.unlisted = [
+            (f"{mount.config.exposed_prefix}{separator}" if mount.config.exposed_prefix else "",
+             mount.mount_id, frozenset(tool.get("name") for tool in mount.catalog["tools"]))
+            for mount in up if mount.config.unlisted_tools == "forward"]
         shown = {kind: [self._shown(mount, kind) for mount in up] for kind in ("tools", "prompts")}
         taken = {
             kind: _Taken(names, {full for entries in per_mount for full, _, _ in entries
@@ -124,6 +130,18 @@ class Namespace:
             names[exposed] = (mid, name)
             items.append(item if exposed == item["name"] else {**item, "name": exposed})
             self.list_routes[kind].append((mid, name))
+
+    def unlisted_route(self, name: str) -> Route | None:
+        """Where a tool name no mount exposes goes (``unlisted_tools = "forward"``).
+
+        To the one forwarding mount whose prefix starts it, when its remainder is a name that
+        mount does not list at all (a listed tool that is hidden, renamed or withheld stays
+        unknown); when several mounts could take it, to none.
+        """
+        found = [(mount_id, name[len(start):]) for start, mount_id, listed in self.unlisted
+                 if name.startswith(start) and name[len(start):]
+                 and name[len(start):] not in listed]
+        return found[0] if len(found) == 1 else None
 
     def _add_resources(self, mount: Mount) -> None:
         mid = mount.mount_id

@@ -38,7 +38,7 @@ class ServerRules(BaseModel):
     #: tools whose every call the caller must approve first (through an elicitation)
     confirm_tools: list[str] = Field(default_factory=list)
     #: every call of a tool that may be destructive must be approved too (see
-    #: :func:`vmcp.gateway.approvals.destructive_tools`)
+    #: :func:`vmcp.gateway.approvals.harmless_tools`: all others may be)
     confirm_destructive: bool = False
     read_only: bool = False
 
