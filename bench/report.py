@@ -74,11 +74,12 @@ def targets(results: Results) -> list[dict[str, Any]]:
              _ratio(modern32.get("gateway", {}).get("calls_per_s"),
                     modern32.get("direct", {}).get("calls_per_s")), 0.75, ">=", "x",
              "2026-07-28 requests, no session"),
-        made("2 workers vs 1 worker, modern tools/call over HTTP (best of 32, 256 clients)",
+        made("2 workers vs 1 worker, modern tools/call over HTTP (best of "
+             f"{', '.join(fleet) or 'no'} clients)",
              max((level.get("2", {}).get("vs_one_worker") for level in fleet.values()),
                  default=None), 1.6, ">=", "x",
              f"{cores} CPUs shared with the client processes; 4 workers: "
-             + ", ".join(f"{c} clients {level.get('4', {}).get('vs_one_worker')}x"
+             + ", ".join(f"{c} clients {level.get('4', {}).get('vs_one_worker', '-')}x"
                          for c, level in fleet.items())),
         made(f"warm tools/list, {_ok(s, 'tools_list', 'tools')} tools in "
              f"{_ok(s, 'tools_list', 'mounts')} mounts, p50 at the client",

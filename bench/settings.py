@@ -38,6 +38,10 @@ class BenchSettings:
     startup_mounts: int = 10
     startup_slowest: float = 1.0
     startup_reps: int = 3
+    #: ``--workers`` counts measured (the first is the one the others are compared with),
+    #: and the concurrent clients of each level
+    worker_counts: tuple[int, ...] = (1, 2, 4)
+    worker_levels: tuple[int, ...] = (32, 256)
     #: the command that replaces ``python -m vmcp`` for the gateway (experiments)
     gateway_launcher: tuple[str, ...] = ()
     #: scenarios to run (all when empty)
@@ -52,7 +56,7 @@ class BenchSettings:
             list_mounts=4, list_tools=10, list_reads=5, cold_reads=3, idle_sessions=50,
             memory_mounts=2, memory_reps=1, startup_mounts=3, startup_slowest=0.05,
             startup_reps=1, overload_levels=(8, 32), overload_seconds=1.0,
-            overload_ramp=0.2,
+            overload_ramp=0.2, worker_counts=(1, 2), worker_levels=(32,),
         )
 
     def with_(self, **changes: object) -> BenchSettings:

@@ -1,5 +1,5 @@
 """``vmcp start --workers N``: stateless 2026-07-28 ``tools/call`` over HTTP for 1, 2 and 4
-workers, as calls per second against one worker.
+workers (``--quick``: 1 and 2), as calls per second against one worker.
 
 The gateway's ``http`` front with the fixture as its one stdio mount (each worker spawns its
 own), ``[gateway] workers = N``. The load comes from ``CLIENT_PROCESSES`` processes of their
@@ -28,9 +28,6 @@ from bench.scenarios.common import MOUNT, Workspace, http_unavailable, interleav
 from bench.settings import BenchSettings
 from bench.stats import latency_summary, median_of_runs
 
-WORKERS = (1, 2, 4)
-#: the numbers of concurrent clients measured
-LEVELS = (32, 256)
 #: processes the clients are spread over
 CLIENT_PROCESSES = 2
 #: seconds N gateway processes (and a backend each) may take to start on a busy machine
@@ -77,10 +74,10 @@ def run(settings: BenchSettings) -> dict[str, Any]:
     if reason is not None:
         return {"status": "skipped", "reason": reason}
     space = Workspace(settings, "workers")
-    names = [str(n) for n in WORKERS]
+    names = [str(n) for n in settings.worker_counts]
     with contextlib.ExitStack() as stack:
         gateways: dict[str, ServerProcess] = {}
-        for count in WORKERS:
+        for count in settings.worker_counts:
             command = space.gateway(f"workers-{count}", {MOUNT: fixture_mount()},
                                     gateway={"workers": count}, front="http")
             # A supervisor says so once all its workers serve (each also says it serves).
@@ -100,13 +97,13 @@ def run(settings: BenchSettings) -> dict[str, Any]:
         for name in names:  # warm up every gateway (and the client processes) once
             measure(name, 8, max(64, settings.http_calls // 4))
         levels: dict[str, Any] = {}
-        for clients in LEVELS:
+        for clients in settings.worker_levels:
             runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
             for _, name in interleaved(settings.reps, names):
                 runs[name].append(measure(name, clients, settings.http_calls))
             level = {name: {**median_of_runs(runs[name]), "runs": runs[name]}
                      for name in names}
-            one = level["1"]["calls_per_s"]
+            one = level[names[0]]["calls_per_s"]
             for name in names:
                 level[name]["vs_one_worker"] = round(level[name]["calls_per_s"] / one, 3)
             levels[str(clients)] = level

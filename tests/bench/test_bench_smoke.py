@@ -39,7 +39,7 @@ def _numbers(node: Any) -> list[float]:
     return []
 
 
-@pytest.mark.timeout(420)  # ten scenarios, each starting its own gateways (workers: 7)
+@pytest.mark.timeout(420)  # ten scenarios, each starting its own gateways (workers: 3)
 def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
     """One quick run: every scenario ok (HTTP ones may only be skipped without the driver)."""
     out = tmp_path / "results.json"
@@ -83,9 +83,9 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
             for name in ("direct", "gateway"):
                 assert level[name]["calls_per_s"] > 0
         assert scenarios["overload"]["peak_calls_per_s"] > 0
-        assert set(scenarios["workers"]["levels"]) == {"32", "256"}
+        assert set(scenarios["workers"]["levels"]) == {"32"}
         for level in scenarios["workers"]["levels"].values():
-            assert set(level) == {"1", "2", "4"}
+            assert set(level) == {"1", "2"}
             assert all(t["calls_per_s"] > 0 and t["vs_one_worker"] > 0 for t in level.values())
         assert scenarios["workers"]["machine"]["cpus"] > 0
     verdicts = {t["target"]: t["pass"] for t in results["targets"]}
