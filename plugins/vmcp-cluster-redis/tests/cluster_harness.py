@@ -75,8 +75,15 @@ class Gateway:
     _serving: threading.Event = field(default_factory=threading.Event)
     _logged: threading.Condition = field(default_factory=threading.Condition)
 
-    def configure(self, redis_url: str, prefix: str, backend_url: str) -> None:
-        """Write its ``vmcp.toml``: the HTTP front on a free port, the cluster, one mount."""
+    def configure(self, redis_url: str, prefix: str, backend_url: str,
+                  only: str | None = None) -> None:
+        """Write its ``vmcp.toml``: the HTTP front on a free port, the cluster, the mounts
+        (``only``: just that one, for a quicker start)."""
+        servers = {
+            "fx": {"transport": "http", "url": backend_url, "read_only_tools": ["hold"]},
+            "al": {"command": sys.executable, "args": [str(ALPHA)]},
+            "tk": {"command": sys.executable, "args": [str(TASKER)]},
+        }
         write_config(self.folder / "vmcp.toml", {
             # a drain outlasts HAProxy's checks (inter 1 s, fall 2) before it closes
             # (and a requestState one seals, another opens: the key must match)
@@ -85,10 +92,8 @@ class Gateway:
             "transports.http": {"port": 0, "keepalive_interval": 1.0},
             "cluster": {"redis_url": redis_url, "instance": self.name, "key_prefix": prefix,
                         "heartbeat_interval": 0.3},
-            "servers.fx": {"transport": "http", "url": backend_url,
-                           "read_only_tools": ["hold"]},
-            "servers.al": {"command": sys.executable, "args": [str(ALPHA)]},
-            "servers.tk": {"command": sys.executable, "args": [str(TASKER)]},
+            **{f"servers.{name}": server for name, server in servers.items()
+               if only in (None, name)},
         })
 
     def spawn(self) -> None:
@@ -328,11 +333,12 @@ class Cluster:
         self.lb_url = self.balancer.url
 
     @contextmanager
-    def extra_gateway(self, name: str) -> Iterator[Gateway]:
-        """One more instance on the same Redis and backend, not behind HAProxy (a test may
-        kill it without changing what the balancer routes to); ended on leaving."""
+    def extra_gateway(self, name: str, only: str | None = None) -> Iterator[Gateway]:
+        """One more instance on the same Redis and backend (``only``: with just that
+        mount), not behind HAProxy (a test may kill it without changing what the balancer
+        routes to); ended on leaving."""
         gateway = Gateway(name, self.folder / name)
-        gateway.configure(self.redis.url, self.prefix, self.backend_url)
+        gateway.configure(self.redis.url, self.prefix, self.backend_url, only)
         gateway.spawn()
         try:
             gateway.wait_serving()

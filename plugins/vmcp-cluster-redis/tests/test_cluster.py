@@ -567,7 +567,7 @@ async def test_another_session_can_neither_see_nor_use_a_task_on_any_instance(
 @pytest.fixture
 def lone(cluster: Cluster) -> Iterator[Gateway]:
     """A fourth instance on the module's Redis, not behind HAProxy, for a test to kill."""
-    with cluster.extra_gateway("g4") as gateway:
+    with cluster.extra_gateway("g4", only="tk") as gateway:
         yield gateway
 
 
