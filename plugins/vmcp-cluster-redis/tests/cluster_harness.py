@@ -3,7 +3,8 @@
 HAProxy runs the documented ``deploy/haproxy/haproxy.cfg`` itself (its addresses come from
 the environment). The gateways mount one Streamable HTTP fixture backend (the HTTP
 transport tests' SDK server), so a backend's messages keep their relation to a request, and
-each its own stdio ``alpha`` fixture (resource subscriptions).
+each its own stdio ``alpha`` fixture (resource subscriptions) and ``tasker`` (tasks, known to
+the instance whose backend created them).
 :class:`Workers` runs ``--workers N`` on the same Redis and backend. Every port is chosen
 at run time; every process is ended by :meth:`Cluster.stop` and :meth:`Workers.stop`.
 """
@@ -21,6 +22,8 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +36,8 @@ HAPROXY_CONFIG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 FIXTURE = ROOT / "plugins" / "vmcp-transport-http" / "tests" / "http_fixture_server.py"
 #: a stdio backend of each instance's own, with resource subscriptions
 ALPHA = ROOT / "tests" / "fixtures" / "servers" / "alpha.py"
+#: a stdio backend of each instance's own, with (2025-11-25) tasks
+TASKER = ROOT / "tests" / "fixtures" / "servers" / "tasker.py"
 #: seconds a process gets to start (a loaded 2-core CI machine needs many)
 START_TIMEOUT = 90.0
 SERVING = "vmcp: serving http on "
@@ -68,9 +73,17 @@ class Gateway:
     url: str = ""
     lines: list[str] = field(default_factory=list)
     _serving: threading.Event = field(default_factory=threading.Event)
+    _logged: threading.Condition = field(default_factory=threading.Condition)
 
-    def configure(self, redis_url: str, prefix: str, backend_url: str) -> None:
-        """Write its ``vmcp.toml``: the HTTP front on a free port, the cluster, one mount."""
+    def configure(self, redis_url: str, prefix: str, backend_url: str,
+                  only: str | None = None) -> None:
+        """Write its ``vmcp.toml``: the HTTP front on a free port, the cluster, the mounts
+        (``only``: just that one, for a quicker start)."""
+        servers = {
+            "fx": {"transport": "http", "url": backend_url, "read_only_tools": ["hold"]},
+            "al": {"command": sys.executable, "args": [str(ALPHA)]},
+            "tk": {"command": sys.executable, "args": [str(TASKER)]},
+        }
         write_config(self.folder / "vmcp.toml", {
             # a drain outlasts HAProxy's checks (inter 1 s, fall 2) before it closes
             # (and a requestState one seals, another opens: the key must match)
@@ -79,9 +92,8 @@ class Gateway:
             "transports.http": {"port": 0, "keepalive_interval": 1.0},
             "cluster": {"redis_url": redis_url, "instance": self.name, "key_prefix": prefix,
                         "heartbeat_interval": 0.3},
-            "servers.fx": {"transport": "http", "url": backend_url,
-                           "read_only_tools": ["hold"]},
-            "servers.al": {"command": sys.executable, "args": [str(ALPHA)]},
+            **{f"servers.{name}": server for name, server in servers.items()
+               if only in (None, name)},
         })
 
     def spawn(self) -> None:
@@ -106,7 +118,9 @@ class Gateway:
     def _read(self, process: subprocess.Popen[str]) -> None:
         assert process.stderr is not None
         for line in process.stderr:
-            self.lines.append(line.rstrip("\n"))
+            with self._logged:
+                self.lines.append(line.rstrip("\n"))
+                self._logged.notify_all()
             if line.startswith(SERVING):
                 self.url = line.removeprefix(SERVING).strip()
                 self._serving.set()
@@ -116,6 +130,13 @@ class Gateway:
         """Return once the front serves; raise with its stderr if it does not."""
         if not self._serving.wait(START_TIMEOUT) or not self.url or not self.alive:
             raise AssertionError(f"{self.name} did not start:\n" + "\n".join(self.lines))
+
+    def wait_logged(self, text: str, timeout: float) -> None:
+        """Return once it logged a line containing ``text``; raise after ``timeout`` s."""
+        with self._logged:
+            if not self._logged.wait_for(lambda: any(text in line for line in self.lines),
+                                         timeout):
+                raise AssertionError(f"{self.name} did not log {text!r}")
 
     @property
     def alive(self) -> bool:
@@ -310,6 +331,20 @@ class Cluster:
             gateway.wait_serving()
         self.balancer.start(haproxy, [gateway.address for gateway in self.gateways])
         self.lb_url = self.balancer.url
+
+    @contextmanager
+    def extra_gateway(self, name: str, only: str | None = None) -> Iterator[Gateway]:
+        """One more instance on the same Redis and backend (``only``: with just that
+        mount), not behind HAProxy (a test may kill it without changing what the balancer
+        routes to); ended on leaving."""
+        gateway = Gateway(name, self.folder / name)
+        gateway.configure(self.redis.url, self.prefix, self.backend_url, only)
+        gateway.spawn()
+        try:
+            gateway.wait_serving()
+            yield gateway
+        finally:
+            gateway.stop()
 
     def _start_backend(self) -> str:
         self.backend = subprocess.Popen([sys.executable, str(FIXTURE), "http"],

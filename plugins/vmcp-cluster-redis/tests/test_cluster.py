@@ -23,6 +23,7 @@ from cluster_harness import Cluster, Gateway, Workers, haproxy_path
 from mcp import Client, ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from pydantic import TypeAdapter
 
 from vmcp.cluster import list_instances
 from vmcp.config import VmcpConfig
@@ -73,11 +74,14 @@ class Caller:
 
 
 @asynccontextmanager
-async def connect(url: str, caller: Caller | None = None) -> AsyncIterator[ClientSession]:
-    """An initialized SDK session over Streamable HTTP."""
+async def connect(url: str, caller: Caller | None = None,
+                  transport: httpx2.AsyncBaseTransport | None = None,
+                  ) -> AsyncIterator[ClientSession]:
+    """An initialized SDK session over Streamable HTTP (its HTTP through ``transport``)."""
     caller = caller or Caller("anyone")
     async with AsyncExitStack() as stack:
-        http = await stack.enter_async_context(httpx2.AsyncClient(timeout=httpx2.Timeout(30)))
+        http = await stack.enter_async_context(httpx2.AsyncClient(
+            timeout=httpx2.Timeout(30), transport=transport))
         read, write = await stack.enter_async_context(streamable_http_client(url, http_client=http))
         session = await stack.enter_async_context(ClientSession(
             read, write, sampling_callback=caller.sampling,
@@ -87,10 +91,76 @@ async def connect(url: str, caller: Caller | None = None) -> AsyncIterator[Clien
         yield session
 
 
+class Steer(httpx2.AsyncBaseTransport):
+    """Sends each HTTP request of one client to the instance chosen at the time (``to``),
+    so that a test picks the instance serving each request of one SDK session."""
+
+    def __init__(self, to: Gateway) -> None:
+        self.to = to
+        #: the session's headers (its id, once answered; the protocol version, once sent)
+        self.headers: dict[str, str] = {}
+        self._http = httpx2.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if "mcp-protocol-version" in request.headers:
+            self.headers["mcp-protocol-version"] = request.headers["mcp-protocol-version"]
+        target = httpx2.URL(self.to.url)
+        request.url = request.url.copy_with(host=target.host, port=target.port)
+        request.headers["Host"] = self.to.address
+        response = await self._http.handle_async_request(request)
+        if "mcp-session-id" in response.headers:
+            self.headers["mcp-session-id"] = response.headers["mcp-session-id"]
+        return response
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
 def text_of(result: types.CallToolResult) -> str:
     content = result.content[0]
     assert isinstance(content, types.TextContent), result
     return content.text
+
+
+#: the SDK request model of each task method (handshake era, 2025-11-25)
+TASK_REQUESTS: dict[str, Any] = {
+    "tasks/get": types.GetTaskRequest,
+    "tasks/result": types.GetTaskPayloadRequest,
+    "tasks/cancel": types.CancelTaskRequest,
+    "tasks/list": types.ListTasksRequest,
+}
+RAW = TypeAdapter(dict[str, Any])
+
+
+async def start_task(steer: Steer, name: str) -> str:
+    """Call the tasker's ``work`` as a task (finished by ``tk__finish`` with ``name``) in
+    the SDK session ``steer`` carries, to the instance it points at; the task id. Sent by
+    hand: the SDK client takes every ``tools/call`` result for a CallToolResult, which a
+    CreateTaskResult is not."""
+    call = {"jsonrpc": "2.0", "id": f"task-{name}", "method": "tools/call", "params": {
+        "name": "tk__work", "arguments": {"name": name}, "task": {"ttl": 60000}}}
+    headers = {**steer.headers, "Accept": BOTH, "Content-Type": "application/json"}
+    async with httpx2.AsyncClient(timeout=STEP) as http:
+        answer = await http.post(steer.to.url, headers=headers, json=call)
+    assert answer.status_code == 200, answer.text
+    if answer.headers["content-type"].startswith("text/event-stream"):
+        (message,) = [data for _, data in _events(answer.text) if data.get("id") == call["id"]]
+    else:
+        message = answer.json()
+    return types.CreateTaskResult.model_validate(message["result"]).task.task_id
+
+
+async def task_request(session: ClientSession, method: str, params: dict[str, Any]
+                       ) -> dict[str, Any]:
+    """Send a ``tasks/*`` request; its result."""
+    request = TASK_REQUESTS[method].model_validate({"method": method, "params": params})
+    with anyio.fail_after(STEP):
+        return await session.send_request(request, RAW)
+
+
+async def _logged(gateway: Gateway, text: str) -> None:
+    """Return once ``gateway`` logged a line containing ``text``."""
+    await anyio.to_thread.run_sync(gateway.wait_logged, text, STEP)
 
 
 def _config(cluster: Cluster) -> VmcpConfig:
@@ -428,6 +498,110 @@ async def test_losing_redis_is_reported_and_recovered_without_a_restart(
         for n in range(3):
             async with connect(cluster.lb_url) as session:
                 assert text_of(await session.call_tool("fx__add", {"a": n, "b": 1})) == str(n + 1)
+
+
+async def test_a_task_is_got_listed_awaited_and_cancelled_through_every_other_instance(
+    cluster: Cluster,
+) -> None:
+    """One SDK session, each request sent to the instance the test picks: a task created
+    through g1 (its tasker) and one through g2 are got, listed, awaited and cancelled
+    through the other instances, which forward the requests to the one holding the task."""
+    g1, g2, g3 = cluster.gateways
+    steer = Steer(g1)
+    results: dict[str, str] = {}
+    async with connect(g1.url, transport=steer) as session:
+        first = await start_task(steer, "first")
+        steer.to = g2
+        second = await start_task(steer, "second")
+        assert first.startswith("g1.") and second.startswith("g2."), (first, second)
+        for gateway in (g2, g3):
+            steer.to = gateway
+            got = await task_request(session, "tasks/get", {"taskId": first})
+            assert (got["taskId"], got["status"]) == (first, "working")
+        for gateway in cluster.gateways:
+            steer.to = gateway
+            listed = await task_request(session, "tasks/list", {})
+            assert sorted(task["taskId"] for task in listed["tasks"]) == sorted([first, second])
+
+        async def awaited(name: str) -> None:
+            result = await task_request(session, "tasks/result", {"taskId": first})
+            results[name] = result["content"][0]["text"]
+
+        async with anyio.create_task_group() as group:
+            for gateway in (g2, g3):  # both wait on g1, as long as the task runs
+                steer.to = gateway
+                group.start_soon(awaited, gateway.name)
+                await _logged(g1, f"serving tasks/result of task {first} for a request on "
+                              f"instance {gateway.name}")
+            assert results == {}
+            steer.to = g1
+            await session.call_tool("tk__finish", {"name": "first"})
+        for gateway in (g1, g3):
+            steer.to = gateway
+            cancelled = await task_request(session, "tasks/cancel", {"taskId": second})
+            assert (cancelled["taskId"], cancelled["status"]) == (second, "cancelled")
+    assert set(results) == {"g2", "g3"}
+    assert len(set(results.values())) == 1 and results["g2"].endswith(" done"), results
+
+
+async def test_another_session_can_neither_see_nor_use_a_task_on_any_instance(
+    cluster: Cluster,
+) -> None:
+    g1, g2, _ = cluster.gateways
+    own, other = Steer(g1), Steer(g1)
+    async with connect(g1.url, transport=own) as owner, \
+            connect(g1.url, transport=other) as nosy:
+        task = await start_task(own, "private")
+        for gateway in cluster.gateways:
+            other.to = gateway
+            assert (await task_request(nosy, "tasks/list", {}))["tasks"] == []
+            for method in ("tasks/get", "tasks/cancel", "tasks/result"):
+                with pytest.raises(MCPError) as refused:
+                    await task_request(nosy, method, {"taskId": task})
+                assert refused.value.code == -32602, (gateway.name, method, refused.value)
+                assert refused.value.message == f"Unknown task: {task}"
+        own.to = g2
+        assert (await task_request(owner, "tasks/get", {"taskId": task}))["status"] == "working"
+
+
+@pytest.fixture
+def lone(cluster: Cluster) -> Iterator[Gateway]:
+    """A fourth instance on the module's Redis, not behind HAProxy, for a test to kill."""
+    with cluster.extra_gateway("g4", only="tk") as gateway:
+        yield gateway
+
+
+async def test_a_task_lost_with_its_killed_instance_is_refused_clearly(
+    cluster: Cluster, lone: Gateway,
+) -> None:
+    """kill -9 of the instance holding a task while g2 waits for its result there: that
+    request fails naming the instance; the next is refused at once; tasks/list goes on."""
+    asking = cluster.gateways[1]
+    steer = Steer(lone)
+    failed: list[str] = []
+
+    async def awaited(task: str) -> None:
+        with pytest.raises(MCPError) as lost:
+            await task_request(session, "tasks/result", {"taskId": task})
+        failed.append(lost.value.message)
+
+    async with connect(lone.url, transport=steer) as session:
+        task = await start_task(steer, "doomed")
+        assert task.startswith("g4."), task
+        steer.to = asking
+        async with anyio.create_task_group() as group:
+            group.start_soon(awaited, task)
+            await _logged(lone, f"serving tasks/result of task {task} for a request on "
+                          f"instance {asking.name}")
+            await anyio.to_thread.run_sync(lone.kill)
+        assert failed == [f"gateway instance 'g4', which held task {task}, went away; the "
+                          "task was lost with it"]
+        with anyio.fail_after(1):
+            with pytest.raises(MCPError) as refused:
+                await task_request(session, "tasks/get", {"taskId": task})
+        assert refused.value.message == (f"Unknown task: {task} was held by gateway instance "
+                                         "'g4', which is gone; the task was lost with it")
+        assert (await task_request(session, "tasks/list", {}))["tasks"] == []
 
 
 async def test_a_draining_instance_hands_its_sessions_over(cluster: Cluster) -> None:

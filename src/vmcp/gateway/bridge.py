@@ -42,9 +42,9 @@ from vmcp.routing.request import Request, missing_capability, refused_for_capabi
 from vmcp.transports.base import JsonMessage
 
 if TYPE_CHECKING:
-    from vmcp.cluster.base import SharedState
     from vmcp.gateway.gateway import Gateway
     from vmcp.gateway.modern import Exchange
+    from vmcp.gateway.remote import Remote
     from vmcp.gateway.session import FrontSession
     from vmcp.registry.mount import Replica
     from vmcp.upstream.session import UpstreamSession
@@ -128,11 +128,11 @@ class Bridge:
         #: retries sent to (and taken from) other instances; None without ``[cluster]``
         self.remote: RemoteResumes | None = None
 
-    def join(self, state: SharedState) -> None:
+    def join(self, remote: Remote) -> None:
         """Share waiting calls with the deployment's other instances: a retry that reaches
         another instance is sent to the one whose call waits."""
         settings = self.gateway.config.gateway
-        self.remote = RemoteResumes(self, state, self._timeout + settings.request_timeout)
+        self.remote = RemoteResumes(self, remote, self._timeout + settings.request_timeout)
 
     @property
     def _timeout(self) -> float:
@@ -188,7 +188,7 @@ class Bridge:
         request = waiting.request
         body = {"h": waiting.handle}
         if self.remote is not None:  # the call waits here: a retry elsewhere is sent here
-            body["i"] = self.remote.state.instance
+            body["i"] = self.remote.instance
         state = self.sealer.seal(_WAIT, caller_key(request.caller), self._timeout, body)
         return jsonrpc.result(request.id, {
             "resultType": "input_required",
@@ -205,7 +205,7 @@ class Bridge:
             return
         owner = body.get("i") if kind == _WAIT else None
         if (self.remote is not None and isinstance(owner, str)
-                and owner != self.remote.state.instance):
+                and owner != self.remote.instance):
             self.remote.forward(retry, owner, body.get("h"), params)
             return
         waiting = self.waiting.pop(body.get("h"), None) if kind == _WAIT else None

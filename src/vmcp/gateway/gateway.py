@@ -23,6 +23,7 @@ from vmcp.auth.base import AuthError, AuthProvider, Principal
 from vmcp.auth.metadata import resource_metadata_url, www_authenticate
 from vmcp.cache.layer import CacheLayer
 from vmcp.cluster import SharedState, open_shared
+from vmcp.cluster.record import ID_SEPARATOR
 from vmcp.config import MountConfig, VmcpConfig, vmcp_home
 from vmcp.gateway.access import PersonaAccess, personas_in_play
 from vmcp.gateway.approvals import Approvals
@@ -33,13 +34,15 @@ from vmcp.gateway.listen import Listens
 from vmcp.gateway.modern import ModernAdapter
 from vmcp.gateway.namespace import Namespace
 from vmcp.gateway.pinning import Pinning, PinStore
+from vmcp.gateway.remote import Remote
 from vmcp.gateway.replay import replay_safe
 from vmcp.gateway.session import FrontSession
+from vmcp.gateway.tasks_remote import RemoteTasks
 from vmcp.gateway.toolsearch import ToolSearch
 from vmcp.gateway.warmcatalog import WarmCatalog
 from vmcp.plugins import PluginError, get_plugin_manager, load_driver
 from vmcp.protocol import jsonrpc
-from vmcp.protocol.errors import INTERNAL_ERROR, INVALID_PARAMS, RpcError
+from vmcp.protocol.errors import BACKEND_UNAVAILABLE, INTERNAL_ERROR, INVALID_PARAMS, RpcError
 from vmcp.registry.catalog import CHANGED_KINDS, LIST_KINDS
 from vmcp.registry.mount import Mount, Replica
 from vmcp.registry.supervisor import Supervisor
@@ -65,6 +68,8 @@ class TaskEntry:
     """A task a backend created for one front session."""
 
     session: Sink
+    #: the id of the session that created it (the only one that may use it)
+    session_id: str
     mount_id: str
     upstream: UpstreamSession
     backend_task_id: str
@@ -155,8 +160,12 @@ class Gateway:
         self._opening: _Opening | None = None
         #: the state shared with the deployment's other instances; None without ``[cluster]``
         self.cluster: SharedState | None = _open_cluster(config)
+        #: the tasks of sessions served by several instances; None without ``[cluster]``
+        self.remote_tasks: RemoteTasks | None = None
         if self.cluster is not None:
-            self.bridge.join(self.cluster)
+            remote = Remote(self.cluster, self.spawn)
+            self.bridge.join(remote)
+            self.remote_tasks = RemoteTasks(self, remote)
 
     # -- FrontHost ------------------------------------------------------------------------
 
@@ -662,7 +671,7 @@ class Gateway:
         self.namespace.map_contents(upstream.mount_id, result.get("content"))
         task = result.get("task")
         if isinstance(task, dict):
-            self._map_task(request.sink, upstream, task)
+            self._map_task(request, upstream, task)
 
     def map_prompt_result(
         self, request: Request, upstream: UpstreamSession, result: dict[str, Any]
@@ -683,28 +692,54 @@ class Gateway:
         self, request: Request, upstream: UpstreamSession, result: dict[str, Any]
     ) -> None:
         """Map the task id of a ``tasks/get`` or ``tasks/cancel`` result."""
-        self._map_task(request.sink, upstream, result)
+        self._map_task(request, upstream, result)
 
     def _map_task(
-        self, session: Sink, upstream: UpstreamSession, task: dict[str, Any]
+        self, request: Request, upstream: UpstreamSession, task: dict[str, Any]
     ) -> None:
         backend_id = task.get("taskId")
         if not isinstance(backend_id, str):
             return
         task_id = self._task_ids.get((upstream, backend_id))
         if task_id is None:  # a task just created: it belongs to the session that asked
-            task_id = f"{upstream.mount_id}.{secrets.token_hex(8)}"
-            self.tasks[task_id] = TaskEntry(session, upstream.mount_id, upstream, backend_id)
+            # with a cluster it names this instance, which alone can reach it
+            here = "" if self.cluster is None else f"{self.cluster.instance}{ID_SEPARATOR}"
+            task_id = f"{here}{upstream.mount_id}.{secrets.token_hex(8)}"
+            self.tasks[task_id] = TaskEntry(request.sink, request.caller.session_id,
+                                            upstream.mount_id, upstream, backend_id)
             self._task_ids[(upstream, backend_id)] = task_id
         task["taskId"] = task_id
 
-    async def list_tasks(self, session: FrontSession, cursor: Any) -> dict[str, Any]:
-        """The tasks this session created, as each backend reports them now."""
+    def serve_task(self, request: Request, method: str, params: dict[str, Any]) -> None:
+        """Serve ``tasks/get``, ``tasks/result`` or ``tasks/cancel`` of a task this
+        instance holds for the request's session.
+
+        :raises RpcError: the session has no such task here, or its backend is unavailable.
+        """
+        task_id = params.get("taskId")
+        entry = self.tasks.get(task_id) if isinstance(task_id, str) else None
+        if entry is None or entry.session_id != request.caller.session_id:
+            raise RpcError(INVALID_PARAMS, f"Unknown task: {task_id}")
+        params = {**params, "taskId": entry.backend_task_id}
+        mount = self.mounts.get(entry.mount_id)
+        if mount is None or not entry.upstream.alive:
+            raise RpcError(BACKEND_UNAVAILABLE, f"Backend {entry.mount_id!r} is unavailable")
+        if method == "tasks/result":  # waits for the task itself: no timeout of its own
+            self.router.forward(request, mount, None, entry.upstream, method, params,
+                                self.map_tool_result, None)
+        else:
+            timeout = mount.timeout_for(method, self.config.gateway.request_timeout)
+            self.router.forward(request, mount, None, entry.upstream, method, params,
+                                self.map_task_object, timeout)
+
+    async def list_tasks(self, session_id: str, cursor: Any) -> dict[str, Any]:
+        """The tasks a session created through this instance, as each backend reports
+        them now."""
         if cursor is not None:
             raise RpcError(INVALID_PARAMS, f"Invalid cursor: {cursor!r}")
         by_upstream: dict[UpstreamSession, dict[str, str]] = {}
         for task_id, entry in self.tasks.items():
-            if entry.session is session:
+            if entry.session_id == session_id:
                 by_upstream.setdefault(entry.upstream, {})[entry.backend_task_id] = task_id
         listed: list[dict[str, Any]] = []
         for upstream, ids in by_upstream.items():

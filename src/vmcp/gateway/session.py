@@ -80,6 +80,9 @@ class FrontSession:
         #: called when what a shared session's record keeps changed (log level,
         #: subscriptions); set by a front that shares the session with other instances
         self.on_change: Callable[[], None] | None = None
+        #: the id the deployment's instances know this session by, when a front shares it
+        #: with them (its tasks may live on any of them); None otherwise
+        self.shared_id: str | None = None
         #: the requests served now: ping and initialize until initialize, then all
         self._requests = _BEFORE_INITIALIZE
 
@@ -328,24 +331,20 @@ class FrontSession:
     # -- tasks ----------------------------------------------------------------------------
 
     def _task_call(self, request_id: Any, params: dict[str, Any], method: str) -> None:
-        task_id = params.get("taskId")
-        entry = self.gateway.tasks.get(task_id) if isinstance(task_id, str) else None
-        if entry is None or entry.session is not self:
-            raise RpcError(INVALID_PARAMS, f"Unknown task: {task_id}")
-        params = {**params, "taskId": entry.backend_task_id}
-        mount = self.gateway.mounts.get(entry.mount_id)
-        if mount is None or not entry.upstream.alive:
-            raise RpcError(BACKEND_UNAVAILABLE, f"Backend {entry.mount_id!r} is unavailable")
-        if method == "tasks/result":  # waits for the task itself: no timeout of its own
-            self.gateway.router.forward(self.request(request_id), mount, None, entry.upstream,
-                                        method, params, self.gateway.map_tool_result, None)
+        remote = self.gateway.remote_tasks
+        if (remote is not None and self.shared_id is not None
+                and (owner := remote.owner(params.get("taskId"))) is not None):
+            remote.forward(self.request(request_id), self.shared_id, owner, method, params)
         else:
-            timeout = mount.timeout_for(method, self.gateway.config.gateway.request_timeout)
-            self.gateway.router.forward(self.request(request_id), mount, None, entry.upstream,
-                                        method, params, self.gateway.map_task_object, timeout)
+            self.gateway.serve_task(self.request(request_id), method, params)
 
     def _tasks_list(self, request_id: Any, params: dict[str, Any], method: str) -> None:
-        self.request(request_id).spawn(self.gateway.list_tasks(self, params.get("cursor")))
+        remote = self.gateway.remote_tasks
+        cursor = params.get("cursor")
+        self.request(request_id).spawn(
+            self.gateway.list_tasks(self.session_id, cursor)
+            if remote is None or self.shared_id is None
+            else remote.list_everywhere(self.session_id, self.shared_id, cursor))
 
     # -- server -> client requests --------------------------------------------------------
 

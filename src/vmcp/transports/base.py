@@ -107,6 +107,8 @@ class FrontSessionHandle(Protocol):
 
     #: called when what a shared session's record keeps changed (``[cluster]`` only)
     on_change: Callable[[], None] | None
+    #: the id every instance knows a shared session by (``[cluster]`` only, else None)
+    shared_id: str | None
 
     def handle(self, message: JsonMessage) -> None:
         """Take one decoded message from the client."""
