@@ -76,9 +76,13 @@ class Gateway:
     _logged: threading.Condition = field(default_factory=threading.Condition)
 
     def configure(self, redis_url: str, prefix: str, backend_url: str,
-                  only: str | None = None) -> None:
-        """Write its ``vmcp.toml``: the HTTP front on a free port, the cluster, the mounts
-        (``only``: just that one, for a quicker start)."""
+                  only: str | None = None, idle_timeout: float | None = None) -> None:
+        """Write its ``vmcp.toml``: the HTTP front on a free port (``idle_timeout``: its
+        sessions' idle timeout, if not the default), the cluster, the mounts (``only``: just
+        that one, for a quicker start)."""
+        http: dict[str, object] = {"port": 0, "keepalive_interval": 1.0}
+        if idle_timeout is not None:
+            http["session_idle_timeout"] = idle_timeout
         servers = {
             "fx": {"transport": "http", "url": backend_url, "read_only_tools": ["hold"]},
             "al": {"command": sys.executable, "args": [str(ALPHA)]},
@@ -89,7 +93,7 @@ class Gateway:
             # (and a requestState one seals, another opens: the key must match)
             "gateway": {"drain_linger": 3.0, "shutdown_grace": 10.0,
                         "state_key": f"{prefix}-state"},
-            "transports.http": {"port": 0, "keepalive_interval": 1.0},
+            "transports.http": http,
             "cluster": {"redis_url": redis_url, "instance": self.name, "key_prefix": prefix,
                         "heartbeat_interval": 0.3},
             **{f"servers.{name}": server for name, server in servers.items()
@@ -333,12 +337,13 @@ class Cluster:
         self.lb_url = self.balancer.url
 
     @contextmanager
-    def extra_gateway(self, name: str, only: str | None = None) -> Iterator[Gateway]:
+    def extra_gateway(self, name: str, only: str | None = None,
+                      idle_timeout: float | None = None) -> Iterator[Gateway]:
         """One more instance on the same Redis and backend (``only``: with just that
-        mount), not behind HAProxy (a test may kill it without changing what the balancer
-        routes to); ended on leaving."""
+        mount; ``idle_timeout``: of its sessions), not behind HAProxy (a test may kill it
+        without changing what the balancer routes to); ended on leaving."""
         gateway = Gateway(name, self.folder / name)
-        gateway.configure(self.redis.url, self.prefix, self.backend_url, only)
+        gateway.configure(self.redis.url, self.prefix, self.backend_url, only, idle_timeout)
         gateway.spawn()
         try:
             gateway.wait_serving()

@@ -95,8 +95,11 @@ class Steer(httpx2.AsyncBaseTransport):
     """Sends each HTTP request of one client to the instance chosen at the time (``to``),
     so that a test picks the instance serving each request of one SDK session."""
 
-    def __init__(self, to: Gateway) -> None:
+    def __init__(self, to: Gateway, streams: Gateway | None = None) -> None:
         self.to = to
+        #: where the session's GET streams go, if not to ``to`` (the SDK opens one when it
+        #: likes, and the instance serving it keeps its copy of the session busy)
+        self.streams = streams
         #: the session's headers (its id, once answered; the protocol version, once sent)
         self.headers: dict[str, str] = {}
         self._http = httpx2.AsyncHTTPTransport()
@@ -104,9 +107,10 @@ class Steer(httpx2.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         if "mcp-protocol-version" in request.headers:
             self.headers["mcp-protocol-version"] = request.headers["mcp-protocol-version"]
-        target = httpx2.URL(self.to.url)
+        to = self.streams if request.method == "GET" and self.streams is not None else self.to
+        target = httpx2.URL(to.url)
         request.url = request.url.copy_with(host=target.host, port=target.port)
-        request.headers["Host"] = self.to.address
+        request.headers["Host"] = to.address
         response = await self._http.handle_async_request(request)
         if "mcp-session-id" in response.headers:
             self.headers["mcp-session-id"] = response.headers["mcp-session-id"]
@@ -602,6 +606,56 @@ async def test_a_task_lost_with_its_killed_instance_is_refused_clearly(
         assert refused.value.message == (f"Unknown task: {task} was held by gateway instance "
                                          "'g4', which is gone; the task was lost with it")
         assert (await task_request(session, "tasks/list", {}))["tasks"] == []
+
+
+#: the idle timeout of :func:`forgetful`'s sessions
+FORGETFUL_IDLE = 2.0
+
+
+@pytest.fixture
+def forgetful(cluster: Cluster) -> Iterator[Gateway]:
+    """A fifth instance, not behind HAProxy, whose sessions expire after 2 s idle."""
+    with cluster.extra_gateway("g5", only="tk", idle_timeout=FORGETFUL_IDLE) as gateway:
+        yield gateway
+
+
+async def test_a_task_awaited_elsewhere_keeps_its_session_where_it_runs(
+    cluster: Cluster, forgetful: Gateway,
+) -> None:
+    """A session opened on g2 starts a task on g5 and waits for its result through g2 for
+    longer than g5's idle timeout (a session g5 opened just after, and left idle, expires
+    meanwhile). g5's copy of the session, which holds the task, does not expire while the
+    forwarded request waits: the result arrives, and the task is still known after it."""
+    asking = cluster.gateways[1]
+    steer = Steer(asking, streams=asking)
+    result: dict[str, Any] = {}
+    async with connect(asking.url, transport=steer) as session:
+        steer.to = forgetful
+        task = await start_task(steer, "long")
+        assert task.startswith("g5."), task
+        async with httpx2.AsyncClient(timeout=STEP) as http:  # no GET stream: it idles
+            opened = await http.post(forgetful.url, headers={
+                "Accept": BOTH, "Content-Type": "application/json"}, json={
+                "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                    "protocolVersion": VERSION, "capabilities": {},
+                    "clientInfo": {"name": "idle", "version": "1"}}})
+            idle = opened.headers["mcp-session-id"]
+        steer.to = asking
+
+        async def awaited() -> None:
+            result.update(await task_request(session, "tasks/result", {"taskId": task}))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(awaited)
+            await _logged(forgetful, f"serving tasks/result of task {task} for a request on "
+                          f"instance {asking.name}")
+            await _logged(forgetful, f"session {idle[:8]} expired after")
+            steer.to = forgetful
+            await session.call_tool("tk__finish", {"name": "long"})
+        assert result["content"][0]["text"].endswith(" done"), result
+        steer.to = asking
+        got = await task_request(session, "tasks/get", {"taskId": task})
+        assert (got["taskId"], got["status"]) == (task, "completed")
 
 
 async def test_a_draining_instance_hands_its_sessions_over(cluster: Cluster) -> None:

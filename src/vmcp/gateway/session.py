@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from vmcp import __version__
@@ -83,6 +84,9 @@ class FrontSession:
         #: the id the deployment's instances know this session by, when a front shares it
         #: with them (its tasks may live on any of them); None otherwise
         self.shared_id: str | None = None
+        #: keeps this instance's copy of a shared session from expiring while a request
+        #: another instance forwarded for it is served here (set by that front)
+        self.hold: Callable[[], AbstractContextManager[None]] | None = None
         #: the requests served now: ping and initialize until initialize, then all
         self._requests = _BEFORE_INITIALIZE
 

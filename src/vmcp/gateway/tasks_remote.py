@@ -40,7 +40,7 @@ class _ForSession:
     """The sink, on the owner, of a task request another instance forwarded: what the
     backend sends for it goes back there; what the backend asks goes to the session."""
 
-    __slots__ = ("affinity", "closed", "inflight", "reply", "session", "tasks")
+    __slots__ = ("_held", "affinity", "closed", "inflight", "reply", "session", "tasks")
 
     def __init__(self, reply: Reply, session: FrontSession) -> None:
         self.reply = reply
@@ -49,6 +49,17 @@ class _ForSession:
         self.inflight: dict[Any, tuple[UpstreamSession, int, int | None]] = {}
         self.tasks: dict[Any, asyncio.Task[None]] = {}
         self.affinity: dict[str, Replica] = {}
+        # this copy of the session (and with it the tasks it holds) must not expire while
+        # the client waits elsewhere for the answer: a tasks/result may wait for long
+        self._held = session.hold() if session.hold is not None else None
+        if self._held is not None:
+            self._held.__enter__()
+
+    def release(self) -> None:
+        """The request is over: this copy of the session may idle again (from now)."""
+        held, self._held = self._held, None
+        if held is not None:
+            held.__exit__(None, None, None)
 
     def send(self, message: JsonMessage, related_to: Any = None) -> None:
         """Publish a notification of the request (progress, a log line) to its instance."""
@@ -56,10 +67,12 @@ class _ForSession:
 
     def deliver(self, request: Request, message: JsonMessage) -> None:
         """Publish the backend's response to the request's instance."""
+        self.release()
         self.reply.send(message)
 
     def fail(self, request_id: Any, err: RpcError) -> None:
         """Publish an error response to the request's instance."""
+        self.release()
         self.reply.send(jsonrpc.error(request_id, err))
 
     def relay_request(self, request: Request | None, upstream: UpstreamSession,
@@ -162,10 +175,18 @@ class RemoteTasks:
         sink = _ForSession(reply, session)
         request = Request(message.get("id"), session.caller, sink, HANDSHAKE,
                           session.client_capabilities, session.log_rank)
-        reply.on_withdraw(lambda why: self.gateway.router.cancel(sink, request.id, why))
+        def withdraw(why: str) -> None:
+            sink.release()
+            self.gateway.router.cancel(sink, request.id, why)
+
+        reply.on_withdraw(withdraw)
         log.info("serving %s of task %s for a request on instance %s", method,
                  params.get("taskId"), reply.to)
-        self.gateway.serve_task(request, str(method), params)
+        try:
+            self.gateway.serve_task(request, str(method), params)
+        except BaseException:
+            sink.release()
+            raise
 
     def _list(self, message: dict[str, Any], reply: Reply) -> None:
         """Another instance lists a session's tasks: those held here."""

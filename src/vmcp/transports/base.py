@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
@@ -109,6 +110,9 @@ class FrontSessionHandle(Protocol):
     on_change: Callable[[], None] | None
     #: the id every instance knows a shared session by (``[cluster]`` only, else None)
     shared_id: str | None
+    #: keeps a shared session from expiring here while the ``with`` block it returns runs
+    #: (a request another instance forwarded for it is served here; ``[cluster]`` only)
+    hold: Callable[[], AbstractContextManager[None]] | None
 
     def handle(self, message: JsonMessage) -> None:
         """Take one decoded message from the client."""
