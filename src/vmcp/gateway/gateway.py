@@ -117,6 +117,8 @@ class Gateway:
         self.approvals = Approvals(self)
         self.warm = WarmCatalog(self)
         self.sessions: dict[str, FrontSession] = {}
+        #: the sessions shared with other instances (``[cluster]``), by the id they share
+        self.shared_sessions: dict[str, FrontSession] = {}
         #: gateway progress token -> (the request, the client's own token)
         self.progress: dict[int, tuple[Request, Any]] = {}
         #: (upstream, backend request id) -> (session, client-side id) of relayed requests
@@ -240,6 +242,9 @@ class Gateway:
     async def session_closed(self, session: FrontSession) -> None:
         """Release what a departed session held."""
         self.sessions.pop(session.session_id, None)
+        if session.shared_id is not None and self.shared_sessions.get(
+                session.shared_id) is session:
+            del self.shared_sessions[session.shared_id]
         for token in [t for t, entry in self.progress.items()
                       if entry[0].caller.session_id == session.session_id]:
             del self.progress[token]

@@ -85,7 +85,7 @@ class FrontSession:
         #: with them (its tasks may live on any of them); None otherwise
         self.shared_id: str | None = None
         #: keeps this instance's copy of a shared session from expiring while a request
-        #: another instance forwarded for it is served here (set by that front)
+        #: another instance forwarded for it is served here (given by that front)
         self.hold: Callable[[], AbstractContextManager[None]] | None = None
         #: the requests served now: ping and initialize until initialize, then all
         self._requests = _BEFORE_INITIALIZE
@@ -309,6 +309,13 @@ class FrontSession:
             "log_level": LOG_LEVELS[self.log_rank] if self.log_rank is not None else None,
             "subscriptions": sorted(self.subscriptions),
         }
+
+    def share_as(self, shared_id: str, hold: Callable[[], AbstractContextManager[None]]
+                 ) -> None:
+        """Be known to the deployment's other instances as ``shared_id`` (see
+        :class:`~vmcp.transports.base.FrontSessionHandle`)."""
+        self.shared_id, self.hold = shared_id, hold
+        self.gateway.shared_sessions[shared_id] = self
 
     def restore(self, record: SessionRecord) -> None:
         """Serve, initialized, a session another instance opened, as its record says (again

@@ -161,8 +161,7 @@ class RemoteTasks:
         shared_id = message.get("session")
         if not isinstance(shared_id, str):
             return None
-        return next((session for session in self.gateway.sessions.values()
-                     if session.shared_id == shared_id), None)
+        return self.gateway.shared_sessions.get(shared_id)
 
     def _serve(self, message: dict[str, Any], reply: Reply) -> None:
         """A task request another instance forwarded: serve it for the same session."""

@@ -108,11 +108,11 @@ class FrontSessionHandle(Protocol):
 
     #: called when what a shared session's record keeps changed (``[cluster]`` only)
     on_change: Callable[[], None] | None
-    #: the id every instance knows a shared session by (``[cluster]`` only, else None)
-    shared_id: str | None
-    #: keeps a shared session from expiring here while the ``with`` block it returns runs
-    #: (a request another instance forwarded for it is served here; ``[cluster]`` only)
-    hold: Callable[[], AbstractContextManager[None]] | None
+    def share_as(self, shared_id: str, hold: Callable[[], AbstractContextManager[None]]
+                 ) -> None:
+        """The session is shared with the deployment's other instances (``[cluster]``),
+        which know it as ``shared_id``; ``hold`` keeps it from expiring here while the
+        ``with`` block it returns runs (a request another instance forwarded for it)."""
 
     def handle(self, message: JsonMessage) -> None:
         """Take one decoded message from the client."""

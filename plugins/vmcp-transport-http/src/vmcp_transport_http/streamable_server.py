@@ -547,8 +547,7 @@ class StreamableHttpServer:
         session.shared = SharedLink(self._cluster, session.id,
                                     self.settings.session_idle_timeout, self._spawn)
         session.handle.on_change = lambda: self._spawn(self._changed(session))
-        session.handle.shared_id = session.id
-        session.handle.hold = session.active
+        session.handle.share_as(session.id, session.active)
 
     async def _share(self, session: HttpSession) -> None:
         """Write the record of a session just initialized; without the shared state it is
