@@ -72,7 +72,7 @@ class HttpMcpClient:
         self._writer.write(head.encode() + body)
         return await self._read_response()
 
-    async def _read_response(self) -> tuple[int, dict[str, str], bytes]:
+    async def _read_head(self) -> tuple[int, dict[str, str]]:
         assert self._reader is not None
         reader = self._reader
         status_line = await reader.readline()
@@ -83,6 +83,12 @@ class HttpMcpClient:
         while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
             name, _, value = line.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
+        return status, headers
+
+    async def _read_response(self) -> tuple[int, dict[str, str], bytes]:
+        assert self._reader is not None
+        reader = self._reader
+        status, headers = await self._read_head()
         if status in (204, 304) or "content-length" in headers:
             payload = await reader.readexactly(int(headers.get("content-length", 0)))
         elif headers.get("transfer-encoding", "").lower() == "chunked":
@@ -119,15 +125,29 @@ class HttpMcpClient:
         if status != 202:
             raise BenchError(f"notifications/initialized got HTTP {status}: {payload[:200]!r}")
 
-    async def end_session(self) -> None:
-        """DELETE the MCP session, so the server can forget it at once."""
+    async def open_stream(self) -> None:
+        """GET the session's standalone SSE stream and return once its headers arrived: the
+        connection then carries that stream until the session ends (nothing is read of it)."""
+        assert self._writer is not None and self.session_id is not None
+        self._writer.write((
+            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Accept: text/event-stream\r\nMcp-Session-Id: {self.session_id}\r\n"
+            f"MCP-Protocol-Version: {PROTOCOL_VERSION}\r\n\r\n").encode())
+        status, headers = await self._read_head()
+        if status != 200 or not headers.get("content-type", "").startswith("text/event-stream"):
+            raise BenchError(f"GET stream got HTTP {status} {headers.get('content-type')}")
+
+    async def end_session(self) -> int | None:
+        """DELETE the MCP session, so the server can forget it at once; the HTTP status (None:
+        there was no session to end)."""
         if self.session_id is None or self._writer is None:
-            return
+            return None
         self._writer.write((
             f"DELETE {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
             f"Mcp-Session-Id: {self.session_id}\r\nContent-Length: 0\r\n\r\n").encode())
-        await self._read_response()
+        status, _, _ = await self._read_response()
         self.session_id = None
+        return status
 
     async def close(self) -> None:
         """Close the connection."""
@@ -207,24 +227,73 @@ async def load(
 
 
 async def idle_sessions(url: str, count: int, connections: int = 8,
-                        timeout: float = 300.0) -> int:
-    """Open ``count`` MCP sessions over a few connections and leave them idle; returns count."""
+                        timeout: float = 300.0) -> list[str]:
+    """Open ``count`` MCP sessions over a few connections (closed afterwards) and leave them
+    idle; returns their ids."""
+    ids: list[str] = []
     async with asyncio.timeout(timeout):
         per_connection = [count // connections + (1 if i < count % connections else 0)
                           for i in range(connections)]
 
-        async def opener(n: int) -> int:
+        async def opener(n: int) -> None:
             client = HttpMcpClient(url)
             await client.connect()
             try:
                 for _ in range(n):
                     await client.start_session()
+                    assert client.session_id is not None
+                    ids.append(client.session_id)
             finally:
                 await client.close()
-            return n
 
-        opened = await asyncio.gather(*(opener(n) for n in per_connection if n))
-    return sum(opened)
+        await asyncio.gather(*(opener(n) for n in per_connection if n))
+    return ids
+
+
+async def active_sessions(url: str, tool: str, count: int, calls: int = 2,
+                          concurrency: int = 64, timeout: float = 600.0) -> list[HttpMcpClient]:
+    """``count`` active sessions, ``concurrency`` opened at a time: each, on a connection of
+    its own, makes ``calls`` sequential ``tools/call`` and then holds its standalone GET
+    stream open. Returned connected (their connections carry the streams: end the sessions
+    with :func:`end_sessions`, then close them)."""
+    clients: list[HttpMcpClient] = []
+    left = iter(range(count))
+
+    async def opener() -> None:
+        for _ in left:
+            client = HttpMcpClient(url)
+            clients.append(client)
+            await client.connect()
+            await client.start_session()
+            await _calls(client, tool, calls, [])
+            await client.open_stream()
+
+    try:
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(*(opener() for _ in range(min(concurrency, count))))
+    except BaseException:
+        await asyncio.gather(*(client.close() for client in clients))
+        raise
+    return clients
+
+
+async def end_sessions(url: str, session_ids: list[str], connections: int = 8,
+                       timeout: float = 300.0) -> None:
+    """DELETE these sessions over a few connections of their own."""
+    async def closer(share: list[str]) -> None:
+        client = HttpMcpClient(url)
+        await client.connect()
+        try:
+            for session_id in share:
+                client.session_id = session_id
+                if (status := await client.end_session()) != 200:
+                    raise BenchError(f"DELETE of a session got HTTP {status}")
+        finally:
+            await client.close()
+
+    count = max(1, min(connections, len(session_ids)))
+    async with asyncio.timeout(timeout):
+        await asyncio.gather(*(closer(session_ids[n::count]) for n in range(count)))
 
 
 @dataclass

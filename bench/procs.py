@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -116,6 +117,24 @@ def rss_kib(pid: int) -> int:
     return int(match.group(1))
 
 
+def open_fds(pid: int) -> int:
+    """File descriptors one process holds open (sockets, pipes, files)."""
+    return sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
+
+
+def raise_fd_limit(needed: int) -> int:
+    """Raise this process's soft limit of open files up to its hard limit (children started
+    afterwards inherit it); the soft limit now. Raises :class:`BenchError` when even the hard
+    limit is below ``needed``."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raise BenchError(f"{needed} open files are needed, the hard limit (ulimit -Hn) is {soft}")
+    return soft
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time used so far by one process (all its threads, no children)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -133,6 +152,9 @@ class ServerProcess:
         self.log = log
         self.url: str | None = None
         self._ready = threading.Event()
+        #: the ``vmcp: ...`` lines seen so far (the addresses a child announces)
+        self._announcements: list[str] = []
+        self._seen = threading.Condition()
         self.process = subprocess.Popen(
             self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, env=command.env, cwd=REPO,
@@ -155,11 +177,31 @@ class ServerProcess:
             for line in self.process.stderr:
                 out.write(line)
                 out.flush()
-                match = self._announce.search(line.decode("utf-8", "replace"))
+                text = line.decode("utf-8", "replace")
+                if text.startswith("vmcp: "):
+                    with self._seen:
+                        self._announcements.append(text)
+                        self._seen.notify_all()
+                match = self._announce.search(text)
                 if match and self.url is None:
                     self.url = match.group(2)
                     self._ready.set()
         self._ready.set()
+
+    def announced(self, pattern: re.Pattern[str], timeout: float = 30.0) -> str:
+        """The first group of the first ``vmcp: ...`` line matching ``pattern``, waiting up to
+        ``timeout`` seconds for it."""
+        def found() -> str | None:
+            for line in self._announcements:
+                if (match := pattern.search(line)) is not None:
+                    return match.group(1)
+            return None
+
+        with self._seen:
+            value = self._seen.wait_for(found, timeout)
+        if value is None:
+            raise BenchError(f"{' '.join(self.argv[:4])} ... never announced {pattern.pattern}")
+        return value
 
     def close(self) -> None:
         """SIGTERM (the gateway's polite stop), then SIGKILL if it lingers."""

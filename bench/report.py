@@ -30,7 +30,10 @@ def targets(results: Results) -> list[dict[str, Any]]:
     http32 = _ok(s, "http", "levels", "32") or {}
     modern32 = _ok(s, "modern", "levels", "32") or {}
     lists = _ok(s, "tools_list", "targets") or {}
-    session = _ok(s, "memory", "per_session", "per_session_kib")
+    sessions = _ok(s, "memory", "per_session") or {}
+    idle = sessions.get("idle", {})
+    active = sessions.get("active", {})
+    returns = [k.get("after_vs_start") for k in (idle, active) if k.get("after_vs_start")]
     start = _ok(s, "startup", "targets") or {}
     warm = _ok(s, "warmstart", "targets") or {}
     crowd = _ok(s, "overload", "levels") or {}
@@ -85,7 +88,18 @@ def targets(results: Results) -> list[dict[str, Any]]:
              f"{_ok(s, 'tools_list', 'mounts')} mounts, p50 at the client",
              _ms(lists.get("warm", {}).get("p50_us")), 5.0, "<=", "ms",
              f"all {lists.get('warm', {}).get('pages')} pages at the default page size"),
-        made("gateway memory per idle HTTP session", session, 50.0, "<=", "KiB", ""),
+        made("gateway memory per idle HTTP session", idle.get("per_session_kib"), 50.0, "<=",
+             "KiB", f"{sessions.get('sessions')} sessions"),
+        made(f"gateway memory per idle HTTP session at {sessions.get('sessions')} sessions",
+             idle.get("per_session_kib"), 8.0, "<=", "KiB",
+             f"RSS {idle.get('rss_start_kib')} -> {idle.get('rss_loaded_kib')} KiB"),
+        made(f"gateway memory per active HTTP session at {sessions.get('sessions')} sessions",
+             active.get("per_session_kib"), 20.0, "<=", "KiB",
+             f"each made {sessions.get('calls_per_active_session')} calls and holds its GET "
+             f"stream; RSS {active.get('rss_start_kib')} -> {active.get('rss_loaded_kib')} KiB"),
+        made("gateway RSS once the sessions are gone vs its start (the worse of idle, active)",
+             max(returns, default=None), 1.1, "<=", "x",
+             f"idle {idle.get('after_vs_start')}x, active {active.get('after_vs_start')}x"),
         made(f"http throughput at {_ok(s, 'overload', 'top_clients')} closed-loop clients "
              "vs the peak level", _ok(s, "overload", "top_vs_peak"), 0.8, ">=", "x",
              f"peak {_ok(s, 'overload', 'peak_calls_per_s')} calls/s"),
@@ -184,8 +198,13 @@ def render(results: Results) -> str:
         rows = [[f"per mount ({mount['tools_per_mount']} tools)", mount["per_mount_kib"]],
                 ["gateway with 1 mount", mount["rss_one_mount_kib"]]]
         if session.get("status") == "ok":
-            rows.append([f"per idle HTTP session ({session['sessions']})",
-                         session["per_session_kib"]])
+            for kind in ("idle", "active"):
+                figures = session[kind]
+                rows += [[f"per {kind} HTTP session ({session['sessions']} open)",
+                          figures["per_session_kib"]],
+                         [f"  start / {session['sessions']} {kind} open / all gone",
+                          f"{figures['rss_start_kib']} / {figures['rss_loaded_kib']} / "
+                          f"{figures['rss_after_kib']} ({figures['after_vs_start']}x)"]]
         else:
             rows.append(["per idle HTTP session", f"skipped: {session.get('reason')}"])
         return _table(["gateway RSS", "KiB"], rows)

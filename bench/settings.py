@@ -30,8 +30,11 @@ class BenchSettings:
     list_tools: int = 50
     list_reads: int = 100
     cold_reads: int = 30
-    #: idle HTTP sessions opened for the memory figure, and mounts added for the per-mount one
-    idle_sessions: int = 1000
+    #: concurrent HTTP sessions opened for the per-session memory figures (idle, then active:
+    #: each active one made ``memory_calls`` calls and holds its GET stream open), and mounts
+    #: added for the per-mount one
+    memory_sessions: int = 5000
+    memory_calls: int = 2
     memory_mounts: int = 20
     memory_reps: int = 3
     #: start-up: mounts, and the simulated start-up work of the slowest (the others less)
@@ -53,7 +56,7 @@ class BenchSettings:
         """Tiny counts, one repetition: proves every scenario works, in seconds."""
         return cls(
             reps=1, latency_calls=200, warmup=20, pipeline_calls=500, http_calls=128,
-            list_mounts=4, list_tools=10, list_reads=5, cold_reads=3, idle_sessions=50,
+            list_mounts=4, list_tools=10, list_reads=5, cold_reads=3, memory_sessions=50,
             memory_mounts=2, memory_reps=1, startup_mounts=3, startup_slowest=0.05,
             startup_reps=1, overload_levels=(8, 32), overload_seconds=1.0,
             overload_ramp=0.2, worker_counts=(1, 2), worker_levels=(32,),
