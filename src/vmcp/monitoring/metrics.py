@@ -8,6 +8,7 @@ mount and replica state, circuit state, cache statistics) is read from the gatew
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -133,8 +134,24 @@ class _StateCollector(Collector):
         sessions = GaugeMetricFamily("vmcp_sessions", "Front client sessions open.")
         sessions.add_metric([], len(gateway.sessions))
         yield sessions
+        tasks = _loop_tasks()
+        if tasks is not None:
+            gauge = GaugeMetricFamily("vmcp_event_loop_tasks", "Tasks alive on the gateway's "
+                                      "event loop (steady under a steady load: a count that "
+                                      "keeps rising is a leak).")
+            gauge.add_metric([], tasks)
+            yield gauge
         yield from _mount_metrics(gateway)
         yield from _cache_metrics(gateway)
+
+
+def _loop_tasks() -> int | None:
+    """Tasks not yet done on the running event loop (None when scraped outside one:
+    ``/metrics`` is served on the gateway's loop)."""
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:
+        return None
 
 
 def _mount_metrics(gateway: Gateway) -> Iterator[Metric]:
