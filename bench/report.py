@@ -37,6 +37,8 @@ def targets(results: Results) -> list[dict[str, Any]]:
     start = _ok(s, "startup", "targets") or {}
     warm = _ok(s, "warmstart", "targets") or {}
     crowd = _ok(s, "overload", "levels") or {}
+    soak = _ok(s, "soak") or {}
+    flat = soak.get("flat", {})
     fleet = _ok(s, "workers", "levels") or {}
     cores = _ok(s, "workers", "machine", "cpus")
     top = crowd.get(str(_ok(s, "overload", "top_clients")), {})
@@ -97,7 +99,7 @@ def targets(results: Results) -> list[dict[str, Any]]:
              active.get("per_session_kib"), 20.0, "<=", "KiB",
              f"each made {sessions.get('calls_per_active_session')} calls and holds its GET "
              f"stream; RSS {active.get('rss_start_kib')} -> {active.get('rss_loaded_kib')} KiB"),
-        made("gateway RSS once the sessions are gone vs its start (the worse of idle, active)",
+        made("gateway RSS once the HTTP sessions are gone vs its start (the worse of idle, active)",
              max(returns, default=None), 1.1, "<=", "x",
              f"idle {idle.get('after_vs_start')}x, active {active.get('after_vs_start')}x"),
         made(f"http throughput at {_ok(s, 'overload', 'top_clients')} closed-loop clients "
@@ -120,6 +122,14 @@ def targets(results: Results) -> list[dict[str, Any]]:
              "ms", f"spawn to answer: warm {warm.get('warm', {}).get('seconds')} s, cold "
              f"{warm.get('cold', {}).get('seconds')} s, no mount "
              f"{warm.get('empty', {}).get('seconds')} s"),
+        *[made(f"soak over HTTP ({soak.get('minutes')} min): {what}, median of the last "
+               "third vs the first third after the warm-up", flat.get(key, {}).get("ratio"),
+               1.1, "<=", "x",
+               f"{flat.get(key, {}).get('first')} -> {flat.get(key, {}).get('last')}; "
+               f"{soak.get('opened')} sessions opened, {soak.get('calls_per_s')} calls/s, "
+               f"failures: {soak.get('failures') or 'none'}")
+          for key, what in (("rss_kib", "RSS"), ("fds", "open file descriptors"),
+                            ("tasks", "event-loop tasks"))],
     ]
 
 
@@ -154,6 +164,34 @@ def _section(title: str, scenario: dict[str, Any] | None,
     if status == "error":
         return [f"{title}: ERROR {scenario.get('error')}", ""]
     return [title, *body(scenario), ""]
+
+
+#: rows of the soak's sample table at most (evenly spaced; every sample is in the JSON)
+SOAK_ROWS = 16
+
+
+def soak_table(r: dict[str, Any]) -> list[str]:
+    """The soak's load, a table of its samples, and the flatness of each resource."""
+    samples = r["samples"]
+    step = max(1, -(-len(samples) // SOAK_ROWS))
+    shown = samples[::step]
+    if samples and shown[-1] is not samples[-1]:
+        shown.append(samples[-1])
+    lines = [f"  {r['sessions_kept']} sessions kept, {r['new_sessions_per_s']} new/s (each "
+             f"living {r['session_lifetime_s']:g} s, a call every {r['call_interval_s']:g} s), "
+             f"half DELETEd, half abandoned to the {r['idle_timeout_s']:g} s idle timeout "
+             f"(keep-alive {r['keepalive_s']:g} s); warm-up {r['warmup_s']} s",
+             f"  opened {r['opened']}, closed {r['closed']}, abandoned {r['abandoned']}, "
+             f"{r['calls']} calls ({r['calls_per_s']}/s), failures: {r['failures'] or 'none'}"]
+    lines += _table(["t s", "RSS KiB", "fds", "tasks", "sessions (gateway)",
+                     "sessions (client)", "calls"],
+                    [[x["t_s"], x["rss_kib"], x["fds"], x["tasks"], x["sessions"], x["kept"],
+                      x["calls"]] for x in shown])
+    lines += _table(["after warm-up", "first third", "last third", "ratio"],
+                    [[key, f["first"], f["last"], f["ratio"]] for key, f in r["flat"].items()])
+    if r.get("plot"):
+        lines.append(f"  plot: {r['plot']}")
+    return lines
 
 
 def render(results: Results) -> str:
@@ -255,6 +293,7 @@ def render(results: Results) -> str:
         [[name, t["seconds"]] for name, t in r["targets"].items()]))
     out += _section("tracing (vmcp-trace-otel exporting every span), stdio -> stdio",
                     s.get("tracing"), tracing)
+    out += _section("soak (HTTP front)", s.get("soak"), soak_table)
     out.append("targets")
     rows = []
     for t in results["targets"]:

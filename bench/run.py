@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.plot import soak_svg
 from bench.procs import REPO
 from bench.report import render, targets
 from bench.scenarios import (
@@ -31,6 +32,7 @@ from bench.scenarios import (
     memory,
     modern,
     overload,
+    soak,
     startup,
     stdio,
     tracing,
@@ -51,6 +53,7 @@ SCENARIOS: dict[str, Callable[[BenchSettings], dict[str, Any]]] = {
     "warmstart": warmstart.run,
     "tracing": tracing.run,
     "workers": workers.run,
+    "soak": soak.run,
 }
 RESULTS = REPO / "bench" / "results"
 
@@ -63,6 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, help="repetitions of every measurement")
     parser.add_argument("--only", action="append", choices=sorted(SCENARIOS), default=[],
                         help="run only this scenario (repeatable)")
+    parser.add_argument("--minutes", type=float,
+                        help="length of the soak scenario (default 30; --quick: 6 seconds)")
     parser.add_argument("--json", type=Path, help="where to write the results "
                         "(default: bench/results/bench-<time>.json)")
     parser.add_argument("--logs", type=Path,
@@ -102,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = BenchSettings.quick() if args.quick else BenchSettings()
     if args.reps:
         settings = settings.with_(reps=args.reps)
+    if args.minutes:
+        settings = settings.with_(soak_minutes=args.minutes)
     if args.gateway_launcher:
         settings = settings.with_(gateway_launcher=tuple(shlex.split(args.gateway_launcher)))
     names = args.only or list(SCENARIOS)
@@ -129,9 +136,14 @@ def main(argv: list[str] | None = None) -> None:
         "scenarios": scenarios,
     }
     results["targets"] = targets(results)
-    print(render(results))
     path = args.json or RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
+    soaked = scenarios.get("soak", {})
+    if soaked.get("status") == "ok":
+        plot = path.with_name(f"{path.stem}-soak.svg")
+        plot.write_text(soak_svg(soaked), encoding="utf-8")
+        soaked["plot"] = str(plot)
+    print(render(results))
     path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"\nresults written to {path}")
     if any(r.get("status") == "error" for r in scenarios.values()):

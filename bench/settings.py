@@ -45,6 +45,16 @@ class BenchSettings:
     #: and the concurrent clients of each level
     worker_counts: tuple[int, ...] = (1, 2, 4)
     worker_levels: tuple[int, ...] = (32, 256)
+    #: the soak: its length, the sessions kept alive, new ones a second, seconds between two
+    #: calls of a session, the gateway's session idle timeout and SSE keep-alive interval,
+    #: and seconds between two samples
+    soak_minutes: float = 30.0
+    soak_sessions: int = 200
+    soak_rate: float = 10.0
+    soak_call_interval: float = 1.0
+    soak_idle_timeout: float = 10.0
+    soak_keepalive: float = 15.0
+    soak_sample: float = 5.0
     #: the command that replaces ``python -m vmcp`` for the gateway (experiments)
     gateway_launcher: tuple[str, ...] = ()
     #: scenarios to run (all when empty)
@@ -60,6 +70,8 @@ class BenchSettings:
             memory_mounts=2, memory_reps=1, startup_mounts=3, startup_slowest=0.05,
             startup_reps=1, overload_levels=(8, 32), overload_seconds=1.0,
             overload_ramp=0.2, worker_counts=(1, 2), worker_levels=(32,),
+            soak_minutes=0.1, soak_sessions=20, soak_call_interval=0.1,
+            soak_idle_timeout=1.0, soak_keepalive=0.5, soak_sample=0.25,
         )
 
     def with_(self, **changes: object) -> BenchSettings:
