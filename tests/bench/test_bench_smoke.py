@@ -10,13 +10,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = ("stdio", "http", "modern", "overload", "tools_list", "memory", "startup",
-             "warmstart", "tracing", "workers")
+             "warmstart", "tracing", "workers", "soak")
 
 
 def _http_available() -> bool:
@@ -29,17 +28,7 @@ def _http_available() -> bool:
     return True
 
 
-def _numbers(node: Any) -> list[float]:
-    if isinstance(node, dict):
-        return [n for value in node.values() for n in _numbers(value)]
-    if isinstance(node, list):
-        return [n for value in node for n in _numbers(value)]
-    if isinstance(node, int | float) and not isinstance(node, bool):
-        return [float(node)]
-    return []
-
-
-@pytest.mark.timeout(420)  # ten scenarios, each starting its own gateways (workers: 3)
+@pytest.mark.timeout(420)  # 11 scenarios, each starting its own gateways (workers: 3)
 def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
     """One quick run: every scenario ok (HTTP ones may only be skipped without the driver)."""
     out = tmp_path / "results.json"
@@ -53,7 +42,7 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
     scenarios = results["scenarios"]
     assert set(scenarios) == set(SCENARIOS)
     for name in SCENARIOS:
-        if name in ("http", "modern", "overload", "workers") and not http:
+        if name in ("http", "modern", "overload", "workers", "soak") and not http:
             assert scenarios[name]["status"] == "skipped"
             continue
         assert scenarios[name]["status"] == "ok", scenarios[name]
@@ -77,7 +66,14 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
         for level in levels.values():
             for name in ("direct", "gateway", "gateway_json"):
                 assert level[name]["calls_per_s"] > 0 and level[name]["p50_us"] > 0
-        assert _numbers(scenarios["memory"]["per_session"])
+        for kind in ("idle", "active"):
+            figures = scenarios["memory"]["per_session"][kind]
+            assert figures["rss_loaded_kib"] > 0 and figures["after_vs_start"] > 0
+        soak = scenarios["soak"]
+        assert soak["opened"] > soak["sessions_kept"] and soak["closed"] and soak["abandoned"]
+        assert soak["samples"] and all(s["tasks"] > 0 and s["fds"] > 0 for s in soak["samples"])
+        assert all(f["ratio"] is not None for f in soak["flat"].values())
+        assert Path(soak["plot"]).read_text().startswith("<svg")
         assert set(scenarios["overload"]["levels"]) == {"8", "32"}
         for level in scenarios["modern"]["levels"].values():
             for name in ("direct", "gateway"):
@@ -89,6 +85,6 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
             assert all(t["calls_per_s"] > 0 and t["vs_one_worker"] > 0 for t in level.values())
         assert scenarios["workers"]["machine"]["cpus"] > 0
     verdicts = {t["target"]: t["pass"] for t in results["targets"]}
-    assert len(verdicts) == 14
+    assert len(verdicts) == 20
     assert all(v is not None for k, v in verdicts.items() if http or "http" not in k.lower())
     assert "targets" in done.stdout
