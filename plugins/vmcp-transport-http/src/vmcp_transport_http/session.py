@@ -47,7 +47,34 @@ class PostStream:
 
 
 class HttpSession:
-    """A client session of the Streamable HTTP front."""
+    """A client session of the Streamable HTTP front.
+
+    Thousands may be open at once, most of them idle: what one holds is kept small (slots,
+    and nothing made before it is needed)."""
+
+    __slots__ = (
+        "_active",
+        "_by_key",
+        "_by_request",
+        "_counter",
+        "_ended",
+        "_idle_since",
+        "_idle_timeout",
+        "_on_idle",
+        "_on_rest",
+        "_replay",
+        "_replay_bytes",
+        "_retain_limit",
+        "_timer",
+        "closed",
+        "get_stream",
+        "handle",
+        "id",
+        "principal",
+        "protocol_version",
+        "retained_bytes",
+        "shared",
+    )
 
     def __init__(
         self,
@@ -84,8 +111,8 @@ class HttpSession:
         self.get_stream = EventStream(GET_STREAM, replay_buffer, max_bytes=replay_bytes)
         self._by_request: dict[str | int, PostStream] = {}
         self._by_key: dict[str, PostStream] = {}
-        #: ended streams kept for a resume, with their size in bytes
-        self._ended: OrderedDict[str, tuple[EventStream, int]] = OrderedDict()
+        #: ended streams kept for a resume, with their size in bytes (made when one is)
+        self._ended: OrderedDict[str, tuple[EventStream, int]] | None = None
 
     # -- the gateway's side -------------------------------------------------------------
     def send(self, message: JsonMessage, related_to: Any = None) -> None:
@@ -113,6 +140,8 @@ class HttpSession:
     def _answered(self, post: PostStream, key: str | int) -> None:
         post.pending.discard(key)
         del self._by_request[key]
+        if not self._by_request:
+            self._by_request = {}  # an emptied dict keeps its table; a new one has none
         if post.pending:
             return
         post.stream.finish()
@@ -131,16 +160,21 @@ class HttpSession:
         stream = post.stream
         if self._by_key.pop(stream.key, None) is None:
             return  # the session was closed meanwhile
+        if not self._by_key:
+            self._by_key = {}  # as in _answered
         if post.sse and not stream.drained(stream.delivered):
             self._retain(stream)
 
     def _retain(self, stream: EventStream) -> None:
         size = stream.buffered_bytes
-        self._ended[stream.key] = (stream, size)
+        ended = self._ended
+        if ended is None:
+            ended = self._ended = OrderedDict()
+        ended[stream.key] = (stream, size)
         self.retained_bytes += size
-        while self._ended and (len(self._ended) > RETAINED_STREAMS
-                               or self.retained_bytes > self._retain_limit):
-            _, (_, dropped) = self._ended.popitem(last=False)
+        while ended and (len(ended) > RETAINED_STREAMS
+                         or self.retained_bytes > self._retain_limit):
+            _, (_, dropped) = ended.popitem(last=False)
             self.retained_bytes -= dropped
 
     # -- the transport's side -----------------------------------------------------------
@@ -193,7 +227,7 @@ class HttpSession:
         post = self._by_key.get(key)
         if post is not None:
             return post.stream, int(seq)
-        kept = self._ended.get(key)
+        kept = self._ended.get(key) if self._ended is not None else None
         return (kept[0], int(seq)) if kept is not None else None
 
     def rested(self, seconds: float) -> bool:
@@ -248,7 +282,7 @@ class HttpSession:
             post.stream.finish()
         self._by_key.clear()
         self._by_request.clear()
-        self._ended.clear()
+        self._ended = None
         self.retained_bytes = 0
         if self.handle is not None:
             await self.handle.aclose()
