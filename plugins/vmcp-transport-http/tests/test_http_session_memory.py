@@ -13,8 +13,8 @@ SESSIONS = 500
 
 def _session() -> HttpSession:
     return HttpSession(secrets.token_urlsafe(32), None, replay_buffer=256,
-                       replay_bytes=1 << 20, retained_bytes=4 << 20, idle_timeout=600.0,
-                       on_idle=lambda _: None, on_rest=lambda _, __: None)
+                       replay_bytes=1 << 20, retained_bytes=4 << 20,
+                       on_rest=lambda _, __: None)
 
 
 def test_an_idle_session_that_was_answered_holds_under_1200_bytes() -> None:

@@ -1,4 +1,4 @@
-"""One Streamable HTTP client session: its SSE streams, message routing and idle expiry.
+"""One Streamable HTTP client session: its SSE streams, message routing and when it rests.
 
 The session is the :class:`~vmcp.transports.base.FrontPeer` the gateway writes to. A response,
 and anything sent ``related_to`` a request, goes on the stream of the POST that carried that
@@ -59,13 +59,10 @@ class HttpSession:
         "_counter",
         "_ended",
         "_idle_since",
-        "_idle_timeout",
-        "_on_idle",
         "_on_rest",
         "_replay",
         "_replay_bytes",
         "_retain_limit",
-        "_timer",
         "closed",
         "get_stream",
         "handle",
@@ -84,10 +81,11 @@ class HttpSession:
         replay_buffer: int,
         replay_bytes: int,
         retained_bytes: int,
-        idle_timeout: float,
-        on_idle: Callable[[HttpSession], None],
         on_rest: Callable[[HttpSession, bool], None],
     ) -> None:
+        """``on_rest(session, True)`` is called when its last HTTP request ends (it rests:
+        its front expires it once idle long enough), ``on_rest(session, False)`` when one
+        starts again."""
         self.id = session_id
         self.principal = principal
         self.handle: FrontSessionHandle | None = None
@@ -98,13 +96,10 @@ class HttpSession:
         self.shared: SharedLink | None = None
         self._replay = replay_buffer
         self._replay_bytes = replay_bytes
-        self._idle_timeout = idle_timeout
-        self._on_idle = on_idle
         self._on_rest = on_rest
         self._retain_limit = retained_bytes
         #: wire bytes of the ended streams kept for a resume
         self.retained_bytes = 0
-        self._timer: asyncio.TimerHandle | None = None
         self._idle_since = 0.0
         self._active = 0
         self._counter = 0
@@ -237,6 +232,11 @@ class HttpSession:
             return False
         return asyncio.get_running_loop().time() - self._idle_since >= seconds
 
+    @property
+    def idle_since(self) -> float:
+        """When (event-loop time) the session's last HTTP request ended."""
+        return self._idle_since
+
     def active(self) -> _Activity:
         """Hold the session open while an HTTP request of it is being served (``with``)."""
         return _Activity(self)
@@ -247,36 +247,18 @@ class HttpSession:
             self._on_rest(self, False)
 
     def _leave(self) -> None:
-        # The idle countdown restarts here. Its timer is not moved on every request: when it
-        # fires early (the session was used meanwhile) it is set again for the time left.
+        # The idle countdown restarts here (the front keeps one timer for all its sessions).
         self._active -= 1
         if self._active or self.closed:
             return
-        loop = asyncio.get_running_loop()
-        self._idle_since = loop.time()
+        self._idle_since = asyncio.get_running_loop().time()
         self._on_rest(self, True)
-        if self._timer is None:
-            self._timer = loop.call_later(self._idle_timeout, self._idle_check)
-
-    def _idle_check(self) -> None:
-        self._timer = None
-        if self._active or self.closed:
-            return  # the end of the last request in flight starts a new countdown
-        loop = asyncio.get_running_loop()
-        left = self._idle_since + self._idle_timeout - loop.time()
-        if left > 0:
-            self._timer = loop.call_later(left, self._idle_check)
-        else:
-            self._on_idle(self)
 
     async def close(self) -> None:
         """End the session: streams end, the gateway is told the client went away."""
         if self.closed:
             return
         self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         self.get_stream.finish()
         for post in self._by_key.values():
             post.stream.finish()

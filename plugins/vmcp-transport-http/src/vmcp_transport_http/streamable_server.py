@@ -127,6 +127,9 @@ class StreamableHttpServer:
         self.sessions: dict[str, HttpSession] = {}
         #: sessions with no HTTP request being served, longest idle first
         self._resting: OrderedDict[str, HttpSession] = OrderedDict()
+        #: the one timer expiring idle sessions, due at the longest-idle one's deadline (a
+        #: timer per session would cost each of thousands of sessions a handle in the loop)
+        self._sweeper: asyncio.TimerHandle | None = None
         self._per_principal: dict[Principal, int] = {}
         rate = settings.rate_limit
         if rate is None:
@@ -181,6 +184,9 @@ class StreamableHttpServer:
         """End every session (the front is shutting down)."""
         sessions, self.sessions = list(self.sessions.values()), {}
         self._resting.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         self._per_principal.clear()
         for session in sessions:
             await session.close()
@@ -241,8 +247,27 @@ class StreamableHttpServer:
             if self.sessions.get(session.id) is session:
                 self._resting[session.id] = session
                 self._resting.move_to_end(session.id)
+                if self._sweeper is None:
+                    self._sweeper = asyncio.get_running_loop().call_at(
+                        session.idle_since + self.settings.session_idle_timeout, self._sweep)
         else:
             self._resting.pop(session.id, None)
+
+    def _sweep(self) -> None:
+        """Expire the sessions that rested ``session_idle_timeout``; set the timer again for
+        the next one due. (It may fire early, when the session it was set for was used
+        again meanwhile: the next one is then due later.)"""
+        self._sweeper = None
+        loop = asyncio.get_running_loop()
+        now, timeout = loop.time(), self.settings.session_idle_timeout
+        while self._resting:
+            session_id, session = next(iter(self._resting.items()))
+            due = session.idle_since + timeout
+            if due > now:
+                self._sweeper = loop.call_at(due, self._sweep)
+                return
+            del self._resting[session_id]
+            self._expire(session)
 
     def _reclaim(self, principal: Principal | None = None) -> bool:
         """End the longest-idle resting session (of ``principal`` if given); False if none."""
@@ -276,8 +301,6 @@ class StreamableHttpServer:
             replay_buffer=settings.replay_buffer,
             replay_bytes=settings.replay_bytes,
             retained_bytes=settings.retained_bytes,
-            idle_timeout=settings.session_idle_timeout,
-            on_idle=self._expire,
             on_rest=self._rest,
         )
         session.handle = self.host.open_session(session, principal)
