@@ -37,6 +37,7 @@ from vmcp.gateway.pinning import Pinning, PinStore
 from vmcp.gateway.remote import Remote
 from vmcp.gateway.replay import replay_safe
 from vmcp.gateway.session import FrontSession
+from vmcp.gateway.stateless import StatelessEntry
 from vmcp.gateway.tasks_remote import RemoteTasks
 from vmcp.gateway.toolsearch import ToolSearch
 from vmcp.gateway.warmcatalog import WarmCatalog
@@ -238,6 +239,12 @@ class Gateway:
         session = FrontSession(self, peer, principal, secrets.token_hex(8))
         self.sessions[session.session_id] = session
         return session
+
+    def open_stateless(self, peer: FrontPeer, principal: Principal | None = None
+                       ) -> StatelessEntry:
+        """Take in a 2026-07-28 request that arrives with no connection state (a
+        Streamable HTTP POST): its messages go to ``peer``."""
+        return StatelessEntry(self, peer, self.effective_principal(principal))
 
     async def session_closed(self, session: FrontSession) -> None:
         """Release what a departed session held."""

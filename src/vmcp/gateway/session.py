@@ -161,15 +161,7 @@ class FrontSession:
 
     def _modern(self, request_id: Any, method: str, params: dict[str, Any]) -> None:
         """A 2026-07-28 request: the modern adapter serves it, on this connection."""
-        try:
-            self.gateway.modern.handle(self, request_id, method, params)
-        except RpcError as exc:
-            self.exchanges.pop(request_id, None)
-            self.fail(request_id, exc)
-        except Exception as exc:  # a handler's bug costs this request only, not the session
-            log.exception("request %r (%s) failed", request_id, method)
-            self.exchanges.pop(request_id, None)
-            self.fail(request_id, RpcError(INTERNAL_ERROR, f"Internal error: {exc}"))
+        self.gateway.modern.serve(self, request_id, method, params)
 
     def _notification(self, method: Any, params: Any) -> None:
         params = params if isinstance(params, dict) else {}

@@ -103,6 +103,16 @@ class FrontPeer(Protocol):
         """
 
 
+class StatelessHandle(Protocol):
+    """What the gateway gives a front transport for one stateless 2026-07-28 request."""
+
+    def handle(self, message: JsonMessage) -> None:
+        """Take the request (and the look-ups the front makes for it)."""
+
+    async def aclose(self) -> None:
+        """The response stream closed: cancel what still runs for the request."""
+
+
 class FrontSessionHandle(Protocol):
     """What the gateway gives a front transport for one client connection."""
 
@@ -173,6 +183,12 @@ class FrontHost(Protocol):
         self, peer: FrontPeer, principal: Principal | None = None
     ) -> FrontSessionHandle:
         """Start a session for a new client connection."""
+
+    def open_stateless(
+        self, peer: FrontPeer, principal: Principal | None = None
+    ) -> StatelessHandle:
+        """Take in one 2026-07-28 request that has no connection to keep state on (a
+        Streamable HTTP POST): what belongs to it goes to ``peer``."""
 
 
 class Transport(ABC):
