@@ -221,3 +221,15 @@ def test_the_handover_is_taken_once() -> None:
     faststart.HANDOVER = Handover(b"x", {})
     assert faststart.take_handover() is not None
     assert faststart.take_handover() is None
+
+
+def test_the_key_covers_the_installed_distributions(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    packages = tmp_path / "site-packages"
+    (packages / "vmcp-1.0.dist-info").mkdir(parents=True)
+    monkeypatch.setattr(sys, "path", [str(packages)])
+    before = key_of(home, tmp_path)
+    (packages / "vmcp-1.0.dist-info").rename(packages / "vmcp-1.1.dist-info")
+    assert key_of(home, tmp_path) != before

@@ -186,8 +186,10 @@ def _packages() -> list[str]:
     another vmcp or plugin changes the key)."""
     found = []
     for folder in sys.path:
+        if not folder.endswith(("site-packages", "dist-packages")):
+            continue  # not where distributions are installed (the working folder may be huge)
         try:
-            names = os.listdir(folder or ".")
+            names = os.listdir(folder)
         except OSError:
             continue
         found += [name for name in names if name.endswith(".dist-info")]

@@ -63,6 +63,8 @@ class SnapshotKeeper:
         entries = faststart.read_snapshot(start) or {}
         entries[requested] = {"initialize": initialize, "tools": result}
         try:
+            # the names hash the VMCP_* environment, which may hold secrets: a private folder
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             atomic_write_text(path, json.dumps({"key": start.key, "entries": entries},
                                                ensure_ascii=False, sort_keys=True), 0o600)
         except (OSError, TypeError, ValueError) as exc:
