@@ -9,6 +9,7 @@ gateway's log (``--log-level info``), which names what the fast start answered.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -197,3 +198,83 @@ async def test_a_changed_persona_or_configuration_does_not_reuse_the_snapshot(
     other = run(5)
     await listed_once(other)
     assert FROM_SNAPSHOT not in other.log_text()
+
+
+def line(message: dict[str, Any]) -> bytes:
+    """One JSON-RPC line."""
+    return json.dumps(message).encode() + b"\n"
+
+
+HANDSHAKE = line({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-11-25", "capabilities": {},
+    "clientInfo": {"name": "raw", "version": "0"}}}) + line(
+    {"jsonrpc": "2.0", "method": "notifications/initialized"}) + line(
+    {"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+
+
+async def raw_run(start: Start, data: bytes, answers: int) -> list[dict[str, Any]]:
+    """Start, write ``data`` at once, read ``answers`` responses, close stdin; the gateway
+    must exit by itself (0)."""
+    args = start.server_parameters()
+    with start.log.open("a") as errlog:
+        process = await anyio.open_process([args.command, *args.args],
+                                           env={**os.environ, **start.env()}, stderr=errlog)
+        async with process:
+            assert process.stdin is not None and process.stdout is not None
+            await process.stdin.send(data)
+            got: list[dict[str, Any]] = []
+            buffer = b""
+            with anyio.fail_after(EVENT_TIMEOUT * 3):
+                while len(got) < answers:
+                    while b"\n" not in buffer:
+                        buffer += await process.stdout.receive()
+                    raw, buffer = buffer.split(b"\n", 1)
+                    message = json.loads(raw)
+                    if "id" in message and "method" not in message:
+                        got.append(message)
+            await process.stdin.aclose()
+            with anyio.fail_after(EVENT_TIMEOUT * 3):
+                assert await process.wait() == 0
+    return got
+
+
+async def test_raw_pipes_pipelined_probed_ended_early_and_a_damaged_snapshot(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    config = write_config(tmp_path / "vmcp.toml", {"beta": backend(BETA)})
+    run = starts(home, config, tmp_path)
+    await listed_once(run(1))
+    listed = await listed_once(run(2))
+    [snapshot] = snapshots(home)
+
+    # a call written with the handshake, in one write: the fast start answers the handshake
+    # and the list, the gateway the call it read along
+    call = line({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                 "params": {"name": "beta__echo", "arguments": {"text": "hi"}}})
+    pipelined = run(3)
+    answers = await raw_run(pipelined, HANDSHAKE + call, 3)
+    assert [a["id"] for a in answers] == [1, 2, 3]
+    assert [t["name"] for t in answers[1]["result"]["tools"]] == listed
+    assert answers[2]["result"]["content"][0]["text"] == "beta: hi"
+    assert FROM_SNAPSHOT in pipelined.log_text()
+
+    # a 2026-07-28 probe first: the gateway answers everything
+    probe = line({"jsonrpc": "2.0", "id": 0, "method": "server/discover", "params": {}})
+    probed = run(4)
+    answers = await raw_run(probed, probe + HANDSHAKE, 3)
+    assert [a["id"] for a in answers] == [0, 1, 2]
+    assert "answered nothing from the front snapshot" in probed.log_text()
+
+    # the client leaves right after the list: the gateway takes over, reads the end, exits
+    ended = run(5)
+    answers = await raw_run(ended, HANDSHAKE, 2)
+    assert [t["name"] for t in answers[1]["result"]["tools"]] == listed
+    assert FROM_SNAPSHOT in ended.log_text()
+
+    # a damaged snapshot is ignored
+    snapshot.write_text("{damaged")
+    damaged = run(6)
+    answers = await raw_run(damaged, HANDSHAKE, 2)
+    assert [t["name"] for t in answers[1]["result"]["tools"]] == listed
+    assert "from the front snapshot" not in damaged.log_text()
