@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -233,3 +234,9 @@ def test_the_key_covers_the_installed_distributions(tmp_path: Path,
     before = key_of(home, tmp_path)
     (packages / "vmcp-1.0.dist-info").rename(packages / "vmcp-1.1.dist-info")
     assert key_of(home, tmp_path) != before
+
+
+def test_the_script_enters_through_the_fast_start() -> None:
+    """(``python -m vmcp`` does too: the gateway tests start it so.)"""
+    [script] = [e for e in entry_points(group="console_scripts") if e.name == "vmcp"]
+    assert script.value == "vmcp.faststart:main"
