@@ -278,3 +278,13 @@ async def test_raw_pipes_pipelined_probed_ended_early_and_a_damaged_snapshot(
     answers = await raw_run(damaged, HANDSHAKE, 2)
     assert [t["name"] for t in answers[1]["result"]["tools"]] == listed
     assert "from the front snapshot" not in damaged.log_text()
+
+
+async def test_no_snapshot_is_kept_without_the_warm_catalog(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    config = write_config(tmp_path / "vmcp.toml", {"beta": backend(BETA)},
+                          {"warm_catalog": False})
+    run = starts(home, config, tmp_path)
+    for number in (1, 2):
+        await listed_once(run(number))
+    assert snapshots(home) == []
