@@ -85,7 +85,10 @@ def main() -> None:
     """Entry point of ``vmcp`` and ``python -m vmcp``: answer from the snapshot if one
     matches, then run the command line."""
     global LAUNCH, HANDOVER
-    LAUNCH = launch(sys.argv[1:], os.environ, os.getcwd())
+    try:
+        LAUNCH = launch(sys.argv[1:], os.environ, os.getcwd())
+    except OSError:  # no working folder: the command line reports what goes wrong
+        LAUNCH = None
     if LAUNCH is not None:
         entries = read_snapshot(LAUNCH)
         if entries:

@@ -102,7 +102,8 @@ async def test_a_second_start_answers_from_the_snapshot_before_the_backends_are_
     # the files the key covers changed under it, so it kept no snapshot
     assert snapshots(home) == []
     assert await listed_once(run(2), gate) == listed
-    assert len(snapshots(home)) == 1
+    [snapshot] = snapshots(home)
+    written = snapshot.stat().st_mtime_ns
 
     third = run(3)
     notes = Notifications()
@@ -123,6 +124,7 @@ async def test_a_second_start_answers_from_the_snapshot_before_the_backends_are_
         assert await names(session) == listed
     assert FROM_SNAPSHOT in third.log_text()
     assert not notes.matching(lambda n: isinstance(n, types.ToolListChangedNotification))
+    assert snapshot.stat().st_mtime_ns == written  # the same view: not written again
 
 
 async def test_a_backend_changed_since_the_snapshot_is_announced_withheld_then_approved(

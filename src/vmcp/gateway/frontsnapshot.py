@@ -56,12 +56,15 @@ class SnapshotKeeper:
         self._shown = result
         requested, initialize = self._initialize
         start = self.start
+        entries = faststart.read_snapshot(start) or {}
+        entry = {"initialize": initialize, "tools": result}
+        if entries.get(requested) == entry:  # what the fast start served, most often
+            return
         if faststart.view_key(start.name, start.home, start.config) != start.key:
             log.debug("front snapshot not kept: its files changed since the start")
             return
+        entries[requested] = entry
         path = Path(start.path)
-        entries = faststart.read_snapshot(start) or {}
-        entries[requested] = {"initialize": initialize, "tools": result}
         try:
             # the names hash the VMCP_* environment, which may hold secrets: a private folder
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
