@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -240,3 +241,33 @@ def test_the_script_enters_through_the_fast_start() -> None:
     """(``python -m vmcp`` does too: the gateway tests start it so.)"""
     [script] = [e for e in entry_points(group="console_scripts") if e.name == "vmcp"]
     assert script.value == "vmcp.faststart:main"
+
+
+def test_a_process_answers_from_a_snapshot_and_stops_quietly_on_ctrl_c(tmp_path: Path) -> None:
+    """A real ``python -m vmcp start`` on a snapshot made for its command line: the answer
+    is the snapshot's; Ctrl-C while it waits for the next line ends it at once, quietly."""
+    home = tmp_path / "home"
+    env = {**os.environ, "VMCP_HOME": str(home)}
+    env.pop("VMCP_CONFIG", None)
+    start = launch(["start"], env, str(tmp_path))
+    assert start is not None
+    Path(start.path).parent.mkdir(parents=True)
+    Path(start.path).write_text(json.dumps({"key": start.key, "entries": ENTRIES}))
+    process = subprocess.Popen([sys.executable, "-m", "vmcp", "start"], cwd=tmp_path, env=env,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(lines(INITIALIZE))
+        process.stdin.flush()
+        answer = json.loads(process.stdout.readline())
+        assert answer == {"jsonrpc": "2.0", "id": 1,
+                          "result": ENTRIES["2025-11-25"]["initialize"]}
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130
+    assert b"Traceback" not in err

@@ -92,7 +92,10 @@ def main() -> None:
     if LAUNCH is not None:
         entries = read_snapshot(LAUNCH)
         if entries:
-            HANDOVER = serve(entries, 0, 1)
+            try:
+                HANDOVER = serve(entries, 0, 1)
+            except KeyboardInterrupt:  # Ctrl-C before the gateway even started: just stop
+                raise SystemExit(130) from None
     from vmcp.cli import main as cli_main
 
     cli_main()
