@@ -10,8 +10,9 @@ The real gateway keeps, in ``$VMCP_HOME/cache/front/``, the ``initialize`` resul
 first page of ``tools/list`` it gave its stdio client (:mod:`vmcp.gateway.frontsnapshot`),
 under a key (:func:`view_key`) over everything that can change what that client is shown:
 the command line, the working folder, the ``VMCP_*`` environment, the installed packages,
-the configuration files' bytes and the state files under ``$VMCP_HOME`` the view is built
-from (personas, pins, the warm catalog, installed servers). When the key matches,
+the configuration files' bytes (and the defaults shipped under them) and the state files
+under ``$VMCP_HOME`` the view is built from (personas, pins, the warm catalog, installed
+servers). When the key matches,
 :func:`main` answers ``ping``, ``initialize`` (for the protocol version the snapshot was
 given for) and the first ``tools/list`` itself, then hands every byte it read to the real
 gateway (:data:`HANDOVER`): its stdio front replays those lines in order, so the session is
@@ -154,7 +155,9 @@ def view_key(name: str, home: str, config: str) -> str:
     """The key over the start ``name`` and the files its stdio client's view is built from,
     as they are now."""
     digest = hashlib.sha256(name.encode())
-    for path in (config, os.path.join(os.path.dirname(config), "servers.toml")):
+    defaults = os.path.join(os.path.dirname(__file__), "defaults")  # under the user's files
+    for path in (config, os.path.join(os.path.dirname(config), "servers.toml"),
+                 os.path.join(defaults, "vmcp.toml"), os.path.join(defaults, "servers.toml")):
         _add_file(digest, path)
     for parts in _STATE_FOLDERS:
         folder = os.path.join(home, *parts)
