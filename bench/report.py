@@ -103,11 +103,16 @@ def targets(results: Results) -> list[dict[str, Any]]:
              "first backend's spawn", _ok(s, "startup", "own_ms"), 80.0, "<=", "ms",
              f"{(_ok(s, 'startup', 'imports') or {}).get('imports_ms')} ms of it imports "
              "(-X importtime, another run)"),
-        made(f"first tools/list with {_ok(s, 'warmstart', 'mounts')} slow mounts, warm catalog, "
-             "over the gateway's own start", _ok(s, "warmstart", "warm_added_ms"), 100.0, "<=",
-             "ms", f"spawn to answer: warm {warm.get('warm', {}).get('seconds')} s, cold "
+        made(f"first tools/list with {_ok(s, 'warmstart', 'mounts')} slow mounts, every mount's "
+             "tools, from spawning vmcp start (front snapshot)", _ok(s, "warmstart", "warm_ms"),
+             100.0, "<=", "ms", f"spawn to answer: warm catalog alone "
+             f"{warm.get('catalog', {}).get('seconds')} s, cold "
              f"{warm.get('cold', {}).get('seconds')} s, no mount "
              f"{warm.get('empty', {}).get('seconds')} s"),
+        made(f"first tools/list with {_ok(s, 'warmstart', 'mounts')} slow mounts, warm catalog "
+             "without the snapshot, over the gateway's own start",
+             _ok(s, "warmstart", "catalog_added_ms"), 100.0, "<=", "ms",
+             f"spawn to answer: {warm.get('catalog', {}).get('seconds')} s"),
     ]
 
 

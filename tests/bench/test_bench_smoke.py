@@ -68,7 +68,7 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
         assert scenarios["startup"]["targets"][name]["seconds"] > 0
     assert scenarios["startup"]["own_ms"] > 0
     assert scenarios["startup"]["imports"]["modules"] > 0
-    for name in ("empty", "cold", "warm"):
+    for name in ("empty", "cold", "catalog", "warm"):
         assert scenarios["warmstart"]["targets"][name]["seconds"] > 0
     assert scenarios["memory"]["per_mount"]["rss_one_mount_kib"] > 0
     if http:

@@ -29,6 +29,7 @@ from vmcp.gateway.access import PersonaAccess, personas_in_play
 from vmcp.gateway.approvals import Approvals
 from vmcp.gateway.bridge import Bridge
 from vmcp.gateway.dispatch import Dispatcher
+from vmcp.gateway.frontsnapshot import SnapshotKeeper
 from vmcp.gateway.health import Health
 from vmcp.gateway.listen import Listens
 from vmcp.gateway.modern import ModernAdapter
@@ -117,6 +118,9 @@ class Gateway:
         self.pinning = Pinning(PinStore(vmcp_home() / "pins"))
         self.approvals = Approvals(self)
         self.warm = WarmCatalog(self)
+        #: keeps what the stdio client is first shown, for the next fast start (None
+        #: unless this process was entered as a stdio ``vmcp start``)
+        self.front_snapshot = SnapshotKeeper.of_launch(self)
         self.sessions: dict[str, FrontSession] = {}
         #: the sessions shared with other instances (``[cluster]``), by the id they share
         self.shared_sessions: dict[str, FrontSession] = {}
@@ -233,10 +237,13 @@ class Gateway:
         if not self.warm.opened:
             await self.health.wait_started()
 
-    def open_session(self, peer: FrontPeer, principal: Principal | None = None) -> FrontSession:
-        """Start a session for a new front connection."""
+    def open_session(self, peer: FrontPeer, principal: Principal | None = None,
+                     front: str | None = None) -> FrontSession:
+        """Start a session for a new front connection (of the front transport ``front``)."""
         principal = self.effective_principal(principal)
         session = FrontSession(self, peer, principal, secrets.token_hex(8))
+        if front == "stdio":
+            session.observer = self.front_snapshot
         self.sessions[session.session_id] = session
         return session
 

@@ -180,9 +180,10 @@ class FrontHost(Protocol):
         new requests (HTTP: 503 with ``Retry-After``, so a load balancer tries elsewhere)."""
 
     def open_session(
-        self, peer: FrontPeer, principal: Principal | None = None
+        self, peer: FrontPeer, principal: Principal | None = None, front: str | None = None
     ) -> FrontSessionHandle:
-        """Start a session for a new client connection."""
+        """Start a session for a new client connection of the front transport ``front``
+        (the stdio front names itself: its session keeps the front snapshot)."""
 
     def open_stateless(
         self, peer: FrontPeer, principal: Principal | None = None
