@@ -294,7 +294,7 @@ class _FastFront:
 
     def _answer(self, request_id: int | str, method: str, result: Any) -> bool:
         data = json.dumps({"jsonrpc": "2.0", "id": request_id, "result": result},
-                          ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+                          separators=(",", ":")).encode() + b"\n"  # ASCII: always encodable
         try:
             while data:
                 data = data[os.write(self.fd_out, data):]
