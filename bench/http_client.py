@@ -311,10 +311,15 @@ class LoopFigures:
     opened: int = 0
     #: ``tools/call`` answers over the whole run, ramp included
     answered_all: int = 0
-    #: requests whose answer or refusal took longer than ``slow_after`` seconds
+    #: requests whose answer or refusal took longer than ``slow_after`` seconds (a
+    #: connection's first request includes its connect)
     slow: int = 0
     worst_ns: int = 0
     latencies: list[int] = field(default_factory=list)
+    #: session openings (connect, ``initialize``, ``notifications/initialized``: two
+    #: requests) that took longer than ``slow_after`` seconds in all, and the slowest
+    slow_openings: int = 0
+    worst_opening_ns: int = 0
     #: failures by kind (the exception's name, or the unexpected HTTP status)
     failures: dict[str, int] = field(default_factory=dict)
 
@@ -330,15 +335,28 @@ async def _closed_loop_client(
 ) -> None:
     """One client: open a session, then call until the deadline (``window``: when counting
     starts, and the deadline); wait ``Retry-After`` when refused, open a new connection
-    after a failure. Every exchange is timed."""
+    after a failure. Every request is timed, a new connection's connect with its first
+    request, and so is every session opening as a whole."""
     counting, deadline = window
     clock = time.perf_counter_ns
+    slow_ns = slow_after * 1e9
     client = HttpMcpClient(url)
     connected = False
     n = 0
+
+    def timed(started: int) -> int:
+        """Record one request that began at ``started``; the clock now."""
+        now = clock()
+        elapsed = now - started
+        figures.latencies.append(elapsed)
+        figures.worst_ns = max(figures.worst_ns, elapsed)
+        figures.slow += elapsed > slow_ns
+        return now
+
     try:
         while time.monotonic() < deadline:
             start = clock()
+            request_start: int | None = start  # of the request under way, if one is
             wait = 0.0
             opening = client.session_id is None
             try:
@@ -348,13 +366,21 @@ async def _closed_loop_client(
                         connected = True
                     if opening:
                         status, headers, _ = await client.post(_INITIALIZE)
+                        request_start = timed(start)
                         if status == 200 and headers.get("mcp-session-id"):
                             client.session_id = headers["mcp-session-id"]
                             status, headers, _ = await client.post(_INITIALIZED)
                             status = 200 if status == 202 else status
+                            timed(request_start)
+                        request_start = None
+                        opened = clock() - start
+                        figures.worst_opening_ns = max(figures.worst_opening_ns, opened)
+                        figures.slow_openings += opened > slow_ns
                     else:
                         n += 1
                         status, headers, _ = await client.post(_call_body(tool, n))
+                        timed(start)
+                        request_start = None
                 counted = counting <= time.monotonic() < deadline
                 if status == 200 and opening:
                     figures.opened += 1
@@ -371,14 +397,11 @@ async def _closed_loop_client(
                 figures.failed += 1
                 kind = str(exc) if isinstance(exc, BenchError) else type(exc).__name__
                 figures.failures[kind] = figures.failures.get(kind, 0) + 1
+                if request_start is not None:
+                    timed(request_start)  # the request that failed
                 await client.close()
                 client = HttpMcpClient(url)
                 connected = False
-            elapsed = clock() - start
-            figures.latencies.append(elapsed)
-            figures.worst_ns = max(figures.worst_ns, elapsed)
-            if elapsed > slow_after * 1e9:
-                figures.slow += 1
             if wait:
                 await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
     finally:
@@ -446,6 +469,8 @@ def crowd(url: str, tool: str, clients: int, seconds: float, slow_after: float =
         figures.answered_all += part.answered_all
         figures.slow += part.slow
         figures.worst_ns = max(figures.worst_ns, part.worst_ns)
+        figures.slow_openings += part.slow_openings
+        figures.worst_opening_ns = max(figures.worst_opening_ns, part.worst_opening_ns)
         figures.latencies += part.latencies
         for kind, count in part.failures.items():
             figures.failures[kind] = figures.failures.get(kind, 0) + count

@@ -105,9 +105,11 @@ def targets(results: Results) -> list[dict[str, Any]]:
         made(f"http throughput at {_ok(s, 'overload', 'top_clients')} closed-loop clients "
              "vs the peak level", _ok(s, "overload", "top_vs_peak"), 0.8, ">=", "x",
              f"peak {_ok(s, 'overload', 'peak_calls_per_s')} calls/s"),
-        made(f"exchanges over 1 s at {_ok(s, 'overload', 'top_clients')} closed-loop clients",
+        made(f"requests over 1 s at {_ok(s, 'overload', 'top_clients')} closed-loop clients",
              top.get("over_1s"), 0, "<=", "",
-             f"slowest {top.get('worst_ms')} ms, {top.get('failed')} failed"),
+             f"slowest {top.get('worst_ms')} ms, {top.get('failed')} failed; session openings "
+             f"(2 requests) over 1 s: {top.get('openings_over_1s')}, slowest "
+             f"{top.get('worst_opening_ms')} ms"),
         made(f"start-up with {_ok(s, 'startup', 'mounts')} stdio mounts vs slowest single backend",
              _ratio(start.get("gateway_all", {}).get("seconds"),
                     start.get("direct", {}).get("seconds")), 1.2, "<=", "x",
@@ -117,11 +119,16 @@ def targets(results: Results) -> list[dict[str, Any]]:
              "first backend's spawn", _ok(s, "startup", "own_ms"), 80.0, "<=", "ms",
              f"{(_ok(s, 'startup', 'imports') or {}).get('imports_ms')} ms of it imports "
              "(-X importtime, another run)"),
-        made(f"first tools/list with {_ok(s, 'warmstart', 'mounts')} slow mounts, warm catalog, "
-             "over the gateway's own start", _ok(s, "warmstart", "warm_added_ms"), 100.0, "<=",
-             "ms", f"spawn to answer: warm {warm.get('warm', {}).get('seconds')} s, cold "
+        made(f"first tools/list with {_ok(s, 'warmstart', 'mounts')} slow mounts, every mount's "
+             "tools, from spawning vmcp start (front snapshot)", _ok(s, "warmstart", "warm_ms"),
+             100.0, "<=", "ms", f"spawn to answer: warm catalog alone "
+             f"{warm.get('catalog', {}).get('seconds')} s, cold "
              f"{warm.get('cold', {}).get('seconds')} s, no mount "
              f"{warm.get('empty', {}).get('seconds')} s"),
+        made(f"first tools/list with {_ok(s, 'warmstart', 'mounts')} slow mounts, warm catalog "
+             "without the snapshot, over the gateway's own start",
+             _ok(s, "warmstart", "catalog_added_ms"), 100.0, "<=", "ms",
+             f"spawn to answer: {warm.get('catalog', {}).get('seconds')} s"),
         *[made(f"soak over HTTP ({soak.get('minutes')} min): {what}, median of the last "
                "third vs the first third after the warm-up", flat.get(key, {}).get("ratio"),
                1.1, "<=", "x",
@@ -218,10 +225,11 @@ def render(results: Results) -> str:
 
     def crowd(r: dict[str, Any]) -> list[str]:
         return _table(["closed-loop clients", "calls/s", "refusals/s", "failed", "over 1 s",
-                       "worst ms", "p50 us", "p99 us", "sessions", "level calls/s",
-                       "gateway cpu/s", "generator cpu/s"], [
+                       "worst ms", "openings over 1 s", "worst opening ms", "p50 us", "p99 us",
+                       "sessions", "level calls/s", "gateway cpu/s", "generator cpu/s"], [
             [clients, t["calls_per_s"], t["refusals_per_s"], t["failed"], t["over_1s"],
-             t["worst_ms"], t["p50_us"], t["p99_us"], t["sessions_opened"],
+             t["worst_ms"], t["openings_over_1s"], t["worst_opening_ms"], t["p50_us"],
+             t["p99_us"], t["sessions_opened"],
              t["level_calls_per_s"], t["gateway_cpu_per_s"], t["generator_cpu_per_s"]]
             for clients, t in r["levels"].items()])
 

@@ -3,10 +3,12 @@
 Each client opens a connection and a session and calls ``tools/call`` in a loop, waiting
 ``Retry-After`` when refused (503/429). A level's crowd arrives at once; its rates are
 measured over ``overload_seconds`` after a ramp of ``overload_ramp`` (the sustained rate),
-while every exchange, the crowd's first ones included, is timed. Reported per level:
-answered calls/s, refusals/s, failures (timeouts, broken connections), the slowest exchange
-and how many took over 1 s, the calls/s over the whole level (ramp included), and the CPU
-the gateway and the load generator used per second. The generator is one process per 256
+while every request, the crowd's first ones included, is timed (a connection's first
+request with its connect). Reported per level: answered calls/s, refusals/s, failures
+(timeouts, broken connections), the slowest request and how many took over 1 s, the same
+for session openings as a whole (connect, ``initialize`` and ``initialized``: two
+requests), the calls/s over the whole level (ramp included), and the CPU the gateway and
+the load generator used per second. The generator is one process per 256
 clients (a single one opening 2,048 connections at once timed its own queue of connects:
 up to 1.2 s before the last one was sent), each on uvloop when that is installed, like the
 gateway; it shares the machine with the gateway and its backend.
@@ -64,6 +66,8 @@ def run(settings: BenchSettings) -> dict[str, Any]:
                 "failures": seen.failures,
                 "over_1s": seen.slow,
                 "worst_ms": round(seen.worst_ns / 1e6, 1),
+                "openings_over_1s": seen.slow_openings,
+                "worst_opening_ms": round(seen.worst_opening_ns / 1e6, 1),
                 "sessions_opened": seen.opened,
                 "level_calls_per_s": round(seen.answered_all / wall, 1),
                 "gateway_cpu_per_s": round((cpu_seconds(gateway.pid) - used[0]) / wall, 2),

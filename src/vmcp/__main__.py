@@ -1,5 +1,5 @@
-"""``python -m vmcp`` runs the command line."""
+"""``python -m vmcp`` runs the command line (through the fast start, as the script does)."""
 
-from vmcp.cli import main
+from vmcp.faststart import main
 
 main()

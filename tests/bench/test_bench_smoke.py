@@ -57,7 +57,7 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
         assert scenarios["startup"]["targets"][name]["seconds"] > 0
     assert scenarios["startup"]["own_ms"] > 0
     assert scenarios["startup"]["imports"]["modules"] > 0
-    for name in ("empty", "cold", "warm"):
+    for name in ("empty", "cold", "catalog", "warm"):
         assert scenarios["warmstart"]["targets"][name]["seconds"] > 0
     assert scenarios["memory"]["per_mount"]["rss_one_mount_kib"] > 0
     if http:
@@ -85,6 +85,6 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
             assert all(t["calls_per_s"] > 0 and t["vs_one_worker"] > 0 for t in level.values())
         assert scenarios["workers"]["machine"]["cpus"] > 0
     verdicts = {t["target"]: t["pass"] for t in results["targets"]}
-    assert len(verdicts) == 20
+    assert len(verdicts) == 21
     assert all(v is not None for k, v in verdicts.items() if http or "http" not in k.lower())
     assert "targets" in done.stdout

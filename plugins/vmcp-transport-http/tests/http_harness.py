@@ -326,6 +326,11 @@ class FakeHost:
         self.sessions.append(session)
         return session
 
+    def open_stateless(self, peer: FrontPeer, principal: Principal | None = None
+                       ) -> FakeSession:
+        """A stateless request's entry: the same script."""
+        return self.open_session(peer, principal)
+
 
 @asynccontextmanager
 async def serve_front(transport: Transport, fake: FakeHost, **settings: Any) -> AsyncIterator[str]:

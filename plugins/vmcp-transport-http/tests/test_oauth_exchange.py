@@ -21,8 +21,8 @@ import jwt
 import pytest
 from http_harness import run_gateway, write_config
 from test_oauth import admin, call, front, run_vmcp, serving
-from vmcp_transport_http.oauth.authorizer import SignInRequired
 from vmcp_transport_http.oauth.client import TOKEN_EXCHANGE, client_identity, exchange_token
+from vmcp_transport_http.oauth.contract import SignInRequired
 from vmcp_transport_http.oauth.discovery import AuthorizationTarget, discover
 from vmcp_transport_http.oauth.exchange import ExchangeAuthorizer
 

@@ -3,7 +3,11 @@ renewal timing, the configuration rules, and discovery against a real HTTP serve
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,6 +44,38 @@ from vmcp.config import MountConfig
 from vmcp.persona import PersonaStore
 
 pytestmark = pytest.mark.anyio
+
+
+def test_the_drivers_load_no_oauth_client_until_a_mount_signs_in(tmp_path: Path) -> None:
+    """The ``http`` and ``sse`` drivers, front and back, load neither authlib nor the SDK
+    (a second of every HTTP gateway's start-up) until a connection of a mount with
+    ``oauth`` is made."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from vmcp.config import MountConfig
+        from vmcp_transport_http.legacy_sse import LegacySseTransport
+        from vmcp_transport_http.oauth.choice import authorizer_for
+        from vmcp_transport_http.streamable import StreamableHttpTransport
+
+        plain = MountConfig(id="plain", transport="http", url="http://127.0.0.1:1/mcp")
+        assert authorizer_for(plain, None) is None
+        print(sorted({name.split(".")[0] for name in sys.modules} & {"authlib", "mcp"}))
+        signs_in = MountConfig(id="signs-in", transport="http", url="http://127.0.0.1:1/mcp",
+                               oauth={"client_id": "vmcp", "grants": "shared"})
+        try:
+            authorizer_for(signs_in, None)
+        except Exception as exc:  # no grant yet: the sign-in is what it asks for
+            print(type(exc).__name__)
+        print(sorted({name.split(".")[0] for name in sys.modules} & {"authlib", "mcp"}))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "VMCP_HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:3] == ["[]", "SignInRequired", "['authlib', 'mcp']"]
 
 
 def test_challenge_parameters_quoted_or_not() -> None:

@@ -80,8 +80,13 @@ def operations_of(gateway: Gateway) -> Operations | None:
 
 
 def announce(what: str) -> None:
-    """One ``vmcp: ...`` line on stderr, the form tools read addresses from."""
-    print(f"vmcp: {what}", file=sys.stderr, flush=True)
+    """One ``vmcp: ...`` line on stderr, the form tools read addresses from.
+
+    Written in one call (stderr writes through): a supervisor and its workers share stderr,
+    and a line written in two parts could have another process's line land inside it.
+    """
+    sys.stderr.write(f"vmcp: {what}\n")
+    sys.stderr.flush()
 
 
 class GatewayRuntime:

@@ -35,6 +35,7 @@ from typing import Any
 from vmcp.config import ConfigError, VmcpConfig
 from vmcp.control.instance import InstanceLock
 from vmcp.control.paths import RunPaths
+from vmcp.control.runtime import announce
 from vmcp.control.server import ControlServer
 from vmcp.control.workerctl import SupervisorOperations
 from vmcp.eventloop import off_signals, on_signals
@@ -302,8 +303,7 @@ class Supervisor:
     def _report_ready(self) -> None:
         for name, url in self.fronts.items():
             # Each worker has said "vmcp: serving <name> on <url>" itself.
-            print(f"vmcp: {len(self.slots)} workers serving {name} on {url}",
-                  file=sys.stderr, flush=True)
+            announce(f"{len(self.slots)} workers serving {name} on {url}")
         fd = self.options.ready_fd
         if fd is None:
             return

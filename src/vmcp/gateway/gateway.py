@@ -29,6 +29,7 @@ from vmcp.gateway.access import PersonaAccess, personas_in_play
 from vmcp.gateway.approvals import Approvals
 from vmcp.gateway.bridge import Bridge
 from vmcp.gateway.dispatch import Dispatcher
+from vmcp.gateway.frontsnapshot import SnapshotKeeper
 from vmcp.gateway.health import Health
 from vmcp.gateway.listen import Listens
 from vmcp.gateway.modern import ModernAdapter
@@ -37,6 +38,7 @@ from vmcp.gateway.pinning import Pinning, PinStore
 from vmcp.gateway.remote import Remote
 from vmcp.gateway.replay import replay_safe
 from vmcp.gateway.session import FrontSession
+from vmcp.gateway.stateless import StatelessEntry
 from vmcp.gateway.tasks_remote import RemoteTasks
 from vmcp.gateway.toolsearch import ToolSearch
 from vmcp.gateway.warmcatalog import WarmCatalog
@@ -116,6 +118,9 @@ class Gateway:
         self.pinning = Pinning(PinStore(vmcp_home() / "pins"))
         self.approvals = Approvals(self)
         self.warm = WarmCatalog(self)
+        #: keeps what the stdio client is first shown, for the next fast start (None
+        #: unless this process was entered as a stdio ``vmcp start``)
+        self.front_snapshot = SnapshotKeeper.of_launch(self)
         self.sessions: dict[str, FrontSession] = {}
         #: the sessions shared with other instances (``[cluster]``), by the id they share
         self.shared_sessions: dict[str, FrontSession] = {}
@@ -232,12 +237,21 @@ class Gateway:
         if not self.warm.opened:
             await self.health.wait_started()
 
-    def open_session(self, peer: FrontPeer, principal: Principal | None = None) -> FrontSession:
-        """Start a session for a new front connection."""
+    def open_session(self, peer: FrontPeer, principal: Principal | None = None,
+                     front: str | None = None) -> FrontSession:
+        """Start a session for a new front connection (of the front transport ``front``)."""
         principal = self.effective_principal(principal)
         session = FrontSession(self, peer, principal, secrets.token_hex(8))
+        if front == "stdio":
+            session.observer = self.front_snapshot
         self.sessions[session.session_id] = session
         return session
+
+    def open_stateless(self, peer: FrontPeer, principal: Principal | None = None
+                       ) -> StatelessEntry:
+        """Take in a 2026-07-28 request that arrives with no connection state (a
+        Streamable HTTP POST): its messages go to ``peer``."""
+        return StatelessEntry(self, peer, self.effective_principal(principal))
 
     async def session_closed(self, session: FrontSession) -> None:
         """Release what a departed session held."""

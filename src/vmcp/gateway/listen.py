@@ -22,7 +22,7 @@ from vmcp.transports.base import JsonMessage
 
 if TYPE_CHECKING:
     from vmcp.gateway.gateway import Gateway
-    from vmcp.gateway.session import FrontSession
+    from vmcp.gateway.modern import ExchangePeer
     from vmcp.registry.mount import Replica
     from vmcp.routing.request import Request
     from vmcp.upstream.session import UpstreamSession
@@ -47,7 +47,7 @@ class Listen:
     """One open ``subscriptions/listen`` (the sink of its request, and a subscriber of the
     resources it names)."""
 
-    def __init__(self, listens: Listens, request: Request, session: FrontSession,
+    def __init__(self, listens: Listens, request: Request, session: ExchangePeer,
                  wanted: dict[str, Any]) -> None:
         self.listens = listens
         self.request = request
@@ -108,7 +108,7 @@ class Listens:
         self.gateway = gateway
         self.active: set[Listen] = set()
 
-    def open(self, request: Request, session: FrontSession, params: dict[str, Any]) -> None:
+    def open(self, request: Request, session: ExchangePeer, params: dict[str, Any]) -> None:
         """Open a listen: acknowledge what will be honoured, then keep the stream."""
         wanted = params.get("notifications")
         if not isinstance(wanted, dict):

@@ -33,14 +33,19 @@ from vmcp.protocol.eras import (
     modern_version,
     unsupported_version_data,
 )
-from vmcp.protocol.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RESOURCE_NOT_FOUND, RpcError
+from vmcp.protocol.errors import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    RESOURCE_NOT_FOUND,
+    RpcError,
+)
 from vmcp.routing.middleware import Caller
 from vmcp.routing.request import LEVEL_RANK, MODERN, Request
 from vmcp.transports.base import JsonMessage
 
 if TYPE_CHECKING:
     from vmcp.gateway.gateway import Gateway
-    from vmcp.gateway.session import FrontSession
     from vmcp.registry.mount import Replica
     from vmcp.upstream.session import UpstreamSession
 
@@ -73,9 +78,28 @@ class ModernAdapter:
         return {"name": self.gateway.config.gateway.name, "title": "vmcp gateway",
                 "version": __version__}
 
-    def handle(self, session: FrontSession, request_id: Any, method: str,
+    def serve(self, origin: ModernOrigin, request_id: Any, method: str,
+              params: dict[str, Any]) -> None:
+        """Serve one modern request that came from ``origin``; a request it refuses (or a
+        bug of its handler) is answered with an error, and costs only that request."""
+        try:
+            self.handle(origin, request_id, method, params)
+        except RpcError as exc:
+            origin.exchanges.pop(request_id, None)
+            origin.send(jsonrpc.error(request_id, exc), request_id)
+        except Exception as exc:
+            log.exception("request %r (%s) failed", request_id, method)
+            origin.exchanges.pop(request_id, None)
+            origin.send(jsonrpc.error(request_id, RpcError(
+                INTERNAL_ERROR, f"Internal error: {exc}")), request_id)
+
+    def handle(self, session: ModernOrigin, request_id: Any, method: str,
                params: dict[str, Any]) -> None:
-        """Serve one modern request that arrived on ``session``'s connection."""
+        """Serve one modern request that came from ``session`` (a connection's session, or
+        a stateless request's entry).
+
+        :raises RpcError: the request is refused (its envelope, its method).
+        """
         meta = params.get("_meta")
         meta = meta if isinstance(meta, dict) else {}
         version = modern_version(params)
@@ -153,15 +177,22 @@ class ModernAdapter:
 
 
 class ExchangePeer(Protocol):
-    """Where an exchange's messages go: the session of the connection its request came on
-    (or a stand-in that sends them to the instance a retry came to, see
-    :mod:`vmcp.gateway.resume_remote`)."""
+    """Where an exchange's messages go: the session of the connection its request came on,
+    a stateless request's entry (:mod:`vmcp.gateway.stateless`), or a stand-in that sends
+    them to the instance a retry came to (see :mod:`vmcp.gateway.resume_remote`)."""
 
     #: request id -> the exchange of each modern request in flight on it
     exchanges: dict[Any, Exchange]
 
     def send(self, message: JsonMessage, related_to: Any = None) -> None:
         """Deliver a message (a response, or a notification of request ``related_to``)."""
+
+
+class ModernOrigin(ExchangePeer, Protocol):
+    """What a modern request comes from: an :class:`ExchangePeer` that knows its caller."""
+
+    #: who sends the requests (its principal is the requests' auth context)
+    caller: Caller
 
 
 class Exchange:

@@ -7,13 +7,12 @@ import contextlib
 import gc
 import logging
 import signal
-import sys
 from collections.abc import Sequence
 from functools import partial
 
 from vmcp.auth.base import Principal
 from vmcp.config import VmcpConfig
-from vmcp.control.runtime import GatewayRuntime, RunOptions
+from vmcp.control.runtime import GatewayRuntime, RunOptions, announce
 from vmcp.eventloop import on_signals
 from vmcp.gateway.gateway import Gateway
 from vmcp.transports.netsec import refuse_public_bind
@@ -29,11 +28,6 @@ FRONTS_FIRST_WAIT = 1.0
 #: under the overload bench (2,048 clients): collections took 28% of the gateway's CPU at
 #: 700, 5-8% at 10,000; the cyclic garbage it may hold longer is that many objects.
 GC_YOUNG_THRESHOLD = 10_000
-
-
-def _announce(name: str, where: str) -> None:
-    # Tests and tools read this line from stderr to learn the real address (port 0).
-    print(f"vmcp: serving {name} on {where}", file=sys.stderr, flush=True)
 
 
 async def serve(
@@ -137,8 +131,7 @@ class _Announcer:
         if self.started:
             self._announce(name, where)
         else:
-            print(f"vmcp: listening {name} on {where} (starting up)", file=sys.stderr,
-                  flush=True)
+            announce(f"listening {name} on {where} (starting up)")
 
     def gateway_started(self) -> None:
         """The mounts are up (or failed): every front listening so far serves now."""
@@ -150,4 +143,5 @@ class _Announcer:
     def _announce(self, name: str, where: str) -> None:
         if name not in self._serving:
             self._serving.add(name)
-            _announce(name, where)
+            # tests and tools read this line to learn the real address (port 0)
+            announce(f"serving {name} on {where}")

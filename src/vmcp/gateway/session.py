@@ -43,6 +43,7 @@ from vmcp.upstream.session import UpstreamSession
 
 if TYPE_CHECKING:
     from vmcp.cluster.record import SessionRecord
+    from vmcp.gateway.frontsnapshot import SnapshotKeeper
     from vmcp.gateway.gateway import Gateway
     from vmcp.registry.mount import Replica
 
@@ -87,6 +88,9 @@ class FrontSession:
         #: keeps this instance's copy of a shared session from expiring while a request
         #: another instance forwarded for it is served here (given by that front)
         self.hold: Callable[[], AbstractContextManager[None]] | None = None
+        #: told of this session's ``initialize`` answer and first pages of ``tools/list``
+        #: (the stdio front's, for the next fast start); None for other sessions
+        self.observer: SnapshotKeeper | None = None
         #: the requests served now: ping and initialize until initialize, then all
         self._requests = _BEFORE_INITIALIZE
 
@@ -161,15 +165,7 @@ class FrontSession:
 
     def _modern(self, request_id: Any, method: str, params: dict[str, Any]) -> None:
         """A 2026-07-28 request: the modern adapter serves it, on this connection."""
-        try:
-            self.gateway.modern.handle(self, request_id, method, params)
-        except RpcError as exc:
-            self.exchanges.pop(request_id, None)
-            self.fail(request_id, exc)
-        except Exception as exc:  # a handler's bug costs this request only, not the session
-            log.exception("request %r (%s) failed", request_id, method)
-            self.exchanges.pop(request_id, None)
-            self.fail(request_id, RpcError(INTERNAL_ERROR, f"Internal error: {exc}"))
+        self.gateway.modern.serve(self, request_id, method, params)
 
     def _notification(self, method: Any, params: Any) -> None:
         params = params if isinstance(params, dict) else {}
@@ -216,6 +212,8 @@ class FrontSession:
         if settings.instructions:
             result["instructions"] = settings.instructions
         self._reply(request_id, result)
+        if self.observer is not None:
+            self.observer.initialized(params.get("protocolVersion"), result)
 
     def _ping(self, request_id: Any, params: dict[str, Any], method: str) -> None:
         self._reply(request_id, {})
@@ -246,7 +244,10 @@ class FrontSession:
         if dispatch.list_is_stale(method):
             self.request(request_id).spawn(dispatch.fresh_list_page(self.caller, method, params))
             return
-        self._reply(request_id, dispatch.list_page(self.caller, method, params))
+        result = dispatch.list_page(self.caller, method, params)
+        self._reply(request_id, result)
+        if self.observer is not None and method == "tools/list" and "cursor" not in params:
+            self.observer.listed(result)
 
     def _tools_call(self, request_id: Any, params: dict[str, Any], method: str) -> None:
         self.gateway.dispatch.tools_call(  # self.request(request_id), inline: the hot path

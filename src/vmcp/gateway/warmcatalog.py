@@ -60,6 +60,8 @@ class WarmCatalog:
         #: mount id -> set when that mount comes up or fails
         self._settled: dict[str, asyncio.Event] = {}
         self._grace: dict[str, asyncio.Task[None]] = {}
+        #: ids of the mounts whose kept catalog held their tools
+        self._kept_tools: set[str] = set()
 
     @property
     def enabled(self) -> bool:
@@ -104,7 +106,8 @@ class WarmCatalog:
     def _load(self, mount: Mount) -> bool:
         path = self.folder / f"{mount.mount_id}.json"
         try:
-            kept = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            kept = json.loads(text)
         except FileNotFoundError:
             return False
         except (OSError, ValueError) as exc:
@@ -123,7 +126,17 @@ class WarmCatalog:
                 if isinstance(items, list) else []
         mount.warm_capabilities = capabilities
         mount.warm = True
+        if isinstance(lists.get("tools"), list):
+            self._kept_tools.add(mount.mount_id)
+        # Unchanged live lists are then not written again (the front snapshot's key
+        # covers these files: rewriting the same lists would make it miss).
+        self._saved[mount.mount_id] = text
         return True
+
+    def shows_tools(self, mount: Mount) -> bool:
+        """True when ``mount``'s tools are in the namespace: it is up, or warm on a kept
+        catalog that held them."""
+        return mount.state == "up" or (mount.warm and mount.mount_id in self._kept_tools)
 
     def came_up(self, mount: Mount) -> None:
         """``mount`` is up: its lists are live now, and calls waiting for it go on."""

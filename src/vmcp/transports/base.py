@@ -103,6 +103,16 @@ class FrontPeer(Protocol):
         """
 
 
+class StatelessHandle(Protocol):
+    """What the gateway gives a front transport for one stateless 2026-07-28 request."""
+
+    def handle(self, message: JsonMessage) -> None:
+        """Take the request (and the look-ups the front makes for it)."""
+
+    async def aclose(self) -> None:
+        """The response stream closed: cancel what still runs for the request."""
+
+
 class FrontSessionHandle(Protocol):
     """What the gateway gives a front transport for one client connection."""
 
@@ -170,9 +180,16 @@ class FrontHost(Protocol):
         new requests (HTTP: 503 with ``Retry-After``, so a load balancer tries elsewhere)."""
 
     def open_session(
-        self, peer: FrontPeer, principal: Principal | None = None
+        self, peer: FrontPeer, principal: Principal | None = None, front: str | None = None
     ) -> FrontSessionHandle:
-        """Start a session for a new client connection."""
+        """Start a session for a new client connection of the front transport ``front``
+        (the stdio front names itself: its session keeps the front snapshot)."""
+
+    def open_stateless(
+        self, peer: FrontPeer, principal: Principal | None = None
+    ) -> StatelessHandle:
+        """Take in one 2026-07-28 request that has no connection to keep state on (a
+        Streamable HTTP POST): what belongs to it goes to ``peer``."""
 
 
 class Transport(ABC):

@@ -1,7 +1,8 @@
 """The built-in ``stdio`` transport: newline-delimited JSON-RPC over pipes.
 
 Front: serves one client on the gateway's own stdin/stdout (stdout carries nothing but
-protocol lines). Back: spawns a backend server as a child process, captures its stderr into
+protocol lines), first replaying what the fast start read (:mod:`vmcp.transports.handover`).
+Back: spawns a backend server as a child process, captures its stderr into
 the gateway log, and shuts it down politely (close stdin, wait, SIGTERM, SIGKILL).
 """
 
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 from vmcp.config import LimitSettings, MountConfig, expand_vars
+from vmcp.faststart import take_handover
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import RpcError
 from vmcp.transports.base import (
@@ -27,6 +29,7 @@ from vmcp.transports.base import (
     JsonMessage,
     Transport,
 )
+from vmcp.transports.handover import ReplayPeer
 from vmcp.transports.lines import LineSplitter, LineWriter
 
 log = logging.getLogger("vmcp.transports.stdio")
@@ -230,9 +233,14 @@ class StdioTransport(Transport):
             write_transport, _ = await loop.connect_write_pipe(
                 lambda: stdout, os.fdopen(os.dup(1), "wb", 0))
         out = LineWriter(write_transport)
-        session = host.open_session(out)  # the writer is the client's peer
+        handover = take_handover()
+        # the writer is the client's peer (behind what drops the fast start's answers)
+        session = host.open_session(out if handover is None else ReplayPeer(out, handover),
+                                    front="stdio")
         splitter = LineSplitter(host.config.gateway.max_message_bytes, session.handle_bytes,
                                 lambda: session.handle_bytes(b""))  # an over-long line: -32700
+        if handover is not None:  # what the fast start read comes first, as it came
+            splitter.feed(handover.consumed)
         protocol = _StdinProtocol(splitter, stdout)
         stop_reading: Callable[[], Any]
         if not _pollable(0):

@@ -18,7 +18,7 @@ from vmcp_transport_http.messages import decode_message
 from vmcp_transport_http.sse import ServerSentEvent, iter_events
 
 if TYPE_CHECKING:
-    from vmcp_transport_http.oauth.authorizer import Authorizer
+    from vmcp_transport_http.oauth.contract import Authorizer
 
 log = logging.getLogger("vmcp.transports.http")
 

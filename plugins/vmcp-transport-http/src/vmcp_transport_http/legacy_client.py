@@ -20,11 +20,11 @@ from vmcp.transports.base import ConnectionClosed, JsonMessage
 from vmcp_transport_http.client_pool import ClientPool
 from vmcp_transport_http.connection import HttpConnection, error_reply
 from vmcp_transport_http.messages import JSON_TYPE, SSE_TYPE, is_request
-from vmcp_transport_http.oauth.authorizer import SignInRequired
+from vmcp_transport_http.oauth.contract import SignInRequired
 from vmcp_transport_http.sse import ServerSentEvent
 
 if TYPE_CHECKING:
-    from vmcp_transport_http.oauth.authorizer import Authorizer
+    from vmcp_transport_http.oauth.contract import Authorizer
 
 log = logging.getLogger("vmcp.transports.sse")
 

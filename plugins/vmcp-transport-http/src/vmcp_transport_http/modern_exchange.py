@@ -1,4 +1,4 @@
-"""The peer a 2026-07-28 request's gateway session writes to: that request's response stream."""
+"""The peer a stateless 2026-07-28 request's entry writes to: that request's response stream."""
 
 from __future__ import annotations
 
@@ -6,20 +6,20 @@ from typing import Any
 
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import METHOD_NOT_FOUND, RpcError
-from vmcp.transports.base import FrontSessionHandle, JsonMessage
+from vmcp.transports.base import JsonMessage, StatelessHandle
 from vmcp_transport_http.streams import EventStream
 
 
 class Exchange:
-    """The :class:`~vmcp.transports.base.FrontPeer` of one modern request's session: a
-    stream that carries only what belongs to the request it expects (its notifications,
-    then its response, which ends the stream)."""
+    """The :class:`~vmcp.transports.base.FrontPeer` of one stateless request: a stream
+    that carries only what belongs to the request it expects (its notifications, then its
+    response, which ends the stream)."""
 
     __slots__ = ("_limit", "handle", "request_id", "stream")
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self.handle: FrontSessionHandle | None = None
+        self.handle: StatelessHandle | None = None
         self.request_id: Any = None
         self.stream = EventStream("modern", limit, with_ids=False)
 

@@ -1,10 +1,10 @@
 """2026-07-28 requests on the Streamable HTTP endpoint: one POST, one request, no session.
 
 A modern POST is checked here (the ``_meta`` envelope's version, and the headers that
-mirror the body: -32020 when they disagree), then served by a gateway session that lives
-for this one request and whose peer is this POST's response: the request's progress and
-log notifications go out on it, then its response, and nothing else. The session is
-closed once the response is out or the client closes the stream, which in this era is the
+mirror the body: -32020 when they disagree), then handed to the gateway through a
+stateless entry whose peer is this POST's response: the request's progress and log
+notifications go out on it, then its response, and nothing else. The entry is closed once
+the response is out or the client closes the stream, which in this era is the
 cancellation: the backend call still in flight is cancelled with it.
 
 A quick reply without notifications leaves as one JSON body whose HTTP status follows its
@@ -39,7 +39,7 @@ from vmcp.protocol.errors import (
     PARSE_ERROR,
     RpcError,
 )
-from vmcp.transports.base import FrontHost, FrontSessionHandle, JsonMessage
+from vmcp.transports.base import FrontHost, JsonMessage, StatelessHandle
 from vmcp.transports.tracecontext import meta_from_headers
 from vmcp_transport_http.commit import must_commit
 from vmcp_transport_http.commit import start as commit_start
@@ -123,7 +123,7 @@ class ModernFront:
         if payload["method"] == LISTEN and not sse:  # a listen's answer is a stream
             raise HttpProblem(406, f"Not Acceptable: {LISTEN} answers with {SSE_TYPE}")
         exchange = Exchange(self.settings.replay_buffer)
-        handle = self.host.open_session(exchange, principal)
+        handle = self.host.open_stateless(exchange, principal)
         exchange.handle = handle
         try:
             if payload["method"] == "tools/call":
@@ -147,7 +147,7 @@ class ModernFront:
             await handle.aclose()
 
     async def _check_param_headers(
-        self, request: web.Request, handle: FrontSessionHandle, exchange: Exchange,
+        self, request: web.Request, handle: StatelessHandle, exchange: Exchange,
         principal: Principal, params: dict[str, Any], request_id: Any,
     ) -> None:
         """Check the ``Mcp-Param-*`` headers of a ``tools/call`` against its arguments, by

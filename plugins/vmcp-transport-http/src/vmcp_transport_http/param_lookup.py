@@ -17,7 +17,7 @@ from typing import Any
 from vmcp.auth.base import Principal
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.eras import CLIENT_CAPABILITIES, CLIENT_INFO, PROTOCOL_VERSION
-from vmcp.transports.base import FrontSessionHandle
+from vmcp.transports.base import StatelessHandle
 from vmcp_transport_http.modern_exchange import Exchange, response_of
 from vmcp_transport_http.modern_headers import ParamHeaders, param_headers
 
@@ -42,7 +42,7 @@ class ParamLookup:
         #: None (a public list) or a principal -> (deadline, catalog)
         self._kept: OrderedDict[Principal | None, tuple[float, Catalog]] = OrderedDict()
 
-    async def declared(self, handle: FrontSessionHandle, exchange: Exchange, principal: Principal,
+    async def declared(self, handle: StatelessHandle, exchange: Exchange, principal: Principal,
                        name: str, meta: dict[str, Any]) -> ParamHeaders | None:
         """What the tool ``name`` mirrors into headers for this caller; None when it is not
         listed or its annotations are invalid (then nothing is checked: a conforming client
@@ -63,7 +63,7 @@ class ParamLookup:
         return catalog.get(name)
 
 
-async def _walk(handle: FrontSessionHandle, exchange: Exchange, meta: dict[str, Any]
+async def _walk(handle: StatelessHandle, exchange: Exchange, meta: dict[str, Any]
                 ) -> tuple[Catalog, float, bool]:
     """Every listed tool's headers, the least ``ttlMs`` of the pages, and whether any page
     was ``private``. A failed or endless walk yields what it found, kept for no time."""

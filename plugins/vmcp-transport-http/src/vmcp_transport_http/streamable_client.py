@@ -42,10 +42,10 @@ from vmcp_transport_http.messages import (
     is_response,
 )
 from vmcp_transport_http.modern_request import ParamHeaders, param_headers, request_headers
-from vmcp_transport_http.oauth.authorizer import SignInRequired
+from vmcp_transport_http.oauth.contract import SignInRequired
 
 if TYPE_CHECKING:
-    from vmcp_transport_http.oauth.authorizer import Authorizer
+    from vmcp_transport_http.oauth.contract import Authorizer
 
 log = logging.getLogger("vmcp.transports.http")
 

@@ -39,7 +39,7 @@ from vmcp.protocol.errors import RpcError
 from vmcp.transports.base import Connection, ConnectionClosed, JsonMessage
 
 if TYPE_CHECKING:
-    from vmcp_transport_http.oauth.authorizer import Authorizer
+    from vmcp_transport_http.oauth.contract import Authorizer
 
 log = logging.getLogger("vmcp.transports.ws")
 

@@ -19,12 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from functools import partial
-from typing import Protocol
 
 import aiohttp
 
 from vmcp.config import MountConfig, OAuthSettings
-from vmcp.transports.signin import SignInNeeded
 from vmcp_transport_http.oauth.client import (
     TOKEN_EXCHANGE,
     TokenError,
@@ -32,6 +30,7 @@ from vmcp_transport_http.oauth.client import (
     client_identity,
     refresh,
 )
+from vmcp_transport_http.oauth.contract import SignInRequired
 from vmcp_transport_http.oauth.discovery import Challenge, DiscoveryError, discover
 from vmcp_transport_http.oauth.flow import begin
 from vmcp_transport_http.oauth.store import Grant, GrantStore
@@ -41,24 +40,6 @@ log = logging.getLogger("vmcp.transports.http.oauth")
 #: seconds before expiry at which an access token is renewed
 REFRESH_MARGIN = 60.0
 _locks: dict[tuple[str, str, str], asyncio.Lock] = {}
-
-
-class SignInRequired(SignInNeeded):
-    """No usable grant: the message says which command signs in."""
-
-
-class Authorizer(Protocol):
-    """What a connection asks for its bearer token (one implementation per kind of grant)."""
-
-    async def header(self, http: aiohttp.ClientSession) -> str:
-        """The ``Authorization`` value to send now."""
-
-    async def rejected(self, http: aiohttp.ClientSession, status: int,
-                       www_authenticate: str | None, sent: str) -> None:
-        """The backend refused ``sent``: renew so that the request can be retried once."""
-
-    def refused(self, status: int) -> SignInRequired:
-        """The error for a backend that refused even the renewed token."""
 
 
 def login_command(mount_id: str, owner: str | None, scope: str | None = None) -> str:

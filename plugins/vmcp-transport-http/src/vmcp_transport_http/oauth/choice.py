@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from vmcp.auth.base import connecting_for
 from vmcp.config import MountConfig
-from vmcp_transport_http.oauth.authorizer import Authorizer, BackendAuthorizer, grant_owner
-from vmcp_transport_http.oauth.exchange import ExchangeAuthorizer
-from vmcp_transport_http.oauth.store import GrantStore
+from vmcp_transport_http.oauth.contract import Authorizer
 
 
 def authorizer_for(
@@ -21,6 +19,12 @@ def authorizer_for(
     """
     if mount.oauth is None:
         return None
+    # imported here: authlib and the SDK's OAuth models (a second of start-up) load only
+    # for a mount that signs in
+    from vmcp_transport_http.oauth.authorizer import BackendAuthorizer, grant_owner
+    from vmcp_transport_http.oauth.exchange import ExchangeAuthorizer
+    from vmcp_transport_http.oauth.store import GrantStore
+
     if mount.oauth.grant == "token_exchange" and scope is not None:
         return ExchangeAuthorizer(mount, connecting_for.get())
     authorizer = BackendAuthorizer(mount, grant_owner(mount, scope), GrantStore())

@@ -22,8 +22,9 @@ import aiohttp
 
 from vmcp.auth.base import Principal
 from vmcp.config import MountConfig, OAuthSettings
-from vmcp_transport_http.oauth.authorizer import REFRESH_MARGIN, SignInRequired
+from vmcp_transport_http.oauth.authorizer import REFRESH_MARGIN
 from vmcp_transport_http.oauth.client import TokenError, client_identity, exchange_token
+from vmcp_transport_http.oauth.contract import SignInRequired
 from vmcp_transport_http.oauth.discovery import (
     AuthorizationTarget,
     Challenge,

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import aiohttp
 
 from vmcp.config import MountConfig
-from vmcp_transport_http.oauth.authorizer import BackendAuthorizer, SignInRequired
+from vmcp_transport_http.oauth.authorizer import BackendAuthorizer
+from vmcp_transport_http.oauth.contract import SignInRequired
 from vmcp_transport_http.oauth.flow import SignInError, begin
 from vmcp_transport_http.oauth.store import Grant, GrantStore
 
