@@ -8,7 +8,19 @@ from pathlib import Path
 
 import pytest
 
-PREFORK = Path(__file__).resolve().parent / "tests" / "fixtures" / "servers" / "prefork.py"
+ROOT = Path(__file__).resolve().parent
+PREFORK = ROOT / "tests" / "fixtures" / "servers" / "prefork.py"
+#: The longest test files (a minute or more each on 2 CPUs), longest first, run before the
+#: others: with ``--dist loadfile`` a file runs on one worker, and a long one started last
+#: would leave the other workers idle at the end.
+LONGEST_FIRST = (
+    "plugins/vmcp-transport-http/tests/test_conformance_auth.py",
+    "plugins/vmcp-transport-http/tests/test_conformance.py",
+    "plugins/vmcp-transport-http/tests/test_conformance_client.py",
+    "plugins/vmcp-transport-http/tests/test_http_gateway.py",
+    "tests/bench/test_bench_smoke.py",
+    "plugins/vmcp-transport-http/tests/test_oauth.py",
+)
 _ZYGOTE_KEY = pytest.StashKey[subprocess.Popen[bytes]]()
 
 
@@ -31,3 +43,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if zygote is not None:
         zygote.terminate()
         zygote.wait()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move the tests of :data:`LONGEST_FIRST` to the front, in its order (the rest keep theirs)."""
+    rank = {ROOT / name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path, len(rank)))
