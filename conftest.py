@@ -14,8 +14,9 @@ PREFORK = ROOT / "tests" / "fixtures" / "servers" / "prefork.py"
 #: others: with ``--dist loadfile`` a file runs on one worker, and a long one started last
 #: would leave the other workers idle at the end.
 LONGEST_FIRST = (
-    "plugins/vmcp-transport-http/tests/test_conformance_auth.py",
+    "plugins/vmcp-transport-http/tests/test_conformance_auth_modern.py",
     "plugins/vmcp-transport-http/tests/test_conformance.py",
+    "plugins/vmcp-transport-http/tests/test_conformance_auth.py",
     "plugins/vmcp-transport-http/tests/test_conformance_client.py",
     "plugins/vmcp-transport-http/tests/test_http_gateway.py",
     "tests/bench/test_bench_smoke.py",

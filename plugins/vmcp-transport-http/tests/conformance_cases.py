@@ -1,6 +1,7 @@
 """The scenarios of the pinned conformance suite, what fails through vmcp today and why, and
 the test cases made of them; shared by ``test_conformance.py`` (server scenarios),
-``test_conformance_client.py`` and ``test_conformance_auth.py`` (client scenarios)."""
+``test_conformance_client.py``, ``test_conformance_auth.py`` and
+``test_conformance_auth_modern.py`` (client scenarios)."""
 
 from __future__ import annotations
 

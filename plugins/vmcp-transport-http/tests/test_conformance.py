@@ -24,9 +24,10 @@ One test per scenario, so what fails is visible; what vmcp cannot pass yet is ma
 server run happens once per target (on first use) and is shared by its scenarios' tests.
 The suite and Node 22 are installed with npm on first use; without npm the tests are skipped.
 
-The client scenarios are in ``test_conformance_client.py`` and ``test_conformance_auth.py``
-(their own files so that xdist, which keeps a file on one worker, can run them beside these);
-the scenario lists and expected failures all three share are in ``conformance_cases.py``.
+The client scenarios are in ``test_conformance_client.py``, ``test_conformance_auth.py`` and
+``test_conformance_auth_modern.py`` (files of their own, so that xdist, which keeps a file on
+one worker, can run them beside these); the scenario lists and expected failures they share
+are in ``conformance_cases.py``.
 """
 
 from __future__ import annotations
