@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,8 +32,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     Not waited for: fixture servers started before it listens start as usual.
     """
-    if hasattr(session.config, "workerinput"):
-        return
+    if hasattr(session.config, "workerinput") or not hasattr(os, "pidfd_open"):
+        return  # a worker, or not Linux (the supervisors watch their servers with pidfds)
     session.config.stash[_ZYGOTE_KEY] = subprocess.Popen(
         [sys.executable, str(PREFORK)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         start_new_session=True)
