@@ -100,7 +100,9 @@ def requests_of(samples: dict[str, float], mount: str) -> float:
 
 @pytest.mark.anyio
 async def test_daemon_lifecycle(home: Home) -> None:
-    home.write(daemon_config(alpha=backend(ALPHA), replica=backend(REPLICA, enabled=False)))
+    # replica reports its own pid, which must be the one vmcp started: no warm start for it
+    replica_mount = backend(REPLICA, enabled=False, env={"VMCP_TEST_PREFORK": "off"})
+    home.write(daemon_config(alpha=backend(ALPHA), replica=replica_mount))
     started = home.vmcp("start", "-d")
     assert started.returncode == 0, started.stderr
     url = re.search(r"http: (\S+)", started.stdout).group(1)  # type: ignore[union-attr]

@@ -26,17 +26,24 @@ It exits 0 when every call it had to make worked, 1 otherwise (the suite records
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# First: a warm start when the test session offers one (tests/fixtures/servers/prefork.py).
+sys.path.append(str(Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "servers"))
+import prefork  # noqa: F401
+
+# isort: split
+
 import argparse
 import json
 import os
 import re
 import shlex
 import subprocess
-import sys
 import tempfile
 import warnings
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp

@@ -43,6 +43,15 @@ picks it), so the suite can also be run against the fixture directly.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# First: a warm start when the test session offers one (tests/fixtures/servers/prefork.py).
+sys.path.append(str(Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "servers"))
+import prefork  # noqa: F401
+
+# isort: split
+
 import argparse
 import base64
 import json

@@ -15,12 +15,19 @@ per subject: each user sees only their own).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# First: a warm start when the test session offers one (tests/fixtures/servers/prefork.py).
+sys.path.append(str(Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "servers"))
+import prefork  # noqa: F401
+
+# isort: split
+
 import json
 import socket
-import sys
 import warnings
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import anyio

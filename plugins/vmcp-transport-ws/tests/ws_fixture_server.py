@@ -11,6 +11,15 @@ one instance per WebSocket connection, behind :class:`ws_harness.WebSocketBacken
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# First: a warm start when the test session offers one (tests/fixtures/servers/prefork.py).
+sys.path.append(str(Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "servers"))
+import prefork  # noqa: F401
+
+# isort: split
+
 import warnings
 
 import anyio

@@ -1,0 +1,28 @@
+"""The official MCP conformance suite's authorization client scenarios (``auth/...``) of the
+handshake era against vmcp's back side: see ``test_conformance.py`` (and
+``conformance_client.py``, the client the suite drives). The 2026-07-28 ones are in
+``test_conformance_auth_modern.py`` (a file of their own, so that another xdist worker can
+run them at the same time)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+from conformance_cases import AUTH_SCENARIOS, cases
+from conformance_runs import client_scenario
+from conformance_suite import LEGACY, Suite
+
+pytestmark = pytest.mark.timeout(900)  # the first run downloads Node 22 and the suite
+
+
+@pytest.mark.parametrize(("target", "era", "scenario"),
+                         cases({LEGACY: AUTH_SCENARIOS[LEGACY]}, ("vmcp back side",)))
+def test_auth_scenario_through_vmcp(suite: Suite, tmp_path: Path, target: str, era: str,
+                                    scenario: str) -> None:
+    """vmcp signs in to the suite's protected scenario server as the spec says (a person
+    running the ``vmcp auth login`` commands vmcp names)."""
+    result, output = anyio.run(client_scenario, suite, scenario, era, tmp_path)
+    assert result is not None, f"{scenario} wrote no results:\n{output}"
+    assert result.passed, f"{era}, {scenario}:\n" + "\n".join(result.failures) + "\n" + output
