@@ -270,11 +270,13 @@ class GatewayRuntime:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         linger = loop.time() + min(grace, self.gateway.config.gateway.drain_linger)
-        sessions = self.gateway.sessions
+        sessions, stateless = self.gateway.sessions, self.gateway.stateless
         # A poll, at shutdown only: an event for "nothing in flight" would cost every call.
-        # 2026-07-28 requests are exchanges of their one-request session, not its inflight.
-        while loop.time() < deadline and any(  # noqa: ASYNC110
-                s.inflight or s.tasks or s.exchanges for s in list(sessions.values())):
+        # A 2026-07-28 request is an exchange of its connection's session, or of its own
+        # stateless entry (an HTTP POST).
+        while loop.time() < deadline and (any(  # noqa: ASYNC110
+                s.inflight or s.tasks or s.exchanges for s in list(sessions.values()))
+                or any(entry.exchanges for entry in list(stateless))):
             await asyncio.sleep(_DRAIN_POLL)
         if (left := linger - loop.time()) > 0:
             await asyncio.sleep(left)  # a deadline, not an event: the balancer's checks

@@ -122,6 +122,8 @@ class Gateway:
         #: unless this process was entered as a stdio ``vmcp start``)
         self.front_snapshot = SnapshotKeeper.of_launch(self)
         self.sessions: dict[str, FrontSession] = {}
+        #: the stateless 2026-07-28 requests being served (HTTP POSTs), for draining
+        self.stateless: set[StatelessEntry] = set()
         #: the sessions shared with other instances (``[cluster]``), by the id they share
         self.shared_sessions: dict[str, FrontSession] = {}
         #: gateway progress token -> (the request, the client's own token)
@@ -251,7 +253,9 @@ class Gateway:
                        ) -> StatelessEntry:
         """Take in a 2026-07-28 request that arrives with no connection state (a
         Streamable HTTP POST): its messages go to ``peer``."""
-        return StatelessEntry(self, peer, self.effective_principal(principal))
+        entry = StatelessEntry(self, peer, self.effective_principal(principal))
+        self.stateless.add(entry)
+        return entry
 
     async def session_closed(self, session: FrontSession) -> None:
         """Release what a departed session held."""
@@ -523,6 +527,8 @@ class Gateway:
         await self._call_hook(self._pm.hook.vmcp_gateway_stopping)
         for session in list(self.sessions.values()):
             await session.aclose()
+        for entry in list(self.stateless):
+            await entry.aclose()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*(m.stop() for m in self.mounts.values()), return_exceptions=True)

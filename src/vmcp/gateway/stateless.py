@@ -67,5 +67,6 @@ class StatelessEntry:
         if self.closed:
             return
         self.closed = True
+        self.gateway.stateless.discard(self)
         for exchange in list(self.exchanges.values()):
             exchange.cancel("client disconnected")
