@@ -13,6 +13,7 @@ must be run once in each (``--spec-version``): :data:`ERAS` names the two runs.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -130,9 +131,20 @@ class Suite:
 def install(cache: Path | None = None) -> Suite:
     """Install the pinned suite (and Node 22 when needed) into ``cache``, unless already there.
 
+    Test processes install it one at a time (a lock in the cache): the conformance files run
+    on several xdist workers, and two ``npm install`` into one folder leave it broken.
+
     :raises SuiteUnavailable: when npm is missing or the platform has no Node 22 package.
     """
     cache = cache or Path(os.environ.get("VMCP_CONFORMANCE_CACHE") or DEFAULT_CACHE)
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / ".gitignore").write_text("*\n", encoding="utf-8")
+    with (cache / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return _install(cache)
+
+
+def _install(cache: Path) -> Suite:
     system_node = shutil.which("node")
     wanted = {SUITE: SUITE_VERSION, "tsx": TSX_VERSION, "cors": CORS_VERSION}
     bundled_node = system_node is None or _node_major(system_node) < NODE_MAJOR
@@ -144,8 +156,6 @@ def install(cache: Path | None = None) -> Suite:
         npm = shutil.which("npm")
         if npm is None:
             raise SuiteUnavailable("npm is not installed")
-        cache.mkdir(parents=True, exist_ok=True)
-        (cache / ".gitignore").write_text("*\n", encoding="utf-8")
         subprocess.run(
             [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund",
              "--loglevel=error", *missing],
