@@ -32,7 +32,7 @@ from gateway_harness import (
 )
 from mcp import StdioServerParameters
 from mcp.client.session import ClientRequestContext
-from test_warm_catalog import gated, make_gate, names, release
+from test_warm_catalog import call_while_releasing, gated, make_gate, names, release
 
 from vmcp.persona import PersonaStore
 
@@ -110,17 +110,10 @@ async def test_a_second_start_answers_from_the_snapshot_before_the_backends_are_
     async with third.connect(message_handler=notes, sampling_callback=sampling) as session:
         # alpha is still behind its gate: this list is the snapshot's
         assert await names(session) == listed
-        result: list[types.CallToolResult] = []
-
-        async def call() -> None:
-            result.append(await session.call_tool("alpha__sample", {"prompt": "?"}))
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(call)
-            await release(gate)
+        result = await call_while_releasing(session, gate, "alpha__sample", {"prompt": "?"})
         # the gateway set the session up from the replayed initialize: it knows the client
         # can sample
-        assert texts(result[0]) == ["sampled: 42 (test-model)"]
+        assert texts(result) == ["sampled: 42 (test-model)"]
         assert await names(session) == listed
     assert FROM_SNAPSHOT in third.log_text()
     assert not notes.matching(lambda n: isinstance(n, types.ToolListChangedNotification))

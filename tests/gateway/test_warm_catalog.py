@@ -69,12 +69,16 @@ async def names(session: ClientSession) -> list[str]:
     return [tool.name for tool in await all_tools(session)]
 
 
-async def call_while_releasing(session: ClientSession, gate: Path) -> types.CallToolResult:
-    """Call ``alpha__echo``, and open the gate while the call waits for alpha."""
+async def call_while_releasing(
+    session: ClientSession, gate: Path, tool: str = "alpha__echo",
+    arguments: dict[str, Any] | None = None,
+) -> types.CallToolResult:
+    """Call ``tool`` (``alpha__echo("hi")``), and open the gate while the call waits for its
+    backend."""
     result: list[types.CallToolResult] = []
 
     async def call() -> None:
-        result.append(await session.call_tool("alpha__echo", {"text": "hi"}))
+        result.append(await session.call_tool(tool, arguments or {"text": "hi"}))
 
     async with anyio.create_task_group() as group:
         group.start_soon(call)

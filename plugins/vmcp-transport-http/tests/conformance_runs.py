@@ -161,3 +161,14 @@ async def client_scenario(suite: Suite, scenario: str, era: str, workdir: Path,
         run = await anyio.run_process(command, check=False)
     text = (run.stdout + run.stderr).decode("utf-8", errors="replace")
     return read_results(output, prefix="").get(scenario), text
+
+
+def check_client_scenario(suite: Suite, scenario: str, era: str, workdir: Path) -> None:
+    """Run one client scenario of ``era`` against vmcp's back side; fail with the suite's
+    failed checks and output unless it passed."""
+    result, output = anyio.run(client_scenario, suite, scenario, era, workdir)
+    if result is None:
+        raise AssertionError(f"{scenario} wrote no results:\n{output}")
+    if not result.passed:
+        raise AssertionError(f"{era}, {scenario}:\n" + "\n".join(result.failures) + "\n"
+                             + output)
