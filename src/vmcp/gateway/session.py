@@ -124,16 +124,14 @@ class FrontSession:
             elif kind is jsonrpc.RESPONSE:
                 self._client_response(message)
             else:
-                request_id = _answerable(message.get("id"))
+                request_id = jsonrpc.answerable_id(message.get("id"))
                 self.fail(request_id, RpcError(
                     INVALID_REQUEST, "Invalid request: neither a request, a notification nor "
                     "a response (no method, result or error)"))
             return
         method, request_id = message["method"], message["id"]
         if type(method) is not str or type(request_id) not in _ID_TYPES:
-            self.fail(_answerable(request_id), RpcError(
-                INVALID_REQUEST, "Invalid request: the method must be a string and the id a "
-                "string or an integer"))
+            self.fail(jsonrpc.answerable_id(request_id), jsonrpc.bad_method_or_id())
             return
         params = message.get("params")
         if params is None:
@@ -477,13 +475,8 @@ _REQUESTS: dict[str, RequestHandler] = {
     "tasks/list": FrontSession._tasks_list,
 }
 #: the types of a request id (exactly: a bool is no id)
-_ID_TYPES = frozenset((str, int))
+_ID_TYPES = jsonrpc.ID_TYPES
 #: what a session serves before ``initialize``
 _BEFORE_INITIALIZE = {method: _REQUESTS[method] for method in ("initialize", "ping")}
 
 
-def _answerable(request_id: Any) -> str | int | None:
-    """A request id a response may carry (a string or an integer), else None."""
-    if isinstance(request_id, str | int) and not isinstance(request_id, bool):
-        return request_id
-    return None

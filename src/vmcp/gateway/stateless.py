@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from vmcp.auth.base import Principal
 from vmcp.protocol import jsonrpc
-from vmcp.protocol.errors import INVALID_REQUEST, RpcError
 from vmcp.routing.middleware import Caller
 from vmcp.transports.base import FrontPeer, JsonMessage
 
@@ -48,10 +47,9 @@ class StatelessEntry:
             log.debug("dropped a response to a stateless request's peer")
             return
         method, request_id = message["method"], message["id"]
-        if type(method) is not str or type(request_id) not in (str, int):
-            self.send(jsonrpc.error(None, RpcError(
-                INVALID_REQUEST, "Invalid request: the method must be a string and the id a "
-                "string or an integer")))
+        if type(method) is not str or type(request_id) not in jsonrpc.ID_TYPES:
+            answerable = jsonrpc.answerable_id(request_id)
+            self.send(jsonrpc.error(answerable, jsonrpc.bad_method_or_id()), answerable)
             return
         params = message.get("params")
         self.gateway.modern.serve(self, request_id, method,

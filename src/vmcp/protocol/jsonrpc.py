@@ -247,6 +247,24 @@ def classify(message: dict[str, Any]) -> str:
     return INVALID
 
 
+#: the types a request id may have
+ID_TYPES = frozenset((str, int))
+
+
+def answerable_id(request_id: Any) -> str | int | None:
+    """A request id a response may carry (a string or an integer), else None."""
+    if isinstance(request_id, str | int) and not isinstance(request_id, bool):
+        return request_id
+    return None
+
+
+def bad_method_or_id() -> RpcError:
+    """The refusal of a request whose method is not a string or whose id is neither a
+    string nor an integer (check ``type(method) is str and type(id) in ID_TYPES``)."""
+    return RpcError(INVALID_REQUEST, "Invalid request: the method must be a string and the "
+                    "id a string or an integer")
+
+
 def request(request_id: Any, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build a request."""
     message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
