@@ -187,6 +187,23 @@ async def test_an_unsupported_version_gets_32022_with_the_supported_list(modern:
     assert MODERN in error["data"]["supported"] and error["data"]["requested"] == "2099-01-01"
 
 
+async def test_a_request_id_or_method_of_the_wrong_type_gets_400_at_once(
+        modern: Modern, host: FakeHost) -> None:
+    for request_id in (1.5, True, [1], {"n": 1}):
+        body = request("echo", request_id)
+        response = await modern.post(body)
+        assert response.status == 400, await response.text()
+        reply = await response.json()
+        assert reply["id"] is None and reply["error"]["code"] == -32600
+    body = {**request("echo", 7), "method": 5}
+    response = await modern.post(body, headers=headers_for(request("echo", 7)))
+    assert response.status == 400
+    assert (await response.json()) == {"jsonrpc": "2.0", "id": 7, "error": {
+        "code": -32600, "message": "Invalid request: the method must be a string and the id a "
+        "string or an integer"}}
+    assert host.sessions == []  # nothing reached the gateway
+
+
 async def test_missing_envelope_fields_get_400(modern: Modern) -> None:
     no_caps = {"io.modelcontextprotocol/protocolVersion": MODERN}
     error = await modern.refused(request("echo", meta=no_caps))

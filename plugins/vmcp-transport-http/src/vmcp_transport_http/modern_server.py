@@ -114,6 +114,12 @@ class ModernFront:
             raise HttpProblem(400, "Invalid Request: a 2026-07-28 POST carries one request "
                               "or one notification")
         request_id = payload["id"]
+        if type(payload["method"]) is not str or type(request_id) not in jsonrpc.ID_TYPES:
+            # refused here: a response the stream could not match to its request would
+            # leave the POST waiting for ever
+            refusal = jsonrpc.bad_method_or_id()
+            raise HttpProblem(400, refusal.message, refusal.code,
+                              request_id=jsonrpc.answerable_id(request_id))
         params = payload.get("params")
         if not isinstance(params, dict):
             raise HttpProblem(400, "Invalid params: params must be an object carrying _meta",
