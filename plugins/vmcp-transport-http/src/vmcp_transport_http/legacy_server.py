@@ -67,7 +67,7 @@ class LegacySseServer:
 
     def app(self) -> web.Application:
         """The aiohttp application serving both endpoints."""
-        app = build_app(self.settings)
+        app = build_app(self.settings, self.host)
         app.router.add_route("GET", self.settings.sse_path, self.open_stream)
         app.router.add_route("POST", self.settings.messages_path, self.post_message)
         add_health_routes(app, self.host)

@@ -21,7 +21,7 @@ class Exchange:
         self._limit = limit
         self.handle: StatelessHandle | None = None
         self.request_id: Any = None
-        self.stream = EventStream("modern", limit, with_ids=False)
+        self.stream: EventStream | None = None
 
     def expect(self, request_id: Any) -> EventStream:
         """A fresh stream for the request ``request_id``, about to be handled."""
@@ -32,23 +32,27 @@ class Exchange:
     def send(self, message: JsonMessage, related_to: Any = None) -> None:
         """Take one message of the gateway's for the client."""
         kind = jsonrpc.classify(message)
-        if kind is jsonrpc.RESPONSE:
-            if message.get("id") == self.request_id:
-                self.stream.append(message)
-                self.stream.finish()
-        elif kind is jsonrpc.REQUEST:
+        if kind is jsonrpc.REQUEST:
             # This era has no server->client requests: whoever asked gets a refusal at
             # once rather than waiting for an answer that cannot come.
             assert self.handle is not None
             self.handle.handle(jsonrpc.error(message["id"], RpcError(
                 METHOD_NOT_FOUND, "a 2026-07-28 client cannot be sent requests")))
+            return
+        stream = self.stream
+        if stream is None:
+            return  # nothing was handed in yet: nothing can belong to it
+        if kind is jsonrpc.RESPONSE:
+            if message.get("id") == self.request_id:
+                stream.append(message)
+                stream.finish()
         elif related_to is not None and related_to == self.request_id:
-            self.stream.append(message)
+            stream.append(message)
         # anything else (list changes, unrelated logs) has no stream here: it is dropped
 
 
-async def response_of(stream: EventStream) -> JsonMessage:
-    """The response that ends ``stream``, once it has come."""
+async def response_of(stream: EventStream) -> tuple[JsonMessage, bytes]:
+    """The response that ends ``stream``, once it has come, and its encoded line."""
     while not stream.finished:
         await stream.changed(stream.version)
-    return stream.messages()[-1]
+    return stream.last()

@@ -48,7 +48,6 @@ from vmcp_transport_http.messages import (
     JSON_TYPE,
     SSE_TYPE,
     HttpProblem,
-    encode_message,
     wants_sse,
 )
 from vmcp_transport_http.modern_exchange import Exchange, response_of
@@ -181,7 +180,7 @@ class ModernFront:
         if sse:
             await pump(stream, response, 0, self.settings.keepalive_interval)
         else:
-            await response.write_eof(encode_message(await response_of(stream)))
+            await response.write_eof((await response_of(stream))[1])
         return response
 
     async def _reply(self, request: web.Request, stream: EventStream, sse: bool,
@@ -190,12 +189,12 @@ class ModernFront:
         """``hold``: the response starts with its first event (a request safe to run again,
         see :mod:`.commit`)."""
         if not sse:
-            return _json(await response_of(stream))
+            return _json(*await response_of(stream))
         await self._grace.changed(stream, 0)  # 0: whatever was queued since the POST counts
         while hold and not stream.backlog and not stream.finished:
             await stream.changed(stream.version)
         if stream.finished and stream.backlog == 1:  # only the response: one JSON body
-            return _json(stream.messages()[0])
+            return _json(*stream.last())
         response = (EventStreamResponse if stream.backlog else web.StreamResponse)(
             headers=SSE_HEADERS)
         await response.prepare(request)
@@ -233,13 +232,14 @@ def _check_envelope(request: web.Request, method: Any, params: dict[str, Any],
     _check_version(version, request_id)
 
 
-def _json(message: JsonMessage) -> web.Response:
-    """A reply as one JSON body, its HTTP status following its error."""
+def _json(message: JsonMessage, line: bytes) -> web.Response:
+    """A reply as one JSON body (``line``, the message as its stream encoded it), its HTTP
+    status following its error."""
     error = message.get("error")
     status, headers = 200, None
     if isinstance(error, dict):
         status = ERROR_STATUS.get(error.get("code"), 200)  # type: ignore[arg-type]
         if (wait := shed_wait(error)) is not None:
             status, headers = 503, retry_after(wait)
-    return web.Response(body=encode_message(message), status=status, content_type=JSON_TYPE,
+    return web.Response(body=line, status=status, content_type=JSON_TYPE,
                         charset="utf-8", headers=headers)

@@ -76,7 +76,7 @@ async def _walk(handle: StatelessHandle, exchange: Exchange, meta: dict[str, Any
     for _ in range(MAX_PAGES):
         stream = exchange.expect(LOOKUP_ID)
         handle.handle(jsonrpc.request(LOOKUP_ID, "tools/list", params))
-        result = (await response_of(stream)).get("result")
+        result = (await response_of(stream))[0].get("result")
         if not isinstance(result, dict):
             return catalog, 0, private
         tools = result.get("tools")

@@ -1,5 +1,7 @@
-"""The front-side checks as aiohttp pieces: ``Host``/``Origin`` (403), refusals answered as
-JSON-RPC errors, CORS for the origins the front accepts, and body size (413).
+"""The path every request to an HTTP front takes, as two aiohttp pieces (one layer each,
+since they run on every request): the middleware (``Host``/``Origin`` checks with 403, CORS
+preflight, waiting for the gateway's start, refusals answered as JSON-RPC errors) and the
+response hook (CORS headers, ``Connection: close`` while draining); and body size (413).
 
 The rules themselves (what a ``Host`` or ``Origin`` may be, which binds need auth) are the
 kernel's, in :mod:`vmcp.transports.netsec`, shared with the other network transports.
@@ -9,13 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from vmcp.protocol.jsonrpc import readable_id
+from vmcp.transports.base import FrontHost
 from vmcp.transports.netsec import HostOriginPolicy, NetworkFrontSettings
+from vmcp.transports.probes import PROBE_PATHS
 from vmcp_transport_http.messages import HttpProblem
+
+log = logging.getLogger("vmcp.transports.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
@@ -37,13 +44,21 @@ ID_PEEK_BYTES = 64 * 1024
 ID_PEEK_WAIT = 0.5
 
 
-def install_front_checks(app: web.Application, settings: NetworkFrontSettings) -> None:
-    """Install the front's checks on ``app``: its one middleware, and CORS headers added to
-    every response (streams included, before their headers go out)."""
+def install_front_checks(app: web.Application, settings: NetworkFrontSettings,
+                         host: FrontHost) -> None:
+    """Install the front's path on ``app``: its one middleware, and its one hook run on
+    every response (streams included) before the headers go out."""
     policy = HostOriginPolicy.from_settings(settings)
-    app.middlewares.append(front_middleware(policy))
+    app.middlewares.append(front_middleware(policy, host))
 
-    async def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    async def finish_headers(request: web.Request, response: web.StreamResponse) -> None:
+        if host.draining:
+            # Once the gateway is stopping, every connection ends after its response, so
+            # that a load balancer opens a new one for its next request (to an instance
+            # that still takes work) instead of sending it where it could not tell whether
+            # the request ran. The header too: aiohttp chose its Connection header already.
+            response.force_close()
+            response.headers["Connection"] = "close"
         origin = request.headers.get("Origin")
         if origin is None or not policy.origin_allowed(origin, request.headers.get("Host")):
             return  # not from a browser; or refused (403), and its answer stays unreadable
@@ -52,20 +67,23 @@ def install_front_checks(app: web.Application, settings: NetworkFrontSettings) -
         headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
         headers.add("Vary", "Origin")
 
-    app.on_response_prepare.append(cors_headers)
+    app.on_response_prepare.append(finish_headers)
 
 
-def front_middleware(policy: HostOriginPolicy) -> Middleware:
-    """The one aiohttp middleware of a front (one layer, as it runs on every request): 403
-    to a request whose ``Host`` or ``Origin`` is refused (DNS-rebinding and cross-site
-    protection), the CORS preflight of an accepted origin, and any :class:`HttpProblem` a
-    handler raises answered as its response.
+def front_middleware(policy: HostOriginPolicy, host: FrontHost) -> Middleware:
+    """The one aiohttp middleware of a front: 403 to a request whose ``Host`` or ``Origin``
+    is refused (DNS-rebinding and cross-site protection), the CORS preflight of an accepted
+    origin, a wait until the gateway has started for every request but a health probe (the
+    front listens while the mounts start, so that ``/readyz`` can say so), and any
+    :class:`HttpProblem` a handler raises answered as its response.
 
     A POST refused before its body was read (403, 401, 415, 503) gets the id of the request
     it carries when the start of its body shows one."""
+    started = False
 
     @web.middleware
     async def front_checks(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal started
         headers = request.headers
         try:
             refusal = policy.refusal(headers.get("Host"), headers.get("Origin"))
@@ -73,6 +91,11 @@ def front_middleware(policy: HostOriginPolicy) -> Middleware:
                 raise HttpProblem(403, refusal)
             if request.method == "OPTIONS" and "Access-Control-Request-Method" in headers:
                 return _preflight(headers.get("Access-Control-Request-Headers", ""))
+            if not started and request.path not in PROBE_PATHS:
+                log.debug("%s %s waits until the gateway has started", request.method,
+                          request.path)
+                await host.started()
+                started = True
             return await handler(request)
         except HttpProblem as problem:
             if problem.request_id is None and request.method == "POST":

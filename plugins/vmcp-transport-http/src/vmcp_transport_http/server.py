@@ -34,13 +34,13 @@ SSE_HEADERS = {
 #: waiting out SYN retries (aiohttp's default is 128); the front takes them all at once
 #: (see :mod:`vmcp_transport_http.listener`) and refuses fast what it cannot serve
 LISTEN_BACKLOG = 2048
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def build_app(settings: FrontSettings) -> web.Application:
-    """An application with problem reporting, the ``Host``/``Origin`` checks and CORS."""
+def build_app(settings: FrontSettings, host: FrontHost) -> web.Application:
+    """An application with the front's path (see :mod:`vmcp_transport_http.security`):
+    ``Host``/``Origin`` checks, CORS, the wait for the start, problem reporting."""
     app = web.Application(client_max_size=settings.max_message_bytes)
-    install_front_checks(app, settings)
+    install_front_checks(app, settings, host)
     return app
 
 
@@ -84,39 +84,6 @@ def add_health_routes(app: web.Application, host: FrontHost) -> None:
         app.router.add_route("GET", path, probe)
 
 
-def hold_until_started(app: web.Application, host: FrontHost) -> None:
-    """Make every request but a health probe wait until the gateway has started (the front
-    listens while the mounts start, so that ``/readyz`` can say so)."""
-
-    started = False
-
-    @web.middleware
-    async def until_started(request: web.Request, handler: Handler) -> web.StreamResponse:
-        nonlocal started
-        if not started and request.path not in PROBE_PATHS:
-            log.debug("%s %s waits until the gateway has started", request.method, request.path)
-            await host.started()
-            started = True
-        return await handler(request)
-
-    app.middlewares.append(until_started)
-
-
-def close_while_draining(app: web.Application, host: FrontHost) -> None:
-    """Once the gateway is stopping, end every connection after its response, so that a
-    load balancer opens a new one for its next request (to an instance that still takes
-    work) instead of sending it on a kept-alive connection the stopping process is about
-    to close, where it could not tell whether the request ran."""
-
-    async def mark(request: web.Request, response: web.StreamResponse) -> None:
-        if host.draining:
-            response.force_close()
-            # the header too: the signal runs after aiohttp chose its Connection header
-            response.headers["Connection"] = "close"
-
-    app.on_response_prepare.append(mark)
-
-
 async def run_app(
     name: str,
     host: FrontHost,
@@ -132,8 +99,6 @@ async def run_app(
     On the way out ``on_stop`` ends every client session, then the listener closes.
     """
     refuse_insecure_bind(name, settings.host, host.auth_required)
-    hold_until_started(app, host)
-    close_while_draining(app, host)
     runner = web.AppRunner(
         app,
         handle_signals=False,

@@ -144,9 +144,10 @@ class HttpSession:
             self._end_post(post)
 
     def settle(self, post: PostStream) -> None:
-        """The POST's HTTP response is over: a stream it left undelivered waits for a resume
-        (bounded in count and bytes, and kept for another try once resumed); a delivered one,
-        or a JSON reply, is let go."""
+        """The POST's HTTP response is over (the session is no longer active for it): a
+        stream it left undelivered waits for a resume (bounded in count and bytes, and kept
+        for another try once resumed); a delivered one, or a JSON reply, is let go."""
+        self._leave()
         post.settled = True
         if post.stream.finished:
             self._end_post(post)
@@ -196,7 +197,9 @@ class HttpSession:
         return not self._by_request.keys().isdisjoint(keys)
 
     def open_post(self, keys: list[str | int], *, sse: bool) -> PostStream:
-        """Register the reply stream of a POST carrying requests with these ids."""
+        """Register the reply stream of a POST carrying requests with these ids; the session
+        is active (see :meth:`active`) until :meth:`settle` says the POST's reply is over."""
+        self._enter()
         self._counter += 1
         # a shared session's stream names its instance: a Last-Event-ID of it that reaches
         # another instance is told apart from that one's own streams

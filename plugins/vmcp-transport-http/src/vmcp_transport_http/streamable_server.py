@@ -172,7 +172,7 @@ class StreamableHttpServer:
 
     def app(self) -> web.Application:
         """The aiohttp application serving the endpoint."""
-        app = build_app(self.settings)
+        app = build_app(self.settings, self.host)
         app.router.add_route("POST", self.settings.path, self.post)
         app.router.add_route("GET", self.settings.path, self.get)
         app.router.add_route("DELETE", self.settings.path, self.delete)
@@ -337,23 +337,22 @@ class StreamableHttpServer:
             raise HttpProblem(503, "Service Unavailable: too many requests at once",
                               headers=retry_after(admission.retry_after()))
         admitted = _Admitted(admission)
+        # one coroutine from here to _post's: every level of awaiting is paid again each
+        # time the POST's task resumes
         try:
-            return await self._decoded(request, admitted)
+            principal = await authenticate(self.host, request)
+            if request.content_type != JSON_TYPE:
+                raise HttpProblem(415,
+                                  f"Unsupported Media Type: Content-Type must be {JSON_TYPE}")
+            payload = decode_body(await read_body(request, self.settings.max_message_bytes))
+            try:
+                return await self._post(request, principal, payload, admitted)
+            except HttpProblem as problem:
+                if problem.request_id is None:  # a refusal names the request it refuses
+                    problem.request_id = _only_id(payload)
+                raise
         finally:
             admitted.release()
-
-    async def _decoded(self, request: web.Request, admitted: _Admitted) -> web.StreamResponse:
-        """Authenticate and decode one POST, then take it."""
-        principal = await authenticate(self.host, request)
-        if request.content_type != JSON_TYPE:
-            raise HttpProblem(415, f"Unsupported Media Type: Content-Type must be {JSON_TYPE}")
-        payload = decode_body(await read_body(request, self.settings.max_message_bytes))
-        try:
-            return await self._post(request, principal, payload, admitted)
-        except HttpProblem as problem:
-            if problem.request_id is None:  # a refusal names the request it refuses
-                problem.request_id = _only_id(payload)
-            raise
 
     async def _post(
         self,
@@ -401,25 +400,30 @@ class StreamableHttpServer:
             raise HttpProblem(400, "Invalid Request: ids must be unique strings or integers")
         if session.in_flight(keys):  # None was refused above
             raise HttpProblem(409, "Conflict: a request with this id is already in flight")
-        post = session.open_post(keys, sse=sse)
+        post = session.open_post(keys, sse=sse)  # the session is active until settled
         try:
-            with session.active():
-                started, hold = None, False
-                if self._cluster is not None:
-                    if must_commit(self.host.replay_safe, (m for m in messages if is_request(m))):
-                        started = await commit_start(
-                            request, {**(SSE_HEADERS if sse else {}), SESSION_HEADER: session.id},
-                            sse, self._priming(session, post, version) if sse else b"")
-                    else:
-                        hold = True
-                for message in messages:
-                    session.deliver(message)
-                if started is not None:
-                    response = await self._started_reply(session, post, started)
-                elif sse:
-                    response = await self._stream_reply(request, session, post, version, hold)
+            started, hold = None, False
+            if self._cluster is not None:
+                if must_commit(self.host.replay_safe, (m for m in messages if is_request(m))):
+                    started = await commit_start(
+                        request, {**(SSE_HEADERS if sse else {}), SESSION_HEADER: session.id},
+                        sse, self._priming(session, post, version) if sse else b"")
                 else:
-                    response = await self._json_reply(session, post)
+                    hold = True
+            for message in messages:
+                session.deliver(message)
+            if started is not None:
+                response = await self._started_reply(session, post, started)
+            elif not sse:
+                response = await self._json_reply(session, post)
+            else:
+                first = b"" if hold else self._priming(session, post, version)
+                # 0: whatever was queued since the POST counts
+                await self._grace.changed(post.stream, 0)
+                if hold or not post.stream.finished:
+                    response = await self._stream_reply(request, session, post, first, hold)
+                else:
+                    response = self._quick_reply(session, post, first)
         finally:
             session.settle(post)
         if opening:
@@ -431,31 +435,35 @@ class StreamableHttpServer:
                     await self._share(session)
         return response
 
-    async def _stream_reply(
-        self, request: web.Request, session: HttpSession, post: PostStream, version: str,
-        hold: bool = False,
-    ) -> web.StreamResponse:
-        """``hold``: the response starts with its first event, with no priming event (a
-        request safe to run again, see :mod:`.commit`)."""
+    async def _stream_reply(self, request: web.Request, session: HttpSession,
+                            post: PostStream, first: bytes, hold: bool) -> web.StreamResponse:
+        """The SSE reply of a POST not answered within the grace, starting with ``first``.
+        ``hold``: it starts with its first event, with no priming event (a request safe to
+        run again, see :mod:`.commit`)."""
         stream = post.stream
-        headers = {**SSE_HEADERS, SESSION_HEADER: session.id}
-        first = b"" if hold else self._priming(session, post, version)
-        await self._grace.changed(stream, 0)  # 0: whatever was queued since the POST counts
         while hold and not stream.backlog and not stream.finished:
             await stream.changed(stream.version)
-        if stream.finished:  # a quick reply: the whole stream as one body, in one write
-            if (problem := _shed(post)) is not None:
-                stream.mark_delivered(stream.delivered + stream.backlog)  # its body says it all
-                raise problem
-            events, cursor = encode_events(stream, 0)
-            stream.mark_delivered(cursor)
-            return web.Response(body=first + events, headers=headers)
+        if stream.finished:
+            return self._quick_reply(session, post, first)
         # Headers go out at once when nothing else is ready, else with what is.
         ready = first or stream.backlog
-        response = (EventStreamResponse if ready else web.StreamResponse)(headers=headers)
+        response = (EventStreamResponse if ready else web.StreamResponse)(
+            headers={**SSE_HEADERS, SESSION_HEADER: session.id})
         await response.prepare(request)
         await pump(stream, response, 0, self.settings.keepalive_interval, first=first or None)
         return response
+
+    @staticmethod
+    def _quick_reply(session: HttpSession, post: PostStream, first: bytes) -> web.Response:
+        """A finished SSE reply: the whole stream as one body, in one write."""
+        stream = post.stream
+        if (problem := _shed(post)) is not None:
+            stream.mark_delivered(stream.delivered + stream.backlog)  # its body says it all
+            raise problem
+        events, cursor = encode_events(stream, 0)
+        stream.mark_delivered(cursor)
+        return web.Response(body=first + events,
+                            headers={**SSE_HEADERS, SESSION_HEADER: session.id})
 
     @staticmethod
     def _priming(session: HttpSession, post: PostStream, version: str) -> bytes:

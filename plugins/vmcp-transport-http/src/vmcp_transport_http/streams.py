@@ -145,6 +145,11 @@ class EventStream:
         """Every buffered message, oldest first."""
         return [message for _, message, _ in self._events]
 
+    def last(self) -> tuple[dict[str, Any], bytes]:
+        """The newest buffered message and its encoded line (the stream is not empty)."""
+        _, message, line = self._events[-1]  # type: ignore[index]
+        return message, line
+
     def lines(self) -> list[bytes]:
         """Every buffered message encoded (newline-terminated), oldest first."""
         return [line for _, _, line in self._events]
@@ -227,19 +232,19 @@ class SharedTimeout:
         self._waiting: dict[asyncio.Future[bool], float] = {}
         self._timer: asyncio.TimerHandle | None = None
 
-    async def changed(self, stream: EventStream, since: int) -> bool:
-        """Wait until the stream's version differs from ``since``; False after the delay."""
+    def changed(self, stream: EventStream, since: int) -> asyncio.Future[bool]:
+        """A future resolved once the stream's version differs from ``since`` (True), or
+        after the delay (False). A plain function, not a coroutine: it is awaited on every
+        POST, and each coroutine level costs every resume of the POST's task."""
         future = stream.changed(since)
         if future.done():
-            return True
+            return future
         loop = asyncio.get_running_loop()
+        # left here once resolved, until its deadline passes (dropped at the next expiry)
         self._waiting[future] = loop.time() + self.delay
         if self._timer is None:
             self._timer = loop.call_later(self.delay, self._expire)
-        try:
-            return await future
-        finally:
-            self._waiting.pop(future, None)
+        return future
 
     def _expire(self) -> None:
         loop = asyncio.get_running_loop()
