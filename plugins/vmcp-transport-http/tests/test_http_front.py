@@ -349,6 +349,24 @@ async def test_cors_for_accepted_origins_only(client: Client) -> None:
         assert "Access-Control-Allow-Origin" not in evil.headers
 
 
+async def test_the_front_serves_its_routes_only(client: Client) -> None:
+    """An unknown path is 404 and a method the path does not serve 405 with ``Allow``; both
+    still pass the Host check first, and a browser's preflight is answered on any path."""
+    base = "http://" + urlsplit(client.url).netloc
+    unknown = await client.http.post(base + "/elsewhere", json=INITIALIZE)
+    assert unknown.status == 404
+    assert (await client.http.get(base + "/elsewhere", headers={"Host": "evil.example"})
+            ).status == 403
+    put = await client.http.put(client.url, json=INITIALIZE)
+    assert put.status == 405
+    assert set(put.headers["Allow"].split(",")) == {"GET", "POST", "DELETE"}
+    preflight = await client.http.options(base + "/elsewhere", headers={
+        "Origin": base, "Access-Control-Request-Method": "POST"})
+    assert preflight.status == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == base
+    assert (await client.http.get(base + "/livez")).status == 200
+
+
 async def test_body_size_limit(host: FakeHost) -> None:
     async with (
         serve_front(StreamableHttpTransport(), host, max_message_bytes=2048) as url,

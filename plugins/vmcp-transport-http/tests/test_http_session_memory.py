@@ -7,7 +7,6 @@ import secrets
 import tracemalloc
 
 import pytest
-
 from vmcp_transport_http.session import HttpSession
 
 SESSIONS = 500

@@ -28,7 +28,7 @@ def must_commit(replay_safe: Callable[[dict[str, Any]], bool],
     return not all(replay_safe(message) for message in requests)
 
 
-async def start(request: web.Request, headers: dict[str, str], sse: bool,
+async def start(request: web.BaseRequest, headers: dict[str, str], sse: bool,
                 first: bytes = b"") -> web.StreamResponse:
     """Send a response's headers now (and ``first``, an SSE priming event): an SSE stream,
     or a JSON body to come."""

@@ -7,20 +7,19 @@ from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from aiohttp import web
-
 from vmcp.transports.base import FrontHost
 from vmcp.transports.netsec import NetworkTransport
 from vmcp_transport_http.client_pool import ClientPool
+from vmcp_transport_http.front_app import FrontApp
 from vmcp_transport_http.oauth.callbacks import front_callbacks
 from vmcp_transport_http.server import run_app
 
 
 class FrontServer(Protocol):
-    """An HTTP front: its aiohttp application, and how to end its client sessions."""
+    """An HTTP front: its routes, and how to end its client sessions."""
 
-    def app(self) -> web.Application:
-        """The application serving the front's routes."""
+    def app(self) -> FrontApp:
+        """The front serving the routes."""
 
     async def stop(self) -> None:
         """End every client session."""

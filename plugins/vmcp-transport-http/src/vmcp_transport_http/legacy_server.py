@@ -17,6 +17,7 @@ from aiohttp import web
 from vmcp.auth.base import Principal
 from vmcp.transports.base import FrontHost, FrontSessionHandle, JsonMessage
 from vmcp.transports.tracecontext import meta_from_headers
+from vmcp_transport_http.front_app import FrontApp
 from vmcp_transport_http.messages import JSON_TYPE, HttpProblem, decode_body
 from vmcp_transport_http.security import read_body
 from vmcp_transport_http.server import (
@@ -65,11 +66,11 @@ class LegacySseServer:
         self.sessions: dict[str, LegacySession] = {}
         self._streams: set[EventStream] = set()
 
-    def app(self) -> web.Application:
+    def app(self) -> FrontApp:
         """The aiohttp application serving both endpoints."""
         app = build_app(self.settings, self.host)
-        app.router.add_route("GET", self.settings.sse_path, self.open_stream)
-        app.router.add_route("POST", self.settings.messages_path, self.post_message)
+        app.add_route("GET", self.settings.sse_path, self.open_stream)
+        app.add_route("POST", self.settings.messages_path, self.post_message)
         add_health_routes(app, self.host)
         return app
 
@@ -78,7 +79,7 @@ class LegacySseServer:
         for stream in self._streams:
             stream.finish()
 
-    async def open_stream(self, request: web.Request) -> web.StreamResponse:
+    async def open_stream(self, request: web.BaseRequest) -> web.StreamResponse:
         """A new client: open its session and stream until it goes away."""
         principal = await authenticate(self.host, request)
         session_id = secrets.token_urlsafe(32)
@@ -99,7 +100,7 @@ class LegacySseServer:
             await handle.aclose()
         return response
 
-    async def post_message(self, request: web.Request) -> web.Response:
+    async def post_message(self, request: web.BaseRequest) -> web.Response:
         """One message (or batch) from a client, for the session named in the query."""
         principal = await authenticate(self.host, request)
         session_id = request.query.get("session_id")

@@ -65,12 +65,12 @@ def _accepted(accept: str) -> frozenset[str]:
     return frozenset(part.split(";", 1)[0].strip().lower() for part in accept.split(","))
 
 
-def media_types(request: web.Request) -> frozenset[str]:
+def media_types(request: web.BaseRequest) -> frozenset[str]:
     """The media types the ``Accept`` header lists (``*/*`` when there is none)."""
     return _accepted(request.headers.get("Accept", "*/*"))
 
 
-def wants_sse(request: web.Request) -> bool:
+def wants_sse(request: web.BaseRequest) -> bool:
     """Whether to answer a request POST with SSE (when the client names it), else JSON.
 
     :raises HttpProblem: 406 when the client accepts neither.

@@ -95,7 +95,7 @@ class ModernFront:
         #: behind a load balancer with other instances (``[cluster]``): see :mod:`.commit`
         self._shared = getattr(host, "cluster", None) is not None
 
-    async def post(self, request: web.Request, principal: Principal, payload: Any,
+    async def post(self, request: web.BaseRequest, principal: Principal, payload: Any,
                    release: Callable[[], None]) -> web.StreamResponse:
         """Answer one modern POST (a notification gets 202 and is dropped: on this wire
         a client cancels by closing the stream, and has nothing else to notify).
@@ -152,7 +152,7 @@ class ModernFront:
             await handle.aclose()
 
     async def _check_param_headers(
-        self, request: web.Request, handle: StatelessHandle, exchange: Exchange,
+        self, request: web.BaseRequest, handle: StatelessHandle, exchange: Exchange,
         principal: Principal, params: dict[str, Any], request_id: Any,
     ) -> None:
         """Check the ``Mcp-Param-*`` headers of a ``tools/call`` against its arguments, by
@@ -183,7 +183,7 @@ class ModernFront:
             await response.write_eof((await response_of(stream))[1])
         return response
 
-    async def _reply(self, request: web.Request, stream: EventStream, sse: bool,
+    async def _reply(self, request: web.BaseRequest, stream: EventStream, sse: bool,
                      release: Callable[[], None] | None, hold: bool = False
                      ) -> web.StreamResponse:
         """``hold``: the response starts with its first event (a request safe to run again,
@@ -212,7 +212,7 @@ def _check_version(version: Any, request_id: Any) -> None:
                           data=unsupported_version_data(version))
 
 
-def _check_envelope(request: web.Request, method: Any, params: dict[str, Any],
+def _check_envelope(request: web.BaseRequest, method: Any, params: dict[str, Any],
                     request_id: Any) -> None:
     """Check a modern request's ``_meta`` envelope and headers: 400 with
     -32602 for a missing envelope field, -32020 for a header that disagrees with the body,

@@ -1,7 +1,6 @@
-"""The path every request to an HTTP front takes, as two aiohttp pieces (one layer each,
-since they run on every request): the middleware (``Host``/``Origin`` checks with 403, CORS
-preflight, waiting for the gateway's start, refusals answered as JSON-RPC errors) and the
-response hook (CORS headers, ``Connection: close`` while draining); and body size (413).
+"""The pieces of the front-side checks an HTTP front's path (:mod:`.front_app`) takes:
+CORS (what a preflight is answered, what a script may read), the id a refused POST names,
+and body size (413).
 
 The rules themselves (what a ``Host`` or ``Origin`` may be, which binds need auth) are the
 kernel's, in :mod:`vmcp.transports.netsec`, shared with the other network transports.
@@ -11,22 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from vmcp.protocol.jsonrpc import readable_id
-from vmcp.transports.base import FrontHost
-from vmcp.transports.netsec import HostOriginPolicy, NetworkFrontSettings
-from vmcp.transports.probes import PROBE_PATHS
 from vmcp_transport_http.messages import HttpProblem
-
-log = logging.getLogger("vmcp.transports.http")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
-
 
 #: what a browser client sends besides the CORS-safelisted headers (and the
 #: ``Mcp-Param-*`` headers of 2026-07-28 tool calls, allowed as a preflight names them)
@@ -44,68 +32,7 @@ ID_PEEK_BYTES = 64 * 1024
 ID_PEEK_WAIT = 0.5
 
 
-def install_front_checks(app: web.Application, settings: NetworkFrontSettings,
-                         host: FrontHost) -> None:
-    """Install the front's path on ``app``: its one middleware, and its one hook run on
-    every response (streams included) before the headers go out."""
-    policy = HostOriginPolicy.from_settings(settings)
-    app.middlewares.append(front_middleware(policy, host))
-
-    async def finish_headers(request: web.Request, response: web.StreamResponse) -> None:
-        if host.draining:
-            # Once the gateway is stopping, every connection ends after its response, so
-            # that a load balancer opens a new one for its next request (to an instance
-            # that still takes work) instead of sending it where it could not tell whether
-            # the request ran. The header too: aiohttp chose its Connection header already.
-            response.force_close()
-            response.headers["Connection"] = "close"
-        origin = request.headers.get("Origin")
-        if origin is None or not policy.origin_allowed(origin, request.headers.get("Host")):
-            return  # not from a browser; or refused (403), and its answer stays unreadable
-        headers = response.headers
-        headers["Access-Control-Allow-Origin"] = origin
-        headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
-        headers.add("Vary", "Origin")
-
-    app.on_response_prepare.append(finish_headers)
-
-
-def front_middleware(policy: HostOriginPolicy, host: FrontHost) -> Middleware:
-    """The one aiohttp middleware of a front: 403 to a request whose ``Host`` or ``Origin``
-    is refused (DNS-rebinding and cross-site protection), the CORS preflight of an accepted
-    origin, a wait until the gateway has started for every request but a health probe (the
-    front listens while the mounts start, so that ``/readyz`` can say so), and any
-    :class:`HttpProblem` a handler raises answered as its response.
-
-    A POST refused before its body was read (403, 401, 415, 503) gets the id of the request
-    it carries when the start of its body shows one."""
-    started = False
-
-    @web.middleware
-    async def front_checks(request: web.Request, handler: Handler) -> web.StreamResponse:
-        nonlocal started
-        headers = request.headers
-        try:
-            refusal = policy.refusal(headers.get("Host"), headers.get("Origin"))
-            if refusal is not None:
-                raise HttpProblem(403, refusal)
-            if request.method == "OPTIONS" and "Access-Control-Request-Method" in headers:
-                return _preflight(headers.get("Access-Control-Request-Headers", ""))
-            if not started and request.path not in PROBE_PATHS:
-                log.debug("%s %s waits until the gateway has started", request.method,
-                          request.path)
-                await host.started()
-                started = True
-            return await handler(request)
-        except HttpProblem as problem:
-            if problem.request_id is None and request.method == "POST":
-                problem.request_id = await _peek_id(request)
-            return problem.response()
-
-    return front_checks
-
-
-async def _peek_id(request: web.Request) -> str | int | None:
+async def peek_id(request: web.BaseRequest) -> str | int | None:
     """The id near the start of a body not read yet (None once the handler has read it)."""
     content = request.content
     if content.is_eof():  # all of it has arrived (or was read already: then nothing is left)
@@ -119,7 +46,8 @@ async def _peek_id(request: web.Request) -> str | int | None:
     return readable_id(bytes(prefix)) if prefix else None
 
 
-def _preflight(requested: str) -> web.Response:
+def preflight(requested: str) -> web.Response:
+    """The answer to a CORS preflight asking for the ``requested`` headers."""
     params = [name.strip() for name in requested.split(",")
               if name.strip().lower().startswith(_PARAM_PREFIX)]
     return web.Response(status=204, headers={
@@ -129,7 +57,7 @@ def _preflight(requested: str) -> web.Response:
     })
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
+async def read_body(request: web.BaseRequest, limit: int) -> bytes:
     """Read a request body of at most ``limit`` bytes.
 
     :raises HttpProblem: 413 when the declared or the actual size is larger (with the id

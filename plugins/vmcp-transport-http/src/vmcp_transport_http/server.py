@@ -1,4 +1,5 @@
-"""What both HTTP fronts share: the aiohttp application, authentication, listening, shutdown."""
+"""What both HTTP fronts share: their routes' front (:mod:`.front_app`), authentication,
+listening, shutdown."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from vmcp.auth.metadata import metadata_paths, protected_resource_metadata
 from vmcp.transports.base import FrontHost
 from vmcp.transports.netsec import front_url, refuse_insecure_bind
 from vmcp.transports.probes import PROBE_HEADERS, PROBE_PATHS, probe_answer
+from vmcp_transport_http.front_app import FrontApp
 from vmcp_transport_http.listener import ListenerSite
 from vmcp_transport_http.messages import HttpProblem
-from vmcp_transport_http.security import install_front_checks
 from vmcp_transport_http.settings import FrontSettings
 
 log = logging.getLogger("vmcp.transports.http")
@@ -36,15 +37,13 @@ SSE_HEADERS = {
 LISTEN_BACKLOG = 2048
 
 
-def build_app(settings: FrontSettings, host: FrontHost) -> web.Application:
-    """An application with the front's path (see :mod:`vmcp_transport_http.security`):
-    ``Host``/``Origin`` checks, CORS, the wait for the start, problem reporting."""
-    app = web.Application(client_max_size=settings.max_message_bytes)
-    install_front_checks(app, settings, host)
-    return app
+def build_app(settings: FrontSettings, host: FrontHost) -> FrontApp:
+    """A front with no routes yet: ``Host``/``Origin`` checks, CORS, the wait for the start,
+    problem reporting (see :mod:`vmcp_transport_http.front_app`)."""
+    return FrontApp(settings, host)
 
 
-async def authenticate(host: FrontHost, request: web.Request) -> Principal:
+async def authenticate(host: FrontHost, request: web.BaseRequest) -> Principal:
     """The caller of one HTTP request, or :class:`HttpProblem` with the auth driver's status
     and its ``WWW-Authenticate`` challenge (which names the protected-resource metadata)."""
     try:
@@ -55,14 +54,14 @@ async def authenticate(host: FrontHost, request: web.Request) -> Principal:
                           headers={"WWW-Authenticate": challenge}) from exc
 
 
-def add_metadata_routes(app: web.Application, host: FrontHost, mcp_path: str) -> None:
+def add_metadata_routes(app: FrontApp, host: FrontHost, mcp_path: str) -> None:
     """Serve the RFC 9728 protected-resource metadata MCP clients look for after a 401.
 
     Answered without authentication at ``/.well-known/oauth-protected-resource[/<path>]``;
     404 when no auth driver is configured (there is nothing to discover).
     """
 
-    async def metadata(request: web.Request) -> web.Response:
+    async def metadata(request: web.BaseRequest) -> web.Response:
         resource = f"{request.scheme}://{request.host}{mcp_path}"
         document = protected_resource_metadata(host.config.auth, resource)
         if document is None:
@@ -70,24 +69,24 @@ def add_metadata_routes(app: web.Application, host: FrontHost, mcp_path: str) ->
         return web.json_response(document)
 
     for path in metadata_paths(mcp_path):
-        app.router.add_route("GET", path, metadata)
+        app.add_route("GET", path, metadata)
 
 
-def add_health_routes(app: web.Application, host: FrontHost) -> None:
+def add_health_routes(app: FrontApp, host: FrontHost) -> None:
     """Answer ``/livez`` and ``/readyz`` (see :mod:`vmcp.transports.probes`), without auth."""
 
-    async def probe(request: web.Request) -> web.Response:
+    async def probe(request: web.BaseRequest) -> web.Response:
         status, text = probe_answer(host, request.path)
         return web.Response(status=status, text=text, headers=PROBE_HEADERS)
 
     for path in PROBE_PATHS:
-        app.router.add_route("GET", path, probe)
+        app.add_route("GET", path, probe)
 
 
 async def run_app(
     name: str,
     host: FrontHost,
-    app: web.Application,
+    app: FrontApp,
     settings: FrontSettings,
     path: str,
     ready: Callable[[str], Awaitable[None] | None],
@@ -99,11 +98,9 @@ async def run_app(
     On the way out ``on_stop`` ends every client session, then the listener closes.
     """
     refuse_insecure_bind(name, settings.host, host.auth_required)
-    runner = web.AppRunner(
-        app,
+    runner = web.ServerRunner(
+        app.server(handler_cancellation=True, access_log=None),
         handle_signals=False,
-        handler_cancellation=True,
-        access_log=None,
         shutdown_timeout=SHUTDOWN_GRACE,
     )
     await runner.setup()
@@ -129,7 +126,7 @@ async def run_app(
             await runner.cleanup()
 
 
-async def _stop_taking_requests(runner: web.AppRunner) -> None:
+async def _stop_taking_requests(runner: web.BaseRunner) -> None:
     """Close the listener and every idle connection (busy ones close after the request
     they carry), so that no request arrives once the sessions end: a load balancer then
     sees a refused connection, which it may send elsewhere, instead of a request that was

@@ -94,7 +94,7 @@ class StreamRelay:
 
     # -- the instance the GET reached ------------------------------------------------------
 
-    async def resume(self, request: web.Request, headers: dict[str, str], session_id: str,
+    async def resume(self, request: web.BaseRequest, headers: dict[str, str], session_id: str,
                      owner: str, last_event_id: str) -> web.StreamResponse:
         """The GET's response: the owner's replay of the stream after ``last_event_id``."""
         ref = secrets.token_urlsafe(12)

@@ -51,6 +51,7 @@ from vmcp.transports.base import FrontHost
 from vmcp.transports.tracecontext import meta_from_headers
 from vmcp_transport_http.commit import must_commit
 from vmcp_transport_http.commit import start as commit_start
+from vmcp_transport_http.front_app import FrontApp
 from vmcp_transport_http.limits import Admission, RateLimiter, retry_after, shed_wait
 from vmcp_transport_http.messages import (
     JSON_TYPE,
@@ -170,12 +171,12 @@ class StreamableHttpServer:
         """Bytes of reply streams every session keeps for a resume (for tests and metrics)."""
         return sum(session.retained_bytes for session in self.sessions.values())
 
-    def app(self) -> web.Application:
+    def app(self) -> FrontApp:
         """The aiohttp application serving the endpoint."""
         app = build_app(self.settings, self.host)
-        app.router.add_route("POST", self.settings.path, self.post)
-        app.router.add_route("GET", self.settings.path, self.get)
-        app.router.add_route("DELETE", self.settings.path, self.delete)
+        app.add_route("POST", self.settings.path, self.post)
+        app.add_route("GET", self.settings.path, self.get)
+        app.add_route("DELETE", self.settings.path, self.delete)
         add_metadata_routes(app, self.host, self.settings.path)
         add_health_routes(app, self.host)
         return app
@@ -194,7 +195,7 @@ class StreamableHttpServer:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
     # -- helpers --------------------------------------------------------------------------
-    def _session(self, request: web.Request, principal: Principal) -> HttpSession:
+    def _session(self, request: web.BaseRequest, principal: Principal) -> HttpSession:
         session_id = request.headers.get(SESSION_HEADER)
         if not session_id:
             raise HttpProblem(400, f"Bad Request: missing {SESSION_HEADER} header")
@@ -206,7 +207,7 @@ class StreamableHttpServer:
         return session
 
     @staticmethod
-    def _check_version(request: web.Request) -> str:
+    def _check_version(request: web.BaseRequest) -> str:
         version = request.headers.get(VERSION_HEADER)
         if version is None:
             return DEFAULT_HTTP_VERSION
@@ -325,7 +326,7 @@ class StreamableHttpServer:
                               headers=retry_after(self.settings.retry_after))
 
     # -- POST -----------------------------------------------------------------------------
-    async def post(self, request: web.Request) -> web.StreamResponse:
+    async def post(self, request: web.BaseRequest) -> web.StreamResponse:
         """Take one message (or batch) from the client, unless too many are being handled."""
         admission = self._admission
         # one that would open a session (told apart before its body is read) waits only
@@ -356,7 +357,7 @@ class StreamableHttpServer:
 
     async def _post(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         principal: Principal,
         payload: dict[str, Any] | list[dict[str, Any]],
         admitted: _Admitted,
@@ -387,7 +388,7 @@ class StreamableHttpServer:
 
     async def _reply(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         session: HttpSession,
         messages: list[dict[str, Any]],
         sse: bool,
@@ -435,7 +436,7 @@ class StreamableHttpServer:
                     await self._share(session)
         return response
 
-    async def _stream_reply(self, request: web.Request, session: HttpSession,
+    async def _stream_reply(self, request: web.BaseRequest, session: HttpSession,
                             post: PostStream, first: bytes, hold: bool) -> web.StreamResponse:
         """The SSE reply of a POST not answered within the grace, starting with ``first``.
         ``hold``: it starts with its first event, with no priming event (a request safe to
@@ -508,7 +509,7 @@ class StreamableHttpServer:
         )
 
     # -- GET ------------------------------------------------------------------------------
-    async def get(self, request: web.Request) -> web.StreamResponse:
+    async def get(self, request: web.BaseRequest) -> web.StreamResponse:
         """Open the standalone stream, or resume a stream after ``Last-Event-ID``."""
         principal = await authenticate(self.host, request)
         _refuse_modern(request)
@@ -543,7 +544,7 @@ class StreamableHttpServer:
         return response
 
     # -- DELETE ---------------------------------------------------------------------------
-    async def delete(self, request: web.Request) -> web.Response:
+    async def delete(self, request: web.BaseRequest) -> web.Response:
         """End a session at the client's request."""
         principal = await authenticate(self.host, request)
         _refuse_modern(request)
@@ -592,7 +593,7 @@ class StreamableHttpServer:
             return
         self._link(session)
 
-    async def _shared_session(self, request: web.Request, principal: Principal) -> HttpSession:
+    async def _shared_session(self, request: web.BaseRequest, principal: Principal) -> HttpSession:
         """The session a request names, taken up from the shared state when another
         instance opened it; its record is renewed (at most every few seconds)."""
         assert self._cluster is not None
@@ -693,7 +694,7 @@ class StreamableHttpServer:
             self._spawn(self._reload(session))
 
     async def _get_shared(
-        self, request: web.Request, session: HttpSession, after: str | None
+        self, request: web.BaseRequest, session: HttpSession, after: str | None
     ) -> web.StreamResponse:
         """A shared session's standalone stream, from its event log, on this instance: its
         backends are made to send the session's subscribed updates here too."""
@@ -738,7 +739,7 @@ class _Admitted:
             self._admission.leave()
 
 
-def _refuse_modern(request: web.Request) -> None:
+def _refuse_modern(request: web.BaseRequest) -> None:
     """405 to a GET or DELETE of a 2026-07-28 client: that era has neither streams nor
     sessions to open or end (a handshake-era client's gets what its era says)."""
     if request.headers.get(VERSION_HEADER) in MODERN_VERSIONS:

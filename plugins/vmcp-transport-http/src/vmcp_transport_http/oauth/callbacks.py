@@ -10,9 +10,13 @@ any other ``state`` is refused, and one sign-in's response never reaches another
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from vmcp_transport_http.front_app import FrontApp
 
 #: where the HTTP front takes authorization responses
 CALLBACK_PATH = "/oauth/callback"
@@ -37,9 +41,9 @@ class FrontCallbacks:
         self.base: str | None = None
         self._waiting: dict[str, asyncio.Future[dict[str, str]]] = {}
 
-    def install(self, app: web.Application) -> None:
-        """Serve :data:`CALLBACK_PATH` on a front's application."""
-        app.router.add_get(CALLBACK_PATH, self._callback)
+    def install(self, app: FrontApp) -> None:
+        """Serve :data:`CALLBACK_PATH` on a front."""
+        app.add_route("GET", CALLBACK_PATH, self._callback)
 
     def serving(self, url: str) -> None:
         """A front serves at ``url``: the first one on a loopback address (a redirect URI
@@ -64,7 +68,7 @@ class FrontCallbacks:
         """That sign-in no longer waits."""
         self._waiting.pop(state, None)
 
-    async def _callback(self, request: web.Request) -> web.Response:
+    async def _callback(self, request: web.BaseRequest) -> web.Response:
         params = dict(request.query)
         future = self._waiting.pop(params.get("state", ""), None)
         if future is None:
