@@ -73,10 +73,11 @@ async def test_writer_groups_a_turn_and_writes_every_16_without_waiting() -> Non
     writer = LineWriter(transport)  # type: ignore[arg-type]
     for n in range(40):
         writer.write({"id": n})
-    # two groups of 16 went out at once; the last 8 wait for the end of the turn
-    assert [data.count(b"\n") for data in transport.writes] == [16, 16]
+    # the turn's first went out alone, at once, then two groups of 16; the last 7 wait for
+    # the end of the turn
+    assert [data.count(b"\n") for data in transport.writes] == [1, 16, 16]
     await asyncio.sleep(0)
-    assert [data.count(b"\n") for data in transport.writes] == [16, 16, 8]
+    assert [data.count(b"\n") for data in transport.writes] == [1, 16, 16, 7]
     lines = b"".join(transport.writes).splitlines()
     assert lines == [b'{"id":%d}' % n for n in range(40)]
 
@@ -86,11 +87,23 @@ async def test_writer_sends_a_large_message_at_once() -> None:
     transport = RecordingTransport()
     writer = LineWriter(transport)  # type: ignore[arg-type]
     writer.write({"id": 1})
-    writer.write({"id": 2, "text": "x" * 70_000})
-    assert len(transport.writes) == 1 and transport.writes[0].count(b"\n") == 2
-    writer.write({"id": 3})
+    writer.write({"id": 2})
+    writer.write({"id": 3, "text": "x" * 70_000})
+    assert [data.count(b"\n") for data in transport.writes] == [1, 2]
+    writer.write({"id": 4})
     await asyncio.sleep(0)
-    assert [data.count(b"\n") for data in transport.writes] == [2, 1]
+    assert [data.count(b"\n") for data in transport.writes] == [1, 2, 1]
+
+
+@pytest.mark.anyio
+async def test_a_lone_message_is_written_at_once_and_the_next_turn_starts_afresh() -> None:
+    transport = RecordingTransport()
+    writer = LineWriter(transport)  # type: ignore[arg-type]
+    writer.write({"id": 1})
+    assert transport.writes == [b'{"id":1}\n']  # not held back until the turn ends
+    await asyncio.sleep(0)
+    writer.write({"id": 2})
+    assert transport.writes == [b'{"id":1}\n', b'{"id":2}\n']
 
 
 def test_a_failing_consumer_costs_only_its_line() -> None:

@@ -113,8 +113,8 @@ def _unwritable(message: JsonMessage, exc: jsonrpc.EncodeError) -> bytes | None:
 
 
 class LineWriter:
-    """Writes messages as lines; those written in one event-loop turn go out together
-    (in groups of up to 16, and a large message at once).
+    """Writes messages as lines: the first of an event-loop turn at once, the others of
+    that turn together (in groups of up to 16, and a large message at once).
 
     It is also the :class:`~vmcp.transports.base.FrontPeer` of a stream front (a stream has
     one way to the client, so what a message relates to changes nothing).
@@ -129,22 +129,29 @@ class LineWriter:
         self._scheduled = False
 
     def write(self, message: JsonMessage, related_to: Any = None) -> None:
-        """Queue one message; it is written at the end of this event-loop turn."""
-        pending = self._pending
+        """Write one message: the first of an event-loop turn at once, those that follow in
+        the same turn together at its end."""
         try:
             line = jsonrpc.encode_line(message)
         except jsonrpc.EncodeError as exc:
             line = _unwritable(message, exc)
             if line is None:
                 return
+        if not self._scheduled:  # so nothing is pending either
+            # A lone message (a request on its way to a backend, the answer on its way back:
+            # the common case) is not held back behind the rest of the turn's work, which
+            # would add that work to every call's latency.
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+            if not self.transport.is_closing():
+                self.transport.write(line)
+            return
+        pending = self._pending
         pending.append(line)
         # A turn that handles a large chunk of pipelined input would otherwise hold all its
         # output back until it ends, leaving the process at the other end idle meanwhile.
         if len(pending) >= _EAGER_COUNT or len(line) >= _EAGER_BYTES:
-            self._write_out()  # a flush already scheduled stays so, for what comes next
-        elif not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self.flush)
+            self._write_out()  # the flush scheduled stays so, for what comes next
 
     send = write  # the FrontPeer method
 
