@@ -128,11 +128,9 @@ class Admission:
         """Take a turn, waiting for one if need be: False when refused (the loop runs late,
         the queue is full, or for an impatient caller already ``limit`` long, or no turn
         came within ``max_wait``). A True must be paired with :meth:`leave`."""
-        lag = self._lag
-        lag.touch()
-        if self._held < self._limit and not self._waiting:
-            self._held += 1
+        if self.try_enter():
             return True
+        lag = self._lag
         # only a full front asks the lag: a lone stall of a lightly used one (a busy
         # machine, a long collection) is no crowd, and refusing then would turn away
         # callers it has room for
@@ -151,6 +149,15 @@ class Admission:
             if future.done() and not future.cancelled() and future.result():
                 self.leave()  # the turn handed over just before the caller went away
             raise
+
+    def try_enter(self) -> bool:
+        """Take a free turn at once, if there is one and nobody waits for it (a True must be
+        paired with :meth:`leave`); else False, and :meth:`enter` waits for one."""
+        self._lag.touch()
+        if self._held < self._limit and not self._waiting:
+            self._held += 1
+            return True
+        return False
 
     def retry_after(self) -> int:
         """The whole seconds the caller just refused is told to wait: ``retry_after`` when

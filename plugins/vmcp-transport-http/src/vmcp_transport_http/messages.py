@@ -75,11 +75,19 @@ def wants_sse(request: web.BaseRequest) -> bool:
 
     :raises HttpProblem: 406 when the client accepts neither.
     """
-    types = media_types(request)
-    sse = bool(types & {SSE_TYPE, "text/*"})
-    if not (sse or types & {JSON_TYPE, "application/*", "*/*"}):
+    sse = _answer_as_sse(request.headers.get("Accept", "*/*"))
+    if sse is None:
         raise HttpProblem(406, f"Not Acceptable: accept {JSON_TYPE} or {SSE_TYPE}")
     return sse
+
+
+@functools.lru_cache(maxsize=64)
+def _answer_as_sse(accept: str) -> bool | None:
+    """SSE or JSON for an ``Accept`` header value (None: neither is accepted)."""
+    types = _accepted(accept)
+    if types & {SSE_TYPE, "text/*"}:
+        return True
+    return False if types & {JSON_TYPE, "application/*", "*/*"} else None
 
 
 def decode_body(body: bytes) -> list[dict[str, Any]] | dict[str, Any]:
@@ -93,15 +101,18 @@ def decode_body(body: bytes) -> list[dict[str, Any]] | dict[str, Any]:
         data = decode(body)
     except DecodeError as exc:
         raise HttpProblem(400, exc.message, exc.code, request_id=exc.request_id) from exc
-    messages = [data] if isinstance(data, dict) else data
-    if isinstance(messages, list) and messages and all(isinstance(m, dict) for m in messages):
-        for message in messages:
-            if classify(message) is INVALID:
-                raise HttpProblem(
-                    400, "Invalid Request: neither a request, a notification nor a response",
-                    request_id=request_key(message.get("id")))
-        return data
-    raise HttpProblem(400, "Invalid Request: expected a JSON-RPC message or a batch of them")
+    if type(data) is dict:  # one message: the common case, without a list made for it
+        messages: tuple[dict[str, Any]] | list[Any] = (data,)
+    elif isinstance(data, list) and data and all(isinstance(m, dict) for m in data):
+        messages = data
+    else:
+        raise HttpProblem(400, "Invalid Request: expected a JSON-RPC message or a batch of them")
+    for message in messages:
+        if classify(message) is INVALID:
+            raise HttpProblem(
+                400, "Invalid Request: neither a request, a notification nor a response",
+                request_id=request_key(message.get("id")))
+    return data  # type: ignore[no-any-return]
 
 
 def decode_message(data: str | bytes) -> dict[str, Any] | bytes:

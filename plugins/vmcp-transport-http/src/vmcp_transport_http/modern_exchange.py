@@ -55,4 +55,6 @@ async def response_of(stream: EventStream) -> tuple[JsonMessage, bytes]:
     """The response that ends ``stream``, once it has come, and its encoded line."""
     while not stream.finished:
         await stream.changed(stream.version)
-    return stream.last()
+    response = stream.last()
+    assert response is not None  # an exchange's stream is ended by its response only
+    return response

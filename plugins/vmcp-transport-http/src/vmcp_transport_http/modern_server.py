@@ -194,7 +194,7 @@ class ModernFront:
         while hold and not stream.backlog and not stream.finished:
             await stream.changed(stream.version)
         if stream.finished and stream.backlog == 1:  # only the response: one JSON body
-            return _json(*stream.last())
+            return _json(*stream.last())  # type: ignore[misc]  # its one event
         response = (EventStreamResponse if stream.backlog else web.StreamResponse)(
             headers=SSE_HEADERS)
         await response.prepare(request)

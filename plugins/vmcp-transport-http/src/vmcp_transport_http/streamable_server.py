@@ -310,16 +310,16 @@ class StreamableHttpServer:
         return session
 
     def _limit_rate(self, principal: Principal) -> None:
-        """Spend one of the principal's tokens, or refuse the POST with 429."""
-        if self._rates is not None and (wait := self._rates.take(principal)):
+        """Spend one of the principal's tokens, or refuse the POST with 429 (when the front
+        limits rates)."""
+        assert self._rates is not None
+        if wait := self._rates.take(principal):
             raise HttpProblem(429, "Too Many Requests: this caller's rate limit is exceeded",
                               headers=retry_after(wait))
 
     def _refuse_while_draining(self, payload: dict[str, Any] | list[dict[str, Any]]) -> None:
-        """503 with ``Retry-After`` for new requests once the gateway is stopping; the
+        """503 with ``Retry-After`` for new requests (the gateway is stopping); the
         notifications and responses that calls in flight still need pass."""
-        if not self.host.draining:
-            return
         messages = payload if isinstance(payload, list) else [payload]
         if any(is_request(m) for m in messages):
             raise HttpProblem(503, "Service Unavailable: this gateway is stopping",
@@ -334,7 +334,7 @@ class StreamableHttpServer:
         headers = request.headers
         opening = (SESSION_HEADER not in headers
                    and headers.get(VERSION_HEADER) not in MODERN_VERSIONS)
-        if not await admission.enter(patient=not opening):
+        if not admission.try_enter() and not await admission.enter(patient=not opening):
             raise HttpProblem(503, "Service Unavailable: too many requests at once",
                               headers=retry_after(admission.retry_after()))
         admitted = _Admitted(admission)
@@ -362,8 +362,10 @@ class StreamableHttpServer:
         payload: dict[str, Any] | list[dict[str, Any]],
         admitted: _Admitted,
     ) -> web.StreamResponse:
-        self._limit_rate(principal)
-        self._refuse_while_draining(payload)
+        if self._rates is not None:
+            self._limit_rate(principal)
+        if self.host.draining:
+            self._refuse_while_draining(payload)
         if is_modern_post(request.headers, payload):  # whatever Mcp-Session-Id it carries
             return await self._modern.post(request, principal, payload, admitted.release)
         if SESSION_HEADER not in request.headers:
@@ -372,31 +374,33 @@ class StreamableHttpServer:
             sse = wants_sse(request)
             session = self._open_session(principal)
             return await self._reply(
-                request, session, [initialize], sse, _offered_version(initialize), opening=True
-            )
+                request, session, [initialize], [request_key(initialize["id"])], sse,
+                _offered_version(initialize), opening=True)
         session = (self._session(request, principal) if self._cluster is None
                    else await self._shared_session(request, principal))
         version = self._check_version(request)
         messages = payload if isinstance(payload, list) else [payload]
         if "traceparent" in request.headers:
             messages = [meta_from_headers(m, request.headers) for m in messages]
-        if not any(is_request(m) for m in messages):
+        keys = [request_key(m["id"]) for m in messages if is_request(m)]
+        if not keys:
             for message in messages:
                 session.deliver(message)
             return web.Response(status=202)
-        return await self._reply(request, session, messages, wants_sse(request), version)
+        return await self._reply(request, session, messages, keys, wants_sse(request), version)
 
     async def _reply(
         self,
         request: web.BaseRequest,
         session: HttpSession,
         messages: list[dict[str, Any]],
+        keys: list[str | int | None],
         sse: bool,
         version: str,
         *,
         opening: bool = False,
     ) -> web.StreamResponse:
-        keys = [request_key(m["id"]) for m in messages if is_request(m)]
+        """Deliver a POST's messages (``keys``: the ids of its requests) and answer it."""
         if None in keys or len(set(keys)) != len(keys):
             raise HttpProblem(400, "Invalid Request: ids must be unique strings or integers")
         if session.in_flight(keys):  # None was refused above
@@ -751,13 +755,15 @@ def _shed(post: PostStream) -> HttpProblem | None:
     """The 503 with ``Retry-After`` for a POST whose one request the gateway shed, if it was."""
     if len(post.ids) != 1:
         return None
-    for message in post.stream.messages():
-        error = message.get("error")
-        if "id" in message and (wait := shed_wait(error)) is not None:
-            return HttpProblem(503, str(error.get("message", "Service Unavailable")),
-                               BACKEND_UNAVAILABLE, request_id=message["id"],
-                               headers=retry_after(wait))
-    return None
+    last = post.stream.last()  # its response, which ended the stream
+    if last is None:
+        return None  # the session ended before it was answered
+    message = last[0]
+    error = message.get("error")
+    if error is None or (wait := shed_wait(error)) is None:
+        return None
+    return HttpProblem(503, str(error.get("message", "Service Unavailable")),
+                       BACKEND_UNAVAILABLE, request_id=message["id"], headers=retry_after(wait))
 
 
 def _failed(post: PostStream) -> bool:

@@ -145,8 +145,10 @@ class EventStream:
         """Every buffered message, oldest first."""
         return [message for _, message, _ in self._events]
 
-    def last(self) -> tuple[dict[str, Any], bytes]:
-        """The newest buffered message and its encoded line (the stream is not empty)."""
+    def last(self) -> tuple[dict[str, Any], bytes] | None:
+        """The newest buffered message and its encoded line (None: none is buffered)."""
+        if not self._events:
+            return None
         _, message, line = self._events[-1]  # type: ignore[index]
         return message, line
 
