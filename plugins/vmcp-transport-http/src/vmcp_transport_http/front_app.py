@@ -40,13 +40,10 @@ Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 class FrontRequest(web.BaseRequest):
-    """A request to a :class:`FrontApp`; its responses get the front's headers."""
+    """A request to a :class:`FrontApp`; its responses get the front's headers. Each front
+    serves a subclass naming it (so that aiohttp's ``clone`` makes one of the same front)."""
 
-    ATTRS = web.BaseRequest.ATTRS | frozenset(["_front"])
-
-    def __init__(self, *args: Any, front: FrontApp, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._front = front
+    _front: FrontApp
 
     async def _prepare_hook(self, response: web.StreamResponse) -> None:
         # aiohttp calls this on every response just before its headers are written (its
@@ -75,10 +72,11 @@ class FrontApp:
         """aiohttp's low-level server taking every request through this front (``kwargs``:
         the connection settings of :class:`aiohttp.web.Server`)."""
         loop = asyncio.get_running_loop()
+        request_class = type("FrontRequest", (FrontRequest,), {"_front": self})
 
         def request(message: Any, payload: Any, protocol: Any, writer: Any,
                     task: asyncio.Task[None]) -> FrontRequest:
-            return FrontRequest(message, payload, protocol, writer, task, loop, front=self)
+            return request_class(message, payload, protocol, writer, task, loop)
 
         return web.Server(self.handle, request_factory=request, **kwargs)
 
