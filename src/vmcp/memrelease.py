@@ -113,6 +113,11 @@ class MemoryRelease:
         :func:`compact`)."""
         self._compactors.append(rebuild)
 
+    @property
+    def due(self) -> float | None:
+        """When (``clock`` time) the pending release runs; None when none is pending."""
+        return self._due if self._timer is not None else None
+
     def request(self) -> None:
         """Ask for a release: it runs once the asks have stopped for ``delay`` seconds (at
         most ``max_defer`` after the first) and ``min_interval`` after the last one."""
