@@ -98,7 +98,7 @@ class MemoryRelease:
         #: releases run so far, and the last one's figures (for tests and the log)
         self.count = 0
         self.last: Released | None = None
-        #: awaited by tests: set each time a release has run
+        #: awaited by tests: set once a release has run
         self.ran = asyncio.Event()
 
     def watch(self) -> LoadWatch:
