@@ -12,8 +12,11 @@
     client does: the connection, its HTTP request in flight and the open stream count.
 
   Then every session is ended with DELETE, every connection closed, and once the gateway
-  holds no more file descriptors than at the start its RSS is read: the return, as a ratio
-  to the start. The gateway runs its default settings except the session caps
+  holds no more file descriptors than at the start, and its RSS has then stopped falling
+  (the gateway gives memory back a second after its last session left, see
+  ``vmcp.memrelease``: the bench reads the RSS every ``RSS_POLL`` s until it has not fallen
+  for ``RSS_QUIET`` s, at most ``RSS_SETTLE_TIMEOUT`` s), its RSS is read: the return, as a
+  ratio to the start. The gateway runs its default settings except the session caps
   (``max_sessions``, ``max_sessions_per_principal``), raised above the count so that none
   is refused or reclaimed (every bench session is the same anonymous loopback principal,
   whose default cap is 2,500). The soft limit of open files is raised to the hard one.
@@ -42,6 +45,13 @@ MOUNT_TOOLS = 50
 TOOL = f"{MOUNT}__tool_0"
 #: seconds the gateway gets to close the connections the bench closed
 SETTLE_TIMEOUT = 60.0
+#: seconds between two reads of the RSS while it may still fall
+RSS_POLL = 0.25
+#: seconds without a fall after which the RSS is read as final: longer than the release
+#: step's delay after the last session left (vmcp.memrelease.RELEASE_DELAY, 1 s) + margin
+RSS_QUIET = 3.0
+#: the longest the bench waits for the RSS to stop falling, in seconds
+RSS_SETTLE_TIMEOUT = 20.0
 
 
 def run(settings: BenchSettings) -> dict[str, Any]:
@@ -110,11 +120,11 @@ async def _measure(gateway: ServerProcess, url: str, kind: str, count: int,
     finally:
         await asyncio.gather(*(client.close() for client in clients))
     await _settled(gateway.pid, start_fds)
-    after = rss_kib(gateway.pid)
+    after, quiet_after = await _rss_settled(gateway.pid)
     return {"sessions": len(ids), "open_seconds": round(seconds, 2), "rss_start_kib": start,
             "rss_loaded_kib": loaded, "rss_after_kib": after, "fds_start": start_fds,
             "fds_loaded": loaded_fds, "per_session_kib": round((loaded - start) / len(ids), 2),
-            "after_vs_start": round(after / start, 3)}
+            "after_vs_start": round(after / start, 3), "rss_settled_seconds": quiet_after}
 
 
 async def _settled(pid: int, fds: int) -> None:
@@ -127,6 +137,20 @@ async def _settled(pid: int, fds: int) -> None:
                              f"{SETTLE_TIMEOUT:.0f} s after its connections were closed "
                              f"(it held {fds} at the start)")
         await asyncio.sleep(0.05)
+
+
+async def _rss_settled(pid: int) -> tuple[int, float]:
+    """The gateway's RSS once it has not fallen for ``RSS_QUIET`` seconds (at most
+    ``RSS_SETTLE_TIMEOUT``), and the seconds waited until its last fall."""
+    started = time.monotonic()
+    lowest, fell_at = rss_kib(pid), started
+    while time.monotonic() - fell_at < RSS_QUIET and (
+            time.monotonic() - started < RSS_SETTLE_TIMEOUT):
+        await asyncio.sleep(RSS_POLL)
+        now = rss_kib(pid)
+        if now < lowest:
+            lowest, fell_at = now, time.monotonic()
+    return rss_kib(pid), round(fell_at - started, 2)
 
 
 def _per_mount(settings: BenchSettings, space: Workspace) -> dict[str, Any]:

@@ -128,6 +128,11 @@ class GatewaySettings(_Model):
     warm_catalog: bool = True
     #: seconds a mount that lost its backend keeps its lists while it is restarted
     flap_grace: float = Field(30.0, ge=0)
+    #: give memory back once a load of sessions is gone: when the gateway's sessions fall to
+    #: a quarter of a peak of 100 or more, a full garbage collection and (on glibc)
+    #: ``malloc_trim`` run a second after the last one left, at most every 30 s (a pause of
+    #: some milliseconds; see ``vmcp.memrelease``)
+    release_memory: bool = True
 
     @field_validator("separator")
     @classmethod

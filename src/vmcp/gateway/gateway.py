@@ -42,6 +42,7 @@ from vmcp.gateway.stateless import StatelessEntry
 from vmcp.gateway.tasks_remote import RemoteTasks
 from vmcp.gateway.toolsearch import ToolSearch
 from vmcp.gateway.warmcatalog import WarmCatalog
+from vmcp.memrelease import MemoryRelease, compact
 from vmcp.plugins import PluginError, get_plugin_manager, load_driver
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import BACKEND_UNAVAILABLE, INTERNAL_ERROR, INVALID_PARAMS, RpcError
@@ -122,6 +123,13 @@ class Gateway:
         #: unless this process was entered as a stdio ``vmcp start``)
         self.front_snapshot = SnapshotKeeper.of_launch(self)
         self.sessions: dict[str, FrontSession] = {}
+        #: gives memory back once a load of sessions is gone (None: ``release_memory`` off);
+        #: fronts may add their own tables to rebuild (``before_release``)
+        self.memory = MemoryRelease() if config.gateway.release_memory else None
+        self._sessions_watch = None
+        if self.memory is not None:
+            self._sessions_watch = self.memory.watch()
+            self.memory.before_release(lambda: compact(self.sessions))
         #: the stateless 2026-07-28 requests being served (HTTP POSTs), for draining
         self.stateless: set[StatelessEntry] = set()
         #: the sessions shared with other instances (``[cluster]``), by the id they share
@@ -260,6 +268,8 @@ class Gateway:
     async def session_closed(self, session: FrontSession) -> None:
         """Release what a departed session held."""
         self.sessions.pop(session.session_id, None)
+        if self._sessions_watch is not None:
+            self._sessions_watch.note(len(self.sessions))
         if session.shared_id is not None and self.shared_sessions.get(
                 session.shared_id) is session:
             del self.shared_sessions[session.shared_id]
@@ -529,6 +539,8 @@ class Gateway:
             await session.aclose()
         for entry in list(self.stateless):
             await entry.aclose()
+        if self.memory is not None:
+            self.memory.close()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*(m.stop() for m in self.mounts.values()), return_exceptions=True)

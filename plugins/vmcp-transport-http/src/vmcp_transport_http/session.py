@@ -271,6 +271,9 @@ class HttpSession:
         self.retained_bytes = 0
         if self.handle is not None:
             await self.handle.aclose()
+            # the gateway's session points back at this one: without this the pair (and
+            # what hangs off it) would wait as cyclic garbage for a rare full collection
+            self.handle = None
 
 
 class _Activity:

@@ -44,6 +44,7 @@ from aiohttp import web
 
 from vmcp.auth.base import Principal
 from vmcp.cluster.record import SessionRecord, instance_of
+from vmcp.memrelease import compact_all
 from vmcp.protocol.eras import MODERN_VERSIONS
 from vmcp.protocol.errors import BACKEND_UNAVAILABLE
 from vmcp.protocol.versions import DEFAULT_HTTP_VERSION, HANDSHAKE_VERSIONS
@@ -142,6 +143,10 @@ class StreamableHttpServer:
         self._closing: set[asyncio.Task[None]] = set()
         self._grace = SharedTimeout(REPLY_GRACE)
         self._modern = ModernFront(host, settings, self._grace)
+        memory = getattr(host, "memory", None)
+        if memory is not None:  # the tables a load of sessions grew shrink once it is gone
+            memory.before_release(lambda: compact_all(self.sessions, self._resting,
+                                                      self._per_principal))
         #: the state shared with other instances (``[cluster]``), else None
         self._cluster = getattr(host, "cluster", None)
         #: shared sessions whose standalone stream this instance delivers now
