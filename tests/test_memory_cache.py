@@ -5,18 +5,9 @@ from __future__ import annotations
 import pytest
 
 from vmcp.cache.memory import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, MemoryCache
+from vmcp.testing import ManualClock
 
 pytestmark = pytest.mark.anyio
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_get_returns_what_was_set_and_counts() -> None:
@@ -30,7 +21,7 @@ async def test_get_returns_what_was_set_and_counts() -> None:
 
 
 async def test_entry_expires_after_its_ttl() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     cache = MemoryCache(clock=clock)
     await cache.set("short", b"1", ttl=10)
     await cache.set("forever", b"2")
@@ -45,7 +36,7 @@ async def test_entry_expires_after_its_ttl() -> None:
 
 
 async def test_setting_again_replaces_value_and_ttl() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     cache = MemoryCache(clock=clock)
     await cache.set("k", b"old", ttl=1)
     await cache.set("k", b"new!", ttl=100)

@@ -10,18 +10,9 @@ import anyio
 import pytest
 
 from vmcp.memrelease import FALL, MIN_INTERVAL, MemoryRelease, compact, glibc_trim
+from vmcp.testing import ManualClock
 
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    """A clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Cycle:
@@ -77,7 +68,7 @@ def test_a_small_table_never_asks() -> None:
 
 
 async def test_asks_while_the_table_falls_push_the_release_back_within_a_bound() -> None:
-    clock = Clock()
+    clock = ManualClock(100.0)
     release = MemoryRelease(min_peak=1, delay=1.0, max_defer=5.0, trim=lambda: None,
                             clock=clock)
     try:
@@ -95,7 +86,7 @@ async def test_asks_while_the_table_falls_push_the_release_back_within_a_bound()
 
 
 async def test_releases_are_at_least_min_interval_apart() -> None:
-    clock = Clock()
+    clock = ManualClock(100.0)
     release = MemoryRelease(delay=1.0, trim=lambda: None, clock=clock)
     release.release()
     clock.now = 110.0

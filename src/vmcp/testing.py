@@ -49,6 +49,17 @@ def serve_folder(root: Path) -> contextlib.AbstractContextManager[str]:
     return local_http_server(partial(QuietFileHandler, directory=str(root)))
 
 
+class ManualClock:
+    """A clock (``time.monotonic``'s stand-in) that moves only when a test sets or advances
+    :attr:`now`."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 from vmcp.routing.circuit import CircuitBreaker, CircuitSettings
+from vmcp.testing import ManualClock
 
 
-class Clock:
-    """Monotonic seconds, advanced by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def breaker(clock: Clock, **settings: float) -> CircuitBreaker:
+def breaker(clock: ManualClock, **settings: float) -> CircuitBreaker:
     return CircuitBreaker(CircuitSettings(**settings), clock)  # type: ignore[arg-type]
 
 
 def test_consecutive_failures_open_it_and_a_success_resets_the_count() -> None:
-    b = breaker(Clock(), failure_threshold=3, min_requests=100)
+    b = breaker(ManualClock(), failure_threshold=3, min_requests=100)
     for ok in (False, False, True, False, False):
         b.record(ok)
     assert b.state == "closed"
@@ -29,7 +20,7 @@ def test_consecutive_failures_open_it_and_a_success_resets_the_count() -> None:
 
 
 def test_the_failure_rate_over_the_window_opens_it() -> None:
-    b = breaker(Clock(), failure_threshold=100, min_requests=10, failure_rate=0.5)
+    b = breaker(ManualClock(), failure_threshold=100, min_requests=10, failure_rate=0.5)
     for n in range(9):
         b.record(n % 2 == 0)  # 5 ok, 4 failed
     assert b.state == "closed"
@@ -38,7 +29,7 @@ def test_the_failure_rate_over_the_window_opens_it() -> None:
 
 
 def test_failures_that_left_the_window_no_longer_count() -> None:
-    clock = Clock()
+    clock = ManualClock()
     b = breaker(clock, failure_threshold=100, min_requests=4, failure_rate=0.5, window_seconds=10)
     for _ in range(3):
         b.record(False)
@@ -53,7 +44,7 @@ def test_failures_that_left_the_window_no_longer_count() -> None:
 
 
 def test_open_then_half_open_then_closed_by_a_successful_probe() -> None:
-    clock = Clock()
+    clock = ManualClock()
     b = breaker(clock, failure_threshold=1, open_seconds=5, half_open_probes=1)
     b.record(False)
     assert b.state == "open" and not b.allows()
@@ -66,7 +57,7 @@ def test_open_then_half_open_then_closed_by_a_successful_probe() -> None:
 
 
 def test_a_failed_probe_opens_it_again() -> None:
-    clock = Clock()
+    clock = ManualClock()
     b = breaker(clock, failure_threshold=1, open_seconds=5)
     b.record(False)
     clock.now += 5
@@ -76,7 +67,7 @@ def test_a_failed_probe_opens_it_again() -> None:
 
 
 def test_a_disabled_breaker_never_opens() -> None:
-    b = breaker(Clock(), enabled=False, failure_threshold=1)
+    b = breaker(ManualClock(), enabled=False, failure_threshold=1)
     for _ in range(50):
         b.record(False)
     assert b.state == "closed" and b.allows()
