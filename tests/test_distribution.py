@@ -110,9 +110,15 @@ def test_all_packages_build_wheels_that_install_together(tmp_path: Path) -> None
         .returncode == 0
     python = str(venv / "bin" / "python")
     plugins = ["vmcp-transport-http", "vmcp-transport-ws", "vmcp-repo-pypi"]
-    # the plugins extra, resolved from the built wheels (by file, never vmcp from PyPI);
-    # offline: the dependencies come from uv's cache, so no registry is needed
-    installed = _run([uv, "pip", "install", "--offline", "--python", python,
+    # the plugins extra, resolved from the built wheels (by file, never vmcp from PyPI); the
+    # third-party dependencies at their locked versions, from uv's cache where it has them
+    # and from the registry where it does not (uv sync reads the lock's URLs, so a fresh
+    # cache holds none of the index pages an offline resolution would need)
+    locked = tmp_path / "locked.txt"
+    exported = _run([uv, "export", "--frozen", "--all-packages", "--no-emit-workspace",
+                     "--no-hashes", "--no-header", "--output-file", str(locked)], ROOT, env)
+    assert exported.returncode == 0, exported.stderr
+    installed = _run([uv, "pip", "install", "--python", python, "--constraint", str(locked),
                       "--find-links", str(dist), f"vmcp[plugins] @ {(dist / core).as_uri()}"],
                      tmp_path, env)
     assert installed.returncode == 0, installed.stderr
