@@ -60,7 +60,8 @@ def test_the_fast_start_imports_nothing_but_the_standard_library() -> None:
             "print(sorted(set(sys.modules) - before))")
     imported = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True,
                                          text=True, check=True).stdout.replace("'", '"'))
-    assert {name for name in imported if name.startswith("vmcp")} == {"vmcp", "vmcp.faststart"}
+    assert {name for name in imported if name.startswith("vmcp")} == {
+        "vmcp", "vmcp.faststart", "vmcp.headstart"}
     heavy = {"click", "pydantic", "typing", "pathlib", "importlib.metadata", "pluggy", "asyncio"}
     assert heavy.isdisjoint(imported)
 

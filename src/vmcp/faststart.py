@@ -26,6 +26,8 @@ import json
 import os
 import sys
 
+from vmcp import headstart
+
 TYPE_CHECKING = False  # typing itself is not imported: its import costs the fast start
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -90,9 +92,10 @@ def main() -> None:
         LAUNCH = launch(sys.argv[1:], os.environ, os.getcwd())
     except OSError:  # no working folder: the command line reports what goes wrong
         LAUNCH = None
-    if LAUNCH is not None:
-        entries = read_snapshot(LAUNCH)
-        if entries:
+    if LAUNCH is not None and (snapshot := load(LAUNCH)) is not None:
+        headstart.spawn(snapshot.get(headstart.SPAWNS), os.environ)
+        entries = snapshot.get("entries")
+        if entries and isinstance(entries, dict):
             try:
                 HANDOVER = serve(entries, 0, 1)
             except KeyboardInterrupt:  # Ctrl-C before the gateway even started: just stop
@@ -208,15 +211,25 @@ def _packages() -> list[str]:
 def read_snapshot(start: Launch) -> dict[str, Any] | None:
     """The snapshot's entries (requested protocol version -> ``initialize`` and ``tools``
     results) when its key is ``start``'s; None when missing, stale or unreadable."""
+    snapshot = load(start)
+    entries = None if snapshot is None else snapshot.get("entries")
+    return entries if isinstance(entries, dict) else None
+
+
+def load(start: Launch) -> dict[str, Any] | None:
+    """The whole snapshot when its key is ``start``'s and only its owner can change it (it
+    says which programs to run); None when missing, stale, unreadable or not private."""
     try:
         with open(start.path, "rb") as file:
+            status = os.fstat(file.fileno())
+            if status.st_uid != os.getuid() or status.st_mode & 0o022:
+                return None
             snapshot = json.loads(file.read())
     except (OSError, ValueError):
         return None
     if not isinstance(snapshot, dict) or snapshot.get("key") != start.key:
         return None
-    entries = snapshot.get("entries")
-    return entries if isinstance(entries, dict) else None
+    return snapshot
 
 
 # -- serving ---------------------------------------------------------------------------------

@@ -99,8 +99,9 @@ async def test_a_second_start_answers_from_the_snapshot_before_the_backends_are_
     run = starts(home, config, tmp_path)
     listed = await listed_once(run(1), gate)
     # the first start listed once every backend was up, after it wrote the warm catalog:
-    # the files the key covers changed under it, so it kept no snapshot
-    assert snapshots(home) == []
+    # the files the key covers changed under it, so it kept no view (at most how it spawned
+    # its backends, under a key that is stale already)
+    assert [json.loads(path.read_text())["entries"] for path in snapshots(home)] in ([], [{}])
     assert await listed_once(run(2), gate) == listed
     [snapshot] = snapshots(home)
     written = snapshot.stat().st_mtime_ns

@@ -8,6 +8,9 @@ every mount's tools (each mount up, or warm with its tools kept) is written to
 from what was written last, and only while the files the key covers are as they were when
 the process started: a view built before a change on disk (a persona, a pin, an approval)
 is never kept under the key of the state after it.
+
+Once the backends were spawned, the keeper also records under the same key how the stdio
+ones were (:meth:`SnapshotKeeper.spawned`), for the next start's head start.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vmcp import faststart
+from vmcp import faststart, headstart
+from vmcp.config import LimitSettings
 from vmcp.fileutil import atomic_write_text
 
 if TYPE_CHECKING:
@@ -55,21 +59,46 @@ class SnapshotKeeper:
             return
         self._shown = result
         requested, initialize = self._initialize
-        start = self.start
-        entries = faststart.read_snapshot(start) or {}
+        snapshot = self._snapshot()
+        entries = snapshot.setdefault("entries", {})
         entry = {"initialize": initialize, "tools": result}
         if entries.get(requested) == entry:  # what the fast start served, most often
             return
+        entries[requested] = entry
+        self._write(snapshot)
+
+    def spawned(self) -> None:
+        """The backends of the start were spawned: keep how the stdio ones were (from the
+        configuration), for the next start's head start (:mod:`vmcp.headstart`)."""
+        if not self.gateway.warm.enabled:
+            return
+        spawns = [
+            headstart.template(config.command, config.args, config.cwd or None, config.env)
+            for mount in self.gateway.mounts.values()
+            if (config := mount.config).transport == "stdio" and config.command
+            and config.isolation == "shared" and config.limits == LimitSettings()
+            for _ in mount.replicas]
+        snapshot = self._snapshot()
+        if snapshot.get(headstart.SPAWNS, []) == spawns:
+            return
+        snapshot[headstart.SPAWNS] = spawns
+        self._write(snapshot)
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The snapshot of this start as kept now (a new one when there is none)."""
+        return faststart.load(self.start) or {"key": self.start.key, "entries": {}}
+
+    def _write(self, snapshot: dict[str, Any]) -> None:
+        start = self.start
         if faststart.view_key(start.name, start.home, start.config) != start.key:
             log.debug("front snapshot not kept: its files changed since the start")
             return
-        entries[requested] = entry
         path = Path(start.path)
         try:
             # the names hash the VMCP_* environment, which may hold secrets: a private folder
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            atomic_write_text(path, json.dumps({"key": start.key, "entries": entries},
-                                               ensure_ascii=False, sort_keys=True), 0o600)
+            atomic_write_text(path, json.dumps(snapshot, ensure_ascii=False, sort_keys=True),
+                              0o600)
         except (OSError, TypeError, ValueError) as exc:
             log.warning("could not keep the front snapshot: %s", exc)
             return

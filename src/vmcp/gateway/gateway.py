@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from vmcp import headstart
 from vmcp.auth.base import AuthError, AuthProvider, Principal
 from vmcp.auth.metadata import resource_metadata_url, www_authenticate
 from vmcp.cache.layer import CacheLayer
@@ -313,7 +314,10 @@ class Gateway:
         opening = self._opening = _Opening(loop.create_future(), loop.create_future())
         services = loop.create_task(self._open_services(opening, alongside))
         try:
-            await self.start_mounts()
+            try:
+                await self.start_mounts()
+            finally:
+                headstart.release()  # what the head start spawned and no mount took
             _resolve(opening.go)  # nothing was spawned (or a count fell short)
             await services
         except BaseException:
@@ -555,6 +559,8 @@ class Gateway:
         """What start() opens while the backends start: the cache (then given to every
         mount), then ``alongside``."""
         await opening.go
+        if self.front_snapshot is not None:  # for the next start's head start
+            self.front_snapshot.spawned()
         await self._open_cache()
         if self.cluster is not None:
             await self.cluster.start()

@@ -18,10 +18,12 @@ import stat
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
+from vmcp import headstart
 from vmcp.config import LimitSettings, MountConfig, expand_vars
 from vmcp.faststart import take_handover
 from vmcp.protocol import jsonrpc
 from vmcp.protocol.errors import RpcError
+from vmcp.transports.adopted import adopt
 from vmcp.transports.base import (
     Connection,
     ConnectionClosed,
@@ -264,6 +266,16 @@ class StdioTransport(Transport):
         assert mount.command is not None
         command = env_expand(mount.command, env)
         args = [env_expand(arg, env) for arg in mount.args]
+        cwd = env_expand(mount.cwd, env) if mount.cwd else None
+        limiter = _limiter(mount.limits)
+        head = None if scope is not None or limiter is not None else \
+            headstart.claim([command, *args], env, cwd or None)
+        if head is not None:
+            log.info("mount %s: took over backend %d, spawned by the head start",
+                      mount.id, head.pid)
+            adopted, backend = await adopt(head, lambda: _BackendProtocol(mount.id))
+            return ProcessConnection(mount.id, cast(asyncio.SubprocessTransport, adopted),
+                                     cast(_BackendProtocol, backend))
         loop = asyncio.get_running_loop()
         try:
             transport, protocol = await loop.subprocess_exec(
@@ -274,11 +286,11 @@ class StdioTransport(Transport):
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=env,
-                cwd=env_expand(mount.cwd, env) if mount.cwd else None,
+                cwd=cwd,
                 # Its own session and process group: signals to vmcp's terminal don't reach
                 # it, and stopping it reaches every process it started.
                 start_new_session=True,
-                preexec_fn=_limiter(mount.limits),
+                preexec_fn=limiter,
             )
         except OSError as exc:
             raise ConnectionClosed(f"cannot start {command!r}: {exc.strerror or exc}") from exc
