@@ -3,8 +3,10 @@
 Each mount runs through ``sh``, which appends the wall-clock time (ns) it started at to a
 stamp file and then becomes the fixture backend; the earliest stamp minus the gateway's spawn
 time is what the gateway did before it could start any backend (interpreter start, imports,
-configuration, plugins). One more run under ``python -X importtime`` says where the import
-part of it went.
+configuration, plugins). The first start in a new home is cold; from the third on, starts
+of the same configuration are warm: the front snapshot the earlier ones kept lets the head
+start spawn the backends before the gateway is imported (:mod:`vmcp.headstart`). One more
+run under ``python -X importtime`` says where the import part of a cold start went.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from bench.procs import Command
 from bench.stats import BenchError
+from bench.stdio_client import StdioTarget
 
 #: top-level imports listed in the report
 TOP_IMPORTS = 6
@@ -28,25 +31,25 @@ def stamped_mount(argv: list[str], stamps: Path) -> dict[str, Any]:
     return {"command": "sh", "args": ["-c", script]}
 
 
-def first_spawn_ms(command: Command, stamps: Path, cwd: Path, log: Path,
-                   timeout: float = 60.0) -> float:
-    """Milliseconds from spawning the gateway to the first stamp of one of its backends."""
+def first_spawn_ms(command: Command, stamps: Path, cwd: Path, log: Path, tool: str) -> float:
+    """Milliseconds from spawning the gateway to the first stamp of one of its backends.
+
+    The start is taken to its end (the handshake and a call of ``tool`` on the slowest
+    mount), as a client's would be: what a start keeps for the next (the warm catalog, the
+    front snapshot and its record of the backends' spawns) is kept as it would be.
+    """
     stamps.unlink(missing_ok=True)
-    with log.open("ab") as err:
-        started = time.time()
-        process = subprocess.Popen(command.argv, stdin=subprocess.PIPE,
-                                   stdout=subprocess.DEVNULL, stderr=err, env=command.env,
-                                   cwd=cwd)
+    started = time.time()
+    target = StdioTarget(command, cwd, log)
     try:
-        deadline = time.monotonic() + timeout
-        while not (stamps.exists() and stamps.read_text().strip()):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(f"no backend of the gateway started (see {log})")
-            time.sleep(0.001)
-        first = min(int(line) for line in stamps.read_text().split()) / 1e9
-        return (first - started) * 1000
+        target.initialize()
+        target.request("tools/call", {"name": tool, "arguments": {}})
     finally:
-        _stop(process)
+        target.close()
+    if not (stamps.exists() and stamps.read_text().strip()):
+        raise BenchError(f"no backend of the gateway started (see {log})")
+    first = min(int(line) for line in stamps.read_text().split()) / 1e9
+    return (first - started) * 1000
 
 
 def import_profile(command: Command, stamps: Path, cwd: Path, log: Path) -> dict[str, Any]:

@@ -116,8 +116,10 @@ def targets(results: Results) -> list[dict[str, Any]]:
              f"gateway alone {start.get('gateway_empty', {}).get('seconds')} s; "
              f"{together}x of the backends started together without it"),
         made(f"gateway's own start-up with {_ok(s, 'startup', 'mounts')} mounts, up to its "
-             "first backend's spawn", _ok(s, "startup", "own_ms"), 80.0, "<=", "ms",
-             f"{(_ok(s, 'startup', 'imports') or {}).get('imports_ms')} ms of it imports "
+             "first backend's spawn (warm: the same configuration as the last start)",
+             _ok(s, "startup", "own_ms"), 80.0, "<=", "ms",
+             f"cold (a new home) {_ok(s, 'startup', 'own_cold_ms')} ms, "
+             f"{(_ok(s, 'startup', 'imports') or {}).get('imports_ms')} ms of that imports "
              "(-X importtime, another run)"),
         made(f"first tools/list with {_ok(s, 'warmstart', 'mounts')} slow mounts, every mount's "
              "tools, from spawning vmcp start (front snapshot)", _ok(s, "warmstart", "warm_ms"),
@@ -259,7 +261,8 @@ def render(results: Results) -> str:
         lines = _table([f"start-up, {r['mounts']} mounts", "seconds"],
                        [[name, t["seconds"]] for name, t in r["targets"].items()])
         lines.append(f"  the gateway's own time before its first backend is spawned: "
-                     f"{r['own_ms']} ms (runs: {', '.join(map(str, r['own_runs_ms']))})")
+                     f"{r['own_ms']} ms warm, {r.get('own_cold_ms')} ms cold "
+                     f"(runs, the first cold: {', '.join(map(str, r['own_runs_ms']))})")
         imports = r["imports"]
         if imports.get("status") == "ok":
             lines.append(f"  -X importtime: {imports['imports_ms']} ms in {imports['modules']}"
