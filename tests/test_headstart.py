@@ -90,14 +90,26 @@ def test_a_backend_that_died_before_it_was_taken_is_not_handed_out() -> None:
     assert headstart.WAITING == []
 
 
+@pytest.mark.parametrize(("command", "cwd"), [("/no/such/program", None),
+                                            ("sh", "/no/such/folder")])
+def test_a_backend_that_cannot_be_executed_is_left_to_the_gateway(command: str,
+                                                                 cwd: str | None) -> None:
+    head = spawned(command, [], cwd)
+    env = environment()
+    env.setdefault("VMCP_PYTHON", sys.executable)
+    assert claim([command], env, cwd) is None  # the gateway spawns it and says what failed
+    assert headstart.WAITING == []
+    with pytest.raises(ChildProcessError):  # reaped
+        os.waitpid(head.pid, os.WNOHANG)
+
+
 @pytest.mark.parametrize("recorded", [
-    {"command": "/no/such/program", "args": [], "cwd": None, "env": []},
-    {"command": "sh", "args": [], "cwd": "/no/such/folder", "env": []},
     {"command": "sh", "args": [1], "cwd": None, "env": []},
     {"command": "sh", "args": []},
+    {"command": "sh", "args": [], "cwd": None, "env": [["A"]]},
     "sh",
 ])
-def test_what_cannot_be_spawned_is_left_to_the_gateway(recorded: object) -> None:
+def test_a_malformed_record_spawns_nothing(recorded: object) -> None:
     spawn([recorded], environment())
     spawn("not a list", environment())
     assert headstart.WAITING == []

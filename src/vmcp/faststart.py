@@ -93,13 +93,14 @@ def main() -> None:
     except OSError:  # no working folder: the command line reports what goes wrong
         LAUNCH = None
     if LAUNCH is not None and (snapshot := load(LAUNCH)) is not None:
-        headstart.spawn(snapshot.get(headstart.SPAWNS), os.environ)
         entries = snapshot.get("entries")
         if entries and isinstance(entries, dict):
             try:
                 HANDOVER = serve(entries, 0, 1)
             except KeyboardInterrupt:  # Ctrl-C before the gateway even started: just stop
                 raise SystemExit(130) from None
+        # after the answers: ten starting backends on two cores would delay them
+        headstart.spawn(snapshot.get(headstart.SPAWNS), os.environ)
     from vmcp.cli import main as cli_main
 
     cli_main()

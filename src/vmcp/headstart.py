@@ -37,10 +37,11 @@ _RESET_SIGNALS = ("SIGPIPE", "SIGXFSZ")
 class HeadStart:
     """A backend spawned from the snapshot, waiting to be claimed: its launch and pipes."""
 
-    __slots__ = ("cwd", "env", "pid", "pidfd", "program", "stderr", "stdin", "stdout")
+    __slots__ = ("cwd", "env", "pid", "pidfd", "program", "report", "stderr", "stdin",
+                 "stdout")
 
     def __init__(self, program: list[str], env: dict[str, str], cwd: str | None, pid: int,
-                 pidfd: int, stdin: int, stdout: int, stderr: int) -> None:
+                 pidfd: int, report: int, stdin: int, stdout: int, stderr: int) -> None:
         #: the command and its arguments, as spawned
         self.program = program
         self.env = env
@@ -48,6 +49,8 @@ class HeadStart:
         self.pid = pid
         #: a descriptor that becomes readable when the process exits
         self.pidfd = pidfd
+        #: the pipe the child reports a failed exec on (it closes on a successful one)
+        self.report = report
         #: our ends of the backend's standard streams
         self.stdin = stdin
         self.stdout = stdout
@@ -55,10 +58,20 @@ class HeadStart:
 
     def kill(self) -> None:
         """Kill the backend's process group, reap it and close every descriptor."""
-        _quietly(os.killpg, self.pid, 9)  # SIGKILL: the signal module is not imported
+        # SIGKILL (the signal module is not imported): the process itself, which may not
+        # have made its own group yet, then whatever it started in its group
+        _quietly(os.kill, self.pid, 9)
+        _quietly(os.killpg, self.pid, 9)
         _quietly(os.waitpid, self.pid, 0)
-        for fd in (self.pidfd, self.stdin, self.stdout, self.stderr):
+        for fd in (self.pidfd, self.report, self.stdin, self.stdout, self.stderr):
             _quietly(os.close, fd)
+
+    def executed(self) -> bool:
+        """True when the child's exec succeeded (waits for it to be over, if need be)."""
+        failed = os.read(self.report, 1)
+        os.close(self.report)
+        self.report = -1
+        return not failed
 
 
 def _quietly(call: Any, *args: int) -> None:
@@ -109,11 +122,11 @@ def claim(program: list[str], env: Mapping[str, str], cwd: str | None) -> HeadSt
         if head.program == program and head.env == env and head.cwd == cwd:
             del WAITING[index]
             try:
-                if os.waitpid(head.pid, os.WNOHANG) == (0, 0):
+                if head.executed() and os.waitpid(head.pid, os.WNOHANG) == (0, 0):
                     return head
             except ChildProcessError:
                 pass
-            head.kill()  # it died already: the caller spawns a new one and sees why
+            head.kill()  # it failed or died already: the caller spawns anew and sees why
             return None
     return None
 
@@ -173,7 +186,7 @@ def _is_name(name: str) -> bool:
 def _spawn(program: list[str], env: dict[str, str], cwd: str | None) -> HeadStart | None:
     """Spawn ``program`` as the stdio transport does: its own session and process group,
     its standard streams on pipes, no other descriptor, default signal handling. None when
-    it could not be executed."""
+    no process could be watched."""
     paths = _candidates(program[0], env)
     pipes = [os.pipe() for _ in range(3)]  # stdin, stdout, stderr: not inheritable
     report_read, report_write = os.pipe()  # closed by a successful exec
@@ -191,20 +204,17 @@ def _spawn(program: list[str], env: dict[str, str], cwd: str | None) -> HeadStar
     for fd in (pipes[0][0], pipes[1][1], pipes[2][1], report_write):
         os.close(fd)
     ours = (pipes[0][1], pipes[1][0], pipes[2][0])
-    failed = os.read(report_read, 1)
-    os.close(report_read)
-    pidfd = -1
-    if not failed:
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
-            os.killpg(pid, 9)
-    if pidfd < 0:
+    # Whether the exec succeeded is read when the head start is claimed, long after: the
+    # next backend is spawned meanwhile, not once this one's exec is over.
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        os.kill(pid, 9)
         os.waitpid(pid, 0)
-        for fd in ours:
+        for fd in (report_read, *ours):
             os.close(fd)
         return None
-    return HeadStart(program, env, cwd, pid, pidfd, *ours)
+    return HeadStart(program, env, cwd, pid, pidfd, report_read, *ours)
 
 
 def _exec(program: list[str], env: dict[str, str], cwd: str | None, paths: list[str],
