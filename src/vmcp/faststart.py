@@ -16,7 +16,9 @@ servers). When the key matches,
 :func:`main` answers ``ping``, ``initialize`` (for the protocol version the snapshot was
 given for) and the first ``tools/list`` itself, then hands every byte it read to the real
 gateway (:data:`HANDOVER`): its stdio front replays those lines in order, so the session is
-set up exactly as if it had read them, and drops the answers already given.
+set up exactly as if it had read them, and drops the answers already given. Before it
+hands over, the fast start also spawns the stdio backends the snapshot records
+(:mod:`vmcp.headstart`).
 """
 
 from __future__ import annotations

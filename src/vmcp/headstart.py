@@ -6,8 +6,9 @@ backend's own start-up came after all of it. The front snapshot (:mod:`vmcp.fast
 therefore also records how the last start with the same key spawned its stdio backends
 (:data:`SPAWNS`): the command, arguments, working folder and added environment exactly as
 the configuration writes them, with ``${VAR}`` unexpanded, so no value from the environment
-is ever written down. When the key matches, :func:`spawn` starts those backends at once,
-as the stdio transport would have, and each one waits here as a :class:`HeadStart`.
+is ever written down. When the key matches, :func:`spawn` starts those backends as soon
+as the fast start has answered what it serves, as the stdio transport would have, and each
+one waits here as a :class:`HeadStart`.
 
 The gateway then checks, backend by backend, what it would spawn itself (the program, its
 arguments, its whole environment, its working folder): only a head start spawned with
