@@ -8,12 +8,20 @@ Which backends were taken over is read from the gateway's log (``--log-level inf
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import anyio
 import pytest
-from gateway_harness import ALPHA, BETA, backend, texts, write_config
+from gateway_harness import ALPHA, BETA, CONNECT_TIMEOUT, backend, texts, write_config
 from test_front_snapshot import FROM_SNAPSHOT, listed_once, snapshots, starts
+from test_start_order import SpawnCounter
 from test_warm_catalog import names
+
+from vmcp import faststart
+from vmcp.config import load_config
+from vmcp.gateway.gateway import Gateway
+from vmcp.plugins import get_plugin_manager
 
 pytestmark = pytest.mark.anyio
 
@@ -89,3 +97,33 @@ async def test_a_snapshot_others_can_write_spawns_and_answers_nothing(tmp_path: 
     log = third.log_text()
     assert TOOK_OVER not in log
     assert FROM_SNAPSHOT not in log
+
+
+@pytest.mark.parametrize("preparing", [False, True])
+async def test_no_spawn_is_recorded_while_a_plugin_prepares_the_backends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, preparing: bool
+) -> None:
+    """A ``vmcp_backend_prepare`` plugin may add to any backend's environment: a head start
+    could never be taken, so none is recorded. (The gateway runs in the test's loop, as a
+    stdio start would.)"""
+    monkeypatch.setenv("VMCP_HOME", str(tmp_path / "home"))
+    path = write_config(tmp_path / "vmcp.toml",
+                        {"alpha": backend(ALPHA), "beta": backend(BETA, replicas=2)})
+    start = faststart.launch(["--config", str(path), "start"], os.environ, str(tmp_path))
+    assert start is not None
+    monkeypatch.setattr(faststart, "LAUNCH", start)
+    counter = SpawnCounter()
+    manager = get_plugin_manager()
+    if preparing:
+        manager.register(counter, name="test-preparing")
+    gateway = Gateway(load_config(path)[0])
+    try:
+        with anyio.fail_after(CONNECT_TIMEOUT):
+            await gateway.start()
+    finally:
+        await gateway.stop()
+        if preparing:
+            manager.unregister(counter)
+    recorded = (faststart.load(start) or {}).get("spawns", [])
+    assert len(recorded) == (0 if preparing else 3)
+    assert counter.spawns == (3 if preparing else 0)

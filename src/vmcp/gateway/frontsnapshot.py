@@ -70,11 +70,15 @@ class SnapshotKeeper:
     def spawned(self) -> None:
         """The backends of the start were spawned: keep how the stdio ones were (from the
         configuration), for the next start's head start (:mod:`vmcp.headstart`)."""
-        if not self.gateway.warm.enabled:
+        gateway = self.gateway
+        if not gateway.warm.enabled:
             return
-        spawns = [
+        # A plugin that adds to the backends' environment (a credential, most often) would
+        # make every head start's launch differ from the gateway's: each would be spawned
+        # for nothing, then killed.
+        spawns = [] if gateway.prepare_hook().get_hookimpls() else [
             headstart.template(config.command, config.args, config.cwd or None, config.env)
-            for mount in self.gateway.mounts.values()
+            for mount in gateway.mounts.values()
             if (config := mount.config).transport == "stdio" and config.command
             and config.isolation == "shared" and config.limits == LimitSettings()
             for _ in mount.replicas]
