@@ -95,8 +95,8 @@ def main() -> None:
     except OSError:  # no working folder: the command line reports what goes wrong
         LAUNCH = None
     if LAUNCH is not None and (snapshot := load(LAUNCH)) is not None:
-        entries = snapshot.get("entries")
-        if entries and isinstance(entries, dict):
+        entries = _served(snapshot)
+        if entries:
             try:
                 HANDOVER = serve(entries, 0, 1)
             except KeyboardInterrupt:  # Ctrl-C before the gateway even started: just stop
@@ -214,7 +214,11 @@ def _packages() -> list[str]:
 def read_snapshot(start: Launch) -> dict[str, Any] | None:
     """The snapshot's entries (requested protocol version -> ``initialize`` and ``tools``
     results) when its key is ``start``'s; None when missing, stale or unreadable."""
-    snapshot = load(start)
+    return _served(load(start))
+
+
+def _served(snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The entries of a snapshot read by :func:`load` (None when it holds none)."""
     entries = None if snapshot is None else snapshot.get("entries")
     return entries if isinstance(entries, dict) else None
 

@@ -57,6 +57,7 @@ class AdoptedProcess:
 
     def __init__(self, head: HeadStart, protocol: asyncio.SubprocessProtocol) -> None:
         self._loop = asyncio.get_running_loop()
+        self._head = head
         self._pid = head.pid
         self._pidfd = head.pidfd
         self._protocol = protocol
@@ -64,10 +65,9 @@ class AdoptedProcess:
         self._pipes: dict[int, Any] = {}
         self._closed = False
 
-    async def connect(self, head: HeadStart) -> None:
+    async def connect(self) -> None:
         """Connect the pipes to the loop and start watching for the exit."""
-        loop = self._loop
-        protocol = self._protocol
+        loop, protocol, head = self._loop, self._protocol, self._head
         self._pipes[0], _ = await loop.connect_write_pipe(
             lambda: _PipeWriter(protocol), os.fdopen(head.stdin, "wb", buffering=0))
         for fd, pipe in ((1, head.stdout), (2, head.stderr)):
@@ -122,7 +122,7 @@ async def adopt(head: HeadStart, protocol_factory: Callable[[], asyncio.Subproce
     protocol = protocol_factory()
     process = AdoptedProcess(head, protocol)
     try:
-        await process.connect(head)
+        await process.connect()
     except BaseException:
         process.close()
         raise
