@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from vmcp import faststart
-from vmcp.faststart import Handover, Launch, launch, read_snapshot, serve
+from vmcp.faststart import Handover, Launch, launch, load, serve, served_entries
 from vmcp.transports.handover import ReplayPeer
 
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -128,14 +128,14 @@ def test_a_snapshot_is_read_only_under_its_own_key(tmp_path: Path) -> None:
     assert start is not None
     path = Path(start.path)
     path.parent.mkdir(parents=True)
-    assert read_snapshot(start) is None
+    assert served_entries(load(start)) is None
     path.write_text("{not json")
-    assert read_snapshot(start) is None
+    assert served_entries(load(start)) is None
     path.write_text(json.dumps({"key": "another", "entries": ENTRIES}))
-    assert read_snapshot(start) is None
+    assert served_entries(load(start)) is None
     path.write_text(json.dumps({"key": start.key, "entries": ENTRIES}))
-    assert read_snapshot(start) == ENTRIES
-    assert read_snapshot(Launch(start.home, start.config, start.name, "other")) is None
+    assert served_entries(load(start)) == ENTRIES
+    assert served_entries(load(Launch(start.home, start.config, start.name, "other"))) is None
 
 
 def test_the_handshake_and_the_first_list_are_answered_then_handed_over() -> None:

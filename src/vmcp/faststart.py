@@ -95,7 +95,7 @@ def main() -> None:
     except OSError:  # no working folder: the command line reports what goes wrong
         LAUNCH = None
     if LAUNCH is not None and (snapshot := load(LAUNCH)) is not None:
-        entries = _served(snapshot)
+        entries = served_entries(snapshot)
         if entries:
             try:
                 HANDOVER = serve(entries, 0, 1)
@@ -211,14 +211,9 @@ def _packages() -> list[str]:
     return sorted(found)
 
 
-def read_snapshot(start: Launch) -> dict[str, Any] | None:
-    """The snapshot's entries (requested protocol version -> ``initialize`` and ``tools``
-    results) when its key is ``start``'s; None when missing, stale or unreadable."""
-    return _served(load(start))
-
-
-def _served(snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The entries of a snapshot read by :func:`load` (None when it holds none)."""
+def served_entries(snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The entries of a snapshot read by :func:`load` (requested protocol version ->
+    ``initialize`` and ``tools`` results); None when it holds none."""
     entries = None if snapshot is None else snapshot.get("entries")
     return entries if isinstance(entries, dict) else None
 
