@@ -147,10 +147,7 @@ async def start_task(steer: Steer, name: str) -> str:
     async with httpx2.AsyncClient(timeout=STEP) as http:
         answer = await http.post(steer.to.url, headers=headers, json=call)
     assert answer.status_code == 200, answer.text
-    if answer.headers["content-type"].startswith("text/event-stream"):
-        (message,) = [data for _, data in _events(answer.text) if data.get("id") == call["id"]]
-    else:
-        message = answer.json()
+    (message,) = [data for data in _replies(answer) if data.get("id") == call["id"]]
     return types.CreateTaskResult.model_validate(message["result"]).task.task_id
 
 
@@ -347,6 +344,13 @@ def _events(text: str) -> list[tuple[str | None, dict[str, Any]]]:
     return found
 
 
+def _replies(answer: httpx2.Response) -> list[dict[str, Any]]:
+    """The messages of a POST's reply: its one JSON body, or its SSE events' data."""
+    if answer.headers["content-type"].startswith("application/json"):
+        return [answer.json()]
+    return [data for _, data in _events(answer.text)]
+
+
 async def _next_event(stream: httpx2.Response) -> tuple[str, dict[str, Any]]:
     """Read a GET stream up to its next message event."""
     block = ""
@@ -391,7 +395,7 @@ async def test_the_get_stream_resumes_with_last_event_id_on_another_instance(
             grown = await http.post(g2, headers=headers, json={
                 "jsonrpc": "2.0", "id": 10 + n, "method": "tools/call",
                 "params": {"name": "fx__grow", "arguments": {"name": f"t{n}_{session_id[-6:]}"}}})
-            assert grown.status_code == 200 and "error" not in _events(grown.text)[-1][1]
+            assert grown.status_code == 200 and "error" not in _replies(grown)[-1]
 
         stream_headers = {**headers, "Accept": "text/event-stream"}
         with anyio.fail_after(STEP):
@@ -460,7 +464,7 @@ async def test_the_instance_holding_the_get_stream_follows_the_subscriptions(
             answer = await http.post(url, headers=headers, json={
                 "jsonrpc": "2.0", "id": n, "method": method, "params": params})
             assert answer.status_code == 200, answer.text
-            message = _events(answer.text)[-1][1]
+            message = _replies(answer)[-1]
             assert "error" not in message, message
             return message["result"]  # type: ignore[no-any-return]
 

@@ -99,6 +99,9 @@ TEMPLATE = re.compile(r"^test://template/(?P<id>[^/]+)/data$")
 WATCHED = "test://watched-resource"
 #: seconds between the steps of the logging and progress tools
 STEP = 0.05
+#: how long ``test_reconnection`` waits before it answers, as the reference server's does
+#: (longer than the front's reply grace, so its reply streams and can be resumed)
+RECONNECTION_PAUSE = 0.1
 #: rounds of input a handshake-era call may ask before the fixture gives up
 MAX_ROUNDS = 5
 #: milliseconds a client waits before it reconnects to a closed SSE stream
@@ -443,7 +446,7 @@ async def call_tool(
         case "test_reconnection":
             if ctx.close_sse_stream is not None:  # only over HTTP with an event store
                 await ctx.close_sse_stream()
-            await anyio.sleep(STEP)
+            await anyio.sleep(RECONNECTION_PAUSE)
             return _result(_text("Reconnection test completed"))
         case "test_x_mcp_header":
             return _result(_text(f"region={args.get('region', '<none>')}"))

@@ -67,7 +67,10 @@ class Client:
 async def events(
     response: aiohttp.ClientResponse, count: int | None = None
 ) -> list[ServerSentEvent]:
-    """The events of an SSE response: all of them, or the first ``count``."""
+    """The events of a reply: all of them, or the first ``count``. A JSON body (a quick
+    reply holding only responses) is one event without an id."""
+    if response.content_type == "application/json":
+        return [ServerSentEvent(data=(await response.read()).decode())]
     assert response.content_type == "text/event-stream"
     found: list[ServerSentEvent] = []
     with anyio.fail_after(EVENT_TIMEOUT):
@@ -102,14 +105,15 @@ async def test_ready_reports_the_real_port_and_path(client: Client) -> None:
     assert int(client.url.split(":")[2].split("/")[0]) > 0
 
 
-async def test_initialize_mints_a_random_session_and_streams_the_reply(client: Client) -> None:
-    found = await client.initialize()
-    assert client.session_id is not None and len(client.session_id) >= 40
+async def test_initialize_mints_a_random_session_and_answers_in_one_json_body(
+    client: Client,
+) -> None:
+    response = await client.post(INITIALIZE)
+    assert response.content_type == "application/json"  # a quick reply of responses only
+    client.session_id = response.headers[SESSION]
+    assert len(client.session_id) >= 40
     assert all(0x21 <= ord(c) <= 0x7E for c in client.session_id)
-    priming, reply = found
-    assert priming.data == "" and priming.id == "1-0"
-    assert reply.id == "1-1"
-    assert json.loads(reply.data)["result"]["protocolVersion"] == "2025-11-25"
+    assert (await response.json())["result"]["protocolVersion"] == "2025-11-25"
     other = Client(client.http, client.url)
     await other.initialize()
     assert other.session_id != client.session_id
@@ -121,17 +125,17 @@ async def test_priming_follows_the_negotiated_version_and_sets_a_retry_delay(
     await client.initialize()
     # The version header names an older revision, but the session negotiated 2025-11-25.
     old_header = {"MCP-Protocol-Version": "2025-03-26"}
-    found = await events(await client.post(message("echo", 1), **old_header))
+    found = await events(await client.post(message("chatty", 1), **old_header))
     assert found[0].data == "" and found[0].retry == 1000
-    assert data(found) == [{"jsonrpc": "2.0", "id": 1, "result": {}}]
+    assert data(found)[-1] == {"jsonrpc": "2.0", "id": 1, "result": {"sent": 1}}
 
     older = Client(client.http, client.url)
     params = {**INITIALIZE["params"], "protocolVersion": "2025-06-18"}
     response = await older.post({**INITIALIZE, "params": params})
     older.session_id = response.headers[SESSION]
     assert all(e.data for e in await events(response))
-    found = await events(await older.post(message("echo", 1), **old_header))
-    assert all(e.data for e in found)
+    found = await events(await older.post(message("chatty", 1), **old_header))
+    assert len(found) == 2 and all(e.data for e in found)
 
 
 async def test_notifications_and_responses_get_202(client: Client, host: FakeHost) -> None:
@@ -203,8 +207,11 @@ async def test_a_json_only_client_gets_json_and_related_messages_on_get(client: 
 async def test_a_batch_gets_every_reply(client: Client) -> None:
     await client.initialize()
     batch = [message("echo", 1, v=1), message("echo", 2, v=2)]
-    found = data(await events(await client.post(batch)))
-    assert sorted(m["id"] for m in found) == [1, 2]
+    quick = await client.post(batch)  # responses only: one JSON array
+    assert quick.content_type == "application/json"
+    assert sorted(m["id"] for m in await quick.json()) == [1, 2]
+    found = data(await events(await client.post([message("chatty", 5), message("echo", 6)])))
+    assert sorted(m["id"] for m in found if "id" in m) == [5, 6]
     response = await client.post([message("echo", 3, v=3), message("echo", 4)], "application/json")
     assert [m["id"] for m in await response.json()] == [3, 4]
 

@@ -46,13 +46,15 @@ async def test_delivered_replies_are_not_retained(http: aiohttp.ClientSession) -
         await asyncio.gather(*(client.initialize() for client in clients))
 
         async def call(client: Client) -> str | None:
-            found = await events(await client.post(message("echo", 1, text=BIG)))
-            assert data(found)[0]["result"]["text"] == BIG
+            found = await events(await client.post(message("chatty", 1, text=BIG)))
+            assert data(found)[-1]["result"] == {"sent": 1}
             return found[0].id  # the priming event names the stream
 
         primed = await asyncio.gather(*(call(client) for client in clients))
         json_reply = await clients[0].post(message("echo", 2, text=BIG), "application/json")
         assert (await json_reply.json())["result"]["text"] == BIG
+        quick = await clients[1].post(message("echo", 3, text=BIG))  # one JSON body
+        assert (await quick.json())["result"]["text"] == BIG
         for index, event_id in enumerate(primed):
             assert event_id is not None
             assert peer(host, index).retained_bytes == 0

@@ -8,8 +8,10 @@ DELETE of that era gets 405. Everything below is the handshake era's shape.
 * POST carries one message (or a 2025-03-26 batch). Notifications and responses get 202. A
   request gets ``text/event-stream`` when the client accepts it (progress, logs and
   server→client requests belonging to it come first, then its response), else one JSON body.
-  An event stream complete within ``REPLY_GRACE`` (a quick reply) leaves as one body with a
-  ``Content-Length``, in one write. Any other starts streaming at its first event or when the
+  A reply complete within ``REPLY_GRACE`` (a quick reply) leaves as one body with a
+  ``Content-Length``, in one write: JSON when it holds only the responses (the spec lets a
+  server answer a client accepting both either way), else the event stream. Any other
+  starts streaming at its first event or when the
   grace ends, whichever comes first (headers and priming event go out then, with whatever
   events are ready); later events go out in one write per batch.
 * ``initialize`` without ``Mcp-Session-Id`` opens a session; its id (cryptographically random)
@@ -465,11 +467,17 @@ class StreamableHttpServer:
 
     @staticmethod
     def _quick_reply(session: HttpSession, post: PostStream, first: bytes) -> web.Response:
-        """A finished SSE reply: the whole stream as one body, in one write."""
+        """A finished reply of a client accepting SSE, in one write: one JSON body when it
+        holds nothing but the responses (as the 2026-07-28 era's quick replies do: framing
+        and a priming event would only make a reply already complete dearer to send and to
+        read), else the whole stream as one SSE body."""
         stream = post.stream
         if (problem := _shed(post)) is not None:
             stream.mark_delivered(stream.delivered + stream.backlog)  # its body says it all
             raise problem
+        if stream.backlog == len(post.ids) and not stream.delivered:
+            stream.mark_delivered(stream.backlog)  # nothing is left to resume
+            return _json_body(session, post)
         events, cursor = encode_events(stream, 0)
         stream.mark_delivered(cursor)
         return web.Response(body=first + events,
@@ -508,14 +516,7 @@ class StreamableHttpServer:
             raise HttpProblem(404, "Not Found: the session ended before the request completed")
         if (problem := _shed(post)) is not None:
             raise problem
-        lines = stream.lines()  # encoded once, as they were queued
-        if len(post.ids) > 1:  # a batch: its responses as one array
-            body = b"[" + b",".join(line[:-1] for line in lines) + b"]\n"
-        else:
-            body = lines[0]
-        return web.Response(
-            body=body, content_type=JSON_TYPE, charset="utf-8", headers={SESSION_HEADER: session.id}
-        )
+        return _json_body(session, post)
 
     # -- GET ------------------------------------------------------------------------------
     async def get(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -769,6 +770,16 @@ def _shed(post: PostStream) -> HttpProblem | None:
         return None
     return HttpProblem(503, str(error.get("message", "Service Unavailable")),
                        BACKEND_UNAVAILABLE, request_id=message["id"], headers=retry_after(wait))
+
+
+def _json_body(session: HttpSession, post: PostStream) -> web.Response:
+    """The JSON reply of a POST whose stream holds only its responses: the one response, or
+    a batch's as one array."""
+    lines = post.stream.lines()  # encoded once, as they were queued
+    body = (b"[" + b",".join(line[:-1] for line in lines) + b"]\n" if len(post.ids) > 1
+            else lines[0])
+    return web.Response(body=body, content_type=JSON_TYPE, charset="utf-8",
+                        headers={SESSION_HEADER: session.id})
 
 
 def _failed(post: PostStream) -> bool:
