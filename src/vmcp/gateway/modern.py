@@ -313,10 +313,10 @@ def _modern_error(error: Any) -> None:
 def _without_envelope(params: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     """The params as a backend gets them: the era envelope is the client's to the gateway
     (each backend gets its own era's from its connection); the rest of ``_meta`` stays."""
-    kept = {key: value for key, value in meta.items() if key not in _ENVELOPE}
-    params = {key: value for key, value in params.items() if key != "_meta"}
-    if kept:
-        params["_meta"] = kept
+    params = params.copy()
+    params.pop("_meta", None)
+    if not meta.keys() <= _ENVELOPE:  # most requests' _meta is the envelope alone
+        params["_meta"] = {key: value for key, value in meta.items() if key not in _ENVELOPE}
     return params
 
 

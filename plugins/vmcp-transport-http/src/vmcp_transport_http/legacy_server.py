@@ -18,7 +18,7 @@ from vmcp.auth.base import Principal
 from vmcp.transports.base import FrontHost, FrontSessionHandle, JsonMessage
 from vmcp.transports.tracecontext import meta_from_headers
 from vmcp_transport_http.front_app import FrontApp
-from vmcp_transport_http.messages import JSON_TYPE, HttpProblem, decode_body
+from vmcp_transport_http.messages import JSON_TYPE, HttpProblem, decode_body, is_json_body
 from vmcp_transport_http.security import read_body
 from vmcp_transport_http.server import (
     SSE_HEADERS,
@@ -109,7 +109,7 @@ class LegacySseServer:
         session = self.sessions.get(session_id)
         if session is None or session.principal != principal:
             raise HttpProblem(404, "Not Found: unknown or closed session")
-        if request.content_type != JSON_TYPE:
+        if not is_json_body(request):
             raise HttpProblem(415, f"Unsupported Media Type: Content-Type must be {JSON_TYPE}")
         payload = decode_body(await read_body(request, self.settings.max_message_bytes))
         messages = payload if isinstance(payload, list) else [payload]

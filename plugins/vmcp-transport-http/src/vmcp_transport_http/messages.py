@@ -65,6 +65,18 @@ def _accepted(accept: str) -> frozenset[str]:
     return frozenset(part.split(";", 1)[0].strip().lower() for part in accept.split(","))
 
 
+@functools.lru_cache(maxsize=64)
+def _media_type(content_type: str) -> str:
+    """The media type of a ``Content-Type`` header value, without its parameters."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def is_json_body(request: web.BaseRequest) -> bool:
+    """Whether a request says its body is JSON (read from the header once per distinct
+    value: aiohttp would parse it again for every request)."""
+    return _media_type(request.headers.get("Content-Type", "")) == JSON_TYPE
+
+
 def media_types(request: web.BaseRequest) -> frozenset[str]:
     """The media types the ``Accept`` header lists (``*/*`` when there is none)."""
     return _accepted(request.headers.get("Accept", "*/*"))

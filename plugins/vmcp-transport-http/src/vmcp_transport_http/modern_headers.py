@@ -43,6 +43,8 @@ _PRIMITIVES = frozenset(("string", "integer", "boolean"))
 def decode_value(value: str) -> str | None:
     """A header value as the client meant it: the Base64 form decoded; None when that form
     is malformed (not canonical Base64, or not UTF-8), so it can never match a body value."""
+    if not value.startswith("=?"):  # plain text, the common case: no pattern to try
+        return value
     match = _SENTINEL.fullmatch(value)
     if match is None:
         return value

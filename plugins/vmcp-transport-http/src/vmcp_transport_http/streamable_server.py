@@ -61,6 +61,7 @@ from vmcp_transport_http.messages import (
     SSE_TYPE,
     HttpProblem,
     decode_body,
+    is_json_body,
     is_request,
     media_types,
     request_key,
@@ -349,7 +350,7 @@ class StreamableHttpServer:
         # time the POST's task resumes
         try:
             principal = await authenticate(self.host, request)
-            if request.content_type != JSON_TYPE:
+            if not is_json_body(request):
                 raise HttpProblem(415,
                                   f"Unsupported Media Type: Content-Type must be {JSON_TYPE}")
             payload = decode_body(await read_body(request, self.settings.max_message_bytes))
@@ -429,13 +430,13 @@ class StreamableHttpServer:
             elif not sse:
                 response = await self._json_reply(session, post)
             else:
-                first = b"" if hold else self._priming(session, post, version)
+                primed = None if hold else version  # a held reply starts with no priming
                 # 0: whatever was queued since the POST counts
                 await self._grace.changed(post.stream, 0)
                 if hold or not post.stream.finished:
-                    response = await self._stream_reply(request, session, post, first, hold)
+                    response = await self._stream_reply(request, session, post, primed)
                 else:
-                    response = self._quick_reply(session, post, first)
+                    response = self._quick_reply(session, post, primed)
         finally:
             session.settle(post)
         if opening:
@@ -448,15 +449,16 @@ class StreamableHttpServer:
         return response
 
     async def _stream_reply(self, request: web.BaseRequest, session: HttpSession,
-                            post: PostStream, first: bytes, hold: bool) -> web.StreamResponse:
-        """The SSE reply of a POST not answered within the grace, starting with ``first``.
-        ``hold``: it starts with its first event, with no priming event (a request safe to
-        run again, see :mod:`.commit`)."""
+                            post: PostStream, version: str | None) -> web.StreamResponse:
+        """The SSE reply of a POST not answered within the grace, starting with the priming
+        event ``version`` calls for. ``version`` None: the reply is held, it starts with its
+        first event and no priming event (a request safe to run again, see :mod:`.commit`)."""
         stream = post.stream
-        while hold and not stream.backlog and not stream.finished:
+        while version is None and not stream.backlog and not stream.finished:
             await stream.changed(stream.version)
         if stream.finished:
-            return self._quick_reply(session, post, first)
+            return self._quick_reply(session, post, version)
+        first = b"" if version is None else self._priming(session, post, version)
         # Headers go out at once when nothing else is ready, else with what is.
         ready = first or stream.backlog
         response = (EventStreamResponse if ready else web.StreamResponse)(
@@ -465,12 +467,13 @@ class StreamableHttpServer:
         await pump(stream, response, 0, self.settings.keepalive_interval, first=first or None)
         return response
 
-    @staticmethod
-    def _quick_reply(session: HttpSession, post: PostStream, first: bytes) -> web.Response:
+    def _quick_reply(self, session: HttpSession, post: PostStream,
+                     version: str | None) -> web.Response:
         """A finished reply of a client accepting SSE, in one write: one JSON body when it
         holds nothing but the responses (as the 2026-07-28 era's quick replies do: framing
         and a priming event would only make a reply already complete dearer to send and to
-        read), else the whole stream as one SSE body."""
+        read), else the whole stream as one SSE body, after the priming event ``version``
+        calls for (None: none)."""
         stream = post.stream
         if (problem := _shed(post)) is not None:
             stream.mark_delivered(stream.delivered + stream.backlog)  # its body says it all
@@ -480,6 +483,7 @@ class StreamableHttpServer:
             return _json_body(session, post)
         events, cursor = encode_events(stream, 0)
         stream.mark_delivered(cursor)
+        first = b"" if version is None else self._priming(session, post, version)
         return web.Response(body=first + events,
                             headers={**SSE_HEADERS, SESSION_HEADER: session.id})
 
