@@ -27,6 +27,7 @@ def targets(results: Results) -> list[dict[str, Any]]:
     s = results.get("scenarios", {})
     stdio = _ok(s, "stdio", "targets") or {}
     added = _ok(s, "stdio", "added_p50_us") or {}
+    http8 = _ok(s, "http", "levels", "8") or {}
     http32 = _ok(s, "http", "levels", "32") or {}
     modern32 = _ok(s, "modern", "levels", "32") or {}
     lists = _ok(s, "tools_list", "targets") or {}
@@ -77,10 +78,16 @@ def targets(results: Results) -> list[dict[str, Any]]:
              _ratio(http32.get("gateway", {}).get("calls_per_s"),
                     http32.get("direct", {}).get("calls_per_s")), 0.5, ">=", "x",
              "gateway answering SSE (what MCP clients ask for)"),
+        *[made(f"http throughput at {clients} clients vs direct HTTP (issue 22)",
+               _ratio(level.get("gateway", {}).get("calls_per_s"),
+                      level.get("direct", {}).get("calls_per_s")), 0.75, ">=", "x",
+               _machine_share(level)
+               + (f"; rising from 8 clients: {_rising(http8, http32)}" if clients == 32 else ""))
+          for clients, level in ((8, http8), (32, http32))],
         made("modern stateless tools/call over HTTP at 32 clients vs direct",
              _ratio(modern32.get("gateway", {}).get("calls_per_s"),
                     modern32.get("direct", {}).get("calls_per_s")), 0.75, ">=", "x",
-             "2026-07-28 requests, no session"),
+             "2026-07-28 requests, no session; " + _machine_share(modern32)),
         made("2 workers vs 1 worker, modern tools/call over HTTP (best of "
              f"{', '.join(fleet) or 'no'} clients)",
              max((level.get("2", {}).get("vs_one_worker") for level in fleet.values()),
@@ -144,6 +151,26 @@ def targets(results: Results) -> list[dict[str, Any]]:
           for key, what in (("rss_kib", "RSS"), ("fds", "open file descriptors"),
                             ("tasks", "event-loop tasks"))],
     ]
+
+
+def _machine_share(level: dict[str, Any]) -> str:
+    """What each side of an HTTP level took of the machine's CPU per call: the gateway and
+    its backend against the direct server, each with its clients' share (one machine runs
+    them all, so what the clients and the backend take is not the gateway's to use)."""
+    gateway, direct = level.get("gateway", {}), level.get("direct", {})
+    return (f"CPU us/call: gateway {gateway.get('cpu_us_per_call')} + its backend "
+            f"{gateway.get('backend_cpu_us_per_call')} + clients "
+            f"{gateway.get('client_cpu_us_per_call')}, direct {direct.get('cpu_us_per_call')} "
+            f"+ clients {direct.get('client_cpu_us_per_call')}")
+
+
+def _rising(low: dict[str, Any], high: dict[str, Any]) -> str:
+    """Whether the gateway's ratio to direct grows from one level to the next."""
+    ratios = [_ratio(level.get("gateway", {}).get("calls_per_s"),
+                     level.get("direct", {}).get("calls_per_s")) for level in (low, high)]
+    if None in ratios:
+        return "-"
+    return "yes" if ratios[1] > ratios[0] else "no"  # type: ignore[operator]
 
 
 def _ms(micros: float | None) -> float | None:
@@ -224,10 +251,11 @@ def render(results: Results) -> str:
 
     def http(r: dict[str, Any]) -> list[str]:
         rows = [[f"{clients} clients / {name}", t["calls_per_s"], t["p50_us"], t["p99_us"],
-                 t["cpu_us_per_call"]]
+                 t["cpu_us_per_call"], t.get("backend_cpu_us_per_call"),
+                 t.get("client_cpu_us_per_call")]
                 for clients, level in r["levels"].items() for name, t in level.items()]
-        return _table(["http -> stdio", "calls/s", "p50 us", "p99 us", "server cpu us/call"],
-                      rows)
+        return _table(["http -> stdio", "calls/s", "p50 us", "p99 us", "server cpu us/call",
+                       "its backend's", "the clients'"], rows)
 
     def crowd(r: dict[str, Any]) -> list[str]:
         return _table(["closed-loop clients", "calls/s", "refusals/s", "failed", "over 1 s",

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from bench.http_client import ACCEPT_BOTH, ACCEPT_JSON, load
-from bench.procs import PYTHON, ServerProcess, cpu_seconds, fixture_mount
+from bench.procs import PYTHON, ServerProcess, children_cpu_seconds, cpu_seconds, fixture_mount
 from bench.scenarios.common import MOUNT, Workspace, http_unavailable, interleaved
 from bench.settings import BenchSettings
 from bench.stats import latency_summary, median_of_runs
@@ -32,16 +33,21 @@ Plan = dict[str, tuple[ServerProcess, str, str]]
 
 def measure_load(server: ServerProcess, tool: str, accept: str, clients: int, calls: int,
                  modern: bool = False) -> dict[str, float]:
-    """``calls`` spread over ``clients`` concurrent clients of ``server``: latency, calls/s and
-    the CPU the server used per call (sessions opened and closed included)."""
+    """``calls`` spread over ``clients`` concurrent clients of ``server``: latency, calls/s,
+    and the CPU used per call (sessions opened and closed included) by the server, by its
+    backends (a gateway's children) and by the clients (this process), which share the
+    machine's cores: what the server is left with bounds how far it can go."""
     assert server.url is not None
     per_client = max(1, calls // clients)
-    before = cpu_seconds(server.pid)
+    before = (cpu_seconds(server.pid), children_cpu_seconds(server.pid), time.process_time())
     seconds, nanos = asyncio.run(load(server.url, tool, clients, per_client, accept,
                                       modern=modern))
-    cpu = cpu_seconds(server.pid) - before
+    used = (cpu_seconds(server.pid) - before[0],
+            children_cpu_seconds(server.pid) - before[1], time.process_time() - before[2])
+    per_call = [round(cpu * 1e6 / len(nanos), 1) for cpu in used]
     return {**latency_summary(nanos), "calls_per_s": round(len(nanos) / seconds, 1),
-            "cpu_us_per_call": round(cpu * 1e6 / len(nanos), 1)}
+            "cpu_us_per_call": per_call[0], "backend_cpu_us_per_call": per_call[1],
+            "client_cpu_us_per_call": per_call[2]}
 
 
 def measure_levels(settings: BenchSettings, plan: Plan, levels: Sequence[int],
