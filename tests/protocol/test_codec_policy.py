@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -94,3 +95,18 @@ def test_classification() -> None:
 ])
 def test_readable_id(data: bytes, request_id: str | int | None) -> None:
     assert jsonrpc.readable_id(data) == request_id
+
+
+def test_a_kept_line_takes_no_more_memory_than_its_length() -> None:
+    # orjson's bytes hold a buffer of at least 4 KiB whatever their length; a line kept in
+    # a replay buffer for each of thousands of sessions must hold only itself
+    message = {"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text"}]}}
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [jsonrpc.encode_kept_line(message) for _ in range(100)]
+        per_line = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
+    finally:
+        tracemalloc.stop()
+    assert kept[0] == jsonrpc.encode_line(message)
+    assert per_line < 2 * len(kept[0]) + 64

@@ -214,6 +214,14 @@ if orjson is not None:
         except TypeError:  # big integers, lone surrogates, depth beyond orjson's 254
             return _std_line(message)
 
+    def encode_kept_line(message: Any) -> bytes:
+        """:func:`encode_line` for a line kept beyond its write (a replay buffer, a reply
+        waiting for its client). orjson's bytes hold a buffer of at least 4 KiB whatever
+        their length, so a kept line is copied to its own size: a reply of 100 bytes held
+        for each of thousands of sessions would otherwise take 4 KiB each.
+        """
+        return bytes(memoryview(encode_line(message)))
+
     def decode(data: bytes | str) -> Any:
         """Parse one message under the policy above.
 
@@ -225,7 +233,7 @@ if orjson is not None:
             return _std_decode(data)
 
 else:  # pragma: no cover - exercised where orjson is not installed
-    encode_line = _std_line
+    encode_line = encode_kept_line = _std_line
     decode = _std_decode
 
 

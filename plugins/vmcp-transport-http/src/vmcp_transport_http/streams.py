@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from vmcp_transport_http.messages import encode_message
+from vmcp.protocol.jsonrpc import encode_kept_line
 from vmcp_transport_http.sse import KEEPALIVE, message_event
 
 log = logging.getLogger("vmcp.transports.http")
@@ -102,7 +102,7 @@ class EventStream:
         """Queue one message; never blocks. The oldest events are dropped beyond the bounds."""
         if self._finished:
             return
-        line = encode_message(message)
+        line = encode_kept_line(message)  # kept until delivered, or for a replay
         self._last_seq += 1
         events = self._events
         if not isinstance(events, deque):
