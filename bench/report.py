@@ -44,6 +44,11 @@ def targets(results: Results) -> list[dict[str, Any]]:
     cores = _ok(s, "workers", "machine", "cpus")
     top = crowd.get(str(_ok(s, "overload", "top_clients")), {})
     direct_tput = stdio.get("direct", {}).get("calls_per_s")
+    http_ratios = {clients: _ratio(level.get("gateway", {}).get("calls_per_s"),
+                                   level.get("direct", {}).get("calls_per_s"))
+                   for clients, level in ((8, http8), (32, http32))}
+    low, high = http_ratios.values()
+    rising = "-" if low is None or high is None else "yes" if high > low else "no"
 
     def made(name: str, value: float | None, limit: float, better: str, unit: str,
              detail: str) -> dict[str, Any]:
@@ -79,10 +84,9 @@ def targets(results: Results) -> list[dict[str, Any]]:
                     http32.get("direct", {}).get("calls_per_s")), 0.5, ">=", "x",
              "gateway answering SSE (what MCP clients ask for)"),
         *[made(f"http throughput at {clients} clients vs direct HTTP (issue 22)",
-               _ratio(level.get("gateway", {}).get("calls_per_s"),
-                      level.get("direct", {}).get("calls_per_s")), 0.75, ">=", "x",
-               _machine_share(level)
-               + (f"; rising from 8 clients: {_rising(http8, http32)}" if clients == 32 else ""))
+               http_ratios[clients], 0.75, ">=", "x",
+               _machine_share(level) + (f"; rising from 8 clients: {rising}" if clients == 32
+                                        else ""))
           for clients, level in ((8, http8), (32, http32))],
         made("modern stateless tools/call over HTTP at 32 clients vs direct",
              _ratio(modern32.get("gateway", {}).get("calls_per_s"),
@@ -162,15 +166,6 @@ def _machine_share(level: dict[str, Any]) -> str:
             f"{gateway.get('backend_cpu_us_per_call')} + clients "
             f"{gateway.get('client_cpu_us_per_call')}, direct {direct.get('cpu_us_per_call')} "
             f"+ clients {direct.get('client_cpu_us_per_call')}")
-
-
-def _rising(low: dict[str, Any], high: dict[str, Any]) -> str:
-    """Whether the gateway's ratio to direct grows from one level to the next."""
-    ratios = [_ratio(level.get("gateway", {}).get("calls_per_s"),
-                     level.get("direct", {}).get("calls_per_s")) for level in (low, high)]
-    if None in ratios:
-        return "-"
-    return "yes" if ratios[1] > ratios[0] else "no"  # type: ignore[operator]
 
 
 def _ms(micros: float | None) -> float | None:

@@ -60,15 +60,16 @@ class HttpProblem(Exception):
 
 
 @functools.lru_cache(maxsize=64)
-def _accepted(accept: str) -> frozenset[str]:
-    """The media types an ``Accept`` header value lists (clients send the same few values)."""
-    return frozenset(part.split(";", 1)[0].strip().lower() for part in accept.split(","))
+def _media_type(value: str) -> str:
+    """The media type of a ``Content-Type`` value (or of one ``Accept`` entry), without its
+    parameters."""
+    return value.split(";", 1)[0].strip().lower()
 
 
 @functools.lru_cache(maxsize=64)
-def _media_type(content_type: str) -> str:
-    """The media type of a ``Content-Type`` header value, without its parameters."""
-    return content_type.split(";", 1)[0].strip().lower()
+def _accepted(accept: str) -> frozenset[str]:
+    """The media types an ``Accept`` header value lists (clients send the same few values)."""
+    return frozenset(_media_type(part) for part in accept.split(","))
 
 
 def is_json_body(request: web.BaseRequest) -> bool:
