@@ -45,7 +45,6 @@ from vmcp_transport_http.commit import must_commit
 from vmcp_transport_http.commit import start as commit_start
 from vmcp_transport_http.limits import retry_after, shed_wait
 from vmcp_transport_http.messages import (
-    JSON_TYPE,
     SSE_TYPE,
     HttpProblem,
     wants_sse,
@@ -61,6 +60,7 @@ from vmcp_transport_http.param_lookup import ParamLookup
 from vmcp_transport_http.server import SSE_HEADERS
 from vmcp_transport_http.settings import StreamableSettings
 from vmcp_transport_http.streams import EventStream, EventStreamResponse, SharedTimeout, pump
+from vmcp_transport_http.whole_reply import JSON_HEADERS, WholeReply
 
 #: HTTP status of a modern reply carrying one of these JSON-RPC errors (others: 200)
 ERROR_STATUS = {
@@ -232,14 +232,13 @@ def _check_envelope(request: web.BaseRequest, method: Any, params: dict[str, Any
     _check_version(version, request_id)
 
 
-def _json(message: JsonMessage, line: bytes) -> web.Response:
+def _json(message: JsonMessage, line: bytes) -> WholeReply:
     """A reply as one JSON body (``line``, the message as its stream encoded it), its HTTP
     status following its error."""
     error = message.get("error")
-    status, headers = 200, None
-    if isinstance(error, dict):
-        status = ERROR_STATUS.get(error.get("code"), 200)  # type: ignore[arg-type]
-        if (wait := shed_wait(error)) is not None:
-            status, headers = 503, retry_after(wait)
-    return web.Response(body=line, status=status, content_type=JSON_TYPE,
-                        charset="utf-8", headers=headers)
+    if not isinstance(error, dict):
+        return WholeReply(line, headers=JSON_HEADERS)
+    status, headers = ERROR_STATUS.get(error.get("code"), 200), JSON_HEADERS  # type: ignore[arg-type]
+    if (wait := shed_wait(error)) is not None:
+        status, headers = 503, {**JSON_HEADERS, **retry_after(wait)}
+    return WholeReply(line, status=status, headers=headers)

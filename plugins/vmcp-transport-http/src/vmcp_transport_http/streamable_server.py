@@ -88,6 +88,7 @@ from vmcp_transport_http.shared import (
 from vmcp_transport_http.sse import encode_event
 from vmcp_transport_http.stream_relay import StreamRelay
 from vmcp_transport_http.streams import EventStreamResponse, SharedTimeout, encode_events, pump
+from vmcp_transport_http.whole_reply import JSON_HEADERS, WholeReply
 
 log = logging.getLogger("vmcp.transports.http")
 
@@ -468,7 +469,7 @@ class StreamableHttpServer:
         return response
 
     def _quick_reply(self, session: HttpSession, post: PostStream,
-                     version: str | None) -> web.Response:
+                     version: str | None) -> WholeReply:
         """A finished reply of a client accepting SSE, in one write: one JSON body when it
         holds nothing but the responses (as the 2026-07-28 era's quick replies do: framing
         and a priming event would only make a reply already complete dearer to send and to
@@ -484,8 +485,7 @@ class StreamableHttpServer:
         events, cursor = encode_events(stream, 0)
         stream.mark_delivered(cursor)
         first = b"" if version is None else self._priming(session, post, version)
-        return web.Response(body=first + events,
-                            headers={**SSE_HEADERS, SESSION_HEADER: session.id})
+        return WholeReply(first + events, headers={**SSE_HEADERS, SESSION_HEADER: session.id})
 
     @staticmethod
     def _priming(session: HttpSession, post: PostStream, version: str) -> bytes:
@@ -511,7 +511,7 @@ class StreamableHttpServer:
         await response.write_eof(body if isinstance(body, bytes) else b"")
         return response
 
-    async def _json_reply(self, session: HttpSession, post: PostStream) -> web.Response:
+    async def _json_reply(self, session: HttpSession, post: PostStream) -> WholeReply:
         stream = post.stream
         while not stream.finished:
             await stream.changed(stream.version)
@@ -776,14 +776,13 @@ def _shed(post: PostStream) -> HttpProblem | None:
                        BACKEND_UNAVAILABLE, request_id=message["id"], headers=retry_after(wait))
 
 
-def _json_body(session: HttpSession, post: PostStream) -> web.Response:
+def _json_body(session: HttpSession, post: PostStream) -> WholeReply:
     """The JSON reply of a POST whose stream holds only its responses: the one response, or
     a batch's as one array."""
     lines = post.stream.lines()  # encoded once, as they were queued
     body = (b"[" + b",".join(line[:-1] for line in lines) + b"]\n" if len(post.ids) > 1
             else lines[0])
-    return web.Response(body=body, content_type=JSON_TYPE, charset="utf-8",
-                        headers={SESSION_HEADER: session.id})
+    return WholeReply(body, headers={**JSON_HEADERS, SESSION_HEADER: session.id})
 
 
 def _failed(post: PostStream) -> bool:
