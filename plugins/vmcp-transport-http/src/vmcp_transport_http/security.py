@@ -63,7 +63,8 @@ async def read_body(request: web.BaseRequest, limit: int) -> bytes:
     :raises HttpProblem: 413 when the declared or the actual size is larger (with the id
         the start of the body shows).
     """
-    if request.content_length is not None and request.content_length > limit:
+    declared = request.content_length  # parsed again on each read of the property
+    if declared is not None and declared > limit:
         raise _too_large(limit)  # the body is not read: the middleware peeks at its start
     content = request.content
     if content.is_eof():  # all of it has arrived already (a small body usually has)

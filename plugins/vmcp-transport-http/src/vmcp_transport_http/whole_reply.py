@@ -65,12 +65,12 @@ class WholeReply(web.StreamResponse):
         assert writer is not None and request is not None, "prepare() comes first"
         body = self._whole
         version = request.version
-        parts = [f"HTTP/{version.major}.{version.minor} {self.status} {self.reason}"]
-        for name, value in self._headers.items():
-            if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-                raise ValueError(f"a header holds a line break: {name!r}")
-            parts.append(f"\r\n{name}: {value}")
-        if "Connection" not in self._headers:
+        headers = self._headers
+        fields = "".join([f"\r\n{name}: {value}" for name, value in headers.items()])
+        if fields.count("\n") != len(headers) or fields.count("\r") != len(headers):
+            raise ValueError(f"a header holds a line break: {fields!r}")
+        parts = [f"HTTP/{version.major}.{version.minor} {self.status} {self.reason}", fields]
+        if "Connection" not in headers:
             if self._keep_alive:
                 if version == HttpVersion10:
                     parts.append("\r\nConnection: keep-alive")
