@@ -91,3 +91,25 @@ async def test_a_header_with_a_line_break_sends_nothing(port: int) -> None:
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+async def _head_then_post(port: int, path: str) -> tuple[dict[str, str], bytes]:
+    """The head a HEAD request gets, and the status line that follows it at once (no body
+    came between)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode() + _post(path))
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")[1:-2]
+        fields = dict(line.split(": ", 1) for line in head)
+        del fields["Date"]
+        return fields, await reader.readline()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_a_head_request_gets_the_head_alone(port: int) -> None:
+    whole = await _head_then_post(port, "/whole")
+    assert whole == await _head_then_post(port, "/response")
+    assert whole[0]["Content-Length"] == str(len(BODY))
+    assert whole[1] == b"HTTP/1.1 200 OK\r\n"

@@ -19,8 +19,10 @@ from vmcp.protocol.jsonrpc import (
     DecodeError,
     classify,
     decode,
+    encode_kept_line,
     encode_line,
 )
+from vmcp_transport_http.whole_reply import JSON_HEADERS, WholeReply
 
 JSON_TYPE = "application/json"
 SSE_TYPE = "text/event-stream"
@@ -50,13 +52,14 @@ class HttpProblem(Exception):
         self.headers = headers or {}
         self.data = data
 
-    def response(self) -> web.Response:
+    def response(self) -> WholeReply:
         """The HTTP response this problem is answered with."""
         error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.data is not None:
             error["data"] = self.data
         body = {"jsonrpc": "2.0", "id": self.request_id, "error": error}
-        return web.json_response(body, status=self.status, headers=self.headers)
+        return WholeReply(encode_kept_line(body), status=self.status,
+                          headers={**JSON_HEADERS, **self.headers})
 
 
 @functools.lru_cache(maxsize=64)

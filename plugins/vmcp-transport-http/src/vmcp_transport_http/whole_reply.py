@@ -22,17 +22,15 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion10, HttpVersion11
 
-from vmcp_transport_http.messages import JSON_TYPE
-
 #: the headers of a JSON reply (its body is always UTF-8)
-JSON_HEADERS: Mapping[str, str] = {"Content-Type": f"{JSON_TYPE}; charset=utf-8"}
+JSON_HEADERS: Mapping[str, str] = {"Content-Type": "application/json; charset=utf-8"}
 
 _TAIL = f"\r\nServer: {SERVER_SOFTWARE}\r\nDate: "
 
 
 class WholeReply(web.StreamResponse):
-    """A response of ``body`` with ``headers`` (its ``Content-Type`` among them), for a
-    request whose method and ``status`` give it a body (not HEAD, not 1xx, 204 or 304)."""
+    """A response of ``body`` with ``headers`` (its ``Content-Type`` among them), of a
+    ``status`` that has a body (not 1xx, 204 or 304). A HEAD request gets the head alone."""
 
     def __init__(self, body: bytes, *, status: int = 200,
                  headers: Mapping[str, str] | None = None) -> None:
@@ -77,7 +75,8 @@ class WholeReply(web.StreamResponse):
             elif version == HttpVersion11:
                 parts.append("\r\nConnection: close")
         parts.append(f"\r\nContent-Length: {len(body)}{_TAIL}{rfc822_formatted_time()}\r\n\r\n")
-        await writer.write_eof("".join(parts).encode("latin-1") + body)
+        head = "".join(parts).encode("latin-1")
+        await writer.write_eof(head if request.method == "HEAD" else head + body)
         self._eof_sent = True
         self._req = None
         self._body_length = len(body)
