@@ -20,12 +20,23 @@ from collections.abc import Mapping
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import rfc822_formatted_time
-from aiohttp.http import SERVER_SOFTWARE, HttpVersion10, HttpVersion11
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion, HttpVersion10, HttpVersion11
 
 #: the headers of a JSON reply (its body is always UTF-8)
 JSON_HEADERS: Mapping[str, str] = {"Content-Type": "application/json; charset=utf-8"}
 
 _TAIL = f"\r\nServer: {SERVER_SOFTWARE}\r\nDate: "
+_KEEP_ALIVE = "\r\nConnection: keep-alive"
+_CLOSE = "\r\nConnection: close"
+#: the status lines sent so far, by HTTP version and status (a few of each)
+_STATUS_LINES: dict[tuple[HttpVersion, int], str] = {}
+
+
+def _status_line(version: HttpVersion, status: int, reason: str) -> str:
+    line = f"HTTP/{version.major}.{version.minor} {status} {reason}"
+    if len(_STATUS_LINES) < 64:
+        _STATUS_LINES[version, status] = line
+    return line
 
 
 class WholeReply(web.StreamResponse):
@@ -67,15 +78,17 @@ class WholeReply(web.StreamResponse):
         fields = "".join([f"\r\n{name}: {value}" for name, value in headers.items()])
         if fields.count("\n") != len(headers) or fields.count("\r") != len(headers):
             raise ValueError(f"a header holds a line break: {fields!r}")
-        parts = [f"HTTP/{version.major}.{version.minor} {self.status} {self.reason}", fields]
-        if "Connection" not in headers:
-            if self._keep_alive:
-                if version == HttpVersion10:
-                    parts.append("\r\nConnection: keep-alive")
-            elif version == HttpVersion11:
-                parts.append("\r\nConnection: close")
-        parts.append(f"\r\nContent-Length: {len(body)}{_TAIL}{rfc822_formatted_time()}\r\n\r\n")
-        head = "".join(parts).encode("latin-1")
+        status = self.status
+        start = (_STATUS_LINES.get((version, status))
+                 or _status_line(version, status, self.reason))
+        if self._keep_alive:
+            connection = _KEEP_ALIVE if version == HttpVersion10 else ""
+        else:
+            connection = _CLOSE if version == HttpVersion11 else ""
+        if connection and "Connection" in headers:
+            connection = ""
+        head = (f"{start}{fields}{connection}\r\nContent-Length: {len(body)}{_TAIL}"
+                f"{rfc822_formatted_time()}\r\n\r\n").encode("latin-1")
         await writer.write_eof(head if request.method == "HEAD" else head + body)
         self._eof_sent = True
         self._req = None
