@@ -205,6 +205,20 @@ def _section(title: str, scenario: dict[str, Any] | None,
 SOAK_ROWS = 16
 
 
+def counted(r: dict[str, Any]) -> list[str]:
+    """Instructions per call of each target, and the gateway's against its comparison."""
+    stdio = r["stdio"]
+    rows = [[f"stdio sequential / {name}", stdio[name], ""] for name in ("relay_fast", "gateway")]
+    rows[-1][2] = f"{r['stdio_ratio']}x the relay floor"
+    for era, title in (("http", "HTTP"), ("modern", "2026-07-28 over HTTP")):
+        if era in r:
+            rows += [[f"{title}, 32 clients / direct", r[era]["direct"], ""],
+                     [f"{title}, 32 clients / gateway", r[era]["gateway"],
+                      f"{r[era]['ratio']}x direct"]]
+    return [f"  {r['calls']} calls per target", *_table(["target", "instructions/call", ""],
+                                                        rows)]
+
+
 def soak_table(r: dict[str, Any]) -> list[str]:
     """The soak's load, a table of its samples, and the flatness of each resource."""
     samples = r["samples"]
@@ -334,6 +348,8 @@ def render(results: Results) -> str:
     out += _section("tracing (vmcp-trace-otel exporting every span), stdio -> stdio",
                     s.get("tracing"), tracing)
     out += _section("soak (HTTP front)", s.get("soak"), soak_table)
+    out += _section("instructions per call (callgrind; the kernel's work not counted)",
+                    s.get("instructions"), counted)
     out.append("targets")
     rows = []
     for t in results["targets"]:

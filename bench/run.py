@@ -28,6 +28,7 @@ from bench.procs import REPO
 from bench.report import render, targets
 from bench.scenarios import (
     http,
+    instructions,
     lists,
     memory,
     modern,
@@ -54,6 +55,7 @@ SCENARIOS: dict[str, Callable[[BenchSettings], dict[str, Any]]] = {
     "tracing": tracing.run,
     "workers": workers.run,
     "soak": soak.run,
+    "instructions": instructions.run,
 }
 RESULTS = REPO / "bench" / "results"
 

@@ -55,6 +55,8 @@ class BenchSettings:
     soak_idle_timeout: float = 10.0
     soak_keepalive: float = 15.0
     soak_sample: float = 5.0
+    #: calls whose instructions are counted, per target (under callgrind: about 50x slower)
+    counted_calls: int = 3000
     #: the command that replaces ``python -m vmcp`` for the gateway (experiments)
     gateway_launcher: tuple[str, ...] = ()
     #: scenarios to run (all when empty)
@@ -71,7 +73,7 @@ class BenchSettings:
             startup_reps=1, overload_levels=(8, 32), overload_seconds=1.0,
             overload_ramp=0.2, worker_counts=(1, 2), worker_levels=(32,),
             soak_minutes=0.1, soak_sessions=20, soak_call_interval=0.1,
-            soak_idle_timeout=1.0, soak_keepalive=0.5, soak_sample=0.25,
+            soak_idle_timeout=1.0, soak_keepalive=0.5, soak_sample=0.25, counted_calls=64,
         )
 
     def with_(self, **changes: object) -> BenchSettings:

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.scenarios import instructions
+
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = ("stdio", "http", "modern", "overload", "tools_list", "memory", "startup",
-             "warmstart", "tracing", "workers", "soak")
+             "warmstart", "tracing", "workers", "soak", "instructions")
 
 
 def _http_available() -> bool:
@@ -28,7 +30,7 @@ def _http_available() -> bool:
     return True
 
 
-@pytest.mark.timeout(420)  # 11 scenarios, each starting its own gateways (workers: 3)
+@pytest.mark.timeout(420)  # 12 scenarios, each starting its own gateways (workers: 3)
 def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
     """One quick run: every scenario ok (HTTP ones may only be skipped without the driver)."""
     out = tmp_path / "results.json"
@@ -41,11 +43,19 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
     http = _http_available()
     scenarios = results["scenarios"]
     assert set(scenarios) == set(SCENARIOS)
+    counting = instructions.unavailable() is None
+    skipped = {*(() if http else ("http", "modern", "overload", "workers", "soak")),
+               *(() if counting else ("instructions",))}
     for name in SCENARIOS:
-        if name in ("http", "modern", "overload", "workers", "soak") and not http:
+        if name in skipped:
             assert scenarios[name]["status"] == "skipped"
             continue
         assert scenarios[name]["status"] == "ok", scenarios[name]
+    if counting:
+        counted = scenarios["instructions"]
+        assert all(counted["stdio"][name] > 0 for name in ("relay_fast", "gateway"))
+        for era in ("http", "modern") if http else ():
+            assert counted[era]["direct"] > 0 and counted[era]["gateway"] > 0
     for name in ("gateway", "traced"):
         assert scenarios["tracing"]["targets"][name]["cpu_us_per_call"] >= 0
     for name in ("direct", "relay", "relay_fast", "gateway", "gateway_full"):
