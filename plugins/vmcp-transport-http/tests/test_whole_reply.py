@@ -19,6 +19,8 @@ async def _handler(request: web.BaseRequest) -> web.StreamResponse:
     headers = {**JSON_HEADERS, "Mcp-Session-Id": "abc", "Retry-After": "2"}
     if request.headers.get("X-Close"):
         headers["Connection"] = "close"
+    if request.headers.get("X-Unicode"):  # not Latin-1: aiohttp writes heads in UTF-8
+        headers["X-Name"] = "café \u4e2d"
     if request.path == "/bad":
         return WholeReply(BODY, headers={"X-Bad": "a\r\nSet-Cookie: b"})
     if request.path == "/whole":
@@ -69,6 +71,7 @@ def _post(path: str, version: str = "1.1", extra: str = "") -> bytes:
     ("1.0", "Connection: keep-alive\r\n"),
     ("1.1", "X-Status: 503\r\n"),
     ("1.1", "X-Close: 1\r\n"),
+    ("1.1", "X-Unicode: 1\r\n"),
 ])
 async def test_the_same_bytes_as_aiohttps_response(port: int, version: str, extra: str) -> None:
     whole = await _exchange(port, _post("/whole", version, extra))

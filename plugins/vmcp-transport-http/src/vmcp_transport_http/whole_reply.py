@@ -88,7 +88,7 @@ class WholeReply(web.StreamResponse):
         if connection and "Connection" in headers:
             connection = ""
         head = (f"{start}{fields}{connection}\r\nContent-Length: {len(body)}{_TAIL}"
-                f"{rfc822_formatted_time()}\r\n\r\n").encode("latin-1")
+                f"{rfc822_formatted_time()}\r\n\r\n").encode()  # UTF-8, as aiohttp encodes heads
         await writer.write_eof(head if request.method == "HEAD" else head + body)
         self._eof_sent = True
         self._req = None
