@@ -105,6 +105,16 @@ def test_origin_checks() -> None:
     assert HostOriginPolicy("127.0.0.1", [], ["*"]).origin_allowed("http://evil.example", None)
 
 
+@pytest.mark.parametrize("origin", ["http://caf\u00e9.example", "http://\u4e2d.example",
+                                    "http://a\udcff.example", "http://a\x7f.example"])
+def test_an_origin_that_is_not_printable_ascii_is_never_accepted(origin: str) -> None:
+    # no browser sends one, and an accepted origin is echoed in the CORS headers, which
+    # must stay what a browser can read
+    host = origin.removeprefix("http://")
+    for allowed in ([], [origin], ["*"]):
+        assert not HostOriginPolicy("127.0.0.1", [host], allowed).origin_allowed(origin, host)
+
+
 def test_verdicts_are_remembered_per_value_and_the_memo_stays_bounded() -> None:
     policy = HostOriginPolicy("127.0.0.1", [], [])
     for _ in range(3):  # the second and third answers come from the memo, unchanged

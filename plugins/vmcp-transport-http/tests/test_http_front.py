@@ -356,6 +356,25 @@ async def test_cors_for_accepted_origins_only(client: Client) -> None:
         assert "Access-Control-Allow-Origin" not in evil.headers
 
 
+async def test_an_origin_no_browser_sends_is_refused_even_where_any_is_allowed(
+        host: FakeHost) -> None:
+    """With ``allowed_origins = ["*"]`` an accepted origin is echoed back; one that is not
+    printable ASCII gets a 403 rather than a reply whose head cannot be written (the
+    connection used to end with no answer at all)."""
+    async with (
+        serve_front(StreamableHttpTransport(), host, allowed_origins=["*"]) as url,
+        aiohttp.ClientSession() as http,
+    ):
+        client = Client(http, url)
+        page = await client.post(INITIALIZE, Origin="http://app.example")
+        assert page.status == 200
+        assert page.headers["Access-Control-Allow-Origin"] == "http://app.example"
+        for origin in ("http://\u4e2d.example", "http://caf\u00e9.example"):
+            refused = await client.post(INITIALIZE, Origin=origin)
+            assert refused.status == 403
+            assert "Origin" in (await refused.json())["error"]["message"]
+
+
 async def test_the_front_serves_its_routes_only(client: Client) -> None:
     """An unknown path is 404 and a method the path does not serve 405 with ``Allow``; both
     still pass the Host check first, and a browser's preflight is answered on any path."""

@@ -416,11 +416,13 @@ async def test_a_browser_may_send_the_modern_headers(modern: Modern) -> None:
     preflight = await modern.http.options(modern.url, headers={
         "Origin": page, "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "mcp-protocol-version, mcp-method, mcp-name, "
-                                          "mcp-param-region"})
+                                          "mcp-param-region, mcp-param-a/b, mcp-param-(x)"})
     assert preflight.status == 204
     allowed = {name.strip().lower()
                for name in preflight.headers["Access-Control-Allow-Headers"].split(",")}
     assert {"mcp-protocol-version", "mcp-method", "mcp-name", "mcp-param-region"} <= allowed
+    # what no header could be called is not echoed
+    assert not allowed & {"mcp-param-a/b", "mcp-param-(x)"}
 
 
 async def test_an_open_listen_holds_no_place_among_the_posts_being_handled(

@@ -226,9 +226,14 @@ class HostOriginPolicy:
 
         Accepted: a listed origin, or the front's own, whose host and port are the ``Host``
         header (which :meth:`host_allowed` checks: a rebound attacker's name is refused there).
+        Never a value that is not printable ASCII, even where any origin is: no browser sends
+        one (an origin's host is serialised in its ASCII form), and an accepted origin is
+        echoed in the CORS headers.
         """
-        if origin is None or self._any_origin:
+        if origin is None:
             return True
+        if self._any_origin:
+            return origin.isascii() and origin.isprintable()
         key = f"{origin}\n{host}"
         verdict = self._origin_verdicts.get(key)
         if verdict is None:
@@ -236,6 +241,8 @@ class HostOriginPolicy:
         return verdict
 
     def _judge_origin(self, origin: str, host: str | None) -> bool:
+        if not (origin.isascii() and origin.isprintable()):
+            return False
         origin = origin.strip().rstrip("/").lower()
         if origin in self._origins:
             return True

@@ -40,6 +40,11 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _PRIMITIVES = frozenset(("string", "integer", "boolean"))
 
 
+def is_token(value: str) -> bool:
+    """Whether ``value`` is an RFC 9110 token, as a header name must be."""
+    return _TOKEN.fullmatch(value) is not None
+
+
 def decode_value(value: str) -> str | None:
     """A header value as the client meant it: the Base64 form decoded; None when that form
     is malformed (not canonical Base64, or not UTF-8), so it can never match a body value."""

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from vmcp.protocol.jsonrpc import readable_id
 from vmcp_transport_http.messages import HttpProblem
+from vmcp_transport_http.modern_headers import is_token
 
 #: what a browser client sends besides the CORS-safelisted headers (and the
 #: ``Mcp-Param-*`` headers of 2026-07-28 tool calls, allowed as a preflight names them)
@@ -48,8 +49,9 @@ async def peek_id(request: web.BaseRequest) -> str | int | None:
 
 def preflight(requested: str) -> web.Response:
     """The answer to a CORS preflight asking for the ``requested`` headers."""
-    params = [name.strip() for name in requested.split(",")
-              if name.strip().lower().startswith(_PARAM_PREFIX)]
+    # only names a header could have are echoed: a preflight's value is the client's to choose
+    params = [name for name in map(str.strip, requested.split(","))
+              if name.lower().startswith(_PARAM_PREFIX) and is_token(name)]
     return web.Response(status=204, headers={
         "Access-Control-Allow-Methods": CORS_METHODS,
         "Access-Control-Allow-Headers": ", ".join([CORS_REQUEST_HEADERS, *params]),
