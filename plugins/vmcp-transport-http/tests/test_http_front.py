@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -373,6 +374,61 @@ async def test_an_origin_no_browser_sends_is_refused_even_where_any_is_allowed(
             refused = await client.post(INITIALIZE, Origin=origin)
             assert refused.status == 403
             assert "Origin" in (await refused.json())["error"]["message"]
+
+
+async def _raw(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    """A connection to the front, and the start of a POST head to its endpoint."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    return reader, writer, (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                            f"Accept: {BOTH}\r\n").encode()
+
+
+async def _reply(reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes]:
+    """One response: its status line, headers (lower-case names) and body."""
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")[:-2]
+    fields = {name.lower(): value for name, value in (line.split(": ", 1) for line in head[1:])}
+    return head[0], fields, await reader.readexactly(int(fields["content-length"]))
+
+
+async def test_a_client_expecting_100_continue_is_asked_for_its_body(client: Client) -> None:
+    """curl holds back a large body until the server says ``100 Continue`` (unasked, it
+    waits a second): the front says so, then answers the request."""
+    body = json.dumps(INITIALIZE).encode()
+    reader, writer, head = await _raw(client.url)
+    with anyio.fail_after(EVENT_TIMEOUT):
+        try:
+            writer.write(head + b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                         + f"Content-Length: {len(body)}\r\n\r\n".encode())
+            # the body goes only once asked for
+            assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+            writer.write(body)
+            status, fields, reply = await _reply(reader)
+            assert status == "HTTP/1.1 200 OK"
+            assert fields[SESSION.lower()]
+            assert json.loads(reply)["result"]["protocolVersion"]
+        finally:
+            writer.close()
+
+
+async def test_a_request_refused_before_its_body_is_asked_for_ends_its_connection(
+        client: Client) -> None:
+    """A refusal the head decides (415 here) goes out at once, without 100 Continue, and
+    ends the connection (``Connection: close``): the client never sends the body, so
+    whatever it sent next would be taken for it. Another expectation than 100-continue is
+    refused with 417."""
+    for extra, status in ((b"Content-Type: text/plain\r\nExpect: 100-continue\r\n", 415),
+                          (b"Content-Type: application/json\r\nExpect: magic\r\n", 417)):
+        reader, writer, head = await _raw(client.url)
+        with anyio.fail_after(EVENT_TIMEOUT):
+            try:
+                writer.write(head + extra + b"Content-Length: 100\r\n\r\n")
+                line, fields, reply = await _reply(reader)
+                assert line.split(" ", 2)[1] == str(status)
+                assert json.loads(reply)["error"]["message"]
+                assert fields["connection"] == "close"
+            finally:
+                writer.close()
 
 
 async def test_the_front_serves_its_routes_only(client: Client) -> None:

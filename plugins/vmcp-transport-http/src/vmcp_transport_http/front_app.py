@@ -32,7 +32,12 @@ from vmcp.transports.base import FrontHost
 from vmcp.transports.netsec import HostOriginPolicy, NetworkFrontSettings
 from vmcp.transports.probes import PROBE_PATHS
 from vmcp_transport_http.messages import HttpProblem
-from vmcp_transport_http.security import CORS_EXPOSED_HEADERS, peek_id, preflight
+from vmcp_transport_http.security import (
+    CORS_EXPOSED_HEADERS,
+    awaits_continue,
+    peek_id,
+    preflight,
+)
 
 log = logging.getLogger("vmcp.transports.http")
 
@@ -105,7 +110,12 @@ class FrontApp:
         except HttpProblem as problem:
             if problem.request_id is None and request.method == "POST":
                 problem.request_id = await peek_id(request)
-            return problem.response()
+            response = problem.response()
+            if awaits_continue(request):
+                # the body was never asked for: what the client sends next on this connection
+                # would be taken for it
+                response.force_close()
+            return response
 
     def finish_headers(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
         """What every response of the front carries: ``Connection: close`` once the gateway

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 
 from aiohttp import web
+from aiohttp.http import HttpVersion11
 
 from vmcp.protocol.jsonrpc import readable_id
 from vmcp_transport_http.messages import HttpProblem
@@ -31,14 +32,27 @@ CORS_MAX_AGE = "600"
 #: in practice), and the seconds that reading may wait for them
 ID_PEEK_BYTES = 64 * 1024
 ID_PEEK_WAIT = 0.5
+#: the one expectation a front meets
+CONTINUE = "100-continue"
+
+
+def awaits_continue(request: web.BaseRequest) -> bool:
+    """Whether the client holds its body back until told to send it (it sent an ``Expect``,
+    in practice ``100-continue``) and it has not come: it comes only once :func:`read_body`
+    asks for it."""
+    return (not request.content.is_eof() and request.version == HttpVersion11
+            and "Expect" in request.headers)
 
 
 async def peek_id(request: web.BaseRequest) -> str | int | None:
-    """The id near the start of a body not read yet (None once the handler has read it)."""
+    """The id near the start of a body not read yet (None once the handler has read it, or
+    while the client waits to be asked for it)."""
     content = request.content
     if content.is_eof():  # all of it has arrived (or was read already: then nothing is left)
         start = content.read_nowait(ID_PEEK_BYTES)
         return readable_id(start) if start else None
+    if awaits_continue(request):
+        return None  # it is refused unasked: the body will not come
     prefix = bytearray()
     with contextlib.suppress(TimeoutError, asyncio.TimeoutError, OSError):
         async with asyncio.timeout(ID_PEEK_WAIT):
@@ -72,6 +86,7 @@ async def read_body(request: web.BaseRequest, limit: int) -> bytes:
     if content.is_eof():  # all of it has arrived already (a small body usually has)
         body = content.read_nowait()
     else:
+        await _expectation(request)
         chunks = bytearray()
         async for chunk in content.iter_any():
             chunks += chunk
@@ -81,6 +96,22 @@ async def read_body(request: web.BaseRequest, limit: int) -> bytes:
     if len(body) > limit:
         raise _too_large(limit, body[:ID_PEEK_BYTES])
     return body
+
+
+async def _expectation(request: web.BaseRequest) -> None:
+    """Meet an HTTP/1.1 request's ``Expect``: ``100 Continue`` for one holding its body back
+    (curl does for large bodies; unasked, it waits a second), 417 for any other.
+
+    :raises HttpProblem: 417 for an expectation other than ``100-continue``.
+    """
+    expect = request.headers.get("Expect")
+    if expect is None or request.version != HttpVersion11:
+        return
+    if expect.lower() != CONTINUE:
+        raise HttpProblem(417, f"Expectation Failed: only {CONTINUE} is met")
+    writer = request.writer
+    await writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    writer.output_size = 0  # the response proper has not begun
 
 
 def _too_large(limit: int, start: bytes = b"") -> HttpProblem:
