@@ -96,7 +96,8 @@ def targets(results: Results) -> list[dict[str, Any]]:
              f"{', '.join(fleet) or 'no'} clients)",
              max((level.get("2", {}).get("vs_one_worker") for level in fleet.values()),
                  default=None), 1.6, ">=", "x",
-             f"{cores} CPUs shared with the client processes; 4 workers: "
+             f"{cores} CPUs shared with the client processes; "
+             + _worker_headroom(fleet) + "; 4 workers: "
              + ", ".join(f"{c} clients {level.get('4', {}).get('vs_one_worker', '-')}x"
                          for c, level in fleet.items())),
         made(f"warm tools/list, {_ok(s, 'tools_list', 'tools')} tools in "
@@ -166,6 +167,19 @@ def _machine_share(level: dict[str, Any]) -> str:
             f"{gateway.get('backend_cpu_us_per_call')} + clients "
             f"{gateway.get('client_cpu_us_per_call')}, direct {direct.get('cpu_us_per_call')} "
             f"+ clients {direct.get('client_cpu_us_per_call')}")
+
+
+def _worker_headroom(fleet: dict[str, Any]) -> str:
+    """How busy one worker kept the whole machine at each level, and so the most that more
+    workers could add there: the CPU time it left idle, at best."""
+    parts = []
+    for clients, level in fleet.items():
+        busy = level.get("1", {}).get("machine_busy")
+        if busy:
+            parts.append(f"{clients} clients {busy:.0%} (at most {1 / busy:.2f}x)")
+    if not parts:
+        return "machine busy with 1 worker: not measured"
+    return "machine busy with 1 worker: " + ", ".join(parts)
 
 
 def _ms(micros: float | None) -> float | None:
@@ -331,12 +345,13 @@ def render(results: Results) -> str:
     def fleet(r: dict[str, Any]) -> list[str]:
         m = r["machine"]
         rows = [[f"{clients} clients / {name} worker(s)", t["calls_per_s"],
-                 f"{t['vs_one_worker']}x", t["p50_us"], t["p99_us"]]
+                 f"{t['vs_one_worker']}x", t["p50_us"], t["p99_us"],
+                 f"{t['machine_busy']:.0%}" if t.get("machine_busy") else "-"]
                 for clients, level in r["levels"].items() for name, t in level.items()]
         return [f"  machine: {m['cpus']} CPUs ({m['cpu_model']}), load {m['loadavg'][0]}, "
                 f"{m['client_processes']} client processes",
-                *_table(["workers, modern tools/call", "calls/s", "vs 1", "p50 us", "p99 us"],
-                        rows)]
+                *_table(["workers, modern tools/call", "calls/s", "vs 1", "p50 us", "p99 us",
+                         "machine busy"], rows)]
 
     out += _section("vmcp start --workers N, 2026-07-28 over HTTP", s.get("workers"), fleet)
     out += _section("tools/list", s.get("tools_list"), lists)

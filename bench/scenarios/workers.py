@@ -7,8 +7,10 @@ own, each holding its share of the keep-alive connections, so that one client pr
 event loop is not what limits the figure. Throughput is every call made over the longest of
 the processes' call windows (a lower bound: their windows overlap but start apart by the
 time a process takes to open its connections). The machine (CPUs, model, load) is recorded
-with the figures: on a machine with fewer cores than workers plus client processes, they
-share the cores and the ratio says so.
+with the figures, and so is the share of all its CPU time that went to work during each run
+(``machine_busy``, from ``/proc/stat``): on a machine with fewer cores than workers plus
+client processes, they share the cores, and what one worker leaves idle bounds what more
+workers can add (1 / ``machine_busy`` of the one-worker run, at best).
 """
 
 from __future__ import annotations
@@ -42,17 +44,38 @@ def _client_share(url: str, tool: str, clients: int, calls_per_client: int
     return asyncio.run(load(url, tool, clients, calls_per_client, ACCEPT_BOTH, modern=True))
 
 
+def cpu_times() -> tuple[int, int] | None:
+    """The machine's (busy, total) CPU time so far, in clock ticks of all its CPUs (None
+    where ``/proc/stat`` is not readable)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guests are in user)
+    return total - fields[3] - fields[4], total
+
+
+def busy_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of the machine's CPU time that went to work between two :func:`cpu_times`."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round((after[0] - before[0]) / (after[1] - before[1]), 3)
+
+
 def _measure(pool: ProcessPoolExecutor, url: str, clients: int, calls: int
              ) -> dict[str, float]:
     shares = [clients // CLIENT_PROCESSES + (1 if i < clients % CLIENT_PROCESSES else 0)
               for i in range(CLIENT_PROCESSES)]
     per_client = max(1, calls // clients)
+    before = cpu_times()
     futures = [pool.submit(_client_share, url, f"{MOUNT}__tool_0", share, per_client)
                for share in shares if share]
     results = [future.result() for future in futures]
+    busy = busy_share(before, cpu_times())
     nanos = [n for _, latencies in results for n in latencies]
     seconds = max(elapsed for elapsed, _ in results)
-    return {**latency_summary(nanos), "calls_per_s": round(len(nanos) / seconds, 1)}
+    return {**latency_summary(nanos), "calls_per_s": round(len(nanos) / seconds, 1),
+            **({"machine_busy": busy} if busy is not None else {})}
 
 
 def machine() -> dict[str, Any]:

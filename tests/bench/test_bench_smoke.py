@@ -97,6 +97,8 @@ def test_quick_bench_gives_every_scenario_numbers(tmp_path: Path) -> None:
         for level in scenarios["workers"]["levels"].values():
             assert set(level) == {"1", "2"}
             assert all(t["calls_per_s"] > 0 and t["vs_one_worker"] > 0 for t in level.values())
+            # the machine did the work of the run (and at most all its CPUs' worth)
+            assert all(0 < t["machine_busy"] <= 1 for t in level.values())
         assert scenarios["workers"]["machine"]["cpus"] > 0
     verdicts = {t["target"]: t["pass"] for t in results["targets"]}
     assert len(verdicts) == 23
