@@ -85,6 +85,14 @@ def test_host_allow_list_by_name_by_port_and_wildcard() -> None:
     assert not HostOriginPolicy("0.0.0.0", [], []).host_allowed("0.0.0.0.example")
 
 
+@pytest.mark.parametrize("host", ["caf\u00e9.example", "\u4e2d.example:80", "a\udcff.example"])
+def test_a_host_that_is_not_printable_ascii_is_never_accepted(host: str) -> None:
+    # a host is sent in its ASCII form, and the front may name it back (an OAuth challenge)
+    for allowed in ([], [host], ["*"]):
+        assert not HostOriginPolicy("127.0.0.1", allowed, []).host_allowed(host)
+    assert HostOriginPolicy("127.0.0.1", ["*"], []).host_allowed(None)  # as before
+
+
 def test_origin_checks() -> None:
     policy = HostOriginPolicy("127.0.0.1", [], ["https://App.example/"])
     # the front's own origin (that of the Host it is reached by), listed ones, or none

@@ -23,6 +23,8 @@ async def _handler(request: web.BaseRequest) -> web.StreamResponse:
         headers["X-Name"] = "café \u4e2d"
     if request.path == "/bad":
         return WholeReply(BODY, headers={"X-Bad": "a\r\nSet-Cookie: b"})
+    if request.path == "/echo":  # a request header named back, whatever its bytes
+        return WholeReply(BODY, headers={"X-Echo": request.headers["X-A"]})
     if request.path == "/whole":
         return WholeReply(BODY, status=status, headers=headers)
     return web.Response(body=BODY, status=status, headers=headers)
@@ -91,6 +93,19 @@ async def test_a_header_with_a_line_break_sends_nothing(port: int) -> None:
     try:
         writer.write(_post("/bad"))
         assert await reader.read() == b""  # the connection ends; no header was split
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_a_request_header_named_back_keeps_its_bytes(port: int) -> None:
+    # aiohttp decodes bytes that are not UTF-8 with surrogateescape: they go back as they came
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nX-A: caf\xc3\xa9 \xff\xfe\r\n"
+                     b"Content-Length: 2\r\n\r\n{}")
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert b"\r\nX-Echo: caf\xc3\xa9 \xff\xfe\r\n" in head
     finally:
         writer.close()
         await writer.wait_closed()

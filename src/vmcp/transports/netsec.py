@@ -171,6 +171,10 @@ def _remember(verdicts: dict[str, bool], value: str, verdict: bool) -> bool:
     return verdict
 
 
+def _printable_ascii(value: str) -> bool:
+    return value.isascii() and value.isprintable()
+
+
 class HostOriginPolicy:
     """The ``Host`` and ``Origin`` allow-lists of one front.
 
@@ -201,9 +205,11 @@ class HostOriginPolicy:
         return cls(settings.host, settings.allowed_hosts, settings.allowed_origins)
 
     def host_allowed(self, host: str | None) -> bool:
-        """Whether a ``Host`` header value is acceptable (a missing one is not)."""
+        """Whether a ``Host`` header value is acceptable (a missing one is not, unless any
+        host is). Never a value that is not printable ASCII: a host is sent in its ASCII
+        form, and the front may name it back (the metadata URL of an OAuth challenge)."""
         if self._any_host:
-            return True
+            return not host or _printable_ascii(host)
         if not host:
             return False
         verdict = self._host_verdicts.get(host)
@@ -212,6 +218,8 @@ class HostOriginPolicy:
         return verdict
 
     def _judge_host(self, host: str) -> bool:
+        if not _printable_ascii(host):
+            return False
         name = split_host_header(host)
         return (
             name in LOOPBACK_NAMES
@@ -233,7 +241,7 @@ class HostOriginPolicy:
         if origin is None:
             return True
         if self._any_origin:
-            return origin.isascii() and origin.isprintable()
+            return _printable_ascii(origin)
         key = f"{origin}\n{host}"
         verdict = self._origin_verdicts.get(key)
         if verdict is None:
@@ -241,7 +249,7 @@ class HostOriginPolicy:
         return verdict
 
     def _judge_origin(self, origin: str, host: str | None) -> bool:
-        if not (origin.isascii() and origin.isprintable()):
+        if not _printable_ascii(origin):
             return False
         origin = origin.strip().rstrip("/").lower()
         if origin in self._origins:

@@ -87,8 +87,10 @@ class WholeReply(web.StreamResponse):
             connection = _CLOSE if version == HttpVersion11 else ""
         if connection and "Connection" in headers:
             connection = ""
+        # UTF-8, as aiohttp writes heads; a request's bytes that were not UTF-8 (aiohttp
+        # decodes them with surrogateescape) go back as they came
         head = (f"{start}{fields}{connection}\r\nContent-Length: {len(body)}{_TAIL}"
-                f"{rfc822_formatted_time()}\r\n\r\n").encode()  # UTF-8, as aiohttp encodes heads
+                f"{rfc822_formatted_time()}\r\n\r\n").encode("utf-8", "surrogateescape")
         await writer.write_eof(head if request.method == "HEAD" else head + body)
         self._eof_sent = True
         self._req = None
