@@ -33,6 +33,26 @@ async def test_a_stream_that_already_changed_is_not_waited_for() -> None:
     assert await SharedTimeout(3600.0).changed(stream, 0) is True
 
 
+async def test_the_waits_look_the_running_loop_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # on Python 3.11 each look-up of the running loop is a getpid system call, and every
+    # POST waits here: the front's timeout looks its loop up once for all of them
+    lookups = []
+    real = asyncio.get_running_loop
+
+    def counted() -> asyncio.AbstractEventLoop:
+        lookups.append(1)
+        return real()
+
+    monkeypatch.setattr(asyncio, "get_running_loop", counted)
+    timeout = SharedTimeout(3600.0)
+    for n in range(50):
+        stream = EventStream(str(n), 8)
+        waited = asyncio.ensure_future(timeout.changed(stream, 0))
+        stream.finish()
+        assert await waited is True
+    assert len(lookups) == 1
+
+
 def _note(n: int, size: int = 300) -> dict[str, object]:
     return {"jsonrpc": "2.0", "method": "notifications/message", "params": {"n": n,
                                                                             "data": "x" * size}}

@@ -59,6 +59,7 @@ class HttpSession:
         "_counter",
         "_ended",
         "_idle_since",
+        "_loop",
         "_on_rest",
         "_replay",
         "_replay_bytes",
@@ -101,6 +102,9 @@ class HttpSession:
         #: wire bytes of the ended streams kept for a resume
         self.retained_bytes = 0
         self._idle_since = 0.0
+        #: the loop the session is served on, from the first request that ends (each look-up
+        #: of the running loop is a getpid system call on Python 3.11)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._active = 0
         self._counter = 0
         self.get_stream = EventStream(GET_STREAM, replay_buffer, max_bytes=replay_bytes)
@@ -254,7 +258,10 @@ class HttpSession:
         self._active -= 1
         if self._active or self.closed:
             return
-        self._idle_since = asyncio.get_running_loop().time()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        self._idle_since = loop.time()
         self._on_rest(self, True)
 
     async def close(self) -> None:

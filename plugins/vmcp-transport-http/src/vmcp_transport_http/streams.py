@@ -182,11 +182,15 @@ class EventStream:
         """A counter bumped by every append, finish and attachment."""
         return self._version
 
-    def changed(self, since: int) -> asyncio.Future[bool]:
+    def changed(self, since: int, loop: asyncio.AbstractEventLoop | None = None
+                ) -> asyncio.Future[bool]:
         """A future resolved with True once :attr:`version` differs from ``since`` (already
         resolved when it does). No task and no timer: whoever awaits it may resolve it
-        first with False to stop waiting (a pump's keep-alive timer does)."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        first with False to stop waiting (a pump's keep-alive timer does).
+
+        ``loop``: the running loop, when the caller has it (on Python 3.11 each look-up of
+        the running loop is a ``getpid`` system call)."""
+        future: asyncio.Future[bool] = (loop or asyncio.get_running_loop()).create_future()
         if self._version != since:
             future.set_result(True)
             return future
@@ -240,15 +244,19 @@ class SharedTimeout:
         #: waiting futures and their deadlines, oldest first (so deadlines are in order)
         self._waiting: dict[asyncio.Future[bool], float] = {}
         self._timer: asyncio.TimerHandle | None = None
+        #: the loop its waits run on, from the first (one look-up, not one per POST)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def changed(self, stream: EventStream, since: int) -> asyncio.Future[bool]:
         """A future resolved once the stream's version differs from ``since`` (True), or
         after the delay (False). A plain function, not a coroutine: it is awaited on every
         POST, and each coroutine level costs every resume of the POST's task."""
-        future = stream.changed(since)
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        future = stream.changed(since, loop)
         if future.done():
             return future
-        loop = asyncio.get_running_loop()
         # left here once resolved, until its deadline passes (dropped at the next expiry)
         self._waiting[future] = loop.time() + self.delay
         if self._timer is None:
@@ -256,7 +264,8 @@ class SharedTimeout:
         return future
 
     def _expire(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None  # armed by a wait
         now = loop.time()
         self._timer = None
         expired = []
