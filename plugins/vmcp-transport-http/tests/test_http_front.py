@@ -431,6 +431,32 @@ async def test_a_request_refused_before_its_body_is_asked_for_ends_its_connectio
                 writer.close()
 
 
+async def test_a_body_held_back_is_refused_in_time_and_gives_its_turn_back(
+        host: FakeHost) -> None:
+    """A client that sends its head and only part of its body gets 408 once
+    ``body_timeout`` has passed, and the connection ends; the turn it held among the POSTs
+    handled at once is free again (here the only one)."""
+    async with (
+        serve_front(StreamableHttpTransport(), host, body_timeout=0.2,
+                    max_concurrent_requests=1, queue_timeout=0) as url,
+        aiohttp.ClientSession() as http,
+    ):
+        reader, writer, head = await _raw(url)
+        with anyio.fail_after(EVENT_TIMEOUT):
+            try:
+                writer.write(head + b"Content-Type: application/json\r\nContent-Length: 100"
+                             b"\r\n\r\n" + b'{"jsonrpc":"2.0","id":"late","method":"initial')
+                line, fields, reply = await _reply(reader)
+                assert line == "HTTP/1.1 408 Request Timeout"
+                assert fields["connection"] == "close"
+                error = json.loads(reply)
+                assert error["id"] == "late"  # read from what had come
+                assert "0.2 s" in error["error"]["message"]
+            finally:
+                writer.close()
+            assert (await Client(http, url).post(INITIALIZE)).status == 200
+
+
 async def test_the_front_serves_its_routes_only(client: Client) -> None:
     """An unknown path is 404 and a method the path does not serve 405 with ``Allow``; both
     still pass the Host check first, and a browser's preflight is answered on any path."""
@@ -645,6 +671,36 @@ async def test_related_messages_are_not_held_back_for_the_reply(
         assert (await client.post(answer)).status == 202
         rest = data(await events(response))
         assert rest == [{"jsonrpc": "2.0", "id": 5, "result": {"answer": {"text": "hi"}}}]
+
+
+async def test_an_idle_connection_is_closed_but_a_stream_it_serves_stays(
+        host: FakeHost) -> None:
+    """A connection that never completes a request head is closed after
+    ``idle_connection_timeout`` (aiohttp's own default is an hour); one serving a GET
+    stream is serving a request, and outlives it: here three keep-alive comments, three
+    times the timeout."""
+    async with (
+        serve_front(StreamableHttpTransport(), host, idle_connection_timeout=0.1,
+                    keepalive_interval=0.1) as url,
+        aiohttp.ClientSession() as http,
+    ):
+        reader, writer, head = await _raw(url)
+        with anyio.fail_after(EVENT_TIMEOUT):
+            try:
+                writer.write(head)  # and never the blank line that ends it
+                assert await reader.read() == b""  # closed, unanswered
+            finally:
+                writer.close()
+        client = Client(http, url)
+        await client.initialize()
+        stream = await client.http.get(client.url, headers=client.headers("text/event-stream"))
+        seen = b""
+        with anyio.fail_after(EVENT_TIMEOUT):
+            while seen.count(b": keep-alive\n\n") < 3:
+                chunk = await stream.content.readany()
+                assert chunk, "the stream ended"
+                seen += chunk
+        stream.close()
 
 
 async def test_an_idle_stream_gets_keep_alive_comments(host: FakeHost) -> None:

@@ -108,7 +108,7 @@ class FrontApp:
                 raise web.HTTPMethodNotAllowed(method, list(methods))
             return await handler(request)
         except HttpProblem as problem:
-            if problem.request_id is None and request.method == "POST":
+            if problem.request_id is None and request.method == "POST" and not problem.close:
                 problem.request_id = await peek_id(request)
             response = problem.response()
             if awaits_continue(request):

@@ -111,7 +111,8 @@ class LegacySseServer:
             raise HttpProblem(404, "Not Found: unknown or closed session")
         if not is_json_body(request):
             raise HttpProblem(415, f"Unsupported Media Type: Content-Type must be {JSON_TYPE}")
-        payload = decode_body(await read_body(request, self.settings.max_message_bytes))
+        payload = decode_body(await read_body(request, self.settings.max_message_bytes,
+                                           self.settings.body_timeout))
         messages = payload if isinstance(payload, list) else [payload]
         if "traceparent" in request.headers:  # W3C trace context of this POST's requests
             messages = [meta_from_headers(m, request.headers) for m in messages]

@@ -43,6 +43,7 @@ class HttpProblem(Exception):
         request_id: Any = None,
         headers: dict[str, str] | None = None,
         data: Any = None,
+        close: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -51,6 +52,8 @@ class HttpProblem(Exception):
         self.request_id = request_id
         self.headers = headers or {}
         self.data = data
+        #: the connection ends after the refusal (what it carries next cannot be trusted)
+        self.close = close
 
     def response(self) -> WholeReply:
         """The HTTP response this problem is answered with."""
@@ -58,8 +61,11 @@ class HttpProblem(Exception):
         if self.data is not None:
             error["data"] = self.data
         body = {"jsonrpc": "2.0", "id": self.request_id, "error": error}
-        return WholeReply(encode_kept_line(body), status=self.status,
-                          headers={**JSON_HEADERS, **self.headers})
+        response = WholeReply(encode_kept_line(body), status=self.status,
+                              headers={**JSON_HEADERS, **self.headers})
+        if self.close:
+            response.force_close()
+        return response
 
 
 @functools.lru_cache(maxsize=64)

@@ -73,11 +73,12 @@ def preflight(requested: str) -> web.Response:
     })
 
 
-async def read_body(request: web.BaseRequest, limit: int) -> bytes:
-    """Read a request body of at most ``limit`` bytes.
+async def read_body(request: web.BaseRequest, limit: int, timeout: float) -> bytes:
+    """Read a request body of at most ``limit`` bytes, arriving within ``timeout`` seconds.
 
     :raises HttpProblem: 413 when the declared or the actual size is larger (with the id
-        the start of the body shows).
+        the start of the body shows); 408 when the body is late (the connection then ends:
+        the rest of the body may still come).
     """
     declared = request.content_length  # parsed again on each read of the property
     if declared is not None and declared > limit:
@@ -88,10 +89,17 @@ async def read_body(request: web.BaseRequest, limit: int) -> bytes:
     else:
         await _expectation(request)
         chunks = bytearray()
-        async for chunk in content.iter_any():
-            chunks += chunk
-            if len(chunks) > limit:
-                raise _too_large(limit, bytes(chunks[:ID_PEEK_BYTES]))
+        try:
+            async with asyncio.timeout(timeout):
+                async for chunk in content.iter_any():
+                    chunks += chunk
+                    if len(chunks) > limit:
+                        raise _too_large(limit, bytes(chunks[:ID_PEEK_BYTES]))
+        except TimeoutError:
+            start = bytes(chunks[:ID_PEEK_BYTES])
+            raise HttpProblem(408, f"Request Timeout: the body did not arrive within "
+                              f"{timeout:g} s", request_id=readable_id(start) if start else None,
+                              close=True) from None
         body = bytes(chunks)
     if len(body) > limit:
         raise _too_large(limit, body[:ID_PEEK_BYTES])

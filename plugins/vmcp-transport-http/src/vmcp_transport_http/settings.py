@@ -18,6 +18,14 @@ class FrontSettings(NetworkFrontSettings):
     port: int = Field(3000, ge=0, le=65535)
     #: seconds between SSE keep-alive comments on an idle stream
     keepalive_interval: float = Field(15.0, gt=0)
+    #: seconds a POST's body may take to arrive once its head has; a slower one is refused
+    #: with 408 and its connection ends (meanwhile it holds a turn among the POSTs handled
+    #: at once, so clients holding bodies back could otherwise lock everyone out)
+    body_timeout: float = Field(30.0, gt=0)
+    #: seconds a connection stays open with no request being served (before its first
+    #: request's head is complete, or between requests); then it is closed. A stream being
+    #: served is a request: it stays open
+    idle_connection_timeout: float = Field(75.0, gt=0)
 
 
 #: POSTs a second per authenticated principal when ``rate_limit`` is unset: far above what an

@@ -354,7 +354,8 @@ class StreamableHttpServer:
             if not is_json_body(request):
                 raise HttpProblem(415,
                                   f"Unsupported Media Type: Content-Type must be {JSON_TYPE}")
-            payload = decode_body(await read_body(request, self.settings.max_message_bytes))
+            payload = decode_body(await read_body(request, self.settings.max_message_bytes,
+                                               self.settings.body_timeout))
             try:
                 return await self._post(request, principal, payload, admitted)
             except HttpProblem as problem:
