@@ -33,6 +33,10 @@ from vmcp.transports.base import FrontHost, Transport
 
 #: the default largest message (request body, WebSocket message) a network front accepts
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+#: seconds an HTTP server's connection stays open serving no request (before its first head
+#: is complete, or between requests), as nginx and aiohttp's ``run_app`` keep one; aiohttp's
+#: servers otherwise keep one an hour, which a client trickling heads can use to hold sockets
+IDLE_CONNECTION_TIMEOUT = 75.0
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
 _WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::"})

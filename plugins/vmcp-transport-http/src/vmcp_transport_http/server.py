@@ -99,8 +99,6 @@ async def run_app(
     """
     refuse_insecure_bind(name, settings.host, host.auth_required)
     runner = web.ServerRunner(
-        # aiohttp's own keep-alive default is an hour, for a connection that has not even
-        # sent a whole head yet too: a client trickling heads could hold sockets that long
         app.server(handler_cancellation=True, access_log=None,
                    keepalive_timeout=settings.idle_connection_timeout),
         handle_signals=False,

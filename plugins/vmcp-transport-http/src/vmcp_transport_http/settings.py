@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from vmcp.transports.netsec import NetworkFrontSettings, validate_url_path
+from vmcp.transports.netsec import (
+    IDLE_CONNECTION_TIMEOUT,
+    NetworkFrontSettings,
+    validate_url_path,
+)
 
 
 class FrontSettings(NetworkFrontSettings):
@@ -25,7 +29,7 @@ class FrontSettings(NetworkFrontSettings):
     #: seconds a connection stays open with no request being served (before its first
     #: request's head is complete, or between requests); then it is closed. A stream being
     #: served is a request: it stays open
-    idle_connection_timeout: float = Field(75.0, gt=0)
+    idle_connection_timeout: float = Field(IDLE_CONNECTION_TIMEOUT, gt=0)
 
 
 #: POSTs a second per authenticated principal when ``rate_limit`` is unset: far above what an

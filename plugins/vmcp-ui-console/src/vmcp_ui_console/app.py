@@ -36,7 +36,7 @@ from vmcp.repository import paths
 from vmcp.repository.errors import InstallError
 from vmcp.repository.manager import ServerManager
 from vmcp.routing.middleware import Caller
-from vmcp.transports.netsec import HostOriginPolicy, is_loopback
+from vmcp.transports.netsec import IDLE_CONNECTION_TIMEOUT, HostOriginPolicy, is_loopback
 from vmcp_ui_console import pages
 from vmcp_ui_console.settings import ConsoleSettings
 from vmcp_ui_console.traffic import Traffic
@@ -418,7 +418,8 @@ def _page(html: str, status: int = 200) -> web.Response:
 async def serve(console: Console) -> tuple[web.AppRunner, str]:
     """Listen; return the runner (to clean up) and the console's URL."""
     settings = console.settings
-    runner = web.AppRunner(console.app(), access_log=None, handle_signals=False)
+    runner = web.AppRunner(console.app(), access_log=None, handle_signals=False,
+                           keepalive_timeout=IDLE_CONNECTION_TIMEOUT)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()

@@ -21,6 +21,7 @@ from mcp.client.auth import OAuthFlowError
 from mcp.client.auth.utils import union_scopes, validate_authorization_response_iss
 
 from vmcp.config import MountConfig, OAuthSettings
+from vmcp.transports.netsec import IDLE_CONNECTION_TIMEOUT
 from vmcp.transports.signin import SignInNeeded
 from vmcp_transport_http.oauth.callbacks import CALLBACK_PATH as FRONT_CALLBACK_PATH
 from vmcp_transport_http.oauth.callbacks import FrontCallbacks, answer_page, front_callbacks
@@ -118,7 +119,8 @@ class LoopbackReceiver:
         """Listen (on the configured port, or a free one)."""
         app = web.Application()
         app.router.add_get(CALLBACK_PATH, self._callback)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None,
+                                     keepalive_timeout=IDLE_CONNECTION_TIMEOUT)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
