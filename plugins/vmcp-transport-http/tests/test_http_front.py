@@ -691,16 +691,21 @@ async def test_an_idle_connection_is_closed_but_a_stream_it_serves_stays(
                 assert await reader.read() == b""  # closed, unanswered
             finally:
                 writer.close()
-        client = Client(http, url)
-        await client.initialize()
-        stream = await client.http.get(client.url, headers=client.headers("text/event-stream"))
-        seen = b""
-        with anyio.fail_after(EVENT_TIMEOUT):
-            while seen.count(b": keep-alive\n\n") < 3:
-                chunk = await stream.content.readany()
-                assert chunk, "the stream ended"
-                seen += chunk
-        stream.close()
+        await _keep_alives(Client(http, url), 3)
+
+
+async def _keep_alives(client: Client, count: int) -> None:
+    """Open a session and its GET stream, and read it until ``count`` keep-alive comments
+    have come (the stream must not end before)."""
+    await client.initialize()
+    stream = await client.http.get(client.url, headers=client.headers("text/event-stream"))
+    seen = b""
+    with anyio.fail_after(EVENT_TIMEOUT):
+        while seen.count(b": keep-alive\n\n") < count:
+            chunk = await stream.content.readany()
+            assert chunk, "the stream ended"
+            seen += chunk
+    stream.close()
 
 
 async def test_an_idle_stream_gets_keep_alive_comments(host: FakeHost) -> None:
@@ -708,11 +713,4 @@ async def test_an_idle_stream_gets_keep_alive_comments(host: FakeHost) -> None:
         serve_front(StreamableHttpTransport(), host, keepalive_interval=0.05) as url,
         aiohttp.ClientSession() as http,
     ):
-        client = Client(http, url)
-        await client.initialize()
-        stream = await client.http.get(client.url, headers=client.headers("text/event-stream"))
-        seen = b""
-        with anyio.fail_after(EVENT_TIMEOUT):
-            while seen.count(b": keep-alive\n\n") < 2:
-                seen += await stream.content.readany()
-        stream.close()
+        await _keep_alives(Client(http, url), 2)
