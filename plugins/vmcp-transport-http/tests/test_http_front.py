@@ -457,6 +457,31 @@ async def test_a_body_held_back_is_refused_in_time_and_gives_its_turn_back(
             assert (await Client(http, url).post(INITIALIZE)).status == 200
 
 
+async def test_a_client_that_reads_nothing_is_dropped_and_gives_its_turn_back(
+        host: FakeHost) -> None:
+    """A client that asks for a large answer and reads none of it fills the buffers; after
+    ``send_timeout`` its connection is dropped and the turn its POST held (here the only
+    one) serves the next POST, which waits for it."""
+    async with (
+        serve_front(StreamableHttpTransport(), host, send_timeout=0.2, max_concurrent_requests=1,
+                    queue_timeout=EVENT_TIMEOUT, max_message_bytes=32 << 20) as url,
+        aiohttp.ClientSession() as http,
+    ):
+        client = Client(http, url)
+        await client.initialize()
+        body = json.dumps(message("echo", 1, data="x" * (24 << 20))).encode()
+        _, writer, head = await _raw(url)  # its reader is never read
+        with anyio.fail_after(EVENT_TIMEOUT):
+            try:
+                writer.write(head + f"Content-Type: application/json\r\nMcp-Session-Id: "
+                             f"{client.session_id}\r\nContent-Length: {len(body)}\r\n\r\n"
+                             .encode() + body)
+                await writer.drain()  # sent whole; its answer is never read
+                assert (await client.post(message("echo", 2, n=1))).status == 200
+            finally:
+                writer.close()
+
+
 async def test_the_front_serves_its_routes_only(client: Client) -> None:
     """An unknown path is 404 and a method the path does not serve 405 with ``Allow``; both
     still pass the Host check first, and a browser's preflight is answered on any path."""

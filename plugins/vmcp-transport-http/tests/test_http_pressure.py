@@ -209,7 +209,7 @@ async def test_a_request_waits_its_turn_for_at_most_the_queue_timeout(
 async def serve_server(server: StreamableHttpServer) -> AsyncIterator[str]:
     """Serve ``server``'s front on a free loopback port (the test keeps the server
     object, to see its admission queue); yield the endpoint's URL."""
-    runner = web.ServerRunner(server.app().server())
+    runner = web.ServerRunner(server.app().server(server.settings.send_timeout))
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -31,6 +31,7 @@ from aiohttp import web
 from vmcp.transports.base import FrontHost
 from vmcp.transports.netsec import HostOriginPolicy, NetworkFrontSettings
 from vmcp.transports.probes import PROBE_PATHS
+from vmcp_transport_http.front_server import FrontServer
 from vmcp_transport_http.messages import HttpProblem
 from vmcp_transport_http.security import (
     CORS_EXPOSED_HEADERS,
@@ -73,9 +74,10 @@ class FrontApp:
             raise ValueError(f"{method} {path} is served already")
         methods[method] = handler
 
-    def server(self, **kwargs: Any) -> web.Server:
-        """aiohttp's low-level server taking every request through this front (``kwargs``:
-        the connection settings of :class:`aiohttp.web.Server`)."""
+    def server(self, send_timeout: float, **kwargs: Any) -> web.Server:
+        """aiohttp's low-level server taking every request through this front, dropping a
+        client that reads nothing for ``send_timeout`` seconds (``kwargs``: the connection
+        settings of :class:`aiohttp.web.Server`)."""
         loop = asyncio.get_running_loop()
         request_class = type("FrontRequest", (FrontRequest,), {"_front": self})
 
@@ -83,7 +85,8 @@ class FrontApp:
                     task: asyncio.Task[None]) -> FrontRequest:
             return request_class(message, payload, protocol, writer, task, loop)
 
-        return web.Server(self.handle, request_factory=request, **kwargs)
+        return FrontServer(self.handle, request_factory=request, send_timeout=send_timeout,
+                           **kwargs)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Take one request through the front's checks to its route's handler."""

@@ -99,7 +99,7 @@ async def run_app(
     """
     refuse_insecure_bind(name, settings.host, host.auth_required)
     runner = web.ServerRunner(
-        app.server(handler_cancellation=True, access_log=None,
+        app.server(settings.send_timeout, handler_cancellation=True, access_log=None,
                    keepalive_timeout=settings.idle_connection_timeout),
         handle_signals=False,
         shutdown_timeout=SHUTDOWN_GRACE,

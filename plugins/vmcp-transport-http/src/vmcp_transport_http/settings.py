@@ -30,6 +30,9 @@ class FrontSettings(NetworkFrontSettings):
     #: request's head is complete, or between requests); then it is closed. A stream being
     #: served is a request: it stays open
     idle_connection_timeout: float = Field(IDLE_CONNECTION_TIMEOUT, gt=0)
+    #: seconds a connection may take nothing of a response (its client not reading, the
+    #: buffers full) before it is dropped and the request it carries ends
+    send_timeout: float = Field(30.0, gt=0)
 
 
 #: POSTs a second per authenticated principal when ``rate_limit`` is unset: far above what an
