@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import re
 
+import anyio
 import pytest
 
 from vmcp.transports.lines import LineSplitter, LineWriter
@@ -135,3 +138,40 @@ async def test_writer_writes_a_lone_surrogate_as_its_escape_and_never_raises() -
     assert lines[1]["id"] == 2 and lines[1]["error"]["code"] == -32603
     assert lines[2] == {"id": 3, "result": {}}
     assert len(lines) == 3
+
+
+@pytest.mark.anyio
+async def test_a_client_far_behind_loses_notifications_never_answers(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """On a real pipe nobody reads, notifications stop queueing once the budget is unread;
+    the answer written after them still comes, and so do notifications once it catches up."""
+    loop = asyncio.get_running_loop()
+    read_fd, write_fd = os.pipe()
+    transport, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(write_fd, "wb", 0))
+    budget = 64 * 1024
+    writer = LineWriter(transport, notification_budget=budget)
+    note = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"data": "x" * 1000}}
+    for _ in range(1000):  # a megabyte: far more than the pipe and the budget hold
+        writer.write(note)
+        await asyncio.sleep(0)  # each turn's writes go out, as a backend's flood would
+    assert transport.get_write_buffer_size() <= budget + 2048
+    writer.write({"jsonrpc": "2.0", "id": 1, "result": {}})
+    assert "notifications to it are dropped" in caplog.text
+    reader = asyncio.StreamReader(limit=1 << 20)
+    read_transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", 0))
+    try:
+        lines = []
+        with anyio.fail_after(10):
+            while not lines or b'"id":1' not in lines[-1]:
+                lines.append(await reader.readline())
+            writer.write(note)  # caught up: it goes again
+            lines.append(await reader.readline())
+        delivered = len(lines) - 2  # all but the answer and the last notification
+        assert 0 < delivered < 1000  # some notifications went, the rest were dropped
+        assert json.loads(lines[-1]) == note
+        counted = re.search(r"(\d+) notifications to it were dropped", caplog.text)
+        assert counted is not None and int(counted.group(1)) == 1000 - delivered
+    finally:
+        read_transport.close()
+        transport.close()

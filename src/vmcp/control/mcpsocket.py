@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from vmcp.auth.base import Principal
 from vmcp.transports.base import JsonMessage
-from vmcp.transports.lines import LineSplitter, LineWriter
+from vmcp.transports.lines import NOTIFICATION_BUDGET, LineSplitter, LineWriter
 
 if TYPE_CHECKING:
     from vmcp.gateway.gateway import Gateway
@@ -36,7 +36,7 @@ async def serve_mcp(gateway: Gateway, reader: asyncio.StreamReader,
                     writer: asyncio.StreamWriter, persona: str | None = None) -> None:
     """Serve one MCP session on an accepted control connection until the client ends it."""
     await gateway.started()  # as the stdio front: requests are served once mounts are up
-    out = LineWriter(writer.transport)  # type: ignore[arg-type]
+    out = LineWriter(writer.transport, NOTIFICATION_BUDGET)  # type: ignore[arg-type]
     principal = None
     if persona:
         gateway.require_personas()

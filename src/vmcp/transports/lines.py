@@ -94,6 +94,8 @@ class LineSplitter:
                 log.exception("a line's consumer failed on an over-long line")
 
 
+#: bytes a stream front's client may leave unread before notifications to it are dropped
+NOTIFICATION_BUDGET = 16 << 20
 #: messages queued in one turn that are written without waiting for the turn to end
 _EAGER_COUNT = 16
 #: a message this large is written at once, with whatever is queued before it
@@ -117,20 +119,30 @@ class LineWriter:
     that turn together (in groups of up to 16, and a large message at once).
 
     It is also the :class:`~vmcp.transports.base.FrontPeer` of a stream front (a stream has
-    one way to the client, so what a message relates to changes nothing).
+    one way to the client, so what a message relates to changes nothing). There, with a
+    ``notification_budget``, a client that leaves more than that many bytes unread loses the
+    notifications meant for it (progress, log lines, list changes) until it catches up: a
+    backend's flood would otherwise grow the gateway's buffer without bound. Requests and
+    responses always go (their number is bounded: a client that does not read is not read
+    either, see the stdio front).
     """
 
-    __slots__ = ("_loop", "_pending", "_scheduled", "transport")
+    __slots__ = ("_budget", "_dropped", "_loop", "_pending", "_scheduled", "transport")
 
-    def __init__(self, transport: asyncio.WriteTransport) -> None:
+    def __init__(self, transport: asyncio.WriteTransport,
+                 notification_budget: int | None = None) -> None:
         self.transport = transport
         self._loop = asyncio.get_running_loop()
         self._pending: list[bytes] = []
         self._scheduled = False
+        self._budget = notification_budget
+        self._dropped = 0
 
     def write(self, message: JsonMessage, related_to: Any = None) -> None:
         """Write one message: the first of an event-loop turn at once, those that follow in
         the same turn together at its end."""
+        if self._budget is not None and "id" not in message and self._behind():
+            return
         try:
             line = jsonrpc.encode_line(message)
         except jsonrpc.EncodeError as exc:
@@ -154,6 +166,21 @@ class LineWriter:
             self._write_out()  # the flush scheduled stays so, for what comes next
 
     send = write  # the FrontPeer method
+
+    def _behind(self) -> bool:
+        """Whether the client is past the budget (a notification for it is then dropped)."""
+        unread = self.transport.get_write_buffer_size()
+        if unread > self._budget:  # type: ignore[operator]  # only called with a budget
+            self._dropped += 1
+            if self._dropped == 1:
+                log.warning("the client left %d bytes unread: notifications to it are dropped "
+                            "until it catches up", unread)
+            return True
+        if self._dropped:
+            log.warning("the client caught up; %d notifications to it were dropped",
+                        self._dropped)
+            self._dropped = 0
+        return False
 
     def flush(self) -> None:
         """Write what is queued now."""

@@ -32,7 +32,7 @@ from vmcp.transports.base import (
     Transport,
 )
 from vmcp.transports.handover import ReplayPeer
-from vmcp.transports.lines import LineSplitter, LineWriter
+from vmcp.transports.lines import NOTIFICATION_BUDGET, LineSplitter, LineWriter
 
 log = logging.getLogger("vmcp.transports.stdio")
 
@@ -234,7 +234,7 @@ class StdioTransport(Transport):
         else:
             write_transport, _ = await loop.connect_write_pipe(
                 lambda: stdout, os.fdopen(os.dup(1), "wb", 0))
-        out = LineWriter(write_transport)
+        out = LineWriter(write_transport, NOTIFICATION_BUDGET)
         handover = take_handover()
         # the writer is the client's peer (behind what drops the fast start's answers)
         session = host.open_session(out if handover is None else ReplayPeer(out, handover),
@@ -315,6 +315,9 @@ class _FileWriter:
 
     def write(self, data: bytes) -> None:
         self._file.write(data)
+
+    def get_write_buffer_size(self) -> int:
+        return 0  # written through
 
     def is_closing(self) -> bool:
         return self._file.closed
