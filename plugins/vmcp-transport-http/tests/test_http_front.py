@@ -376,12 +376,17 @@ async def test_an_origin_no_browser_sends_is_refused_even_where_any_is_allowed(
             assert "Origin" in (await refused.json())["error"]["message"]
 
 
+def _post_head(url: str) -> bytes:
+    """The start of a POST head to the front's endpoint."""
+    parts = urlsplit(url)
+    return f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nAccept: {BOTH}\r\n".encode()
+
+
 async def _raw(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
     """A connection to the front, and the start of a POST head to its endpoint."""
     parts = urlsplit(url)
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-    return reader, writer, (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                            f"Accept: {BOTH}\r\n").encode()
+    return reader, writer, _post_head(url)
 
 
 async def _reply(reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes]:
