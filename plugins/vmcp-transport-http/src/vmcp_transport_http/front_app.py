@@ -111,14 +111,13 @@ class FrontApp:
                 raise web.HTTPMethodNotAllowed(method, list(methods))
             return await handler(request)
         except HttpProblem as problem:
+            if awaits_continue(request):
+                # the body was never asked for (nor will it come to be peeked at): what the
+                # client sends next on this connection would be taken for it
+                problem.close = True
             if problem.request_id is None and request.method == "POST" and not problem.close:
                 problem.request_id = await peek_id(request)
-            response = problem.response()
-            if awaits_continue(request):
-                # the body was never asked for: what the client sends next on this connection
-                # would be taken for it
-                response.force_close()
-            return response
+            return problem.response()
 
     def finish_headers(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
         """What every response of the front carries: ``Connection: close`` once the gateway

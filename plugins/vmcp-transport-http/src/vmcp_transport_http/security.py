@@ -45,14 +45,12 @@ def awaits_continue(request: web.BaseRequest) -> bool:
 
 
 async def peek_id(request: web.BaseRequest) -> str | int | None:
-    """The id near the start of a body not read yet (None once the handler has read it, or
-    while the client waits to be asked for it)."""
+    """The id near the start of a body not read yet (None once the handler has read it).
+    Not for a body the client holds back (:func:`awaits_continue`): it would not come."""
     content = request.content
     if content.is_eof():  # all of it has arrived (or was read already: then nothing is left)
         start = content.read_nowait(ID_PEEK_BYTES)
         return readable_id(start) if start else None
-    if awaits_continue(request):
-        return None  # it is refused unasked: the body will not come
     prefix = bytearray()
     with contextlib.suppress(TimeoutError, asyncio.TimeoutError, OSError):
         async with asyncio.timeout(ID_PEEK_WAIT):
