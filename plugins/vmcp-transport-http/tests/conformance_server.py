@@ -664,7 +664,9 @@ async def serve_http(server: Server[Any], port: int) -> None:
     sock.bind(("127.0.0.1", port))
     app = server.streamable_http_app(event_store=MemoryEventStore(),
                                      retry_interval=RETRY_INTERVAL_MS)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    # h11: with httptools installed uvicorn would parse with it, which keeps a header
+    # value's trailing whitespace, and the SDK compares such a value as it is
+    config = uvicorn.Config(app, http="h11", log_level="warning", lifespan="on")
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     await uvicorn.Server(config).serve(sockets=[sock])
 

@@ -283,7 +283,9 @@ async def _serve_http(
         app = server.sse_app()
     if get_status is not None:
         app = _refusing_get(app, get_status)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    # h11: with httptools installed uvicorn would parse with it, which keeps a header
+    # value's trailing whitespace, and the SDK compares such a value as it is
+    config = uvicorn.Config(app, http="h11", log_level="warning", lifespan="on")
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     await uvicorn.Server(config).serve(sockets=[sock])
 

@@ -118,7 +118,9 @@ async def serve(issuer: str, log: Path, scopes: list[str], sse: bool) -> None:
     port = sock.getsockname()[1]
     server = build(issuer, f"http://127.0.0.1:{port}/{'sse' if sse else 'mcp'}", scopes)
     app = logging_headers(server.sse_app() if sse else server.streamable_http_app(), log)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    # h11: with httptools installed uvicorn would parse with it, which keeps a header
+    # value's trailing whitespace, and the SDK compares such a value as it is
+    config = uvicorn.Config(app, http="h11", log_level="warning", lifespan="on")
     print(f"PORT {port}", flush=True)
     await uvicorn.Server(config).serve(sockets=[sock])
 
