@@ -85,8 +85,9 @@ class FrontApp:
                     task: asyncio.Task[None]) -> FrontRequest:
             return request_class(message, payload, protocol, writer, task, loop)
 
+        posts = [path for path, methods in self._routes.items() if "POST" in methods]
         return FrontServer(self.handle, request_factory=request, send_timeout=send_timeout,
-                           **kwargs)
+                           post_paths=posts, **kwargs)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Take one request through the front's checks to its route's handler."""
