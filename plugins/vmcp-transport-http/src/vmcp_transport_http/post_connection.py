@@ -279,7 +279,10 @@ class PostConnection(SendDeadline, BaseProtocol):
         server = self._server
         request = server.request_factory(message, payload, cast(RequestHandler, self),
                                          StreamWriter(self, self._loop),
-                                         cast("asyncio.Task[None]", asyncio.current_task()))
+                                         # its loop named: on Python 3.11 looking the
+                                         # running loop up is a getpid() system call
+                                         cast("asyncio.Task[None]",
+                                              asyncio.current_task(self._loop)))
         keep_alive = False
         try:
             try:
