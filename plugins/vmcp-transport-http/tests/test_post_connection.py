@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 
 import anyio
@@ -13,11 +14,19 @@ import pytest
 from aiohttp import web
 from http_harness import EVENT_TIMEOUT
 from vmcp_transport_http.front_server import FrontConnection, FrontServer
-from vmcp_transport_http.post_connection import BODY_LIMIT, PostConnection
+from vmcp_transport_http.post_connection import (
+    BODY_LIMIT,
+    HEAD_LIMIT,
+    PIPELINE_LIMIT,
+    PostConnection,
+)
 
 pytestmark = pytest.mark.anyio
 
 IDLE_TIMEOUT = 0.2
+#: seconds a client's writes wait when the front has stopped reading (it would read them
+#: in far less)
+PAUSE_SEEN = 0.3
 #: what the handler was asked, as it saw it (method, path, a header, body)
 Seen = tuple[str, str, str | None, bytes]
 
@@ -182,6 +191,18 @@ async def test_an_invalid_head_gets_aiohttps_400(front: Front, request_bytes: by
     assert front.seen == []
 
 
+async def test_a_head_longer_than_this_path_takes_goes_to_aiohttp(front: Front) -> None:
+    async with connection(front) as (reader, writer):
+        writer.write(post(b"{}", "X-A: " + "a" * HEAD_LIMIT))  # within aiohttp's limits
+        assert (await reply(reader))[0] == "HTTP/1.1 200 OK"
+        assert front.protocols() == [FrontConnection]
+    async with connection(front) as (reader, writer):
+        writer.write(b"POST /mcp" + b"x" * HEAD_LIMIT)  # a first line with no end in sight
+        status, _, _ = await reply(reader)
+    assert status.split()[1] in ("400", "414")
+    assert len(front.seen) == 1
+
+
 async def test_a_header_value_loses_its_surrounding_whitespace(front: Front) -> None:
     async with connection(front) as (reader, writer):
         writer.write(post(b"{}", "X-A:  padded \t "))
@@ -249,9 +270,39 @@ async def test_shutdown_ends_idle_connections_and_lets_a_request_finish() -> Non
         front.server.pre_shutdown()
         assert await idle_reader.read() == b""
         stopping = asyncio.ensure_future(front.server.shutdown(EVENT_TIMEOUT))
+        done, _ = await asyncio.wait({stopping}, timeout=PAUSE_SEEN)
+        assert not done, "the shutdown did not wait for the request being served"
         front.release.set()
         status, _, _ = await reply(reader)
         assert status == "HTTP/1.1 200 OK"
         assert await reader.read() == b""
         await stopping
         assert not front.cancelled.is_set()
+
+
+async def test_what_is_sent_ahead_of_its_turn_waits_for_it(front: Front) -> None:
+    """More than the front reads ahead comes behind a request being served: the front stops
+    reading (the client's writes then wait), and answers it all in order once it may."""
+    ahead = [post(b"z" * (BODY_LIMIT - 10)) for _ in range(2 * PIPELINE_LIMIT // BODY_LIMIT)]
+    loop = asyncio.get_running_loop()
+    server_end, client_end = socket.socketpair()
+    server_end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    await loop.connect_accepted_socket(front.server, server_end)
+    reader, writer = await asyncio.open_connection(sock=client_end)
+    try:
+        with anyio.fail_after(EVENT_TIMEOUT):
+            writer.write(post(b"{}", "X-Mode: hold"))
+            await front.entered.wait()
+            writer.write(b"".join(ahead))
+            draining = asyncio.ensure_future(writer.drain())
+            done, _ = await asyncio.wait({draining}, timeout=PAUSE_SEEN)
+            assert not done, "the front read everything sent ahead"
+            assert len(front.seen) == 1
+            front.release.set()
+            replies = [await reply(reader) for _ in range(len(ahead) + 1)]
+            await draining
+    finally:
+        writer.close()
+    assert [body for _, _, body in replies] == [
+        b"POST /mcp 2", *[b"POST /mcp %d" % (BODY_LIMIT - 10)] * len(ahead)]

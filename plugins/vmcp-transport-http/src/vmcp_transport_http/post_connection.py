@@ -94,7 +94,9 @@ class PostConnection(SendDeadline, BaseProtocol):
     """One connection to a front, its plain POSTs served here (see the module's
     documentation). ``server`` is the front's aiohttp server: its request factory and
     handler serve the requests, its connection table holds this one; ``fallback`` makes
-    the aiohttp handler the connection is handed to."""
+    the aiohttp handler the connection is handed to. The requests it serves take it for
+    their handler: what they read of one (transport, peer and socket names, the TLS
+    context, flow control) it has."""
 
     __slots__ = ("_body_left", "_buffer", "_closing", "_fallback", "_head",
                  "_heads", "_idle", "_idle_timeout", "_payload",
@@ -277,12 +279,11 @@ class PostConnection(SendDeadline, BaseProtocol):
     async def _serve(self, message: RawRequestMessage, payload: StreamReader) -> None:
         """Answer one request as aiohttp's handler would; the next one follows."""
         server = self._server
-        request = server.request_factory(message, payload, cast(RequestHandler, self),
+        # (the request's handler: see the class; the loop named: on Python 3.11 looking the
+        # running loop up is a getpid() system call)
+        request = server.request_factory(message, payload, self,  # type: ignore[arg-type]
                                          StreamWriter(self, self._loop),
-                                         # its loop named: on Python 3.11 looking the
-                                         # running loop up is a getpid() system call
-                                         cast("asyncio.Task[None]",
-                                              asyncio.current_task(self._loop)))
+                                         asyncio.current_task(self._loop))  # type: ignore[arg-type]
         keep_alive = False
         try:
             try:
@@ -333,9 +334,12 @@ class PostConnection(SendDeadline, BaseProtocol):
         self.transport.close()
 
     def _hand_over(self) -> None:
-        """Give the connection, with the bytes not yet served, to aiohttp's handler."""
+        """Give the connection, with the bytes not yet served, to aiohttp's handler. Only
+        between requests: the last response has drained (``write_eof`` waits for it) and
+        reading is not paused."""
         transport = self.transport
         assert transport is not None and self._serving is None
+        assert not self._paused and not self._buffer_paused
         self._server.connection_lost(cast(RequestHandler, self), None)
         if self._idle is not None:
             self._idle.cancel()
@@ -345,9 +349,5 @@ class PostConnection(SendDeadline, BaseProtocol):
         handler = self._fallback()
         transport.set_protocol(handler)
         handler.connection_made(transport)
-        if self._paused:  # the last response has not all left: the handler waits for room
-            handler.pause_writing()
-        if self._buffer_paused:
-            transport.resume_reading()
         buffer, self._buffer = self._buffer, b""
         handler.data_received(buffer)
