@@ -96,7 +96,7 @@ class Admission:
     the front's time from the callers it serves.
     """
 
-    __slots__ = ("_base_wait", "_clock", "_held", "_lag", "_limit", "_max_wait",
+    __slots__ = ("_base_wait", "_clock", "_held", "_lag", "_limit", "_loop", "_max_wait",
                  "_next_return", "_queue", "_timer", "_waiting")
 
     def __init__(self, limit: int, queue: int, max_wait: float, retry_after: int = 1,
@@ -113,6 +113,9 @@ class Admission:
         #: waiting callers and their deadlines, oldest first (so deadlines are in order)
         self._waiting: deque[tuple[asyncio.Future[bool], float]] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        #: the loop the callers wait in, once one has (on Python 3.11 looking the running
+        #: loop up is a getpid() system call, and under overload every caller waits)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def held(self) -> int:
@@ -138,7 +141,9 @@ class Admission:
             return False
         if len(self._waiting) >= (self._queue if patient else min(self._queue, self._limit)):
             return False
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         self._waiting.append((future, loop.time() + self._max_wait))
         if self._timer is None:
@@ -181,7 +186,8 @@ class Admission:
         self._held -= 1
 
     def _expire(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None  # set by the first caller that waited
         now = loop.time()
         self._timer = None
         waiting = self._waiting
