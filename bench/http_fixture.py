@@ -1,7 +1,8 @@
 """The direct HTTP reference: the fixture backend served over Streamable HTTP in-process.
 
-Built on aiohttp, the same HTTP stack as the gateway's ``http`` front, so the HTTP scenarios
-compare the gateway with the cheapest server of the same stack: ``initialize`` opens a session
+Built on aiohttp, the stack the gateway's ``http`` front is built on (the front serves plain
+POSTs on a connection protocol of its own: ``vmcp_transport_http.post_connection``), as a
+bare aiohttp server with nothing but the endpoint: ``initialize`` opens a session
 (``Mcp-Session-Id``), notifications get 202, every request gets one JSON body. A 2026-07-28
 request (its ``_meta`` names the protocol version) needs no session: it is the direct modern
 backend of the ``modern`` scenario.
