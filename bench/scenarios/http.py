@@ -2,9 +2,9 @@
 
 Targets: the fixture served over HTTP in-process by a bare aiohttp server (``direct``, the
 stack the gateway's front is built on), and the gateway's ``http`` front with the fixture as
-its one stdio mount, asked the way MCP clients ask (``Accept`` both JSON and SSE: ``gateway``) and with ``Accept:
-application/json`` only (``gateway_json``, to show what SSE framing costs), and where
-``redis-server`` is installed the same gateway sharing its sessions through Redis
+its one stdio mount, asked the way MCP clients ask (``Accept`` both JSON and SSE: ``gateway``)
+and with ``Accept: application/json`` only (``gateway_json``, to show what SSE framing costs),
+and where ``redis-server`` is installed the same gateway sharing its sessions through Redis
 (``gateway_cluster``, ``[cluster] redis_url``: the cost of the shared state next to
 ``gateway``). The CPU time the server process used per call (opening and closing the sessions
 included) is reported too.
