@@ -56,8 +56,8 @@ class FrontServer(web.Server):
             return self.fallback()
         # a protocol aiohttp's server keeps as it keeps its own handlers (see PostConnection)
         return cast(RequestHandler, PostConnection(
-            self, self._post_routes, self.fallback, idle_timeout=self._idle_timeout,
-            send_timeout=self._send_timeout))
+            self, self._post_routes, self.fallback, loop=self._loop,
+            idle_timeout=self._idle_timeout, send_timeout=self._send_timeout))
 
     def fallback(self) -> FrontConnection:
         """aiohttp's handler of a connection, for every request but the plain POSTs."""

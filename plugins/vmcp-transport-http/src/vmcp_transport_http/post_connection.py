@@ -1,13 +1,13 @@
 """The plain-POST path of an HTTP front's connections.
 
 An MCP client POSTs one small JSON message at a time over a keep-alive connection. aiohttp's
-connection handler is made for any request: per request its parser builds a URL and a
-header table, the connection's task wakes (a waiter future) to start the request's task and
-wakes again when it ends, a keep-alive timer is set again after each response. Here a
-request's task starts from the bytes that complete it. Measured on the bench (interleaved, the same machine), the gateway's CPU per
-``tools/call`` over HTTP went from 83 to 73 µs at 32 clients, 99 to 89 µs at 8 (81 µs from
-94 for a 2026-07-28 call); the user-space instructions per call stayed the same
-(callgrind), so what it saves is what they do not count.
+connection handler is made for any request: per request its parser builds a URL and a header
+table, the connection's task wakes (a waiter future) to start the request's task and wakes
+again when it ends, a keep-alive timer is set again after each response. Here a request's
+task starts from the bytes that complete it. Measured on the bench (interleaved, the same
+machine), the gateway's CPU per ``tools/call`` over HTTP went from 83 to 73 µs at 32
+clients, 99 to 89 µs at 8 (81 µs from 94 for a 2026-07-28 call); the user-space instructions
+per call stayed the same (callgrind), so what it saves is what they do not count.
 
 A connection starts here. A request this path serves is a *plain POST*: its first line is
 ``POST <path> HTTP/1.1`` for a path with a POST route, its head fits in :data:`HEAD_LIMIT`
@@ -107,9 +107,9 @@ class PostConnection(SendDeadline, BaseProtocol):
                  "ssl_context")
 
     def __init__(self, server: web.Server, routes: Mapping[bytes, tuple[str, URL]],
-                 fallback: Callable[[], RequestHandler], *, idle_timeout: float,
-                 send_timeout: float) -> None:
-        super().__init__(server._loop)
+                 fallback: Callable[[], RequestHandler], *, loop: asyncio.AbstractEventLoop,
+                 idle_timeout: float, send_timeout: float) -> None:
+        super().__init__(loop)
         self._server = server
         self._routes = routes
         self._fallback = fallback
