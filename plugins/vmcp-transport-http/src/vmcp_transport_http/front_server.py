@@ -27,14 +27,7 @@ class FrontConnection(SendDeadline, RequestHandler):
 
     def __init__(self, manager: web.Server, *, send_timeout: float, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
-        self._send_timeout = send_timeout
-        self._stall = None
-        self._unsent = 0
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        """The connection ended (the stall's timer goes with it)."""
-        self._end_stall()
-        super().connection_lost(exc)
+        self._init_deadline(send_timeout)
 
 
 class FrontServer(web.Server):

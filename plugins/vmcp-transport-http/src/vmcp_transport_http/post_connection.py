@@ -114,9 +114,7 @@ class PostConnection(SendDeadline, BaseProtocol):
         self._routes = routes
         self._fallback = fallback
         self._idle_timeout = idle_timeout
-        self._send_timeout = send_timeout
-        self._stall: asyncio.TimerHandle | None = None
-        self._unsent = 0
+        self._init_deadline(send_timeout)
         self._head = _Head()
         self._heads = httptools.HttpRequestParser(self._head)
         #: bytes received and not yet served (the start of the next request)
@@ -163,12 +161,9 @@ class PostConnection(SendDeadline, BaseProtocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         """The connection ended: a body still arriving fails, the request being served is
         cancelled (as aiohttp's server is set to)."""
-        self._end_stall()
         super().connection_lost(exc)
         self._server.connection_lost(cast(RequestHandler, self), exc)
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
+        self._stop_idle()
         if self._payload is not None:  # its body had not all arrived
             self._payload.set_exception(ConnectionResetError("Connection lost"))
             self._payload = None
@@ -335,6 +330,11 @@ class PostConnection(SendDeadline, BaseProtocol):
         log.debug("closed a connection idle for %g s", self._idle_timeout)
         self.transport.close()
 
+    def _stop_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
     def _hand_over(self) -> None:
         """Give the connection, with the bytes not yet served, to aiohttp's handler. Only
         between requests: the last response has drained (``write_eof`` waits for it) and
@@ -343,9 +343,7 @@ class PostConnection(SendDeadline, BaseProtocol):
         assert transport is not None and self._serving is None
         assert not self._paused and not self._buffer_paused
         self._server.connection_lost(cast(RequestHandler, self), None)
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
+        self._stop_idle()
         self._end_stall()
         self.transport = None
         handler = self._fallback()

@@ -33,6 +33,12 @@ class SendDeadline:
     #: bytes waiting to be sent when the current period of the stall began
     _unsent: int
 
+    def _init_deadline(self, send_timeout: float) -> None:
+        """Set the deadline's state up (from the protocol's ``__init__``)."""
+        self._send_timeout = send_timeout
+        self._stall = None
+        self._unsent = 0
+
     def pause_writing(self) -> None:
         """The client's side is full: it has ``send_timeout`` seconds to take some."""
         super().pause_writing()  # type: ignore[misc]
@@ -48,6 +54,11 @@ class SendDeadline:
         """The client read again."""
         super().resume_writing()  # type: ignore[misc]
         self._end_stall()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """The connection ended (the stall's timer goes with it)."""
+        self._end_stall()
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def _end_stall(self) -> None:
         if self._stall is not None:
